@@ -1,0 +1,57 @@
+# Switchboard — one target per gate. `make dev` and `make test` set themselves up.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requirements.txt functions/analytics/requirements.txt constraints.txt | md5sum | cut -c1-12)
+SAM_VENV ?= .venv-sam
+SAM_CLI_VERSION ?= 1.170.0
+ENV ?= default
+PYTEST_ARGS ?=
+DEVSERVER_ARGS ?=
+
+.PHONY: venv dev test test-fast lint validate build deploy bench clean pr
+
+$(STAMP):
+	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) ..."
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+dev: venv ## the local stack: WebSocket + HTTP API, demo page, embedded AWS (moto)
+	$(PY) -m devserver $(DEVSERVER_ARGS)
+
+test: venv ## the whole suite: unit, integration, e2e, browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv ## unit + integration only
+	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+validate: venv ## cfn-lint, a samtranslator transform, and `sam validate --lint` when aws-sam-cli installs
+	$(VENV)/bin/cfn-lint template.yaml
+	$(PY) -m devserver.template --transform template.yaml > /dev/null && echo "samtranslator transform: ok"
+	@if $(MAKE) -s sam-cli >/dev/null 2>&1; then $(SAM_VENV)/bin/sam validate --lint --region us-east-1; \
+	  else echo "aws-sam-cli did not install here: skipped sam validate (cfn-lint + samtranslator ran)"; fi
+
+sam-cli: # aws-sam-cli pins an older boto3, so it lives in its own venv
+	@test -x $(SAM_VENV)/bin/sam || { $$(scripts/python.sh) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION); }
+
+build: sam-cli
+	$(SAM_VENV)/bin/sam build --config-env $(ENV)
+
+deploy: build
+	$(SAM_VENV)/bin/sam deploy --config-env $(ENV)
+
+bench: venv
+	$(PY) -m bench --out bench/results.json
+
+pr: lint validate test
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""AWS clients, created lazily (never at import time, never per invocation) and shared by
+the repositories of one execution environment. Tests inject their own clients instead."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+# Standard retry mode backs off on throttling; two attempts keep a user's request fast and
+# leave longer retries to SQS, where they do not hold a Lambda invocation open.
+_DEFAULT = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+)
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=_DEFAULT)
+
+
+@cache
+def sqs() -> SQSClient:
+    return boto3.client("sqs", config=_DEFAULT)
+
+
+@cache
+def management_api(endpoint_url: str, max_connections: int = 32) -> ApiGatewayManagementApiClient:
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 2},
+        connect_timeout=2,
+        read_timeout=5,
+        # One pooled connection per fan-out worker, or the pool becomes the bottleneck.
+        max_pool_connections=max_connections,
+    )
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=config)

@@ -1,0 +1,47 @@
+"""Settings: one pydantic model per function, read from the environment once, at cold start.
+
+Fields are the UPPER_CASE environment variable names the template sets. Resource names
+have no defaults: a function deployed without them fails at cold start, not at the
+first request that happens to need them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls) -> Self:
+        return cls.model_validate(dict(os.environ))
+
+
+class ConnectionSettings(Settings):
+    CONNECTIONS_TABLE: str
+    # API Gateway closes a connection after 2 h at most; the item outlives it a little so a
+    # missed $disconnect (it is best effort) cannot leave a ghost connection forever.
+    CONNECTION_TTL_SECONDS: int = 7800
+
+
+class GatewaySettings(Settings):
+    WEBSOCKET_ENDPOINT: str
+    FANOUT_CONCURRENCY: int = 32
+
+
+class AuthSettings(Settings):
+    JWT_ALGORITHMS: str = "HS256"
+    JWT_SECRET_ARN: str = ""
+    JWT_JWKS_URL: str = ""
+    JWT_ISSUER: str = ""
+    JWT_AUDIENCE: str = ""
+    JWT_LEEWAY_SECONDS: int = 30
+    JWT_SECRET_MAX_AGE_SECONDS: int = 300
+
+    @property
+    def algorithms(self) -> list[str]:
+        return [a.strip() for a in self.JWT_ALGORITHMS.split(",") if a.strip()]

@@ -1,0 +1,1 @@
+"""Repositories: the only code that talks to DynamoDB. One per aggregate, clients injected."""

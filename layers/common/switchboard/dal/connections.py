@@ -1,0 +1,100 @@
+"""Connections table: connectionId -> userId, connectedAt, tokenExp, device; GSI byUser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from switchboard import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    connection_id: str
+    user_id: str
+    connected_at: int  # epoch milliseconds
+    token_exp: int
+    roles: frozenset[str] = frozenset()
+    device: str = ""
+    source_ip: str = ""
+
+
+class ConnectionRepository:
+    def __init__(
+        self, table_name: str, *, ttl_seconds: int = 7800, client: DynamoDBClient | None = None
+    ) -> None:
+        self._table = table_name
+        self._ttl = ttl_seconds
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    def put(self, connection: Connection) -> None:
+        item: dict[str, Any] = {
+            "connectionId": {"S": connection.connection_id},
+            "userId": {"S": connection.user_id},
+            "connectedAt": {"N": str(connection.connected_at)},
+            "tokenExp": {"N": str(connection.token_exp)},
+            "expiresAt": {"N": str(connection.connected_at // 1000 + self._ttl)},
+        }
+        if connection.roles:
+            item["roles"] = {"SS": sorted(connection.roles)}
+        if connection.device:
+            item["device"] = {"S": connection.device[:256]}
+        if connection.source_ip:
+            item["sourceIp"] = {"S": connection.source_ip}
+        self.client.put_item(TableName=self._table, Item=item)
+
+    def delete(self, connection_id: str) -> Connection | None:
+        """Idempotent: deleting a connection that is already gone is not an error."""
+        response = self.client.delete_item(
+            TableName=self._table,
+            Key={"connectionId": {"S": connection_id}},
+            ReturnValues="ALL_OLD",
+        )
+        old = response.get("Attributes")
+        return _from_item(old) if old else None
+
+    def get(self, connection_id: str) -> Connection | None:
+        response = self.client.get_item(
+            TableName=self._table, Key={"connectionId": {"S": connection_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def for_user(self, user_id: str) -> list[Connection]:
+        return self.for_users([user_id]).get(user_id, [])
+
+    def for_users(self, user_ids: Iterable[str]) -> dict[str, list[Connection]]:
+        """One Query per user on the byUser index (never a Scan)."""
+        found: dict[str, list[Connection]] = {}
+        for user_id in dict.fromkeys(user_ids):
+            paginator = self.client.get_paginator("query")
+            pages = paginator.paginate(
+                TableName=self._table,
+                IndexName="byUser",
+                KeyConditionExpression="userId = :u",
+                ExpressionAttributeValues={":u": {"S": user_id}},
+            )
+            found[user_id] = [_from_item(item) for page in pages for item in page["Items"]]
+        return found
+
+
+def _from_item(item: dict[str, Any]) -> Connection:
+    return Connection(
+        connection_id=item["connectionId"]["S"],
+        user_id=item["userId"]["S"],
+        connected_at=int(item.get("connectedAt", {"N": "0"})["N"]),
+        token_exp=int(item.get("tokenExp", {"N": "0"})["N"]),
+        roles=frozenset(item.get("roles", {}).get("SS", [])),
+        device=item.get("device", {}).get("S", ""),
+        source_ip=item.get("sourceIp", {}).get("S", ""),
+    )

@@ -1,0 +1,142 @@
+"""A GoneException-aware client of the API Gateway management API (in the spirit of
+Chalice's ``websocket_api.send``): post, get, delete and a bounded parallel fan-out.
+
+A 410 Gone means the connection is dead for good: it is reported separately so callers
+delete it and never retry. Throttling and 5xx are reported as retryable failures so the
+caller can hand them to the delivery queue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from switchboard import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+
+class ConnectionGone(Exception):
+    """The connection no longer exists (HTTP 410)."""
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(connection_id)
+        self.connection_id = connection_id
+
+
+class DeliveryFailed(Exception):
+    """A post failed for a reason worth retrying later (throttling, 5xx, network)."""
+
+    def __init__(self, connection_id: str, reason: str) -> None:
+        super().__init__(f"{connection_id}: {reason}")
+        self.connection_id = connection_id
+        self.reason = reason
+
+
+@dataclass
+class FanOutResult:
+    delivered: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def encode(payload: dict[str, Any] | bytes | str) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+
+
+class ManagementApi:
+    def __init__(
+        self,
+        endpoint_url: str,
+        *,
+        client: ApiGatewayManagementApiClient | None = None,
+        max_concurrency: int = 32,
+    ) -> None:
+        self._endpoint_url = endpoint_url
+        self._client = client
+        self._max_concurrency = max_concurrency
+
+    @property
+    def client(self) -> ApiGatewayManagementApiClient:
+        if self._client is None:
+            self._client = aws.management_api(self._endpoint_url, self._max_concurrency)
+        return self._client
+
+    def post(self, connection_id: str, payload: dict[str, Any] | bytes | str) -> None:
+        try:
+            self.client.post_to_connection(ConnectionId=connection_id, Data=encode(payload))
+        except ClientError as exc:
+            raise _classify(connection_id, exc) from None
+        except BotoCoreError as exc:
+            raise DeliveryFailed(connection_id, type(exc).__name__) from None
+
+    def get(self, connection_id: str) -> dict[str, Any]:
+        try:
+            response = self.client.get_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            raise _classify(connection_id, exc) from None
+        return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+    def delete(self, connection_id: str) -> bool:
+        """Closes the connection; False if it was already gone."""
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            error = _classify(connection_id, exc)
+            if isinstance(error, ConnectionGone):
+                return False
+            raise error from None
+        return True
+
+    def fan_out(
+        self, connection_ids: Iterable[str], payload: dict[str, Any] | bytes | str
+    ) -> FanOutResult:
+        """Posts one payload to many connections, in parallel, at most
+        ``max_concurrency`` at a time (the payload is serialised once)."""
+        ids = list(dict.fromkeys(connection_ids))
+        data = encode(payload)
+        result = FanOutResult()
+        if not ids:
+            return result
+
+        def send(connection_id: str) -> tuple[str, Exception | None]:
+            try:
+                self.post(connection_id, data)
+            except (ConnectionGone, DeliveryFailed) as exc:
+                return connection_id, exc
+            return connection_id, None
+
+        if len(ids) == 1:
+            outcomes = [send(ids[0])]
+        else:
+            workers = min(self._max_concurrency, len(ids))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(send, ids))
+        for connection_id, error in outcomes:
+            if error is None:
+                result.delivered.append(connection_id)
+            elif isinstance(error, ConnectionGone):
+                result.gone.append(connection_id)
+            else:
+                result.failed[connection_id] = str(error)
+        return result
+
+
+def _classify(connection_id: str, exc: ClientError) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code == "GoneException" or status == 410:
+        return ConnectionGone(connection_id)
+    if code == "PayloadTooLargeException":
+        return DeliveryFailed(connection_id, "payload too large")
+    return DeliveryFailed(connection_id, code or f"HTTP {status}")

@@ -1,0 +1,221 @@
+"""A small WebSocket router in the style of Powertools' ``APIGatewayRestResolver``:
+action -> handler, with every error mapped to a typed reply frame in one place.
+
+Powertools has no WebSocket resolver. Its Parser has API Gateway WebSocket event models,
+but they drop the authorizer context and importing them costs ~0.1 s of cold start more
+than the few fields below (measured on this project's machine), so the event is parsed
+with the minimal models here.
+
+Each function registers the actions it serves; replies travel back through the route
+response (the Lambda's return value), never through an extra PostToConnection call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from switchboard.errors import (
+    BadRequest,
+    ErrorCode,
+    SwitchboardError,
+    TokenExpired,
+    UnknownAction,
+)
+from switchboard.observability import logger
+from switchboard.protocol import RequestFrame, reply_error, reply_ok
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class AuthorizerContext(BaseModel):
+    """What the $connect authorizer put in its ``context``; API Gateway hands it to every
+    later route of the connection (values may arrive as strings)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    user_id: str = Field(alias="userId", min_length=1)
+    roles: frozenset[str] = frozenset()
+    token_exp: int = Field(default=0, alias="tokenExp")
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(r for r in value.split(",") if r)
+        return value
+
+
+class RequestContext(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    route_key: str = Field(alias="routeKey")
+    event_type: str = Field(alias="eventType")
+    connection_id: str = Field(alias="connectionId")
+    domain_name: str = Field(default="", alias="domainName")
+    stage: str = ""
+    request_id: str = Field(default="", alias="requestId")
+    request_time_epoch: int = Field(default=0, alias="requestTimeEpoch")
+    connected_at: int = Field(default=0, alias="connectedAt")
+    identity: dict[str, Any] = Field(default_factory=dict)
+    authorizer: AuthorizerContext | None = None
+
+
+class WebSocketEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    request_context: RequestContext = Field(alias="requestContext")
+    body: str | None = None
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated user behind a connection."""
+
+    connection_id: str
+    user_id: str
+    roles: frozenset[str]
+    token_exp: int
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class Request(Generic[M]):
+    caller: Caller
+    action: str
+    request_id: str | None
+    data: M
+    context: RequestContext
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    model: type[BaseModel]
+    handler: Callable[[Request[Any]], Any]
+
+
+LifecycleHandler = Callable[[WebSocketEvent], None]
+
+
+class WebSocketRouter:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._actions: dict[str, _Action] = {}
+        self._lifecycle: dict[str, LifecycleHandler] = {}
+        self._clock = clock
+
+    # ------------------------------------------------------------------ registration
+    def action(
+        self, name: str, model: type[M]
+    ) -> Callable[[Callable[[Request[M]], Any]], Callable[[Request[M]], Any]]:
+        def register(fn: Callable[[Request[M]], Any]) -> Callable[[Request[M]], Any]:
+            if name in self._actions:
+                raise ValueError(f"action {name!r} registered twice")
+            self._actions[name] = _Action(model, fn)
+            return fn
+
+        return register
+
+    def on_connect(self, fn: LifecycleHandler) -> LifecycleHandler:
+        self._lifecycle["$connect"] = fn
+        return fn
+
+    def on_disconnect(self, fn: LifecycleHandler) -> LifecycleHandler:
+        self._lifecycle["$disconnect"] = fn
+        return fn
+
+    @property
+    def actions(self) -> frozenset[str]:
+        return frozenset(self._actions)
+
+    # ------------------------------------------------------------------ dispatch
+    def resolve(self, raw_event: dict[str, Any]) -> dict[str, Any]:
+        """Lambda proxy response for one API Gateway WebSocket event."""
+        event = WebSocketEvent.model_validate(raw_event)
+        route_key = event.request_context.route_key
+        lifecycle = self._lifecycle.get(route_key)
+        if lifecycle is not None:
+            lifecycle(event)
+            return {"statusCode": 200}
+        if route_key in ("$connect", "$disconnect"):
+            return {"statusCode": 200}
+        return {"statusCode": 200, "body": json.dumps(self._reply(event), default=str)}
+
+    def _reply(self, event: WebSocketEvent) -> dict[str, Any]:
+        request_id: str | None = None
+        try:
+            frame = _parse_frame(event.body)
+            request_id = frame.id
+            return reply_ok(request_id, self._dispatch(event, frame))
+        except SwitchboardError as exc:
+            request_id = request_id or exc.request_id
+            logger.info(
+                "request refused",
+                extra={"code": exc.code.value, "reason": exc.message, "id": request_id},
+            )
+            return reply_error(request_id, exc.code, exc.message, exc.details)
+        except Exception:
+            logger.exception("unhandled error", extra={"id": request_id})
+            return reply_error(request_id, ErrorCode.INTERNAL, "internal error")
+
+    def _dispatch(self, event: WebSocketEvent, frame: RequestFrame) -> Any:
+        action = self._actions.get(frame.action)
+        if action is None:
+            raise UnknownAction(f"unknown action {frame.action[:64]!r}")
+        caller = self._caller(event)
+        try:
+            data = action.model.model_validate(frame.data)
+        except ValidationError as exc:
+            raise _bad_request(exc, prefix="data") from None
+        return action.handler(Request(caller, frame.action, frame.id, data, event.request_context))
+
+    def _caller(self, event: WebSocketEvent) -> Caller:
+        ctx = event.request_context
+        auth = ctx.authorizer
+        if auth is None:  # only possible if a route is misconfigured without $connect auth
+            raise SwitchboardError("connection has no authorizer context")
+        if auth.token_exp and auth.token_exp < self._clock():
+            raise TokenExpired("the connection's token has expired; send auth:refresh")
+        return Caller(ctx.connection_id, auth.user_id, auth.roles, auth.token_exp)
+
+
+def _parse_frame(body: str | None) -> RequestFrame:
+    if not body:
+        raise BadRequest("empty frame")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise BadRequest("frame is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("frame must be a JSON object")
+    try:
+        return RequestFrame.model_validate(payload)
+    except ValidationError as exc:
+        request_id = payload.get("id")
+        raise _bad_request(
+            exc, request_id=request_id if isinstance(request_id, str) else None
+        ) from None
+
+
+def _bad_request(
+    exc: ValidationError, prefix: str = "", request_id: str | None = None
+) -> SwitchboardError:
+    # Only location and message go back: echoing the input could reflect hostile content.
+    details = [
+        {
+            "field": ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"])),
+            "message": e["msg"],
+        }
+        for e in exc.errors(include_url=False, include_input=False)[:10]
+    ]
+    error = BadRequest("invalid request", details=details)
+    error.request_id = request_id[:128] if request_id else None
+    return error

@@ -1,0 +1,108 @@
+"""The router: action -> handler, every failure a typed reply, never an exception."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pydantic import Field
+
+from switchboard.errors import Forbidden
+from switchboard.protocol import WireModel
+from switchboard.router import Request, WebSocketRouter
+from tests.support.events import frame, reply_of, ws_event
+
+
+class Echo(WireModel):
+    text: str = Field(max_length=10)
+
+
+@pytest.fixture
+def router() -> WebSocketRouter:
+    router = WebSocketRouter()
+
+    @router.action("echo", Echo)
+    def echo(request: Request[Echo]) -> dict[str, str]:
+        return {"text": request.data.text, "user": request.caller.user_id}
+
+    @router.action("forbidden", Echo)
+    def refuse(request: Request[Echo]) -> None:
+        raise Forbidden("not yours")
+
+    @router.action("boom", Echo)
+    def boom(request: Request[Echo]) -> None:
+        raise RuntimeError("secret internals")
+
+    return router
+
+
+def test_action_reply_carries_id_and_data(router: WebSocketRouter) -> None:
+    reply = reply_of(router.resolve(ws_event("echo", body=frame("echo", {"text": "hi"}))))
+    assert reply == {"type": "reply", "id": "r-1", "ok": True, "data": {"text": "hi", "user": "alice"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("not json", "bad_request"),
+        ("[1, 2]", "bad_request"),
+        ('"text"', "bad_request"),
+        ("", "bad_request"),
+        ('{"id": "r-1"}', "bad_request"),
+        ('{"action": 5, "id": "r-1"}', "bad_request"),
+        ('{"action": "echo", "id": "r-1", "data": []}', "bad_request"),
+        ('{"action": "echo", "id": "r-1", "data": {"text": 1}}', "bad_request"),
+        ('{"action": "echo", "id": "r-1", "data": {"text": "x", "extra": 1}}', "bad_request"),
+        ('{"action": "echo", "id": "r-1", "data": {"text": "01234567890"}}', "bad_request"),
+        ('{"action": "echo", "id": "r-1", "unexpected": true}', "bad_request"),
+        ('{"action": "nope", "id": "r-1"}', "unknown_action"),
+        ('{"action": "forbidden", "id": "r-1", "data": {"text": "x"}}', "forbidden"),
+        ('{"action": "boom", "id": "r-1", "data": {"text": "x"}}', "internal"),
+    ],
+)
+def test_failures_become_typed_replies(router: WebSocketRouter, body: str, code: str) -> None:
+    reply = reply_of(router.resolve(ws_event("$default", body=body)))
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == code
+    assert "secret internals" not in reply["error"]["message"]
+    if body.startswith('{"action"') or body.startswith('{"id"'):
+        assert reply["id"] == "r-1"
+
+
+def test_validation_details_name_the_field_without_echoing_input(router: WebSocketRouter) -> None:
+    body = frame("echo", {"text": "<script>alert(1)</script>"})
+    reply = reply_of(router.resolve(ws_event("echo", body=body)))
+    assert reply["error"]["details"][0]["field"] == "data.text"
+    assert "<script>" not in str(reply)
+
+
+def test_expired_token_gets_token_expired(router: WebSocketRouter) -> None:
+    event = ws_event("echo", body=frame("echo", {"text": "x"}), token_exp=int(time.time()) - 1)
+    reply = reply_of(router.resolve(event))
+    assert reply["error"]["code"] == "token_expired"
+
+
+def test_roles_arrive_as_a_set(router: WebSocketRouter) -> None:
+    seen = []
+
+    @router.action("whoami", Echo)
+    def whoami(request: Request[Echo]) -> bool:
+        seen.append(request.caller.roles)
+        return request.caller.is_admin
+
+    reply = reply_of(router.resolve(ws_event("whoami", body=frame("whoami", {"text": "x"}), roles="admin,ops")))
+    assert reply["data"] is True
+    assert seen == [frozenset({"admin", "ops"})]
+
+
+def test_registering_an_action_twice_is_refused(router: WebSocketRouter) -> None:
+    with pytest.raises(ValueError, match="twice"):
+        router.action("echo", Echo)(lambda r: None)
+
+
+def test_lifecycle_routes_return_200_without_body(router: WebSocketRouter) -> None:
+    calls = []
+    router.on_connect(lambda e: calls.append(e.request_context.connection_id))
+    assert router.resolve(ws_event("$connect")) == {"statusCode": 200}
+    assert router.resolve(ws_event("$disconnect")) == {"statusCode": 200}
+    assert calls == ["conn-1"]
