@@ -10,13 +10,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard.config import ConnectionSettings
 from switchboard.connections import close_connection, open_connection
 from switchboard.dal.connections import ConnectionRepository
+from switchboard.dal.users import UserRepository
 from switchboard.observability import logger
 from switchboard.protocol import EmptyData
 from switchboard.router import Request, WebSocketEvent, WebSocketRouter
 
 settings = ConnectionSettings.from_env()
 connections = ConnectionRepository(
-    settings.CONNECTIONS_TABLE, ttl_seconds=settings.CONNECTION_TTL_SECONDS
+    settings.CONNECTIONS_TABLE,
+    UserRepository(settings.USERS_TABLE),
+    ttl_seconds=settings.CONNECTION_TTL_SECONDS,
 )
 router = WebSocketRouter()
 

@@ -12,6 +12,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
 # Standard retry mode backs off on throttling; two attempts keep a user's request fast and
@@ -29,6 +30,11 @@ def dynamodb() -> DynamoDBClient:
 @cache
 def sqs() -> SQSClient:
     return boto3.client("sqs", config=_DEFAULT)
+
+
+@cache
+def sesv2() -> SESV2Client:
+    return boto3.client("sesv2", config=_DEFAULT)
 
 
 @cache

@@ -23,14 +23,32 @@ class Settings(BaseModel):
 
 class ConnectionSettings(Settings):
     CONNECTIONS_TABLE: str
+    USERS_TABLE: str
     # API Gateway closes a connection after 2 h at most; the item outlives it a little so a
     # missed $disconnect (it is best effort) cannot leave a ghost connection forever.
     CONNECTION_TTL_SECONDS: int = 7800
 
 
-class GatewaySettings(Settings):
+class DeliverySettings(ConnectionSettings):
+    """What every function that pushes to users needs."""
+
     WEBSOCKET_ENDPOINT: str
+    DELIVERY_QUEUE_URL: str
+    NOTIFICATION_QUEUE_URL: str
     FANOUT_CONCURRENCY: int = 32
+
+
+class MessagingSettings(DeliverySettings):
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+    NOTIFICATIONS_TABLE: str
+    RATE_LIMITS_TABLE: str
+    MAX_BODY_CHARS: int = 4000
+    MAX_MEMBERS: int = 50
+
+
+class NotificationSettings(MessagingSettings):
+    EMAIL_SENDER: str
 
 
 class AuthSettings(Settings):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from switchboard.dal.connections import Connection, ConnectionRepository
 from switchboard.observability import logger
 from switchboard.router import WebSocketEvent
@@ -30,9 +32,10 @@ def open_connection(repository: ConnectionRepository, event: WebSocketEvent) -> 
 
 
 def close_connection(repository: ConnectionRepository, event: WebSocketEvent) -> None:
-    connection_id = event.request_context.connection_id
-    old = repository.delete(connection_id)
+    ctx = event.request_context
+    if ctx.authorizer is None:
+        return
+    repository.delete(ctx.connection_id, ctx.authorizer.user_id, int(time.time() * 1000))
     logger.info(
-        "disconnected",
-        extra={"connectionId": connection_id, "userId": old.user_id if old else None},
+        "disconnected", extra={"connectionId": ctx.connection_id, "userId": ctx.authorizer.user_id}
     )

@@ -1,4 +1,7 @@
-"""Connections table: connectionId -> userId, connectedAt, tokenExp, device; GSI byUser."""
+"""Connections table: connectionId -> userId, connectedAt, tokenExp, device; GSI byUser.
+
+Opening and closing a connection also maintains the user's presence set in the Users
+table, in the same transaction, so the two can never disagree."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from switchboard import aws
+from switchboard.dal.users import UserRepository
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -25,9 +29,15 @@ class Connection:
 
 class ConnectionRepository:
     def __init__(
-        self, table_name: str, *, ttl_seconds: int = 7800, client: DynamoDBClient | None = None
+        self,
+        table_name: str,
+        users: UserRepository,
+        *,
+        ttl_seconds: int = 7800,
+        client: DynamoDBClient | None = None,
     ) -> None:
         self._table = table_name
+        self._users = users
         self._ttl = ttl_seconds
         self._client = client
 
@@ -51,17 +61,34 @@ class ConnectionRepository:
             item["device"] = {"S": connection.device[:256]}
         if connection.source_ip:
             item["sourceIp"] = {"S": connection.source_ip}
-        self.client.put_item(TableName=self._table, Item=item)
-
-    def delete(self, connection_id: str) -> Connection | None:
-        """Idempotent: deleting a connection that is already gone is not an error."""
-        response = self.client.delete_item(
-            TableName=self._table,
-            Key={"connectionId": {"S": connection_id}},
-            ReturnValues="ALL_OLD",
+        self.client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": self._table, "Item": item}},
+                {
+                    "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
+                        connection.user_id, connection.connection_id
+                    )
+                },
+            ]
         )
-        old = response.get("Attributes")
-        return _from_item(old) if old else None
+
+    def delete(self, connection_id: str, user_id: str, now_ms: int) -> None:
+        """Idempotent: closing a connection that is already gone is not an error."""
+        self.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {"connectionId": {"S": connection_id}},
+                    }
+                },
+                {
+                    "Update": self._users.remove_connection_update(  # type: ignore[typeddict-item]
+                        user_id, connection_id, now_ms
+                    )
+                },
+            ]
+        )
 
     def get(self, connection_id: str) -> Connection | None:
         response = self.client.get_item(

@@ -1,0 +1,92 @@
+"""Messaging actions: conversations, messages, receipts, sync/history, typing, presence,
+preferences and notifications. Each handler is one call into MessagingService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard import services
+from switchboard.config import MessagingSettings
+from switchboard.observability import logger
+from switchboard.protocol import EmptyData
+from switchboard.router import Request, WebSocketRouter
+from switchboard.wire import messaging as wire
+
+service = services.messaging(MessagingSettings.from_env())
+router = WebSocketRouter()
+
+
+@router.action("conversation:create", wire.ConversationCreate)
+def create_conversation(request: Request[wire.ConversationCreate]) -> dict[str, Any]:
+    return service.create_conversation(request.caller, request.data)
+
+
+@router.action("conversation:list", wire.ConversationList)
+def list_conversations(request: Request[wire.ConversationList]) -> dict[str, Any]:
+    return service.list_conversations(request.caller, request.data)
+
+
+@router.action("message:send", wire.MessageSend)
+def send(request: Request[wire.MessageSend]) -> dict[str, Any]:
+    return service.send(request.caller, request.data)
+
+
+@router.action("message:ack", wire.Cursor)
+def ack(request: Request[wire.Cursor]) -> dict[str, Any]:
+    return service.advance(request.caller, request.data, "ackedSeq")
+
+
+@router.action("message:read", wire.Cursor)
+def read(request: Request[wire.Cursor]) -> dict[str, Any]:
+    return service.advance(request.caller, request.data, "readSeq")
+
+
+@router.action("message:sync", wire.MessageSync)
+def sync(request: Request[wire.MessageSync]) -> dict[str, Any]:
+    return service.sync(request.caller, request.data)
+
+
+@router.action("message:history", wire.MessageHistory)
+def history(request: Request[wire.MessageHistory]) -> dict[str, Any]:
+    return service.history(request.caller, request.data)
+
+
+@router.action("typing:start", wire.Typing)
+def typing_start(request: Request[wire.Typing]) -> dict[str, Any]:
+    return service.typing(request.caller, request.data, "start")
+
+
+@router.action("typing:stop", wire.Typing)
+def typing_stop(request: Request[wire.Typing]) -> dict[str, Any]:
+    return service.typing(request.caller, request.data, "stop")
+
+
+@router.action("presence:query", wire.PresenceQuery)
+def presence(request: Request[wire.PresenceQuery]) -> dict[str, Any]:
+    return service.presence(request.caller, request.data)
+
+
+@router.action("preferences:get", EmptyData)
+def get_preferences(request: Request[EmptyData]) -> dict[str, Any]:
+    return service.get_preferences(request.caller)
+
+
+@router.action("preferences:set", wire.PreferencesSet)
+def set_preferences(request: Request[wire.PreferencesSet]) -> dict[str, Any]:
+    return service.set_preferences(request.caller, request.data)
+
+
+@router.action("notification:list", wire.NotificationList)
+def list_notifications(request: Request[wire.NotificationList]) -> dict[str, Any]:
+    return service.list_notifications(request.caller, request.data)
+
+
+@router.action("notification:read", wire.NotificationRead)
+def read_notifications(request: Request[wire.NotificationRead]) -> dict[str, Any]:
+    return service.read_notifications(request.caller, request.data)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return router.resolve(event)

@@ -1,0 +1,40 @@
+"""Connections table stream: presence pushes and backlog delivery on (re)connect."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard import services
+from switchboard.config import MessagingSettings
+from switchboard.observability import logger
+
+events = services.connection_events(MessagingSettings.from_env())
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def handle_change(record: DynamoDBRecord) -> None:
+    change = record.dynamodb
+    if change is None:
+        return
+    if record.event_name == DynamoDBRecordEventName.INSERT and change.new_image:
+        events.connected(change.new_image["connectionId"], change.new_image["userId"])
+    elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
+        events.disconnected(
+            change.old_image["connectionId"], change.old_image["userId"], int(time.time() * 1000)
+        )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return process_partial_response(event, handle_change, processor, context)

@@ -1,0 +1,44 @@
+"""Delivery queue consumer: retries pushes that failed with throttling/5xx.
+
+A failed retry stays on the queue with a longer visibility timeout (2, 4, 8 s ...); after
+the queue's maxReceiveCount SQS moves it to the dead-letter queue (alarmed, redrivable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard import aws, services
+from switchboard.config import DeliverySettings
+from switchboard.delivery import RetryJob, retry_backoff_seconds
+from switchboard.gateway import DeliveryFailed
+from switchboard.observability import logger
+
+settings = DeliverySettings.from_env()
+delivery = services.delivery(settings)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def retry_push(record: SQSRecord) -> None:
+    try:
+        delivery.retry(RetryJob.parse(record.body))
+    except DeliveryFailed:
+        receive_count = int(record.attributes.approximate_receive_count)
+        aws.sqs().change_message_visibility(
+            QueueUrl=settings.DELIVERY_QUEUE_URL,
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=retry_backoff_seconds(receive_count),
+        )
+        raise
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return process_partial_response(event, retry_push, processor, context)

@@ -1,0 +1,29 @@
+"""Notification queue consumer: in-app notifications and digested e-mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard import services
+from switchboard.config import NotificationSettings
+from switchboard.notifications import NotificationJob
+from switchboard.observability import logger
+
+service = services.notifications(NotificationSettings.from_env())
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def handle_job(record: SQSRecord) -> None:
+    service.handle(NotificationJob.parse(record.body))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return process_partial_response(event, handle_job, processor, context)

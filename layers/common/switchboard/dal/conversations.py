@@ -1,0 +1,417 @@
+"""Conversations (single table) and messages.
+
+ConversationsTable items, all under PK ``conversationId``:
+- ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
+- ``member#<userId>``: ackedSeq, readSeq (indexed byMember: a user's conversations);
+- ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send (TTL 24 h).
+MessagesTable: PK conversationId, SK seq (number).
+
+A send is one GetItem of ``#meta`` and one TransactWriteItems that (1) moves lastSeq from
+the value read to the next one, on condition that it is unchanged and the sender is a
+member, (2) puts the message and (3) puts the idempotency record if absent. So seq is
+gapless (a seq is consumed only together with its message) and a retried send can never
+take a second seq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from switchboard import aws
+from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+META = "#meta"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+def member_key(user_id: str) -> str:
+    return f"member#{user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    conversation_id: str
+    members: frozenset[str]
+    created_by: str
+    created_at: int
+    title: str | None = None
+    listing_id: str | None = None
+    last_seq: int = 0
+    last_message: dict[str, Any] | None = None
+    last_activity_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    conversation_id: str
+    user_id: str
+    acked_seq: int = 0
+    read_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    conversation_id: str
+    seq: int
+    message_id: str
+    sender_id: str
+    body: str
+    created_at: int
+    client_message_id: str
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+    def wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "conversationId": self.conversation_id,
+            "seq": self.seq,
+            "messageId": self.message_id,
+            "senderId": self.sender_id,
+            "body": self.body,
+            "createdAt": self.created_at,
+            "clientMessageId": self.client_message_id,
+        }
+        if self.attachments:
+            data["attachments"] = self.attachments
+        return data
+
+
+class SeqConflict(Exception):
+    """Another send took the next seq first: read again and retry."""
+
+
+class DuplicateSend(Exception):
+    """This sender already sent this clientMessageId: answer with the stored reply."""
+
+
+class NotAMember(Exception):
+    """Membership changed between the read and the write."""
+
+
+class ConversationRepository:
+    def __init__(
+        self,
+        conversations_table: str,
+        messages_table: str,
+        *,
+        client: DynamoDBClient | None = None,
+    ) -> None:
+        self.table = conversations_table
+        self.messages_table = messages_table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    # ------------------------------------------------------------------ conversations
+    def create(self, conversation: Conversation) -> bool:
+        """Creates meta + member items atomically; False if the id already exists."""
+        meta = to_item(
+            {
+                "conversationId": conversation.conversation_id,
+                "sk": META,
+                "members": set(conversation.members),
+                "createdBy": conversation.created_by,
+                "createdAt": conversation.created_at,
+                "title": conversation.title,
+                "listingId": conversation.listing_id,
+                "lastSeq": 0,
+                "lastActivityAt": conversation.created_at,
+            }
+        )
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": meta,
+                    "ConditionExpression": "attribute_not_exists(conversationId)",
+                }
+            }
+        ]
+        items.extend(
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(
+                        {
+                            "conversationId": conversation.conversation_id,
+                            "sk": member_key(user_id),
+                            "memberId": user_id,
+                            "ackedSeq": 0,
+                            "readSeq": 0,
+                        }
+                    ),
+                }
+            }
+            for user_id in sorted(conversation.members)
+        )
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                return False
+            raise
+        return True
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"conversationId": {"S": conversation_id}, "sk": {"S": META}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _conversation(from_item(item)) if item else None
+
+    def get_many(self, conversation_ids: Iterable[str]) -> dict[str, Conversation]:
+        ids = list(dict.fromkeys(conversation_ids))
+        found: dict[str, Conversation] = {}
+        for start in range(0, len(ids), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [
+                        {"conversationId": {"S": c}, "sk": {"S": META}}
+                        for c in ids[start : start + 100]
+                    ]
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    conversation = _conversation(from_item(item))
+                    found[conversation.conversation_id] = conversation
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def memberships(self, user_id: str) -> list[Member]:
+        """Every conversation the user is in (Query on byMember, all pages)."""
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            IndexName="byMember",
+            KeyConditionExpression="memberId = :u",
+            ExpressionAttributeValues={":u": {"S": user_id}},
+        )
+        return [_member(from_item(item)) for page in pages for item in page["Items"]]
+
+    def member(self, conversation_id: str, user_id: str) -> Member | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _member(from_item(item)) if item else None
+
+    # ------------------------------------------------------------------ sending
+    def append(self, conversation: Conversation, message: StoredMessage) -> None:
+        """Stores ``message`` as seq ``conversation.last_seq + 1`` (see module doc)."""
+        assert message.seq == conversation.last_seq + 1
+        preview = {
+            "seq": message.seq,
+            "senderId": message.sender_id,
+            "body": message.body[:200],
+            "createdAt": message.created_at,
+        }
+        reply = {
+            "seq": message.seq,
+            "messageId": message.message_id,
+            "createdAt": message.created_at,
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {
+                                "conversationId": {"S": conversation.conversation_id},
+                                "sk": {"S": META},
+                            },
+                            "UpdateExpression": (
+                                "SET lastSeq = :next, lastMessage = :preview, lastActivityAt = :now"
+                            ),
+                            "ConditionExpression": (
+                                "lastSeq = :current AND contains(members, :sender)"
+                            ),
+                            "ExpressionAttributeValues": to_item(
+                                {
+                                    ":next": message.seq,
+                                    ":current": conversation.last_seq,
+                                    ":sender": message.sender_id,
+                                    ":preview": preview,
+                                    ":now": message.created_at,
+                                }
+                            ),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.messages_table,
+                            "Item": to_item(
+                                {
+                                    "conversationId": message.conversation_id,
+                                    "seq": message.seq,
+                                    "messageId": message.message_id,
+                                    "senderId": message.sender_id,
+                                    "body": message.body,
+                                    "createdAt": message.created_at,
+                                    "clientMessageId": message.client_message_id,
+                                    "attachments": message.attachments or None,
+                                }
+                            ),
+                            "ConditionExpression": "attribute_not_exists(seq)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(
+                                {
+                                    "conversationId": message.conversation_id,
+                                    "sk": _idem_key(message.sender_id, message.client_message_id),
+                                    "reply": reply,
+                                    "expiresAt": message.created_at // 1000
+                                    + IDEMPOTENCY_TTL_SECONDS,
+                                }
+                            ),
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if not codes:
+                raise
+            if codes[2:3] == ["ConditionalCheckFailed"]:
+                raise DuplicateSend from None
+            if codes[0] == "ConditionalCheckFailed" or codes[1:2] == ["ConditionalCheckFailed"]:
+                raise SeqConflict from None
+            if "TransactionConflict" in codes:
+                raise SeqConflict from None
+            raise
+
+    def previous_reply(
+        self, conversation_id: str, sender_id: str, client_message_id: str
+    ) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={
+                "conversationId": {"S": conversation_id},
+                "sk": {"S": _idem_key(sender_id, client_message_id)},
+            },
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        reply: dict[str, Any] | None = from_item(item)["reply"] if item else None
+        return reply
+
+    # ------------------------------------------------------------------ cursors
+    def advance_cursor(self, conversation_id: str, user_id: str, cursor: str, seq: int) -> bool:
+        """Moves ackedSeq or readSeq forward to ``seq`` (never back); False if it already
+        was there or beyond. Reading implies delivery, so readSeq also lifts ackedSeq."""
+        assert cursor in ("ackedSeq", "readSeq")
+        expression = "SET #c = :seq"
+        if cursor == "readSeq":
+            expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}},
+                UpdateExpression=expression,
+                ConditionExpression=(
+                    "attribute_exists(sk) AND (attribute_not_exists(#c) OR #c < :seq)"
+                ),
+                ExpressionAttributeNames={"#c": cursor},
+                ExpressionAttributeValues=to_item(
+                    {":seq": seq, **({":zero": 0} if cursor == "readSeq" else {})}
+                ),
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        if cursor == "readSeq":
+            self.advance_cursor(conversation_id, user_id, "ackedSeq", seq)
+        return True
+
+    # ------------------------------------------------------------------ messages
+    def messages_after(
+        self, conversation_id: str, after_seq: int, limit: int
+    ) -> list[StoredMessage]:
+        response = self.client.query(
+            TableName=self.messages_table,
+            KeyConditionExpression="conversationId = :c AND seq > :s",
+            ExpressionAttributeValues={":c": {"S": conversation_id}, ":s": {"N": str(after_seq)}},
+            ScanIndexForward=True,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [_message(from_item(i)) for i in response["Items"]]
+
+    def messages_before(
+        self, conversation_id: str, before_seq: int | None, limit: int
+    ) -> list[StoredMessage]:
+        """The ``limit`` messages just before ``before_seq`` (the newest if None), oldest first."""
+        values: dict[str, Any] = {":c": {"S": conversation_id}}
+        condition = "conversationId = :c"
+        if before_seq is not None:
+            condition += " AND seq < :s"
+            values[":s"] = {"N": str(before_seq)}
+        response = self.client.query(
+            TableName=self.messages_table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_message(from_item(i)) for i in reversed(response["Items"])]
+
+
+def _idem_key(sender_id: str, client_message_id: str) -> str:
+    return f"idem#{sender_id}#{client_message_id}"
+
+
+def _conversation(item: dict[str, Any]) -> Conversation:
+    return Conversation(
+        conversation_id=item["conversationId"],
+        members=frozenset(item.get("members", ())),
+        created_by=item.get("createdBy", ""),
+        created_at=int(item.get("createdAt", 0)),
+        title=item.get("title"),
+        listing_id=item.get("listingId"),
+        last_seq=int(item.get("lastSeq", 0)),
+        last_message=item.get("lastMessage"),
+        last_activity_at=int(item.get("lastActivityAt", 0)),
+    )
+
+
+def _member(item: dict[str, Any]) -> Member:
+    return Member(
+        conversation_id=item["conversationId"],
+        user_id=item.get("memberId", item["sk"].removeprefix("member#")),
+        acked_seq=int(item.get("ackedSeq", 0)),
+        read_seq=int(item.get("readSeq", 0)),
+    )
+
+
+def _message(item: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        conversation_id=item["conversationId"],
+        seq=int(item["seq"]),
+        message_id=item["messageId"],
+        sender_id=item["senderId"],
+        body=item.get("body", ""),
+        created_at=int(item.get("createdAt", 0)),
+        client_message_id=item.get("clientMessageId", ""),
+        attachments=list(item.get("attachments", [])),
+    )

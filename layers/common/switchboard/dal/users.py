@@ -1,0 +1,134 @@
+"""Users table: presence (the set of a user's live connection ids, lastSeen) and
+notification preferences. One item per user, so the connections of every member of a
+conversation come back in one BatchGetItem, however many users are connected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from switchboard import aws
+from switchboard.dal.items import from_item, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+BATCH_GET_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    user_id: str
+    connection_ids: frozenset[str]
+    last_seen: int  # epoch ms of the last disconnect, 0 if never
+
+    @property
+    def online(self) -> bool:
+        return bool(self.connection_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    email_on_offline: bool = False
+    email: str | None = None
+    digest_minutes: int = 15
+
+
+class UserRepository:
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
+        self.table = table_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    # ------------------------------------------------------------------ presence
+    def add_connection_update(self, user_id: str, connection_id: str) -> dict[str, Any]:
+        """The Update part of $connect's transaction."""
+        return {
+            "TableName": self.table,
+            "Key": {"userId": {"S": user_id}},
+            "UpdateExpression": "ADD connectionIds :c",
+            "ExpressionAttributeValues": {":c": {"SS": [connection_id]}},
+        }
+
+    def remove_connection_update(
+        self, user_id: str, connection_id: str, now_ms: int
+    ) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": {"userId": {"S": user_id}},
+            "UpdateExpression": "DELETE connectionIds :c SET lastSeen = :now",
+            "ExpressionAttributeValues": {
+                ":c": {"SS": [connection_id]},
+                ":now": {"N": str(now_ms)},
+            },
+        }
+
+    def remove_connection(self, user_id: str, connection_id: str, now_ms: int) -> None:
+        self.client.update_item(**self.remove_connection_update(user_id, connection_id, now_ms))
+
+    def presence(self, user_ids: Iterable[str]) -> dict[str, Presence]:
+        """Presence of each user (users never seen are offline), BatchGetItem in 100s."""
+        wanted = list(dict.fromkeys(user_ids))
+        found = {
+            item["userId"]: item
+            for item in self._batch_get(wanted, "userId, connectionIds, lastSeen")
+        }
+        return {
+            user_id: Presence(
+                user_id=user_id,
+                connection_ids=frozenset(found.get(user_id, {}).get("connectionIds", ())),
+                last_seen=int(found.get(user_id, {}).get("lastSeen", 0)),
+            )
+            for user_id in wanted
+        }
+
+    # ------------------------------------------------------------------ preferences
+    def preferences(self, user_id: str) -> Preferences:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"userId": {"S": user_id}},
+            ProjectionExpression="prefs",
+        )
+        prefs = from_item(response.get("Item", {})).get("prefs") or {}
+        return Preferences(
+            email_on_offline=bool(prefs.get("emailOnOffline", False)),
+            email=prefs.get("email"),
+            digest_minutes=int(prefs.get("digestMinutes", 15)),
+        )
+
+    def set_preferences(self, user_id: str, preferences: Preferences) -> None:
+        prefs = to_item(
+            {
+                "emailOnOffline": preferences.email_on_offline,
+                "email": preferences.email,
+                "digestMinutes": preferences.digest_minutes,
+            }
+        )
+        self.client.update_item(
+            TableName=self.table,
+            Key={"userId": {"S": user_id}},
+            UpdateExpression="SET prefs = :p",
+            ExpressionAttributeValues={":p": {"M": prefs}},
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _batch_get(self, user_ids: list[str], projection: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(user_ids), BATCH_GET_LIMIT):
+            keys: list[dict[str, Any]] = [
+                {"userId": {"S": u}} for u in user_ids[start : start + BATCH_GET_LIMIT]
+            ]
+            request: dict[str, Any] = {
+                self.table: {"Keys": keys, "ProjectionExpression": projection}
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                items.extend(from_item(i) for i in response["Responses"].get(self.table, []))
+                request = dict(response.get("UnprocessedKeys") or {})
+        return items

@@ -1,0 +1,393 @@
+"""Conversations and messages: the domain logic behind the messaging actions.
+
+See dal/conversations.py for how seq stays gapless and sends idempotent, delivery.py for
+how frames reach devices, notifications.py for offline recipients.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.dal.conversations import (
+    Conversation,
+    ConversationRepository,
+    DuplicateSend,
+    SeqConflict,
+    StoredMessage,
+)
+from switchboard.dal.notifications import NotificationRepository
+from switchboard.dal.ratelimits import WindowLimiter
+from switchboard.dal.users import Preferences
+from switchboard.delivery import Delivery
+from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from switchboard.notifications import NotificationJob, NotificationQueue
+from switchboard.observability import logger
+from switchboard.protocol import push
+from switchboard.router import Caller
+from switchboard.wire import messaging as wire
+
+SEND_ATTEMPTS = 8
+TYPING_WINDOW_MS = 2000
+REPLY_BUDGET_BYTES = 100_000  # route responses are capped at 128 KB by API Gateway
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_chars: int = 4000
+    max_members: int = 50
+
+
+class MessagingService:
+    def __init__(
+        self,
+        conversations: ConversationRepository,
+        delivery: Delivery,
+        notification_queue: NotificationQueue,
+        notifications: NotificationRepository,
+        limiter: WindowLimiter,
+        *,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.conversations = conversations
+        self.delivery = delivery
+        self.users = delivery.users
+        self.notification_queue = notification_queue
+        self.notifications = notifications
+        self.limiter = limiter
+        self.limits = limits
+        self._clock = clock
+        self._sleep = sleep
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _conversation_for(self, caller: Caller, conversation_id: str) -> Conversation:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        if caller.user_id not in conversation.members:
+            raise Forbidden("you are not a member of this conversation")
+        return conversation
+
+    # ------------------------------------------------------------------ conversations
+    def create_conversation(self, caller: Caller, data: wire.ConversationCreate) -> dict[str, Any]:
+        members = frozenset(data.members) | {caller.user_id}
+        if len(members) < 2:
+            raise BadRequest("a conversation needs at least one other member")
+        if len(members) > self.limits.max_members:
+            raise BadRequest(f"at most {self.limits.max_members} members")
+        if len(members) == 2:
+            # One 1:1 conversation per pair and listing: the id is derived from both.
+            key = "|".join([*sorted(members), data.listingId or ""])
+            conversation_id = "dm_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        else:
+            conversation_id = "cv_" + uuid.uuid4().hex
+        conversation = Conversation(
+            conversation_id=conversation_id,
+            members=members,
+            created_by=caller.user_id,
+            created_at=self._now_ms(),
+            title=data.title,
+            listing_id=data.listingId,
+        )
+        created = self.conversations.create(conversation)
+        return {"conversationId": conversation_id, "created": created}
+
+    def list_conversations(self, caller: Caller, data: wire.ConversationList) -> dict[str, Any]:
+        memberships = {m.conversation_id: m for m in self.conversations.memberships(caller.user_id)}
+        found = self.conversations.get_many(memberships)
+        ordered = sorted(
+            found.values(), key=lambda c: (c.last_activity_at, c.conversation_id), reverse=True
+        )
+        if data.cursor:
+            after = _decode_cursor(data.cursor)
+            ordered = [c for c in ordered if (c.last_activity_at, c.conversation_id) < after]
+        page = ordered[: data.limit]
+        items = []
+        for c in page:
+            member = memberships[c.conversation_id]
+            items.append(
+                {
+                    "conversationId": c.conversation_id,
+                    "title": c.title,
+                    "listingId": c.listing_id,
+                    "members": sorted(c.members),
+                    "lastSeq": c.last_seq,
+                    "lastMessage": c.last_message,
+                    "lastActivityAt": c.last_activity_at,
+                    "ackedSeq": member.acked_seq,
+                    "readSeq": member.read_seq,
+                    "unread": max(0, c.last_seq - member.read_seq),
+                }
+            )
+        next_cursor = None
+        if len(ordered) > data.limit:
+            last = page[-1]
+            next_cursor = _encode_cursor((last.last_activity_at, last.conversation_id))
+        return {"conversations": items, "cursor": next_cursor}
+
+    # ------------------------------------------------------------------ messages
+    def send(self, caller: Caller, data: wire.MessageSend) -> dict[str, Any]:
+        if len(data.body) > self.limits.max_body_chars:
+            raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
+        if not data.body.strip() and not data.attachments:
+            raise BadRequest("a message needs a body or an attachment")
+        for attempt in range(SEND_ATTEMPTS):
+            conversation = self._conversation_for(caller, data.conversationId)
+            message = StoredMessage(
+                conversation_id=conversation.conversation_id,
+                seq=conversation.last_seq + 1,
+                message_id=uuid.uuid4().hex,
+                sender_id=caller.user_id,
+                body=data.body,
+                created_at=self._now_ms(),
+                client_message_id=data.clientMessageId,
+                attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
+            )
+            try:
+                self.conversations.append(conversation, message)
+                break
+            except DuplicateSend:
+                return self._repeat_send(caller, conversation, data.clientMessageId)
+            except SeqConflict:
+                # Another member sent at the same moment: read the new lastSeq and retry.
+                self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
+        else:
+            raise Conflict("the conversation is too busy right now, retry the send")
+        self._deliver(caller, conversation, message)
+        return {
+            "seq": message.seq,
+            "messageId": message.message_id,
+            "createdAt": message.created_at,
+        }
+
+    def _repeat_send(
+        self, caller: Caller, conversation: Conversation, client_message_id: str
+    ) -> dict[str, Any]:
+        reply = self.conversations.previous_reply(
+            conversation.conversation_id, caller.user_id, client_message_id
+        )
+        if reply is None:  # the record expired (24 h): the id may be reused
+            raise Conflict("clientMessageId was used for another message")
+        # The first attempt may have died between storing and pushing; push again (clients
+        # drop duplicates by seq), so an acknowledged message always reaches online members.
+        stored = self.conversations.messages_after(
+            conversation.conversation_id, int(reply["seq"]) - 1, 1
+        )
+        if stored:
+            self._deliver(caller, conversation, stored[0])
+        return dict(reply)
+
+    def _deliver(self, caller: Caller, conversation: Conversation, message: StoredMessage) -> None:
+        report = self.delivery.to_users(
+            conversation.members,
+            push("message:new", message.wire()),
+            exclude_connection=caller.connection_id,
+        )
+        offline = [u for u in report.offline_users if u != caller.user_id]
+        if offline:
+            self.notification_queue.enqueue(
+                NotificationJob(
+                    kind="message",
+                    user_id=user_id,
+                    created_at=message.created_at,
+                    source=f"msg#{message.conversation_id}#{message.seq}",
+                    conversation_id=message.conversation_id,
+                    data={
+                        "conversationId": message.conversation_id,
+                        "seq": message.seq,
+                        "senderId": message.sender_id,
+                        "preview": message.body[:200],
+                        "title": conversation.title,
+                    },
+                )
+                for user_id in offline
+            )
+        logger.debug(
+            "message delivered",
+            extra={
+                "conversationId": message.conversation_id,
+                "seq": message.seq,
+                "delivered": len(report.delivered),
+                "retrying": len(report.queued_for_retry),
+                "offline": len(offline),
+            },
+        )
+
+    def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> dict[str, Any]:
+        """message:ack (cursor ackedSeq) and message:read (readSeq)."""
+        conversation = self._conversation_for(caller, data.conversationId)
+        seq = min(data.seq, conversation.last_seq)
+        moved = seq > 0 and self.conversations.advance_cursor(
+            conversation.conversation_id, caller.user_id, cursor, seq
+        )
+        if moved:
+            event = "message:delivered" if cursor == "ackedSeq" else "message:read"
+            others = conversation.members - {caller.user_id}
+            self.delivery.to_users(
+                others,
+                push(
+                    event,
+                    {
+                        "conversationId": conversation.conversation_id,
+                        "seq": seq,
+                        "userId": caller.user_id,
+                    },
+                ),
+            )
+        return {"conversationId": conversation.conversation_id, "seq": seq, "moved": moved}
+
+    def sync(self, caller: Caller, data: wire.MessageSync) -> dict[str, Any]:
+        found = self.conversations.get_many(data.cursors)
+        for conversation_id in data.cursors:
+            conversation = found.get(conversation_id)
+            if conversation is None:
+                raise NotFound(f"conversation {conversation_id} not found")
+            if caller.user_id not in conversation.members:
+                raise Forbidden(f"you are not a member of {conversation_id}")
+        budget = REPLY_BUDGET_BYTES
+        result: dict[str, Any] = {}
+        for conversation_id, after in data.cursors.items():
+            conversation = found[conversation_id]
+            entry: dict[str, Any] = {
+                "lastSeq": conversation.last_seq,
+                "messages": [],
+                "hasMore": False,
+            }
+            result[conversation_id] = entry
+            if conversation.last_seq <= after:
+                continue
+            messages = self.conversations.messages_after(conversation_id, after, data.limit)
+            for message in messages:
+                wired = message.wire()
+                size = len(json.dumps(wired))
+                if size > budget:
+                    break
+                budget -= size
+                entry["messages"].append(wired)
+            shown = entry["messages"][-1]["seq"] if entry["messages"] else after
+            entry["hasMore"] = shown < conversation.last_seq
+        return {"conversations": result}
+
+    def history(self, caller: Caller, data: wire.MessageHistory) -> dict[str, Any]:
+        conversation = self._conversation_for(caller, data.conversationId)
+        messages = self.conversations.messages_before(
+            conversation.conversation_id, data.beforeSeq, data.limit
+        )
+        wired: list[dict[str, Any]] = []
+        budget = REPLY_BUDGET_BYTES
+        for message in reversed(messages):  # keep the newest when the budget runs out
+            item = message.wire()
+            budget -= len(json.dumps(item))
+            if budget < 0:
+                break
+            wired.append(item)
+        wired.reverse()
+        first = wired[0]["seq"] if wired else (data.beforeSeq or conversation.last_seq + 1)
+        return {
+            "conversationId": conversation.conversation_id,
+            "messages": wired,
+            "hasMore": first > 1,
+            "lastSeq": conversation.last_seq,
+        }
+
+    # ------------------------------------------------------------------ typing, presence
+    def typing(self, caller: Caller, data: wire.Typing, state: str) -> dict[str, Any]:
+        conversation = self._conversation_for(caller, data.conversationId)
+        if state == "start" and not self.limiter.acquire(
+            f"typing#{caller.user_id}#{conversation.conversation_id}",
+            self._now_ms(),
+            TYPING_WINDOW_MS,
+        ):
+            raise RateLimited("typing:start at most once every 2 seconds per conversation")
+        self.delivery.to_users(
+            conversation.members - {caller.user_id},
+            push(
+                "typing",
+                {
+                    "conversationId": conversation.conversation_id,
+                    "userId": caller.user_id,
+                    "state": state,
+                },
+            ),
+        )
+        return {"sent": True}
+
+    def presence(self, caller: Caller, data: wire.PresenceQuery) -> dict[str, Any]:
+        contacts = self.contacts_of(caller.user_id) | {caller.user_id}
+        strangers = sorted(set(data.userIds) - contacts)
+        if strangers:
+            raise Forbidden("presence is visible only for people you share a conversation with")
+        found = self.users.presence(data.userIds)
+        return {
+            "presence": [
+                {"userId": p.user_id, "online": p.online, "lastSeen": p.last_seen or None}
+                for p in found.values()
+            ]
+        }
+
+    def contacts_of(self, user_id: str) -> set[str]:
+        memberships = self.conversations.memberships(user_id)
+        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
+        return {u for c in conversations.values() for u in c.members} - {user_id}
+
+    # ------------------------------------------------------------------ preferences
+    def get_preferences(self, caller: Caller) -> dict[str, Any]:
+        return _wire_prefs(self.users.preferences(caller.user_id))
+
+    def set_preferences(self, caller: Caller, data: wire.PreferencesSet) -> dict[str, Any]:
+        current = self.users.preferences(caller.user_id)
+        updated = Preferences(
+            email_on_offline=current.email_on_offline
+            if data.emailOnOffline is None
+            else data.emailOnOffline,
+            email=current.email if data.email is None else data.email,
+            digest_minutes=current.digest_minutes
+            if data.digestMinutes is None
+            else data.digestMinutes,
+        )
+        if updated.email_on_offline and not updated.email:
+            raise BadRequest("emailOnOffline needs an email address")
+        self.users.set_preferences(caller.user_id, updated)
+        return _wire_prefs(updated)
+
+    # ------------------------------------------------------------------ notifications
+    def list_notifications(self, caller: Caller, data: wire.NotificationList) -> dict[str, Any]:
+        page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
+        return {
+            "notifications": [n.wire() for n in page],
+            "cursor": page[-1].notification_id if len(page) == data.limit else None,
+        }
+
+    def read_notifications(self, caller: Caller, data: wire.NotificationRead) -> dict[str, Any]:
+        return {"marked": self.notifications.mark_read(caller.user_id, list(data.notificationIds))}
+
+
+def _wire_prefs(prefs: Preferences) -> dict[str, Any]:
+    return {
+        "emailOnOffline": prefs.email_on_offline,
+        "email": prefs.email,
+        "digestMinutes": prefs.digest_minutes,
+    }
+
+
+def _encode_cursor(position: tuple[int, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        at, conversation_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(at), str(conversation_id)
+    except (ValueError, TypeError):
+        raise BadRequest("invalid cursor") from None

@@ -1,0 +1,197 @@
+"""Offline recipients: in-app notifications and digested e-mail.
+
+Producers (a send with offline members, a missed call) put jobs on the notification
+queue; the consumer records the notification (idempotent on its id), pushes
+``notification:new`` if the user came online meanwhile, and e-mails per preferences: at
+most one e-mail per conversation per digest window; messages that arrive inside the
+window are summarised by one digest e-mail when the window ends (a delayed SQS job).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from switchboard import aws
+from switchboard.dal.conversations import ConversationRepository
+from switchboard.dal.notifications import Notification, NotificationRepository
+from switchboard.dal.ratelimits import WindowLimiter
+from switchboard.dal.users import UserRepository
+from switchboard.delivery import Delivery
+from switchboard.observability import logger
+from switchboard.protocol import push
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sqs import SQSClient
+
+MAX_SQS_DELAY_SECONDS = 900
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationJob:
+    kind: str  # "message", "missed_call", ... or "digest" (end of an e-mail window)
+    user_id: str
+    created_at: int
+    source: str  # what it is about, unique per event: "msg#<conversationId>#<seq>"
+    data: dict[str, Any] = field(default_factory=dict)
+    conversation_id: str | None = None
+
+    def body(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, body: str) -> NotificationJob:
+        return cls(**json.loads(body))
+
+
+class NotificationQueue:
+    def __init__(self, queue_url: str, *, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            self._client = aws.sqs()
+        return self._client
+
+    def enqueue(self, jobs: Iterable[NotificationJob], delay_seconds: int = 0) -> None:
+        batch = list(jobs)
+        for start in range(0, len(batch), 10):
+            chunk = batch[start : start + 10]
+            response = self.client.send_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": job.body(), "DelaySeconds": delay_seconds}
+                    for i, job in enumerate(chunk)
+                ],
+            )
+            if response.get("Failed"):
+                raise RuntimeError(f"notification enqueue failed: {response['Failed']}")
+
+
+class Mailer:
+    def __init__(self, sender: str, *, client: SESV2Client | None = None) -> None:
+        self.sender = sender
+        self._client = client
+
+    @property
+    def client(self) -> SESV2Client:
+        if self._client is None:
+            self._client = aws.sesv2()
+        return self._client
+
+    def send(self, to: str, subject: str, text: str) -> None:
+        self.client.send_email(
+            FromEmailAddress=self.sender,
+            Destination={"ToAddresses": [to]},
+            Content={
+                "Simple": {
+                    "Subject": {"Data": subject, "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": text, "Charset": "UTF-8"}},
+                }
+            },
+        )
+
+
+class NotificationService:
+    def __init__(
+        self,
+        notifications: NotificationRepository,
+        users: UserRepository,
+        conversations: ConversationRepository,
+        delivery: Delivery,
+        limiter: WindowLimiter,
+        queue: NotificationQueue,
+        mailer: Mailer,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.notifications = notifications
+        self.users = users
+        self.conversations = conversations
+        self.delivery = delivery
+        self.limiter = limiter
+        self.queue = queue
+        self.mailer = mailer
+        self._clock = clock
+
+    def handle(self, job: NotificationJob) -> None:
+        if job.kind == "digest":
+            self._send_digest(job)
+            return
+        notification = Notification(
+            user_id=job.user_id,
+            notification_id=f"{job.created_at:013d}#{job.source}",
+            kind=job.kind,
+            data=job.data,
+            created_at=job.created_at,
+        )
+        if self.notifications.add(notification):
+            self.delivery.to_users([job.user_id], push("notification:new", notification.wire()))
+        self._maybe_email(job)
+
+    # ------------------------------------------------------------------ e-mail
+    def _maybe_email(self, job: NotificationJob) -> None:
+        prefs = self.users.preferences(job.user_id)
+        if not (prefs.email_on_offline and prefs.email):
+            return
+        now = int(self._clock() * 1000)
+        window_ms = prefs.digest_minutes * 60_000
+        thread = job.conversation_id or job.kind
+        if self.limiter.acquire(f"email#{job.user_id}#{thread}", now, window_ms):
+            subject, text = _single_email(job)
+            self.mailer.send(prefs.email, subject, text)
+            logger.info("email sent", extra={"userId": job.user_id, "thread": thread})
+            return
+        # Inside the window: one digest at its end summarises everything that came since.
+        if self.limiter.acquire(f"digest#{job.user_id}#{thread}", now, window_ms):
+            delay = min(MAX_SQS_DELAY_SECONDS, prefs.digest_minutes * 60)
+            digest = NotificationJob(
+                kind="digest",
+                user_id=job.user_id,
+                created_at=now,
+                source=f"digest#{thread}#{now}",
+                conversation_id=job.conversation_id,
+            )
+            self.queue.enqueue([digest], delay_seconds=delay)
+
+    def _send_digest(self, job: NotificationJob) -> None:
+        thread = job.conversation_id or "notifications"
+        self.limiter.release(f"digest#{job.user_id}#{thread}")
+        prefs = self.users.preferences(job.user_id)
+        if not (prefs.email_on_offline and prefs.email) or job.conversation_id is None:
+            return
+        conversation = self.conversations.get(job.conversation_id)
+        member = self.conversations.member(job.conversation_id, job.user_id)
+        if conversation is None or member is None:
+            return
+        unread = conversation.last_seq - member.read_seq
+        if unread <= 0:
+            return
+        recent = self.conversations.messages_before(job.conversation_id, None, min(unread, 5))
+        now = int(self._clock() * 1000)
+        # Restart the window: the digest is this window's e-mail.
+        self.limiter.force(f"email#{job.user_id}#{thread}", now, prefs.digest_minutes * 60_000)
+        title = conversation.title or "a conversation"
+        lines = [f"{m.sender_id}: {m.body[:200]}" for m in recent]
+        self.mailer.send(
+            prefs.email,
+            f"{unread} unread message{'s' if unread != 1 else ''} in {title}",
+            "\n".join(lines) + "\n\nOpen Switchboard to read and reply.",
+        )
+        logger.info("digest sent", extra={"userId": job.user_id, "unread": unread})
+
+
+def _single_email(job: NotificationJob) -> tuple[str, str]:
+    if job.kind == "message":
+        sender = job.data.get("senderId", "someone")
+        return (
+            f"New message from {sender}",
+            f"{sender}: {str(job.data.get('preview', ''))[:500]}\n\nOpen Switchboard to reply.",
+        )
+    return (f"Switchboard: {job.kind.replace('_', ' ')}", json.dumps(job.data, indent=2))
