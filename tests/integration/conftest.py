@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,11 +18,12 @@ import boto3
 import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
+from switchboard.auth import mint_token
 
 from devserver import ACCOUNT_ID, DEV_JWT_SECRET, REGION
+from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
 from devserver.template import FunctionSpec, Template
-from switchboard.auth import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +59,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    make_dynamodb_writes_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

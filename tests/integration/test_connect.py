@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +16,14 @@ METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/$connect"
 
 
 def authorizer_event(token: str | None) -> dict[str, Any]:
-    event = json.loads(open("events/connect-authorizer.json").read())
+    event = json.loads(Path("events/connect-authorizer.json").read_text())
     event["queryStringParameters"] = {"token": token} if token is not None else {}
     return event
 
 
-def test_authorizer_allows_a_valid_token_and_passes_identity(stack: Stack, context: FakeContext) -> None:
+def test_authorizer_allows_a_valid_token_and_passes_identity(
+    stack: Stack, context: FakeContext
+) -> None:
     handler = stack.handler("AuthorizerFunction")
     # Given a token minted with the secret the template's Secrets Manager secret holds
     token = token_for("alice", ("admin",))
@@ -38,11 +41,19 @@ def test_authorizer_allows_a_valid_token_and_passes_identity(stack: Stack, conte
 
 @pytest.mark.parametrize(
     "token",
-    [None, "", "garbage", token_for("alice", ttl_seconds=-100), token_for("a", now=time.time() + 999)],
+    [
+        None,
+        "",
+        "garbage",
+        token_for("alice", ttl_seconds=-100),
+        token_for("a", now=time.time() + 999),
+    ],
 )
-def test_authorizer_refuses_with_unauthorized(stack: Stack, context: FakeContext, token: str | None) -> None:
+def test_authorizer_refuses_with_unauthorized(
+    stack: Stack, context: FakeContext, token: str | None
+) -> None:
     handler = stack.handler("AuthorizerFunction")
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         handler.lambda_handler(authorizer_event(token), context)
 
 
@@ -55,9 +66,9 @@ def test_connect_and_disconnect_maintain_connection_and_presence(
 
     # When a user connects twice (two devices)
     for cid in ("c-one", "c-two"):
-        assert app.lambda_handler(ws_event("$connect", connection_id=f"{user}-{cid}", user_id=user), context) == {
-            "statusCode": 200
-        }
+        assert app.lambda_handler(
+            ws_event("$connect", connection_id=f"{user}-{cid}", user_id=user), context
+        ) == {"statusCode": 200}
     # Then both connections are stored with a TTL, and the user's presence set has both
     item = ddb.get_item(TableName=connections, Key={"connectionId": {"S": f"{user}-c-one"}})["Item"]
     assert item["userId"]["S"] == user
@@ -67,8 +78,12 @@ def test_connect_and_disconnect_maintain_connection_and_presence(
 
     # When one disconnects (twice: API Gateway may repeat it) the other remains
     for _ in range(2):
-        app.lambda_handler(ws_event("$disconnect", connection_id=f"{user}-c-one", user_id=user), context)
-    assert "Item" not in ddb.get_item(TableName=connections, Key={"connectionId": {"S": f"{user}-c-one"}})
+        app.lambda_handler(
+            ws_event("$disconnect", connection_id=f"{user}-c-one", user_id=user), context
+        )
+    assert "Item" not in ddb.get_item(
+        TableName=connections, Key={"connectionId": {"S": f"{user}-c-one"}}
+    )
     presence = ddb.get_item(TableName=users, Key={"userId": {"S": user}})["Item"]
     assert presence["connectionIds"]["SS"] == [f"{user}-c-two"]
     assert int(presence["lastSeen"]["N"]) > 0
@@ -82,9 +97,15 @@ def test_ping_replies_with_server_time(stack: Stack, context: FakeContext) -> No
     assert abs(reply["data"]["serverTime"] - time.time() * 1000) < 60_000
 
 
-def test_default_route_answers_unknown_action_and_bad_json(stack: Stack, context: FakeContext) -> None:
+def test_default_route_answers_unknown_action_and_bad_json(
+    stack: Stack, context: FakeContext
+) -> None:
     app = stack.handler("ConnectionFunction")
-    unknown = json.loads(app.lambda_handler(ws_event("$default", body=frame("nope:x")), context)["body"])
-    garbage = json.loads(app.lambda_handler(ws_event("$default", body="{not json"), context)["body"])
+    unknown = json.loads(
+        app.lambda_handler(ws_event("$default", body=frame("nope:x")), context)["body"]
+    )
+    garbage = json.loads(
+        app.lambda_handler(ws_event("$default", body="{not json"), context)["body"]
+    )
     assert unknown["error"]["code"] == "unknown_action"
     assert garbage["error"]["code"] == "bad_request"

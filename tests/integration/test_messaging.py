@@ -26,7 +26,9 @@ class Client:
         )
 
     def call(self, action: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = ws_event(action, body=frame(action, data), connection_id=self.connection_id, user_id=self.user_id)
+        event = ws_event(
+            action, body=frame(action, data), connection_id=self.connection_id, user_id=self.user_id
+        )
         reply: dict[str, Any] = json.loads(self.app.lambda_handler(event, FakeContext())["body"])
         return reply
 
@@ -67,10 +69,16 @@ def new_conversation(owner: Client, *others: Client, **extra: Any) -> str:
     return conversation_id
 
 
-def send(client: Client, conversation_id: str, body: str, client_id: str | None = None) -> dict[str, Any]:
+def send(
+    client: Client, conversation_id: str, body: str, client_id: str | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = client.ok(
         "message:send",
-        {"conversationId": conversation_id, "clientMessageId": client_id or uuid.uuid4().hex, "body": body},
+        {
+            "conversationId": conversation_id,
+            "clientMessageId": client_id or uuid.uuid4().hex,
+            "body": body,
+        },
     )
     return data
 
@@ -84,7 +92,9 @@ def test_one_to_one_conversation_is_reused_per_pair_and_listing(people: Any) -> 
     assert first["conversationId"] == again["conversationId"] != other_listing["conversationId"]
 
 
-def test_seq_is_gapless_and_every_device_of_every_member_gets_the_message(people: Any, stack: Stack, apps: Any) -> None:
+def test_seq_is_gapless_and_every_device_of_every_member_gets_the_message(
+    people: Any, stack: Stack, apps: Any
+) -> None:
     alice, bob = people("alice", "bob")
     bob_phone = Client(stack, apps[0], apps[1], bob.user_id)
     alice_laptop = Client(stack, apps[0], apps[1], alice.user_id)
@@ -92,7 +102,11 @@ def test_seq_is_gapless_and_every_device_of_every_member_gets_the_message(people
     seqs = [send(alice, conversation, f"hello {i}")["seq"] for i in range(5)]
     assert seqs == [1, 2, 3, 4, 5]
     for device in (bob, bob_phone, alice_laptop):
-        got = [f["data"]["seq"] for f in device.frames("message:new") if f["data"]["conversationId"] == conversation]
+        got = [
+            f["data"]["seq"]
+            for f in device.frames("message:new")
+            if f["data"]["conversationId"] == conversation
+        ]
         assert got == seqs, device.connection_id
     # the sending connection has its reply, not a push
     assert alice.frames("message:new") == []
@@ -157,8 +171,16 @@ def test_body_limits_and_blank_bodies(people: Any) -> None:
     conversation = new_conversation(alice, bob)
     too_long = {"conversationId": conversation, "clientMessageId": "a", "body": "x" * 4001}
     assert alice.error("message:send", too_long) == "bad_request"
-    assert alice.error("message:send", {"conversationId": conversation, "clientMessageId": "b", "body": "  "}) == "bad_request"
-    assert alice.error("message:send", {"conversationId": conversation, "body": "no client id"}) == "bad_request"
+    assert (
+        alice.error(
+            "message:send", {"conversationId": conversation, "clientMessageId": "b", "body": "  "}
+        )
+        == "bad_request"
+    )
+    assert (
+        alice.error("message:send", {"conversationId": conversation, "body": "no client id"})
+        == "bad_request"
+    )
 
 
 def test_cursors_only_move_forward_and_senders_get_receipts(people: Any) -> None:
@@ -170,7 +192,9 @@ def test_cursors_only_move_forward_and_senders_get_receipts(people: Any) -> None
     assert bob.ok("message:ack", {"conversationId": conversation, "seq": 1})["moved"] is False
     # beyond lastSeq is clamped
     assert bob.ok("message:read", {"conversationId": conversation, "seq": 99}) == {
-        "conversationId": conversation, "seq": 3, "moved": True
+        "conversationId": conversation,
+        "seq": 3,
+        "moved": True,
     }
     delivered = alice.frames("message:delivered")
     read = alice.frames("message:read")
@@ -189,7 +213,9 @@ def test_sync_returns_what_came_after_each_cursor(people: Any) -> None:
     synced = bob.ok("message:sync", {"cursors": {conversation: 2}})["conversations"][conversation]
     assert [m["seq"] for m in synced["messages"]] == [3, 4, 5]
     assert synced["hasMore"] is False and synced["lastSeq"] == 5
-    page = bob.ok("message:sync", {"cursors": {conversation: 0}, "limit": 2})["conversations"][conversation]
+    page = bob.ok("message:sync", {"cursors": {conversation: 0}, "limit": 2})["conversations"][
+        conversation
+    ]
     assert [m["seq"] for m in page["messages"]] == [1, 2] and page["hasMore"] is True
 
 
@@ -237,25 +263,37 @@ def test_presence_query_is_limited_to_contacts(people: Any) -> None:
 
 def test_preferences_round_trip_and_validation(people: Any) -> None:
     (alice,) = people("alice")
-    assert alice.ok("preferences:get") == {"emailOnOffline": False, "email": None, "digestMinutes": 15}
+    assert alice.ok("preferences:get") == {
+        "emailOnOffline": False,
+        "email": None,
+        "digestMinutes": 15,
+    }
     assert alice.error("preferences:set", {"emailOnOffline": True}) == "bad_request"
     assert alice.error("preferences:set", {"email": "not-an-email"}) == "bad_request"
-    saved = alice.ok("preferences:set", {"emailOnOffline": True, "email": "a@example.com", "digestMinutes": 5})
-    assert saved == alice.ok("preferences:get") == {
-        "emailOnOffline": True, "email": "a@example.com", "digestMinutes": 5
-    }
+    saved = alice.ok(
+        "preferences:set", {"emailOnOffline": True, "email": "a@example.com", "digestMinutes": 5}
+    )
+    assert (
+        saved
+        == alice.ok("preferences:get")
+        == {"emailOnOffline": True, "email": "a@example.com", "digestMinutes": 5}
+    )
 
 
 def test_offline_members_get_a_notification_job(people: Any, stack: Stack, apps: Any) -> None:
     alice, bob = people("alice", "bob")
     conversation = new_conversation(alice, bob)
-    apps[1].lambda_handler(ws_event("$disconnect", connection_id=bob.connection_id, user_id=bob.user_id), FakeContext())
+    apps[1].lambda_handler(
+        ws_event("$disconnect", connection_id=bob.connection_id, user_id=bob.user_id), FakeContext()
+    )
     send(alice, conversation, "are you there?")
     sqs = stack.client("sqs")
     queue = stack.resources["NotificationQueue"]
     jobs = []
     for _ in range(5):
-        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
             body = json.loads(message["Body"])
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
             if body["user_id"] == bob.user_id:

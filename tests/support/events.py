@@ -49,7 +49,9 @@ def ws_event(
     return event
 
 
-def frame(action: str, data: dict[str, Any] | None = None, request_id: str = "r-1") -> dict[str, Any]:
+def frame(
+    action: str, data: dict[str, Any] | None = None, request_id: str = "r-1"
+) -> dict[str, Any]:
     return {"action": action, "id": request_id, "data": data or {}}
 
 

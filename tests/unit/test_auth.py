@@ -14,7 +14,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from switchboard.auth import InvalidToken, TokenVerifier, mint_token
 from switchboard.config import AuthSettings
 
@@ -236,7 +235,9 @@ def test_jwks_token_with_unknown_kid_or_foreign_key_is_refused(jwks_url: str) ->
     for token in (
         jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "rsa-1"}),
         jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "nope"}),
-        jwt.encode(_claims(iss="https://evil"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"}),
+        jwt.encode(
+            _claims(iss="https://evil"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"}
+        ),
         jwt.encode(_claims(aud="other"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"}),
     ):
         with pytest.raises(InvalidToken):

@@ -9,7 +9,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-
 from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi
 
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 from pydantic import Field
-
 from switchboard.errors import Forbidden
 from switchboard.protocol import WireModel
 from switchboard.router import Request, WebSocketRouter
+
 from tests.support.events import frame, reply_of, ws_event
 
 
@@ -38,7 +38,12 @@ def router() -> WebSocketRouter:
 
 def test_action_reply_carries_id_and_data(router: WebSocketRouter) -> None:
     reply = reply_of(router.resolve(ws_event("echo", body=frame("echo", {"text": "hi"}))))
-    assert reply == {"type": "reply", "id": "r-1", "ok": True, "data": {"text": "hi", "user": "alice"}}
+    assert reply == {
+        "type": "reply",
+        "id": "r-1",
+        "ok": True,
+        "data": {"text": "hi", "user": "alice"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -90,7 +95,9 @@ def test_roles_arrive_as_a_set(router: WebSocketRouter) -> None:
         seen.append(request.caller.roles)
         return request.caller.is_admin
 
-    reply = reply_of(router.resolve(ws_event("whoami", body=frame("whoami", {"text": "x"}), roles="admin,ops")))
+    reply = reply_of(
+        router.resolve(ws_event("whoami", body=frame("whoami", {"text": "x"}), roles="admin,ops"))
+    )
     assert reply["data"] is True
     assert seen == [frozenset({"admin", "ops"})]
 

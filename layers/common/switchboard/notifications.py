@@ -146,7 +146,7 @@ class NotificationService:
         if self.limiter.acquire(f"email#{job.user_id}#{thread}", now, window_ms):
             subject, text = _single_email(job)
             self.mailer.send(prefs.email, subject, text)
-            logger.info("email sent", extra={"userId": job.user_id, "thread": thread})
+            logger.info("email sent", extra={"userId": job.user_id, "emailThread": thread})
             return
         # Inside the window: one digest at its end summarises everything that came since.
         if self.limiter.acquire(f"digest#{job.user_id}#{thread}", now, window_ms):

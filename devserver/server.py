@@ -1,0 +1,150 @@
+"""The whole local stack, in start order: moto, provisioning, workers, APIs, mappings.
+
+Ports are bound first (port 0 = any free port) so the management endpoint functions get
+in their environment is known before their workers start. Shutdown runs in reverse:
+sockets closed first (their `$disconnect` still runs on live workers), then mappings,
+workers and moto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from moto.server import ThreadedMotoServer
+
+from devserver.event_sources import EventSources
+from devserver.http_api import HttpApi
+from devserver.management_api import add_management_routes
+from devserver.moto_fidelity import make_dynamodb_writes_atomic
+from devserver.provision import provision
+from devserver.template import Template
+from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
+from devserver.workers import WorkerPools
+
+__all__ = ["DevServer", "DevServerOptions"]
+
+log = logging.getLogger("devserver")
+
+
+@dataclass
+class DevServerOptions:
+    template: Path = Path("template.yaml")
+    host: str = "127.0.0.1"
+    ws_port: int = 8080
+    http_port: int = 8081
+    workers: int = 2
+    idle_timeout: float = 600.0
+    max_connection_seconds: float = 7200.0
+    schedule_speedup: float = 1.0
+    parameters: dict[str, str] = field(default_factory=dict)
+    ready_file: Path | None = None
+    web_root: Path | None = None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+class DevServer:
+    def __init__(self, options: DevServerOptions) -> None:
+        self.options = options
+        self.template = Template(options.template, options.parameters)
+        self.moto: ThreadedMotoServer | None = None
+        self.moto_url = ""
+        self.ws_url = ""
+        self.http_url = ""
+        self.management_url = ""
+        self.resources: dict[str, str] = {}
+        self.pools: WorkerPools | None = None
+        self.ws_api: WebSocketApi | None = None
+        self.event_sources: EventSources | None = None
+        self._runners: list[web.AppRunner] = []
+
+    async def start(self) -> None:
+        opts = self.options
+        ws_sock = _bind(opts.host, opts.ws_port)
+        http_sock = _bind(opts.host, opts.http_port)
+        ws_port, http_port = ws_sock.getsockname()[1], http_sock.getsockname()[1]
+
+        make_dynamodb_writes_atomic()
+        self.moto = ThreadedMotoServer(ip_address=opts.host, port=0, verbose=False)
+        self.moto.start()
+        moto_host, moto_port = self.moto.get_host_and_port()
+        self.moto_url = f"http://{moto_host}:{moto_port}"
+        self.template.moto_url = self.moto_url
+        self.template.ws_base_url = f"http://{opts.host}:{ws_port}"
+        self.resources = await asyncio.to_thread(provision, self.template, self.moto_url)
+
+        functions = self.template.functions()
+        self.pools = WorkerPools(functions, self.moto_url, opts.workers)
+        await self.pools.start()
+
+        ws_app = web.Application(client_max_size=1024 * 1024)
+        config = WebSocketApiConfig.from_template(self.template)
+        stage = config.stage if config else "$default"
+        if config is not None:
+            self.ws_api = WebSocketApi(
+                config, self.pools, opts.idle_timeout, opts.max_connection_seconds
+            )
+            self.ws_api.add_routes(ws_app)
+            add_management_routes(ws_app, self.ws_api)
+        http_app = web.Application(client_max_size=10 * 1024 * 1024)
+        web_root = opts.web_root or self.template.base_dir / "web"
+        HttpApi(functions, self.pools, web_root).add_routes(http_app)
+
+        for app, sock in ((ws_app, ws_sock), (http_app, http_sock)):
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.SockSite(runner, sock, shutdown_timeout=2.0).start()
+            self._runners.append(runner)
+
+        self.event_sources = EventSources(
+            functions, self.pools, self.moto_url, opts.schedule_speedup
+        )
+        self.event_sources.start()
+
+        self.ws_url = f"ws://{opts.host}:{ws_port}/{stage}"
+        self.management_url = f"http://{opts.host}:{ws_port}/{stage}"
+        self.http_url = f"http://{opts.host}:{http_port}"
+        if opts.ready_file is not None:
+            self._write_ready_file(opts.ready_file)
+
+    def _write_ready_file(self, path: Path) -> None:
+        doc = {
+            "ws": self.ws_url,
+            "http": self.http_url,
+            "moto": self.moto_url,
+            "management": self.management_url,
+            "resources": self.resources,
+            "pid": os.getpid(),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(path)  # atomic: readers never see a half-written file
+
+    async def stop(self) -> None:
+        if self.ws_api is not None:
+            await self.ws_api.close_all()
+        if self.event_sources is not None:
+            await self.event_sources.stop()
+        for runner in self._runners:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        if self.pools is not None:
+            await self.pools.close()
+        if self.moto is not None:
+            await asyncio.to_thread(self.moto.stop)
+        log.info("devserver stopped")

@@ -1,0 +1,289 @@
+"""The devserver against the real template.yaml, spoken to like a user's client would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from devserver import DEV_JWT_SECRET
+
+from .conftest import RunningDevserver, StartDevserver
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 10.0
+
+
+def _user() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+def _connection_ids(ds: RunningDevserver, user_id: str) -> list[str]:
+    table = ds.resources["ConnectionsTable"]
+    items = ds.aws("dynamodb").query(
+        TableName=table,
+        IndexName="byUser",
+        KeyConditionExpression="userId = :u",
+        ExpressionAttributeValues={":u": {"S": user_id}},
+    )["Items"]
+    return [i["connectionId"]["S"] for i in items]
+
+
+def _has_item(ds: RunningDevserver, connection_id: str) -> bool:
+    item = ds.aws("dynamodb").get_item(
+        TableName=ds.resources["ConnectionsTable"],
+        Key={"connectionId": {"S": connection_id}},
+        ConsistentRead=True,
+    )
+    return "Item" in item
+
+
+async def _wait_for(predicate: Any, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def _request(ws: Any, frame: dict[str, Any] | str) -> dict[str, Any]:
+    await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+    reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    return reply
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _bad_tokens(user: str) -> dict[str, str | None]:
+    now = int(time.time())
+    good = {"sub": user, "roles": [], "iat": now, "nbf": now, "exp": now + 600}
+    valid = jwt.encode(good, DEV_JWT_SECRET, algorithm="HS256")
+    header, _, signature = valid.split(".")
+    return {
+        "missing": None,
+        "garbage": "not-a-jwt",
+        "expired": jwt.encode(
+            {**good, "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600},
+            DEV_JWT_SECRET,
+            algorithm="HS256",
+        ),
+        "nbf-future": jwt.encode(
+            {**good, "nbf": now + 3600, "exp": now + 7200}, DEV_JWT_SECRET, algorithm="HS256"
+        ),
+        "other-key": jwt.encode(good, "another-signing-key-of-at-least-32-bytes!!", "HS256"),
+        "alg-none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(good)}.",
+        "tampered": f"{header}.{_b64({**good, 'roles': ['admin']})}.{signature}",
+    }
+
+
+# ---------------------------------------------------------------------- handshake
+async def test_valid_token_connects_and_writes_connection_item(
+    devserver: RunningDevserver,
+) -> None:
+    user = _user()
+    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+        reply = await _request(ws, {"action": "ping", "id": "1"})
+        assert reply["type"] == "reply"
+        assert reply["id"] == "1"
+        assert reply["ok"] is True
+        assert len(await asyncio.to_thread(_connection_ids, devserver, user)) == 1
+
+
+@pytest.mark.parametrize(
+    "kind", ["missing", "garbage", "expired", "nbf-future", "other-key", "alg-none", "tampered"]
+)
+async def test_bad_token_is_refused_at_handshake_and_nothing_is_written(
+    devserver: RunningDevserver, kind: str
+) -> None:
+    user = _user()
+    token = _bad_tokens(user)[kind]
+    with pytest.raises(InvalidStatus) as refused:
+        async with websockets.connect(devserver.url(token), open_timeout=TIMEOUT):
+            pass
+    expected = {401} if kind == "missing" else {401, 403}
+    assert refused.value.response.status_code in expected
+    assert await asyncio.to_thread(_connection_ids, devserver, user) == []
+
+
+# ---------------------------------------------------------------------- routes
+async def test_unknown_action_and_bad_json_get_error_replies_and_connection_survives(
+    devserver: RunningDevserver,
+) -> None:
+    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+        unknown = await _request(ws, {"action": "no-such-action", "id": "u1"})
+        assert unknown["ok"] is False
+        assert unknown["error"]["code"] == "unknown_action"
+        assert unknown["id"] == "u1"
+
+        bad = await _request(ws, "this is {not json")
+        assert bad["ok"] is False
+        assert bad["error"]["code"] == "bad_request"
+
+        pong = await _request(ws, {"action": "ping", "id": "after"})
+        assert pong["ok"] is True
+        assert pong["id"] == "after"
+
+
+async def test_message_over_128_kb_closes_with_1009(devserver: RunningDevserver) -> None:
+    async with websockets.connect(devserver.url(devserver.token(_user())), max_size=None) as ws:
+        await ws.send("x" * (140 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
+
+async def test_disconnect_removes_connection_item(devserver: RunningDevserver) -> None:
+    user = _user()
+    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+        await _request(ws, {"action": "ping", "id": "1"})
+        (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
+    await _wait_for(lambda: not _has_item(devserver, conn_id))
+
+
+# ---------------------------------------------------------------------- management API
+async def test_management_post_to_dead_connection_raises_gone(
+    devserver: RunningDevserver,
+) -> None:
+    client = devserver.management_client()
+    with pytest.raises(client.exceptions.GoneException):
+        await asyncio.to_thread(
+            client.post_to_connection, ConnectionId="DeadConnectio=", Data=b"{}"
+        )
+    with pytest.raises(client.exceptions.GoneException):
+        await asyncio.to_thread(client.get_connection, ConnectionId="DeadConnectio=")
+
+
+async def test_management_post_and_get_reach_a_live_connection(
+    devserver: RunningDevserver,
+) -> None:
+    user = _user()
+    client = devserver.management_client()
+    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+        await _request(ws, {"action": "ping", "id": "1"})
+        (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
+        frame = {"type": "notification:new", "data": {"n": 1}}
+        await asyncio.to_thread(
+            client.post_to_connection, ConnectionId=conn_id, Data=json.dumps(frame).encode()
+        )
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == frame
+        info = await asyncio.to_thread(client.get_connection, ConnectionId=conn_id)
+        assert info["Identity"]["SourceIp"] == "127.0.0.1"
+        assert info["ConnectedAt"] <= info["LastActiveAt"]
+
+
+async def test_management_post_over_128_kb_is_refused(devserver: RunningDevserver) -> None:
+    user = _user()
+    client = devserver.management_client()
+    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+        await _request(ws, {"action": "ping", "id": "1"})
+        (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
+        with pytest.raises(client.exceptions.PayloadTooLargeException):
+            await asyncio.to_thread(
+                client.post_to_connection, ConnectionId=conn_id, Data=b"x" * (129 * 1024)
+            )
+
+
+async def test_management_delete_closes_socket_and_item_goes(
+    devserver: RunningDevserver,
+) -> None:
+    user = _user()
+    client = devserver.management_client()
+    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+        await _request(ws, {"action": "ping", "id": "1"})
+        (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
+        await asyncio.to_thread(client.delete_connection, ConnectionId=conn_id)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        with pytest.raises(client.exceptions.GoneException):
+            await asyncio.to_thread(client.get_connection, ConnectionId=conn_id)
+    await _wait_for(lambda: not _has_item(devserver, conn_id))
+
+
+# ---------------------------------------------------------------------- scaling
+async def test_two_worker_processes_serve_one_users_traffic(devserver: RunningDevserver) -> None:
+    token = devserver.token(_user())
+    async with (
+        websockets.connect(devserver.url(token)) as ws1,
+        websockets.connect(devserver.url(token)) as ws2,
+    ):
+
+        async def burst(ws: Any, prefix: str) -> list[dict[str, Any]]:
+            for i in range(25):
+                await ws.send(json.dumps({"action": "ping", "id": f"{prefix}{i}"}))
+            return [json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) for _ in range(25)]
+
+        replies = [r for rs in await asyncio.gather(burst(ws1, "a"), burst(ws2, "b")) for r in rs]
+    assert all(r["ok"] for r in replies)
+    assert len({r["id"] for r in replies}) == 50
+    pids = {r["data"]["pid"] for r in replies}
+    assert len(pids) >= 2, pids
+
+    import urllib.request
+
+    with urllib.request.urlopen(f"{devserver.http}/__devserver/workers", timeout=TIMEOUT) as resp:
+        stats = json.load(resp)
+    worker_pids = {w["pid"] for w in stats["ConnectionFunction"]["workers"]}
+    assert pids <= worker_pids
+
+
+# ---------------------------------------------------------------------- timeouts
+async def test_idle_timeout_closes_with_1001_and_disconnect_runs(
+    start_devserver: StartDevserver,
+) -> None:
+    ds = start_devserver("--idle-timeout", "1", "--workers", "1")
+    user = _user()
+    async with websockets.connect(ds.url(ds.token(user))) as ws:
+        (conn_id,) = await asyncio.to_thread(_connection_ids, ds, user)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+    await _wait_for(lambda: not _has_item(ds, conn_id))
+
+
+async def test_max_connection_duration_closes_with_1001_despite_traffic(
+    start_devserver: StartDevserver,
+) -> None:
+    ds = start_devserver("--max-connection-seconds", "2", "--workers", "1")
+    started = time.monotonic()
+    async with websockets.connect(ds.url(ds.token(_user()))) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            for i in range(100):  # keep it busy: only the duration limit can close it
+                await _request(ws, {"action": "ping", "id": str(i)})
+                await asyncio.sleep(0.2)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+    assert time.monotonic() - started < 8
+
+
+async def test_shutdown_closes_sockets_with_1001_and_runs_disconnect_first(
+    start_devserver: StartDevserver,
+) -> None:
+    import os
+    import signal
+
+    ds = start_devserver("--workers", "1")
+    user = _user()
+    async with websockets.connect(ds.url(ds.token(user))) as ws:
+        (conn_id,) = await asyncio.to_thread(_connection_ids, ds, user)
+        os.killpg(ds.process.pid, signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+    assert await asyncio.to_thread(ds.process.wait, 20) == 0
+    log = ds.log()
+    assert f"DISCONNECT {conn_id} 1001 ok" in log
+    assert log.index(f"DISCONNECT {conn_id}") < log.index("devserver stopped")
