@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requi
 SAM_VENV ?= .venv-sam
 SAM_CLI_VERSION ?= 1.170.0
 ENV ?= default
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 DEVSERVER_ARGS ?=
 
 .PHONY: venv dev test test-fast lint validate build deploy bench clean pr

@@ -83,3 +83,21 @@ class NotificationRead(WireModel):
     notificationIds: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=100
     )
+
+
+# action -> model of its `data` (the router registrations and the docs agree with this).
+ACTIONS: dict[str, type[WireModel]] = {
+    "conversation:create": ConversationCreate,
+    "conversation:list": ConversationList,
+    "message:send": MessageSend,
+    "message:ack": Cursor,
+    "message:read": Cursor,
+    "message:sync": MessageSync,
+    "message:history": MessageHistory,
+    "typing:start": Typing,
+    "typing:stop": Typing,
+    "presence:query": PresenceQuery,
+    "preferences:set": PreferencesSet,
+    "notification:list": NotificationList,
+    "notification:read": NotificationRead,
+}
