@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from switchboard import aws
+from switchboard.dal.base import DynamoRepository
 from switchboard.dal.users import UserRepository
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Connection:
     source_ip: str = ""
 
 
-class ConnectionRepository:
+class ConnectionRepository(DynamoRepository):
     def __init__(
         self,
         table_name: str,
@@ -36,16 +36,9 @@ class ConnectionRepository:
         ttl_seconds: int = 7800,
         client: DynamoDBClient | None = None,
     ) -> None:
-        self._table = table_name
+        super().__init__(table_name, client=client)
         self._users = users
         self._ttl = ttl_seconds
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
 
     def put(self, connection: Connection) -> None:
         item: dict[str, Any] = {
@@ -63,7 +56,7 @@ class ConnectionRepository:
             item["sourceIp"] = {"S": connection.source_ip}
         self.client.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": self._table, "Item": item}},
+                {"Put": {"TableName": self.table, "Item": item}},
                 {
                     "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
                         connection.user_id, connection.connection_id
@@ -78,7 +71,7 @@ class ConnectionRepository:
             TransactItems=[
                 {
                     "Delete": {
-                        "TableName": self._table,
+                        "TableName": self.table,
                         "Key": {"connectionId": {"S": connection_id}},
                     }
                 },
@@ -92,7 +85,7 @@ class ConnectionRepository:
 
     def get(self, connection_id: str) -> Connection | None:
         response = self.client.get_item(
-            TableName=self._table, Key={"connectionId": {"S": connection_id}}, ConsistentRead=True
+            TableName=self.table, Key={"connectionId": {"S": connection_id}}, ConsistentRead=True
         )
         item = response.get("Item")
         return _from_item(item) if item else None
@@ -106,7 +99,7 @@ class ConnectionRepository:
         for user_id in dict.fromkeys(user_ids):
             paginator = self.client.get_paginator("query")
             pages = paginator.paginate(
-                TableName=self._table,
+                TableName=self.table,
                 IndexName="byUser",
                 KeyConditionExpression="userId = :u",
                 ExpressionAttributeValues={":u": {"S": user_id}},

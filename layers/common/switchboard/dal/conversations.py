@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from switchboard import aws
+from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure, to_item
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class NotAMember(Exception):
     """Membership changed between the read and the write."""
 
 
-class ConversationRepository:
+class ConversationRepository(DynamoRepository):
     def __init__(
         self,
         conversations_table: str,
@@ -102,15 +102,8 @@ class ConversationRepository:
         *,
         client: DynamoDBClient | None = None,
     ) -> None:
-        self.table = conversations_table
+        super().__init__(conversations_table, client=client)
         self.messages_table = messages_table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
 
     # ------------------------------------------------------------------ conversations
     def create(self, conversation: Conversation) -> bool:

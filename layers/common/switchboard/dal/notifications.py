@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from switchboard import aws
+from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import from_item, is_condition_failure, to_item
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 RETENTION_SECONDS = 30 * 24 * 3600
 
@@ -35,16 +32,8 @@ class Notification:
         }
 
 
-class NotificationRepository:
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
-        self.table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
+class NotificationRepository(DynamoRepository):
+    """See the module docstring."""
 
     def add(self, notification: Notification) -> bool:
         """Idempotent on notificationId: False if it was already recorded (a retried job)."""

@@ -3,27 +3,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from botocore.exceptions import ClientError
 
-from switchboard import aws
+from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import is_condition_failure
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
-
-class WindowLimiter:
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
-        self.table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
+class WindowLimiter(DynamoRepository):
+    """See the module docstring."""
 
     def acquire(self, key: str, now_ms: int, window_ms: int) -> bool:
         """True at most once per ``window_ms`` for ``key`` (the caller may act), else False."""

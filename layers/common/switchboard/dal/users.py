@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from switchboard import aws
+from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import from_item, to_item
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 BATCH_GET_LIMIT = 100
 
@@ -35,16 +32,8 @@ class Preferences:
     digest_minutes: int = 15
 
 
-class UserRepository:
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
-        self.table = table_name
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
+class UserRepository(DynamoRepository):
+    """See the module docstring."""
 
     # ------------------------------------------------------------------ presence
     def add_connection_update(self, user_id: str, connection_id: str) -> dict[str, Any]:

@@ -1,0 +1,22 @@
+"""What every repository shares: its table and a lazily created, injectable client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from switchboard import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class DynamoRepository:
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
+        self.table = table_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
