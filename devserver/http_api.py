@@ -4,7 +4,8 @@ Routes come from every `Type: HttpApi` event of the template's functions (`Path`
 `{param}` and greedy `{proxy+}`, `Method` or `ANY`). Like API Gateway, the most specific
 route wins: literal paths before parameterised ones, a method before ANY. Anything else
 on the port is the `web/` folder (the demo app), and `/__devserver/workers` shows the
-worker pools (which process served how many invocations).
+worker pools (which process served how many invocations); `/__devserver/faults` and
+`/__devserver/emails` are the developer tools of devserver/faults.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from devserver import ACCOUNT_ID
+from devserver.faults import add_devtools_routes, install_email_log
 from devserver.template import FunctionSpec
 from devserver.websocket_api import new_id, now_ms
 from devserver.workers import WorkerPools
@@ -98,6 +100,8 @@ class HttpApi:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/__devserver/workers", self._workers)
+        add_devtools_routes(app)
+        install_email_log()
         app.router.add_route("*", "/{tail:.*}", self.handle)
 
     async def _workers(self, _: web.Request) -> web.Response:

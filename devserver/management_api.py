@@ -3,7 +3,8 @@
 `POST|GET|DELETE /<stage>/@connections/{id}` (and `/@connections/{id}`, the bare form
 moto answers on). Unknown or closed ids get a REAL 410 GoneException, in the shape
 botocore parses into `client.exceptions.GoneException` -- moto's own emulation never
-raises it. SigV4 signatures are not checked.
+raises it. SigV4 signatures are not checked. Posts can be made to fail on purpose
+(throttling, 5xx) with `/__devserver/faults` (see devserver/faults.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, web
 
+from devserver.faults import FAULTS, ManagementFaults, error_response
 from devserver.websocket_api import MAX_MESSAGE_BYTES, Connection, WebSocketApi
 
 __all__ = ["add_management_routes"]
@@ -40,7 +42,9 @@ def _iso(epoch_ms: int) -> str:
     )
 
 
-def add_management_routes(app: web.Application, api: WebSocketApi) -> None:
+def add_management_routes(
+    app: web.Application, api: WebSocketApi, faults: ManagementFaults = FAULTS
+) -> None:
     def lookup(request: web.Request) -> Connection | None:
         # Ids arrive URL-encoded ("...%3D"); unquoting an already decoded id is harmless.
         conn_id = unquote(request.match_info["connection_id"])
@@ -48,8 +52,14 @@ def add_management_routes(app: web.Application, api: WebSocketApi) -> None:
         return conn if conn is not None and conn.open else None
 
     async def post(request: web.Request) -> web.Response:
-        conn = lookup(request)
         data = await request.read()
+        # Throttling happens at API Gateway's front door, before the connection is looked up.
+        conn_id = unquote(request.match_info["connection_id"])
+        injected = faults.check(conn_id)
+        if injected is not None:
+            log.info("MANAGEMENT POST %s: injected %d", conn_id, injected)
+            return error_response(injected)
+        conn = lookup(request)
         if conn is None:
             return _error(410, "GoneException", "Gone")
         if len(data) > MAX_MESSAGE_BYTES:

@@ -27,6 +27,7 @@ def make_dynamodb_writes_atomic() -> None:
         if getattr(original, "_switchboard_atomic", False):
             continue
         setattr(DynamoDBBackend, name, _locked(original))
+    make_transactions_cheap()
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,3 +38,149 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper._switchboard_atomic = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def make_transactions_cheap() -> None:
+    """moto's TransactWriteItems deep-copies every table it touches (items AND stream
+    records) to be able to roll back: each send costs O(everything stored), so the local
+    stack slows down and grows by gigabytes as data accumulates (measured: 60 % of the
+    devserver's CPU after ~1,000 messages). This version evaluates every condition first
+    (DynamoDB's all-or-nothing semantics), writes only when all pass, and, should a write
+    still fail, restores just the touched items and their stream records. It relies on the
+    write lock of make_dynamodb_writes_atomic (applied on top of it)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend.transact_write_items, "_switchboard_cheap", False):
+        return
+    cheap = _cheap_transact_write_items
+    cheap._switchboard_cheap = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = _locked(cheap)  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items._switchboard_cheap = True  # type: ignore[attr-defined]
+
+
+Step = tuple[str, dict[str, Any], str, dict[str, Any]]  # op type, op, table, key
+
+
+def _cheap_transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    from moto.dynamodb.exceptions import TooManyTransactionsException
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    steps = _check_all(self, transact_items)
+    # Every condition holds and nothing can interleave (the write lock): apply.
+    backups: list[tuple[Any, Any, Any, Any]] = []
+    streams: dict[str, tuple[Any, int]] = {}
+    try:
+        for step in steps:
+            _apply(self, step, backups, streams)
+    except Exception:
+        _restore(backups, streams)
+        raise
+
+
+def _check_all(self: Any, transact_items: list[dict[str, Any]]) -> list[Step]:
+    """Evaluates every item's condition on the current state; raises the cancellation
+    (with a reason per item, as DynamoDB does) if any fails. Writes nothing."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MultipleTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    targets: set[tuple[str, str]] = set()
+    steps: list[Step] = []
+    errors: list[tuple[Any, Any, Any]] = []
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(entry.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            errors.append(("ValueError", "Unsupported transaction operation", None))
+            continue
+        table_name = op["TableName"]
+        table = self.get_table(table_name)
+        key = op.get("Key") or {
+            a: op["Item"][a] for a in (table.hash_key_attr, table.range_key_attr) if a is not None
+        }
+        marker = (str(table_name), str(dict(sorted(key.items()))))
+        if marker in targets:
+            raise MultipleTransactionsException()
+        targets.add(marker)
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        if condition is not None and not get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        ).expr(current):
+            old = None
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                old = current.to_json()["Attributes"]
+            errors.append(("ConditionalCheckFailed", str(ConditionalCheckFailed().message), old))
+            continue
+        errors.append((None, None, None))
+        steps.append((op_type, op, table_name, key))
+    if any(code is not None for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+    return steps
+
+
+def _apply(
+    self: Any,
+    step: Step,
+    backups: list[tuple[Any, Any, Any, Any]],
+    streams: dict[str, tuple[Any, int]],
+) -> None:
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    op_type, op, table_name, key = step
+    if op_type == "ConditionCheck":
+        return
+    table = self.get_table(table_name)
+    if table.stream_shard is not None and table_name not in streams:
+        streams[table_name] = (table.stream_shard, len(table.stream_shard.items))
+    range_attr = table.range_key_attr
+    backups.append(
+        (
+            table,
+            DynamoType(key[table.hash_key_attr]),
+            DynamoType(key[range_attr]) if range_attr is not None else None,
+            copy.deepcopy(self.get_item(table_name, key)),
+        )
+    )
+    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+    if op_type == "Put":
+        self.put_item(
+            table_name,
+            op["Item"],
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+    elif op_type == "Delete":
+        self.delete_item(table_name, key)
+    else:
+        self.update_item(
+            table_name,
+            key,
+            update_expression=op["UpdateExpression"],
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+        )
+
+
+def _restore(backups: list[tuple[Any, Any, Any, Any]], streams: dict[str, tuple[Any, int]]) -> None:
+    """Undoes a partly applied transaction: the touched items and their stream records."""
+    for table, hash_value, range_value, previous in reversed(backups):
+        bucket = table.items
+        key_value = hash_value
+        if range_value is not None:
+            bucket = table.items.setdefault(hash_value, {})
+            key_value = range_value
+        if previous is None:
+            bucket.pop(key_value, None)
+        else:
+            bucket[key_value] = previous
+    for shard, length in streams.values():
+        del shard.items[length:]

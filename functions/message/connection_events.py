@@ -27,12 +27,14 @@ def handle_change(record: DynamoDBRecord) -> None:
     change = record.dynamodb
     if change is None:
         return
+    now_ms = int(time.time() * 1000)
     if record.event_name == DynamoDBRecordEventName.INSERT and change.new_image:
-        events.connected(change.new_image["connectionId"], change.new_image["userId"])
-    elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
-        events.disconnected(
-            change.old_image["connectionId"], change.old_image["userId"], int(time.time() * 1000)
+        image = change.new_image
+        events.connected(
+            image["connectionId"], image["userId"], int(image.get("connectedAt", now_ms)), now_ms
         )
+    elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
+        events.disconnected(change.old_image["connectionId"], change.old_image["userId"], now_ms)
 
 
 @logger.inject_lambda_context

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from switchboard import aws
+
 from tests.integration.conftest import Stack
 from tests.integration.test_messaging import Client
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from switchboard.wire import all_actions, schema
+
 from tests.integration.conftest import ROOT, Stack
 
 

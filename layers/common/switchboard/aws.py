@@ -40,7 +40,9 @@ def sesv2() -> SESV2Client:
 @cache
 def management_api(endpoint_url: str, max_connections: int = 32) -> ApiGatewayManagementApiClient:
     config = Config(
-        retries={"mode": "standard", "max_attempts": 2},
+        # One attempt: a throttled or failed push goes to the SQS delivery queue, whose
+        # backoff does not hold this invocation (and the other devices' pushes) open.
+        retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=2,
         read_timeout=5,
         # One pooled connection per fan-out worker, or the pool becomes the bottleneck.

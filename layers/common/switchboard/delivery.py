@@ -120,6 +120,12 @@ class Delivery:
         except ConnectionGone:
             self.forget(job.connection_id, job.user_id)
 
+    def enqueue_retry(
+        self, connection_id: str, user_id: str, frame: dict[str, Any], reason: str
+    ) -> None:
+        encoded = json.dumps(frame, separators=(",", ":"), default=str)
+        self._enqueue_retries([RetryJob(connection_id, user_id, encoded)], {connection_id: reason})
+
     def forget(self, connection_id: str, user_id: str) -> None:
         logger.info("connection gone", extra={"connectionId": connection_id, "userId": user_id})
         self.connections.delete(connection_id, user_id, int(self._clock() * 1000))

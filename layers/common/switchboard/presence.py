@@ -16,6 +16,14 @@ from switchboard.observability import logger
 from switchboard.protocol import push
 
 BACKLOG_PAGE = 100
+# A post can race the $connect that created the connection (the stream record is written
+# before API Gateway has finished the handshake): a 410 this soon after connecting means
+# "not yet", so the record is retried instead of the connection being forgotten.
+CONNECT_GRACE_MS = 10_000
+
+
+class ConnectionNotReady(Exception):
+    """The connection is too new to be posted to yet; retry the stream record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +38,12 @@ class ConnectionEvents:
         self.delivery = delivery
         self.users = delivery.users
 
-    def connected(self, connection_id: str, user_id: str) -> None:
-        backlog = self.deliver_backlog(connection_id, user_id)
+    def connected(self, connection_id: str, user_id: str, connected_at: int, now_ms: int) -> None:
+        backlog = self.deliver_backlog(connection_id, user_id, connected_at, now_ms)
         presence = self.users.presence([user_id])[user_id]
-        if presence.connection_ids == {connection_id}:
+        # Judged against the connection's own time, not the (later) processing time: if
+        # another device closed after this one opened, this was not the first connection.
+        if presence.connection_ids == {connection_id} and presence.last_seen < connected_at:
             self.announce(user_id, online=True, last_seen=None)
         logger.info(
             "connection opened",
@@ -57,9 +67,13 @@ class ConnectionEvents:
                 push("presence", {"userId": user_id, "online": online, "lastSeen": last_seen}),
             )
 
-    def deliver_backlog(self, connection_id: str, user_id: str) -> BacklogResult:
+    def deliver_backlog(
+        self, connection_id: str, user_id: str, connected_at: int, now_ms: int
+    ) -> BacklogResult:
         """Pushes, to this one connection, every message after the user's acked seq.
-        Posts are sequential per connection so the frames arrive in seq order."""
+        Posts are sequential per connection so the frames arrive in seq order. A post that
+        fails for a retryable reason goes to the delivery queue (clients order by seq)
+        rather than failing the stream record, which would replay the whole backlog."""
         memberships = self.conversations.memberships(user_id)
         conversations = self.conversations.get_many(m.conversation_id for m in memberships)
         pushed = 0

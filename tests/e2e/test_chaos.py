@@ -1,0 +1,276 @@
+"""Bounded chaos: many users, concurrent sends, random reconnects and a failing management
+API, then the guarantee of DESIGN.md §4 is checked: every acknowledged message is present
+exactly once for every member, per-conversation seqs are gapless, nothing un-acknowledged
+appears, and per-sender order is preserved. Seeded; every wait is bounded.
+
+Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .clients import Client, RequestFailed, admin, clear_faults, peek_queue, queue_url, set_faults
+from .conftest import RunningDevserver, StartDevserver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+
+SEED = 20251126
+USERS = 24
+MESSAGES_PER_USER = 90  # 2,160 in all
+SEND_BUDGET_SECONDS = 150.0  # the sending phase stops here, whatever was sent
+RECONNECT_PROBABILITY = 0.03  # after each acknowledged send
+ACK_EVERY = 10  # sends between a client's acks of what it has
+FAIL_RATE = 0.05
+# Worker processes per function. At 2, boto3's backoff sleeps on throttled posts hold
+# the MessageFunction workers (~14 sends/s on 2 cores, 2,160 sends take ~150 s); at 4
+# the cores stay busy (~27 sends/s).
+WORKERS = 4
+REQUEST_TIMEOUT = 15.0
+RETRYABLE = {"conflict", "internal", "rate_limited"}
+
+
+@dataclass(frozen=True)
+class Acked:
+    conversation_id: str
+    seq: int
+    message_id: str
+    client_message_id: str
+    body: str
+    sender: str
+
+
+@dataclass
+class Stats:
+    sends: int = 0
+    send_retries: int = 0
+    reconnects: int = 0
+    acked: list[Acked] = field(default_factory=list)
+
+
+async def _reconnect(client: Client, stats: Stats) -> None:
+    await client.close()
+    for attempt in range(10):
+        try:
+            await client.connect(timeout=REQUEST_TIMEOUT)
+        except Exception:  # refused or timed out under load: try again
+            await asyncio.sleep(0.2 * (attempt + 1))
+            continue
+        stats.reconnects += 1
+        return
+    raise AssertionError(f"{client.user_id}: could not reconnect")
+
+
+async def _send_until_acked(
+    client: Client, conversation_id: str, client_message_id: str, body: str, stats: Stats
+) -> dict[str, Any]:
+    """Retries with the SAME clientMessageId until the send is acknowledged (ok reply)."""
+    for attempt in range(20):
+        if attempt:
+            stats.send_retries += 1
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+        if client.closed.is_set():
+            await _reconnect(client, stats)
+        try:
+            data = await client.call(
+                "message:send",
+                {
+                    "conversationId": conversation_id,
+                    "clientMessageId": client_message_id,
+                    "body": body,
+                },
+                timeout=REQUEST_TIMEOUT,
+            )
+        except RequestFailed as failed:
+            if failed.code not in RETRYABLE:
+                raise
+            continue
+        except (TimeoutError, ConnectionError):
+            continue
+        stats.sends += 1
+        return data
+    raise AssertionError(f"{client.user_id}: send {client_message_id} never acknowledged")
+
+
+async def _ack_what_we_have(client: Client, conversations: list[str]) -> None:
+    for conversation_id in conversations:
+        seq = client.contiguous_seq(conversation_id)
+        if seq and not client.closed.is_set():
+            try:
+                await client.request(
+                    "message:ack", {"conversationId": conversation_id, "seq": seq}, timeout=5
+                )
+            except (TimeoutError, ConnectionError):
+                return  # best effort: the next ack catches up
+
+
+async def _user_loop(
+    client: Client,
+    conversations: list[str],
+    rng: random.Random,
+    stats: Stats,
+    deadline: float,
+) -> None:
+    for n in range(MESSAGES_PER_USER):
+        if time.monotonic() > deadline:
+            return
+        conversation_id = rng.choice(conversations)
+        client_message_id = f"{client.user_id}-{n}"
+        body = f"{client.user_id} says {n}"
+        data = await _send_until_acked(client, conversation_id, client_message_id, body, stats)
+        stats.acked.append(
+            Acked(
+                conversation_id,
+                int(data["seq"]),
+                data["messageId"],
+                client_message_id,
+                body,
+                client.user_id,
+            )
+        )
+        if (n + 1) % ACK_EVERY == 0:
+            await _ack_what_we_have(client, conversations)
+        if rng.random() < RECONNECT_PROBABILITY:
+            await client.close()
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            await _reconnect(client, stats)
+
+
+def _plan(users: list[str]) -> list[list[str]]:
+    """Four groups of 6 and six 1:1 conversations, within and across the groups."""
+    groups = [users[0:6], users[6:12], users[12:18], users[18:24]]
+    pairs = [(0, 6), (1, 12), (7, 18), (2, 3), (13, 19), (20, 21)]
+    return groups + [[users[a], users[b]] for a, b in pairs]
+
+
+def _queue_idle(ds: RunningDevserver, logical_id: str) -> bool:
+    attributes = ds.aws("sqs").get_queue_attributes(
+        QueueUrl=queue_url(ds, logical_id),
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return all(int(v) == 0 for v in attributes.values())
+
+
+async def _wait_idle(ds: RunningDevserver, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(_queue_idle, ds, "DeliveryQueue"):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevserver) -> None:
+    started = time.monotonic()
+    ds = start_devserver("--workers", str(WORKERS))
+    rng = random.Random(SEED)
+    users = [f"u{i:02d}-{rng.randrange(16**6):06x}" for i in range(USERS)]
+    plan = _plan(users)
+    clients = {u: Client(ds, u) for u in users}
+    stats = Stats()
+    try:
+        await asyncio.gather(*(c.connect(timeout=REQUEST_TIMEOUT) for c in clients.values()))
+        conversations: dict[str, list[str]] = {}
+        for members in plan:
+            conversation_id = await clients[members[0]].create_conversation(
+                members[1:], title=f"chaos {len(conversations)}" if len(members) > 2 else None
+            )
+            conversations[conversation_id] = members
+        of_user = {u: [c for c, members in conversations.items() if u in members] for u in users}
+
+        # Faults: the first 60 posts answer 500, then 5 % answer 429 (seeded).
+        set_faults(
+            ds,
+            failures=[{"connectionId": "*", "status": 500, "count": 60}],
+            failRate=FAIL_RATE,
+            failStatus=429,
+            seed=SEED,
+        )
+        send_started = time.monotonic()
+        deadline = send_started + SEND_BUDGET_SECONDS
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    _user_loop(
+                        clients[u], of_user[u], random.Random(f"{SEED}-{u}"), stats, deadline
+                    )
+                    for u in users
+                )
+            ),
+            SEND_BUDGET_SECONDS + 60,
+        )
+        send_seconds = time.monotonic() - send_started
+        faults = (await asyncio.to_thread(admin, ds, "GET", "/__devserver/faults"))["injected"]
+        await asyncio.to_thread(clear_faults, ds)
+
+        # Quiet period: let the delivery queue drain (retries at 2, 4, 8 s).
+        drained = await _wait_idle(ds, 40.0)
+
+        # Every member reconnects and syncs from its own cursor (highest contiguous seq).
+        async def resync(client: Client) -> None:
+            await _reconnect(client, Stats())
+            cursors = {c: client.contiguous_seq(c) for c in of_user[client.user_id]}
+            await client.sync_all(cursors)
+
+        await asyncio.wait_for(asyncio.gather(*(resync(c) for c in clients.values())), 120)
+        dlq = await asyncio.to_thread(peek_queue, ds, "DeliveryDLQ")
+    finally:
+        await asyncio.gather(*(c.close() for c in clients.values()), return_exceptions=True)
+
+    # ------------------------------------------------------------------ the guarantee
+    by_conversation: dict[str, list[Acked]] = {c: [] for c in conversations}
+    for acked in stats.acked:
+        by_conversation[acked.conversation_id].append(acked)
+    for conversation_id, acked_here in by_conversation.items():
+        n = len(acked_here)
+        seqs = sorted(a.seq for a in acked_here)
+        # Every acknowledged send has its own seq, and they are exactly 1..N.
+        assert seqs == list(range(1, n + 1)), f"{conversation_id}: acked seqs not 1..{n}"
+        expected = {a.seq: a for a in acked_here}
+        for member in conversations[conversation_id]:
+            got = clients[member].messages.get(conversation_id, {})
+            # Gapless, nothing un-acknowledged, nothing missing.
+            assert sorted(got) == list(range(1, n + 1)), (
+                f"{member} in {conversation_id}: has {len(got)} of {n}, "
+                f"missing {sorted(set(range(1, n + 1)) - set(got))[:10]}, "
+                f"extra {sorted(set(got) - set(range(1, n + 1)))[:10]}"
+            )
+            for seq, message in got.items():
+                want = expected[seq]
+                assert (
+                    message["messageId"],
+                    message["clientMessageId"],
+                    message["body"],
+                    message["senderId"],
+                ) == (want.message_id, want.client_message_id, want.body, want.sender)
+            # Exactly once: no acknowledged message appears under two seqs.
+            assert len({m["clientMessageId"] for m in got.values()}) == n
+        # Per-sender order: a sender's sends got increasing seqs in the order it sent them.
+        for sender in {a.sender for a in acked_here}:
+            mine = [a for a in stats.acked if a.sender == sender]
+            in_conversation = [a.seq for a in mine if a.conversation_id == conversation_id]
+            assert in_conversation == sorted(in_conversation)
+
+    total = len(stats.acked)
+    duplicates = sum(c.duplicates for c in clients.values())
+    print(
+        f"\nchaos: {USERS} users, {len(conversations)} conversations, {total} messages "
+        f"acknowledged in {send_seconds:.1f} s ({total / send_seconds:.0f}/s), "
+        f"{stats.send_retries} send retries, {stats.reconnects} reconnects, "
+        f"{faults['total']} management posts failed on purpose {faults['byStatus']} "
+        f"of {faults['postsChecked']}, {duplicates} duplicate pushes dropped by clients, "
+        f"delivery queue drained: {drained}, DLQ: {len(dlq)} message(s) "
+        f"(recovered by sync), total {time.monotonic() - started:.1f} s"
+    )
+    assert total >= 2000, f"only {total} messages acknowledged in {SEND_BUDGET_SECONDS} s"
+    assert faults["total"] > 0
