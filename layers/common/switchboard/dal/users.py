@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import from_item, to_item
+from switchboard.dal.items import from_item, is_condition_failure, to_item
 
 BATCH_GET_LIMIT = 100
 
@@ -58,8 +60,18 @@ class UserRepository(DynamoRepository):
             },
         }
 
-    def remove_connection(self, user_id: str, connection_id: str, now_ms: int) -> None:
-        self.client.update_item(**self.remove_connection_update(user_id, connection_id, now_ms))
+    def remove_connection(self, user_id: str, connection_id: str, now_ms: int) -> bool:
+        """Removes a connection that is still in the set (a missed $disconnect); False if
+        it was already gone, in which case lastSeen keeps the real disconnect time."""
+        update = self.remove_connection_update(user_id, connection_id, now_ms)
+        update["ExpressionAttributeValues"][":id"] = {"S": connection_id}
+        try:
+            self.client.update_item(**update, ConditionExpression="contains(connectionIds, :id)")
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def presence(self, user_ids: Iterable[str]) -> dict[str, Presence]:
         """Presence of each user (users never seen are offline), BatchGetItem in 100s."""
