@@ -129,17 +129,31 @@ def test_concurrent_senders_get_distinct_gapless_seqs(people: Any) -> None:
     replies: list[int] = []
     lock = threading.Lock()
 
+    errors: list[BaseException] = []
+
     def burst(client: Client) -> None:
-        for i in range(6):
-            seq = send(client, conversation, f"{client.user_id} {i}")["seq"]
-            with lock:
-                replies.append(seq)
+        try:
+            for i in range(6):
+                data = {"conversationId": conversation, "clientMessageId": f"c{i}", "body": f"{i}"}
+                # `conflict` means "too busy, retry" (docs/protocol.md): retry with the same
+                # clientMessageId, as a client does; idempotency keeps it one message.
+                for _ in range(20):
+                    reply = client.call("message:send", data)
+                    if reply["ok"] or reply["error"]["code"] != "conflict":
+                        break
+                assert reply["ok"], reply
+                with lock:
+                    replies.append(reply["data"]["seq"])
+        except BaseException as exc:
+            errors.append(exc)
+            raise
 
     threads = [threading.Thread(target=burst, args=(c,)) for c in (alice, bob, carol)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    assert errors == []
     assert sorted(replies) == list(range(1, 19))
     history = carol.ok("message:history", {"conversationId": conversation, "limit": 100})
     assert [m["seq"] for m in history["messages"]] == list(range(1, 19))
