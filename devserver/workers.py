@@ -36,26 +36,33 @@ _WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 INIT_TIMEOUT_SECONDS = 60.0
 
 
+def moto_client_environment(moto_url: str) -> dict[str, str]:
+    """What points boto3 (in a worker or a test process) at the embedded moto server."""
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        # botocore >= 1.37 may build account-based endpoints; moto's streams 404 on them.
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
 def function_environment(spec: FunctionSpec, moto_url: str) -> dict[str, str]:
     """Exactly the template's environment (Globals + Function) plus what Lambda sets."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     env.update(spec.environment)
+    env.update(moto_client_environment(moto_url))
     env.update(
         {
-            "AWS_ENDPOINT_URL": moto_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            # botocore >= 1.37 may build account-based endpoints; moto's streams 404 on them.
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             "LAMBDA_TASK_ROOT": str(spec.code_uri),
             "_HANDLER": spec.handler,
-            "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )
     return env

@@ -24,6 +24,7 @@ from devserver import ACCOUNT_ID, DEV_JWT_SECRET, REGION
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
 from devserver.template import FunctionSpec, Template
+from devserver.workers import moto_client_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,13 +67,7 @@ def stack() -> Iterator[Stack]:
     moto_url = f"http://{host}:{port}"
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {
-            "AWS_ENDPOINT_URL": moto_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            **moto_client_environment(moto_url),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }.items():
             patch.setenv(key, value)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from switchboard import aws
 from switchboard.dal.connections import ConnectionRepository
 from switchboard.dal.users import UserRepository
-from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi
+from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi, encode
 from switchboard.observability import logger
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Delivery:
         report = DeliveryReport()
         if not targets:
             return report
-        encoded = json.dumps(frame, separators=(",", ":"), default=str)
+        encoded = encode(frame).decode()
         result = self.gateway.fan_out(targets, encoded)
         report.delivered = result.delivered
         report.gone = result.gone
@@ -123,8 +123,8 @@ class Delivery:
     def enqueue_retry(
         self, connection_id: str, user_id: str, frame: dict[str, Any], reason: str
     ) -> None:
-        encoded = json.dumps(frame, separators=(",", ":"), default=str)
-        self._enqueue_retries([RetryJob(connection_id, user_id, encoded)], {connection_id: reason})
+        job = RetryJob(connection_id, user_id, encode(frame).decode())
+        self._enqueue_retries([job], {connection_id: reason})
 
     def forget(self, connection_id: str, user_id: str) -> None:
         logger.info("connection gone", extra={"connectionId": connection_id, "userId": user_id})
