@@ -1,32 +1,61 @@
-"""$connect, $disconnect, ping and $default (unknown actions, non-JSON frames)."""
+"""$connect, $disconnect, ping, auth:refresh, admin:revoke and $default (unknown actions,
+non-JSON frames)."""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from switchboard.config import ConnectionSettings
+from switchboard.config import SessionSettings
 from switchboard.connections import close_connection, open_connection
-from switchboard.dal.connections import ConnectionRepository
+from switchboard.dal.connections import ConnectionRepository, TooManyConnections
 from switchboard.dal.users import UserRepository
+from switchboard.gateway import ManagementApi
 from switchboard.observability import logger
 from switchboard.protocol import EmptyData
 from switchboard.router import Request, WebSocketEvent, WebSocketRouter
+from switchboard.sessions import SessionService
+from switchboard.wire import sessions as wire
 
-settings = ConnectionSettings.from_env()
+if TYPE_CHECKING:
+    from switchboard.auth import TokenVerifier
+
+settings = SessionSettings.from_env()
+users = UserRepository(settings.USERS_TABLE)
 connections = ConnectionRepository(
     settings.CONNECTIONS_TABLE,
-    UserRepository(settings.USERS_TABLE),
+    users,
     ttl_seconds=settings.CONNECTION_TTL_SECONDS,
+    max_per_user=settings.MAX_CONNECTIONS_PER_USER,
 )
-router = WebSocketRouter()
+_verifier: list[TokenVerifier] = []
+
+
+def verifier() -> TokenVerifier:
+    # PyJWT (and the secret) load on the first auth:refresh, off the $connect cold path.
+    if not _verifier:
+        from switchboard.auth import TokenVerifier
+
+        _verifier.append(TokenVerifier(settings))
+    return _verifier[0]
+
+
+sessions = SessionService(
+    connections, users, verifier, ManagementApi(settings.WEBSOCKET_ENDPOINT, max_concurrency=8)
+)
+router = WebSocketRouter(refreshed_token_exp=connections.refreshed_token_exp)
 
 
 @router.on_connect
-def on_connect(event: WebSocketEvent) -> None:
-    open_connection(connections, event)
+def on_connect(event: WebSocketEvent) -> dict[str, Any] | None:
+    try:
+        open_connection(connections, event)
+    except TooManyConnections:
+        logger.info("connection refused: too many connections for the user")
+        return {"statusCode": 429}
+    return None
 
 
 @router.on_disconnect
@@ -38,6 +67,16 @@ def on_disconnect(event: WebSocketEvent) -> None:
 def ping(request: Request[EmptyData]) -> dict[str, Any]:
     # pid tells which execution environment answered (the devserver runs several).
     return {"pong": True, "serverTime": int(time.time() * 1000), "pid": os.getpid()}
+
+
+@router.action("auth:refresh", wire.AuthRefresh, allow_expired_token=True)
+def refresh(request: Request[wire.AuthRefresh]) -> dict[str, Any]:
+    return sessions.refresh(request.caller, request.data.token)
+
+
+@router.action("admin:revoke", wire.AdminRevoke)
+def revoke(request: Request[wire.AdminRevoke]) -> dict[str, Any]:
+    return sessions.revoke(request.caller, request.data.userId)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

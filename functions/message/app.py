@@ -14,7 +14,7 @@ from switchboard.router import Request, WebSocketRouter
 from switchboard.wire import messaging as wire
 
 service = services.messaging(MessagingSettings.from_env())
-router = WebSocketRouter()
+router = WebSocketRouter(refreshed_token_exp=service.delivery.connections.refreshed_token_exp)
 
 
 @router.action("conversation:create", wire.ConversationCreate)

@@ -42,9 +42,17 @@ class Client:
 
     _ids = itertools.count(1)
 
-    def __init__(self, ds: RunningDevserver, user_id: str, *, device: str | None = None) -> None:
+    def __init__(
+        self,
+        ds: RunningDevserver,
+        user_id: str,
+        *,
+        device: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self.ds = ds
         self.user_id = user_id
+        self.token = token  # None: a fresh dev token at each connect
         # A unique User-Agent: the Connections item's `device`, so tests find the id.
         self.device = device or f"switchboard-e2e/{user_id}/{uuid.uuid4().hex[:8]}"
         self.ws: Any = None
@@ -60,7 +68,7 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
     async def connect(self, timeout: float = TIMEOUT) -> Client:
         self.ws = await websockets.connect(
-            self.ds.url(self.ds.token(self.user_id)),
+            self.ds.url(self.token or self.ds.token(self.user_id)),
             user_agent_header=self.device,
             open_timeout=timeout,
             max_size=None,

@@ -41,12 +41,13 @@ class Stack:
         # moto's management API answers only on the bare server URL (TESTING.md).
         return {**spec.environment, "WEBSOCKET_ENDPOINT": self.moto_url}
 
-    def handler(self, logical_id: str) -> ModuleType:
-        """Imports (fresh) the function's handler module with exactly its template env."""
+    def handler(self, logical_id: str, **overrides: str) -> ModuleType:
+        """Imports (fresh) the function's handler module with exactly its template env
+        (``overrides`` change variables, as a template parameter would)."""
         spec = self.functions[logical_id]
         module_name = f"functions.{spec.code_uri.name}.{spec.handler.rsplit('.', 1)[0]}"
         with pytest.MonkeyPatch.context() as patch:
-            for key, value in self.env(logical_id).items():
+            for key, value in {**self.env(logical_id), **overrides}.items():
                 patch.setenv(key, value)
             sys.modules.pop(module_name, None)
             return importlib.import_module(module_name)

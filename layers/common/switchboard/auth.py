@@ -40,6 +40,7 @@ class Identity:
     user_id: str
     roles: frozenset[str]
     expires_at: int
+    issued_at: int = 0
 
 
 class TokenVerifier:
@@ -116,6 +117,7 @@ def _identity(claims: dict[str, Any]) -> Identity:
         user_id=sub,
         roles=frozenset(r for r in roles if r and "," not in r),
         expires_at=int(claims["exp"]),
+        issued_at=int(claims.get("iat") or 0),
     )
 
 

@@ -27,6 +27,8 @@ class ConnectionSettings(Settings):
     # API Gateway closes a connection after 2 h at most; the item outlives it a little so a
     # missed $disconnect (it is best effort) cannot leave a ghost connection forever.
     CONNECTION_TTL_SECONDS: int = 7800
+    # Connection-flood limit: a user's live connections (devices, tabs) at once.
+    MAX_CONNECTIONS_PER_USER: int = 10
 
 
 class DeliverySettings(ConnectionSettings):
@@ -45,6 +47,10 @@ class MessagingSettings(DeliverySettings):
     RATE_LIMITS_TABLE: str
     MAX_BODY_CHARS: int = 4000
     MAX_MEMBERS: int = 50
+    RATE_WINDOW_SECONDS: int = 10
+    SEND_LIMIT_PER_USER: int = 100
+    SEND_LIMIT_PER_CONNECTION: int = 50
+    CREATE_LIMIT_PER_USER: int = 10
 
 
 class NotificationSettings(MessagingSettings):
@@ -52,6 +58,8 @@ class NotificationSettings(MessagingSettings):
 
 
 class AuthSettings(Settings):
+    """The JWT rules (the authorizer, ``auth:refresh`` and the analytics API share them)."""
+
     JWT_ALGORITHMS: str = "HS256"
     JWT_SECRET_ARN: str = ""
     JWT_JWKS_URL: str = ""
@@ -63,3 +71,14 @@ class AuthSettings(Settings):
     @property
     def algorithms(self) -> list[str]:
         return [a.strip() for a in self.JWT_ALGORITHMS.split(",") if a.strip()]
+
+
+class SessionSettings(ConnectionSettings, AuthSettings):
+    """The connect function: $connect/$disconnect, ping, ``auth:refresh``, ``admin:revoke``."""
+
+    WEBSOCKET_ENDPOINT: str
+
+
+class AuthorizerSettings(AuthSettings):
+    USERS_TABLE: str  # revocation: tokens issued before a user's tokensValidAfter are refused
+

@@ -20,11 +20,12 @@ from switchboard.dal.conversations import (
     Conversation,
     ConversationRepository,
     DuplicateSend,
+    GuardRefused,
     SeqConflict,
     StoredMessage,
 )
 from switchboard.dal.notifications import NotificationRepository
-from switchboard.dal.ratelimits import WindowLimiter
+from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
@@ -43,6 +44,11 @@ REPLY_BUDGET_BYTES = 100_000  # route responses are capped at 128 KB by API Gate
 class Limits:
     max_body_chars: int = 4000
     max_members: int = 50
+    # Rate limits per window (shared by every Lambda instance through DynamoDB).
+    window_seconds: int = 10
+    sends_per_user: int = 100
+    sends_per_connection: int = 50
+    creates_per_user: int = 10
 
 
 class MessagingService:
@@ -53,6 +59,7 @@ class MessagingService:
         notification_queue: NotificationQueue,
         notifications: NotificationRepository,
         limiter: WindowLimiter,
+        counters: RateLimiter,
         *,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
@@ -64,6 +71,7 @@ class MessagingService:
         self.notification_queue = notification_queue
         self.notifications = notifications
         self.limiter = limiter
+        self.counters = counters
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
@@ -80,7 +88,24 @@ class MessagingService:
         return conversation
 
     # ------------------------------------------------------------------ conversations
+    def _send_limits(self, caller: Caller) -> list[RateLimit]:
+        window = self.limits.window_seconds
+        return [
+            RateLimit(f"send#user#{caller.user_id}", self.limits.sends_per_user, window),
+            RateLimit(
+                f"send#conn#{caller.connection_id}", self.limits.sends_per_connection, window
+            ),
+        ]
+
     def create_conversation(self, caller: Caller, data: wire.ConversationCreate) -> dict[str, Any]:
+        rule = RateLimit(
+            f"create#user#{caller.user_id}",
+            self.limits.creates_per_user,
+            self.limits.window_seconds,
+        )
+        now = self._now_ms()
+        if not self.counters.hit(rule, now):
+            raise _rate_limited(rule, now)
         members = frozenset(data.members) | {caller.user_id}
         if len(members) < 2:
             raise BadRequest("a conversation needs at least one other member")
@@ -142,6 +167,7 @@ class MessagingService:
             raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
         if not data.body.strip() and not data.attachments:
             raise BadRequest("a message needs a body or an attachment")
+        rules = self._send_limits(caller)
         for attempt in range(SEND_ATTEMPTS):
             conversation = self._conversation_for(caller, data.conversationId)
             message = StoredMessage(
@@ -154,11 +180,16 @@ class MessagingService:
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
             )
+            # The rate limits count in the send's own transaction: no extra call, and a send
+            # that is refused, retried or repeated (same clientMessageId) is not counted.
+            guards = [self.counters.update(rule, message.created_at) for rule in rules]
             try:
-                self.conversations.append(conversation, message)
+                self.conversations.append(conversation, message, guards)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data.clientMessageId)
+            except GuardRefused as refused:
+                raise _rate_limited(rules[refused.index], message.created_at) from None
             except SeqConflict:
                 # Another member sent at the same moment: read the new lastSeq and retry.
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
@@ -391,3 +422,10 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         return int(at), str(conversation_id)
     except (ValueError, TypeError):
         raise BadRequest("invalid cursor") from None
+
+
+def _rate_limited(rule: RateLimit, now_ms: int) -> RateLimited:
+    return RateLimited(
+        f"rate limit reached: at most {rule.limit} per {rule.window_seconds} s",
+        details={"retryAfterMs": rule.retry_after_ms(now_ms)},
+    )

@@ -101,25 +101,41 @@ class Request(Generic[M]):
 class _Action:
     model: type[BaseModel]
     handler: Callable[[Request[Any]], Any]
+    allow_expired_token: bool = False
 
 
-LifecycleHandler = Callable[[WebSocketEvent], None]
+# A lifecycle handler may return its own response (e.g. a 429 that refuses a $connect).
+LifecycleHandler = Callable[[WebSocketEvent], dict[str, Any] | None]
 
 
 class WebSocketRouter:
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    """``refreshed_token_exp(connection_id)`` returns the expiry an ``auth:refresh`` stored
+    for the connection (0 if none). The authorizer's context is fixed for the life of a
+    connection, so the router asks only once that expiry has passed: a connection with a
+    valid token costs no extra call."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        refreshed_token_exp: Callable[[str], int] | None = None,
+    ) -> None:
         self._actions: dict[str, _Action] = {}
         self._lifecycle: dict[str, LifecycleHandler] = {}
         self._clock = clock
+        self._refreshed_token_exp = refreshed_token_exp
 
     # ------------------------------------------------------------------ registration
     def action(
-        self, name: str, model: type[M]
+        self, name: str, model: type[M], *, allow_expired_token: bool = False
     ) -> Callable[[Callable[[Request[M]], Any]], Callable[[Request[M]], Any]]:
+        """``allow_expired_token`` is for ``auth:refresh`` alone: the one action a connection
+        whose token has expired may still send."""
+
         def register(fn: Callable[[Request[M]], Any]) -> Callable[[Request[M]], Any]:
             if name in self._actions:
                 raise ValueError(f"action {name!r} registered twice")
-            self._actions[name] = _Action(model, fn)
+            self._actions[name] = _Action(model, fn, allow_expired_token)
             return fn
 
         return register
@@ -143,8 +159,7 @@ class WebSocketRouter:
         route_key = event.request_context.route_key
         lifecycle = self._lifecycle.get(route_key)
         if lifecycle is not None:
-            lifecycle(event)
-            return {"statusCode": 200}
+            return lifecycle(event) or {"statusCode": 200}
         if route_key in ("$connect", "$disconnect"):
             return {"statusCode": 200}
         return {"statusCode": 200, "body": json.dumps(self._reply(event), default=str)}
@@ -170,21 +185,25 @@ class WebSocketRouter:
         action = self._actions.get(frame.action)
         if action is None:
             raise UnknownAction(f"unknown action {frame.action[:64]!r}")
-        caller = self._caller(event)
+        caller = self._caller(event, check_expiry=not action.allow_expired_token)
         try:
             data = action.model.model_validate(frame.data)
         except ValidationError as exc:
             raise _bad_request(exc, prefix="data") from None
         return action.handler(Request(caller, frame.action, frame.id, data, event.request_context))
 
-    def _caller(self, event: WebSocketEvent) -> Caller:
+    def _caller(self, event: WebSocketEvent, *, check_expiry: bool = True) -> Caller:
         ctx = event.request_context
         auth = ctx.authorizer
         if auth is None:  # only possible if a route is misconfigured without $connect auth
             raise SwitchboardError("connection has no authorizer context")
-        if auth.token_exp and auth.token_exp < self._clock():
-            raise TokenExpired("the connection's token has expired; send auth:refresh")
-        return Caller(ctx.connection_id, auth.user_id, auth.roles, auth.token_exp)
+        token_exp = auth.token_exp
+        if check_expiry and token_exp and token_exp < self._clock():
+            if self._refreshed_token_exp is not None:
+                token_exp = max(token_exp, self._refreshed_token_exp(ctx.connection_id))
+            if token_exp < self._clock():
+                raise TokenExpired("the connection's token has expired; send auth:refresh")
+        return Caller(ctx.connection_id, auth.user_id, auth.roles, token_exp)
 
 
 def _parse_frame(body: str | None) -> RequestFrame:

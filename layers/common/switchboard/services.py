@@ -7,7 +7,7 @@ from switchboard.config import DeliverySettings, MessagingSettings, Notification
 from switchboard.dal.connections import ConnectionRepository
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.notifications import NotificationRepository
-from switchboard.dal.ratelimits import WindowLimiter
+from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
 from switchboard.dal.users import UserRepository
 from switchboard.delivery import Delivery
 from switchboard.gateway import ManagementApi
@@ -39,7 +39,15 @@ def messaging(settings: MessagingSettings) -> MessagingService:
         NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
         NotificationRepository(settings.NOTIFICATIONS_TABLE),
         WindowLimiter(settings.RATE_LIMITS_TABLE),
-        limits=Limits(max_body_chars=settings.MAX_BODY_CHARS, max_members=settings.MAX_MEMBERS),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        limits=Limits(
+            max_body_chars=settings.MAX_BODY_CHARS,
+            max_members=settings.MAX_MEMBERS,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
+            sends_per_user=settings.SEND_LIMIT_PER_USER,
+            sends_per_connection=settings.SEND_LIMIT_PER_CONNECTION,
+            creates_per_user=settings.CREATE_LIMIT_PER_USER,
+        ),
     )
 
 

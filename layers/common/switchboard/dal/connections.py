@@ -9,7 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from switchboard.dal.base import DynamoRepository
+from switchboard.dal.items import cancellation_codes, is_condition_failure
 from switchboard.dal.users import UserRepository
 
 if TYPE_CHECKING:
@@ -27,6 +30,10 @@ class Connection:
     source_ip: str = ""
 
 
+class TooManyConnections(Exception):
+    """The user already holds the most connections a user may hold."""
+
+
 class ConnectionRepository(DynamoRepository):
     def __init__(
         self,
@@ -34,11 +41,13 @@ class ConnectionRepository(DynamoRepository):
         users: UserRepository,
         *,
         ttl_seconds: int = 7800,
+        max_per_user: int = 0,
         client: DynamoDBClient | None = None,
     ) -> None:
         super().__init__(table_name, client=client)
         self._users = users
         self._ttl = ttl_seconds
+        self._max_per_user = max_per_user
 
     def put(self, connection: Connection) -> None:
         item: dict[str, Any] = {
@@ -54,16 +63,21 @@ class ConnectionRepository(DynamoRepository):
             item["device"] = {"S": connection.device[:256]}
         if connection.source_ip:
             item["sourceIp"] = {"S": connection.source_ip}
-        self.client.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": self.table, "Item": item}},
-                {
-                    "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
-                        connection.user_id, connection.connection_id
-                    )
-                },
-            ]
-        )
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self.table, "Item": item}},
+                    {
+                        "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
+                            connection.user_id, connection.connection_id, self._max_per_user
+                        )
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if cancellation_codes(exc)[1:2] == ["ConditionalCheckFailed"]:
+                raise TooManyConnections(connection.user_id) from None
+            raise
 
     def delete(self, connection_id: str, user_id: str, now_ms: int) -> None:
         """Idempotent: closing a connection that is already gone is not an error."""
@@ -89,6 +103,37 @@ class ConnectionRepository(DynamoRepository):
         )
         item = response.get("Item")
         return _from_item(item) if item else None
+
+    def refresh_token(self, connection_id: str, user_id: str, token_exp: int) -> bool:
+        """Stores the expiry of a token sent with ``auth:refresh`` (False: the connection
+        is gone or is not the user's)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"connectionId": {"S": connection_id}},
+                UpdateExpression="SET refreshedTokenExp = :exp",
+                ConditionExpression="userId = :u",
+                ExpressionAttributeValues={
+                    ":exp": {"N": str(token_exp)},
+                    ":u": {"S": user_id},
+                },
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def refreshed_token_exp(self, connection_id: str) -> int:
+        """The expiry stored by the last ``auth:refresh`` (0 if none); read only once the
+        authorizer's token has expired (see ``WebSocketRouter``)."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"connectionId": {"S": connection_id}},
+            ProjectionExpression="refreshedTokenExp",
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get("refreshedTokenExp", {"N": "0"})["N"])
 
     def for_user(self, user_id: str) -> list[Connection]:
         return self.for_users([user_id]).get(user_id, [])

@@ -15,7 +15,7 @@ take a second seq.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +88,14 @@ class SeqConflict(Exception):
 
 class DuplicateSend(Exception):
     """This sender already sent this clientMessageId: answer with the stored reply."""
+
+
+class GuardRefused(Exception):
+    """A guard of the send's transaction (a rate limit) refused; nothing was stored."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 class NotAMember(Exception):
@@ -205,8 +213,16 @@ class ConversationRepository(DynamoRepository):
         return _member(from_item(item)) if item else None
 
     # ------------------------------------------------------------------ sending
-    def append(self, conversation: Conversation, message: StoredMessage) -> None:
-        """Stores ``message`` as seq ``conversation.last_seq + 1`` (see module doc)."""
+    def append(
+        self,
+        conversation: Conversation,
+        message: StoredMessage,
+        guards: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Stores ``message`` as seq ``conversation.last_seq + 1`` (see module doc).
+
+        ``guards`` are conditional Updates (rate-limit counters) written in the same
+        transaction: if one refuses, nothing is stored and ``GuardRefused`` tells which."""
         assert message.seq == conversation.last_seq + 1
         preview = {
             "seq": message.seq,
@@ -279,6 +295,7 @@ class ConversationRepository(DynamoRepository):
                             "ConditionExpression": "attribute_not_exists(sk)",
                         }
                     },
+                    *({"Update": guard} for guard in guards),  # type: ignore[list-item]
                 ]
             )
         except ClientError as exc:
@@ -287,6 +304,9 @@ class ConversationRepository(DynamoRepository):
                 raise
             if codes[2:3] == ["ConditionalCheckFailed"]:
                 raise DuplicateSend from None
+            refused = [i for i, code in enumerate(codes[3:]) if code == "ConditionalCheckFailed"]
+            if refused:
+                raise GuardRefused(refused[0]) from None
             if codes[0] == "ConditionalCheckFailed" or codes[1:2] == ["ConditionalCheckFailed"]:
                 raise SeqConflict from None
             if "TransactionConflict" in codes:

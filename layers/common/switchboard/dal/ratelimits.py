@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
@@ -45,3 +48,48 @@ class WindowLimiter(DynamoRepository):
 
     def release(self, key: str) -> None:
         self.client.delete_item(TableName=self.table, Key={"key": {"S": key}})
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``limit`` hits per ``window_seconds`` for ``key`` (e.g. ``send#user#alice``)."""
+
+    key: str
+    limit: int
+    window_seconds: int
+
+    def window(self, now_ms: int) -> int:
+        return now_ms // (self.window_seconds * 1000)
+
+    def retry_after_ms(self, now_ms: int) -> int:
+        return (self.window(now_ms) + 1) * self.window_seconds * 1000 - now_ms
+
+
+class RateLimiter(DynamoRepository):
+    """Fixed-window counters in the RateLimits table, shared by every Lambda instance: one
+    conditional ADD decides, and TTL removes old windows. ``update`` is the same write as
+    an item of a caller's own transaction, so a limit on a write costs no extra call."""
+
+    def update(self, rule: RateLimit, now_ms: int) -> dict[str, Any]:
+        window = rule.window(now_ms)
+        return {
+            "TableName": self.table,
+            "Key": {"key": {"S": f"{rule.key}#{window}"}},
+            "UpdateExpression": "ADD hits :one SET expiresAt = :exp",
+            "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+            "ExpressionAttributeValues": {
+                ":one": {"N": "1"},
+                ":limit": {"N": str(rule.limit)},
+                ":exp": {"N": str((window + 2) * rule.window_seconds + 60)},
+            },
+        }
+
+    def hit(self, rule: RateLimit, now_ms: int) -> bool:
+        """Counts one hit; False (nothing counted) once the window's limit is reached."""
+        try:
+            self.client.update_item(**self.update(rule, now_ms))
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True

@@ -38,14 +38,23 @@ class UserRepository(DynamoRepository):
     """See the module docstring."""
 
     # ------------------------------------------------------------------ presence
-    def add_connection_update(self, user_id: str, connection_id: str) -> dict[str, Any]:
-        """The Update part of $connect's transaction."""
-        return {
+    def add_connection_update(
+        self, user_id: str, connection_id: str, max_connections: int = 0
+    ) -> dict[str, Any]:
+        """The Update part of $connect's transaction; with ``max_connections`` it fails
+        (ConditionalCheckFailed) once the user holds that many connections."""
+        update: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"userId": {"S": user_id}},
             "UpdateExpression": "ADD connectionIds :c",
             "ExpressionAttributeValues": {":c": {"SS": [connection_id]}},
         }
+        if max_connections:
+            update["ConditionExpression"] = (
+                "attribute_not_exists(connectionIds) OR size(connectionIds) < :max"
+            )
+            update["ExpressionAttributeValues"][":max"] = {"N": str(max_connections)}
+        return update
 
     def remove_connection_update(
         self, user_id: str, connection_id: str, now_ms: int
@@ -88,6 +97,25 @@ class UserRepository(DynamoRepository):
             )
             for user_id in wanted
         }
+
+    # ------------------------------------------------------------------ revocation
+    def revoke_tokens(self, user_id: str, now_s: int) -> None:
+        """Tokens issued before ``now_s`` stop opening connections and refreshing them."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={"userId": {"S": user_id}},
+            UpdateExpression="SET tokensValidAfter = :now",
+            ExpressionAttributeValues={":now": {"N": str(now_s)}},
+        )
+
+    def tokens_valid_after(self, user_id: str) -> int:
+        """Epoch seconds before which the user's tokens are revoked (0: none revoked)."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"userId": {"S": user_id}},
+            ProjectionExpression="tokensValidAfter",
+        )
+        return int(from_item(response.get("Item", {})).get("tokensValidAfter", 0))
 
     # ------------------------------------------------------------------ preferences
     def preferences(self, user_id: str) -> Preferences:

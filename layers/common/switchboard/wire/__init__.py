@@ -9,9 +9,14 @@ from switchboard.protocol import EmptyData, ReplyFrame, RequestFrame, WireModel
 
 
 def all_actions() -> dict[str, type[WireModel]]:
-    from switchboard.wire import messaging
+    from switchboard.wire import messaging, sessions
 
-    return {"ping": EmptyData, "preferences:get": EmptyData, **messaging.ACTIONS}
+    return {
+        "ping": EmptyData,
+        "preferences:get": EmptyData,
+        **messaging.ACTIONS,
+        **sessions.ACTIONS,
+    }
 
 
 def schema() -> dict[str, Any]:

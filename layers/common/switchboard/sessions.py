@@ -1,0 +1,76 @@
+"""Token lifetime of a connection: ``auth:refresh`` extends it, ``admin:revoke`` ends a
+user's sessions.
+
+API Gateway fixes the authorizer's context (with the token's expiry) for the life of a
+connection. A refresh stores the new token's expiry on the connection item; the router
+reads it only once the first expiry has passed (``WebSocketRouter(refreshed_token_exp=)``),
+so a connection with a valid token pays nothing for this. Revocation stamps the user with
+``tokensValidAfter`` (the authorizer and refresh refuse older tokens) and closes every
+live connection of the user through the management API (DELETE @connections/{id}).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from switchboard.errors import Forbidden, NotFound, Unauthorized
+from switchboard.observability import logger
+from switchboard.router import Caller
+
+if TYPE_CHECKING:
+    from switchboard.auth import TokenVerifier
+    from switchboard.dal.connections import ConnectionRepository
+    from switchboard.dal.users import UserRepository
+    from switchboard.gateway import ManagementApi
+
+
+class SessionService:
+    def __init__(
+        self,
+        connections: ConnectionRepository,
+        users: UserRepository,
+        verifier: Callable[[], TokenVerifier],
+        gateway: ManagementApi,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # ``verifier`` is a factory: PyJWT and the secret are loaded on the first refresh,
+        # not on the $connect cold path this function also serves.
+        self.connections = connections
+        self.users = users
+        self._verifier = verifier
+        self.gateway = gateway
+        self._clock = clock
+
+    def refresh(self, caller: Caller, token: str) -> dict[str, Any]:
+        from switchboard.auth import InvalidToken
+
+        try:
+            identity = self._verifier().verify(token)
+        except InvalidToken as exc:
+            logger.info("refresh refused", extra={"reason": exc.reason})
+            raise Unauthorized("the token is not valid") from None
+        if identity.user_id != caller.user_id:
+            raise Forbidden("the token belongs to another user")
+        if identity.issued_at < self.users.tokens_valid_after(caller.user_id):
+            raise Unauthorized("the token has been revoked")
+        if not self.connections.refresh_token(
+            caller.connection_id, caller.user_id, identity.expires_at
+        ):
+            raise NotFound("the connection is gone")
+        return {"expiresAt": identity.expires_at}
+
+    def revoke(self, caller: Caller, user_id: str) -> dict[str, Any]:
+        if not caller.is_admin:
+            raise Forbidden("only an admin may revoke a user's sessions")
+        # Whole seconds, rounded up: a token minted in this same second is revoked too.
+        self.users.revoke_tokens(user_id, int(self._clock()) + 1)
+        closed = [
+            c.connection_id
+            for c in self.connections.for_user(user_id)
+            if self.gateway.delete(c.connection_id)
+        ]
+        logger.info("sessions revoked", extra={"userId": user_id, "closed": len(closed)})
+        return {"userId": user_id, "closedConnections": len(closed)}

@@ -1,0 +1,171 @@
+"""Token lifetime (auth:refresh), revocation (admin:revoke), the connection-flood limit and
+the send/create rate limits - handlers in-process under moto."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import FakeContext, Stack, token_for
+from tests.integration.test_connect import authorizer_event
+from tests.integration.test_messaging import Client, new_conversation, send
+from tests.support.events import frame, reply_of, ws_event
+
+
+def tag(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def call(app: ModuleType, action: str, data: dict[str, Any], **event: Any) -> dict[str, Any]:
+    return reply_of(
+        app.lambda_handler(ws_event(action, body=frame(action, data), **event), FakeContext())
+    )
+
+
+@pytest.fixture(scope="module")
+def connect_app(stack: Stack) -> ModuleType:
+    return stack.handler("ConnectionFunction")
+
+
+def test_expired_connection_continues_after_auth_refresh(
+    stack: Stack, connect_app: ModuleType, context: FakeContext
+) -> None:
+    message_app = stack.handler("MessageFunction")
+    user, other = tag("alice"), tag("bob")
+    conn = f"{user}-phone"
+    expired = int(time.time()) - 5
+    connect_app.lambda_handler(
+        ws_event("$connect", connection_id=conn, user_id=user, token_exp=expired), context
+    )
+    as_user: dict[str, Any] = {"connection_id": conn, "user_id": user, "token_exp": expired}
+    create = {"members": [other]}
+
+    # Given a connection whose token has expired: every action is refused ...
+    assert call(message_app, "conversation:create", create, **as_user)["error"]["code"] == (
+        "token_expired"
+    )
+    # ... a refresh with someone else's token or a forged one is refused ...
+    stranger = call(connect_app, "auth:refresh", {"token": token_for(other)}, **as_user)
+    forged = call(connect_app, "auth:refresh", {"token": token_for(user)[:-3] + "abc"}, **as_user)
+    assert stranger["error"]["code"] == "forbidden"
+    assert forged["error"]["code"] == "unauthorized"
+    assert call(message_app, "conversation:create", create, **as_user)["error"]["code"] == (
+        "token_expired"
+    )
+    # When it sends auth:refresh with a fresh token of its own user
+    refreshed = call(
+        connect_app, "auth:refresh", {"token": token_for(user, ttl_seconds=600)}, **as_user
+    )
+    assert refreshed["ok"], refreshed
+    assert refreshed["data"]["expiresAt"] > time.time() + 500
+    # Then the same connection (same authorizer context) may act again, in every function
+    assert call(message_app, "conversation:create", create, **as_user)["ok"]
+    assert call(connect_app, "ping", {}, **as_user)["ok"]
+
+
+def test_admin_revoke_closes_sessions_and_refuses_old_tokens(
+    stack: Stack, connect_app: ModuleType, context: FakeContext
+) -> None:
+    authorizer = stack.handler("AuthorizerFunction")
+    user, admin = tag("mallory"), tag("admin")
+    old_token = token_for(user)
+    assert authorizer.lambda_handler(authorizer_event(old_token), context)["principalId"] == user
+    for device in ("a", "b"):
+        connect_app.lambda_handler(
+            ws_event("$connect", connection_id=f"{user}-{device}", user_id=user), context
+        )
+
+    # A user may not revoke anyone (not even someone else's sessions)
+    refused = call(connect_app, "admin:revoke", {"userId": user}, user_id=tag("eve"))
+    assert refused["error"]["code"] == "forbidden"
+
+    # When an admin revokes the user
+    done = call(connect_app, "admin:revoke", {"userId": user}, user_id=admin, roles="admin")
+    assert done["ok"], done
+    assert done["data"] == {"userId": user, "closedConnections": 2}
+    # Then tokens issued before cannot connect nor refresh; a token issued later can
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.lambda_handler(authorizer_event(old_token), context)
+    stale = call(
+        connect_app,
+        "auth:refresh",
+        {"token": old_token},
+        connection_id=f"{user}-a",
+        user_id=user,
+        token_exp=int(time.time()) - 1,
+    )
+    assert stale["error"]["code"] == "unauthorized"
+    fresh = token_for(user, now=time.time() + 2)
+    assert authorizer.lambda_handler(authorizer_event(fresh), context)["principalId"] == user
+
+
+def test_connection_flood_is_refused_with_429_and_nothing_stored(
+    stack: Stack, context: FakeContext
+) -> None:
+    app = stack.handler("ConnectionFunction", MAX_CONNECTIONS_PER_USER="2")
+    ddb = stack.client("dynamodb")
+    user = tag("flood")
+    statuses = [
+        app.lambda_handler(ws_event("$connect", connection_id=f"{user}-{i}", user_id=user), context)
+        for i in range(3)
+    ]
+    assert statuses == [{"statusCode": 200}, {"statusCode": 200}, {"statusCode": 429}]
+    refused = ddb.get_item(
+        TableName=stack.table("ConnectionsTable"), Key={"connectionId": {"S": f"{user}-2"}}
+    )
+    assert "Item" not in refused
+    # A disconnect frees a place
+    app.lambda_handler(ws_event("$disconnect", connection_id=f"{user}-0", user_id=user), context)
+    again = app.lambda_handler(
+        ws_event("$connect", connection_id=f"{user}-3", user_id=user), context
+    )
+    assert again == {"statusCode": 200}
+
+
+def test_send_rate_limits_per_connection_and_per_user_store_nothing_refused(
+    stack: Stack, connect_app: ModuleType
+) -> None:
+    app = stack.handler("MessageFunction", SEND_LIMIT_PER_CONNECTION="3", SEND_LIMIT_PER_USER="5")
+    sender, receiver = tag("alice"), tag("bob")
+    phone = Client(stack, app, connect_app, sender)
+    laptop = Client(stack, app, connect_app, sender)
+    bob = Client(stack, app, connect_app, receiver)
+    conversation = new_conversation(phone, bob)
+
+    seqs = [send(phone, conversation, f"p{i}", client_id=f"p{i}")["seq"] for i in range(3)]
+    assert seqs == [1, 2, 3]
+    # The connection's 4th send in the window is refused, with when to retry
+    limited = phone.call(
+        "message:send", {"conversationId": conversation, "clientMessageId": "p3", "body": "x"}
+    )
+    assert limited["error"]["code"] == "rate_limited"
+    assert 0 < limited["error"]["details"]["retryAfterMs"] <= 10_000
+    # Repeating an accepted send is an idempotent retry, not a new send: never limited
+    assert send(phone, conversation, "p0", client_id="p0")["seq"] == 1
+    # Another device of the same user has its own connection budget, but shares the user's
+    assert [send(laptop, conversation, f"l{i}")["seq"] for i in range(2)] == [4, 5]
+    over_user = laptop.call(
+        "message:send", {"conversationId": conversation, "clientMessageId": "l2", "body": "x"}
+    )
+    assert over_user["error"]["code"] == "rate_limited"
+    # Other users are not affected, and the refused sends left no gap and no message
+    assert send(bob, conversation, "hi")["seq"] == 6
+    history = bob.ok("message:history", {"conversationId": conversation})
+    assert [m["seq"] for m in history["messages"]] == [1, 2, 3, 4, 5, 6]
+    assert [m["body"] for m in history["messages"]][:3] == ["p0", "p1", "p2"]
+
+
+def test_conversation_create_is_rate_limited_per_user(
+    stack: Stack, connect_app: ModuleType
+) -> None:
+    app = stack.handler("MessageFunction", CREATE_LIMIT_PER_USER="2")
+    alice = Client(stack, app, connect_app, tag("alice"))
+    results = [
+        alice.call("conversation:create", {"members": [tag("x"), tag("y")]}) for _ in range(3)
+    ]
+    assert [r["ok"] for r in results] == [True, True, False]
+    assert results[2]["error"]["code"] == "rate_limited"
