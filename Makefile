@@ -9,7 +9,7 @@ ENV ?= default
 PYTEST_ARGS ?= -n 2
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast lint validate build deploy bench clean pr
+.PHONY: venv dev test test-fast fuzz lint validate build deploy bench clean pr
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: venv ## the whole suite: unit, integration, e2e, browser
 
 test-fast: venv ## unit + integration only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+fuzz: venv ## the fuzz suites with many more examples than `make test` runs
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(PY) -m pytest -m fuzz -p no:xdist -s
 
 lint: venv
 	$(VENV)/bin/ruff check .

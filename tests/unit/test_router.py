@@ -60,6 +60,7 @@ def test_action_reply_carries_id_and_data(router: WebSocketRouter) -> None:
         ('{"action": "echo", "id": "r-1", "data": {"text": "x", "extra": 1}}', "bad_request"),
         ('{"action": "echo", "id": "r-1", "data": {"text": "01234567890"}}', "bad_request"),
         ('{"action": "echo", "id": "r-1", "unexpected": true}', "bad_request"),
+        ('{"action": "echo", "id": "r-1", "data": {"text": "\\ud800"}}', "bad_request"),
         ('{"action": "nope", "id": "r-1"}', "unknown_action"),
         ('{"action": "forbidden", "id": "r-1", "data": {"text": "x"}}', "forbidden"),
         ('{"action": "boom", "id": "r-1", "data": {"text": "x"}}', "internal"),
@@ -79,6 +80,11 @@ def test_validation_details_name_the_field_without_echoing_input(router: WebSock
     reply = reply_of(router.resolve(ws_event("echo", body=body)))
     assert reply["error"]["details"][0]["field"] == "data.text"
     assert "<script>" not in str(reply)
+
+
+def test_surrogate_pairs_are_fine(router: WebSocketRouter) -> None:
+    body = '{"action": "echo", "id": "r-1", "data": {"text": "\\ud83d\\ude42"}}'
+    assert reply_of(router.resolve(ws_event("echo", body=body)))["data"]["text"] == "🙂"
 
 
 def test_expired_token_gets_token_expired(router: WebSocketRouter) -> None:

@@ -216,12 +216,26 @@ def _parse_frame(body: str | None) -> RequestFrame:
     if not isinstance(payload, dict):
         raise BadRequest("frame must be a JSON object")
     try:
-        return RequestFrame.model_validate(payload)
+        frame = RequestFrame.model_validate(payload)
     except ValidationError as exc:
         request_id = payload.get("id")
         raise _bad_request(
             exc, request_id=request_id if isinstance(request_id, str) else None
         ) from None
+    if "\\u" in body and _has_lone_surrogate(payload):
+        # "\ud800" is valid JSON but no valid text: it could not be stored or sent on.
+        error = BadRequest("frame contains an unpaired UTF-16 surrogate")
+        error.request_id = frame.id
+        raise error
+    return frame
+
+
+def _has_lone_surrogate(payload: Any) -> bool:
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _bad_request(
