@@ -1,0 +1,147 @@
+"""The authorization matrix: every action x (owner, member, non-member, stranger, admin)
+against its expected allow/deny, from the one table below. A new action cannot ship
+without its row (the table must cover ``all_actions()`` exactly), and every denied write
+is checked to have changed nothing.
+
+- owner: created the resource (conversation, call, upload); member: another participant;
+- non-member: a user with conversations of their own, not this one; stranger: a user
+  who has never done anything; admin: the ``admin`` role, not a participant. Admins do
+  not read private conversations: their powers are ``admin:revoke`` and the analytics API.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from switchboard.wire import all_actions
+
+from tests.integration.conftest import FakeContext, Stack, token_for
+from tests.integration.test_messaging import Client, new_conversation, send
+from tests.integration.test_routes_match_template import template_routes
+from tests.support.events import frame, ws_event
+
+ROLES = ("owner", "member", "non-member", "stranger", "admin")
+ALL = frozenset(ROLES)
+PARTICIPANTS = frozenset({"owner", "member"})
+ADMIN = frozenset({"admin"})
+DENIED_CODES = {"forbidden", "not_found"}
+
+
+@dataclass
+class World:
+    """One conversation (owner + member), a non-member with a conversation of their own,
+    a stranger and an admin - each a connected device."""
+
+    stack: Stack
+    modules: dict[str, ModuleType]
+    routes: dict[str, str | None]
+    people: dict[str, Client]
+    conversation: str
+
+    def call(self, role: str, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        client = self.people[role]
+        module = self.modules[self.routes[action] or ""]
+        event = ws_event(
+            action,
+            body=frame(action, data),
+            connection_id=client.connection_id,
+            user_id=client.user_id,
+            roles="admin" if role == "admin" else "",
+        )
+        reply: dict[str, Any] = json.loads(module.lambda_handler(event, FakeContext())["body"])
+        return reply
+
+    def fingerprint(self) -> Any:
+        """What a denied write must not change: every item of the conversation and the
+        messages' keys."""
+        ddb = self.stack.client("dynamodb")
+        items = []
+        for table in ("ConversationsTable", "MessagesTable"):
+            pages = ddb.get_paginator("query").paginate(
+                TableName=self.stack.table(table),
+                KeyConditionExpression="conversationId = :c",
+                ExpressionAttributeValues={":c": {"S": self.conversation}},
+                ConsistentRead=True,
+            )
+            items += [item for page in pages for item in page["Items"]]
+        return sorted(json.dumps(item, sort_keys=True) for item in items)
+
+
+Data = Callable[[World, str], dict[str, Any]]
+
+
+def conv(extra: dict[str, Any] | None = None) -> Data:
+    return lambda w, _role: {"conversationId": w.conversation, **(extra or {})}
+
+
+# action -> (who is allowed, the request's data for a role)
+MATRIX: dict[str, tuple[frozenset[str], Data]] = {
+    "ping": (ALL, lambda w, r: {}),
+    "auth:refresh": (ALL, lambda w, r: {"token": token_for(w.people[r].user_id)}),
+    "admin:revoke": (ADMIN, lambda w, r: {"userId": f"revoked-{uuid.uuid4().hex[:6]}"}),
+    "conversation:create": (ALL, lambda w, r: {"members": [f"x-{uuid.uuid4().hex[:6]}"]}),
+    "conversation:list": (ALL, lambda w, r: {}),
+    "message:send": (
+        PARTICIPANTS,
+        lambda w, r: {
+            "conversationId": w.conversation,
+            "clientMessageId": uuid.uuid4().hex,
+            "body": f"from {r}",
+        },
+    ),
+    "message:ack": (PARTICIPANTS, conv({"seq": 1})),
+    "message:read": (PARTICIPANTS, conv({"seq": 1})),
+    "message:sync": (PARTICIPANTS, lambda w, r: {"cursors": {w.conversation: 0}}),
+    "message:history": (PARTICIPANTS, conv()),
+    "typing:start": (PARTICIPANTS, conv()),
+    "typing:stop": (PARTICIPANTS, conv()),
+    "presence:query": (PARTICIPANTS, lambda w, r: {"userIds": [w.people["owner"].user_id]}),
+    "preferences:get": (ALL, lambda w, r: {}),
+    "preferences:set": (ALL, lambda w, r: {"digestMinutes": 30}),
+    "notification:list": (ALL, lambda w, r: {}),
+    "notification:read": (ALL, lambda w, r: {"notificationIds": ["n-not-yours"]}),
+}
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> World:
+    routes = template_routes(stack)
+    modules = {
+        function: stack.handler(function)
+        for function in {f for key, f in routes.items() if f and not key.startswith("$")}
+    }
+    connect, message = modules["ConnectionFunction"], modules["MessageFunction"]
+    tag = uuid.uuid4().hex[:6]
+    people = {role: Client(stack, message, connect, f"{role}-{tag}") for role in ROLES}
+    conversation = new_conversation(people["owner"], people["member"])
+    send(people["owner"], conversation, "first")
+    new_conversation(people["non-member"], Client(stack, message, connect, f"other-{tag}"))
+    return World(stack, modules, routes, people, conversation)
+
+
+def test_the_matrix_covers_every_action() -> None:
+    assert set(MATRIX) == set(all_actions()), (
+        "add a row to MATRIX for every new action (and remove rows of removed ones)"
+    )
+
+
+CELLS = [(action, role) for action in sorted(MATRIX) for role in ROLES]
+
+
+@pytest.mark.parametrize(("action", "role"), CELLS)
+def test_authorization_cell(world: World, action: str, role: str) -> None:
+    allowed, data = MATRIX[action]
+    before = world.fingerprint()
+    reply = world.call(role, action, data(world, role))
+    if role in allowed:
+        assert reply["ok"] or reply["error"]["code"] not in DENIED_CODES | {"internal"}, reply
+    else:
+        assert not reply["ok"], f"{role} may not {action}: {reply}"
+        assert reply["error"]["code"] in DENIED_CODES, reply
+        assert world.fingerprint() == before, f"a denied {action} by {role} changed data"
