@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requirements.txt functions/analytics/requirements.txt constraints.txt | md5sum | cut -c1-12)
 SAM_VENV ?= .venv-sam
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell md5sum requirements-checkov.txt | cut -c1-12)
 SAM_CLI_VERSION ?= 1.170.0
 ENV ?= default
 PYTEST_ARGS ?= -n 2
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate build deploy bench clean pr
+.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench clean pr
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -22,7 +24,16 @@ venv: $(STAMP)
 dev: venv ## the local stack: WebSocket + HTTP API, demo page, embedded AWS (moto)
 	$(PY) -m devserver $(DEVSERVER_ARGS)
 
-test: venv ## the whole suite: unit, integration, e2e, browser
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)
+	@echo "installing checkov into $(CHECKOV_VENV) ..."
+	@$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+scan: $(CHECKOV_STAMP) ## checkov on template.yaml (skips and their reasons: .checkov.yaml + the template)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
+
+test: venv $(CHECKOV_STAMP) ## the whole suite: unit, integration, e2e, browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv ## unit + integration only
@@ -57,4 +68,4 @@ bench: venv
 pr: lint validate test
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from switchboard.auth import InvalidToken, TokenVerifier, mint_token
 from switchboard.config import AuthSettings
 
@@ -242,3 +245,48 @@ def test_jwks_token_with_unknown_kid_or_foreign_key_is_refused(jwks_url: str) ->
     ):
         with pytest.raises(InvalidToken):
             verifier.verify(token)
+
+
+# ---------------------------------------------------------------- forgery, property-based
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+FORGERY_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40")) * 5
+
+
+def _decoded(token: str) -> tuple[bytes, ...]:
+    return tuple(
+        base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in token.split(".")
+    )
+
+
+@settings(max_examples=FORGERY_EXAMPLES, deadline=None, database=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(min_value=0), st.sampled_from(ALPHABET), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
+    sub=st.sampled_from(["alice", "bob", "admin"]),
+    admin=st.booleans(),
+)
+def test_an_edited_token_never_verifies_as_a_different_token(
+    edits: list[tuple[int, str, bool]], sub: str, admin: bool
+) -> None:
+    """Random edits (replace or insert characters anywhere) of a valid token. The only
+    edits that may still verify are those that decode to the very same bytes (the spare
+    bits of a base64 segment's last character); every other one is refused."""
+    original = mint_token(SECRET, sub, ["admin"] if admin else [], ttl_seconds=600)
+    forged = list(original)
+    for position, char, insert in edits:
+        index = position % (len(forged) + (1 if insert else 0))
+        if insert:
+            forged.insert(index, char)
+        else:
+            forged[min(index, len(forged) - 1)] = char
+    candidate = "".join(forged)
+    try:
+        hs_verifier().verify(candidate)
+    except InvalidToken:
+        return
+    assert candidate.count(".") == 2
+    assert _decoded(candidate) == _decoded(original), f"a forged token verified: {candidate}"
