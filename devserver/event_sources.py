@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from devserver import ACCOUNT_ID, REGION
+from devserver.aws_faults import STREAM_FAULTS
 from devserver.provision import aws_client
 from devserver.template import FunctionSpec
 from devserver.workers import InvocationResult, WorkerPools
@@ -328,6 +329,10 @@ class EventSources:
                     positions = [seqs.index(f) for f in failed if f in seqs]
                     start_again = min(positions) if positions else 0
             if start_again is None:
+                if STREAM_FAULTS.replay():
+                    # Chaos: the batch's answer "got lost", Lambda delivers it again.
+                    log.info("%s: stream batch of %d replayed (fault)", label, len(batch))
+                    await self.pools.invoke(spec.logical_id, {"Records": batch})
                 return
             attempts += 1
             if max_retries >= 0 and attempts > max_retries:

@@ -14,6 +14,9 @@ order; every match uses one count) or loses the seeded `failRate` draw is answer
 that status and a botocore-parsable error body, and the frame is NOT delivered. Note that
 boto3's own retries (standard mode) send a failed post again: each HTTP post counts.
 
+The same document may hold `aws` (DynamoDB/SQS calls of the functions fail) and `streams`
+(stream batches delivered twice): see devserver/aws_faults.py.
+
 `GET /__devserver/emails` lists what the functions sent through SES (moto runs in this
 process), and every e-mail is logged on the console as it is sent.
 """
@@ -30,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from devserver.aws_faults import AWS_FAULTS, STREAM_FAULTS
 
 __all__ = [
     "ERROR_SHAPES",
@@ -96,7 +101,7 @@ class ManagementFaults:
         """Replaces the configuration (and resets the counters)."""
         if not isinstance(document, dict):
             raise FaultConfigError("expected a JSON object")
-        unknown = set(document) - {"managementApi"}
+        unknown = set(document) - {"managementApi", "aws", "streams"}
         if unknown:
             raise FaultConfigError(f"unknown keys: {sorted(unknown)}")
         config = document.get("managementApi") or {}
@@ -269,20 +274,31 @@ def add_devtools_routes(app: web.Application, faults: ManagementFaults = FAULTS)
     """`/__devserver/faults` (GET, POST, DELETE) and `/__devserver/emails` (GET)."""
     cors = {"Access-Control-Allow-Origin": "*"}
 
+    def snapshot() -> dict[str, Any]:
+        return {
+            **faults.snapshot(),
+            "aws": AWS_FAULTS.snapshot(),
+            "streams": STREAM_FAULTS.snapshot(),
+        }
+
     async def get_faults(_: web.Request) -> web.Response:
-        return web.json_response(faults.snapshot(), headers=cors)
+        return web.json_response(snapshot(), headers=cors)
 
     async def set_faults(request: web.Request) -> web.Response:
         try:
             document = json.loads(await request.read() or b"{}")
             faults.configure(document)
+            AWS_FAULTS.configure(document.get("aws"))
+            STREAM_FAULTS.configure(document.get("streams"))
         except (ValueError, FaultConfigError) as exc:
             return web.json_response({"message": str(exc)}, status=400, headers=cors)
-        return web.json_response(faults.snapshot(), headers=cors)
+        return web.json_response(snapshot(), headers=cors)
 
     async def clear_faults(_: web.Request) -> web.Response:
         faults.clear()
-        return web.json_response(faults.snapshot(), headers=cors)
+        AWS_FAULTS.configure(None)
+        STREAM_FAULTS.configure(None)
+        return web.json_response(snapshot(), headers=cors)
 
     async def emails(_: web.Request) -> web.Response:
         return web.json_response(sent_emails(), headers=cors)

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 from moto.server import ThreadedMotoServer
 
+from devserver.aws_faults import moto_server
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
 from devserver.management_api import add_management_routes
@@ -80,7 +81,7 @@ class DevServer:
         ws_port, http_port = ws_sock.getsockname()[1], http_sock.getsockname()[1]
 
         make_dynamodb_writes_atomic()
-        self.moto = ThreadedMotoServer(ip_address=opts.host, port=0, verbose=False)
+        self.moto = moto_server(opts.host)  # ThreadedMotoServer + fault injection
         self.moto.start()
         moto_host, moto_port = self.moto.get_host_and_port()
         self.moto_url = f"http://{moto_host}:{moto_port}"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from devserver import REGION
+from devserver.aws_faults import app_id
 from devserver.template import FunctionSpec
 
 __all__ = ["FunctionPool", "InvocationResult", "WorkerPools", "function_environment"]
@@ -63,6 +64,8 @@ def function_environment(spec: FunctionSpec, moto_url: str) -> dict[str, str]:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             "LAMBDA_TASK_ROOT": str(spec.code_uri),
             "_HANDLER": spec.handler,
+            # Marks the functions' AWS calls for fault injection (devserver/aws_faults.py).
+            "AWS_SDK_UA_APP_ID": app_id(spec.logical_id),
         }
     )
     return env

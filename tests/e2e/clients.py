@@ -37,6 +37,14 @@ class RequestFailed(AssertionError):
         self.code = (reply.get("error") or {}).get("code")
 
 
+# What a pending request gets when API Gateway reports a failed integration.
+_GATEWAY_ERROR: Frame = {
+    "type": "reply",
+    "ok": False,
+    "error": {"code": "gateway_error", "message": "Internal server error (API Gateway)"},
+}
+
+
 class Client:
     """One device of one user."""
 
@@ -59,6 +67,7 @@ class Client:
         self.pushes: list[Frame] = []
         self.messages: dict[str, dict[int, Frame]] = {}  # conversationId -> seq -> message
         self.duplicates = 0
+        self.gateway_errors = 0
         self.connection_id: str | None = None
         self._replies: dict[str, asyncio.Future[Frame]] = {}
         self._arrived = asyncio.Condition()
@@ -101,6 +110,14 @@ class Client:
                     future = self._replies.pop(str(frame.get("id")), None)
                     if future is not None and not future.done():
                         future.set_result(frame)
+                    continue
+                if "type" not in frame and frame.get("message") == "Internal server error":
+                    # API Gateway's answer when the integration failed (a Lambda crashed):
+                    # it names no request, so every pending one may be the one that died.
+                    self.gateway_errors += 1
+                    for future in self._replies.values():
+                        if not future.done():
+                            future.set_result(_GATEWAY_ERROR)
                     continue
                 if frame.get("type") == "message:new":
                     self._record(frame["data"])

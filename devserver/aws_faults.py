@@ -1,0 +1,218 @@
+"""Chaos for the emulated AWS services: the functions' DynamoDB and SQS calls can fail,
+and DynamoDB stream batches can be delivered twice.
+
+Configured through `POST /__devserver/faults` next to the management-API faults::
+
+    {"aws": {"failRate": 0.1, "services": ["dynamodb", "sqs"], "mode": "both", "seed": 1,
+             "operations": ["TransactWriteItems"]},
+     "streams": {"replayRate": 0.2, "seed": 1}}
+
+- `aws`: each request a *function* makes (its boto3 User-Agent carries the app id the
+  devserver gives every worker, `AWS_SDK_UA_APP_ID=sbfn-<LogicalId>`) to a listed service
+  (and, if given, one of the listed `operations`) loses a seeded draw with probability
+  `failRate` and is answered 500. With mode
+  `before` the request never reaches moto (nothing happened); with `after` moto runs it
+  and the answer is lost (it happened, the caller cannot know) - the ambiguous failure
+  real networks have; `both` picks one of the two at random. The devserver's own pollers
+  (the event-source mappings play Lambda's part) are never failed.
+- `streams`: after a DynamoDB stream batch was processed, it is delivered again with
+  probability `replayRate`, as Lambda does when an invocation's answer is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["AWS_FAULTS", "STREAM_FAULTS", "AwsFaults", "FaultyApp", "StreamFaults", "app_id"]
+
+APP_ID_PREFIX = "sbfn-"
+SERVICES = {"dynamodb": "DynamoDB_", "sqs": "AmazonSQS."}
+MODES = ("before", "after", "both")
+
+
+def app_id(logical_id: str) -> str:
+    """The botocore app id of a function's workers (User-Agent `app/<id>`, <= 50 chars)."""
+    return (APP_ID_PREFIX + logical_id)[:50]
+
+
+class _Config(ValueError):
+    pass
+
+
+def _rate(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise _Config(f"{name} must be a number in [0, 1]")
+    return float(value)
+
+
+def _seed(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _Config("seed must be an integer")
+    return value
+
+
+class AwsFaults:
+    """Thread-safe (moto serves each request on its own thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.configure(None)
+
+    def configure(self, config: Any) -> None:
+        config = {} if config is None else config
+        if not isinstance(config, dict):
+            raise _Config("aws must be an object")
+        unknown = set(config) - {"failRate", "services", "operations", "mode", "seed"}
+        if unknown:
+            raise _Config(f"aws: unknown keys: {sorted(unknown)}")
+        services = config.get("services", sorted(SERVICES))
+        if not isinstance(services, list) or not set(services) <= set(SERVICES):
+            raise _Config(f"aws.services must be a list of {sorted(SERVICES)}")
+        operations = config.get("operations")
+        if operations is not None and (
+            not isinstance(operations, list) or not all(isinstance(o, str) for o in operations)
+        ):
+            raise _Config("aws.operations must be a list of operation names")
+        mode = config.get("mode", "before")
+        if mode not in MODES:
+            raise _Config(f"aws.mode must be one of {MODES}")
+        rate = _rate(config.get("failRate", 0.0), "aws.failRate")
+        seed = _seed(config.get("seed"))
+        with self._lock:
+            self.rate, self.services, self.mode, self.seed = rate, set(services), mode, seed
+            self.operations = set(operations) if operations is not None else None
+            self._rng = random.Random(seed)  # noqa: S311 - fault injection, not security
+            self.checked = 0
+            self.injected: dict[str, int] = {}
+
+    def decide(self, service: str, operation: str) -> str | None:
+        """`before`, `after` or None (let it through) for one request of a function."""
+        with self._lock:
+            if not self.rate or service not in self.services:
+                return None
+            if self.operations is not None and operation not in self.operations:
+                return None
+            self.checked += 1
+            if self._rng.random() >= self.rate:
+                return None
+            when = self.mode if self.mode != "both" else self._rng.choice(("before", "after"))
+            key = f"{service}.{operation}.{when}"
+            self.injected[key] = self.injected.get(key, 0) + 1
+            return when
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "failRate": self.rate,
+                "services": sorted(self.services),
+                "operations": sorted(self.operations) if self.operations is not None else None,
+                "mode": self.mode,
+                "seed": self.seed,
+                "checked": self.checked,
+                "injected": dict(sorted(self.injected.items())),
+                "total": sum(self.injected.values()),
+            }
+
+
+class StreamFaults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.configure(None)
+
+    def configure(self, config: Any) -> None:
+        config = {} if config is None else config
+        if not isinstance(config, dict):
+            raise _Config("streams must be an object")
+        unknown = set(config) - {"replayRate", "seed"}
+        if unknown:
+            raise _Config(f"streams: unknown keys: {sorted(unknown)}")
+        rate = _rate(config.get("replayRate", 0.0), "streams.replayRate")
+        seed = _seed(config.get("seed"))
+        with self._lock:
+            self.rate, self.seed = rate, seed
+            self._rng = random.Random(seed)  # noqa: S311 - fault injection, not security
+            self.replayed = 0
+
+    def replay(self) -> bool:
+        with self._lock:
+            if not self.rate or self._rng.random() >= self.rate:
+                return False
+            self.replayed += 1
+            return True
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"replayRate": self.rate, "seed": self.seed, "replayed": self.replayed}
+
+
+AWS_FAULTS = AwsFaults()
+STREAM_FAULTS = StreamFaults()
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class FaultyApp:
+    """WSGI middleware in front of moto's app: fails the functions' requests as told."""
+
+    def __init__(self, app: WsgiApp, faults: AwsFaults = AWS_FAULTS) -> None:
+        self.app = app
+        self.faults = faults
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        decision = self._decision(environ)
+        if decision is None:
+            return self.app(environ, start_response)
+        if decision == "after":
+            # The request happens; its answer is lost on the way back.
+            result = self.app(environ, lambda *_args, **_kw: lambda _data: None)
+            try:
+                for _ in result:
+                    pass
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        body = json.dumps(
+            {"__type": "InternalServerError", "message": f"injected by devserver ({decision})"}
+        ).encode()
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def _decision(self, environ: dict[str, Any]) -> str | None:
+        if f"app/{APP_ID_PREFIX}" not in environ.get("HTTP_USER_AGENT", ""):
+            return None
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        for service, prefix in SERVICES.items():
+            if target.startswith(prefix):
+                return self.faults.decide(service, target.rsplit(".", 1)[-1])
+        return None
+
+
+def moto_server(host: str) -> Any:
+    """moto's ThreadedMotoServer with FaultyApp in front of its WSGI app."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class FaultInjectingMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = FaultyApp(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return FaultInjectingMotoServer(ip_address=host, port=0, verbose=False)

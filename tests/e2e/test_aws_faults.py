@@ -1,0 +1,49 @@
+"""Failing AWS under the functions, through the devserver (devserver/aws_faults.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.e2e.clients import Client, admin, clear_faults
+from tests.e2e.conftest import RunningDevserver
+
+
+def _user(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_a_send_whose_answer_was_lost_is_stored_once_and_retried_idempotently(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = Client(devserver, _user("alice")), Client(devserver, _user("bob"))
+    async with alice, bob:
+        conversation = await alice.create_conversation([bob.user_id])
+        # The send's transaction commits, but every answer to it is lost (and botocore's
+        # retries of it too): the function cannot know, and answers `internal`.
+        await asyncio.to_thread(
+            admin,
+            devserver,
+            "POST",
+            "/__devserver/faults",
+            {"aws": {"failRate": 1.0, "operations": ["TransactWriteItems"], "mode": "after"}},
+        )
+        try:
+            body = {"conversationId": conversation, "clientMessageId": "amb-1", "body": "hi"}
+            failed = await alice.request("message:send", body)
+            faults = await asyncio.to_thread(admin, devserver, "GET", "/__devserver/faults")
+        finally:
+            await asyncio.to_thread(clear_faults, devserver)
+        assert failed["ok"] is False and failed["error"]["code"] == "internal", failed
+        assert faults["aws"]["injected"]["dynamodb.TransactWriteItems.after"] >= 1
+        # The client retries with the same clientMessageId: the stored message, once.
+        again = await alice.call("message:send", body)
+        assert again["seq"] == 1
+        assert (await alice.send(conversation, "next"))["seq"] == 2
+        history = await bob.call("message:history", {"conversationId": conversation})
+        assert [(m["seq"], m["clientMessageId"]) for m in history["messages"]] == [
+            (1, "amb-1"),
+            (2, history["messages"][1]["clientMessageId"]),
+        ]
+        await bob.wait_for_messages(conversation, range(1, 3))
+        assert sorted(bob.messages[conversation]) == [1, 2]

@@ -1,0 +1,89 @@
+"""The devserver's AWS fault injection (devserver/aws_faults.py) in front of a WSGI app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devserver.aws_faults import AwsFaults, FaultyApp, StreamFaults, app_id
+
+
+class CountingApp:
+    """A WSGI app that records the requests it really served."""
+
+    def __init__(self) -> None:
+        self.served: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.served.append(environ.get("HTTP_X_AMZ_TARGET", ""))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+
+def call(app: FaultyApp, target: str, user_agent: str) -> str:
+    statuses: list[str] = []
+    environ = {"HTTP_X_AMZ_TARGET": target, "HTTP_USER_AGENT": user_agent}
+    b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    return statuses[-1]
+
+
+FUNCTION_UA = f"Boto3/1.44 md/x app/{app_id('MessageFunction')}"
+
+
+@pytest.mark.parametrize(("mode", "served"), [("before", 0), ("after", 1)])
+def test_failed_requests_happen_or_not_as_the_mode_says(mode: str, served: int) -> None:
+    faults, backend = AwsFaults(), CountingApp()
+    faults.configure({"failRate": 1.0, "services": ["dynamodb"], "mode": mode, "seed": 1})
+    app = FaultyApp(backend, faults)
+    assert call(app, "DynamoDB_20120810.TransactWriteItems", FUNCTION_UA).startswith("500")
+    assert len(backend.served) == served
+    assert faults.snapshot()["injected"] == {f"dynamodb.TransactWriteItems.{mode}": 1}
+
+
+def test_only_the_functions_requests_to_listed_services_fail() -> None:
+    faults, backend = AwsFaults(), CountingApp()
+    faults.configure({"failRate": 1.0, "services": ["dynamodb"]})
+    app = FaultyApp(backend, faults)
+    # the devserver's own pollers (no app id) and unlisted services pass
+    assert call(app, "DynamoDB_20120810.GetItem", "Boto3/1.44").startswith("200")
+    assert call(app, "AmazonSQS.SendMessage", FUNCTION_UA).startswith("200")
+    assert call(app, "DynamoDB_20120810.GetItem", FUNCTION_UA).startswith("500")
+    assert faults.snapshot()["checked"] == 1
+
+
+def test_a_seed_gives_the_same_decisions() -> None:
+    def decisions() -> list[str | None]:
+        faults = AwsFaults()
+        faults.configure({"failRate": 0.3, "mode": "both", "seed": 7})
+        return [faults.decide("sqs", "SendMessage") for _ in range(200)]
+
+    first = decisions()
+    assert first == decisions()
+    assert 20 < sum(d is not None for d in first) < 100
+    assert {"before", "after"} <= set(first)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"failRate": 2},
+        {"failRate": True},
+        {"services": ["s3"]},
+        {"mode": "sometimes"},
+        {"seed": "x"},
+        {"other": 1},
+        [],
+    ],
+)
+def test_bad_configuration_is_refused(config: Any) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        AwsFaults().configure(config)
+
+
+def test_stream_replays_follow_the_rate() -> None:
+    streams = StreamFaults()
+    assert not any(streams.replay() for _ in range(50))
+    streams.configure({"replayRate": 1.0})
+    assert all(streams.replay() for _ in range(5))
+    assert streams.snapshot()["replayed"] == 5
