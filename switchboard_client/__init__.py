@@ -12,6 +12,7 @@ async with Client("ws://127.0.0.1:8080/dev", token) as client:
 """
 
 from switchboard_client.backoff import Backoff
+from switchboard_client.calls import Calls
 from switchboard_client.client import Callback, Client, EventStream, TokenSource
 from switchboard_client.errors import (
     ERRORS_BY_CODE,
@@ -21,6 +22,7 @@ from switchboard_client.errors import (
     Conflict,
     ConnectionLost,
     Forbidden,
+    GatewayError,
     InternalError,
     NotFound,
     PayloadTooLarge,
@@ -31,9 +33,11 @@ from switchboard_client.errors import (
     TokenExpired,
     Unauthorized,
     UnknownAction,
+    UploadFailed,
 )
 from switchboard_client.inbox import Inbox
 from switchboard_client.models import Event, Message, Sent, Stats
+from switchboard_client.uploads import Uploads
 
 __all__ = [
     "ERRORS_BY_CODE",
@@ -41,6 +45,7 @@ __all__ = [
     "Backoff",
     "BadRequest",
     "Callback",
+    "Calls",
     "Client",
     "ClientClosed",
     "Conflict",
@@ -48,6 +53,7 @@ __all__ = [
     "Event",
     "EventStream",
     "Forbidden",
+    "GatewayError",
     "Inbox",
     "InternalError",
     "Message",
@@ -63,4 +69,6 @@ __all__ = [
     "TokenSource",
     "Unauthorized",
     "UnknownAction",
+    "UploadFailed",
+    "Uploads",
 ]

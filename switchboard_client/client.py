@@ -43,22 +43,26 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from switchboard_client.backoff import Backoff
+from switchboard_client.calls import Calls
 from switchboard_client.errors import (
     AuthenticationFailed,
     ClientClosed,
     Conflict,
     ConnectionLost,
     Forbidden,
+    GatewayError,
     NotFound,
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
     ServerError,
     SwitchboardClientError,
+    TokenExpired,
     error_from_reply,
 )
 from switchboard_client.inbox import Inbox
 from switchboard_client.models import Event, Message, Sent, Stats
+from switchboard_client.uploads import Uploads
 
 __all__ = ["Callback", "Client", "EventStream", "TokenSource"]
 
@@ -165,7 +169,7 @@ class Client:
         self._token_value: str | None = None  # the latest token (after auth:refresh too)
         self._refreshing: asyncio.Task[None] | None = None
         self.user_id = user_id or (_token_subject(token) if isinstance(token, str) else None)
-        self._user_agent = user_agent
+        self.user_agent = user_agent
         self.request_timeout = request_timeout
         self.send_timeout = send_timeout
         self.open_timeout = open_timeout
@@ -181,6 +185,8 @@ class Client:
         self._clock = clock
 
         self.inbox = Inbox(dict(cursors or {}))
+        self.calls = Calls(self)  # call:* signaling helpers
+        self.uploads = Uploads(self)  # upload:* helpers and the whole upload flow
         self.stats = Stats()
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()  # a socket is usable
@@ -232,7 +238,11 @@ class Client:
         self._end_streams()
 
     async def __aenter__(self) -> Client:
-        return await self.connect()
+        try:
+            return await self.connect()
+        except BaseException:
+            await self.close()  # no background loop outlives a failed `async with`
+            raise
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
@@ -311,6 +321,8 @@ class Client:
         """Sends ``{"action", "id", "data"}`` and returns the reply's ``data``. Waits for a
         connection first (within the same timeout). Raises the ServerError subclass of the
         reply's error code, ``RequestTimeout``, ``ConnectionLost`` or ``ClientClosed``."""
+        if self._runner is None:
+            raise SwitchboardClientError(f"{action}: call connect() first")
         loop = asyncio.get_running_loop()
         timeout = self.request_timeout if timeout is None else timeout
         deadline = loop.time() + timeout
@@ -404,9 +416,11 @@ class Client:
         timeout: float | None = None,
     ) -> Sent:
         """Sends and returns once the message is durably stored. A lost connection, a
-        lost reply, ``rate_limited`` and a busy conversation (``conflict``) are retried
-        with the same ``clientMessageId`` until ``timeout`` (the server makes retries
-        idempotent), so one call stores the message at most once."""
+        lost reply, an API Gateway error, an expired token (refreshed meanwhile),
+        ``rate_limited`` and a busy conversation (``conflict``) are retried with the same
+        ``clientMessageId`` until ``timeout`` (the server makes retries idempotent), so one
+        call stores the message at most once. If it raises, the message may still have
+        been stored: retry with the same ``client_message_id``."""
         loop = asyncio.get_running_loop()
         client_message_id = client_message_id or uuid.uuid4().hex
         data: dict[str, Any] = {
@@ -429,7 +443,14 @@ class Client:
                         "message:send", data, timeout=max(min(self.request_timeout, remaining), 0)
                     )
                     break
-                except (ConnectionLost, RequestTimeout, RateLimited, Conflict) as exc:
+                except (
+                    ConnectionLost,
+                    RequestTimeout,
+                    GatewayError,
+                    TokenExpired,
+                    RateLimited,
+                    Conflict,
+                ) as exc:
                     attempt += 1
                     if isinstance(exc, Conflict):
                         conflicts += 1
@@ -629,6 +650,9 @@ class Client:
         if kind == "reply":
             self._resolve(frame)
             return
+        if kind is None and isinstance(frame.get("message"), str):
+            self._fail_pending(GatewayError(frame["message"], details=frame))
+            return
         if not isinstance(kind, str):
             return
         data = frame.get("data")
@@ -806,7 +830,7 @@ class Client:
                 token = await self._token()
                 ws = await websockets.connect(
                     _with_token(self.url, token),
-                    user_agent_header=self._user_agent,
+                    user_agent_header=self.user_agent,
                     open_timeout=self.open_timeout,
                     ping_interval=None,  # the app-level ping keeps API Gateway's idle timer
                     close_timeout=5,
@@ -879,6 +903,8 @@ class Client:
             return
         self.backoff.reset()
         self._ready.set()
+        if self.inbox.gaps():
+            self._sync_wakeup.set()  # opened while the resume was syncing
         self._emit(Event("client:connected", {"connections": self.stats.connections}))
 
     async def _retry_later(self, reason: str) -> None:

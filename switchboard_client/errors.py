@@ -105,6 +105,15 @@ def error_from_reply(action: str, error: Any) -> ServerError:
     return cls(message, action=action, details=body.get("details"))
 
 
+class GatewayError(ServerError):
+    """API Gateway's own error frame (``{"message": "Internal server error",
+    "connectionId", "requestId"}`` when an integration failed): it names no request, so
+    every request waiting at that moment gets it -- each may or may not have been
+    processed (``send_message`` retries it safely)."""
+
+    code = "gateway_error"
+
+
 class RequestTimeout(SwitchboardClientError, TimeoutError):
     """No reply in time. The request may or may not have been processed."""
 
@@ -122,6 +131,16 @@ class ClientClosed(SwitchboardClientError):
     """The client was closed (by ``close()`` or after a fatal error)."""
 
     code = "closed"
+
+
+class UploadFailed(SwitchboardClientError):
+    """The server rejected the stored object (an ``upload:error`` push: ``code`` is e.g.
+    ``size_mismatch``); it was deleted."""
+
+    def __init__(self, upload_id: str, code: str, message: str) -> None:
+        super().__init__(f"upload {upload_id} failed: {code}: {message}")
+        self.upload_id = upload_id
+        self.code = code
 
 
 class AuthenticationFailed(SwitchboardClientError):

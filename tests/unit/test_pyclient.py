@@ -29,6 +29,7 @@ from switchboard_client import (
     ConnectionLost,
     Event,
     Forbidden,
+    GatewayError,
     Inbox,
     Message,
     PayloadTooLarge,
@@ -84,6 +85,7 @@ class ScriptedServer:
         self.silent: set[str] = set()  # actions never answered
         self.errors: dict[str, dict[str, Any]] = {}  # action -> error body
         self.drop_on: set[str] = set()  # actions that close the socket instead of replying
+        self.gateway_fail: set[str] = set()  # processed, then API Gateway's error frame
         self.backlog_on_connect = backlog_on_connect
         self.duplicate_backlog = False
         self._server: Server | None = None
@@ -126,6 +128,12 @@ class ScriptedServer:
                     await ws.close(1011, "scripted drop")
                     return
                 if action in self.silent:
+                    continue
+                if action in self.gateway_fail:
+                    self.gateway_fail.discard(action)
+                    self._answer(action, frame.get("data") or {})
+                    error = {"message": "Internal server error", "connectionId": "x="}
+                    await ws.send(json.dumps({**error, "requestId": "r"}))
                     continue
                 if action in self.errors:
                     reply = {"type": "reply", "id": frame["id"], "ok": False}
@@ -444,6 +452,23 @@ def test_a_send_whose_reply_is_lost_is_retried_after_reconnect_and_stored_once()
             # Its own message is not handed back to the application by the resume.
             assert client.cursors == {"c1": 1}
             assert client.stats.delivered == 0
+
+    run(with_server(scenario))
+
+
+def test_an_api_gateway_error_frame_fails_the_waiting_requests_and_sends_are_retried() -> None:
+    async def scenario(server: ScriptedServer, url: str) -> None:
+        server.messages["c1"] = []
+        async with client_for(url) as client:
+            server.gateway_fail.add("x")
+            with pytest.raises(GatewayError) as failed:
+                await client.request("x")
+            assert failed.value.code == "gateway_error"
+            server.gateway_fail.add("message:send")
+            sent = await client.send_message("c1", "hello", client_message_id="cm-2")
+            assert sent.seq == 1 and len(server.messages["c1"]) == 1
+            assert len(server.requests("message:send")) == 2
+            assert client.stats.connections == 1
 
     run(with_server(scenario))
 
