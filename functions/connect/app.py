@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard.config import SessionSettings
 from switchboard.connections import close_connection, open_connection
-from switchboard.dal.connections import ConnectionRepository, TooManyConnections
+from switchboard.dal.connections import ConnectionRepository, TokenRevoked, TooManyConnections
 from switchboard.dal.users import UserRepository
 from switchboard.gateway import ManagementApi
 from switchboard.observability import logger
@@ -55,6 +55,9 @@ def on_connect(event: WebSocketEvent) -> dict[str, Any] | None:
     except TooManyConnections:
         logger.info("connection refused: too many connections for the user")
         return {"statusCode": 429}
+    except TokenRevoked:
+        logger.info("connection refused: token revoked while connecting")
+        return {"statusCode": 401}
     return None
 
 

@@ -46,6 +46,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "userId": identity.user_id,
             "roles": ",".join(sorted(identity.roles)),
             "tokenExp": identity.expires_at,
+            "tokenIat": identity.issued_at,
         },
     )
     response.allow_route("$connect")

@@ -5,6 +5,7 @@ The frames come from tests/support/fuzz.py; FUZZ_EXAMPLES sets how many per acti
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from types import ModuleType
 from typing import Any
@@ -18,9 +19,13 @@ from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation, send
 from tests.integration.test_routes_match_template import template_routes
 from tests.support import fuzz
-from tests.support.events import ws_event
+from tests.support.events import frame, ws_event
 
 pytestmark = pytest.mark.fuzz
+
+# What a connection with an expired token may get: token_expired, or the frame-level
+# refusals that come before the caller is looked at (malformed frame, unknown action).
+EXPIRED_CODES = {"token_expired", "bad_request", "unknown_action"}
 
 # High enough that the fuzzer reaches the code behind the limits, not only rate_limited.
 GENEROUS_LIMITS = {
@@ -52,8 +57,14 @@ class Target:
             "calleeId": [self.peer.user_id],
         }
         self.frames = 0
+        if "upload:start" in all_actions():
+            start = {"fileName": "a.png", "contentType": "image/png", "size": 2048}
+            reply = self.invoke("upload:start", json.dumps(frame("upload:start", start)), False)
+            self.known["uploadId"] = [reply["data"]["uploadId"]]
 
-    def invoke(self, action: str, raw: str, admin: bool) -> dict[str, Any]:
+    def invoke(
+        self, action: str, raw: str, admin: bool, *, expired: bool = False
+    ) -> dict[str, Any]:
         route = action if action in self.routes else "$default"
         module = self.modules[self.routes[route] or "ConnectionFunction"]
         event = ws_event(
@@ -62,11 +73,17 @@ class Target:
             connection_id=self.user.connection_id,
             user_id=self.user.user_id,
             roles="admin" if admin else "",
+            token_exp=int(time.time()) - 60 if expired else None,
         )
         response = module.lambda_handler(event, FakeContext())
         self.frames += 1
         assert response["statusCode"] == 200
-        return fuzz.check_reply(raw, response["body"])
+        reply = fuzz.check_reply(raw, response["body"])
+        if expired and action != "auth:refresh":
+            # An expired connection reaches nothing: refused before the data is read.
+            assert not reply["ok"], reply
+            assert reply["error"]["code"] in EXPIRED_CODES, reply
+        return reply
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +99,13 @@ def test_every_hostile_frame_gets_one_typed_reply(target: Target, action: str) -
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(raw=fuzz.frames(action, target.known), admin=st.booleans())
-    def run(raw: str, admin: bool) -> None:
-        target.invoke(action, raw, admin)
+    @given(
+        raw=fuzz.frames(action, target.known),
+        admin=st.booleans(),
+        expired=st.sampled_from([False, False, False, True]),
+    )
+    def run(raw: str, admin: bool, expired: bool) -> None:
+        target.invoke(action, raw, admin, expired=expired)
 
     run()
 

@@ -86,7 +86,12 @@ def test_admin_revoke_closes_sessions_and_refuses_old_tokens(
     # When an admin revokes the user
     done = call(connect_app, "admin:revoke", {"userId": user}, user_id=admin, roles="admin")
     assert done["ok"], done
-    assert done["data"] == {"userId": user, "closedConnections": 2}
+    assert done["data"] == {
+        "userId": user,
+        "closedConnections": 2,
+        "alreadyClosed": 0,
+        "failedConnections": [],
+    }
     # Then tokens issued before cannot connect nor refresh; a token issued later can
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer.lambda_handler(authorizer_event(old_token), context)
@@ -129,7 +134,13 @@ def test_connection_flood_is_refused_with_429_and_nothing_stored(
 def test_send_rate_limits_per_connection_and_per_user_store_nothing_refused(
     stack: Stack, connect_app: ModuleType
 ) -> None:
-    app = stack.handler("MessageFunction", SEND_LIMIT_PER_CONNECTION="3", SEND_LIMIT_PER_USER="5")
+    # An hour-long window: no window boundary can fall inside the test.
+    app = stack.handler(
+        "MessageFunction",
+        SEND_LIMIT_PER_CONNECTION="3",
+        SEND_LIMIT_PER_USER="5",
+        RATE_WINDOW_SECONDS="3600",
+    )
     sender, receiver = tag("alice"), tag("bob")
     phone = Client(stack, app, connect_app, sender)
     laptop = Client(stack, app, connect_app, sender)
@@ -143,7 +154,7 @@ def test_send_rate_limits_per_connection_and_per_user_store_nothing_refused(
         "message:send", {"conversationId": conversation, "clientMessageId": "p3", "body": "x"}
     )
     assert limited["error"]["code"] == "rate_limited"
-    assert 0 < limited["error"]["details"]["retryAfterMs"] <= 10_000
+    assert 0 < limited["error"]["details"]["retryAfterMs"] <= 3_600_000
     # Repeating an accepted send is an idempotent retry, not a new send: never limited
     assert send(phone, conversation, "p0", client_id="p0")["seq"] == 1
     # Another device of the same user has its own connection budget, but shares the user's
@@ -159,13 +170,72 @@ def test_send_rate_limits_per_connection_and_per_user_store_nothing_refused(
     assert [m["body"] for m in history["messages"]][:3] == ["p0", "p1", "p2"]
 
 
-def test_conversation_create_is_rate_limited_per_user(
+def test_conversation_create_is_rate_limited_per_user_counting_only_new_ones(
     stack: Stack, connect_app: ModuleType
 ) -> None:
-    app = stack.handler("MessageFunction", CREATE_LIMIT_PER_USER="2")
+    app = stack.handler("MessageFunction", CREATE_LIMIT_PER_USER="2", RATE_WINDOW_SECONDS="3600")
     alice = Client(stack, app, connect_app, tag("alice"))
-    results = [
-        alice.call("conversation:create", {"members": [tag("x"), tag("y")]}) for _ in range(3)
-    ]
-    assert [r["ok"] for r in results] == [True, True, False]
-    assert results[2]["error"]["code"] == "rate_limited"
+    bob = tag("bob")
+    # Refused creates (no other member) and repeats of the same 1:1 are not counted
+    assert alice.error("conversation:create", {"members": [alice.user_id]}) == "bad_request"
+    assert alice.error("conversation:create", {"members": [alice.user_id]}) == "bad_request"
+    assert alice.ok("conversation:create", {"members": [bob]})["created"] is True
+    assert alice.ok("conversation:create", {"members": [bob]})["created"] is False
+    assert alice.ok("conversation:create", {"members": [tag("x"), tag("y")]})["created"]
+    # The third new conversation in the window is refused, and nothing was created
+    third = alice.call("conversation:create", {"members": [tag("carol")]})
+    assert third["error"]["code"] == "rate_limited"
+    listed = alice.ok("conversation:list", {"limit": 100})["conversations"]
+    assert len(listed) == 2
+
+
+def test_refresh_with_other_roles_needs_a_new_connection(
+    connect_app: ModuleType, context: FakeContext
+) -> None:
+    admin = tag("demoted")
+    as_admin: dict[str, Any] = {"connection_id": f"{admin}-c", "user_id": admin, "roles": "admin"}
+    connect_app.lambda_handler(ws_event("$connect", **as_admin), context)
+    # A token without the admin role cannot extend the admin connection ...
+    demoted = call(connect_app, "auth:refresh", {"token": token_for(admin)}, **as_admin)
+    assert demoted["error"]["code"] == "unauthorized"
+    # ... while a token with the same roles can
+    same = call(connect_app, "auth:refresh", {"token": token_for(admin, ("admin",))}, **as_admin)
+    assert same["ok"], same
+
+
+def test_a_connect_racing_a_revocation_is_refused(
+    stack: Stack, connect_app: ModuleType, context: FakeContext
+) -> None:
+    user, admin = tag("racer"), tag("admin")
+    call(connect_app, "admin:revoke", {"userId": user}, user_id=admin, roles="admin")
+    # The authorizer looked before the revocation landed: its context says iat = before
+    event = ws_event("$connect", connection_id=f"{user}-late", user_id=user)
+    event["requestContext"]["authorizer"]["tokenIat"] = int(time.time()) - 60
+    assert connect_app.lambda_handler(event, context) == {"statusCode": 401}
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table("ConnectionsTable"), Key={"connectionId": {"S": f"{user}-late"}}
+    )
+    assert "Item" not in item
+    # A token issued after the revocation connects
+    event["requestContext"]["authorizer"]["tokenIat"] = int(time.time()) + 2
+    assert connect_app.lambda_handler(event, context) == {"statusCode": 200}
+
+
+def test_ids_left_by_missed_disconnects_do_not_lock_a_user_out(
+    stack: Stack, context: FakeContext
+) -> None:
+    app = stack.handler("ConnectionFunction", MAX_CONNECTIONS_PER_USER="2")
+    user = tag("ghosts")
+    # Two connection ids whose $disconnect never came (their items are gone)
+    stack.client("dynamodb").update_item(
+        TableName=stack.table("UsersTable"),
+        Key={"userId": {"S": user}},
+        UpdateExpression="ADD connectionIds :c",
+        ExpressionAttributeValues={":c": {"SS": ["ghost-1", "ghost-2"]}},
+    )
+    connect = ws_event("$connect", connection_id=f"{user}-real", user_id=user)
+    assert app.lambda_handler(connect, context) == {"statusCode": 200}
+    presence = stack.client("dynamodb").get_item(
+        TableName=stack.table("UsersTable"), Key={"userId": {"S": user}}, ConsistentRead=True
+    )["Item"]
+    assert presence["connectionIds"]["SS"] == [f"{user}-real"]

@@ -42,6 +42,7 @@ def ws_event(
             "userId": user_id,
             "roles": roles,
             "tokenExp": token_exp if token_exp is not None else int(time.time()) + 3600,
+            "tokenIat": int(time.time()) - 1,
         }
     event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": False}
     if body is not None:

@@ -9,6 +9,7 @@ garbage ``data``, and frames that are not frames at all.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from typing import Any
@@ -143,7 +144,15 @@ def data_for(draw: st.DrawFn, action: str, known: dict[str, list[str]]) -> Any:
         for name, values in known.items():
             if name in data and values and draw(st.booleans()):
                 data[name] = draw(st.sampled_from(values))
+        if "cursor" in data and draw(st.booleans()):
+            # A cursor is opaque base64 of JSON: hostile JSON inside valid base64 reaches
+            # the decoder, where random text would stop at the base64 step.
+            data["cursor"] = draw(hostile_json.map(_b64_json))
     return data
+
+
+def _b64_json(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
 def frames(action: str, known: dict[str, list[str]]) -> st.SearchStrategy[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -17,6 +18,10 @@ class Echo(WireModel):
     text: str = Field(max_length=10)
 
 
+class Cursors(WireModel):
+    cursors: dict[str, int] = Field(max_length=5000)
+
+
 @pytest.fixture
 def router() -> WebSocketRouter:
     router = WebSocketRouter()
@@ -28,6 +33,10 @@ def router() -> WebSocketRouter:
     @router.action("forbidden", Echo)
     def refuse(request: Request[Echo]) -> None:
         raise Forbidden("not yours")
+
+    @router.action("cursors", Cursors)
+    def cursors(request: Request[Cursors]) -> dict[str, int]:
+        return {"count": len(request.data.cursors)}
 
     @router.action("boom", Echo)
     def boom(request: Request[Echo]) -> None:
@@ -85,6 +94,22 @@ def test_validation_details_name_the_field_without_echoing_input(router: WebSock
 def test_surrogate_pairs_are_fine(router: WebSocketRouter) -> None:
     body = '{"action": "echo", "id": "r-1", "data": {"text": "\\ud83d\\ude42"}}'
     assert reply_of(router.resolve(ws_event("echo", body=body)))["data"]["text"] == "🙂"
+
+
+def test_validation_details_never_reflect_client_chosen_keys(router: WebSocketRouter) -> None:
+    hostile = {f"{'🙂' * 20}{i}": "x" for i in range(2000)}  # ~170 KB of keys, all invalid
+    body = json.dumps({"action": "cursors", "id": "r-1", "data": {"cursors": hostile}})
+    response = router.resolve(ws_event("cursors", body=body))
+    reply = reply_of(response)
+    assert reply["error"]["code"] == "bad_request"
+    assert len(response["body"]) < 4000
+    assert "🙂" not in response["body"] and "\\ud83d" not in response["body"]
+    assert {d["field"] for d in reply["error"]["details"]} == {"data.cursors.*"}
+
+
+def test_a_connection_without_token_expiry_counts_as_expired(router: WebSocketRouter) -> None:
+    event = ws_event("echo", body=frame("echo", {"text": "x"}), token_exp=0)
+    assert reply_of(router.resolve(event))["error"]["code"] == "token_expired"
 
 
 def test_expired_token_gets_token_expired(router: WebSocketRouter) -> None:

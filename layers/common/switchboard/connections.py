@@ -20,6 +20,7 @@ def open_connection(repository: ConnectionRepository, event: WebSocketEvent) -> 
         user_id=ctx.authorizer.user_id,
         connected_at=ctx.connected_at or ctx.request_time_epoch,
         token_exp=ctx.authorizer.token_exp,
+        token_iat=ctx.authorizer.token_iat,
         roles=ctx.authorizer.roles,
         device=str(ctx.identity.get("userAgent") or ""),
         source_ip=str(ctx.identity.get("sourceIp") or ""),

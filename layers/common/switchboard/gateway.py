@@ -9,6 +9,7 @@ caller can hand them to the delivery queue.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -129,6 +130,37 @@ class ManagementApi:
                 result.gone.append(connection_id)
             else:
                 result.failed[connection_id] = str(error)
+        return result
+
+
+    def close_all(
+        self, connection_ids: Iterable[str], *, attempts: int = 3, backoff: float = 0.1
+    ) -> FanOutResult:
+        """Closes many connections in parallel (bounded); a DELETE that fails with
+        throttling/5xx is tried again, up to ``attempts`` times. ``delivered`` holds the
+        closed ones, ``gone`` those already closed, ``failed`` the rest."""
+        ids = list(dict.fromkeys(connection_ids))
+        result = FanOutResult()
+
+        def close(connection_id: str) -> tuple[str, bool | Exception]:
+            for attempt in range(attempts):
+                try:
+                    return connection_id, self.delete(connection_id)
+                except DeliveryFailed as exc:
+                    if attempt == attempts - 1:
+                        return connection_id, exc
+                    time.sleep(backoff * 2**attempt)
+            return connection_id, DeliveryFailed(connection_id, "no attempt")
+
+        if ids:
+            with ThreadPoolExecutor(max_workers=min(self._max_concurrency, len(ids))) as pool:
+                for connection_id, outcome in pool.map(close, ids):
+                    if outcome is True:
+                        result.delivered.append(connection_id)
+                    elif outcome is False:
+                        result.gone.append(connection_id)
+                    else:
+                        result.failed[connection_id] = str(outcome)
         return result
 
 

@@ -14,7 +14,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, TypeAdapter
 
 from switchboard.dal.conversations import (
     Conversation,
@@ -98,14 +100,6 @@ class MessagingService:
         ]
 
     def create_conversation(self, caller: Caller, data: wire.ConversationCreate) -> dict[str, Any]:
-        rule = RateLimit(
-            f"create#user#{caller.user_id}",
-            self.limits.creates_per_user,
-            self.limits.window_seconds,
-        )
-        now = self._now_ms()
-        if not self.counters.hit(rule, now):
-            raise _rate_limited(rule, now)
         members = frozenset(data.members) | {caller.user_id}
         if len(members) < 2:
             raise BadRequest("a conversation needs at least one other member")
@@ -125,7 +119,19 @@ class MessagingService:
             title=data.title,
             listing_id=data.listingId,
         )
-        created = self.conversations.create(conversation)
+        # Counted in the create's own transaction: a refused or repeated create (the same
+        # 1:1 conversation again) is not counted.
+        rule = RateLimit(
+            f"create#user#{caller.user_id}",
+            self.limits.creates_per_user,
+            self.limits.window_seconds,
+        )
+        try:
+            created = self.conversations.create(
+                conversation, [self.counters.update(rule, conversation.created_at)]
+            )
+        except GuardRefused:
+            raise _rate_limited(rule, conversation.created_at) from None
         return {"conversationId": conversation_id, "created": created}
 
     def list_conversations(self, caller: Caller, data: wire.ConversationList) -> dict[str, Any]:
@@ -260,7 +266,7 @@ class MessagingService:
         conversation = self._conversation_for(caller, data.conversationId)
         seq = min(data.seq, conversation.last_seq)
         moved = seq > 0 and self.conversations.advance_cursor(
-            conversation.conversation_id, caller.user_id, cursor, seq
+            conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
         if moved:
             event = "message:delivered" if cursor == "ackedSeq" else "message:read"
@@ -416,11 +422,20 @@ def _encode_cursor(position: tuple[int, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode()
 
 
+# A cursor is ours (base64 of [lastActivityAt, conversationId]) but comes back from the
+# client: validated as strictly as any other input.
+_CURSOR = TypeAdapter(
+    tuple[
+        Annotated[int, Field(ge=0, le=2**53)],
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+    ]
+)
+
+
 def _decode_cursor(cursor: str) -> tuple[int, str]:
     try:
-        at, conversation_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return int(at), str(conversation_id)
-    except (ValueError, TypeError):
+        return _CURSOR.validate_json(base64.urlsafe_b64decode(cursor.encode()), strict=True)
+    except (ValueError, TypeError):  # binascii.Error and ValidationError are ValueErrors
         raise BadRequest("invalid cursor") from None
 
 

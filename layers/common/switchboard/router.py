@@ -13,6 +13,7 @@ response (the Lambda's return value), never through an extra PostToConnection ca
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class AuthorizerContext(BaseModel):
     user_id: str = Field(alias="userId", min_length=1)
     roles: frozenset[str] = frozenset()
     token_exp: int = Field(default=0, alias="tokenExp")
+    token_iat: int = Field(default=0, alias="tokenIat")
 
     @field_validator("roles", mode="before")
     @classmethod
@@ -198,7 +200,8 @@ class WebSocketRouter:
         if auth is None:  # only possible if a route is misconfigured without $connect auth
             raise SwitchboardError("connection has no authorizer context")
         token_exp = auth.token_exp
-        if check_expiry and token_exp and token_exp < self._clock():
+        # No expiry in the context (0) fails closed: it counts as expired.
+        if check_expiry and token_exp < self._clock():
             if self._refreshed_token_exp is not None:
                 token_exp = max(token_exp, self._refreshed_token_exp(ctx.connection_id))
             if token_exp < self._clock():
@@ -238,14 +241,23 @@ def _has_lone_surrogate(payload: Any) -> bool:
     return False
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _location_part(part: str | int) -> str:
+    # Field names and list indices only: a dict key the client chose (message:sync's
+    # cursors) is input, masked so that the reply never reflects it or grows with it.
+    return str(part) if isinstance(part, int) or _NAME.fullmatch(part) else "*"
+
+
 def _bad_request(
     exc: ValidationError, prefix: str = "", request_id: str | None = None
 ) -> SwitchboardError:
     # Only location and message go back: echoing the input could reflect hostile content.
     details = [
         {
-            "field": ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"])),
-            "message": e["msg"],
+            "field": ".".join([prefix] * bool(prefix) + [_location_part(p) for p in e["loc"][:8]]),
+            "message": e["msg"][:200],
         }
         for e in exc.errors(include_url=False, include_input=False)[:10]
     ]

@@ -54,6 +54,10 @@ class SessionService:
             raise Unauthorized("the token is not valid") from None
         if identity.user_id != caller.user_id:
             raise Forbidden("the token belongs to another user")
+        if identity.roles != caller.roles:
+            # Roles are fixed when the connection opens (the authorizer's context): a
+            # token with other roles, e.g. after a demotion, needs a new connection.
+            raise Unauthorized("the token's roles differ from the connection's: reconnect")
         if identity.issued_at < self.users.tokens_valid_after(caller.user_id):
             raise Unauthorized("the token has been revoked")
         if not self.connections.refresh_token(
@@ -66,11 +70,17 @@ class SessionService:
         if not caller.is_admin:
             raise Forbidden("only an admin may revoke a user's sessions")
         # Whole seconds, rounded up: a token minted in this same second is revoked too.
+        # From here on no connect with an older token can be stored (the $connect write
+        # is conditioned on this stamp), so the ids read next are all there is to close.
         self.users.revoke_tokens(user_id, int(self._clock()) + 1)
-        closed = [
-            c.connection_id
-            for c in self.connections.for_user(user_id)
-            if self.gateway.delete(c.connection_id)
-        ]
-        logger.info("sessions revoked", extra={"userId": user_id, "closed": len(closed)})
-        return {"userId": user_id, "closedConnections": len(closed)}
+        result = self.gateway.close_all(self.users.connection_ids(user_id))
+        logger.info(
+            "sessions revoked",
+            extra={"userId": user_id, "closed": len(result.delivered), "failed": result.failed},
+        )
+        return {
+            "userId": user_id,
+            "closedConnections": len(result.delivered),
+            "alreadyClosed": len(result.gone),
+            "failedConnections": sorted(result.failed),
+        }

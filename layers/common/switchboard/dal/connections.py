@@ -26,12 +26,17 @@ class Connection:
     connected_at: int  # epoch milliseconds
     token_exp: int
     roles: frozenset[str] = frozenset()
+    token_iat: int = 0
     device: str = ""
     source_ip: str = ""
 
 
 class TooManyConnections(Exception):
     """The user already holds the most connections a user may hold."""
+
+
+class TokenRevoked(Exception):
+    """The token was issued before the user's sessions were revoked."""
 
 
 class ConnectionRepository(DynamoRepository):
@@ -63,21 +68,61 @@ class ConnectionRepository(DynamoRepository):
             item["device"] = {"S": connection.device[:256]}
         if connection.source_ip:
             item["sourceIp"] = {"S": connection.source_ip}
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Put": {"TableName": self.table, "Item": item}},
-                    {
-                        "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
-                            connection.user_id, connection.connection_id, self._max_per_user
-                        )
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if cancellation_codes(exc)[1:2] == ["ConditionalCheckFailed"]:
-                raise TooManyConnections(connection.user_id) from None
-            raise
+        for attempt in range(2):
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": self.table, "Item": item}},
+                        {
+                            "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
+                                connection.user_id,
+                                connection.connection_id,
+                                self._max_per_user,
+                                issued_at=connection.token_iat,
+                            )
+                        },
+                    ]
+                )
+            except ClientError as exc:
+                if cancellation_codes(exc)[1:2] != ["ConditionalCheckFailed"]:
+                    raise
+                # The user's item refused: revoked after the authorizer looked (a race
+                # the condition closes), or full - perhaps of ids whose $disconnect never
+                # came: those are pruned and the connect tried once more.
+                if connection.token_iat < self._users.tokens_valid_after(connection.user_id):
+                    raise TokenRevoked(connection.user_id) from None
+                if attempt or not self.prune_stale(
+                    connection.user_id, now_ms=connection.connected_at
+                ):
+                    raise TooManyConnections(connection.user_id) from None
+            else:
+                return
+
+    def prune_stale(self, user_id: str, *, now_ms: int) -> int:
+        """Removes from the user's presence set the ids with no live connection item
+        (gone, or past their TTL but not deleted yet); how many were removed."""
+        ids = sorted(self._users.connection_ids(user_id))
+        live: set[str] = set()
+        for start in range(0, len(ids), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"connectionId": {"S": i}} for i in ids[start : start + 100]],
+                    "ProjectionExpression": "connectionId, expiresAt",
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                live |= {
+                    found["connectionId"]["S"]
+                    for found in response["Responses"].get(self.table, [])
+                    if int(found.get("expiresAt", {"N": "0"})["N"]) * 1000 > now_ms
+                }
+                request = dict(response.get("UnprocessedKeys") or {})
+        stale = [i for i in ids if i not in live]
+        for connection_id in stale:
+            self._users.remove_connection(user_id, connection_id, now_ms)
+        return len(stale)
 
     def delete(self, connection_id: str, user_id: str, now_ms: int) -> None:
         """Idempotent: closing a connection that is already gone is not an error."""

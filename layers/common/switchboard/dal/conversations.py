@@ -15,6 +15,7 @@ take a second seq.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -114,8 +115,10 @@ class ConversationRepository(DynamoRepository):
         self.messages_table = messages_table
 
     # ------------------------------------------------------------------ conversations
-    def create(self, conversation: Conversation) -> bool:
-        """Creates meta + member items atomically; False if the id already exists."""
+    def create(self, conversation: Conversation, guards: Sequence[dict[str, Any]] = ()) -> bool:
+        """Creates meta + member items atomically; False if the id already exists.
+        ``guards`` (rate-limit counters) count in the same transaction; ``GuardRefused``
+        if one refuses (an existing conversation is reported first, and costs nothing)."""
         meta = to_item(
             {
                 "conversationId": conversation.conversation_id,
@@ -155,11 +158,19 @@ class ConversationRepository(DynamoRepository):
             }
             for user_id in sorted(conversation.members)
         )
+        first_guard = len(items)
+        items.extend({"Update": guard} for guard in guards)
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            codes = cancellation_codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
                 return False
+            refused = [
+                i for i, code in enumerate(codes[first_guard:]) if code == "ConditionalCheckFailed"
+            ]
+            if refused:
+                raise GuardRefused(refused[0]) from None
             raise
         return True
 
@@ -329,11 +340,15 @@ class ConversationRepository(DynamoRepository):
         return reply
 
     # ------------------------------------------------------------------ cursors
-    def advance_cursor(self, conversation_id: str, user_id: str, cursor: str, seq: int) -> bool:
+    def advance_cursor(
+        self, conversation_id: str, user_id: str, cursor: str, seq: int, now_ms: int = 0
+    ) -> bool:
         """Moves ackedSeq or readSeq forward to ``seq`` (never back); False if it already
-        was there or beyond. Reading implies delivery, so readSeq also lifts ackedSeq."""
+        was there or beyond. Reading implies delivery, so readSeq also lifts ackedSeq.
+        ``ackedAt``/``readAt`` keep when (epoch ms): analytics' delivery latency."""
         assert cursor in ("ackedSeq", "readSeq")
-        expression = "SET #c = :seq"
+        at = {"ackedSeq": "ackedAt", "readSeq": "readAt"}[cursor]
+        expression = f"SET #c = :seq, {at} = :now"
         if cursor == "readSeq":
             expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
         try:
@@ -346,7 +361,11 @@ class ConversationRepository(DynamoRepository):
                 ),
                 ExpressionAttributeNames={"#c": cursor},
                 ExpressionAttributeValues=to_item(
-                    {":seq": seq, **({":zero": 0} if cursor == "readSeq" else {})}
+                    {
+                        ":seq": seq,
+                        ":now": now_ms or int(time.time() * 1000),
+                        **({":zero": 0} if cursor == "readSeq" else {}),
+                    }
                 ),
             )
         except ClientError as exc:
@@ -354,7 +373,7 @@ class ConversationRepository(DynamoRepository):
                 return False
             raise
         if cursor == "readSeq":
-            self.advance_cursor(conversation_id, user_id, "ackedSeq", seq)
+            self.advance_cursor(conversation_id, user_id, "ackedSeq", seq, now_ms)
         return True
 
     # ------------------------------------------------------------------ messages

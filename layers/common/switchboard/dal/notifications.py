@@ -78,8 +78,17 @@ class NotificationRepository(DynamoRepository):
             query["FilterExpression"] = "#r = :false"
             query["ExpressionAttributeNames"] = {"#r": "read"}
             values[":false"] = {"BOOL": False}
-        response = self.client.query(**query)
-        return [_notification(from_item(i)) for i in response["Items"]]
+        # DynamoDB applies Limit before the filter: keep reading until the page is full
+        # or the user's notifications are exhausted, so a short page means "no more".
+        found: list[Notification] = []
+        while True:
+            response = self.client.query(**query)
+            found += [_notification(from_item(i)) for i in response["Items"]]
+            last = response.get("LastEvaluatedKey")
+            if len(found) >= limit or not last:
+                return found[:limit]
+            query["ExclusiveStartKey"] = last
+            query["Limit"] = limit - len(found) if not unread_only else limit
 
     def mark_read(self, user_id: str, notification_ids: list[str]) -> int:
         """Marks the user's own notifications read; ids of others simply do not match."""

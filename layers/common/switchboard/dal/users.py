@@ -39,22 +39,24 @@ class UserRepository(DynamoRepository):
 
     # ------------------------------------------------------------------ presence
     def add_connection_update(
-        self, user_id: str, connection_id: str, max_connections: int = 0
+        self, user_id: str, connection_id: str, max_connections: int = 0, *, issued_at: int = 0
     ) -> dict[str, Any]:
-        """The Update part of $connect's transaction; with ``max_connections`` it fails
-        (ConditionalCheckFailed) once the user holds that many connections."""
-        update: dict[str, Any] = {
+        """The Update part of $connect's transaction. It fails (ConditionalCheckFailed)
+        when the user already holds ``max_connections`` connections, or when the token
+        (issued at ``issued_at``) was revoked - also by a revocation that landed after
+        the authorizer looked, since both write this item."""
+        conditions = ["(attribute_not_exists(tokensValidAfter) OR tokensValidAfter <= :iat)"]
+        values: dict[str, Any] = {":c": {"SS": [connection_id]}, ":iat": {"N": str(issued_at)}}
+        if max_connections:
+            conditions.append("(attribute_not_exists(connectionIds) OR size(connectionIds) < :max)")
+            values[":max"] = {"N": str(max_connections)}
+        return {
             "TableName": self.table,
             "Key": {"userId": {"S": user_id}},
             "UpdateExpression": "ADD connectionIds :c",
-            "ExpressionAttributeValues": {":c": {"SS": [connection_id]}},
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeValues": values,
         }
-        if max_connections:
-            update["ConditionExpression"] = (
-                "attribute_not_exists(connectionIds) OR size(connectionIds) < :max"
-            )
-            update["ExpressionAttributeValues"][":max"] = {"N": str(max_connections)}
-        return update
 
     def remove_connection_update(
         self, user_id: str, connection_id: str, now_ms: int
@@ -108,12 +110,23 @@ class UserRepository(DynamoRepository):
             ExpressionAttributeValues={":now": {"N": str(now_s)}},
         )
 
+    def connection_ids(self, user_id: str) -> frozenset[str]:
+        """The user's live connection ids, read consistently (presence() may lag)."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"userId": {"S": user_id}},
+            ProjectionExpression="connectionIds",
+            ConsistentRead=True,
+        )
+        return frozenset(from_item(response.get("Item", {})).get("connectionIds", ()))
+
     def tokens_valid_after(self, user_id: str) -> int:
         """Epoch seconds before which the user's tokens are revoked (0: none revoked)."""
         response = self.client.get_item(
             TableName=self.table,
             Key={"userId": {"S": user_id}},
             ProjectionExpression="tokensValidAfter",
+            ConsistentRead=True,
         )
         return int(from_item(response.get("Item", {})).get("tokensValidAfter", 0))
 
