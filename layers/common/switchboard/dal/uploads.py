@@ -1,0 +1,352 @@
+"""Uploads table (PK uploadId; TTL ``expiresAt`` on unfinished uploads; stream
+NEW_AND_OLD_IMAGES for analytics) and the uploads bucket.
+
+Every state change is one conditional UpdateItem (expected state *and* owner), so two
+racing requests, or a request racing the processor, can never both win a transition.
+The record keeps what analytics aggregates: state, size, contentType, method, purpose,
+timestamps and the failure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from switchboard.dal.base import DynamoRepository
+from switchboard.dal.items import from_item, is_condition_failure, to_item, to_value
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    uploadId: str
+    ownerId: str
+    key: str
+    fileName: str
+    contentType: str
+    size: int
+    purpose: str
+    method: str  # "put" | "multipart"
+    state: str
+    createdAt: int  # epoch ms
+    updatedAt: int
+    s3UploadId: str | None = None
+    partSize: int | None = None
+    partCount: int | None = None
+    bytes: int = 0  # confirmed bytes (ListParts) / stored bytes once uploaded
+    etag: str | None = None  # of the verified object
+    thumbnailKey: str | None = None
+    thumbnailType: str | None = None
+    width: int | None = None
+    height: int | None = None
+    storedSize: int | None = None
+    failureCode: str | None = None
+    failureMessage: str | None = None
+    uploadedAt: int | None = None
+    processingAt: int | None = None
+    completedAt: int | None = None
+    failedAt: int | None = None
+    abortedAt: int | None = None
+    expiresAt: int | None = None  # epoch seconds (DynamoDB TTL); absent once complete
+    confirmedParts: frozenset[int] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> UploadRecord:
+        values = from_item(item)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in values.items() if k in known}
+        data["confirmedParts"] = frozenset(int(p) for p in values.get("confirmedParts", ()))
+        return cls(**data)
+
+    def to_item(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        parts = values.pop("confirmedParts")
+        item = to_item(values)
+        if parts:
+            item["confirmedParts"] = {"NS": [str(p) for p in sorted(parts)]}
+        return item
+
+
+class UploadRepository(DynamoRepository):
+    """See the module docstring."""
+
+    def create(self, record: UploadRecord) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=record.to_item(),
+            ConditionExpression="attribute_not_exists(uploadId)",
+        )
+
+    def get(self, upload_id: str) -> UploadRecord | None:
+        item = self.client.get_item(
+            TableName=self.table, Key={"uploadId": {"S": upload_id}}, ConsistentRead=True
+        ).get("Item")
+        return UploadRecord.from_item(item) if item else None
+
+    def transition(
+        self,
+        upload_id: str,
+        from_states: Iterable[str],
+        to_state: str,
+        *,
+        owner_id: str | None = None,
+        values: dict[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        extra_condition: tuple[str, dict[str, str], dict[str, Any]] | None = None,
+    ) -> UploadRecord | None:
+        """Moves the upload to ``to_state`` if it is in one of ``from_states`` (and owned by
+        ``owner_id``); sets ``values``. None if the condition did not hold."""
+        names = {"#state": "state"}
+        attr_values: dict[str, Any] = {":to": to_value(to_state)}
+        sets = ["#state = :to"]
+        for i, (name, value) in enumerate((values or {}).items()):
+            names[f"#v{i}"] = name
+            attr_values[f":v{i}"] = to_value(value)
+            sets.append(f"#v{i} = :v{i}")
+        expression = "SET " + ", ".join(sets)
+        removed = list(remove)
+        if removed:
+            for i, name in enumerate(removed):
+                names[f"#r{i}"] = name
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
+        states = list(from_states)
+        for i, state in enumerate(states):
+            attr_values[f":f{i}"] = to_value(state)
+        condition = "#state IN (" + ", ".join(f":f{i}" for i in range(len(states))) + ")"
+        if owner_id is not None:
+            condition += " AND ownerId = :owner"
+            attr_values[":owner"] = to_value(owner_id)
+        if extra_condition is not None:
+            extra, extra_names, extra_values = extra_condition
+            condition = f"({condition}) {extra}"
+            names.update(extra_names)
+            attr_values.update({k: to_value(v) for k, v in extra_values.items()})
+        return self._update(upload_id, expression, condition, names, attr_values)
+
+    def confirm_part(
+        self, upload_id: str, owner_id: str, part_number: int, now_ms: int
+    ) -> UploadRecord | None:
+        """Adds a confirmed part; the returned record holds every part confirmed so far
+        (ADDs are serialised, so of two racing confirmations the later sees both).
+        None if the upload is not the owner's or no longer uploading."""
+        return self._update(
+            upload_id,
+            "SET updatedAt = :now ADD confirmedParts :p",
+            "#state = :uploading AND ownerId = :owner",
+            {"#state": "state"},
+            {
+                ":now": to_value(now_ms),
+                ":p": {"NS": [str(part_number)]},
+                ":uploading": to_value("uploading"),
+                ":owner": to_value(owner_id),
+            },
+        )
+
+    def raise_progress(self, upload_id: str, confirmed_bytes: int) -> None:
+        """``bytes`` only moves forward (a slower racing request cannot lower it)."""
+        self._update(
+            upload_id,
+            "SET #bytes = :b",
+            "#bytes < :b",
+            {"#bytes": "bytes"},
+            {":b": to_value(confirmed_bytes)},
+        )
+
+    def _update(
+        self,
+        upload_id: str,
+        expression: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> UploadRecord | None:
+        try:
+            response = self.client.update_item(
+                TableName=self.table,
+                Key={"uploadId": {"S": upload_id}},
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(uploadId) AND ({condition})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+        return UploadRecord.from_item(response["Attributes"])
+
+
+# ---------------------------------------------------------------------- the bucket
+@cache
+def s3_client() -> S3Client:
+    # SigV4 presigning; "auto" addressing gives virtual-hosted URLs on AWS and path-style
+    # URLs on a custom endpoint (the devserver's moto), which a browser can reach.
+    return boto3.client(
+        "s3",
+        config=Config(
+            signature_version="s3v4",
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=2,
+            read_timeout=30,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    part_number: int
+    etag: str
+    size: int
+
+
+class PartsRefused(Exception):
+    """S3 would not assemble the parts (one too small, or not the uploaded one)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def bare_etag(etag: str) -> str:
+    return etag.strip().strip('"').lower()
+
+
+class ObjectStore:
+    """The uploads bucket: presigned URLs, multipart bookkeeping, verification reads."""
+
+    def __init__(self, bucket: str, *, client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            self._client = s3_client()
+        return self._client
+
+    # ------------------------------------------------------------------ presigning
+    def presign_put(self, key: str, content_type: str, ttl: int) -> str:
+        return self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=ttl,
+        )
+
+    def presign_part(self, key: str, s3_upload_id: str, part_number: int, ttl: int) -> str:
+        return self.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": s3_upload_id,
+                "PartNumber": part_number,
+            },
+            ExpiresIn=ttl,
+        )
+
+    def presign_get(self, key: str, ttl: int, file_name: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if file_name:
+            safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in file_name)
+            params["ResponseContentDisposition"] = f'inline; filename="{safe}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
+
+    # ------------------------------------------------------------------ multipart
+    def create_multipart(self, key: str, content_type: str) -> str:
+        response = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type
+        )
+        return response["UploadId"]
+
+    def list_parts(self, key: str, s3_upload_id: str) -> dict[int, StoredPart] | None:
+        """Every uploaded part; None if the multipart upload no longer exists."""
+        parts: dict[int, StoredPart] = {}
+        marker = 0
+        try:
+            while True:
+                response = self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=s3_upload_id, PartNumberMarker=marker
+                )
+                for part in response.get("Parts", []):
+                    number = int(part["PartNumber"])
+                    parts[number] = StoredPart(number, bare_etag(part["ETag"]), int(part["Size"]))
+                if not response.get("IsTruncated"):
+                    return parts
+                marker = int(response["NextPartNumberMarker"])
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                return None
+            raise
+
+    def complete_multipart(
+        self, key: str, s3_upload_id: str, parts: list[StoredPart]
+    ) -> str | None:
+        """The object's ETag; None if the multipart upload is already gone (completed by a
+        racing request, or aborted). Raises PartsRefused if S3 refuses the parts."""
+        try:
+            response = self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=s3_upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": p.part_number, "ETag": f'"{p.etag}"'} for p in parts]
+                },
+            )
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "NoSuchUpload":
+                return None
+            if code in ("EntityTooSmall", "InvalidPart", "InvalidPartOrder"):
+                raise PartsRefused(code) from None
+            raise
+        return bare_etag(response.get("ETag", ""))
+
+    def abort_multipart(self, key: str, s3_upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=s3_upload_id)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload":
+                raise
+
+    # ------------------------------------------------------------------ objects
+    def head(self, key: str) -> tuple[int, str] | None:
+        """(size, etag) of the object, None if there is none."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(response["ContentLength"]), bare_etag(response.get("ETag", ""))
+
+    def read(self, key: str, etag: str, max_bytes: int | None = None) -> bytes:
+        """The object (or its first ``max_bytes``), only in the version that was checked."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "IfMatch": f'"{etag}"'}
+        if max_bytes is not None:
+            kwargs["Range"] = f"bytes=0-{max_bytes - 1}"
+        return self.client.get_object(**kwargs)["Body"].read()
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        response = self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+        )
+        return bare_etag(response.get("ETag", ""))
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

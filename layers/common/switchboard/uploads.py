@@ -1,0 +1,551 @@
+"""Uploads: presigned S3 uploads (PUT or multipart), confirmed progress, verification and
+image processing, with pushes to every connection of the owner.
+
+The bytes never pass through Lambda: the routes hand out presigned URLs and confirm what
+S3 holds (ListParts, HeadObject); the processor, fed by S3 ObjectCreated events through
+SQS, checks the stored object against what was declared (size, magic bytes) because a
+presigned PUT does not enforce either, strips image metadata and makes a thumbnail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from switchboard.dal.uploads import (
+    ObjectStore,
+    PartsRefused,
+    StoredPart,
+    UploadRecord,
+    UploadRepository,
+    bare_etag,
+)
+from switchboard.delivery import Delivery
+from switchboard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from switchboard.filetypes import IMAGE_TYPES, SNIFF_BYTES, normalize
+from switchboard.observability import logger
+from switchboard.protocol import push
+from switchboard.router import Caller
+from switchboard.wire import uploads as wire
+
+MiB = 1024 * 1024
+S3_MIN_PART_BYTES = 5 * MiB  # every part but the last (S3 refuses smaller ones)
+S3_MAX_PART_BYTES = 5 * 1024 * MiB
+S3_MAX_PARTS = 10_000
+S3_MAX_PUT_BYTES = 5 * 1024 * MiB
+KEY_PREFIX = "uploads/"  # the bucket notification's filter: processed outputs live elsewhere
+THUMBNAIL_PREFIX = "thumbnails/"
+FAILED_RETENTION_SECONDS = 7 * 24 * 3600
+
+# ---------------------------------------------------------------------- states
+UPLOADING, UPLOADED, PROCESSING = "uploading", "uploaded", "processing"
+COMPLETE, FAILED, ABORTED = "complete", "failed", "aborted"
+ABORTABLE = frozenset({UPLOADING, UPLOADED})
+PROCESSABLE = frozenset({UPLOADING, UPLOADED})
+FINAL = frozenset({COMPLETE, FAILED, ABORTED})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    allowed_types: frozenset[str]
+    max_bytes: int
+    multipart_threshold: int
+    part_bytes: int
+    max_parts: int
+    url_ttl: int
+    download_ttl: int
+    upload_ttl: int
+    thumbnail_px: int = 256
+    image_max_pixels: int = 40_000_000
+
+
+# ---------------------------------------------------------------------- part maths
+def part_size_for(size: int, part_bytes: int, max_parts: int) -> int:
+    """The part size: at least ``part_bytes`` and S3's 5 MiB, and big enough that the
+    upload needs at most ``max_parts`` parts (rounded up to whole MiB; at most 5 GiB)."""
+    floor = max(part_bytes, S3_MIN_PART_BYTES)
+    needed = math.ceil(size / max(1, min(max_parts, S3_MAX_PARTS)))
+    # S3 parts hold at most 5 GiB: past max_parts x 5 GiB, more parts it is.
+    return min(max(floor, math.ceil(needed / MiB) * MiB), S3_MAX_PART_BYTES)
+
+
+def part_count(size: int, part_size: int) -> int:
+    return max(1, math.ceil(size / part_size))
+
+
+def part_range(part_number: int, part_size: int, size: int) -> tuple[int, int]:
+    """[start, end) bytes of a part (1-based)."""
+    start = (part_number - 1) * part_size
+    return start, min(start + part_size, size)
+
+
+def percent(confirmed: int, size: int) -> int:
+    """Whole percent, rounded down: 100 only when every byte is there."""
+    if size <= 0 or confirmed >= size:
+        return 100
+    return min(99, confirmed * 100 // size)
+
+
+def object_key(owner_id: str, upload_id: str, prefix: str = KEY_PREFIX) -> str:
+    # Per user (a hash: user ids may hold any character) and unguessable (the upload id).
+    owner = hashlib.sha256(owner_id.encode()).hexdigest()[:20]
+    return f"{prefix}{owner}/{upload_id}"
+
+
+def upload_id_from_key(key: str) -> str | None:
+    parts = key.split("/")
+    if len(parts) != 3 or f"{parts[0]}/" != KEY_PREFIX or not parts[2]:
+        return None
+    return parts[2]
+
+
+def new_upload_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def checked_content_type(declared: str, allowed: frozenset[str]) -> str:
+    content_type = normalize(declared)
+    if content_type not in allowed:
+        raise BadRequest(
+            f"content type {content_type[:64]!r} is not allowed",
+            details=[{"field": "data.contentType", "message": f"allowed: {sorted(allowed)}"}],
+        )
+    return content_type
+
+
+class UploadService:
+    """The ``upload:*`` routes. See the module docstring."""
+
+    def __init__(
+        self,
+        uploads: UploadRepository,
+        store: ObjectStore,
+        delivery: Delivery,
+        limits: Limits,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = new_upload_id,
+    ) -> None:
+        self.uploads = uploads
+        self.store = store
+        self.delivery = delivery
+        self.limits = limits
+        self._clock = clock
+        self._new_id = new_id
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # ------------------------------------------------------------------ actions
+    def start(self, caller: Caller, data: wire.UploadStart) -> dict[str, Any]:
+        limits = self.limits
+        content_type = checked_content_type(data.contentType, limits.allowed_types)
+        if data.size > limits.max_bytes:
+            raise PayloadTooLarge(
+                f"{data.size} bytes is over the {limits.max_bytes}-byte upload limit",
+                details={"maxBytes": limits.max_bytes},
+            )
+        upload_id = self._new_id()
+        key = object_key(caller.user_id, upload_id)
+        now_ms = self._now_ms()
+        expires_at = now_ms // 1000 + limits.url_ttl
+        multipart = data.size > min(limits.multipart_threshold, S3_MAX_PUT_BYTES)
+        record = UploadRecord(
+            uploadId=upload_id,
+            ownerId=caller.user_id,
+            key=key,
+            fileName=data.fileName,
+            contentType=content_type,
+            size=data.size,
+            purpose=data.purpose,
+            method="multipart" if multipart else "put",
+            state=UPLOADING,
+            createdAt=now_ms,
+            updatedAt=now_ms,
+            expiresAt=now_ms // 1000 + limits.upload_ttl,
+        )
+        if not multipart:
+            self.uploads.create(record)
+            logger.info("upload started", extra={"uploadId": upload_id, "method": "put"})
+            return {
+                "uploadId": upload_id,
+                "method": "put",
+                "url": self.store.presign_put(key, content_type, limits.url_ttl),
+                "headers": {"Content-Type": content_type},
+                "expiresAt": expires_at,
+            }
+        size_per_part = part_size_for(data.size, limits.part_bytes, limits.max_parts)
+        count = part_count(data.size, size_per_part)
+        s3_upload_id = self.store.create_multipart(key, content_type)
+        record = _replace(record, s3UploadId=s3_upload_id, partSize=size_per_part, partCount=count)
+        try:
+            self.uploads.create(record)
+        except Exception:
+            self.store.abort_multipart(key, s3_upload_id)  # no orphan multipart upload
+            raise
+        logger.info(
+            "upload started",
+            extra={"uploadId": upload_id, "method": "multipart", "parts": count},
+        )
+        return {
+            "uploadId": upload_id,
+            "method": "multipart",
+            "partSize": size_per_part,
+            "parts": [
+                {
+                    "partNumber": n,
+                    "url": self.store.presign_part(key, s3_upload_id, n, limits.url_ttl),
+                }
+                for n in range(1, count + 1)
+            ],
+            "expiresAt": expires_at,
+        }
+
+    def part_done(self, caller: Caller, data: wire.PartDone) -> dict[str, Any]:
+        record = self._owned(caller, data.uploadId)
+        if record.method != "multipart" or record.s3UploadId is None:
+            raise BadRequest("this upload is a single PUT: it has no parts")
+        if data.partNumber > (record.partCount or 0):
+            raise BadRequest(
+                f"part {data.partNumber} is outside the upload's {record.partCount} parts"
+            )
+        if record.state != UPLOADING:
+            raise Conflict(f"the upload is {record.state}")
+        parts = self.store.list_parts(record.key, record.s3UploadId)
+        if parts is None:
+            raise Conflict("the multipart upload no longer exists in S3")
+        stored = parts.get(data.partNumber)
+        if stored is None or stored.etag != data.etag.strip('"').lower():
+            raise Conflict(f"part {data.partNumber} is not in S3 with that ETag")
+        updated = self.uploads.confirm_part(
+            record.uploadId, caller.user_id, data.partNumber, self._now_ms()
+        )
+        if updated is None:
+            raise Conflict("the upload is no longer uploading")
+        # Progress counts the parts the client reported and S3 confirmed, sized by S3.
+        confirmed = sum(parts[n].size for n in updated.confirmedParts if n in parts)
+        self.uploads.raise_progress(record.uploadId, confirmed)
+        progress = {
+            "uploadId": record.uploadId,
+            "percent": percent(confirmed, record.size),
+            "bytes": confirmed,
+        }
+        self.delivery.to_users([caller.user_id], push("upload:progress", progress))
+        return {**progress, "partNumber": data.partNumber}
+
+    def complete(self, caller: Caller, data: wire.UploadComplete) -> dict[str, Any]:
+        record = self._owned(caller, data.uploadId)
+        if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):
+            # A repeated complete, or the processor got there first (a PUT's S3 event can
+            # beat the client's complete): the state says how it went.
+            return {"uploadId": record.uploadId, "state": record.state}
+        if record.state != UPLOADING:
+            raise Conflict(f"the upload is {record.state}")
+        if record.method == "multipart":
+            stored_bytes = self._complete_multipart(record, data)
+            if stored_bytes is None:  # a racing complete finished it first
+                return {
+                    "uploadId": record.uploadId,
+                    "state": self._owned(caller, data.uploadId).state,
+                }
+        else:
+            head = self.store.head(record.key)
+            if head is None:
+                raise Conflict("nothing was uploaded to the URL yet")
+            stored_bytes = head[0]
+        now_ms = self._now_ms()
+        moved = self.uploads.transition(
+            record.uploadId,
+            [UPLOADING],
+            UPLOADED,
+            owner_id=caller.user_id,
+            values={"uploadedAt": now_ms, "updatedAt": now_ms, "bytes": stored_bytes},
+        )
+        state = UPLOADED if moved else self._owned(caller, data.uploadId).state
+        if record.method == "put":
+            self.delivery.to_users(
+                [caller.user_id],
+                push(
+                    "upload:progress",
+                    {
+                        "uploadId": record.uploadId,
+                        "percent": percent(stored_bytes, record.size),
+                        "bytes": stored_bytes,
+                    },
+                ),
+            )
+        logger.info("upload completed by client", extra={"uploadId": record.uploadId})
+        return {"uploadId": record.uploadId, "state": state}
+
+    def _complete_multipart(self, record: UploadRecord, data: wire.UploadComplete) -> int | None:
+        assert record.s3UploadId is not None and record.partCount is not None
+        parts = self.store.list_parts(record.key, record.s3UploadId)
+        if parts is None:
+            return None
+        wanted = range(1, record.partCount + 1)
+        missing = [n for n in wanted if n not in parts]
+        if missing:
+            raise Conflict("parts are missing", details={"missingParts": missing[:100]})
+        for claimed in data.parts or []:
+            stored = parts.get(claimed.partNumber)
+            if stored is None or stored.etag != claimed.etag.strip('"').lower():
+                raise Conflict(f"part {claimed.partNumber} is not in S3 with that ETag")
+        chosen: list[StoredPart] = [parts[n] for n in wanted]
+        try:
+            if self.store.complete_multipart(record.key, record.s3UploadId, chosen) is None:
+                return None
+        except PartsRefused as refused:
+            raise Conflict(f"S3 refused the parts ({refused.code}): re-upload them") from None
+        return sum(p.size for p in chosen)
+
+    def abort(self, caller: Caller, data: wire.UploadRef) -> dict[str, Any]:
+        record = self._owned(caller, data.uploadId)
+        if record.state == ABORTED:
+            return {"uploadId": record.uploadId, "state": ABORTED}
+        now_ms = self._now_ms()
+        moved = self.uploads.transition(
+            record.uploadId,
+            ABORTABLE,
+            ABORTED,
+            owner_id=caller.user_id,
+            values={
+                "abortedAt": now_ms,
+                "updatedAt": now_ms,
+                "expiresAt": now_ms // 1000 + FAILED_RETENTION_SECONDS,
+            },
+        )
+        if moved is None:
+            current = self._owned(caller, data.uploadId)
+            if current.state != ABORTED:
+                raise Conflict(f"the upload is {current.state}: it can no longer be aborted")
+        if record.s3UploadId:
+            self.store.abort_multipart(record.key, record.s3UploadId)
+        self.store.delete(record.key)
+        logger.info("upload aborted", extra={"uploadId": record.uploadId})
+        return {"uploadId": record.uploadId, "state": ABORTED}
+
+    def get(self, caller: Caller, data: wire.UploadRef) -> dict[str, Any]:
+        record = self._owned(caller, data.uploadId)
+        view: dict[str, Any] = {
+            "uploadId": record.uploadId,
+            "state": record.state,
+            "fileName": record.fileName,
+            "contentType": record.contentType,
+            "size": record.size,
+            "bytes": record.bytes,
+            "percent": percent(record.bytes, record.size),
+            "method": record.method,
+            "createdAt": record.createdAt,
+        }
+        if record.state == COMPLETE:
+            view.update(download_urls(self.store, record, self.limits.download_ttl, self._clock()))
+        if record.state == FAILED:
+            view["error"] = {"code": record.failureCode, "message": record.failureMessage}
+        return view
+
+    def _owned(self, caller: Caller, upload_id: str) -> UploadRecord:
+        record = self.uploads.get(upload_id)
+        # Someone else's upload is "not found", not "forbidden": ids are unguessable, and a
+        # different answer would confirm to a stranger that a leaked id is real.
+        if record is None or record.ownerId != caller.user_id:
+            raise NotFound("no such upload")
+        return record
+
+
+def download_urls(store: ObjectStore, record: UploadRecord, ttl: int, now: float) -> dict[str, Any]:
+    urls: dict[str, Any] = {
+        "url": store.presign_get(record.key, ttl, record.fileName),
+        "urlExpiresAt": int(now) + ttl,
+    }
+    if record.thumbnailKey:
+        urls["thumbnailUrl"] = store.presign_get(record.thumbnailKey, ttl)
+    return urls
+
+
+def _replace(record: UploadRecord, **changes: Any) -> UploadRecord:
+    from dataclasses import replace
+
+    return replace(record, **changes)
+
+
+# ---------------------------------------------------------------------- processor
+class Rejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UploadProcessor:
+    """Handles one S3 ObjectCreated record: verify, process, tell the owner."""
+
+    def __init__(
+        self,
+        uploads: UploadRepository,
+        store: ObjectStore,
+        delivery: Delivery,
+        limits: Limits,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.uploads = uploads
+        self.store = store
+        self.delivery = delivery
+        self.limits = limits
+        self._clock = clock
+
+    def handle(self, bucket: str, key: str, event_etag: str) -> str:
+        """Returns what happened (for logs and tests): ``complete``, ``failed``,
+        ``skipped``, ``deleted``. Raises on transient errors (SQS retries the record)."""
+        taken = self._take(bucket, key, event_etag)
+        if isinstance(taken, str):
+            return taken
+        previous_state = taken.state
+        owner = taken.ownerId
+        self._push(owner, "upload:processing", {"uploadId": taken.uploadId})
+        try:
+            done = self._verify_and_process(taken)
+        except Rejected as rejection:
+            self._fail(taken, rejection)
+            return "failed"
+        except Exception:
+            # Transient (S3/DynamoDB): hand the upload back so the retried event takes it.
+            self.uploads.transition(taken.uploadId, [PROCESSING], previous_state)
+            raise
+        if done is None:  # the object vanished meanwhile: nothing to verify
+            self.uploads.transition(taken.uploadId, [PROCESSING], previous_state)
+            return "skipped"
+        self._push(
+            owner,
+            "upload:complete",
+            {
+                "uploadId": done.uploadId,
+                **download_urls(self.store, done, self.limits.download_ttl, self._clock()),
+                "size": done.storedSize,
+                "contentType": done.contentType,
+                "fileName": done.fileName,
+            },
+        )
+        logger.info(
+            "upload complete",
+            extra={"uploadId": done.uploadId, "size": done.storedSize, "type": done.contentType},
+        )
+        return "complete"
+
+    def _take(self, bucket: str, key: str, event_etag: str) -> UploadRecord | str:
+        """The upload this object belongs to, moved to ``processing`` (returned with the
+        state it had), or what was done instead."""
+        if bucket != self.store.bucket:
+            logger.warning("event for another bucket ignored", extra={"bucket": bucket})
+            return "skipped"
+        upload_id = upload_id_from_key(key)
+        record = self.uploads.get(upload_id) if upload_id else None
+        if record is None or record.key != key:
+            # No record (expired, or a key nobody handed out): the object is not wanted.
+            logger.warning("object without an upload deleted", extra={"key": key})
+            self.store.delete(key)
+            return "deleted"
+        if record.state in (ABORTED, FAILED):
+            self.store.delete(key)  # a PUT that finished after an abort / a failure
+            return "deleted"
+        now_ms = int(self._clock() * 1000)
+        taken = self.uploads.transition(
+            record.uploadId,
+            PROCESSABLE,
+            PROCESSING,
+            values={"processingAt": now_ms, "updatedAt": now_ms},
+            # A complete upload whose object was replaced (a re-used PUT URL) is checked
+            # again; our own rewrite of an image (same ETag as recorded) is not.
+            extra_condition=(
+                "OR (#state = :complete AND #etag <> :etag)",
+                {"#etag": "etag"},
+                {":complete": COMPLETE, ":etag": bare_etag(event_etag)},
+            ),
+        )
+        if taken is None:
+            return "skipped"  # a duplicate event, or the event of our own rewrite
+        return _replace(taken, state=record.state)
+
+    def _verify_and_process(self, record: UploadRecord) -> UploadRecord | None:
+        from switchboard.filetypes import sniff
+
+        head = self.store.head(record.key)
+        if head is None:
+            return None
+        size, etag = head
+        if size != record.size:
+            raise Rejected(
+                "size_mismatch", f"the stored object has {size} bytes, {record.size} were declared"
+            )
+        sniffed = sniff(self.store.read(record.key, etag, min(SNIFF_BYTES, size)))
+        if not sniffed.matches(record.contentType):
+            raise Rejected(
+                "type_mismatch",
+                f"the content is not {record.contentType} (it looks like {sniffed.best})",
+            )
+        values: dict[str, Any] = {"storedSize": size, "bytes": size}
+        if record.contentType in IMAGE_TYPES:
+            values.update(self._process_image(record, etag))
+            etag = values.pop("etag", etag)
+            values["storedSize"] = values.get("storedSize", size)
+        now_ms = int(self._clock() * 1000)
+        values.update({"etag": etag, "completedAt": now_ms, "updatedAt": now_ms})
+        return self.uploads.transition(
+            record.uploadId, [PROCESSING], COMPLETE, values=values, remove=["expiresAt"]
+        )
+
+    def _process_image(self, record: UploadRecord, etag: str) -> dict[str, Any]:
+        from switchboard import images  # Pillow: only the processor loads it
+
+        data = self.store.read(record.key, etag)
+        try:
+            result = images.process(
+                data,
+                record.contentType,
+                thumbnail_px=self.limits.thumbnail_px,
+                max_pixels=self.limits.image_max_pixels,
+            )
+        except images.InvalidImage as exc:
+            raise Rejected("invalid_image", f"not a valid image: {exc}"[:300]) from None
+        values: dict[str, Any] = {"width": result.width, "height": result.height}
+        thumbnail_key = object_key(record.ownerId, record.uploadId, THUMBNAIL_PREFIX)
+        self.store.put(thumbnail_key, result.thumbnail, result.thumbnail_type)
+        values.update({"thumbnailKey": thumbnail_key, "thumbnailType": result.thumbnail_type})
+        if result.cleaned is not None:
+            # Written in place: the ObjectCreated it causes finds the upload processing
+            # (or complete with this ETag) and is skipped.
+            values["etag"] = self.store.put(record.key, result.cleaned, record.contentType)
+            values["storedSize"] = len(result.cleaned)
+        return values
+
+    def _fail(self, record: UploadRecord, rejection: Rejected) -> None:
+        self.store.delete(record.key)
+        if record.thumbnailKey:  # a complete upload whose object was replaced and re-checked
+            self.store.delete(record.thumbnailKey)
+        now_ms = int(self._clock() * 1000)
+        self.uploads.transition(
+            record.uploadId,
+            [PROCESSING],
+            FAILED,
+            values={
+                "failureCode": rejection.code,
+                "failureMessage": rejection.message,
+                "failedAt": now_ms,
+                "updatedAt": now_ms,
+                "expiresAt": now_ms // 1000 + FAILED_RETENTION_SECONDS,
+            },
+        )
+        logger.info("upload rejected", extra={"uploadId": record.uploadId, "code": rejection.code})
+        self._push(
+            record.ownerId,
+            "upload:error",
+            {"uploadId": record.uploadId, "code": rejection.code, "message": rejection.message},
+        )
+
+    def _push(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        self.delivery.to_users([user_id], push(event, data))

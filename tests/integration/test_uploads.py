@@ -1,0 +1,429 @@
+"""Uploads under moto: the upload function's handlers in-process, real HTTP uploads to
+the presigned URLs (moto's server), and the processor fed with the S3 notifications that
+really arrived on the template's UploadEventsQueue."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.config import Config
+
+from tests.integration.conftest import FakeContext, Stack
+from tests.integration.test_messaging import Client
+from tests.support.images import (
+    elf_executable,
+    exif_of,
+    http,
+    pdf_of_size,
+    png_with_exif,
+    put_parts,
+    size_of,
+)
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack) -> tuple[ModuleType, ModuleType, ModuleType]:
+    return (
+        stack.handler("UploadFunction"),
+        stack.handler("ConnectionFunction"),
+        stack.handler("UploadProcessorFunction"),
+    )
+
+
+@pytest.fixture
+def people(stack: Stack, apps: tuple[ModuleType, ModuleType, ModuleType]) -> Any:
+    app, connect, _ = apps
+
+    def make(*names: str) -> list[Client]:
+        tag = uuid.uuid4().hex[:6]
+        return [Client(stack, app, connect, f"{name}-{tag}") for name in names]
+
+    return make
+
+
+def run_processor_once(stack: Stack, processor: ModuleType) -> list[dict[str, Any]]:
+    """Feeds one receive of S3 notifications from the queue to the processor, as the SQS
+    mapping does (Lambda-shaped records; processed ones deleted, failed ones left). Returns
+    the batch response with ``_receipt``: the receipt handle of the first failed record."""
+    sqs = stack.client("sqs")
+    url = stack.resources["UploadEventsQueue"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    if not messages:
+        return []
+    records = [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:UploadEventsQueue",
+            "awsRegion": "us-east-1",
+        }
+        for m in messages
+    ]
+    try:
+        response: dict[str, Any] = processor.lambda_handler({"Records": records}, FakeContext())
+    except BatchProcessingError:  # every record failed: the invocation fails, all stay
+        response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages]}
+    failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+    for m in messages:
+        if m["MessageId"] in failed:
+            response.setdefault("_receipt", m["ReceiptHandle"])
+        else:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return [response]
+
+
+def run_processor(stack: Stack, processor: ModuleType) -> list[dict[str, Any]]:
+    """Every S3 notification waiting on the queue, processed (bounded)."""
+    responses: list[dict[str, Any]] = []
+    for _ in range(50):
+        batch = run_processor_once(stack, processor)
+        if not batch:
+            return responses
+        responses += batch
+    raise AssertionError("the upload events queue does not drain")
+
+
+def upload_record(stack: Stack, upload_id: str) -> dict[str, Any]:
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table("UploadsTable"), Key={"uploadId": {"S": upload_id}}
+    )["Item"]
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def object_exists(stack: Stack, key: str) -> bool:
+    listed = stack.client("s3").list_objects_v2(Bucket=stack.resources["UploadsBucket"], Prefix=key)
+    return any(o["Key"] == key for o in listed.get("Contents", []))
+
+
+def test_put_upload_of_a_photo_is_verified_stripped_and_thumbnailed(
+    stack: Stack, apps: Any, people: Any
+) -> None:
+    _, _, processor = apps
+    (alice,) = people("alice")
+    photo = png_with_exif()
+    assert exif_of(photo)  # Given a PNG that carries EXIF (camera make, GPS)
+    start = alice.ok(
+        "upload:start", {"fileName": "me.png", "contentType": "image/png", "size": len(photo)}
+    )
+    assert start["method"] == "put" and start["headers"] == {"Content-Type": "image/png"}
+    # When the bytes go straight to S3 through the presigned URL
+    status, _, _ = http("PUT", start["url"], photo, start["headers"])
+    assert status == 200
+    assert alice.ok("upload:complete", {"uploadId": start["uploadId"]})["state"] == "uploaded"
+    run_processor(stack, processor)
+    # Then the owner is told, and the result has no EXIF, same pixels size, a thumbnail
+    kinds = [f["type"] for f in alice.frames() if f["type"].startswith("upload:")]
+    assert kinds == ["upload:progress", "upload:processing", "upload:complete"]
+    done = alice.frames("upload:complete")[0]["data"]
+    assert done["uploadId"] == start["uploadId"] and done["contentType"] == "image/png"
+    status, _, stored = http("GET", done["url"])
+    assert status == 200 and stored[:8] == b"\x89PNG\r\n\x1a\n"
+    assert exif_of(stored) == {} and size_of(stored) == size_of(photo)
+    assert done["size"] == len(stored)
+    status, _, thumb = http("GET", done["thumbnailUrl"])
+    assert status == 200 and max(size_of(thumb)) == 256
+    record = upload_record(stack, start["uploadId"])
+    assert record["state"] == "complete" and "expiresAt" not in record
+    assert alice.ok("upload:get", {"uploadId": start["uploadId"]})["state"] == "complete"
+
+
+def test_multipart_upload_confirms_each_part_and_reaches_100_percent(
+    stack: Stack, apps: Any, people: Any
+) -> None:
+    _, _, processor = apps
+    (alice,) = people("alice")
+    data = pdf_of_size(11 * MiB + 123)
+    start = alice.ok(
+        "upload:start",
+        {"fileName": "catalogue.pdf", "contentType": "application/pdf", "size": len(data)},
+    )
+    assert start["method"] == "multipart" and start["partSize"] == 5 * MiB
+    assert [p["partNumber"] for p in start["parts"]] == [1, 2, 3]
+    uploaded = put_parts(start["parts"], data, start["partSize"])
+    # A part-done with a wrong ETag is refused: the server checks S3 itself
+    wrong = {"uploadId": start["uploadId"], "partNumber": 1, "etag": "0" * 32}
+    assert alice.error("upload:part-done", wrong) == "conflict"
+    # Progress counts the parts reported done (and found in S3), one push per part
+    percents = []
+    for part in uploaded:
+        reply = alice.ok("upload:part-done", {"uploadId": start["uploadId"], **part})
+        percents.append(reply["percent"])
+    assert percents == [45, 90, 100]
+    pushed = [f["data"]["percent"] for f in alice.frames("upload:progress")]
+    assert pushed == [45, 90, 100]
+    done = alice.ok("upload:complete", {"uploadId": start["uploadId"], "parts": uploaded})
+    assert done["state"] == "uploaded"
+    run_processor(stack, processor)
+    complete = alice.frames("upload:complete")
+    assert len(complete) == 1  # S3 (moto) sends two events; the second one is skipped
+    status, _, body = http("GET", complete[0]["data"]["url"])
+    assert status == 200 and body == data
+
+
+def test_complete_with_missing_parts_is_a_conflict_and_abort_cleans_up(
+    stack: Stack, people: Any
+) -> None:
+    (alice,) = people("alice")
+    data = pdf_of_size(10 * MiB)
+    start = alice.ok(
+        "upload:start", {"fileName": "a.pdf", "contentType": "application/pdf", "size": len(data)}
+    )
+    put_parts(start["parts"][:1], data, start["partSize"])
+    reply = alice.call("upload:complete", {"uploadId": start["uploadId"]})
+    assert reply["error"]["code"] == "conflict"
+    assert reply["error"]["details"] == {"missingParts": [2]}
+    assert alice.ok("upload:abort", {"uploadId": start["uploadId"]})["state"] == "aborted"
+    assert alice.ok("upload:abort", {"uploadId": start["uploadId"]})["state"] == "aborted"
+    s3 = stack.client("s3")
+    uploads = s3.list_multipart_uploads(Bucket=stack.resources["UploadsBucket"])
+    record = upload_record(stack, start["uploadId"])
+    assert record["s3UploadId"] not in [u["UploadId"] for u in uploads.get("Uploads", [])]
+    assert alice.error("upload:complete", {"uploadId": start["uploadId"]}) == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("declared_type", "declared_size", "actual", "code"),
+    [
+        ("image/png", 5000, elf_executable(5000), "type_mismatch"),
+        ("application/pdf", 4000, pdf_of_size(6000), "size_mismatch"),
+        ("image/png", 300, b"\x89PNG\r\n\x1a\n" + bytes(292), "invalid_image"),
+    ],
+)
+def test_stored_object_that_is_not_what_was_declared_is_deleted(
+    stack: Stack,
+    apps: Any,
+    people: Any,
+    declared_type: str,
+    declared_size: int,
+    actual: bytes,
+    code: str,
+) -> None:
+    _, _, processor = apps
+    (alice,) = people("alice")
+    start = alice.ok(
+        "upload:start",
+        {"fileName": "x.png", "contentType": declared_type, "size": declared_size},
+    )
+    status, _, _ = http("PUT", start["url"], actual, start["headers"])
+    assert status == 200  # nothing stops a presigned PUT from sending other bytes
+    run_processor(stack, processor)
+    errors = alice.frames("upload:error")
+    assert [e["data"]["code"] for e in errors] == [code]
+    record = upload_record(stack, start["uploadId"])
+    assert record["state"] == "failed" and record["failureCode"] == code
+    assert not object_exists(stack, record["key"])
+    got = alice.ok("upload:get", {"uploadId": start["uploadId"]})
+    assert got["error"]["code"] == code
+
+
+def test_only_the_owner_can_touch_an_upload(people: Any) -> None:
+    alice, mallory = people("alice", "mallory")
+    start = alice.ok(
+        "upload:start", {"fileName": "a.pdf", "contentType": "application/pdf", "size": 9 * MiB}
+    )
+    upload_id = start["uploadId"]
+    etag = {"partNumber": 1, "etag": "a" * 32}
+    for action, data in [
+        ("upload:part-done", {"uploadId": upload_id, **etag}),
+        ("upload:complete", {"uploadId": upload_id}),
+        ("upload:abort", {"uploadId": upload_id}),
+        ("upload:get", {"uploadId": upload_id}),
+    ]:
+        # Someone else's upload looks exactly like one that does not exist
+        assert mallory.error(action, data) == "not_found"
+        assert alice.error(action, {**data, "uploadId": "x" * 24}) == "not_found"
+    assert alice.ok("upload:get", {"uploadId": upload_id})["state"] == "uploading"
+
+
+def test_start_refuses_types_and_sizes_outside_the_configuration(people: Any) -> None:
+    (alice,) = people("alice")
+    exe = alice.call(
+        "upload:start",
+        {"fileName": "a.exe", "contentType": "application/x-msdownload", "size": 10},
+    )
+    assert exe["error"]["code"] == "bad_request"
+    assert exe["error"]["details"][0]["field"] == "data.contentType"
+    big = {"fileName": "a.pdf", "contentType": "application/pdf", "size": 101 * MiB}
+    assert alice.error("upload:start", big) == "payload_too_large"
+    assert alice.error("upload:start", {"fileName": "a", "contentType": "image/png"}) == (
+        "bad_request"
+    )
+    assert alice.ok("upload:start", {"fileName": "a.jpg", "contentType": "image/JPG", "size": 10})[
+        "headers"
+    ] == {"Content-Type": "image/jpeg"}
+
+
+def test_processor_acknowledges_test_events_and_decodes_keys(stack: Stack, apps: Any) -> None:
+    _, _, processor = apps
+    bucket = stack.resources["UploadsBucket"]
+    s3 = stack.client("s3")
+    # Given an object nobody handed a URL for, under a key that needs URL-encoding
+    key = "uploads/stranger/some id+x"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"hello")
+    responses = run_processor(stack, processor)
+    assert all(r["batchItemFailures"] == [] for r in responses)
+    assert not object_exists(stack, key)
+    test_event = json.dumps({"Event": "s3:TestEvent", "Bucket": bucket})
+    record = {"messageId": "m1", "receiptHandle": "r", "body": test_event, "attributes": {}}
+    assert processor.lambda_handler({"Records": [record]}, FakeContext()) == {
+        "batchItemFailures": []
+    }
+
+
+def test_sample_events_for_sam_local_invoke_are_handled(stack: Stack, apps: Any) -> None:
+    app, _, processor = apps
+    root = Path(__file__).resolve().parents[2] / "events"
+    start = json.loads((root / "upload-start.json").read_text())
+    reply = json.loads(app.lambda_handler(start, FakeContext())["body"])
+    assert reply["ok"] and reply["data"]["method"] == "put"
+    part_done = json.loads((root / "upload-part-done.json").read_text())
+    reply = json.loads(app.lambda_handler(part_done, FakeContext())["body"])
+    assert reply["error"]["code"] == "not_found"
+    notification = json.loads((root / "upload-s3-notification.json").read_text())
+    assert processor.lambda_handler(notification, FakeContext()) == {"batchItemFailures": []}
+
+
+def test_racing_part_reports_never_lower_progress_and_end_at_100(stack: Stack, people: Any) -> None:
+    (alice,) = people("alice")
+    data = pdf_of_size(20 * MiB + 5)
+    start = alice.ok(
+        "upload:start", {"fileName": "r.pdf", "contentType": "application/pdf", "size": len(data)}
+    )
+    uploaded = put_parts(start["parts"], data, start["partSize"])
+    assert len(uploaded) == 5
+    replies: list[dict[str, Any]] = []
+
+    def report(part: dict[str, Any]) -> None:
+        replies.append(alice.ok("upload:part-done", {"uploadId": start["uploadId"], **part}))
+
+    # When every part is reported at the same moment (parallel uploads)
+    threads = [threading.Thread(target=report, args=(part,)) for part in uploaded]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # Then the last confirmation saw every part: 100 % was pushed and stored
+    assert len(replies) == 5
+    assert max(r["percent"] for r in replies) == 100
+    assert 100 in [f["data"]["percent"] for f in alice.frames("upload:progress")]
+    assert int(upload_record(stack, start["uploadId"])["bytes"]) == len(data)
+
+
+def test_concurrent_completes_both_answer_and_complete_once(stack: Stack, people: Any) -> None:
+    (alice,) = people("alice")
+    data = pdf_of_size(11 * MiB)
+    start = alice.ok(
+        "upload:start", {"fileName": "c.pdf", "contentType": "application/pdf", "size": len(data)}
+    )
+    put_parts(start["parts"], data, start["partSize"])
+    states: list[str] = []
+
+    def complete() -> None:
+        states.append(alice.ok("upload:complete", {"uploadId": start["uploadId"]})["state"])
+
+    threads = [threading.Thread(target=complete) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert states == ["uploaded", "uploaded"]
+    head = stack.client("s3").head_object(
+        Bucket=stack.resources["UploadsBucket"], Key=upload_record(stack, start["uploadId"])["key"]
+    )
+    assert head["ContentLength"] == len(data)
+
+
+def test_object_replaced_through_a_reused_put_url_is_checked_again(
+    stack: Stack, apps: Any, people: Any
+) -> None:
+    _, _, processor = apps
+    (alice,) = people("alice")
+    photo = png_with_exif()
+    start = alice.ok(
+        "upload:start", {"fileName": "p.png", "contentType": "image/png", "size": len(photo)}
+    )
+    http("PUT", start["url"], photo, start["headers"])
+    run_processor(stack, processor)
+    assert upload_record(stack, start["uploadId"])["state"] == "complete"
+    # When the still-valid PUT URL is used again with something else of the same size
+    disguised = elf_executable(len(photo))
+    status, _, _ = http("PUT", start["url"], disguised, start["headers"])
+    assert status == 200
+    run_processor(stack, processor)
+    # Then it is verified again, refused, and nothing of it stays
+    record = upload_record(stack, start["uploadId"])
+    assert record["state"] == "failed" and record["failureCode"] == "type_mismatch"
+    assert not object_exists(stack, record["key"])
+    assert not object_exists(stack, record["thumbnailKey"])
+    assert [f["data"]["code"] for f in alice.frames("upload:error")] == ["type_mismatch"]
+
+
+def test_processing_that_fails_for_a_transient_reason_is_retried(
+    stack: Stack, apps: Any, people: Any
+) -> None:
+    _, _, processor = apps
+    (alice,) = people("alice")
+    data = pdf_of_size(4000)
+    start = alice.ok(
+        "upload:start", {"fileName": "t.pdf", "contentType": "application/pdf", "size": len(data)}
+    )
+    http("PUT", start["url"], data, start["headers"])
+    store = processor.uploads.store
+    working = store.client
+    # Given S3 unreachable for the processor (a real client aimed at a closed port)
+    store._client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    try:
+        responses = run_processor_once(stack, processor)
+    finally:
+        store._client = working
+    # Then the record is reported failed (SQS retries it) and the upload is handed back
+    assert [len(r["batchItemFailures"]) for r in responses] == [1]
+    assert upload_record(stack, start["uploadId"])["state"] == "uploading"
+    assert not alice.frames("upload:error")
+    # When SQS delivers it again (here: at once), it completes
+    sqs = stack.client("sqs")
+    sqs.change_message_visibility(
+        QueueUrl=stack.resources["UploadEventsQueue"],
+        ReceiptHandle=responses[0]["_receipt"],
+        VisibilityTimeout=0,
+    )
+    run_processor(stack, processor)
+    assert upload_record(stack, start["uploadId"])["state"] == "complete"
+    assert len(alice.frames("upload:complete")) == 1
+
+
+def test_parts_s3_will_not_assemble_are_a_conflict_not_a_crash(people: Any) -> None:
+    (alice,) = people("alice")
+    start = alice.ok(
+        "upload:start",
+        {"fileName": "s.pdf", "contentType": "application/pdf", "size": 10 * MiB},
+    )
+    # Given a first part far smaller than S3's 5 MiB minimum (a buggy client)
+    small = pdf_of_size(MiB)
+    parts = [
+        put_parts([start["parts"][0]], small, start["partSize"])[0],
+        put_parts([start["parts"][1]], pdf_of_size(2 * start["partSize"]), start["partSize"])[0],
+    ]
+    reply = alice.call("upload:complete", {"uploadId": start["uploadId"], "parts": parts})
+    assert reply["error"]["code"] == "conflict"
+    assert "EntityTooSmall" in reply["error"]["message"]
+    assert alice.ok("upload:get", {"uploadId": start["uploadId"]})["state"] == "uploading"

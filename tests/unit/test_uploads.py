@@ -1,0 +1,186 @@
+"""Upload rules without AWS: the magic-bytes sniffer, part maths, keys, content types,
+image processing (EXIF stripped, thumbnail) and the wire models."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+from pydantic import ValidationError
+from switchboard import images
+from switchboard.errors import BadRequest
+from switchboard.filetypes import normalize, sniff
+from switchboard.uploads import (
+    S3_MAX_PART_BYTES,
+    S3_MIN_PART_BYTES,
+    checked_content_type,
+    object_key,
+    part_count,
+    part_range,
+    part_size_for,
+    percent,
+    upload_id_from_key,
+)
+from switchboard.wire.uploads import PartDone, UploadStart
+
+from tests.support.images import elf_executable, exif_of, pdf_of_size, png_with_exif
+
+MiB = 1024 * 1024
+
+
+def encoded(fmt: str, mode: str = "RGB", size: tuple[int, int] = (40, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size).save(out, format=fmt)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------- sniffer
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (encoded("PNG"), "image/png"),
+        (encoded("JPEG"), "image/jpeg"),
+        (encoded("GIF", "P"), "image/gif"),
+        (encoded("WEBP"), "image/webp"),
+        (pdf_of_size(2000), "application/pdf"),
+        ("plain text, naïve UTF-8\n".encode(), "text/plain"),
+    ],
+)
+def test_sniffer_recognises_what_the_bytes_are(data: bytes, content_type: str) -> None:
+    assert sniff(data).matches(content_type)
+
+
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        (elf_executable(), "image/png"),  # an executable renamed .png
+        (b"MZ\x90\x00" + bytes(200), "image/jpeg"),  # a Windows executable
+        (encoded("PNG"), "image/jpeg"),  # a real image of another type
+        (encoded("JPEG"), "application/pdf"),
+        (b"\x00\x01binary\x00", "text/plain"),  # NUL bytes are not text
+        (b"", "image/png"),
+    ],
+)
+def test_sniffer_refuses_bytes_that_are_not_the_declared_type(data: bytes, declared: str) -> None:
+    assert not sniff(data).matches(declared)
+
+
+def test_text_sample_cut_inside_a_multibyte_character_is_still_text() -> None:
+    assert sniff("é".encode() * 10 + "é".encode()[:1]).matches("text/plain")
+
+
+def test_content_type_aliases_and_parameters_normalise() -> None:
+    assert normalize("Image/JPG; charset=binary") == "image/jpeg"
+    allowed = frozenset({"image/jpeg"})
+    assert checked_content_type("image/pjpeg", allowed) == "image/jpeg"
+    with pytest.raises(BadRequest):
+        checked_content_type("application/x-msdownload", allowed)
+
+
+# ---------------------------------------------------------------------- part maths
+def test_part_plan_for_a_12_mib_file() -> None:
+    size = 12 * MiB + 1
+    part = part_size_for(size, 5 * MiB, 16)
+    assert part == 5 * MiB and part_count(size, part) == 3
+    assert part_range(3, part, size) == (10 * MiB, size)
+
+
+def test_part_size_grows_to_respect_the_part_limit() -> None:
+    size = 100 * MiB
+    part = part_size_for(size, 5 * MiB, 16)
+    assert part == 7 * MiB and part_count(size, part) == 15
+
+
+@given(
+    size=st.integers(min_value=1, max_value=5 * 1024**4),
+    part_bytes=st.integers(min_value=1, max_value=64 * MiB),
+    max_parts=st.integers(min_value=1, max_value=10_000),
+)
+def test_parts_cover_the_file_exactly_within_s3_rules(
+    size: int, part_bytes: int, max_parts: int
+) -> None:
+    part = part_size_for(size, part_bytes, max_parts)
+    count = part_count(size, part)
+    assert S3_MIN_PART_BYTES <= part <= S3_MAX_PART_BYTES  # every part but the last
+    assert count <= max_parts or part == S3_MAX_PART_BYTES
+    ranges = [part_range(n, part, size) for n in range(1, count + 1)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert all(end - start == part for start, end in ranges[:-1])
+    assert 0 < ranges[-1][1] - ranges[-1][0] <= part
+
+
+@given(size=st.integers(min_value=1, max_value=10**12), data=st.data())
+def test_percent_is_100_only_when_every_byte_is_there(size: int, data: st.DataObject) -> None:
+    confirmed = data.draw(st.integers(min_value=0, max_value=size))
+    value = percent(confirmed, size)
+    assert 0 <= value <= 100
+    assert (value == 100) == (confirmed == size)
+
+
+# ---------------------------------------------------------------------- keys and ids
+def test_keys_are_per_user_and_lead_back_to_the_upload() -> None:
+    key = object_key("alice@example.com", "AbC_123-xyzAbC_123-xyz12")
+    assert key.startswith("uploads/") and "alice" not in key
+    assert object_key("bob", "AbC_123-xyzAbC_123-xyz12") != key
+    assert upload_id_from_key(key) == "AbC_123-xyzAbC_123-xyz12"
+    assert upload_id_from_key("thumbnails/x/AbC_123-xyzAbC_123-xyz12") is None
+    assert upload_id_from_key("uploads/only-two") is None
+
+
+def test_wire_models_refuse_bad_input() -> None:
+    with pytest.raises(ValidationError):
+        UploadStart.model_validate({"fileName": "a", "contentType": "image/png", "size": 0})
+    with pytest.raises(ValidationError):
+        UploadStart.model_validate(
+            {"fileName": "a", "contentType": "image/png", "size": 1, "purpose": "other"}
+        )
+    with pytest.raises(ValidationError):
+        PartDone.model_validate({"uploadId": "../../etc/passwd0000", "partNumber": 1, "etag": "a"})
+    with pytest.raises(ValidationError):
+        PartDone.model_validate({"uploadId": "a" * 24, "partNumber": 0, "etag": "a"})
+    ok = PartDone.model_validate({"uploadId": "a" * 24, "partNumber": 2, "etag": '"ab12"'})
+    assert ok.partNumber == 2
+
+
+# ---------------------------------------------------------------------- images
+def test_image_loses_its_exif_and_gets_a_thumbnail() -> None:
+    photo = png_with_exif(800, 600)
+    result = images.process(photo, "image/png", thumbnail_px=256, max_pixels=10**7)
+    assert result.cleaned is not None and exif_of(result.cleaned) == {}
+    assert (result.width, result.height) == (800, 600)
+    with Image.open(io.BytesIO(result.thumbnail)) as thumb:
+        assert thumb.size == (256, 192)
+
+
+def test_image_without_metadata_is_kept_byte_for_byte() -> None:
+    plain = encoded("JPEG")
+    assert images.process(plain, "image/jpeg", thumbnail_px=16, max_pixels=10**7).cleaned is None
+
+
+def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    out = io.BytesIO()
+    Image.new("RGB", (60, 20)).save(out, format="JPEG", exif=exif)
+    result = images.process(out.getvalue(), "image/jpeg", thumbnail_px=256, max_pixels=10**7)
+    assert result.cleaned is not None
+    with Image.open(io.BytesIO(result.cleaned)) as upright:
+        assert upright.size == (20, 60) and not upright.getexif()
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "image/png"),  # a signature and garbage
+        (encoded("PNG"), "image/jpeg"),  # decodes as another format
+        (encoded("PNG", size=(400, 400)), "image/png"),  # over the pixel limit below
+    ],
+)
+def test_invalid_images_are_refused(data: bytes, content_type: str) -> None:
+    with pytest.raises(images.InvalidImage):
+        images.process(data, content_type, thumbnail_px=64, max_pixels=100 * 100)
