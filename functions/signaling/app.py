@@ -1,0 +1,77 @@
+"""call:* actions: WebRTC signaling and the call state machine. Each handler is one call
+into CallService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard import services
+from switchboard.config import SignalingSettings
+from switchboard.observability import logger
+from switchboard.protocol import EmptyData
+from switchboard.router import Request, WebSocketRouter
+from switchboard.wire import calls as wire
+
+service = services.calls(SignalingSettings.from_env())
+router = WebSocketRouter(refreshed_token_exp=service.delivery.connections.refreshed_token_exp)
+
+
+@router.action("call:initiate", wire.CallInitiate)
+def initiate(request: Request[wire.CallInitiate]) -> dict[str, Any]:
+    return service.initiate(request.caller, request.data)
+
+
+@router.action("call:answer", wire.CallAnswer)
+def answer(request: Request[wire.CallAnswer]) -> dict[str, Any]:
+    return service.answer(request.caller, request.data)
+
+
+@router.action("call:reject", wire.CallReject)
+def reject(request: Request[wire.CallReject]) -> dict[str, Any]:
+    return service.reject(request.caller, request.data)
+
+
+@router.action("call:end", wire.CallRef)
+def end(request: Request[wire.CallRef]) -> dict[str, Any]:
+    return service.end(request.caller, request.data)
+
+
+@router.action("call:leave", wire.CallRef)
+def leave(request: Request[wire.CallRef]) -> dict[str, Any]:
+    return service.end(request.caller, request.data)
+
+
+@router.action("call:join", wire.CallRef)
+def join(request: Request[wire.CallRef]) -> dict[str, Any]:
+    return service.join(request.caller, request.data)
+
+
+@router.action("call:invite", wire.CallInvite)
+def invite(request: Request[wire.CallInvite]) -> dict[str, Any]:
+    return service.invite(request.caller, request.data)
+
+
+@router.action("call:offer", wire.CallOffer)
+def offer(request: Request[wire.CallOffer]) -> dict[str, Any]:
+    return service.relay_offer(request.caller, request.data)
+
+
+@router.action("call:ice-candidate", wire.CallIceCandidate)
+def ice_candidate(request: Request[wire.CallIceCandidate]) -> dict[str, Any]:
+    return service.relay_ice(request.caller, request.data)
+
+
+@router.action("call:get-active", EmptyData)
+def get_active(request: Request[EmptyData]) -> dict[str, Any]:
+    return service.get_active(request.caller)
+
+
+@router.action("call:ice-servers", EmptyData)
+def ice_servers(request: Request[EmptyData]) -> dict[str, Any]:
+    return service.ice_servers_for(request.caller)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return router.resolve(event)
