@@ -1,0 +1,31 @@
+"""Stream aggregator: DynamoDB Streams of the connections, messages, conversations
+(receipts), notifications (offline deliveries) and rate-limits (typing) tables -> the
+Metrics table, exactly once per change (see switchboard/dal/metrics.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard.analytics import build
+from switchboard.config import AggregatorSettings
+from switchboard.observability import logger, metrics
+
+aggregator = build.aggregator(AggregatorSettings.from_env())
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def aggregate(record: DynamoDBRecord) -> None:
+    aggregator.handle(record.raw_event)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return process_partial_response(event, aggregate, processor, context)

@@ -1,0 +1,133 @@
+"""Analytics HTTP API (FastAPI behind Mangum on an API Gateway HTTP API), admin only.
+
+Every route is one call into AnalyticsReport; the OpenAPI document is served at
+/api/analytics/openapi.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from mangum import Mangum
+from switchboard.analytics import build
+from switchboard.analytics.access import AdminAccess, NotAdmin, NotAuthenticated
+from switchboard.analytics.report import SERIES, RangeTooLarge
+from switchboard.auth import Identity
+from switchboard.config import AnalyticsApiSettings
+from switchboard.observability import logger
+
+PREFIX = "/api/analytics"
+settings = AnalyticsApiSettings.from_env()
+report = build.report(settings)
+access = AdminAccess(settings)
+bearer = HTTPBearer(auto_error=False)
+
+
+def admin(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Identity:
+    try:
+        return access.check(credentials.credentials if credentials else None)
+    except NotAuthenticated as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    except NotAdmin as exc:
+        raise HTTPException(403, str(exc)) from None
+
+
+api = APIRouter(prefix=PREFIX, dependencies=[Depends(admin)])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^,\s]+$")]
+
+
+@api.get("", summary="Everything: connections, messages, queues, sessions")
+def overview() -> dict[str, Any]:
+    return report.overview()
+
+
+@api.get("/connections")
+def connections() -> dict[str, Any]:
+    return report.connections()
+
+
+@api.get("/messages")
+def messages() -> dict[str, Any]:
+    return report.messages()
+
+
+@api.get("/queues", summary="Depth, in flight and DLQ depth of every queue")
+def queues() -> dict[str, Any]:
+    return report.queues()
+
+
+@api.get("/sessions/active")
+def active_sessions(limit: Limit = 100) -> dict[str, Any]:
+    return report.active_sessions(limit)
+
+
+@api.get("/sessions/recent")
+def recent_sessions(limit: Limit = 50) -> dict[str, Any]:
+    return report.recent_sessions(limit)
+
+
+@api.get("/sessions/{userId}", summary="One user: sessions, durations, messages, typing")
+def user_sessions(userId: UserId, limit: Limit = 20) -> dict[str, Any]:
+    return report.user(userId, limit)
+
+
+@api.get("/statistics")
+def statistics() -> dict[str, Any]:
+    return report.statistics()
+
+
+@api.get("/timeseries", summary="One metric per minute or hour bucket")
+def timeseries(
+    metric: Annotated[str, Query(pattern="^(" + "|".join(SERIES) + ")$")],
+    start: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    end: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    bucket: Literal["minute", "hour"] = "minute",
+) -> dict[str, Any]:
+    to_ms = _epoch_ms(end) if end else int(time.time() * 1000)
+    from_ms = (
+        _epoch_ms(start) if start else to_ms - (3_600_000 if bucket == "minute" else 86_400_000)
+    )
+    try:
+        return report.timeseries(metric, from_ms, to_ms, bucket)
+    except (RangeTooLarge, ValueError) as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _epoch_ms(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
+app = FastAPI(
+    title="Switchboard analytics",
+    version="1.0.0",
+    openapi_url=f"{PREFIX}/openapi.json",
+    docs_url=f"{PREFIX}/docs",
+    redoc_url=None,
+)
+app.include_router(api)
+
+
+@app.exception_handler(ClientError)
+@app.exception_handler(BotoCoreError)
+async def aws_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("analytics backend call failed")
+    return JSONResponse({"detail": "the metrics backend is unavailable, retry"}, status_code=503)
+
+
+handler = Mangum(app, lifespan="off")
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response: dict[str, Any] = handler(event, context)
+    return response

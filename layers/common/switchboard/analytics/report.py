@@ -1,0 +1,261 @@
+"""The read side of analytics: what the HTTP API answers, from the Metrics table (and SQS)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from switchboard.analytics import histogram
+from switchboard.analytics.periods import SECONDS, Period, bucket_range, key_to_epoch
+from switchboard.analytics.queues import QueueMonitor
+from switchboard.analytics.records import CALL_ANSWER_MS, CALL_DURATION_MS, DELIVERY_MS
+from switchboard.dal.metrics import MetricsRepository, histograms
+
+# Counters the aggregator adds per bucket (the timeseries API accepts exactly these).
+COUNTERS = (
+    "connections",
+    "disconnections",
+    "sessionMs",
+    "conversations",
+    "messagesSent",
+    "recipients",
+    "attachments",
+    "messagesDelivered",
+    "messagesRead",
+    "offlineDeliveries",
+    "typingEvents",
+    "callAttempts",
+    "callsAnswered",
+    "callsRejected",
+    "callsMissed",
+    "callsCancelled",
+    "callsBusy",
+    "callsEnded",
+    "callTimeMs",
+    "uploadsStarted",
+    "uploadsCompleted",
+    "uploadsFailed",
+    "uploadsAborted",
+    "uploadBytes",
+)
+# Values computed per bucket from its counters, histogram and gauge snapshot.
+DERIVED = ("peakOnline", "deliveryCount", "deliveryP50", "deliveryP95", "deliveryP99")
+SERIES = COUNTERS + DERIVED
+MAX_POINTS = 1500
+LATEST_MS = 253_402_300_740_000  # 9999-12-31T23:59:00Z, the last minute bucket there is
+RESOLUTION = {
+    "buckets": "logarithmic, 8 per doubling (2^(1/8) = 1.0905 wide)",
+    "relativeError": round(histogram.RELATIVE_RESOLUTION, 4),
+    "note": "a percentile is its bucket's upper bound: >= the true value, < 9.05 % above it",
+}
+
+
+class RangeTooLarge(ValueError):
+    """More points than MAX_POINTS were asked for."""
+
+
+class AnalyticsReport:
+    def __init__(
+        self,
+        repository: MetricsRepository,
+        queues: QueueMonitor,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repository = repository
+        self.queue_monitor = queues
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # ------------------------------------------------------------------ sections
+    def connections(self) -> dict[str, Any]:
+        totals, gauges = self.repository.totals(), self.repository.gauges()
+        ended = int(totals.get("disconnections", 0))
+        return {
+            "total": int(totals.get("connections", 0)),
+            "disconnections": ended,
+            "online": max(0, int(gauges.get("online", 0))),
+            "peak": int(gauges.get("peakOnline", 0)),
+            "averageSessionMs": _ratio(totals.get("sessionMs", 0), ended),
+        }
+
+    def messages(self, queues: dict[str, Any] | None = None) -> dict[str, Any]:
+        totals = self.repository.totals()
+        if queues is None:
+            queues = self.queues()
+        recipients = int(totals.get("recipients", 0))
+        offline = int(totals.get("offlineDeliveries", 0))
+        online = max(0, recipients - offline)
+        latency = histograms(totals).get(DELIVERY_MS, {})
+        return {
+            "sent": int(totals.get("messagesSent", 0)),
+            "delivered": int(totals.get("messagesDelivered", 0)),
+            "read": int(totals.get("messagesRead", 0)),
+            # Pushes that failed every retry and wait in the delivery DLQ for a redrive.
+            "failed": int(queues.get("delivery", {}).get("dlqDepth", 0)),
+            "recipients": recipients,
+            "onlineDeliveries": online,
+            "offlineDeliveries": offline,
+            "onlineDeliveryRate": _ratio(online, recipients),
+            "offlineDeliveryRate": _ratio(offline, recipients),
+            "attachments": int(totals.get("attachments", 0)),
+            "conversations": int(totals.get("conversations", 0)),
+            "deliveryLatencyMs": {**histogram.summary(latency), "resolution": RESOLUTION},
+        }
+
+    def calls(self) -> dict[str, Any]:
+        totals, gauges = self.repository.totals(), self.repository.gauges()
+        found = histograms(totals)
+        attempts, ended = int(totals.get("callAttempts", 0)), int(totals.get("callsEnded", 0))
+        answered = int(totals.get("callsAnswered", 0))
+        return {
+            "attempts": attempts,
+            "answered": answered,
+            "missed": int(totals.get("callsMissed", 0)),
+            "rejected": int(totals.get("callsRejected", 0)),
+            "cancelled": int(totals.get("callsCancelled", 0)),
+            "busy": int(totals.get("callsBusy", 0)),
+            "ended": ended,
+            "active": max(0, int(gauges.get("activeCalls", 0))),
+            "answerRate": _ratio(answered, attempts),
+            "averageDurationMs": _ratio(totals.get("callTimeMs", 0), ended),
+            "durationMs": histogram.summary(found.get(CALL_DURATION_MS, {})),
+            "timeToAnswerMs": histogram.summary(found.get(CALL_ANSWER_MS, {})),
+        }
+
+    def uploads(self) -> dict[str, Any]:
+        totals = self.repository.totals()
+        completed, failed = (
+            int(totals.get("uploadsCompleted", 0)),
+            int(totals.get("uploadsFailed", 0)),
+        )
+        return {
+            "started": int(totals.get("uploadsStarted", 0)),
+            "completed": completed,
+            "failed": failed,
+            "aborted": int(totals.get("uploadsAborted", 0)),
+            "bytes": int(totals.get("uploadBytes", 0)),
+            "failureRate": _ratio(failed, completed + failed),
+        }
+
+    def queues(self) -> dict[str, Any]:
+        return self.queue_monitor.snapshot()
+
+    def active_sessions(self, limit: int) -> dict[str, Any]:
+        now = self._now_ms()
+        sessions = [
+            {**_session(s), "durationMs": max(0, now - int(s.get("connectedAt", now)))}
+            for s in self.repository.active_sessions(limit)
+        ]
+        return {"count": len(sessions), "sessions": sessions}
+
+    def recent_sessions(self, limit: int) -> dict[str, Any]:
+        sessions = [_session(s) for s in self.repository.recent_sessions(limit)]
+        return {"count": len(sessions), "sessions": sessions}
+
+    def user(self, user_id: str, limit: int) -> dict[str, Any]:
+        stats = self.repository.user_stats(user_id)
+        sessions = [_session(s) for s in self.repository.user_sessions(user_id, limit)]
+        ended = int(stats.get("sessionsEnded", 0))
+        return {
+            "userId": user_id,
+            "online": any("endedAt" not in s for s in sessions),
+            "sessions": int(stats.get("sessions", 0)),
+            "sessionsEnded": ended,
+            "totalSessionMs": int(stats.get("sessionMs", 0)),
+            "averageSessionMs": _ratio(stats.get("sessionMs", 0), ended),
+            "messages": int(stats.get("messages", 0)),
+            "typingEvents": int(stats.get("typingEvents", 0)),
+            "callsStarted": int(stats.get("callsStarted", 0)),
+            "uploads": int(stats.get("uploads", 0)),
+            "uploadBytes": int(stats.get("uploadBytes", 0)),
+            "recentSessions": sessions,
+        }
+
+    def statistics(self) -> dict[str, Any]:
+        now = self._now_ms()
+        totals = self.repository.totals()
+        last_hour = self._window(now - 3_600_000 + 60_000, now, "minute")
+        last_day = self._window(now - 86_400_000 + 3_600_000, now, "hour")
+        return {
+            "totals": {name: int(totals.get(name, 0)) for name in COUNTERS},
+            "lastHour": last_hour,
+            "lastDay": last_day,
+            "messagesPerMinuteLastHour": round(last_hour["messagesSent"] / 60, 3),
+            "deliveryLatencyMs": histogram.summary(histograms(totals).get(DELIVERY_MS, {})),
+            "calls": self.calls(),
+            "uploads": self.uploads(),
+        }
+
+    def _window(self, from_ms: int, to_ms: int, period: Period) -> dict[str, Any]:
+        keys = bucket_range(from_ms, to_ms, period)
+        items = self.repository.buckets(period, keys[0], keys[-1])
+        summed = {name: sum(int(i.get(name, 0)) for i in items.values()) for name in COUNTERS}
+        latency = histogram.merge(histograms(i).get(DELIVERY_MS, {}) for i in items.values())
+        return {**summed, "deliveryLatencyMs": histogram.summary(latency)}
+
+    def overview(self) -> dict[str, Any]:
+        queues = self.queues()
+        return {
+            "generatedAt": self._now_ms(),
+            "connections": self.connections(),
+            "messages": self.messages(queues),
+            "queues": queues,
+            "calls": self.calls(),
+            "uploads": self.uploads(),
+            "sessions": {
+                "active": self.active_sessions(1000)["count"],
+                "recentlyEnded": self.recent_sessions(1000)["count"],
+            },
+        }
+
+    # ------------------------------------------------------------------ time series
+    def timeseries(self, metric: str, from_ms: int, to_ms: int, period: Period) -> dict[str, Any]:
+        if metric not in SERIES:
+            raise ValueError(f"unknown metric {metric!r}")
+        if to_ms < from_ms:
+            raise ValueError("'to' is before 'from'")
+        if from_ms < 0 or to_ms >= LATEST_MS:
+            raise ValueError("'from' and 'to' must lie between 1970 and 9999")
+        if (to_ms - from_ms) // (SECONDS[period] * 1000) + 1 > MAX_POINTS:
+            raise RangeTooLarge(f"at most {MAX_POINTS} {period} buckets per request")
+        keys = bucket_range(from_ms, to_ms, period)
+        items = self.repository.buckets(period, keys[0], keys[-1])
+        points = []
+        for key in keys:
+            item = items.get(key, {})
+            points.append(
+                {
+                    "t": key_to_epoch(key, period) * 1000,
+                    "bucket": key,
+                    "value": _value(item, metric),
+                }
+            )
+        return {"metric": metric, "bucket": period, "from": from_ms, "to": to_ms, "points": points}
+
+
+def _value(item: dict[str, Any], metric: str) -> float | int | None:
+    if metric in COUNTERS:
+        return int(item.get(metric, 0))
+    if metric == "peakOnline":
+        return int(item["peakOnline"]) if "peakOnline" in item else None
+    latency = histograms(item).get(DELIVERY_MS, {})
+    if metric == "deliveryCount":
+        return sum(latency.values())
+    return histogram.percentile(latency, int(metric.removeprefix("deliveryP")))
+
+
+def _ratio(part: Any, whole: Any) -> float | None:
+    return round(float(part) / float(whole), 4) if whole else None
+
+
+def _session(item: dict[str, Any]) -> dict[str, Any]:
+    session: dict[str, Any] = {
+        k: item[k]
+        for k in ("connectionId", "userId", "connectedAt", "endedAt", "durationMs", "device")
+        if k in item
+    }
+    return session
