@@ -201,14 +201,7 @@ def _bucket(tpl: Template, moto_url: str, lid: str, props: dict[str, Any]) -> st
     if cors:
         client.put_bucket_cors(
             Bucket=name,
-            CORSConfiguration={
-                "CORSRules": [
-                    {k: v for k, v in rule.items() if k != "Id"} | {"ID": rule["Id"]}
-                    if "Id" in rule
-                    else rule
-                    for rule in cors["CorsRules"]
-                ]
-            },
+            CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in cors["CorsRules"]]},
         )
     lifecycle = props.get("LifecycleConfiguration")
     if lifecycle:
@@ -231,6 +224,23 @@ def _bucket(tpl: Template, moto_url: str, lid: str, props: dict[str, Any]) -> st
     tpl.set_physical(lid, name)
     log.info("bucket   %s -> %s", lid, name)
     return name
+
+
+# CloudFormation's CorsRule property names -> the PutBucketCors API's.
+_CORS_KEYS = {"Id": "ID", "ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds"}
+
+
+def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in rule.items():
+        api_key = _CORS_KEYS.get(key, key)
+        if api_key == "MaxAgeSeconds":
+            out[api_key] = int(value)
+        elif api_key != "ID" and isinstance(value, str):
+            out[api_key] = [v.strip() for v in value.split(",")]  # a CommaDelimitedList
+        else:
+            out[api_key] = value
+    return out
 
 
 def _notification(cfg: dict[str, Any], arn_key: str, cfn_key: str) -> dict[str, Any]:

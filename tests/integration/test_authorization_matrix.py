@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +29,7 @@ from tests.support.events import frame, ws_event
 ROLES = ("owner", "member", "non-member", "stranger", "admin")
 ALL = frozenset(ROLES)
 PARTICIPANTS = frozenset({"owner", "member"})
+OWNER = frozenset({"owner"})
 ADMIN = frozenset({"admin"})
 DENIED_CODES = {"forbidden", "not_found"}
 
@@ -43,6 +44,40 @@ class World:
     routes: dict[str, str | None]
     people: dict[str, Client]
     conversation: str
+    uploads: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def new_upload(self) -> str:
+        """A fresh upload of the owner's (each cell gets its own, so no cell's outcome
+        depends on another's: an abort in one cannot turn the next into not_found)."""
+        reply = self.call(
+            "owner",
+            "upload:start",
+            {"fileName": "a.png", "contentType": "image/png", "size": 1024},
+        )
+        assert reply["ok"], reply
+        upload_id: str = reply["data"]["uploadId"]
+        self.uploads.append(upload_id)
+        return upload_id
+
+    def new_call(self, *, group: bool = False) -> str:
+        """A fresh call from the owner to the member (each cell gets its own; a user is in
+        one call at a time, so whatever call the two are still in is ended first)."""
+        for role in ("owner", "member"):
+            active = self.call(role, "call:get-active", {})["data"]["call"]
+            if active:
+                assert self.call(role, "call:end", {"callId": active["callId"]})["ok"]
+        member = self.people["member"].user_id
+        data: dict[str, Any] = (
+            {"calleeIds": [member], "media": "audio"}
+            if group
+            else {"calleeId": member, "media": "audio", "offer": OFFER}
+        )
+        reply = self.call("owner", "call:initiate", data)
+        assert reply["ok"], reply
+        call_id: str = reply["data"]["callId"]
+        self.calls.append(call_id)
+        return call_id
 
     def call(self, role: str, action: str, data: dict[str, Any]) -> dict[str, Any]:
         client = self.people[role]
@@ -58,10 +93,25 @@ class World:
         return reply
 
     def fingerprint(self) -> Any:
-        """What a denied write must not change: every item of the conversation and the
-        messages' keys."""
+        """What a denied write must not change: every item of the conversation, its
+        messages, and the owner's uploads."""
         ddb = self.stack.client("dynamodb")
-        items = []
+        items = [
+            ddb.get_item(
+                TableName=self.stack.table("UploadsTable"),
+                Key={"uploadId": {"S": upload_id}},
+                ConsistentRead=True,
+            ).get("Item")
+            for upload_id in self.uploads
+        ]
+        items += [
+            ddb.get_item(
+                TableName=self.stack.table("CallsTable"),
+                Key={"pk": {"S": f"call#{call_id}"}},
+                ConsistentRead=True,
+            ).get("Item")
+            for call_id in self.calls
+        ]
         for table in ("ConversationsTable", "MessagesTable"):
             pages = ddb.get_paginator("query").paginate(
                 TableName=self.stack.table(table),
@@ -74,6 +124,8 @@ class World:
 
 
 Data = Callable[[World, str], dict[str, Any]]
+OFFER = {"type": "offer", "sdp": "v=0\r\n"}
+ANSWER = {"type": "answer", "sdp": "v=0\r\n"}
 
 
 def conv(extra: dict[str, Any] | None = None) -> Data:
@@ -106,6 +158,40 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "preferences:set": (ALL, lambda w, r: {"digestMinutes": 30}),
     "notification:list": (ALL, lambda w, r: {}),
     "notification:read": (ALL, lambda w, r: {"notificationIds": ["n-not-yours"]}),
+    # uploads belong to their owner alone (others get not_found: an id is no proof)
+    "upload:start": (
+        ALL,
+        lambda w, r: {"fileName": "a.pdf", "contentType": "application/pdf", "size": 2048},
+    ),
+    "upload:part-done": (
+        OWNER,
+        lambda w, r: {"uploadId": w.new_upload(), "partNumber": 1, "etag": '"0123abcd"'},
+    ),
+    "upload:complete": (OWNER, lambda w, r: {"uploadId": w.new_upload()}),
+    "upload:abort": (OWNER, lambda w, r: {"uploadId": w.new_upload()}),
+    "upload:get": (OWNER, lambda w, r: {"uploadId": w.new_upload()}),
+    # calls: owner = the caller, member = the callee; only participants may act on a call
+    # (for them a state refusal such as conflict is fine: it is not a denial)
+    "call:initiate": (
+        ALL,
+        lambda w, r: {"calleeId": f"x-{uuid.uuid4().hex[:6]}", "media": "audio", "offer": OFFER},
+    ),
+    "call:answer": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "answer": ANSWER}),
+    "call:reject": (PARTICIPANTS, lambda w, r: {"callId": w.new_call()}),
+    "call:end": (PARTICIPANTS, lambda w, r: {"callId": w.new_call()}),
+    "call:leave": (PARTICIPANTS, lambda w, r: {"callId": w.new_call()}),
+    "call:join": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(group=True)}),
+    "call:invite": (
+        PARTICIPANTS,
+        lambda w, r: {"callId": w.new_call(), "userIds": [f"x-{uuid.uuid4().hex[:6]}"]},
+    ),
+    "call:offer": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "offer": OFFER}),
+    "call:ice-candidate": (
+        PARTICIPANTS,
+        lambda w, r: {"callId": w.new_call(), "candidate": {"candidate": "candidate:1"}},
+    ),
+    "call:get-active": (ALL, lambda w, r: {}),
+    "call:ice-servers": (ALL, lambda w, r: {}),
 }
 
 
@@ -137,8 +223,9 @@ CELLS = [(action, role) for action in sorted(MATRIX) for role in ROLES]
 @pytest.mark.parametrize(("action", "role"), CELLS)
 def test_authorization_cell(world: World, action: str, role: str) -> None:
     allowed, data = MATRIX[action]
+    request = data(world, role)
     before = world.fingerprint()
-    reply = world.call(role, action, data(world, role))
+    reply = world.call(role, action, request)
     if role in allowed:
         assert reply["ok"] or reply["error"]["code"] not in DENIED_CODES | {"internal"}, reply
     else:

@@ -53,8 +53,54 @@ class MessagingSettings(DeliverySettings):
     CREATE_LIMIT_PER_USER: int = 10
 
 
+class CallSettings(DeliverySettings):
+    """What ends, times out or signals calls (signaling, ring timeout, disconnects)."""
+
+    CALLS_TABLE: str
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+    RING_TIMEOUT_QUEUE_URL: str
+    RING_TIMEOUT_SECONDS: int = 30
+    MAX_CALL_PARTICIPANTS: int = 4
+    CALL_RETENTION_DAYS: int = 30
+
+
+class SignalingSettings(CallSettings):
+    TURN_SECRET_ARN: str
+    TURN_URLS: str = ""  # comma-separated turn:/turns: URLs; empty = STUN only
+    STUN_URLS: str = ""
+    TURN_CREDENTIAL_TTL_SECONDS: int = 3600
+    TURN_SECRET_MAX_AGE_SECONDS: int = 300
+
+
 class NotificationSettings(MessagingSettings):
     EMAIL_SENDER: str
+
+
+class UploadSettings(DeliverySettings):
+    """The upload routes and the S3-event processor (issue 5; limits in README.md)."""
+
+    UPLOADS_TABLE: str
+    UPLOADS_BUCKET: str
+    UPLOAD_ALLOWED_CONTENT_TYPES: str = (
+        "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain"
+    )
+    UPLOAD_MAX_BYTES: int = 100 * 1024 * 1024
+    UPLOAD_MULTIPART_THRESHOLD_BYTES: int = 8 * 1024 * 1024
+    UPLOAD_PART_BYTES: int = 5 * 1024 * 1024
+    # Bounds the part URLs in the start reply (each is ~0.5-1.5 KB; a frame is 32 KB).
+    UPLOAD_MAX_PARTS: int = 16
+    UPLOAD_URL_TTL_SECONDS: int = 900
+    DOWNLOAD_URL_TTL_SECONDS: int = 300
+    UPLOAD_TTL_SECONDS: int = 86400
+    THUMBNAIL_MAX_PIXELS: int = 256
+    IMAGE_MAX_PIXELS: int = 40_000_000
+
+    @property
+    def allowed_content_types(self) -> frozenset[str]:
+        return frozenset(
+            t.strip().lower() for t in self.UPLOAD_ALLOWED_CONTENT_TYPES.split(",") if t.strip()
+        )
 
 
 class AuthSettings(Settings):
@@ -82,3 +128,35 @@ class SessionSettings(ConnectionSettings, AuthSettings):
 class AuthorizerSettings(AuthSettings):
     USERS_TABLE: str  # revocation: tokens issued before a user's tokensValidAfter are refused
 
+
+class AggregatorSettings(Settings):
+    """The analytics stream aggregator: its sources are the tables whose streams it reads."""
+
+    METRICS_TABLE: str
+    CONNECTIONS_TABLE: str
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+    NOTIFICATIONS_TABLE: str
+    RATE_LIMITS_TABLE: str
+    CALLS_TABLE: str
+    UPLOADS_TABLE: str
+
+
+class AnalyticsApiSettings(AuthorizerSettings):
+    """The analytics HTTP API. Queues are every ``<NAME>_QUEUE_URL`` / ``<NAME>_DLQ_URL``
+    variable of the function (a queue is added to the report by adding its variable)."""
+
+    METRICS_TABLE: str
+    QUEUES: dict[str, dict[str, str]] = {}
+
+    @classmethod
+    def from_env(cls) -> Self:
+        environ = dict(os.environ)
+        queues: dict[str, dict[str, str]] = {}
+        for name, value in sorted(environ.items()):
+            for suffix, kind in (("_QUEUE_URL", "queue"), ("_DLQ_URL", "dlq")):
+                if name.endswith(suffix) and value:
+                    words = name.removesuffix(suffix).lower().split("_")
+                    label = words[0] + "".join(w.title() for w in words[1:])
+                    queues.setdefault(label, {})[kind] = value
+        return cls.model_validate({**environ, "QUEUES": queues})

@@ -194,4 +194,11 @@ def _single_email(job: NotificationJob) -> tuple[str, str]:
             f"New message from {sender}",
             f"{sender}: {str(job.data.get('preview', ''))[:500]}\n\nOpen Switchboard to reply.",
         )
+    if job.kind == "missed_call":
+        caller = job.data.get("callerId", "someone")
+        media = "video" if job.data.get("media") == "video" else "voice"
+        return (
+            f"Missed {media} call from {caller}",
+            f"{caller} called you.\n\nOpen Switchboard to call back.",
+        )
     return (f"Switchboard: {job.kind.replace('_', ' ')}", json.dumps(job.data, indent=2))

@@ -3,7 +3,15 @@ repositories, gateway and queues the same way). Nothing here runs at import time
 
 from __future__ import annotations
 
-from switchboard.config import DeliverySettings, MessagingSettings, NotificationSettings
+from typing import TYPE_CHECKING
+
+from switchboard.config import (
+    CallSettings,
+    DeliverySettings,
+    MessagingSettings,
+    NotificationSettings,
+    SignalingSettings,
+)
 from switchboard.dal.connections import ConnectionRepository
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.notifications import NotificationRepository
@@ -11,9 +19,16 @@ from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
 from switchboard.dal.users import UserRepository
 from switchboard.delivery import Delivery
 from switchboard.gateway import ManagementApi
-from switchboard.messaging import Limits, MessagingService
 from switchboard.notifications import Mailer, NotificationQueue, NotificationService
 from switchboard.presence import ConnectionEvents
+
+if TYPE_CHECKING:
+    from switchboard.calls import CallService
+    from switchboard.config import UploadSettings
+    from switchboard.dal.uploads import ObjectStore, UploadRepository
+    from switchboard.messaging import MessagingService
+    from switchboard.uploads import Limits as UploadLimits
+    from switchboard.uploads import UploadProcessor, UploadService
 
 
 def delivery(settings: DeliverySettings) -> Delivery:
@@ -33,6 +48,10 @@ def conversations(settings: MessagingSettings) -> ConversationRepository:
 
 
 def messaging(settings: MessagingSettings) -> MessagingService:
+    # Imported here: the messaging service and its wire models (~20 ms of cold start) are
+    # the message function's; signaling and uploads build their services without them.
+    from switchboard.messaging import Limits, MessagingService
+
     return MessagingService(
         conversations(settings),
         delivery(settings),
@@ -66,3 +85,66 @@ def notifications(settings: NotificationSettings) -> NotificationService:
 
 def connection_events(settings: MessagingSettings) -> ConnectionEvents:
     return ConnectionEvents(conversations(settings), delivery(settings))
+
+
+def calls(settings: CallSettings) -> CallService:
+    from switchboard.calls import CallLimits, CallService, RingTimeoutQueue
+    from switchboard.dal.calls import CallRepository
+
+    ice_servers = None
+    if isinstance(settings, SignalingSettings):
+        from switchboard.turn import IceServers, secrets_manager_secret, split_urls
+
+        ice_servers = IceServers(
+            stun_urls=split_urls(settings.STUN_URLS),
+            turn_urls=split_urls(settings.TURN_URLS),
+            ttl_seconds=settings.TURN_CREDENTIAL_TTL_SECONDS,
+            secret=secrets_manager_secret(
+                settings.TURN_SECRET_ARN, settings.TURN_SECRET_MAX_AGE_SECONDS
+            ),
+        )
+    return CallService(
+        CallRepository(settings.CALLS_TABLE, retention_days=settings.CALL_RETENTION_DAYS),
+        delivery(settings),
+        ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
+        RingTimeoutQueue(settings.RING_TIMEOUT_QUEUE_URL),
+        limits=CallLimits(
+            ring_timeout_seconds=settings.RING_TIMEOUT_SECONDS,
+            max_participants=settings.MAX_CALL_PARTICIPANTS,
+        ),
+        ice_servers=ice_servers,
+    )
+
+
+def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectStore, UploadLimits]:
+    from switchboard.dal.uploads import ObjectStore, UploadRepository
+    from switchboard.uploads import Limits
+
+    limits = Limits(
+        allowed_types=settings.allowed_content_types,
+        max_bytes=settings.UPLOAD_MAX_BYTES,
+        multipart_threshold=settings.UPLOAD_MULTIPART_THRESHOLD_BYTES,
+        part_bytes=settings.UPLOAD_PART_BYTES,
+        max_parts=settings.UPLOAD_MAX_PARTS,
+        url_ttl=settings.UPLOAD_URL_TTL_SECONDS,
+        download_ttl=settings.DOWNLOAD_URL_TTL_SECONDS,
+        upload_ttl=settings.UPLOAD_TTL_SECONDS,
+        thumbnail_px=settings.THUMBNAIL_MAX_PIXELS,
+        image_max_pixels=settings.IMAGE_MAX_PIXELS,
+    )
+    return UploadRepository(settings.UPLOADS_TABLE), ObjectStore(settings.UPLOADS_BUCKET), limits
+
+
+def uploads(settings: UploadSettings) -> UploadService:
+    from switchboard.uploads import UploadService
+
+    repository, store, limits = _upload_parts(settings)
+    return UploadService(repository, store, delivery(settings), limits)
+
+
+def upload_processor(settings: UploadSettings) -> UploadProcessor:
+    from switchboard.uploads import UploadProcessor
+
+    repository, store, limits = _upload_parts(settings)
+    return UploadProcessor(repository, store, delivery(settings), limits)

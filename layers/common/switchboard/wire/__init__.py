@@ -9,13 +9,15 @@ from switchboard.protocol import EmptyData, ReplyFrame, RequestFrame, WireModel
 
 
 def all_actions() -> dict[str, type[WireModel]]:
-    from switchboard.wire import messaging, sessions
+    from switchboard.wire import calls, messaging, sessions, uploads
 
     return {
         "ping": EmptyData,
         "preferences:get": EmptyData,
+        **calls.ACTIONS,
         **messaging.ACTIONS,
         **sessions.ACTIONS,
+        **uploads.ACTIONS,
     }
 
 
