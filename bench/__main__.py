@@ -1,0 +1,192 @@
+"""``python -m bench [--quick] [--out FILE] [--docs/--no-docs]``: runs every figure,
+shows progress on stderr, writes the JSON results, prints the table and (by default for
+a full run) writes the table and plots into docs/performance.md and docs/*.png."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT, calls, coldstart, cost, e2e, fanout, report
+from bench.stack import local_stack
+
+
+@dataclass(frozen=True)
+class Plan:
+    coldstart_rounds: int
+    coldstart_websocket_only: bool
+    fanout_sizes: list[int]
+    fanout_sequential_posts: int
+    calls_crowd: int
+    e2e_pairs: int
+    e2e_load_fraction: float
+    e2e_steady_seconds: float
+    e2e_saturate_seconds: float
+    backlog_messages: int = 1000
+
+
+QUICK = Plan(
+    coldstart_rounds=3,
+    coldstart_websocket_only=True,
+    fanout_sizes=[10, 100, 1000],
+    fanout_sequential_posts=100,
+    calls_crowd=30,
+    e2e_pairs=3,
+    e2e_load_fraction=0.3,
+    e2e_steady_seconds=5,
+    e2e_saturate_seconds=3,
+)
+FULL = Plan(
+    coldstart_rounds=9,
+    coldstart_websocket_only=False,
+    fanout_sizes=[1, 10, 100, 300, 1000],
+    fanout_sequential_posts=1000,
+    calls_crowd=100,
+    e2e_pairs=10,
+    e2e_load_fraction=0.3,
+    e2e_steady_seconds=30,
+    e2e_saturate_seconds=10,
+)
+
+
+class Progress:
+    def __init__(self, steps: int) -> None:
+        self.steps, self.step, self.start = steps, 0, time.perf_counter()
+
+    def begin(self, title: str) -> None:
+        self.step += 1
+        self.say(f"[{self.step}/{self.steps}] {title}")
+
+    def say(self, message: str) -> None:
+        print(f"  {time.perf_counter() - self.start:6.1f}s  {message}", file=sys.stderr, flush=True)
+
+
+def conditions(plan: Plan) -> dict[str, Any]:
+    packages = [
+        "boto3",
+        "botocore",
+        "moto",
+        "aws-lambda-powertools",
+        "pydantic",
+        "PyJWT",
+        "websockets",
+    ]
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "packages": {name: metadata.version(name) for name in packages},
+        "plan": plan.__dict__,
+    }
+
+
+def run(plan: Plan, progress: Progress) -> dict[str, Any]:
+    template = coldstart.load_template(ROOT)
+    progress.begin("cold start per function (fresh processes)")
+    cold = coldstart.measure(
+        template, plan.coldstart_rounds, progress.say, websocket_only=plan.coldstart_websocket_only
+    )
+    if not plan.coldstart_websocket_only:  # the full run explains its worst function
+        worst = cold["worst_websocket_function"]
+        cold["import_profile"] = {worst: coldstart.import_profile(template, worst)}
+
+    progress.begin("AWS calls per operation (handlers in-process on moto)")
+    with local_stack() as stack:
+        counted = calls.measure(stack, crowd=plan.calls_crowd, progress=progress.say)
+
+    progress.begin("fan-out through gateway.ManagementApi (20 ms per post)")
+    fan = fanout.measure(
+        plan.fanout_sizes, plan.fanout_sequential_posts, delay_ms=20, progress=progress.say
+    )
+
+    progress.begin("end to end through the devserver (real WebSocket clients)")
+    with tempfile.TemporaryDirectory(prefix="bench-devserver-") as workdir:
+        ends = e2e.measure(
+            Path(workdir),
+            pairs=plan.e2e_pairs,
+            load_fraction=plan.e2e_load_fraction,
+            steady_seconds=plan.e2e_steady_seconds,
+            saturate_seconds=plan.e2e_saturate_seconds,
+            backlog_messages=plan.backlog_messages,
+            progress=progress.say,
+        )
+    backlog = ends.pop("backlog")
+
+    progress.begin("cost model")
+    money = cost.model(counted["operations"])
+    largest = max(plan.fanout_sizes)
+    return {
+        "coldstart_ratio": cold["coldstart_ratio"],
+        "coldstart_ratio_per_function": {name: f["ratio"] for name, f in cold["functions"].items()},
+        "ddb_calls_per_message": counted["ddb_calls_per_message"],
+        "scan_calls": counted["scan_calls"],
+        "fanout_1000_speedup": fan[f"fanout_{largest}_speedup"],
+        "e2e_p99_ms": ends["e2e_p99_ms"],
+        "e2e_msgs_per_s": ends["e2e_msgs_per_s"],
+        "backlog_seconds": backlog["delivery_seconds"],
+        "cost_per_million_messages": money["per_million_messages"],
+        "cost_per_10k_users_month": money["per_10k_users_month"]["total"],
+        "coldstart": cold,
+        "calls": counted,
+        "fanout": fan,
+        "e2e": ends,
+        "backlog": backlog,
+        "cost": money,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the < 60 s run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write docs/performance.md's table and docs/bench-*.png (default: full runs only)",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    progress = Progress(steps=5)
+    started = time.perf_counter()
+    machine = conditions(plan)
+    results = run(plan, progress)
+    results["meta"] = {
+        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "mode": "quick" if args.quick else "full",
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "conditions": machine,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report.markdown_table(report.summary_rows(results), ("Figure", "Measured", "Goal", "")))
+    print(f"\nresults: {args.out} ({results['meta']['seconds']:.0f} s)")
+    if args.docs if args.docs is not None else not args.quick:
+        docs = ROOT / "docs"
+        plots = report.plot(results, docs)
+        report.write_into_doc(
+            docs / "performance.md",
+            report.results_markdown(results, {t: p.name for t, p in plots.items()}),
+        )
+        print(f"wrote {docs / 'performance.md'} and {', '.join(p.name for p in plots.values())}")
+    missed = [key for key in report.GOALS if not report.goal_met(key, results[key])]
+    if missed:
+        print(f"goals missed: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

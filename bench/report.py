@@ -1,0 +1,260 @@
+"""The results as a Markdown table (printed, and written into docs/performance.md between
+its bench markers) and as PNG plots (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BEGIN = "<!-- bench:results:begin -->"
+END = "<!-- bench:results:end -->"
+
+GOALS: dict[str, tuple[str, str, float]] = {
+    # key: (label, comparison, goal)
+    "coldstart_ratio": ("Cold start, worst WebSocket function / boto3 + one client", "<=", 1.5),
+    "ddb_calls_per_message": ("DynamoDB calls per 1:1 send (recipient online)", "<=", 3),
+    "scan_calls": ("Scans on request paths", "==", 0),
+    "fanout_1000_speedup": ("Fan-out to 1,000 connections vs sequential (20 ms/post)", ">=", 10),
+}
+
+
+def goal_met(key: str, value: float) -> bool:
+    _, op, goal = GOALS[key]
+    return {"<=": value <= goal, ">=": value >= goal, "==": value == goal}[op]
+
+
+def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for key, (label, op, goal) in GOALS.items():
+        value = results[key]
+        status = "met" if goal_met(key, value) else "MISSED"
+        rows.append((f"{label} [`{key}`]", _fmt(value), f"{op} {_fmt(goal)}", status))
+    e2e = results["e2e"]
+    rows.append(
+        (
+            f"End-to-end latency p50 / p95 / p99, {e2e['clients']} clients at "
+            f"{e2e['offered_msgs_per_s']:g} msg/s ({e2e['load_fraction']:.0%} of the "
+            "throughput) [`e2e_p99_ms`]",
+            f"{e2e['latency_ms']['p50']:.0f} / {e2e['latency_ms']['p95']:.0f} / "
+            f"{results['e2e_p99_ms']:.0f} ms",
+            "reported",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "Sustained throughput through the devserver [`e2e_msgs_per_s`]",
+            f"{results['e2e_msgs_per_s']:.1f} msg/s",
+            "reported",
+            "",
+        )
+    )
+    backlog = results["backlog"]
+    rows.append(
+        (
+            f"Offline backlog: {backlog['messages']:,} messages to a reconnecting user "
+            "[`backlog_seconds`]",
+            f"{backlog['delivery_seconds']:.2f} s"
+            + (", in order" if backlog["in_order"] else ", OUT OF ORDER"),
+            "reported",
+            "",
+        )
+    )
+    return rows
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
+    parts = [
+        f"Run: `{results['meta']['command']}` on {results['meta']['date']} "
+        f"({results['meta']['mode']} mode, {results['meta']['seconds']:.0f} s).",
+        "",
+        markdown_table(summary_rows(results), ("Figure", "Measured", "Goal", "")),
+        "",
+        "### Cold start per function",
+        "",
+        markdown_table(
+            [
+                (
+                    name + (" (WebSocket)" if f["websocket"] else ""),
+                    f"{f['median_ms']:.0f} ms",
+                    f"{f['ratio']:.2f}",
+                )
+                for name, f in results["coldstart"]["functions"].items()
+            ]
+            + [
+                (
+                    "baseline: `import boto3` + one client",
+                    f"{results['coldstart']['baseline_median_ms']:.0f} ms",
+                    "1.00",
+                )
+            ],
+            ("Function", "Import + init, CPU (median)", "Ratio to baseline (median of pairs)"),
+        ),
+        "",
+        *import_profile_lines(results["coldstart"]),
+        "### AWS calls per operation",
+        "",
+        markdown_table(
+            [
+                (
+                    name,
+                    str(op["dynamodb"]),
+                    f"{op['read_units']:g} / {op['write_units']:g}",
+                    str(op["posts"]),
+                    str(op["sqs"]),
+                    ", ".join(f"{k} x{n}" for k, n in op["calls"].items()) or "none",
+                )
+                for name, op in results["calls"]["operations"].items()
+            ],
+            ("Operation", "DynamoDB calls", "RRU / WRU", "Posts", "SQS", "Calls"),
+        ),
+        "",
+        "### Fan-out",
+        "",
+        markdown_table(
+            [
+                (
+                    f"{p['connections']:,}",
+                    f"{p['parallel_ms']:.0f} ms",
+                    f"{p['sequential_ms']:.0f} ms",
+                    f"{p['speedup']:.1f}x",
+                )
+                for p in results["fanout"]["curve"]
+            ],
+            ("Connections", "fan_out (bounded parallel)", "Sequential", "Speedup"),
+        ),
+        "",
+        "### Cost model",
+        "",
+        markdown_table(
+            [
+                (
+                    f"{int(users):,} connected users",
+                    f"${c['switchboard']:.2f}",
+                    f"${c['scan_design']:.2f}",
+                    f"{c['scan_design'] / c['switchboard']:.1f}x",
+                )
+                for users, c in results["cost"]["per_million_messages"].items()
+            ],
+            ("Per million 1:1 messages", "Switchboard", "Scan per message (AWS sample)", "Ratio"),
+        ),
+        "",
+        markdown_table(
+            [
+                (key.replace("_", " "), f"${value:,.2f}")
+                for key, value in results["cost"]["per_10k_users_month"].items()
+            ],
+            ("10,000 always-connected users, per month", "$"),
+        ),
+        "",
+    ]
+    parts += [
+        "### Conditions of this run",
+        "",
+        *conditions_lines(results["meta"]["conditions"]),
+        "",
+    ]
+    for title, path in plots.items():
+        parts.append(f"![{title}]({path})")
+    return "\n".join(parts) + "\n"
+
+
+def import_profile_lines(cold: dict[str, Any]) -> list[str]:
+    profile = cold.get("import_profile") or {}
+    lines = []
+    for name, packages in profile.items():
+        top = ", ".join(f"{p['package']} {p['share']:.0%}" for p in packages)
+        lines += [f"Where {name}'s import time goes (`-X importtime`, per package): {top}.", ""]
+    return lines
+
+
+def conditions_lines(conditions: dict[str, Any]) -> list[str]:
+    packages = ", ".join(f"{name} {version}" for name, version in conditions["packages"].items())
+    plan = ", ".join(f"{key}={value}" for key, value in conditions["plan"].items())
+    return [
+        f"- Machine: {conditions['cpus']} CPUs ({conditions['machine']}), "
+        f"{conditions['platform']}, load average at start {conditions['load_average']}",
+        f"- Python {conditions['python']}; {packages}",
+        f"- Parameters: {plan}",
+    ]
+
+
+def write_into_doc(doc: Path, block: str) -> None:
+    text = doc.read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{doc} has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{block}{END}{tail}")
+
+
+def plot(results: dict[str, Any], directory: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    latencies = results["e2e"]["latency_samples_ms"]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.hist(latencies, bins=40, color="#3b7dd8")
+    for p, style in (("p50", ":"), ("p95", "--"), ("p99", "-.")):
+        value = results["e2e"]["latency_ms"][p]
+        axes.axvline(value, linestyle=style, color="#444", label=f"{p} {value:.0f} ms")
+    axes.legend()
+    axes.set_xlabel("sender-to-recipient latency (ms), through the devserver")
+    axes.set_ylabel("messages")
+    axes.set_title("End-to-end latency distribution")
+    written["Latency distribution"] = _save(figure, directory / "bench-latency.png", plt)
+
+    curve = results["fanout"]["curve"]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    sizes = [p["connections"] for p in curve]
+    axes.plot(sizes, [p["parallel_ms"] for p in curve], "o-", label="fan_out (32 in parallel)")
+    axes.plot(sizes, [p["sequential_ms"] for p in curve], "s--", label="sequential posts")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("connections")
+    axes.set_ylabel("wall time (ms)")
+    axes.set_title(f"Fan-out, {results['fanout']['delay_ms']:g} ms per management-API post")
+    axes.legend()
+    written["Fan-out curve"] = _save(figure, directory / "bench-fanout.png", plt)
+
+    costs = results["cost"].get("curve") or results["cost"]["per_million_messages"]
+    users = [int(u) for u in costs]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.plot(users, [c["switchboard"] for c in costs.values()], "o-", label="Switchboard")
+    axes.plot(
+        users,
+        [c["scan_design"] for c in costs.values()],
+        "s--",
+        label="Scan per message (AWS sample)",
+    )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("connected users")
+    axes.set_ylabel("$ per million 1:1 messages")
+    axes.set_title("Cost per message vs connected users")
+    axes.legend()
+    written["Cost vs connected users"] = _save(figure, directory / "bench-cost.png", plt)
+    return written
+
+
+def _save(figure: Any, path: Path, plt: Any) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

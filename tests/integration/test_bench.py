@@ -1,0 +1,66 @@
+"""The quick bench's cheap parts, run for real: AWS calls counted on the in-process
+stack, the fan-out through gateway.ManagementApi against the latency server, one cold
+start, and the cost model and table built from them. Structure and counts only: never
+wall-clock assertions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import ROOT, calls, coldstart, cost, fanout
+from tests.integration.conftest import Stack
+
+
+@pytest.fixture(scope="module")
+def counted(stack: Stack) -> dict[str, Any]:
+    return calls.measure(stack, crowd=3, group_sizes=(3, 5), quiet=False)
+
+
+def test_counted_calls_meet_the_goals(counted: dict[str, Any]) -> None:
+    operations = counted["operations"]
+    assert counted["ddb_calls_per_message"] == operations["send_1to1_online"]["dynamodb"] <= 3
+    assert counted["scan_calls"] == 0
+    # A 1:1 send to an online recipient: one post; to an offline one: a notification job
+    assert operations["send_1to1_online"]["posts"] == 1
+    assert operations["send_1to1_online"]["sqs"] == 0
+    assert operations["send_1to1_offline"]["posts"] == 0
+    assert operations["send_1to1_offline"]["sqs"] >= 1
+    # Group sends: one post per other member, and the DynamoDB calls do not grow
+    assert operations["send_group_3"]["posts"] == 2
+    assert operations["send_group_5"]["posts"] == 4
+    assert operations["send_group_5"]["dynamodb"] == operations["send_group_3"]["dynamodb"]
+    assert operations["connect"]["dynamodb"] >= 1
+    assert operations["ping"]["invocations"] == 1
+    # Call setup rings the callee (a push) and answers back to the caller (another)
+    assert operations["call_setup"]["posts"] >= 2
+    assert operations["upload_start"]["dynamodb"] >= 1
+
+
+def test_cost_model_and_table_from_counted_calls(counted: dict[str, Any]) -> None:
+    model = cost.model(counted["operations"])
+    per_message = model["per_million_messages"]
+    # The Scan design's cost grows with connected users; Switchboard's does not
+    assert per_message["1000"]["switchboard"] == per_message["100000"]["switchboard"]
+    assert per_message["100000"]["scan_design"] > per_message["1000"]["scan_design"]
+    assert per_message["1000"]["scan_design"] > per_message["1000"]["switchboard"]
+    assert (
+        model["per_10k_users_month"]["total"] > model["per_10k_users_month"]["connection_minutes"]
+    )
+
+
+def test_fan_out_reaches_every_connection_through_the_gateway() -> None:
+    result = fanout.measure([10, 40], sequential_posts=5, delay_ms=5, concurrency=8)
+    assert [p["delivered"] for p in result["curve"]] == [10, 40]
+    assert result["concurrency"] == 8
+    assert "fanout_40_speedup" in result
+
+
+def test_one_cold_start_is_measured_in_a_fresh_process() -> None:
+    template = coldstart.load_template(ROOT)
+    subject = next(s for s in coldstart.subjects(template) if s.name == "ConnectionFunction")
+    wall, cpu = coldstart.time_import(subject)
+    assert wall > 0 and cpu > 0
+    assert min(coldstart.time_import(subject, coldstart.BASELINE)) > 0
+    assert "ConnectionFunction" in coldstart.websocket_functions(template)

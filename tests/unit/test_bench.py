@@ -1,0 +1,256 @@
+"""The bench's counting and maths (bench/): percentiles, AWS call counting through
+botocore's hooks, request units, the cost model, cold-start ratios and the report, with
+expected values worked out by hand in the comments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from bench import ROOT, coldstart, cost, report
+from bench.counting import CallCounter, counting, items_touched
+from bench.stats import median, percentile, summary
+
+
+# ---------------------------------------------------------------------- percentiles
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    # [1, 2, 3, 4]: p50 has rank 0.5 * 3 = 1.5, halfway between 2 and 3
+    assert percentile([4, 1, 3, 2], 50) == 2.5
+    # [10..50]: p99 has rank 0.99 * 4 = 3.96 -> 40 + 0.96 * (50 - 40) = 49.6
+    assert percentile([10, 20, 30, 40, 50], 99) == pytest.approx(49.6)
+    # p95 of the same: rank 3.8 -> 40 + 0.8 * 10 = 48
+    assert percentile([50, 40, 30, 20, 10], 95) == pytest.approx(48.0)
+    assert percentile([7, 3, 5], 0) == 3
+    assert percentile([7, 3, 5], 100) == 7
+    assert percentile([42], 99) == 42
+    assert median([5, 1, 3]) == 3
+
+
+def test_percentile_refuses_what_has_no_answer() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        percentile([1, 2], 101)
+
+
+def test_summary() -> None:
+    # mean of 1..5 is 3; p95 rank 3.8 -> 4.8; p99 rank 3.96 -> 4.96
+    assert summary([5, 4, 3, 2, 1]) == {
+        "count": 5,
+        "min": 1,
+        "p50": 3,
+        "p95": 4.8,
+        "p99": 4.96,
+        "max": 5,
+        "mean": 3,
+    }
+
+
+# ---------------------------------------------------------------------- counting
+def test_items_touched_per_dynamodb_operation() -> None:
+    assert items_touched("TransactWriteItems", {"TransactItems": [{}] * 5}) == 5
+    two_tables = {"RequestItems": {"a": {"Keys": [{}, {}, {}]}, "b": {"Keys": [{}, {}]}}}
+    assert items_touched("BatchGetItem", two_tables) == 5
+    assert items_touched("BatchWriteItem", {"RequestItems": {"a": [{}] * 25}}) == 25
+    assert items_touched("GetItem", {"Key": {}}) == 1
+    assert items_touched("Query", {}) == 1
+
+
+def _stubbed_dynamodb() -> Any:
+    return boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_call_counter_counts_calls_and_items_through_botocore_hooks() -> None:
+    client = _stubbed_dynamodb()
+    # The counter registers first, so it sees each call before the Stubber answers it.
+    with counting([client]) as counter:
+        stubber = Stubber(client)
+        stubber.add_response("get_item", {})
+        stubber.add_response("transact_write_items", {})
+        stubber.add_response("get_item", {})
+        key = {"pk": {"S": "a"}}
+        items = [{"Put": {"TableName": "t", "Item": key}}] * 3
+        with stubber:
+            client.get_item(TableName="t", Key=key)
+            client.transact_write_items(TransactItems=items)
+            with counter.measure() as inner:
+                client.get_item(TableName="t", Key=key)
+    assert counter.snapshot() == {"dynamodb.GetItem": 2, "dynamodb.TransactWriteItems": 1}
+    assert counter.items["dynamodb.TransactWriteItems"] == 3
+    assert counter.service_calls("dynamodb") == 3
+    assert counter.scans() == 0
+    assert inner.snapshot() == {"dynamodb.GetItem": 1}  # only what ran inside the block
+
+
+def test_call_counter_stops_counting_when_closed_and_counts_scans() -> None:
+    client = _stubbed_dynamodb()
+    counter = CallCounter().watch(client, client)  # watching twice counts once
+    stubber = Stubber(client)
+    stubber.add_response("scan", {})
+    stubber.add_response("scan", {})
+    with stubber:
+        client.scan(TableName="t")
+        counter.close()
+        client.scan(TableName="t")
+    assert counter.snapshot() == {"dynamodb.Scan": 1}
+    assert counter.scans() == 1
+
+
+# ---------------------------------------------------------------------- cost model
+def test_request_units_from_counted_calls() -> None:
+    calls = {
+        "dynamodb.GetItem": 1,
+        "dynamodb.BatchGetItem": 1,
+        "dynamodb.TransactWriteItems": 1,
+        "dynamodb.UpdateItem": 2,
+        "sqs.SendMessage": 1,
+    }
+    items = {
+        "dynamodb.GetItem": 1,
+        "dynamodb.BatchGetItem": 2,
+        "dynamodb.TransactWriteItems": 5,
+        "dynamodb.UpdateItem": 2,
+    }
+    # reads: 1 + 2 = 3; writes: 5 items x 2 (transaction) + 2 = 12; SQS is not DynamoDB
+    assert cost.request_units(calls, items) == (3.0, 12.0)
+
+
+def test_scan_read_units_grow_with_the_table() -> None:
+    # 1,000 x 200 B = 200,000 B, one page: ceil(200,000 / 4,096) = 49 blocks x 0.5 = 24.5
+    assert cost.scan_read_units(1_000, 200) == 24.5
+    # 100,000 x 200 B = 20,000,000 B: 19 full 1 MiB pages of 256 blocks (128 units each)
+    # = 2,432, and a last page of 20,000,000 - 19 x 1,048,576 = 77,056 B = 19 blocks = 9.5
+    assert cost.scan_read_units(100_000, 200) == 2441.5
+    assert cost.scan_read_units(0, 200) == 0.5  # an empty Scan still costs its minimum
+
+
+def test_operation_dollars_from_the_price_list() -> None:
+    send = cost.Operation(
+        websocket_messages=3, lambda_invocations=1, lambda_ms=40, memory_mb=512,
+        read_units=3, write_units=10,
+    )  # fmt: skip
+    # 3 messages 3e-6 + request 0.2e-6 + 0.04 s x 0.5 GB x 1.33334e-5 = 0.266668e-6
+    # + 3 RRU x 0.125e-6 = 0.375e-6 + 10 WRU x 0.625e-6 = 6.25e-6  -> 10.091668e-6
+    assert send.dollars(cost.Prices()) == pytest.approx(10.091668e-6)
+    assert cost.Operation(sqs_requests=1).dollars(cost.Prices()) == pytest.approx(0.4e-6)
+
+
+def _operations() -> dict[str, dict[str, Any]]:
+    blank = {"calls": {}, "items": {}, "read_units": 0.0, "write_units": 0.0, "posts": 0, "sqs": 0}
+    return {
+        "send_1to1_online": {
+            **blank,
+            "calls": {"dynamodb.BatchGetItem": 1},
+            "items": {"dynamodb.BatchGetItem": 2},
+            "read_units": 3.0,
+            "write_units": 10.0,
+            "posts": 1,
+            "invocations": 1,
+        },
+        "ping": {**blank, "invocations": 1},
+        "connect": {**blank, "read_units": 1.0, "write_units": 4.0, "invocations": 2},
+        "disconnect": {**blank, "write_units": 4.0, "invocations": 1},
+    }
+
+
+def test_cost_model_against_the_scan_design() -> None:
+    model = cost.model(_operations(), users=(1_000, 100_000))
+    per_message = model["per_million_messages"]
+    # Switchboard: the send above, $10.09 per million whatever the number of users
+    assert per_message["1000"]["switchboard"] == per_message["100000"]["switchboard"] == 10.09
+    # Scan design: the 2 presence reads replaced by the Scan's units:
+    # 1k users: 10.091668 + (24.5 - 2) x 0.125 = 12.904168 -> 12.90
+    assert per_message["1000"]["scan_design"] == 12.9
+    # 100k users: 10.091668 + (2441.5 - 2) x 0.125 = 315.029168 -> 315.03
+    assert per_message["100000"]["scan_design"] == 315.03
+
+
+def test_cost_of_ten_thousand_connected_users_a_month() -> None:
+    month = cost.model(_operations())["per_10k_users_month"]
+    # 10,000 users x 730 h x 60 = 438,000,000 connection minutes x $0.25 / million
+    assert month["connection_minutes"] == 109.5
+    # 438e6 / 9 = 48,666,666.7 pings x (2 messages 2e-6 + request 0.2e-6
+    # + 0.01 s x 0.5 GB x 1.33334e-5 = 0.066667e-6) = 110.311... -> 110.31
+    assert month["keepalive_pings"] == 110.31
+    # 10,000 x 730 / 2 = 3,650,000 reconnects x (3 requests 0.6e-6 + 3 x 0.04 s x 0.5 GB
+    # x 1.33334e-5 = 0.800004e-6 + 1 RRU 0.125e-6 + 8 WRU 5e-6) = 23.817... -> 23.82
+    assert month["reconnects"] == 23.82
+    assert month["total"] == pytest.approx(109.5 + 110.31 + 23.82, abs=0.01)
+
+
+# ---------------------------------------------------------------------- cold start
+def test_coldstart_ratio_is_the_median_paired_ratio_of_the_worst_websocket_function() -> None:
+    result = coldstart.summarise(
+        {"Ws": [300, 200, 250], "Queue": [900, 800, 1000], "Other": [150, 120, 130]},
+        {"Ws": [100, 200, 200], "Queue": [100, 100, 100], "Other": [100, 100, 100]},
+        websocket={"Ws", "Other"},
+    )
+    # Ws: 300/100 = 3, 200/200 = 1, 250/200 = 1.25 -> median 1.25 (one loaded round of 3
+    # does not decide it)
+    assert result["functions"]["Ws"]["ratio"] == 1.25
+    # Other: 1.5, 1.2, 1.3 -> 1.3
+    assert result["functions"]["Other"]["ratio"] == 1.3
+    # The queue consumer is far slower, but only WebSocket functions decide the headline
+    assert result["functions"]["Queue"]["ratio"] == 9.0
+    assert result["worst_websocket_function"] == "Other"
+    assert result["coldstart_ratio"] == 1.3
+
+
+def test_websocket_functions_come_from_the_template() -> None:
+    found = coldstart.websocket_functions(coldstart.load_template(ROOT))
+    assert {"AuthorizerFunction", "ConnectionFunction", "MessageFunction"} <= found
+    assert "DeliveryRetryFunction" not in found  # an SQS consumer
+
+
+# ---------------------------------------------------------------------- report
+def test_goals_and_table() -> None:
+    assert report.goal_met("coldstart_ratio", 1.5)
+    assert not report.goal_met("coldstart_ratio", 1.51)
+    assert report.goal_met("scan_calls", 0) and not report.goal_met("scan_calls", 1)
+    assert not report.goal_met("fanout_1000_speedup", 9.9)
+    table = report.markdown_table([("a", "1")], ("Figure", "Value"))
+    assert table.splitlines() == ["| Figure | Value |", "|---|---|", "| a | 1 |"]
+
+
+def test_results_go_between_the_doc_markers_only(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# Title\nprose\n{report.BEGIN}\nold\n{report.END}\nmore prose\n")
+    report.write_into_doc(doc, "new table\n")
+    assert (
+        doc.read_text() == f"# Title\nprose\n{report.BEGIN}\nnew table\n{report.END}\nmore prose\n"
+    )
+    (tmp_path / "plain.md").write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        report.write_into_doc(tmp_path / "plain.md", "x")
+
+
+def test_plots_are_png_files(tmp_path: Path) -> None:
+    results = {
+        "e2e": {"latency_samples_ms": [10.0, 12.0, 30.0], "latency_ms": summary([10, 12, 30])},
+        "fanout": {
+            "delay_ms": 20,
+            "curve": [
+                {"connections": 10, "parallel_ms": 30.0, "sequential_ms": 220.0},
+                {"connections": 100, "parallel_ms": 120.0, "sequential_ms": 2200.0},
+            ],
+        },
+        "cost": {
+            "per_million_messages": {
+                "1000": {"switchboard": 10.0, "scan_design": 12.0},
+                "100000": {"switchboard": 10.0, "scan_design": 300.0},
+            }
+        },
+    }
+    written = report.plot(results, tmp_path)
+    assert len(written) == 3
+    for path in written.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
