@@ -11,7 +11,7 @@ ENV ?= default
 PYTEST_ARGS ?= -n 2
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench clean pr
+.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -64,6 +64,9 @@ deploy: build
 
 bench: venv
 	$(PY) -m bench --out bench/results.json
+
+screenshots: venv ## retake docs/screenshots/*.png of the demo app (needs chromium)
+	$(PY) -m tests.browser.screenshots
 
 pr: lint validate test
 

@@ -5,7 +5,9 @@ Routes come from every `Type: HttpApi` event of the template's functions (`Path`
 route wins: literal paths before parameterised ones, a method before ANY. Anything else
 on the port is the `web/` folder (the demo app), and `/__devserver/workers` shows the
 worker pools (which process served how many invocations); `/__devserver/faults` and
-`/__devserver/emails` are the developer tools of devserver/faults.py.
+`/__devserver/emails` are the developer tools of devserver/faults.py. The demo app signs
+in through `/__devserver/users` and `/__devserver/token?user=alice` (a dev JWT and the
+WebSocket URL): local only, like everything here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aiohttp import web
 from devserver import ACCOUNT_ID
 from devserver.faults import add_devtools_routes, install_email_log
 from devserver.template import FunctionSpec
+from devserver.tokens import DEMO_USERS, mint
 from devserver.websocket_api import new_id, now_ms
 from devserver.workers import WorkerPools
 
@@ -37,6 +40,7 @@ _CORS = {
     "Access-Control-Allow-Headers": "*",
     "Access-Control-Allow-Methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS",
 }
+_DEV_USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 @dataclass
@@ -97,15 +101,48 @@ class HttpApi:
                     )
                 )
         self.routes.sort(key=lambda r: r.specificity, reverse=True)
+        # The functions' WEBSOCKET_ENDPOINT is already localised to this devserver's
+        # management URL (http://host:port/stage): the same place speaks WebSocket.
+        endpoints = {f.environment.get("WEBSOCKET_ENDPOINT", "") for f in functions}
+        endpoint = next((e for e in sorted(endpoints) if e.startswith("http://")), "")
+        self.ws_url = "ws://" + endpoint.removeprefix("http://") if endpoint else ""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/__devserver/workers", self._workers)
+        app.router.add_get("/__devserver/users", self._demo_users)
+        app.router.add_get("/__devserver/token", self._dev_token)
         add_devtools_routes(app)
         install_email_log()
         app.router.add_route("*", "/{tail:.*}", self.handle)
 
     async def _workers(self, _: web.Request) -> web.Response:
         return web.json_response(self.pools.stats(), headers=_CORS)
+
+    async def _demo_users(self, _: web.Request) -> web.Response:
+        users = [{"userId": user, "admin": admin} for user, admin in DEMO_USERS]
+        return web.json_response({"users": users, "ws": self.ws_url}, headers=_CORS)
+
+    async def _dev_token(self, request: web.Request) -> web.Response:
+        """A dev JWT for `?user=` (admin role for the demo admin only) and the WebSocket URL."""
+        user = request.query.get("user", "")
+        if not _DEV_USER_ID.fullmatch(user):
+            return web.json_response(
+                {"message": "give ?user= (1-64 of A-Z a-z 0-9 _ . @ -)"},
+                status=400,
+                headers=_CORS,
+            )
+        admin = dict(DEMO_USERS).get(user, False)
+        ttl = 3600
+        return web.json_response(
+            {
+                "userId": user,
+                "admin": admin,
+                "token": mint(user, admin=admin, ttl_seconds=ttl),
+                "expiresIn": ttl,
+                "ws": self.ws_url,
+            },
+            headers={**_CORS, "Cache-Control": "no-store"},
+        )
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         for route in self.routes:

@@ -1,0 +1,32 @@
+"""Steps on the demo app (web/index.html) shared by the browser tests."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import AppPage
+
+
+def users(*names: str) -> list[str]:
+    """Fresh user ids per test: the session's devserver is shared by every browser test."""
+    suffix = uuid.uuid4().hex[:6]
+    return [f"{name}-{suffix}" for name in names]
+
+
+def start_conversation(app: AppPage, *members: str) -> str:
+    """Starts a conversation through the sidebar form; returns its id."""
+    page = app.page
+    page.get_by_label("Start a conversation with").fill(", ".join(members))
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.locator("#chat-title")).to_have_text(", ".join(members))
+    conversation_id: str = app.eval("() => window.switchboardApp.active")
+    return conversation_id
+
+
+def send(app: AppPage, text: str) -> None:
+    box = app.page.get_by_label("Message", exact=True)
+    box.fill(text)
+    box.press("Enter")
+    expect(app.page.locator(".message.own .body", has_text=text)).to_be_visible()

@@ -1,0 +1,257 @@
+"""The Python client package (switchboard_client) and its CLI against the devserver: real
+sockets, the template's functions, moto. Every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from switchboard_client import Backoff, Client, EventStream
+from tests.support.images import http, pdf_of_size
+
+from .clients import connection_items, eventually, presence_set
+from .conftest import ROOT, RunningDevserver
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 30.0  # the resume goes through the listing + sync, the backlog through streams
+
+
+def _users(*names: str) -> list[str]:
+    tag = uuid.uuid4().hex[:6]
+    return [f"{name}-{tag}" for name in names]
+
+
+def _client(ds: RunningDevserver, user_id: str, **options: Any) -> Client:
+    options.setdefault("backoff", Backoff(base=0.05, cap=0.5))
+    return Client(
+        ds.ws,
+        ds.token(user_id),
+        user_agent=f"switchboard-pyclient-e2e/{user_id}/{uuid.uuid4().hex[:8]}",
+        **options,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _connected(client: Client) -> AsyncIterator[EventStream]:
+    """Subscribed before connecting (the resume delivers during connect), closed at the end."""
+    stream = client.events("message:new")
+    try:
+        await client.connect(timeout=TIMEOUT)
+        yield stream
+    finally:
+        stream.close()
+        await client.close()
+
+
+async def _bodies(stream: EventStream, count: int) -> list[tuple[int, str]]:
+    out = []
+    for _ in range(count):
+        event = await stream.get(timeout=TIMEOUT)
+        assert event.message is not None
+        out.append((event.message.seq, event.message.body))
+    return out
+
+
+async def _nothing_more(stream: EventStream, quiet: float = 2.0) -> None:
+    with pytest.raises(TimeoutError):
+        extra = await stream.get(timeout=quiet)
+        raise AssertionError(f"unexpected {extra}")
+
+
+async def test_the_client_that_was_away_gets_every_message_once_in_order(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    a = _client(devserver, alice)
+    b = _client(devserver, bob)
+    async with _connected(a) as a_messages, _connected(b) as b_messages:
+        conversation = (await a.create_conversation([bob]))["conversationId"]
+        await a.send_message(conversation, "hi bob")
+        assert await _bodies(b_messages, 1) == [(1, "hi bob")]
+        await b.send_message(conversation, "hi alice")
+        assert await _bodies(a_messages, 1) == [(2, "hi alice")]
+
+        # Bob goes away (the process ends; he keeps his cursors), alice writes on.
+        saved = b.cursors
+        assert saved == {conversation: 2}
+        await b.close()
+        await eventually(lambda: not presence_set(devserver, bob), TIMEOUT)
+        for i in range(3, 13):
+            assert (await a.send_message(conversation, f"while away {i}")).seq == i
+
+        # He comes back: every message once, in order -- from the server's backlog push
+        # and the client's own sync, whichever comes first; the other is dropped.
+        back = _client(devserver, bob, cursors=saved)
+        async with a.events("message:delivered") as delivered, _connected(back) as messages:
+            got = await _bodies(messages, 10)
+            assert got == [(i, f"while away {i}") for i in range(3, 13)]
+            await _nothing_more(messages)
+            # Acked automatically: alice is told bob's device got everything up to 12.
+            while True:
+                event = await delivered.get(timeout=TIMEOUT)
+                if event.data == {"conversationId": conversation, "seq": 12, "userId": bob}:
+                    break
+
+
+async def test_a_dropped_connection_reconnects_by_itself_and_loses_nothing(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    a = _client(devserver, alice)
+    b = _client(devserver, bob)
+    async with _connected(a), _connected(b) as b_messages:
+        states = b.events("client:disconnected", "client:connected")
+        conversation = (await a.create_conversation([bob]))["conversationId"]
+        await a.send_message(conversation, "before")
+        assert await _bodies(b_messages, 1) == [(1, "before")]
+
+        # The server closes bob's socket (management API DELETE) while alice keeps sending.
+        (item,) = [
+            i
+            for i in await asyncio.to_thread(connection_items, devserver, bob)
+            if i["device"]["S"] == b.user_agent
+        ]
+        management = devserver.management_client()
+        await asyncio.to_thread(
+            management.delete_connection, ConnectionId=item["connectionId"]["S"]
+        )
+        sends = [a.send_message(conversation, f"during {i}") for i in range(2, 12)]
+        for send in sends:
+            await send  # in order: seqs 2..11
+
+        assert (await states.get(timeout=TIMEOUT)).type == "client:disconnected"
+        assert (await states.get(timeout=TIMEOUT)).type == "client:connected"
+        got = await _bodies(b_messages, 10)
+        assert got == [(i, f"during {i}") for i in range(2, 12)]
+        await _nothing_more(b_messages)
+        assert b.stats.connections == 2
+        states.close()
+
+
+async def _line(process: asyncio.subprocess.Process, needle: str, seen: list[str]) -> str:
+    """Reads the CLI's stdout until a line containing ``needle`` (bounded)."""
+    assert process.stdout is not None
+    while True:
+        raw = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
+        if not raw:
+            raise AssertionError(f"CLI ended before {needle!r}; it printed {seen}")
+        line = raw.decode().rstrip("\n")
+        seen.append(line)
+        if needle in line:
+            return line
+
+
+async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) -> None:
+    alice, bob = _users("alice", "bob")
+    b = _client(devserver, bob)
+    async with _connected(b) as b_messages:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "switchboard_client",
+            "chat",
+            "--user",
+            alice,
+            "--url",
+            devserver.ws,
+            "--to",
+            bob,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        seen: list[str] = []
+        try:
+            assert process.stdin is not None
+            await _line(process, f"connected as {alice}", seen)
+            opened = await _line(process, "* writing to ", seen)
+            conversation = opened.split()[3]
+
+            # What is typed is sent ...
+            process.stdin.write(b"hello from the terminal\n")
+            await process.stdin.drain()
+            assert await _bodies(b_messages, 1) == [(1, "hello from the terminal")]
+            await _line(process, "* sent #1", seen)
+
+            # ... what arrives is printed (and marked read), typing too.
+            async with b.events("message:read") as receipts:
+                await b.typing(conversation)
+                await _line(process, f"* {bob} is typing in {conversation}", seen)
+                await b.send_message(conversation, "hello from python")
+                await _line(process, f"[{conversation} #2] {bob}: hello from python", seen)
+                read = await receipts.get(timeout=TIMEOUT)
+                assert read.data == {"conversationId": conversation, "seq": 2, "userId": alice}
+
+            # End of input ends the session cleanly.
+            process.stdin.close()
+            assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0, seen
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def test_call_helpers_ring_answer_and_hang_up(devserver: RunningDevserver) -> None:
+    alice, bob = _users("alice", "bob")
+    a = _client(devserver, alice)
+    b = _client(devserver, bob)
+    async with _connected(a), _connected(b):
+        await a.create_conversation([bob])
+        a_calls = a.events("call:answered", "call:ice-candidate", "call:ended")
+        b_calls = b.events("call:incoming", "call:ended")
+        offer = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}
+        ringing = await a.calls.initiate(bob, "video", offer)
+        assert ringing["state"] == "ringing"
+        incoming = await b_calls.get(timeout=TIMEOUT)
+        assert incoming.type == "call:incoming"
+        assert incoming.data["callId"] == ringing["callId"]
+        assert incoming.data["callerId"] == alice and incoming.data["offer"] == offer
+
+        answer = {"type": "answer", "sdp": "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n"}
+        assert (await b.calls.answer(ringing["callId"], answer))["state"] == "active"
+        answered = await a_calls.get(timeout=TIMEOUT)
+        assert answered.type == "call:answered" and answered.data["answer"] == answer
+        candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+        await b.calls.ice_candidate(ringing["callId"], candidate)
+        relayed = await a_calls.get(timeout=TIMEOUT)
+        assert relayed.type == "call:ice-candidate" and relayed.data["candidate"] == candidate
+        assert (await a.calls.get_active() or {}).get("callId") == ringing["callId"]
+
+        await a.calls.end(ringing["callId"])
+        ended = await b_calls.get(timeout=TIMEOUT)
+        assert ended.type == "call:ended" and ended.data["reason"] == "hangup"
+        assert await b.calls.get_active() is None
+        a_calls.close()
+        b_calls.close()
+
+
+async def test_upload_helper_puts_to_s3_with_progress_and_returns_the_verdict(
+    devserver: RunningDevserver,
+) -> None:
+    (alice,) = _users("alice")
+    a = _client(devserver, alice)
+    async with _connected(a):
+        for size in (200_000, 9 * 1024 * 1024 + 17):  # one PUT; two multipart parts
+            data = pdf_of_size(size)
+            progress: list[tuple[int, int]] = []
+            result = await a.uploads.upload(
+                data,
+                "catalogue.pdf",
+                "application/pdf",
+                on_progress=lambda sent, total: progress.append((sent, total)),
+            )
+            assert progress[-1] == (size, size)
+            assert [sent for sent, _ in progress] == sorted({sent for sent, _ in progress})
+            assert len(progress) > 1
+            assert result["size"] == size
+            status, _, stored = await asyncio.to_thread(http, "GET", result["url"])
+            assert status == 200 and stored == data
+            assert (await a.uploads.get(result["uploadId"]))["state"] == "complete"

@@ -1,0 +1,1244 @@
+// @ts-check
+/**
+ * Switchboard browser client: an ES module with no build step (docs/protocol.md).
+ *
+ *   import { SwitchboardClient } from "./switchboard.js";
+ *   const sb = new SwitchboardClient({ url: "ws://127.0.0.1:8080/dev", token: () => fetchToken() });
+ *   sb.on("message", (m) => render(m));           // de-duplicated, per-conversation seq order
+ *   await sb.connect();
+ *   await sb.sendMessage(conversationId, "hi");   // durable when it resolves
+ *
+ * What it does for you:
+ * - request/reply with ids and timeouts (promises); failures are `SwitchboardError`s that
+ *   carry the protocol's error `code` (plus "timeout" and "disconnected");
+ * - reconnects with jittered exponential backoff, asking `token()` for a fresh token each
+ *   time, and keeps the connection alive with `ping` (a ping without a reply = dead link);
+ * - de-duplicates `message:new` by (conversationId, seq), acks what it received, and after
+ *   a reconnect syncs every conversation from its cursor (`message:sync`), so a flaky
+ *   network never loses or repeats a message;
+ * - `message:send` is idempotent (`clientMessageId`): a send interrupted by a disconnect
+ *   is sent again after the reconnect and never stored twice;
+ * - throttles `typing:start` to the server's limit and sends `typing:stop` when idle;
+ * - `CallSession`: WebRTC with the "perfect negotiation" pattern over `call:*`;
+ * - `uploadFile()`: presigned PUT or multipart uploads with progress callbacks.
+ *
+ * Timers, the WebSocket class and randomness are injectable, so the reconnect/resume
+ * logic is unit-tested under Node (web/tests/).
+ */
+
+/** @typedef {{type: string, data?: any, id?: string, ok?: boolean, error?: {code: string, message: string, details?: any}}} Frame */
+/**
+ * @typedef {object} Message
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {string} body
+ * @property {number} createdAt
+ * @property {string} [clientMessageId]
+ * @property {Array<{uploadId: string, fileName?: string, contentType?: string, size?: number}>} [attachments]
+ */
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} url WebSocket URL without the token (`ws://127.0.0.1:8080/dev`)
+ * @property {string | (() => string | Promise<string>)} token a JWT, or a function giving a fresh one
+ * @property {number} [requestTimeoutMs=10000]
+ * @property {number} [pingIntervalMs=60000] API Gateway closes idle sockets after 10 min
+ * @property {number} [pingTimeoutMs=10000]
+ * @property {number} [backoffInitialMs=500]
+ * @property {number} [backoffMaxMs=30000]
+ * @property {number} [ackDelayMs=100] acks are batched per conversation
+ * @property {number} [typingIntervalMs=2500] server allows one `typing:start` per 2 s
+ * @property {number} [typingIdleMs=4000] `typing:stop` after this long without a keystroke
+ * @property {boolean} [autoAck=true]
+ * @property {any} [WebSocket] the WebSocket class (default: globalThis.WebSocket)
+ * @property {(fn: () => void, ms: number) => any} [setTimeout]
+ * @property {(handle: any) => void} [clearTimeout]
+ * @property {() => number} [random] in [0, 1), for the backoff jitter
+ * @property {() => number} [now] epoch ms
+ */
+
+/** An error reply, a timeout or a lost connection; `code` says which. */
+export class SwitchboardError extends Error {
+  /**
+   * @param {string} code protocol error code, or "timeout" / "disconnected" / "closed"
+   * @param {string} message
+   * @param {{action?: string, details?: any}} [extra]
+   */
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.name = "SwitchboardError";
+    this.code = code;
+    this.action = extra.action;
+    this.details = extra.details;
+  }
+}
+
+export const State = Object.freeze({
+  IDLE: "idle",
+  CONNECTING: "connecting",
+  OPEN: "open",
+  RECONNECTING: "reconnecting",
+  CLOSED: "closed",
+});
+
+/**
+ * Full-jitter exponential backoff: a random delay in [0, min(max, initial * 2^attempt)].
+ * @param {number} attempt 0 for the first retry
+ * @param {number} initialMs
+ * @param {number} maxMs
+ * @param {() => number} random
+ */
+export function backoffDelay(attempt, initialMs, maxMs, random) {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Per-conversation receive state: which seqs were seen, the contiguous cursor, gaps.
+ * Pure logic (no I/O) so it is unit-tested on its own.
+ */
+export class ConversationLog {
+  constructor() {
+    /** @type {Map<string, {cursor: number, seen: Set<number>, floor?: number}>} */
+    this.conversations = new Map();
+  }
+
+  /**
+   * Start tracking a conversation at a cursor the server gave (e.g. `ackedSeq` from
+   * `conversation:list`). A conversation already tracked keeps the larger cursor.
+   * @param {string} conversationId
+   * @param {number} seq
+   */
+  seed(conversationId, seq) {
+    const state = this.conversations.get(conversationId);
+    if (!state) {
+      this.conversations.set(conversationId, { cursor: seq, seen: new Set() });
+      return;
+    }
+    if (seq > state.cursor) {
+      state.cursor = seq;
+      this._advance(state);
+    }
+  }
+
+  /**
+   * Record a received message. Returns false for a duplicate (drop it).
+   * @param {string} conversationId
+   * @param {number} seq
+   */
+  accept(conversationId, seq) {
+    let state = this.conversations.get(conversationId);
+    if (!state) {
+      // First sight of a conversation: what lies before this seq is history (fetched on
+      // demand), not a gap to fill. Below this "floor" only the seen set tells duplicates
+      // apart: a backlog push may still bring older messages after a live one.
+      state = { cursor: seq - 1, seen: new Set(), floor: seq - 1 };
+      this.conversations.set(conversationId, state);
+    }
+    if (state.seen.has(seq)) return false;
+    if (seq <= state.cursor && (state.floor === undefined || seq > state.floor)) return false;
+    state.seen.add(seq);
+    this._advance(state);
+    return true;
+  }
+
+  /** @param {{cursor: number, seen: Set<number>, floor?: number}} state */
+  _advance(state) {
+    while (state.seen.has(state.cursor + 1)) state.cursor += 1;
+    // Keep the seen set small: above the floor, the cursor covers what is below it.
+    if (state.seen.size > 2000) {
+      const floor = state.floor ?? -Infinity;
+      for (const s of state.seen) if (s > floor && s < state.cursor - 1000) state.seen.delete(s);
+    }
+  }
+
+  /** The highest seq up to which every message was received. @param {string} conversationId */
+  cursor(conversationId) {
+    return this.conversations.get(conversationId)?.cursor ?? 0;
+  }
+
+  /** Whether messages after the cursor were seen, i.e. a gap needs filling. @param {string} conversationId */
+  hasGap(conversationId) {
+    const state = this.conversations.get(conversationId);
+    if (!state) return false;
+    for (const s of state.seen) if (s > state.cursor + 1) return true;
+    return false;
+  }
+
+  /** @returns {Record<string, number>} every tracked conversation's cursor */
+  cursors() {
+    /** @type {Record<string, number>} */
+    const out = {};
+    for (const [id, state] of this.conversations) out[id] = state.cursor;
+    return out;
+  }
+}
+
+let clientIds = 0;
+
+/** @param {number} [length] */
+function randomId(length = 12) {
+  const bytes = new Uint8Array(length);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => (b % 36).toString(36)).join("");
+}
+
+export class SwitchboardClient {
+  /** @param {ClientOptions} options */
+  constructor(options) {
+    this.options = {
+      requestTimeoutMs: 10_000,
+      pingIntervalMs: 60_000,
+      pingTimeoutMs: 10_000,
+      backoffInitialMs: 500,
+      backoffMaxMs: 30_000,
+      ackDelayMs: 100,
+      typingIntervalMs: 2_500,
+      typingIdleMs: 4_000,
+      autoAck: true,
+      ...options,
+    };
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._setTimeout = options.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms));
+    this._clearTimeout = options.clearTimeout ?? ((h) => globalThis.clearTimeout(h));
+    this._random = options.random ?? Math.random;
+    this._now = options.now ?? Date.now;
+    this.state = State.IDLE;
+    /** @type {any} */
+    this.ws = null;
+    this.userId = "";
+    this.log = new ConversationLog();
+    /** Duplicated `message:new` frames dropped so far. */
+    this.duplicates = 0;
+    /** How many times the socket opened (1 = first connection). */
+    this.connections = 0;
+    this._prefix = `c${++clientIds}-${randomId(4)}`;
+    this._nextId = 0;
+    /** @type {Map<string, {action: string, data: any, frameId: string, resolve: (v: any) => void, reject: (e: any) => void, timer: any, resend: boolean, sent: boolean, authRetried?: boolean}>} */
+    this._pending = new Map();
+    /** @type {Map<string, Set<(data: any, frame: Frame) => void>>} */
+    this._handlers = new Map();
+    this._attempt = 0;
+    this._reconnectTimer = null;
+    this._pingTimer = null;
+    /** @type {Map<string, number>} */
+    this._acked = new Map();
+    /** @type {Map<string, any>} */
+    this._ackTimers = new Map();
+    /** @type {Map<string, {lastStart: number, idle: any, held: any, active: boolean}>} */
+    this._typing = new Map();
+    /** @type {Promise<void> | null} */
+    this._syncing = null;
+    /** @type {Promise<void> | null} */
+    this._refreshing = null;
+    this._refreshTimer = null;
+    this._lastToken = "";
+    /** @type {((v: any) => void) | null} */
+    this._openResolve = null;
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /**
+   * Subscribe to a push type (`message:new` raw frames, `typing`, `presence`, `call:*`,
+   * `upload:*`...) or to the client's own events: `message` (a new, de-duplicated
+   * message), `state` ({state}), `open` ({reconnected}), `synced`, `error`. `*` gets all.
+   * Returns the unsubscribe function.
+   * @param {string} type
+   * @param {(data: any, frame: Frame) => void} handler
+   */
+  on(type, handler) {
+    let set = this._handlers.get(type);
+    if (!set) this._handlers.set(type, (set = new Set()));
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /**
+   * Resolves with the data of the next `type` event for which `predicate` holds.
+   * @param {string} type
+   * @param {(data: any) => boolean} [predicate]
+   * @param {number} [timeoutMs]
+   */
+  once(type, predicate = () => true, timeoutMs = this.options.requestTimeoutMs) {
+    return new Promise((resolve, reject) => {
+      const timer = this._setTimeout(() => {
+        off();
+        reject(new SwitchboardError("timeout", `no ${type} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.on(type, (data) => {
+        if (!predicate(data)) return;
+        off();
+        this._clearTimeout(timer);
+        resolve(data);
+      });
+    });
+  }
+
+  /** @param {string} type @param {any} data @param {Frame} [frame] */
+  _emit(type, data, frame = { type, data }) {
+    for (const key of [type, "*"]) {
+      for (const handler of this._handlers.get(key) ?? []) {
+        try {
+          handler(data, frame);
+        } catch (error) {
+          if (type !== "error") this._emit("error", error);
+          else console.error(error);
+        }
+      }
+    }
+  }
+
+  /** @param {string} state */
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", { state });
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  /** Connects (and keeps reconnecting until `close()`); resolves once the socket is open. */
+  connect() {
+    if (this.state === State.OPEN) return Promise.resolve();
+    const opened = new Promise((resolve) => {
+      const previous = this._openResolve;
+      this._openResolve = (v) => {
+        previous?.(v);
+        resolve(v);
+      };
+    });
+    if (this.state === State.IDLE || this.state === State.CLOSED) {
+      this._attempt = 0;
+      this._open();
+    }
+    return /** @type {Promise<void>} */ (opened);
+  }
+
+  async _token() {
+    const { token } = this.options;
+    return typeof token === "function" ? await token() : token;
+  }
+
+  async _open() {
+    this._setState(this.connections === 0 ? State.CONNECTING : State.RECONNECTING);
+    let token;
+    try {
+      token = await this._token();
+    } catch (error) {
+      this._emit("error", error);
+      this._scheduleReconnect();
+      return;
+    }
+    if (this.state === State.CLOSED) return;
+    this.userId = userIdOf(token) ?? this.userId;
+    this._lastToken = token;
+    const url = `${this.options.url}${this.options.url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+    const ws = new this._WebSocket(url);
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      opened = true;
+      this._onOpen();
+    };
+    ws.onmessage = (/** @type {{data: any}} */ event) => {
+      if (this.ws === ws) this._onFrame(event.data);
+    };
+    ws.onclose = (/** @type {{code: number, reason: string}} */ event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this._onClose(opened, event?.code ?? 1006, event?.reason ?? "");
+    };
+    ws.onerror = () => {
+      /* onclose follows and decides */
+    };
+  }
+
+  _onOpen() {
+    const reconnected = this.connections > 0;
+    this.connections += 1;
+    this._attempt = 0;
+    this._setState(State.OPEN);
+    this._schedulePing();
+    this._scheduleRefresh(this._lastToken);
+    // Requests issued while offline, and idempotent ones the lost socket never answered.
+    for (const [id, pending] of this._pending) {
+      if (!pending.sent) this._transmit(id, pending);
+    }
+    this._emit("open", { reconnected });
+    const resolve = this._openResolve;
+    this._openResolve = null;
+    resolve?.(undefined);
+    if (reconnected) this.resume().catch((error) => this._emit("error", error));
+  }
+
+  /** @param {boolean} opened @param {number} code @param {string} reason */
+  _onClose(opened, code, reason) {
+    this._clearTimeout(this._pingTimer);
+    this._pingTimer = null;
+    this._clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    for (const [id, pending] of this._pending) {
+      if (!pending.sent) continue;
+      if (pending.resend) {
+        pending.sent = false; // sent again on the next connection
+      } else {
+        this._pending.delete(id);
+        this._clearTimeout(pending.timer);
+        pending.reject(
+          new SwitchboardError("disconnected", `connection lost before the reply to ${pending.action}`, {
+            action: pending.action,
+          }),
+        );
+      }
+    }
+    this._emit("close", { code, reason, opened });
+    if (this.state === State.CLOSED) return;
+    this._scheduleReconnect();
+  }
+
+  _scheduleReconnect() {
+    if (this.state === State.CLOSED) return;
+    this._setState(State.RECONNECTING);
+    const delay = backoffDelay(
+      this._attempt,
+      this.options.backoffInitialMs,
+      this.options.backoffMaxMs,
+      this._random,
+    );
+    this._attempt += 1;
+    this._emit("reconnecting", { attempt: this._attempt, delayMs: delay });
+    this._clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = this._setTimeout(() => {
+      this._reconnectTimer = null;
+      if (this.state !== State.CLOSED) this._open();
+    }, delay);
+  }
+
+  /**
+   * Reconnects now instead of waiting for the backoff delay (e.g. on the browser's
+   * `online` event). Does nothing while connected or connecting.
+   */
+  reconnect() {
+    if (this.state !== State.RECONNECTING || this._reconnectTimer === null) return;
+    this._clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = null;
+    this._open();
+  }
+
+  /** Drops the current socket (as a network failure would); the client reconnects. */
+  dropConnection() {
+    this.ws?.close(4000, "dropped by the client");
+  }
+
+  /** Closes for good: no reconnect; pending requests fail with code "closed". */
+  close() {
+    this._setState(State.CLOSED);
+    this._clearTimeout(this._reconnectTimer);
+    this._clearTimeout(this._pingTimer);
+    this._clearTimeout(this._refreshTimer);
+    for (const timer of this._ackTimers.values()) this._clearTimeout(timer);
+    this._ackTimers.clear();
+    for (const t of this._typing.values()) {
+      this._clearTimeout(t.idle);
+      this._clearTimeout(t.held);
+    }
+    this._typing.clear();
+    for (const [id, pending] of this._pending) {
+      this._pending.delete(id);
+      this._clearTimeout(pending.timer);
+      pending.reject(new SwitchboardError("closed", "client closed", { action: pending.action }));
+    }
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000, "bye");
+  }
+
+  _schedulePing() {
+    this._clearTimeout(this._pingTimer);
+    this._pingTimer = this._setTimeout(async () => {
+      const ws = this.ws;
+      try {
+        await this.request("ping", {}, { timeoutMs: this.options.pingTimeoutMs });
+        if (this.ws === ws) this._schedulePing();
+      } catch {
+        // No pong: the link is dead even if the socket has not noticed yet.
+        if (this.ws === ws) ws?.close(4001, "keep-alive timeout");
+      }
+    }, this.options.pingIntervalMs);
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  /**
+   * Sends `{action, id, data}` and resolves with the reply's `data`; rejects with a
+   * SwitchboardError carrying the error code. Requests made while disconnected wait for
+   * the connection (within the timeout). `resend: true` (idempotent actions only) sends the
+   * request again on the next connection if the socket is lost before the reply.
+   * @param {string} action
+   * @param {Record<string, any>} [data]
+   * @param {{timeoutMs?: number, resend?: boolean}} [options]
+   * @returns {Promise<any>}
+   */
+  request(action, data = {}, options = {}) {
+    if (this.state === State.CLOSED) {
+      return Promise.reject(new SwitchboardError("closed", "client closed", { action }));
+    }
+    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const id = `${this._prefix}-${++this._nextId}`;
+    return new Promise((resolve, reject) => {
+      const pending = {
+        action,
+        data,
+        frameId: id,
+        resolve,
+        reject,
+        resend: Boolean(options.resend),
+        sent: false,
+        timer: this._setTimeout(() => {
+          this._pending.delete(id);
+          reject(new SwitchboardError("timeout", `no reply to ${action} within ${timeoutMs} ms`, { action }));
+        }, timeoutMs),
+      };
+      this._pending.set(id, pending);
+      if (this.state === State.OPEN) this._transmit(id, pending);
+    });
+  }
+
+  /** @param {string} id @param {{action: string, data: any, sent: boolean}} pending */
+  _transmit(id, pending) {
+    try {
+      this.ws.send(JSON.stringify({ action: pending.action, id, data: pending.data }));
+      pending.sent = true;
+    } catch {
+      pending.sent = false; // the socket is closing: onclose handles it
+    }
+  }
+
+  /** @param {{action: string, authRetried?: boolean}} pending */
+  _canRefresh(pending) {
+    return typeof this.options.token === "function" && !pending.authRetried && pending.action !== "auth:refresh";
+  }
+
+  /**
+   * Gets a fresh token and hands it to the live connection (`auth:refresh`), so an expired
+   * token does not cost a reconnect. Runs by itself shortly before the token expires and
+   * on a `token_expired` reply.
+   */
+  refreshToken() {
+    if (this._refreshing) return this._refreshing;
+    this._refreshing = (async () => {
+      try {
+        const token = await this._token();
+        await this.request("auth:refresh", { token });
+        this._scheduleRefresh(token);
+      } finally {
+        this._refreshing = null;
+      }
+    })();
+    return this._refreshing;
+  }
+
+  /** @param {string} token */
+  _scheduleRefresh(token) {
+    this._clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    const exp = claimsOf(token)?.exp;
+    if (typeof this.options.token !== "function" || typeof exp !== "number") return;
+    const delay = Math.max(5_000, exp * 1000 - this._now() - 60_000);
+    this._refreshTimer = this._setTimeout(() => {
+      if (this.state === State.OPEN) this.refreshToken().catch((error) => this._emit("error", error));
+    }, delay);
+  }
+
+  /** @param {string} raw */
+  _onFrame(raw) {
+    /** @type {Frame} */
+    let frame;
+    try {
+      frame = JSON.parse(raw);
+    } catch {
+      this._emit("error", new SwitchboardError("bad_frame", "the server sent a frame that is not JSON"));
+      return;
+    }
+    if (frame.type === "reply") {
+      const pending = this._pending.get(String(frame.id));
+      if (!pending) return; // timed out already
+      if (frame.error?.code === "token_expired" && this._canRefresh(pending)) {
+        // The connection's token expired: refresh it on this connection, then ask again.
+        pending.authRetried = true;
+        this.refreshToken().then(
+          () => this._pending.has(String(frame.id)) && this._transmit(String(frame.id), pending),
+          () => undefined, // the timeout (or close) rejects the request
+        );
+        return;
+      }
+      this._pending.delete(String(frame.id));
+      this._clearTimeout(pending.timer);
+      if (frame.ok) pending.resolve(frame.data);
+      else {
+        const error = frame.error ?? { code: "internal", message: "error reply without error" };
+        pending.reject(new SwitchboardError(error.code, error.message, { action: pending.action, details: error.details }));
+      }
+      return;
+    }
+    if (frame.type === "message:new") this._receive(frame.data, "push");
+    this._emit(frame.type, frame.data, frame);
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  /**
+   * @param {Message} message
+   * @param {"push" | "sync" | "self"} source
+   */
+  _receive(message, source) {
+    if (!message || typeof message.seq !== "number") return false;
+    const before = this.log.cursor(message.conversationId);
+    if (!this.log.accept(message.conversationId, message.seq)) {
+      this.duplicates += 1;
+      return false;
+    }
+    this._emit("message", { ...message, source });
+    const after = this.log.cursor(message.conversationId);
+    if (source !== "self" && this.options.autoAck && after > before) this._scheduleAck(message.conversationId);
+    if (source === "push" && this.log.hasGap(message.conversationId)) {
+      // A seq arrived ahead of the cursor: fetch what lies between (a lost push).
+      this.resume().catch((error) => this._emit("error", error));
+    }
+    return true;
+  }
+
+  /** Track a conversation from a cursor (e.g. `ackedSeq` of `conversation:list`). @param {string} conversationId @param {number} seq */
+  seedCursor(conversationId, seq) {
+    this.log.seed(conversationId, seq);
+  }
+
+  /** @param {string} conversationId */
+  _scheduleAck(conversationId) {
+    if (this._ackTimers.has(conversationId)) return;
+    this._ackTimers.set(
+      conversationId,
+      this._setTimeout(() => {
+        this._ackTimers.delete(conversationId);
+        const seq = this.log.cursor(conversationId);
+        if (seq <= (this._acked.get(conversationId) ?? 0)) return;
+        this._acked.set(conversationId, seq);
+        this.request("message:ack", { conversationId, seq }, { resend: true }).catch((error) => {
+          this._acked.delete(conversationId);
+          this._emit("error", error);
+        });
+      }, this.options.ackDelayMs),
+    );
+  }
+
+  /**
+   * Fetches everything after each tracked conversation's cursor (`message:sync`, paged
+   * while `hasMore`), emitting each new message once. Runs after every reconnect.
+   */
+  resume() {
+    if (this._syncing) return this._syncing;
+    this._syncing = (async () => {
+      try {
+        for (let round = 0; round < 50; round++) {
+          const cursors = this.log.cursors();
+          if (Object.keys(cursors).length === 0) break;
+          const reply = await this.request("message:sync", { cursors });
+          let more = false;
+          for (const [conversationId, page] of Object.entries(reply.conversations ?? {})) {
+            for (const message of page.messages ?? []) this._receive({ ...message, conversationId }, "sync");
+            if (page.hasMore) more = true;
+          }
+          if (!more) break;
+        }
+        this._emit("synced", { cursors: this.log.cursors() });
+      } finally {
+        this._syncing = null;
+      }
+    })();
+    return this._syncing;
+  }
+
+  /**
+   * Sends a message; resolves with the stored message once it is durable. Safe to retry:
+   * the same `clientMessageId` is used across reconnects.
+   * @param {string} conversationId
+   * @param {string} body
+   * @param {{attachments?: Message["attachments"], clientMessageId?: string, timeoutMs?: number}} [options]
+   * @returns {Promise<Message>}
+   */
+  async sendMessage(conversationId, body, options = {}) {
+    const clientMessageId = options.clientMessageId ?? `m-${randomId(16)}`;
+    /** @type {Record<string, any>} */
+    const data = { conversationId, clientMessageId, body };
+    if (options.attachments?.length) data.attachments = options.attachments;
+    this.stopTyping(conversationId);
+    const reply = await this.request("message:send", data, { resend: true, timeoutMs: options.timeoutMs ?? 30_000 });
+    /** @type {Message} */
+    const message = {
+      conversationId,
+      seq: reply.seq,
+      messageId: reply.messageId,
+      senderId: this.userId,
+      body,
+      createdAt: reply.createdAt,
+      clientMessageId,
+      ...(data.attachments ? { attachments: data.attachments } : {}),
+    };
+    this._receive(message, "self");
+    return message;
+  }
+
+  /** Marks read up to `seq` (also acks). @param {string} conversationId @param {number} seq */
+  markRead(conversationId, seq) {
+    // Idempotent (the read cursor only moves forward): safe to send again after a drop.
+    return this.request("message:read", { conversationId, seq }, { resend: true });
+  }
+
+  /**
+   * Older messages, oldest first (scroll-back). They are history, not news: no `message`
+   * events and no acks.
+   * @param {string} conversationId
+   * @param {number | undefined} beforeSeq
+   * @param {number} [limit]
+   */
+  history(conversationId, beforeSeq, limit = 50) {
+    /** @type {Record<string, any>} */
+    const data = { conversationId, limit };
+    if (beforeSeq !== undefined) data.beforeSeq = beforeSeq;
+    return this.request("message:history", data);
+  }
+
+  /** @param {number} [limit] */
+  async listConversations(limit = 50) {
+    const reply = await this.request("conversation:list", { limit });
+    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    return reply.conversations ?? [];
+  }
+
+  /** @param {string[]} members @param {{title?: string, listingId?: string}} [extra] */
+  createConversation(members, extra = {}) {
+    return this.request("conversation:create", { members, ...extra });
+  }
+
+  /** @param {string[]} userIds */
+  async presence(userIds) {
+    return (await this.request("presence:query", { userIds })).presence;
+  }
+
+  // ------------------------------------------------------------------ typing
+
+  /**
+   * Call on every keystroke: sends `typing:start` at most every `typingIntervalMs` (the
+   * server refuses more), and `typing:stop` after `typingIdleMs` without keystrokes. A start
+   * that the interval holds back (typing again right after a stop or a send) goes out as
+   * soon as the interval allows, if the user is still typing.
+   * @param {string} conversationId
+   */
+  typing(conversationId) {
+    const now = this._now();
+    let state = this._typing.get(conversationId);
+    if (!state) {
+      state = { lastStart: -Infinity, idle: null, held: null, active: false };
+      this._typing.set(conversationId, state);
+    }
+    const typingState = state;
+    const start = () => {
+      typingState.held = null;
+      typingState.lastStart = this._now();
+      typingState.active = true;
+      this.request("typing:start", { conversationId }).catch(ignoreRateLimit);
+    };
+    const wait = this.options.typingIntervalMs - (now - state.lastStart);
+    if (wait <= 0) start();
+    else if (!state.active && state.held === null) state.held = this._setTimeout(start, wait);
+    this._clearTimeout(state.idle);
+    state.idle = this._setTimeout(() => this.stopTyping(conversationId), this.options.typingIdleMs);
+  }
+
+  /** @param {string} conversationId */
+  stopTyping(conversationId) {
+    const state = this._typing.get(conversationId);
+    if (!state) return;
+    this._clearTimeout(state.idle);
+    this._clearTimeout(state.held);
+    state.idle = state.held = null;
+    // lastStart is kept: the server's interval counts from the last start, stop or not.
+    if (!state.active) return;
+    state.active = false;
+    if (this.state === State.OPEN) this.request("typing:stop", { conversationId }).catch(ignoreRateLimit);
+  }
+
+  // ------------------------------------------------------------------ calls & uploads
+
+  /** STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`. */
+  async iceServers() {
+    return (await this.request("call:ice-servers", {})).iceServers;
+  }
+}
+
+/** @param {any} error */
+function ignoreRateLimit(error) {
+  if (!(error instanceof SwitchboardError) || !["rate_limited", "disconnected", "closed", "timeout"].includes(error.code)) {
+    throw error;
+  }
+}
+
+/** The claims of a JWT (not verified: the server does that). @param {string} token */
+function claimsOf(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(globalThis.atob(payload));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `sub` of a JWT. @param {string} token */
+export function userIdOf(token) {
+  return claimsOf(token)?.sub;
+}
+
+// ====================================================================== calls
+
+/**
+ * One WebRTC call over Switchboard's `call:*` signaling, with the "perfect negotiation"
+ * pattern (MDN): the callee is the polite peer, so an offer collision during a
+ * renegotiation (both sides changing tracks at once) resolves without glare.
+ *
+ * Events (`call.on(type, fn)`): `state` ({state}), `track` ({streams}), `connectionstate`
+ * ({state}), `datachannel` ({channel}), `ended` ({reason}).
+ */
+export class CallSession {
+  /**
+   * @param {SwitchboardClient} client
+   * @param {{peerId: string, media?: "audio" | "video", polite: boolean, callId?: string,
+   *   iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} options
+   */
+  constructor(client, options) {
+    this.client = client;
+    this.peerId = options.peerId;
+    this.media = options.media ?? "video";
+    this.polite = options.polite;
+    this.callId = options.callId ?? "";
+    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
+    /** @type {MediaStream | null} */
+    this.localStream = options.localStream ?? null;
+    /** @type {MediaStream | null} */
+    this.remoteStream = null;
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {RTCDataChannel | null} */
+    this.dataChannel = null;
+    this.state = "new";
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.signalingReady = false; // our connection is the in-call one: ICE may be sent
+    /** @type {RTCIceCandidateInit[]} */
+    this._outbox = [];
+    /** @type {Promise<any>} the last offer/answer sent (candidates follow it) */
+    this._outgoing = Promise.resolve();
+    /** @type {Promise<any>} signaling pushes, handled in order */
+    this._inbox = Promise.resolve();
+    /** Candidates the server refused because the call had ended meanwhile. */
+    this.refusedCandidates = 0;
+    /** @type {Map<string, Set<(data: any) => void>>} */
+    this._handlers = new Map();
+    /** @type {Array<() => void>} */
+    this._unsubscribe = [];
+  }
+
+  /** @param {string} type @param {(data: any) => void} handler */
+  on(type, handler) {
+    let set = this._handlers.get(type);
+    if (!set) this._handlers.set(type, (set = new Set()));
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /** @param {string} type @param {any} data */
+  _emit(type, data) {
+    for (const handler of this._handlers.get(type) ?? []) handler(data);
+  }
+
+  /** @param {string} state */
+  _setState(state) {
+    this.state = state;
+    this._emit("state", { state });
+  }
+
+  /**
+   * Calls `peerId`: local media, the offer, `call:initiate`. Resolves once ringing.
+   * @param {SwitchboardClient} client
+   * @param {string} peerId
+   * @param {{media?: "audio" | "video", conversationId?: string, iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} [options]
+   */
+  static async start(client, peerId, options = {}) {
+    const call = new CallSession(client, { peerId, polite: false, ...options });
+    await call._setup();
+    call.dataChannel = call.pc.createDataChannel("switchboard");
+    call._emit("datachannel", { channel: call.dataChannel });
+    await call.pc.setLocalDescription();
+    /** @type {Record<string, any>} */
+    const data = { calleeId: peerId, media: call.media, offer: descriptionJSON(call.pc.localDescription) };
+    if (options.conversationId) data.conversationId = options.conversationId;
+    try {
+      const reply = await client.request("call:initiate", data);
+      call.callId = reply.callId;
+    } catch (error) {
+      call._close("failed");
+      throw error;
+    }
+    call.signalingReady = true; // the caller's connection is in the call from the start
+    call._flushCandidates();
+    call._setState("ringing");
+    return call;
+  }
+
+  /**
+   * Answers a `call:incoming` push.
+   * @param {SwitchboardClient} client
+   * @param {{callId: string, callerId: string, media: "audio" | "video", offer: RTCSessionDescriptionInit}} incoming
+   * @param {{iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} [options]
+   */
+  static async answer(client, incoming, options = {}) {
+    const call = new CallSession(client, {
+      peerId: incoming.callerId,
+      media: incoming.media,
+      polite: true,
+      callId: incoming.callId,
+      ...options,
+    });
+    await call._setup();
+    await call.pc.setRemoteDescription(incoming.offer);
+    await call.pc.setLocalDescription();
+    try {
+      await client.request("call:answer", { callId: call.callId, answer: descriptionJSON(call.pc.localDescription) });
+    } catch (error) {
+      call._close("failed");
+      throw error;
+    }
+    call.signalingReady = true;
+    call._flushCandidates();
+    call._setState("active");
+    return call;
+  }
+
+  /** Declines a `call:incoming`. @param {SwitchboardClient} client @param {string} callId */
+  static reject(client, callId, reason = "declined") {
+    return client.request("call:reject", { callId, reason });
+  }
+
+  async _setup() {
+    const iceServers = await this.client.iceServers();
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.iceTransportPolicy });
+    const pc = this.pc;
+    if (!this.localStream) {
+      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: this.media === "video" });
+    }
+    for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
+    pc.ontrack = ({ track, streams }) => {
+      // The first remote stream is "the" remote stream; tracks added later by a
+      // renegotiation (another stream, e.g. a screen) come as their own events.
+      const stream = streams[0] ?? this.remoteStream ?? new MediaStream();
+      if (!streams[0]) stream.addTrack(track);
+      this.remoteStream ??= stream;
+      this._emit("track", { track, stream });
+    };
+    pc.ondatachannel = ({ channel }) => {
+      this.dataChannel = channel;
+      this._emit("datachannel", { channel });
+    };
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this._sendCandidate(candidate.toJSON());
+    };
+    pc.onconnectionstatechange = () => this._emit("connectionstate", { state: pc.connectionState });
+    pc.oniceconnectionstatechange = () => this._emit("iceconnectionstate", { state: pc.iceConnectionState });
+    // Perfect negotiation: later changes (a track added, ICE restart) renegotiate by
+    // themselves; the initial offer/answer went through call:initiate / call:answer.
+    pc.onnegotiationneeded = async () => {
+      if (this.state !== "active") return;
+      try {
+        this.makingOffer = true;
+        await pc.setLocalDescription();
+        await this._signal("call:offer", { offer: descriptionJSON(pc.localDescription) });
+      } catch (error) {
+        this.client._emit("error", error);
+      } finally {
+        this.makingOffer = false;
+      }
+    };
+    // Signaling pushes are handled one at a time, in arrival order: a description's
+    // handling awaits, and a candidate must not overtake the description it belongs to.
+    const on = (/** @type {string} */ type, /** @type {(d: any) => any} */ fn) =>
+      this._unsubscribe.push(
+        this.client.on(type, (data) => {
+          if (data?.callId !== this.callId || !this.callId) return;
+          this._inbox = this._inbox
+            .then(() => fn(data))
+            .catch((error) => {
+              if (this.state !== "ended") this.client._emit("error", error);
+            });
+        }),
+      );
+    on("call:answered", (d) => this._onDescription(d.answer));
+    on("call:offer", (d) => this._onDescription(d.offer));
+    on("call:ice-candidate", (d) => this._onCandidate(d.candidate));
+    on("call:ended", (d) => this._close(d.reason ?? "ended"));
+    on("call:rejected", (d) => this._close(d.reason ?? "rejected"));
+    on("call:answered-elsewhere", () => this._close("answered_elsewhere"));
+  }
+
+  /** @param {RTCSessionDescriptionInit} description */
+  async _onDescription(description) {
+    const pc = this.pc;
+    if (!pc) return;
+    if (description.type === "answer" && this.state === "ringing") this._setState("active");
+    if (description.type === "answer" && pc.signalingState !== "have-local-offer") {
+      // The answer to an offer we rolled back (polite side of a collision): stale. The
+      // signaling path (parallel Lambda invocations) does not keep one sender's frames in
+      // order, so the peer may have answered it before it saw our answer to its own offer.
+      return;
+    }
+    const collision = description.type === "offer" && (this.makingOffer || pc.signalingState !== "stable");
+    this.ignoreOffer = !this.polite && collision;
+    if (this.ignoreOffer) return;
+    await pc.setRemoteDescription(description); // rolls back our offer when polite
+    if (description.type === "offer") {
+      await pc.setLocalDescription();
+      await this._signal("call:answer", { answer: descriptionJSON(pc.localDescription) });
+    }
+  }
+
+  /**
+   * Sends an offer or answer after the previous one was delivered (its reply means the
+   * push went out), so the peer gets this side's descriptions in order.
+   * @param {string} action
+   * @param {Record<string, any>} data
+   */
+  _signal(action, data) {
+    const sent = this._outgoing.then(() =>
+      this.client.request(action, { callId: this.callId, ...data, toUserId: this.peerId }),
+    );
+    this._outgoing = sent.catch(() => undefined);
+    return sent;
+  }
+
+  /** @param {RTCIceCandidateInit} candidate */
+  async _onCandidate(candidate) {
+    try {
+      await this.pc?.addIceCandidate(candidate.candidate === "" ? null : candidate);
+    } catch (error) {
+      if (!this.ignoreOffer) throw error;
+    }
+  }
+
+  /** @param {RTCIceCandidateInit} candidate */
+  _sendCandidate(candidate) {
+    if (!this.signalingReady) {
+      this._outbox.push(candidate);
+      return;
+    }
+    // After the description it belongs to (in flight now, if any); candidates go in parallel.
+    this._outgoing
+      .then(() =>
+        this.client.request("call:ice-candidate", {
+          callId: this.callId,
+          candidate: candidateJSON(candidate),
+          toUserId: this.peerId,
+        }),
+      )
+      .catch((error) => {
+        // Refused because the call ended or moved on (its own push says so): nothing lost.
+        if (error instanceof SwitchboardError && ["forbidden", "conflict", "not_found"].includes(error.code)) {
+          this.refusedCandidates += 1;
+        } else if (this.state !== "ended") this.client._emit("error", error);
+      });
+  }
+
+  _flushCandidates() {
+    const queued = this._outbox.splice(0);
+    for (const candidate of queued) this._sendCandidate(candidate);
+  }
+
+  /** Hangs up (cancels while ringing). */
+  async hangup() {
+    if (this.state === "ended") return;
+    const callId = this.callId;
+    this._close("hangup");
+    if (callId) await this.client.request("call:end", { callId }).catch(() => undefined);
+  }
+
+  /** @param {string} reason */
+  _close(reason) {
+    if (this.state === "ended") return;
+    for (const off of this._unsubscribe.splice(0)) off();
+    this.pc?.close();
+    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this._setState("ended");
+    this._emit("ended", { reason });
+  }
+
+  /** `getStats()` summed up: inbound video frames decoded, the selected candidate pair's types. */
+  async stats() {
+    const report = await this.pc?.getStats();
+    let framesDecoded = 0;
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    let pairId = "";
+    report?.forEach((s) => {
+      byId.set(s.id, s);
+      if (s.type === "inbound-rtp" && s.kind === "video") framesDecoded += s.framesDecoded ?? 0;
+      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = byId.get(pairId);
+    return {
+      framesDecoded,
+      localCandidateType: byId.get(pair?.localCandidateId)?.candidateType ?? null,
+      remoteCandidateType: byId.get(pair?.remoteCandidateId)?.candidateType ?? null,
+    };
+  }
+}
+
+/** @param {RTCSessionDescription | null} d */
+function descriptionJSON(d) {
+  if (!d) throw new SwitchboardError("bad_request", "no local description");
+  return { type: d.type, sdp: d.sdp };
+}
+
+/** @param {RTCIceCandidateInit} c */
+function candidateJSON(c) {
+  /** @type {Record<string, any>} */
+  const out = { candidate: c.candidate ?? "" };
+  if (c.sdpMid != null) out.sdpMid = c.sdpMid;
+  if (c.sdpMLineIndex != null) out.sdpMLineIndex = c.sdpMLineIndex;
+  if (c.usernameFragment != null) out.usernameFragment = c.usernameFragment;
+  return out;
+}
+
+// ====================================================================== uploads
+
+/**
+ * @typedef {object} UploadProgress
+ * @property {string} uploadId
+ * @property {"uploading" | "processing" | "complete"} phase
+ * @property {number} sentBytes bytes this browser has sent to S3
+ * @property {number} confirmedPercent what the server confirmed (upload:progress)
+ * @property {number} size
+ */
+
+/**
+ * Uploads a File/Blob through presigned URLs (`upload:start` → PUT or multipart parts,
+ * `upload:part-done` per part, `upload:complete`), reporting progress; resolves with the
+ * `upload:complete` push (`url`, `thumbnailUrl`...), rejects on `upload:error`.
+ * @param {SwitchboardClient} client
+ * @param {Blob & {name?: string}} file
+ * @param {{fileName?: string, contentType?: string, purpose?: string, onProgress?: (p: UploadProgress) => void, timeoutMs?: number}} [options]
+ */
+export async function uploadFile(client, file, options = {}) {
+  const contentType = options.contentType ?? (file.type || "application/octet-stream");
+  const fileName = options.fileName ?? file.name ?? "file";
+  /** @type {Record<string, any>} */
+  const data = { fileName, contentType, size: file.size };
+  if (options.purpose) data.purpose = options.purpose;
+  const start = await client.request("upload:start", data);
+  const uploadId = start.uploadId;
+  const progress = { uploadId, phase: /** @type {UploadProgress["phase"]} */ ("uploading"), sentBytes: 0, confirmedPercent: 0, size: file.size };
+  const report = () => options.onProgress?.({ ...progress });
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  // Subscribe before the bytes go: a small PUT can be processed before upload:complete replies.
+  const offs = [
+    client.on("upload:progress", (d) => {
+      if (d.uploadId !== uploadId) return;
+      progress.confirmedPercent = Math.max(progress.confirmedPercent, d.percent);
+      report();
+    }),
+    client.on("upload:processing", (d) => {
+      if (d.uploadId !== uploadId) return;
+      progress.phase = "processing";
+      report();
+    }),
+  ];
+  const finished = new Promise((resolve, reject) => {
+    offs.push(
+      client.on("upload:complete", (d) => {
+        if (d.uploadId === uploadId) resolve(d);
+      }),
+      client.on("upload:error", (d) => {
+        if (d.uploadId === uploadId) reject(new SwitchboardError(d.code, d.message, { action: "upload", details: d }));
+      }),
+    );
+    client._setTimeout(() => reject(new SwitchboardError("timeout", `upload ${uploadId} not processed in ${timeoutMs} ms`)), timeoutMs);
+  });
+  finished.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
+  try {
+    if (start.method === "put") {
+      await putBytes(start.url, file, start.headers ?? {}, (sent) => {
+        progress.sentBytes = sent;
+        report();
+      });
+      await client.request("upload:complete", { uploadId });
+    } else {
+      const sentPerPart = new Map();
+      /** @type {Array<{partNumber: number, etag: string}>} */
+      const parts = [];
+      // Two parts in flight: parallel enough for a browser, gentle on the link.
+      const queue = [...start.parts];
+      const worker = async () => {
+        for (let part = queue.shift(); part; part = queue.shift()) {
+          const begin = (part.partNumber - 1) * start.partSize;
+          const blob = file.slice(begin, Math.min(begin + start.partSize, file.size));
+          const etag = await putBytes(part.url, blob, {}, (sent) => {
+            sentPerPart.set(part.partNumber, sent);
+            progress.sentBytes = [...sentPerPart.values()].reduce((a, b) => a + b, 0);
+            report();
+          });
+          await client.request("upload:part-done", { uploadId, partNumber: part.partNumber, etag });
+          parts.push({ partNumber: part.partNumber, etag });
+        }
+      };
+      await Promise.all([worker(), worker()]);
+      parts.sort((a, b) => a.partNumber - b.partNumber);
+      await client.request("upload:complete", { uploadId, parts });
+    }
+    const result = await finished;
+    progress.phase = "complete";
+    progress.confirmedPercent = 100;
+    report();
+    return result;
+  } catch (error) {
+    if (!(error instanceof SwitchboardError && error.action === "upload")) {
+      client.request("upload:abort", { uploadId }).catch(() => undefined);
+    }
+    throw error;
+  } finally {
+    for (const off of offs) off();
+  }
+}
+
+/**
+ * PUT a blob with XMLHttpRequest (fetch has no upload progress); resolves with the ETag.
+ * @param {string} url
+ * @param {Blob} body
+ * @param {Record<string, string>} headers
+ * @param {(sentBytes: number) => void} onProgress
+ * @returns {Promise<string>}
+ */
+function putBytes(url, body, headers, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (event) => onProgress(event.loaded);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(body.size);
+        resolve(xhr.getResponseHeader("ETag") ?? "");
+      } else reject(new SwitchboardError("upload_failed", `S3 answered ${xhr.status}`, { details: xhr.responseText }));
+    };
+    xhr.onerror = () => reject(new SwitchboardError("upload_failed", "network error while uploading"));
+    xhr.send(body);
+  });
+}

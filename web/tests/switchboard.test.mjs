@@ -1,0 +1,392 @@
+// Unit tests of web/switchboard.js's connection logic: reconnect with backoff, resume by
+// sync, de-duplication, acks, idempotent resends, keep-alive and typing throttling.
+// Run: node --test web/tests/  (tests/unit/test_js_client.py runs it under pytest).
+// The socket and the clock are fakes on purpose: this is the client's own logic, the
+// real server path is covered by tests/browser/.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { backoffDelay, ConversationLog, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
+
+class Clock {
+  constructor() {
+    this.now = 0;
+    this.timers = new Map();
+    this.next = 1;
+  }
+  setTimeout = (fn, ms) => {
+    const id = this.next++;
+    this.timers.set(id, { at: this.now + Math.max(0, ms ?? 0), fn });
+    return id;
+  };
+  clearTimeout = (id) => {
+    this.timers.delete(id);
+  };
+  async advance(ms) {
+    const end = this.now + ms;
+    for (;;) {
+      await flush();
+      let due = null;
+      for (const [id, t] of this.timers) if (t.at <= end && (!due || t.at < due[1].at)) due = [id, t];
+      if (!due) break;
+      this.timers.delete(due[0]);
+      this.now = due[1].at;
+      due[1].fn();
+    }
+    this.now = end;
+    await flush();
+  }
+}
+
+async function flush() {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+function token(sub) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${b64({ alg: "HS256" })}.${b64({ sub })}.sig`;
+}
+
+/** A scripted server: records frames, answers with `server.reply()`. */
+function harness(options = {}) {
+  const clock = new Clock();
+  const sockets = [];
+  class FakeSocket {
+    constructor(url) {
+      this.url = url;
+      this.sent = [];
+      this.closed = false;
+      sockets.push(this);
+    }
+    send(raw) {
+      if (this.closed) throw new Error("closed");
+      this.sent.push(JSON.parse(raw));
+    }
+    close(code = 1000, reason = "") {
+      if (this.closed) return;
+      this.closed = true;
+      clock.setTimeout(() => this.onclose?.({ code, reason }), 0);
+    }
+    // server side
+    open() {
+      this.onopen?.();
+    }
+    push(frame) {
+      this.onmessage?.({ data: JSON.stringify(frame) });
+    }
+    reply(request, data, ok = true) {
+      this.push(ok ? { type: "reply", id: request.id, ok, data } : { type: "reply", id: request.id, ok, error: data });
+    }
+    drop() {
+      this.closed = true;
+      this.onclose?.({ code: 1006, reason: "" });
+    }
+    requests(action) {
+      return this.sent.filter((f) => f.action === action);
+    }
+  }
+  let tokens = 0;
+  const client = new SwitchboardClient({
+    url: "ws://test/dev",
+    token: () => token("alice") + `#${++tokens}`,
+    WebSocket: FakeSocket,
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    random: () => 0.5,
+    now: () => clock.now,
+    ...options,
+  });
+  const messages = [];
+  client.on("message", (m) => messages.push(m));
+  const last = () => sockets[sockets.length - 1];
+  return { clock, sockets, client, messages, last, tokenCalls: () => tokens };
+}
+
+async function connected(h) {
+  const opened = h.client.connect();
+  await flush();
+  h.last().open();
+  await opened;
+  return h.last();
+}
+
+const msg = (conversationId, seq, body = `m${seq}`) => ({
+  conversationId,
+  seq,
+  messageId: `${conversationId}-${seq}`,
+  senderId: "bob",
+  body,
+  createdAt: seq,
+});
+
+test("backoff is full-jitter exponential and capped", () => {
+  assert.equal(backoffDelay(0, 500, 30_000, () => 0.999), 499);
+  assert.equal(backoffDelay(3, 500, 30_000, () => 0.5), 2000);
+  assert.equal(backoffDelay(20, 500, 30_000, () => 0.5), 15_000);
+  assert.equal(backoffDelay(5, 500, 30_000, () => 0), 0);
+});
+
+test("conversation log: duplicates, cursor, gaps, first sight", () => {
+  const log = new ConversationLog();
+  log.seed("c1", 3);
+  assert.equal(log.accept("c1", 3), false, "at or below a seeded cursor is old");
+  assert.equal(log.accept("c1", 4), true);
+  assert.equal(log.accept("c1", 4), false);
+  assert.equal(log.accept("c1", 6), true);
+  assert.equal(log.cursor("c1"), 4);
+  assert.equal(log.hasGap("c1"), true);
+  assert.equal(log.accept("c1", 5), true);
+  assert.equal(log.cursor("c1"), 6);
+  assert.equal(log.hasGap("c1"), false);
+  // A live push (10) before the backlog (7..9) of a conversation not seen before.
+  assert.equal(log.accept("c2", 10), true);
+  assert.equal(log.accept("c2", 8), true, "older, never seen: kept");
+  assert.equal(log.accept("c2", 8), false);
+  assert.equal(log.accept("c2", 10), false);
+  assert.deepEqual(log.cursors(), { c1: 6, c2: 10 });
+});
+
+test("userIdOf reads the JWT subject", () => {
+  assert.equal(userIdOf(token("bob")), "bob");
+  assert.equal(userIdOf("garbage"), undefined);
+});
+
+test("request/reply: data, typed error codes, timeouts", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  assert.match(ws.url, /^ws:\/\/test\/dev\?token=/);
+  const ok = h.client.request("ping");
+  const bad = h.client.request("message:send", { conversationId: "x" });
+  const slow = h.client.request("presence:query", { userIds: ["bob"] }, { timeoutMs: 1000 });
+  await flush();
+  const [ping, send] = ws.sent;
+  assert.notEqual(ping.id, send.id);
+  ws.reply(ping, { pong: true });
+  ws.reply(send, { code: "forbidden", message: "not a member" }, false);
+  assert.deepEqual(await ok, { pong: true });
+  await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === "forbidden" && e.action === "message:send");
+  await h.clock.advance(1000);
+  await assert.rejects(slow, (e) => e.code === "timeout");
+  h.client.close();
+});
+
+test("duplicates are dropped and what arrived is acked, batched", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  ws.push({ type: "message:new", data: msg("c1", 1) });
+  ws.push({ type: "message:new", data: msg("c1", 2) });
+  ws.push({ type: "message:new", data: msg("c1", 1) });
+  ws.push({ type: "message:new", data: msg("c1", 2) });
+  assert.deepEqual(h.messages.map((m) => m.seq), [1, 2]);
+  assert.equal(h.client.duplicates, 2);
+  await h.clock.advance(100);
+  assert.deepEqual(ws.requests("message:ack").map((f) => f.data), [{ conversationId: "c1", seq: 2 }]);
+  h.client.close();
+});
+
+test("reconnect: backoff, a fresh token, then a sync from the cursors", async () => {
+  const h = harness();
+  const first = await connected(h);
+  const states = [];
+  h.client.on("state", (s) => states.push(s.state));
+  first.push({ type: "message:new", data: msg("c1", 1) });
+  first.push({ type: "message:new", data: msg("c1", 2) });
+  first.drop();
+  await flush();
+  assert.equal(h.client.state, "reconnecting");
+  assert.equal(h.sockets.length, 1, "waits for the backoff delay");
+  await h.clock.advance(250); // random 0.5 * 500 ms
+  assert.equal(h.sockets.length, 2);
+  assert.equal(h.tokenCalls(), 2, "asks for a fresh token");
+  const second = h.last();
+  // Connection fails before opening: the next delay doubles.
+  second.drop();
+  await h.clock.advance(499);
+  assert.equal(h.sockets.length, 2);
+  await h.clock.advance(1);
+  assert.equal(h.sockets.length, 3);
+  const third = h.last();
+  third.open();
+  await flush();
+  assert.deepEqual(states, ["reconnecting", "open"]);
+  const [sync] = third.requests("message:sync");
+  assert.deepEqual(sync.data, { cursors: { c1: 2 } });
+  // The server's backlog push races the sync reply: every message once, in order.
+  third.push({ type: "message:new", data: msg("c1", 3) });
+  third.reply(sync, {
+    conversations: { c1: { messages: [msg("c1", 2), msg("c1", 3), msg("c1", 4)], hasMore: true, lastSeq: 5 } },
+  });
+  await flush();
+  const [, sync2] = third.requests("message:sync");
+  assert.deepEqual(sync2.data, { cursors: { c1: 4 } }, "pages while hasMore");
+  third.reply(sync2, { conversations: { c1: { messages: [msg("c1", 5)], hasMore: false, lastSeq: 5 } } });
+  await flush();
+  assert.deepEqual(h.messages.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  h.client.close();
+});
+
+test("a send cut by a disconnect is sent again with the same clientMessageId", async () => {
+  const h = harness();
+  const first = await connected(h);
+  const sending = h.client.sendMessage("c1", "hello");
+  const other = h.client.request("conversation:create", { members: ["bob"] });
+  await flush();
+  const [send] = first.requests("message:send");
+  first.drop();
+  await assert.rejects(other, (e) => e.code === "disconnected");
+  await h.clock.advance(250);
+  const second = h.last();
+  second.open();
+  await flush();
+  const [again] = second.requests("message:send");
+  assert.equal(again.data.clientMessageId, send.data.clientMessageId);
+  second.reply(again, { seq: 7, messageId: "m7", createdAt: 1 });
+  const message = await sending;
+  assert.equal(message.seq, 7);
+  assert.equal(message.senderId, "alice");
+  assert.deepEqual(h.messages.map((m) => [m.seq, m.source]), [[7, "self"]]);
+  h.client.close();
+});
+
+test("reconnect() skips the backoff wait", async () => {
+  const h = harness({ backoffInitialMs: 60_000 });
+  const first = await connected(h);
+  first.drop();
+  await flush();
+  h.client.reconnect();
+  await flush();
+  assert.equal(h.sockets.length, 2, "reconnects at once");
+  h.client.reconnect(); // already connecting: nothing more
+  await h.clock.advance(60_000);
+  assert.equal(h.sockets.length, 2);
+  h.client.close();
+});
+
+test("requests made while offline wait for the connection", async () => {
+  const h = harness();
+  const first = await connected(h);
+  first.drop();
+  await flush();
+  const asked = h.client.request("ping");
+  await h.clock.advance(250);
+  const second = h.last();
+  assert.equal(second.sent.length, 0);
+  second.open();
+  await flush();
+  const [ping] = second.requests("ping");
+  second.reply(ping, { pong: true });
+  assert.deepEqual(await asked, { pong: true });
+  h.client.close();
+});
+
+test("keep-alive: a ping without a pong drops the link and reconnects", async () => {
+  const h = harness({ pingIntervalMs: 60_000, pingTimeoutMs: 5_000 });
+  const ws = await connected(h);
+  await h.clock.advance(60_000);
+  const [ping] = ws.requests("ping");
+  ws.reply(ping, { pong: true });
+  await h.clock.advance(60_000);
+  assert.equal(ws.requests("ping").length, 2);
+  await h.clock.advance(5_000); // second ping unanswered
+  assert.equal(ws.closed, true);
+  await h.clock.advance(250);
+  assert.equal(h.sockets.length, 2);
+  h.client.close();
+});
+
+test("a gap in pushes is filled by a sync", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  ws.push({ type: "message:new", data: msg("c1", 1) });
+  ws.push({ type: "message:new", data: msg("c1", 3) });
+  await flush();
+  const [sync] = ws.requests("message:sync");
+  assert.deepEqual(sync.data, { cursors: { c1: 1 } });
+  ws.reply(sync, { conversations: { c1: { messages: [msg("c1", 2), msg("c1", 3)], hasMore: false } } });
+  await flush();
+  assert.deepEqual(h.messages.map((m) => m.seq), [1, 3, 2]);
+  assert.equal(h.client.log.cursor("c1"), 3);
+  h.client.close();
+});
+
+test("typing is throttled to the server's limit and stops when idle", async () => {
+  const h = harness({ typingIntervalMs: 2500, typingIdleMs: 4000 });
+  const ws = await connected(h);
+  for (let i = 0; i < 10; i++) {
+    h.client.typing("c1");
+    await h.clock.advance(200);
+  }
+  assert.equal(ws.requests("typing:start").length, 1);
+  await h.clock.advance(600);
+  h.client.typing("c1");
+  assert.equal(ws.requests("typing:start").length, 2);
+  await h.clock.advance(4000);
+  assert.deepEqual(ws.requests("typing:stop").map((f) => f.data), [{ conversationId: "c1" }]);
+  h.client.close();
+});
+
+test("typing right after a stop is held back to the interval, not dropped", async () => {
+  const h = harness({ typingIntervalMs: 2500, typingIdleMs: 4000 });
+  const ws = await connected(h);
+  h.client.typing("c1");
+  await h.clock.advance(500);
+  h.client.stopTyping("c1"); // e.g. the message was sent
+  assert.equal(ws.requests("typing:stop").length, 1);
+  await h.clock.advance(500);
+  h.client.typing("c1"); // typing the next message, 1 s after the last start
+  h.client.typing("c1");
+  assert.equal(ws.requests("typing:start").length, 1, "the server would refuse it now");
+  await h.clock.advance(1500);
+  assert.equal(ws.requests("typing:start").length, 2, "sent once the interval is over");
+  // A stop before the held start cancels it.
+  await h.clock.advance(4000);
+  h.client.typing("c1");
+  h.client.stopTyping("c1");
+  assert.equal(ws.requests("typing:start").length, 3);
+  await h.clock.advance(500);
+  h.client.typing("c1"); // held
+  h.client.stopTyping("c1"); // cancelled before it went out
+  await h.clock.advance(3000);
+  assert.equal(ws.requests("typing:start").length, 3);
+  h.client.close();
+});
+
+test("token_expired: auth:refresh with a fresh token on the same socket, then the request again", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const asked = h.client.request("conversation:list", {});
+  await flush();
+  const [list] = ws.requests("conversation:list");
+  ws.reply(list, { code: "token_expired", message: "expired" }, false);
+  await flush();
+  const [refresh] = ws.requests("auth:refresh");
+  assert.equal(refresh.data.token, token("alice") + "#2", "a fresh token from the provider");
+  ws.reply(refresh, { expiresAt: 1 });
+  await flush();
+  const lists = ws.requests("conversation:list");
+  assert.equal(lists.length, 2);
+  ws.reply(lists[1], { conversations: [] });
+  assert.deepEqual(await asked, { conversations: [] });
+  assert.equal(h.sockets.length, 1, "no reconnect");
+  // Expired again: refreshed once more, but a second token_expired for the same request fails.
+  const again = h.client.request("ping");
+  await flush();
+  ws.reply(ws.requests("ping")[0], { code: "token_expired", message: "expired" }, false);
+  await flush();
+  ws.reply(ws.requests("auth:refresh")[1], { expiresAt: 2 });
+  await flush();
+  ws.reply(ws.requests("ping")[1], { code: "token_expired", message: "expired" }, false);
+  await assert.rejects(again, (e) => e.code === "token_expired");
+  h.client.close();
+});
+
+test("close() stops reconnecting and fails pending requests", async () => {
+  const h = harness();
+  await connected(h);
+  const pending = h.client.request("ping");
+  h.client.close();
+  await assert.rejects(pending, (e) => e.code === "closed");
+  await h.clock.advance(60_000);
+  assert.equal(h.sockets.length, 1);
+  assert.equal(h.client.state, "closed");
+});
