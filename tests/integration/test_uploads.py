@@ -141,6 +141,25 @@ def test_put_upload_of_a_photo_is_verified_stripped_and_thumbnailed(
     assert alice.ok("upload:get", {"uploadId": start["uploadId"]})["state"] == "complete"
 
 
+def test_a_put_reaches_100_percent_even_when_the_processor_finishes_first(
+    stack: Stack, apps: Any, people: Any
+) -> None:
+    _, _, processor = apps
+    (alice,) = people("alice")
+    photo = png_with_exif()
+    start = alice.ok(
+        "upload:start", {"fileName": "me.png", "contentType": "image/png", "size": len(photo)}
+    )
+    status, _, _ = http("PUT", start["url"], photo, start["headers"])
+    assert status == 200
+    # The S3 event is processed before the client's upload:complete arrives
+    run_processor(stack, processor)
+    assert alice.frames("upload:complete")
+    assert alice.ok("upload:complete", {"uploadId": start["uploadId"]})["state"] == "complete"
+    progress = [f["data"] for f in alice.frames("upload:progress")]
+    assert progress[-1] == {"uploadId": start["uploadId"], "percent": 100, "bytes": len(photo)}
+
+
 def test_multipart_upload_confirms_each_part_and_reaches_100_percent(
     stack: Stack, apps: Any, people: Any
 ) -> None:

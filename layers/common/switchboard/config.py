@@ -8,9 +8,9 @@ first request that happens to need them.
 from __future__ import annotations
 
 import os
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Settings(BaseModel):
@@ -46,7 +46,9 @@ class MessagingSettings(DeliverySettings):
     NOTIFICATIONS_TABLE: str
     RATE_LIMITS_TABLE: str
     MAX_BODY_CHARS: int = 4000
-    MAX_MEMBERS: int = 50
+    # A conversation is created in one transaction of its members + 2 items, and
+    # DynamoDB allows 100 items per transaction: at most 98 members.
+    MAX_MEMBERS: Annotated[int, Field(ge=2, le=98)] = 50
     RATE_WINDOW_SECONDS: int = 10
     SEND_LIMIT_PER_USER: int = 100
     SEND_LIMIT_PER_CONNECTION: int = 50

@@ -242,7 +242,10 @@ class UploadService:
         record = self._owned(caller, data.uploadId)
         if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):
             # A repeated complete, or the processor got there first (a PUT's S3 event can
-            # beat the client's complete): the state says how it went.
+            # beat the client's complete): the state says how it went. A PUT's devices
+            # still get their 100 % (the protocol promises it whoever came first).
+            if record.method == "put" and record.state != FAILED:
+                self._push_put_progress(caller, record, record.bytes or record.size)
             return {"uploadId": record.uploadId, "state": record.state}
         if record.state != UPLOADING:
             raise Conflict(f"the upload is {record.state}")
@@ -268,19 +271,22 @@ class UploadService:
         )
         state = UPLOADED if moved else self._owned(caller, data.uploadId).state
         if record.method == "put":
-            self.delivery.to_users(
-                [caller.user_id],
-                push(
-                    "upload:progress",
-                    {
-                        "uploadId": record.uploadId,
-                        "percent": percent(stored_bytes, record.size),
-                        "bytes": stored_bytes,
-                    },
-                ),
-            )
+            self._push_put_progress(caller, record, stored_bytes)
         logger.info("upload completed by client", extra={"uploadId": record.uploadId})
         return {"uploadId": record.uploadId, "state": state}
+
+    def _push_put_progress(self, caller: Caller, record: UploadRecord, stored_bytes: int) -> None:
+        self.delivery.to_users(
+            [caller.user_id],
+            push(
+                "upload:progress",
+                {
+                    "uploadId": record.uploadId,
+                    "percent": percent(stored_bytes, record.size),
+                    "bytes": stored_bytes,
+                },
+            ),
+        )
 
     def _complete_multipart(self, record: UploadRecord, data: wire.UploadComplete) -> int | None:
         assert record.s3UploadId is not None and record.partCount is not None
