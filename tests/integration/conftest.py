@@ -9,6 +9,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -59,25 +60,36 @@ class Stack:
         return self.template.physical_name(logical_id)
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+@contextmanager
+def local_stack(**extra_env: str) -> Iterator[Stack]:
+    """An embedded moto server provisioned from template.yaml by the devserver's own code,
+    with boto3 pointed at it (the `stack` fixture; the benchmarks use it too)."""
     make_dynamodb_writes_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
-    moto_url = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            **moto_client_environment(moto_url),
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }.items():
-            patch.setenv(key, value)
-        template = Template(ROOT / "template.yaml")
-        template.moto_url = moto_url
-        resources = provision(template, moto_url)
-        functions = {f.logical_id: f for f in template.functions()}
-        yield Stack(template, functions, moto_url, resources)
-    server.stop()
+    try:
+        host, port = server.get_host_and_port()
+        moto_url = f"http://{host}:{port}"
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in {
+                **moto_client_environment(moto_url),
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                **extra_env,
+            }.items():
+                patch.setenv(key, value)
+            template = Template(ROOT / "template.yaml")
+            template.moto_url = moto_url
+            resources = provision(template, moto_url)
+            functions = {f.logical_id: f for f in template.functions()}
+            yield Stack(template, functions, moto_url, resources)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with local_stack() as running:
+        yield running
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from switchboard import aws
+from switchboard.dal.base import SqsClientHolder
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from switchboard.observability import logger
 from switchboard.protocol import push
@@ -476,16 +476,10 @@ class RingTimeout:
         return cls(str(data["callId"]), [str(u) for u in data["userIds"]])
 
 
-class RingTimeoutQueue:
+class RingTimeoutQueue(SqsClientHolder):
     def __init__(self, queue_url: str, *, client: SQSClient | None = None) -> None:
+        super().__init__(client=client)
         self._queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> SQSClient:
-        if self._client is None:
-            self._client = aws.sqs()
-        return self._client
 
     def schedule(self, timeout: RingTimeout, delay_seconds: int) -> None:
         self.client.send_message(

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from switchboard import aws
+from switchboard.dal.base import SqsClientHolder
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.notifications import Notification, NotificationRepository
 from switchboard.dal.ratelimits import WindowLimiter
@@ -48,16 +49,10 @@ class NotificationJob:
         return cls(**json.loads(body))
 
 
-class NotificationQueue:
+class NotificationQueue(SqsClientHolder):
     def __init__(self, queue_url: str, *, client: SQSClient | None = None) -> None:
+        super().__init__(client=client)
         self._queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> SQSClient:
-        if self._client is None:
-            self._client = aws.sqs()
-        return self._client
 
     def enqueue(self, jobs: Iterable[NotificationJob], delay_seconds: int = 0) -> None:
         batch = list(jobs)

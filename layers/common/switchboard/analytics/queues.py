@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from switchboard import aws
+from switchboard.dal.base import SqsClientHolder
 from switchboard.observability import logger
 
 if TYPE_CHECKING:
@@ -21,19 +21,13 @@ _ATTRIBUTES: dict[str, QueueAttributeFilterType] = {
 }
 
 
-class QueueMonitor:
+class QueueMonitor(SqsClientHolder):
     def __init__(
         self, queues: Mapping[str, Mapping[str, str]], *, client: SQSClient | None = None
     ) -> None:
         """``queues``: label -> {"queue": url, "dlq": url} (either may be absent)."""
+        super().__init__(client=client)
         self.queues = {k: dict(v) for k, v in queues.items()}
-        self._client = client
-
-    @property
-    def client(self) -> SQSClient:
-        if self._client is None:
-            self._client = aws.sqs()
-        return self._client
 
     def _stats(self, url: str) -> dict[str, Any]:
         try:

@@ -8,6 +8,7 @@ from switchboard import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 
 class DynamoRepository:
@@ -19,4 +20,17 @@ class DynamoRepository:
     def client(self) -> DynamoDBClient:
         if self._client is None:
             self._client = aws.dynamodb()
+        return self._client
+
+
+class SqsClientHolder:
+    """A lazily created, injectable SQS client (queues a service writes to or reads)."""
+
+    def __init__(self, *, client: SQSClient | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            self._client = aws.sqs()
         return self._client
