@@ -1,9 +1,10 @@
-"""Bounded chaos: many users, concurrent sends, random reconnects, a failing management
-API, failing DynamoDB and SQS calls (some fail before they happen, some after: the answer
-is lost), DynamoDB stream batches delivered twice, and function workers killed mid-batch.
-Then the guarantee of DESIGN.md §4 is checked: every acknowledged message is present
-exactly once for every member, per-conversation seqs are gapless, nothing un-acknowledged
-appears, and per-sender order is preserved. Seeded; every wait is bounded.
+"""Bounded chaos: many users, concurrent sends, random reconnects, calls being set up and
+torn down, a failing management API, failing DynamoDB and SQS calls (some fail before
+they happen, some after: the answer is lost), DynamoDB stream batches delivered twice,
+and function workers killed mid-batch. Then: the guarantee of DESIGN.md §4 (every
+acknowledged message present exactly once for every member, seqs gapless, nothing
+un-acknowledged, per-sender order kept), no call left ringing or active, and the
+analytics count of messages equal to what was acknowledged. Seeded; every wait is bounded.
 
 Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
 """
@@ -11,10 +12,13 @@ Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +46,16 @@ RETRYABLE = {"conflict", "internal", "rate_limited", "gateway_error"}
 AWS_FAIL_RATE = 0.03  # of the functions' DynamoDB and SQS requests (botocore retries them)
 STREAM_REPLAY_RATE = 0.25
 KILL_EVERY_SECONDS = 6.0
-KILLABLE = ("MessageFunction", "ConnectionEventsFunction", "DeliveryRetryFunction")
+KILLABLE = (
+    "MessageFunction",
+    "ConnectionEventsFunction",
+    "DeliveryRetryFunction",
+    "SignalingFunction",
+)
+CALL_PAIRS = 2
+RING_TIMEOUT_SECONDS = 4
+OFFER = {"type": "offer", "sdp": "v=0 chaos offer"}
+ANSWER = {"type": "answer", "sdp": "v=0 chaos answer"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,80 @@ async def _kill_workers(ds: RunningDevserver, rng: random.Random, until: float) 
     return killed
 
 
+async def _call_request(client: Client, action: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The reply's data; None when the call moved on (conflict, not_found). Transient
+    failures are retried, reconnecting when the socket died."""
+    for attempt in range(8):
+        if attempt:
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        if client.closed.is_set():
+            await _reconnect(client, Stats())
+        try:
+            return await client.call(action, data, timeout=REQUEST_TIMEOUT)
+        except RequestFailed as failed:
+            if failed.code not in RETRYABLE - {"conflict"}:
+                return None
+        except (TimeoutError, ConnectionError):
+            continue
+    return None
+
+
+async def _call_loop(caller: Client, callee: Client, deadline: float, calls: list[str]) -> None:
+    """Calls set up and torn down again and again while everything fails around them."""
+    while time.monotonic() < deadline:
+        started = await _call_request(
+            caller, "call:initiate", {"calleeId": callee.user_id, "media": "audio", "offer": OFFER}
+        )
+        if started is None:  # busy: an earlier attempt's call still rings (until its timeout)
+            await asyncio.sleep(1.0)
+            continue
+        calls.append(started["callId"])
+        await _call_request(callee, "call:answer", {"callId": started["callId"], "answer": ANSWER})
+        await asyncio.sleep(0.3)
+        await _call_request(caller, "call:end", {"callId": started["callId"]})
+
+
+def _live_calls(ds: RunningDevserver) -> list[dict[str, Any]]:
+    """Call records still ringing or active (a test-side Scan: no request path scans)."""
+    pages = (
+        ds.aws("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=ds.resources["CallsTable"],
+            FilterExpression="kind = :call AND (#s = :ringing OR #s = :active)",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":call": {"S": "call"},
+                ":ringing": {"S": "ringing"},
+                ":active": {"S": "active"},
+            },
+            ConsistentRead=True,
+        )
+    )
+    return [item for page in pages for item in page["Items"]]
+
+
+def _messages_counted(ds: RunningDevserver) -> int:
+    request = urllib.request.Request(
+        ds.http + "/api/analytics/messages",
+        headers={"Authorization": f"Bearer {ds.token('chaos-ops', admin=True)}"},
+    )
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
+        return int(json.loads(response.read())["sent"])
+
+
+async def _settled(
+    read: Callable[[], Any], timeout: float, done: Callable[[Any], bool] = lambda v: not v
+) -> Any:
+    """Polls a blocking read until ``done`` holds or the time is up; the last value."""
+    limit = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(read)
+        if done(value) or time.monotonic() > limit:
+            return value
+        await asyncio.sleep(1.0)
+
+
 def _queue_idle(ds: RunningDevserver, logical_id: str) -> bool:
     attributes = ds.aws("sqs").get_queue_attributes(
         QueueUrl=queue_url(ds, logical_id),
@@ -198,14 +285,20 @@ async def _wait_idle(ds: RunningDevserver, timeout: float) -> bool:
 @pytest.mark.timeout(600)  # sending is capped at SEND_BUDGET_SECONDS, every wait is bounded
 async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevserver) -> None:
     started = time.monotonic()
-    ds = start_devserver("--workers", str(WORKERS))
+    ds = start_devserver(
+        "--workers", str(WORKERS), "--param", f"RingTimeoutSeconds={RING_TIMEOUT_SECONDS}"
+    )
     rng = random.Random(SEED)
     users = [f"u{i:02d}-{rng.randrange(16**6):06x}" for i in range(USERS)]
     plan = _plan(users)
     clients = {u: Client(ds, u) for u in users}
+    callers = [Client(ds, f"caller{i}-{rng.randrange(16**6):06x}") for i in range(2 * CALL_PAIRS)]
+    calls: list[str] = []
     stats = Stats()
     try:
-        await asyncio.gather(*(c.connect(timeout=REQUEST_TIMEOUT) for c in clients.values()))
+        await asyncio.gather(
+            *(c.connect(timeout=REQUEST_TIMEOUT) for c in [*clients.values(), *callers])
+        )
         conversations: dict[str, list[str]] = {}
         for members in plan:
             conversation_id = await clients[members[0]].create_conversation(
@@ -243,7 +336,11 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
                         clients[u], of_user[u], random.Random(f"{SEED}-{u}"), stats, deadline
                     )
                     for u in users
-                )
+                ),
+                *(
+                    _call_loop(callers[2 * i], callers[2 * i + 1], deadline, calls)
+                    for i in range(CALL_PAIRS)
+                ),
             ),
             SEND_BUDGET_SECONDS + 90,
         )
@@ -265,8 +362,18 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
 
         await asyncio.wait_for(asyncio.gather(*(resync(c) for c in clients.values())), 180)
         dlq = await asyncio.to_thread(peek_queue, ds, "DeliveryDLQ")
+
+        # No stuck calls: whatever the faults did, every call ended, was missed or never
+        # rang (a ringing one ends by its ring timeout).
+        stuck = await _settled(lambda: _live_calls(ds), RING_TIMEOUT_SECONDS + 60)
+        # Analytics stayed exact through retries, replays and kills.
+        counted = await _settled(
+            lambda: _messages_counted(ds) - len(stats.acked), 90, done=lambda d: d == 0
+        )
     finally:
-        await asyncio.gather(*(c.close() for c in clients.values()), return_exceptions=True)
+        await asyncio.gather(
+            *(c.close() for c in [*clients.values(), *callers]), return_exceptions=True
+        )
 
     # ------------------------------------------------------------------ the guarantee
     by_conversation: dict[str, list[Acked]] = {c: [] for c in conversations}
@@ -302,6 +409,9 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
             in_conversation = [a.seq for a in mine if a.conversation_id == conversation_id]
             assert in_conversation == sorted(in_conversation)
 
+    assert not stuck, f"{len(stuck)} call(s) still ringing or active: {stuck[:2]}"
+    assert len(calls) >= 5, f"only {len(calls)} calls set up"
+    assert counted == 0, f"analytics counted {counted:+d} messages against the acknowledged"
     total = len(stats.acked)
     duplicates = sum(c.duplicates for c in clients.values())
     print(
@@ -312,7 +422,8 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
         f"of {faults['postsChecked']}, {aws_faults['total']} DynamoDB/SQS requests failed of "
         f"{aws_faults['checked']} {aws_faults['injected']}, {replayed} stream batches "
         f"replayed, {len(killed)} workers killed {killed}, "
-        f"{duplicates} duplicate pushes dropped by clients, "
+        f"{duplicates} duplicate pushes dropped by clients, {len(calls)} calls set up and torn "
+        f"down, none stuck, analytics exact, "
         f"delivery queue drained: {drained}, DLQ: {len(dlq)} message(s) "
         f"(recovered by sync), total {time.monotonic() - started:.1f} s"
     )
