@@ -651,7 +651,14 @@ class Client:
             self._resolve(frame)
             return
         if kind is None and isinstance(frame.get("message"), str):
-            self._fail_pending(GatewayError(frame["message"], details=frame))
+            # API Gateway's answer for a failed integration names no request. With one
+            # request waiting it is that one; with several, failing them all would make
+            # callers retry requests that succeeded (a group create is not idempotent),
+            # so they wait for their own replies or time out.
+            if len(self._pending) == 1:
+                self._fail_pending(GatewayError(frame["message"], details=frame))
+            else:
+                log.warning("API Gateway error frame with %d requests waiting", len(self._pending))
             return
         if not isinstance(kind, str):
             return

@@ -113,9 +113,10 @@ class Client:
                     continue
                 if "type" not in frame and frame.get("message") == "Internal server error":
                     # API Gateway's answer when the integration failed (a Lambda crashed):
-                    # it names no request, so every pending one may be the one that died.
+                    # it names no request; with exactly one waiting, it is that one.
                     self.gateway_errors += 1
-                    for future in self._replies.values():
+                    if len(self._replies) == 1:
+                        (future,) = self._replies.values()
                         if not future.done():
                             future.set_result(_GATEWAY_ERROR)
                     continue

@@ -473,6 +473,21 @@ def test_an_api_gateway_error_frame_fails_the_waiting_requests_and_sends_are_ret
     run(with_server(scenario))
 
 
+def test_an_error_frame_with_several_requests_waiting_fails_none_of_them_at_once() -> None:
+    async def scenario(server: ScriptedServer, url: str) -> None:
+        async with client_for(url) as client:
+            server.gateway_fail.add("x")
+            # Which request died is unknown: the other gets its real reply, the dead one
+            # runs into its own timeout (instead of both failing, and both being retried).
+            dead, alive = await asyncio.gather(
+                client.request("x", timeout=1.0), client.ping(), return_exceptions=True
+            )
+            assert isinstance(dead, RequestTimeout), dead
+            assert isinstance(alive, dict) and alive["pong"] is True
+
+    run(with_server(scenario))
+
+
 def test_a_refused_token_stops_the_client_and_a_token_provider_gets_one_more_try() -> None:
     async def scenario(server: ScriptedServer, url: str) -> None:
         client = Client(url, "forged", backoff=Backoff(base=0.01, cap=0.05))
