@@ -182,7 +182,10 @@ async def _kill_workers(ds: RunningDevserver, rng: random.Random, until: float) 
         live = [w["pid"] for w in stats[function]["workers"] if w["alive"]]
         if live:
             pid = rng.choice(sorted(live))
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it died on its own since the listing: replaced
+                continue
             killed.append(f"{function}[{pid}]")
     return killed
 
