@@ -132,7 +132,6 @@ class ManagementApi:
                 result.failed[connection_id] = str(error)
         return result
 
-
     def close_all(
         self, connection_ids: Iterable[str], *, attempts: int = 3, backoff: float = 0.1
     ) -> FanOutResult:
