@@ -8,7 +8,7 @@ CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell md5sum requirements-checkov.txt | cut -c1-12)
 SAM_CLI_VERSION ?= 1.170.0
 ENV ?= default
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 DEVSERVER_ARGS ?=
 
 .PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr

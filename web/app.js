@@ -390,6 +390,8 @@ function renderMessage(message) {
       img.src = app.lastUpload.thumbnailUrl;
       img.alt = `Thumbnail of ${attachment.fileName ?? "the attachment"}`;
       a.append(img);
+    } else {
+      showSharedAttachment(a, attachment, message.conversationId);
     }
     li.append(a);
   }
@@ -665,3 +667,25 @@ window.addEventListener("online", () => app.client?.reconnect());
 const preselected = params.get("user");
 if (preselected) signIn(preselected);
 else showSignIn();
+
+/** Members fetch short-lived download links of an attachment through its conversation. */
+async function showSharedAttachment(element, attachment, conversationId) {
+  try {
+    const client = /** @type {SwitchboardClient} */ (app.client);
+    const got = await client.request("upload:get", { uploadId: attachment.uploadId, conversationId });
+    const link = document.createElement("a");
+    link.href = got.url;
+    link.textContent = "Download";
+    link.rel = "noopener";
+    link.target = "_blank";
+    if (got.thumbnailUrl) {
+      const img = document.createElement("img");
+      img.src = got.thumbnailUrl;
+      img.alt = `Thumbnail of ${attachment.fileName ?? "the attachment"}`;
+      element.append(img);
+    }
+    element.append(" ", link);
+  } catch {
+    element.append(" (not available)");
+  }
+}

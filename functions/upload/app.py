@@ -37,8 +37,8 @@ def abort(request: Request[wire.UploadRef]) -> dict[str, Any]:
     return service.abort(request.caller, request.data)
 
 
-@router.action("upload:get", wire.UploadRef)
-def get(request: Request[wire.UploadRef]) -> dict[str, Any]:
+@router.action("upload:get", wire.UploadGet)
+def get(request: Request[wire.UploadGet]) -> dict[str, Any]:
     return service.get(request.caller, request.data)
 
 

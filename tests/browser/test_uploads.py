@@ -67,6 +67,12 @@ def test_image_upload_shows_progress_and_thumbnail(open_app: OpenApp) -> None:
     bubble = alice.page.locator(".message.own", has_text="Here is a photo")
     expect(bubble.locator(".attachment")).to_contain_text("bike.png")
     expect(bubble.get_by_role("img", name="Thumbnail of bike.png")).to_be_visible()
+    # And bob, a member of the conversation, sees it too (upload:get through it)
+    bob = open_app(bob_id)
+    bob.page.locator(".conversation", has_text=alice_id).click()
+    received = bob.page.locator(".message", has_text="Here is a photo")
+    expect(received.get_by_role("img", name="Thumbnail of bike.png")).to_be_visible()
+    expect(received.get_by_role("link", name="Download")).to_be_visible()
 
 
 def test_large_file_goes_multipart_with_progress_per_part(open_app: OpenApp) -> None:

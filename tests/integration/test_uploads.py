@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.config import Config
 
 from tests.integration.conftest import FakeContext, Stack
-from tests.integration.test_messaging import Client
+from tests.integration.test_messaging import Client, new_conversation
 from tests.support.images import (
     elf_executable,
     exif_of,
@@ -446,3 +446,70 @@ def test_parts_s3_will_not_assemble_are_a_conflict_not_a_crash(people: Any) -> N
     assert reply["error"]["code"] == "conflict"
     assert "EntityTooSmall" in reply["error"]["message"]
     assert alice.ok("upload:get", {"uploadId": start["uploadId"]})["state"] == "uploading"
+
+
+def test_attachments_are_the_senders_completed_uploads_and_members_may_download_them(
+    stack: Stack, apps: Any, people: Any
+) -> None:
+    _, connect, processor = apps
+    message_app = stack.handler("MessageFunction")
+    alice, bob, eve = people("alice", "bob", "eve")
+    alice_chat = Client(stack, message_app, connect, alice.user_id)
+    bob_chat = Client(stack, message_app, connect, bob.user_id)
+    conversation = new_conversation(alice_chat, bob_chat)
+    photo = png_with_exif()
+    start = alice.ok(
+        "upload:start", {"fileName": "me.png", "contentType": "image/png", "size": len(photo)}
+    )
+    assert http("PUT", start["url"], photo, start["headers"])[0] == 200
+    alice.ok("upload:complete", {"uploadId": start["uploadId"]})
+    run_processor(stack, processor)
+    attachment = {
+        "uploadId": start["uploadId"],
+        "fileName": "me.png",
+        "contentType": "image/png",
+        "size": len(photo),
+    }
+    pending = alice.ok(
+        "upload:start", {"fileName": "b.png", "contentType": "image/png", "size": len(photo)}
+    )
+
+    def send_with(client: Client, *attachments: dict[str, Any]) -> dict[str, Any]:
+        return client.call(
+            "message:send",
+            {
+                "conversationId": conversation,
+                "clientMessageId": uuid.uuid4().hex,
+                "body": "",
+                "attachments": list(attachments),
+            },
+        )
+
+    refused = [
+        send_with(bob_chat, attachment),  # not bob's upload
+        send_with(alice_chat, {**attachment, "contentType": "application/pdf"}),  # not what it is
+        send_with(alice_chat, {**attachment, "size": len(photo) + 1}),
+        send_with(alice_chat, {"uploadId": pending["uploadId"]}),  # not complete
+        send_with(alice_chat, attachment, attachment),  # twice
+        send_with(alice_chat, {"uploadId": "no-such-upload"}),
+    ]
+    assert [r["error"]["code"] for r in refused] == ["bad_request"] * len(refused)
+    # Nothing was stored, and before a message attaches it nobody else may see it
+    assert alice_chat.ok("message:history", {"conversationId": conversation})["lastSeq"] == 0
+    shared = {"uploadId": start["uploadId"], "conversationId": conversation}
+    assert bob.error("upload:get", shared) == "not_found"
+
+    assert send_with(alice_chat, attachment)["data"]["seq"] == 1
+    # A member downloads it through the conversation; the same request without the
+    # conversation, or by someone outside it, is not_found
+    got = bob.ok("upload:get", shared)
+    assert (got["fileName"], got["contentType"]) == ("me.png", "image/png")
+    assert got["state"] == "complete"
+    status, _, stored = http("GET", got["url"])
+    assert status == 200 and stored[:8] == b"\x89PNG\r\n\x1a\n"
+    assert http("GET", got["thumbnailUrl"])[0] == 200
+    assert bob.error("upload:get", {"uploadId": start["uploadId"]}) == "not_found"
+    assert eve.error("upload:get", shared) == "not_found"
+    # The message carries the verified details
+    message = bob_chat.ok("message:history", {"conversationId": conversation})["messages"][0]
+    assert message["attachments"] == [attachment]

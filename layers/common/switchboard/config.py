@@ -45,6 +45,7 @@ class MessagingSettings(DeliverySettings):
     MESSAGES_TABLE: str
     NOTIFICATIONS_TABLE: str
     RATE_LIMITS_TABLE: str
+    UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
     MAX_BODY_CHARS: int = 4000
     # A conversation is created in one transaction of its members + 2 items, and
     # DynamoDB allows 100 items per transaction: at most 98 members.
@@ -84,6 +85,8 @@ class UploadSettings(DeliverySettings):
 
     UPLOADS_TABLE: str
     UPLOADS_BUCKET: str
+    CONVERSATIONS_TABLE: str  # upload:get by a member of a conversation it was attached in
+    MESSAGES_TABLE: str
     UPLOAD_ALLOWED_CONTENT_TYPES: str = (
         "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain"
     )

@@ -28,6 +28,7 @@ from switchboard.dal.conversations import (
 )
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
+from switchboard.dal.uploads import UploadRepository
 from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
@@ -62,6 +63,7 @@ class MessagingService:
         notifications: NotificationRepository,
         limiter: WindowLimiter,
         counters: RateLimiter,
+        uploads: UploadRepository,
         *,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
@@ -74,6 +76,7 @@ class MessagingService:
         self.notifications = notifications
         self.limiter = limiter
         self.counters = counters
+        self.uploads = uploads
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
@@ -173,6 +176,8 @@ class MessagingService:
             raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
         if not data.body.strip() and not data.attachments:
             raise BadRequest("a message needs a body or an attachment")
+        if len({a.uploadId for a in data.attachments}) < len(data.attachments):
+            raise BadRequest("an upload can be attached once per message")
         rules = self._send_limits(caller)
         for attempt in range(SEND_ATTEMPTS):
             conversation = self._conversation_for(caller, data.conversationId)
@@ -188,14 +193,31 @@ class MessagingService:
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
-            guards = [self.counters.update(rule, message.created_at) for rule in rules]
+            guards = [self.counters.update(rule, message.created_at) for rule in rules] + [
+                self.uploads.share_update(
+                    a.uploadId,
+                    caller.user_id,
+                    conversation.conversation_id,
+                    file_name=a.fileName,
+                    content_type=a.contentType,
+                    size=a.size,
+                )
+                for a in data.attachments
+            ]
             try:
                 self.conversations.append(conversation, message, guards)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data.clientMessageId)
             except GuardRefused as refused:
-                raise _rate_limited(rules[refused.index], message.created_at) from None
+                if refused.index < len(rules):
+                    raise _rate_limited(rules[refused.index], message.created_at) from None
+                position = refused.index - len(rules)
+                raise BadRequest(
+                    f"attachments[{position}] is not a completed upload of yours, or its "
+                    "fileName/contentType/size differ from the upload's",
+                    details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
+                ) from None
             except SeqConflict:
                 # Another member sent at the same moment: read the new lastSeq and retry.
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter

@@ -50,6 +50,7 @@ def conversations(settings: MessagingSettings) -> ConversationRepository:
 def messaging(settings: MessagingSettings) -> MessagingService:
     # Imported here: the messaging service and its wire models (~20 ms of cold start) are
     # the message function's; signaling and uploads build their services without them.
+    from switchboard.dal.uploads import UploadRepository
     from switchboard.messaging import Limits, MessagingService
 
     return MessagingService(
@@ -59,6 +60,7 @@ def messaging(settings: MessagingSettings) -> MessagingService:
         NotificationRepository(settings.NOTIFICATIONS_TABLE),
         WindowLimiter(settings.RATE_LIMITS_TABLE),
         RateLimiter(settings.RATE_LIMITS_TABLE),
+        UploadRepository(settings.UPLOADS_TABLE),
         limits=Limits(
             max_body_chars=settings.MAX_BODY_CHARS,
             max_members=settings.MAX_MEMBERS,
@@ -140,7 +142,13 @@ def uploads(settings: UploadSettings) -> UploadService:
     from switchboard.uploads import UploadService
 
     repository, store, limits = _upload_parts(settings)
-    return UploadService(repository, store, delivery(settings), limits)
+    return UploadService(
+        repository,
+        store,
+        delivery(settings),
+        limits,
+        ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+    )
 
 
 def upload_processor(settings: UploadSettings) -> UploadProcessor:

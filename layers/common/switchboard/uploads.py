@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.uploads import (
     ObjectStore,
     PartsRefused,
@@ -127,6 +128,7 @@ class UploadService:
         store: ObjectStore,
         delivery: Delivery,
         limits: Limits,
+        conversations: ConversationRepository,
         *,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = new_upload_id,
@@ -135,6 +137,7 @@ class UploadService:
         self.store = store
         self.delivery = delivery
         self.limits = limits
+        self.conversations = conversations
         self._clock = clock
         self._new_id = new_id
 
@@ -335,7 +338,11 @@ class UploadService:
         logger.info("upload aborted", extra={"uploadId": record.uploadId})
         return {"uploadId": record.uploadId, "state": ABORTED}
 
-    def get(self, caller: Caller, data: wire.UploadRef) -> dict[str, Any]:
+    def get(self, caller: Caller, data: wire.UploadGet) -> dict[str, Any]:
+        if data.conversationId is not None:
+            shared = self._shared(caller, data.uploadId, data.conversationId)
+            if shared is not None:
+                return shared
         record = self._owned(caller, data.uploadId)
         view: dict[str, Any] = {
             "uploadId": record.uploadId,
@@ -353,6 +360,26 @@ class UploadService:
         if record.state == FAILED:
             view["error"] = {"code": record.failureCode, "message": record.failureMessage}
         return view
+
+    def _shared(
+        self, caller: Caller, upload_id: str, conversation_id: str
+    ) -> dict[str, Any] | None:
+        """A member's view of an upload a message attached to ``conversation_id``: what a
+        recipient needs to show it (None if it is not shared there with the caller)."""
+        record = self.uploads.get(upload_id)
+        if record is None or record.state != COMPLETE or conversation_id not in record.sharedIn:
+            return None
+        if self.conversations.member(conversation_id, caller.user_id) is None:
+            return None
+        return {
+            "uploadId": record.uploadId,
+            "state": record.state,
+            "fileName": record.fileName,
+            "contentType": record.contentType,
+            "size": record.size,
+            "conversationId": conversation_id,
+            **download_urls(self.store, record, self.limits.download_ttl, self._clock()),
+        }
 
     def _owned(self, caller: Caller, upload_id: str) -> UploadRecord:
         record = self.uploads.get(upload_id)

@@ -57,6 +57,8 @@ class UploadRecord:
     abortedAt: int | None = None
     expiresAt: int | None = None  # epoch seconds (DynamoDB TTL); absent once complete
     confirmedParts: frozenset[int] = field(default_factory=frozenset)
+    # Conversations a message of the owner's attached it to: their members may download it.
+    sharedIn: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> UploadRecord:
@@ -64,12 +66,16 @@ class UploadRecord:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in values.items() if k in known}
         data["confirmedParts"] = frozenset(int(p) for p in values.get("confirmedParts", ()))
+        data["sharedIn"] = frozenset(str(c) for c in values.get("sharedIn", ()))
         return cls(**data)
 
     def to_item(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         parts = values.pop("confirmedParts")
+        shared = values.pop("sharedIn")
         item = to_item(values)
+        if shared:
+            item["sharedIn"] = {"SS": sorted(shared)}
         if parts:
             item["confirmedParts"] = {"NS": [str(p) for p in sorted(parts)]}
         return item
@@ -84,6 +90,43 @@ class UploadRepository(DynamoRepository):
             Item=record.to_item(),
             ConditionExpression="attribute_not_exists(uploadId)",
         )
+
+    def share_update(
+        self,
+        upload_id: str,
+        owner_id: str,
+        conversation_id: str,
+        *,
+        file_name: str | None = None,
+        content_type: str | None = None,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """The Update, in a send's transaction, that attaches an upload to a conversation
+        (its members may then download it). Its condition is the check: the sender's own,
+        complete upload, and what the message says of it (name, type, size) is true."""
+        conditions = ["ownerId = :owner", "#state = :complete"]
+        names = {"#state": "state"}
+        values: dict[str, Any] = {
+            ":owner": {"S": owner_id},
+            ":complete": {"S": "complete"},
+            ":conversation": {"SS": [conversation_id]},
+        }
+        for name, value in (("fileName", file_name), ("contentType", content_type)):
+            if value is not None:
+                conditions.append(f"{name} = :{name}")
+                values[f":{name}"] = {"S": value}
+        if size is not None:
+            conditions.append("#size = :size")
+            names["#size"] = "size"
+            values[":size"] = {"N": str(size)}
+        return {
+            "TableName": self.table,
+            "Key": {"uploadId": {"S": upload_id}},
+            "UpdateExpression": "ADD sharedIn :conversation",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
 
     def get(self, upload_id: str) -> UploadRecord | None:
         item = self.client.get_item(

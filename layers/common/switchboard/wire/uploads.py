@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from switchboard.protocol import WireModel
+from switchboard.wire.messaging import ConversationId
 
 # secrets.token_urlsafe(18): 24 URL-safe characters; a little slack for future formats.
 UploadId = Annotated[
@@ -46,10 +47,17 @@ class UploadRef(WireModel):
     uploadId: UploadId
 
 
+class UploadGet(UploadRef):
+    """``conversationId``: a member of a conversation that a message attached the upload
+    to asks through it (the owner needs none)."""
+
+    conversationId: ConversationId | None = None
+
+
 ACTIONS: dict[str, type[WireModel]] = {
     "upload:start": UploadStart,
     "upload:part-done": PartDone,
     "upload:complete": UploadComplete,
     "upload:abort": UploadRef,
-    "upload:get": UploadRef,
+    "upload:get": UploadGet,
 }
