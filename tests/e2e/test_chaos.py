@@ -73,6 +73,7 @@ class Stats:
     sends: int = 0
     send_retries: int = 0
     reconnects: int = 0
+    internal: int = 0  # `internal` replies: each must be explained by an injected fault
     acked: list[Acked] = field(default_factory=list)
 
 
@@ -112,6 +113,7 @@ async def _send_until_acked(
         except RequestFailed as failed:
             if failed.code not in RETRYABLE:
                 raise
+            stats.internal += failed.code == "internal"
             continue
         except (TimeoutError, ConnectionError):
             continue
@@ -420,7 +422,8 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
     print(
         f"\nchaos: {USERS} users, {len(conversations)} conversations, {total} messages "
         f"acknowledged in {send_seconds:.1f} s ({total / send_seconds:.0f}/s), "
-        f"{stats.send_retries} send retries, {stats.reconnects} reconnects, "
+        f"{stats.send_retries} send retries ({stats.internal} after `internal`), "
+        f"{stats.reconnects} reconnects, "
         f"{faults['total']} management posts failed on purpose {faults['byStatus']} "
         f"of {faults['postsChecked']}, {aws_faults['total']} DynamoDB/SQS requests failed of "
         f"{aws_faults['checked']} {aws_faults['injected']}, {replayed} stream batches "
@@ -433,3 +436,5 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
     assert total >= MIN_ACKNOWLEDGED, f"only {total} acknowledged in {SEND_BUDGET_SECONDS} s"
     assert faults["total"] > 0
     assert aws_faults["total"] > 0 and replayed > 0 and killed
+    # A handler bug would show as `internal` replies beyond what the faults explain.
+    assert stats.internal <= aws_faults["total"], (stats.internal, aws_faults["total"])
