@@ -7,6 +7,7 @@ import uuid
 
 from tests.e2e.clients import Client, admin, clear_faults
 from tests.e2e.conftest import RunningDevserver
+from tests.support.images import http, png_with_exif
 
 
 def _user(name: str) -> str:
@@ -47,3 +48,58 @@ async def test_a_send_whose_answer_was_lost_is_stored_once_and_retried_idempoten
         ]
         await bob.wait_for_messages(conversation, range(1, 3))
         assert sorted(bob.messages[conversation]) == [1, 2]
+
+
+async def test_uploads_complete_when_every_update_answer_is_lost(
+    devserver: RunningDevserver,
+) -> None:
+    """Every UpdateItem of the functions happens but its answer is lost (botocore's retries
+    then find the condition false): the upload's state transitions still know they were
+    theirs (a token written with each), so nothing sticks in `processing`."""
+    photo = png_with_exif(120, 90)
+    async with Client(devserver, _user("uploader")) as owner:
+        await asyncio.to_thread(
+            admin,
+            devserver,
+            "POST",
+            "/__devserver/faults",
+            {
+                "aws": {
+                    "failRate": 1.0,
+                    "services": ["dynamodb"],
+                    "operations": ["UpdateItem"],
+                    "mode": "after",
+                }
+            },
+        )
+        try:
+            start = await owner.call(
+                "upload:start",
+                {"fileName": "p.png", "contentType": "image/png", "size": len(photo)},
+            )
+            status, _, _ = await asyncio.to_thread(
+                http, "PUT", start["url"], photo, start["headers"]
+            )
+            assert status == 200
+            await owner.call("upload:complete", {"uploadId": start["uploadId"]})
+            done = await owner.wait_for(
+                "upload:complete", lambda d: d["uploadId"] == start["uploadId"], timeout=60
+            )
+            faults = await asyncio.to_thread(admin, devserver, "GET", "/__devserver/faults")
+        finally:
+            await asyncio.to_thread(clear_faults, devserver)
+    assert done["contentType"] == "image/png"
+    assert faults["aws"]["injected"].get("dynamodb.UpdateItem.after", 0) >= 2
+    state = await owner_state(devserver, start["uploadId"])
+    assert state == "complete"
+
+
+async def owner_state(ds: RunningDevserver, upload_id: str) -> str:
+    item = await asyncio.to_thread(
+        ds.aws("dynamodb").get_item,
+        TableName=ds.resources["UploadsTable"],
+        Key={"uploadId": {"S": upload_id}},
+        ConsistentRead=True,
+    )
+    state: str = item["Item"]["state"]["S"]
+    return state

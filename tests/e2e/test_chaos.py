@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.images import http, png_with_exif
+
 from .clients import Client, RequestFailed, admin, clear_faults, peek_queue, queue_url
 from .conftest import RunningDevserver, StartDevserver
 
@@ -227,6 +229,36 @@ async def _call_loop(caller: Client, callee: Client, deadline: float, calls: lis
         await _call_request(caller, "call:end", {"callId": started["callId"]})
 
 
+async def _upload_loop(client: Client, deadline: float, uploads: list[str]) -> None:
+    """Photos uploaded (presigned PUT), completed and processed while everything fails."""
+    photo = png_with_exif(160, 120)
+    while time.monotonic() < deadline:
+        start = await _call_request(
+            client,
+            "upload:start",
+            {"fileName": "chaos.png", "contentType": "image/png", "size": len(photo)},
+        )
+        if start is None:
+            await asyncio.sleep(1.0)
+            continue
+        uploads.append(start["uploadId"])
+        await asyncio.to_thread(http, "PUT", start["url"], photo, start["headers"])
+        await _call_request(client, "upload:complete", {"uploadId": start["uploadId"]})
+        await asyncio.sleep(0.5)
+
+
+def _unsettled_uploads(ds: RunningDevserver, upload_ids: list[str]) -> list[str]:
+    """Uploads not (yet) complete or failed: stuck, if they stay so."""
+    table, ddb = ds.resources["UploadsTable"], ds.aws("dynamodb")
+    states = {
+        upload_id: ddb.get_item(
+            TableName=table, Key={"uploadId": {"S": upload_id}}, ConsistentRead=True
+        )["Item"]["state"]["S"]
+        for upload_id in upload_ids
+    }
+    return [f"{u}:{state}" for u, state in states.items() if state not in ("complete", "failed")]
+
+
 def _live_calls(ds: RunningDevserver) -> list[dict[str, Any]]:
     """Call records still ringing or active (a test-side Scan: no request path scans)."""
     pages = (
@@ -301,10 +333,12 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
     clients = {u: Client(ds, u) for u in users}
     callers = [Client(ds, f"caller{i}-{rng.randrange(16**6):06x}") for i in range(2 * CALL_PAIRS)]
     calls: list[str] = []
+    uploader = Client(ds, f"uploader-{rng.randrange(16**6):06x}")
+    uploads: list[str] = []
     stats = Stats()
     try:
         await asyncio.gather(
-            *(c.connect(timeout=REQUEST_TIMEOUT) for c in [*clients.values(), *callers])
+            *(c.connect(timeout=REQUEST_TIMEOUT) for c in [*clients.values(), *callers, uploader])
         )
         conversations: dict[str, list[str]] = {}
         for members in plan:
@@ -348,6 +382,7 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
                     _call_loop(callers[2 * i], callers[2 * i + 1], deadline, calls)
                     for i in range(CALL_PAIRS)
                 ),
+                _upload_loop(uploader, deadline, uploads),
             ),
             SEND_BUDGET_SECONDS + 90,
         )
@@ -373,13 +408,15 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
         # No stuck calls: whatever the faults did, every call ended, was missed or never
         # rang (a ringing one ends by its ring timeout).
         stuck = await _settled(lambda: _live_calls(ds), RING_TIMEOUT_SECONDS + 60)
+        stuck_uploads = await _settled(lambda: _unsettled_uploads(ds, uploads), 90)
         # Analytics stayed exact through retries, replays and kills.
         counted = await _settled(
             lambda: _messages_counted(ds) - len(stats.acked), 90, done=lambda d: d == 0
         )
     finally:
         await asyncio.gather(
-            *(c.close() for c in [*clients.values(), *callers]), return_exceptions=True
+            *(c.close() for c in [*clients.values(), *callers, uploader]),
+            return_exceptions=True,
         )
 
     # ------------------------------------------------------------------ the guarantee
@@ -418,6 +455,8 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
 
     assert not stuck, f"{len(stuck)} call(s) still ringing or active: {stuck[:2]}"
     assert len(calls) >= 5, f"only {len(calls)} calls set up"
+    assert not stuck_uploads, f"uploads neither complete nor failed: {stuck_uploads[:5]}"
+    assert len(uploads) >= 5, f"only {len(uploads)} uploads started"
     assert counted == 0, f"analytics counted {counted:+d} messages against the acknowledged"
     total = len(stats.acked)
     duplicates = sum(c.duplicates for c in clients.values())
@@ -431,7 +470,7 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
         f"{aws_faults['checked']} {aws_faults['injected']}, {replayed} stream batches "
         f"replayed, {len(killed)} workers killed {killed}, "
         f"{duplicates} duplicate pushes dropped by clients, {len(calls)} calls set up and torn "
-        f"down, none stuck, analytics exact, "
+        f"down, {len(uploads)} uploads, none stuck, analytics exact, "
         f"delivery queue drained: {drained}, DLQ: {len(dlq)} message(s) "
         f"(recovered by sync), total {time.monotonic() - started:.1f} s"
     )

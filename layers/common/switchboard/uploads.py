@@ -48,6 +48,7 @@ UPLOADING, UPLOADED, PROCESSING = "uploading", "uploaded", "processing"
 COMPLETE, FAILED, ABORTED = "complete", "failed", "aborted"
 ABORTABLE = frozenset({UPLOADING, UPLOADED})
 PROCESSABLE = frozenset({UPLOADING, UPLOADED})
+PROCESSING_LEASE_MS = 5 * 60 * 1000  # > the processor's 60 s timeout, < the 6 min redelivery
 FINAL = frozenset({COMPLETE, FAILED, ABORTED})
 
 
@@ -495,9 +496,18 @@ class UploadProcessor:
             # A complete upload whose object was replaced (a re-used PUT URL) is checked
             # again; our own rewrite of an image (same ETag as recorded) is not.
             extra_condition=(
-                "OR (#state = :complete AND #etag <> :etag)",
+                "OR (#state = :complete AND #etag <> :etag)"
+                # A processing upload nobody finished (its processor died, or handing it
+                # back failed) is taken over once its lease ran out; the event comes back
+                # after the queue's visibility timeout (6 min), longer than the lease.
+                " OR (#state = :processing AND processingAt < :stale)",
                 {"#etag": "etag"},
-                {":complete": COMPLETE, ":etag": bare_etag(event_etag)},
+                {
+                    ":complete": COMPLETE,
+                    ":etag": bare_etag(event_etag),
+                    ":processing": PROCESSING,
+                    ":stale": now_ms - PROCESSING_LEASE_MS,
+                },
             ),
         )
         if taken is None:

@@ -9,6 +9,7 @@ timestamps and the failure code.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from functools import cache
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import from_item, is_condition_failure, to_item, to_value
@@ -211,18 +212,30 @@ class UploadRepository(DynamoRepository):
         names: dict[str, str],
         values: dict[str, Any],
     ) -> UploadRecord | None:
+        # Every write carries a fresh token: when an answer is lost and botocore's retry
+        # finds the condition no longer true, the token tells whether the first attempt
+        # was ours (it landed: success) or another writer's (None).
+        assert expression.startswith("SET "), expression
+        token = secrets.token_hex(8)
         try:
             response = self.client.update_item(
                 TableName=self.table,
                 Key={"uploadId": {"S": upload_id}},
-                UpdateExpression=expression,
+                UpdateExpression=expression.replace("SET ", "SET #op = :op, ", 1),
                 ConditionExpression=f"attribute_exists(uploadId) AND ({condition})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeNames={**names, "#op": "lastOp"},
+                ExpressionAttributeValues={**values, ":op": {"S": token}},
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
+        except (ClientError, BotoCoreError) as exc:
+            # The condition failed, or every attempt's answer was lost (5xx, timeouts):
+            # either way the write may be ours.
+            item = self.client.get_item(
+                TableName=self.table, Key={"uploadId": {"S": upload_id}}, ConsistentRead=True
+            ).get("Item")
+            if item and item.get("lastOp", {}).get("S") == token:
+                return UploadRecord.from_item(item)
+            if isinstance(exc, ClientError) and is_condition_failure(exc):
                 return None
             raise
         return UploadRecord.from_item(response["Attributes"])
