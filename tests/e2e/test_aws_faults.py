@@ -103,3 +103,44 @@ async def owner_state(ds: RunningDevserver, upload_id: str) -> str:
     )
     state: str = item["Item"]["state"]["S"]
     return state
+
+
+async def test_call_transitions_succeed_when_every_write_answer_is_lost(
+    devserver: RunningDevserver,
+) -> None:
+    """Every call write lands but its answer is lost: initiate, answer and end still
+    succeed (the token each write carries tells a lost answer from a refusal)."""
+    offer = {"type": "offer", "sdp": "v=0 lost-answer offer"}
+    answer = {"type": "answer", "sdp": "v=0 lost-answer answer"}
+    async with (
+        Client(devserver, _user("caller")) as caller,
+        Client(devserver, _user("callee")) as callee,
+    ):
+        await asyncio.to_thread(
+            admin,
+            devserver,
+            "POST",
+            "/__devserver/faults",
+            {
+                "aws": {
+                    "failRate": 1.0,
+                    "services": ["dynamodb"],
+                    "operations": ["TransactWriteItems", "PutItem"],
+                    "mode": "after",
+                }
+            },
+        )
+        try:
+            started = await caller.call(
+                "call:initiate", {"calleeId": callee.user_id, "media": "audio", "offer": offer}
+            )
+            call_id = started["callId"]
+            await callee.call("call:answer", {"callId": call_id, "answer": answer})
+            await caller.call("call:end", {"callId": call_id})
+            faults = await asyncio.to_thread(admin, devserver, "GET", "/__devserver/faults")
+        finally:
+            await asyncio.to_thread(clear_faults, devserver)
+        assert faults["aws"]["injected"].get("dynamodb.TransactWriteItems.after", 0) >= 3
+        assert (await caller.call("call:get-active"))["call"] is None
+        ended = await callee.wait_for("call:ended", lambda d: d["callId"] == call_id)
+        assert ended["callId"] == call_id

@@ -19,10 +19,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.calls import Call, CallState, Participant, PartState, StaleCall
 from switchboard.dal.base import DynamoRepository
@@ -64,11 +65,12 @@ class CallRepository(DynamoRepository):
         Returns the users already in a call (then nothing is written)."""
         users = list(call.participants)
         now_s = call.created_at // 1000
+        token = secrets.token_hex(8)
         items: list[Any] = [
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": self._item(call),
+                    "Item": {**self._item(call), "lastOp": {"S": token}},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -76,7 +78,11 @@ class CallRepository(DynamoRepository):
         ]
         try:
             self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
+            if self._landed(call.call_id, token):
+                return []  # our write landed; only its answer was lost
+            if not isinstance(exc, ClientError):
+                raise
             codes = cancellation_codes(exc)
             if not codes:
                 raise
@@ -107,9 +113,10 @@ class CallRepository(DynamoRepository):
         StaleCall), with the active-call items of the users it affects. Returns the users
         of ``acquire`` who turned out to be busy (then nothing is written)."""
         now_s = now_ms // 1000
+        token = secrets.token_hex(8)
         call_put: dict[str, Any] = {
             "TableName": self.table,
-            "Item": self._item(call),
+            "Item": {**self._item(call), "lastOp": {"S": token}},
             "ConditionExpression": "version = :v",
             "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
         }
@@ -140,7 +147,11 @@ class CallRepository(DynamoRepository):
             self.client.transact_write_items(
                 TransactItems=[{"Put": call_put}, *others]  # type: ignore[typeddict-item]
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
+            if self._landed(call.call_id, token):
+                return []  # our write landed; only its answer was lost
+            if not isinstance(exc, ClientError):
+                raise
             if is_condition_failure(exc):
                 raise StaleCall(call.call_id) from None
             codes = cancellation_codes(exc)
@@ -158,6 +169,18 @@ class CallRepository(DynamoRepository):
                 return busy
             raise
         return []
+
+    def _landed(self, call_id: str, token: str) -> bool:
+        """Whether the write that carried ``token`` is the one stored: when an answer is
+        lost, botocore's retry meets our own write's condition and fails, and a lost
+        answer is not a refusal."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": CALL + call_id}},
+            ProjectionExpression="lastOp",
+            ConsistentRead=True,
+        ).get("Item")
+        return item is not None and item.get("lastOp", {}).get("S") == token
 
     def _item(self, call: Call) -> dict[str, Any]:
         return _item(call, call.created_at // 1000 + self._retention_seconds)
