@@ -144,3 +144,35 @@ async def test_call_transitions_succeed_when_every_write_answer_is_lost(
         assert (await caller.call("call:get-active"))["call"] is None
         ended = await callee.wait_for("call:ended", lambda d: d["callId"] == call_id)
         assert ended["callId"] == call_id
+
+
+async def test_a_receipt_whose_answer_was_lost_still_moves_and_is_pushed(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = Client(devserver, _user("alice")), Client(devserver, _user("bob"))
+    async with alice, bob:
+        conversation = await alice.create_conversation([bob.user_id])
+        await alice.send(conversation, "did you get this?")
+        await asyncio.to_thread(
+            admin,
+            devserver,
+            "POST",
+            "/__devserver/faults",
+            {
+                "aws": {
+                    "failRate": 1.0,
+                    "services": ["dynamodb"],
+                    "operations": ["UpdateItem"],
+                    "mode": "after",
+                }
+            },
+        )
+        try:
+            acked = await bob.call("message:ack", {"conversationId": conversation, "seq": 1})
+        finally:
+            await asyncio.to_thread(clear_faults, devserver)
+        assert acked["moved"] is True
+        delivered = await alice.wait_for(
+            "message:delivered", lambda d: d["conversationId"] == conversation
+        )
+        assert delivered["seq"] == 1

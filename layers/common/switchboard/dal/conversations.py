@@ -15,12 +15,13 @@ take a second seq.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure, to_item
@@ -348,13 +349,17 @@ class ConversationRepository(DynamoRepository):
         ``ackedAt``/``readAt`` keep when (epoch ms): analytics' delivery latency."""
         assert cursor in ("ackedSeq", "readSeq")
         at = {"ackedSeq": "ackedAt", "readSeq": "readAt"}[cursor]
-        expression = f"SET #c = :seq, {at} = :now"
+        # The token tells a lost answer (botocore's retry then meets our own landed write)
+        # from a cursor that was already there, so receipts are pushed exactly when moved.
+        token = secrets.token_hex(8)
+        expression = f"SET #c = :seq, {at} = :now, lastOp = :op"
         if cursor == "readSeq":
             expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
+        key = {"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}}
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key={"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}},
+                Key=key,
                 UpdateExpression=expression,
                 ConditionExpression=(
                     "attribute_exists(sk) AND (attribute_not_exists(#c) OR #c < :seq)"
@@ -364,14 +369,23 @@ class ConversationRepository(DynamoRepository):
                     {
                         ":seq": seq,
                         ":now": now_ms or int(time.time() * 1000),
+                        ":op": token,
                         **({":zero": 0} if cursor == "readSeq" else {}),
                     }
                 ),
             )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
+        except (ClientError, BotoCoreError) as exc:
+            stored = self.client.get_item(
+                TableName=self.table,
+                Key=key,
+                ProjectionExpression="lastOp",
+                ConsistentRead=True,
+            ).get("Item")
+            landed = stored is not None and stored.get("lastOp", {}).get("S") == token
+            if not landed:
+                if isinstance(exc, ClientError) and is_condition_failure(exc):
+                    return False
+                raise
         if cursor == "readSeq":
             self.advance_cursor(conversation_id, user_id, "ackedSeq", seq, now_ms)
         return True

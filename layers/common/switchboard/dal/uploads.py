@@ -10,7 +10,7 @@ timestamps and the failure code.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -173,7 +173,14 @@ class UploadRepository(DynamoRepository):
             condition = f"({condition}) {extra}"
             names.update(extra_names)
             attr_values.update({k: to_value(v) for k, v in extra_values.items()})
-        return self._update(upload_id, expression, condition, names, attr_values)
+        return self._update(
+            upload_id,
+            expression,
+            condition,
+            names,
+            attr_values,
+            possible=lambda record: record.state in states,
+        )
 
     def confirm_part(
         self, upload_id: str, owner_id: str, part_number: int, now_ms: int
@@ -211,20 +218,30 @@ class UploadRepository(DynamoRepository):
         condition: str,
         names: dict[str, str],
         values: dict[str, Any],
+        *,
+        possible: Callable[[UploadRecord], bool] | None = None,
     ) -> UploadRecord | None:
-        # Every write carries a fresh token: when an answer is lost and botocore's retry
-        # finds the condition no longer true, the token tells whether the first attempt
-        # was ours (it landed: success) or another writer's (None).
-        assert expression.startswith("SET "), expression
+        """``possible``: whether the item could still meet the condition; when every
+        answer was lost and the write is not ours, an item past that point means refused
+        (None), else the error is raised (the caller retries)."""
+        # Every write adds a fresh token to the item's `ops` set: when an answer is lost
+        # and botocore's retry finds the condition no longer true (or no answer comes at
+        # all), the token says whether the first attempt landed - even if another writer
+        # (the processor, a racing request) has written since. An upload sees a few dozen
+        # writes at most, so the set stays small.
         token = secrets.token_hex(8)
+        if " ADD " in f" {expression}":
+            expression = f" {expression}".replace(" ADD ", " ADD #ops :op, ", 1).strip()
+        else:
+            expression = f"{expression} ADD #ops :op"
         try:
             response = self.client.update_item(
                 TableName=self.table,
                 Key={"uploadId": {"S": upload_id}},
-                UpdateExpression=expression.replace("SET ", "SET #op = :op, ", 1),
+                UpdateExpression=expression,
                 ConditionExpression=f"attribute_exists(uploadId) AND ({condition})",
-                ExpressionAttributeNames={**names, "#op": "lastOp"},
-                ExpressionAttributeValues={**values, ":op": {"S": token}},
+                ExpressionAttributeNames={**names, "#ops": "ops"},
+                ExpressionAttributeValues={**values, ":op": {"SS": [token]}},
                 ReturnValues="ALL_NEW",
             )
         except (ClientError, BotoCoreError) as exc:
@@ -233,10 +250,14 @@ class UploadRepository(DynamoRepository):
             item = self.client.get_item(
                 TableName=self.table, Key={"uploadId": {"S": upload_id}}, ConsistentRead=True
             ).get("Item")
-            if item and item.get("lastOp", {}).get("S") == token:
+            if item and token in item.get("ops", {}).get("SS", []):
                 return UploadRecord.from_item(item)
             if isinstance(exc, ClientError) and is_condition_failure(exc):
                 return None
+            if item is None or (
+                possible is not None and not possible(UploadRecord.from_item(item))
+            ):
+                return None  # not ours, and the item is past the point it could be: refused
             raise
         return UploadRecord.from_item(response["Attributes"])
 
