@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from .conftest import RunningDevserver
 
 TIMEOUT = 10.0
+# A handshake runs the authorizer and $connect: on a loaded 2-core machine, with a fresh
+# devserver's workers still importing, it can take longer than a reply.
+CONNECT_TIMEOUT = 30.0
 
 Frame = dict[str, Any]
 
@@ -75,7 +78,7 @@ class Client:
         self.closed = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
-    async def connect(self, timeout: float = TIMEOUT) -> Client:
+    async def connect(self, timeout: float = CONNECT_TIMEOUT) -> Client:
         self.ws = await websockets.connect(
             self.ds.url(self.token or self.ds.token(self.user_id)),
             user_agent_header=self.device,
