@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 from tests.e2e.clients import Client, admin, clear_faults
 from tests.e2e.conftest import RunningDevserver
@@ -14,6 +17,26 @@ def _user(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
+@contextlib.asynccontextmanager
+async def lost_answers(ds: RunningDevserver, *operations: str) -> AsyncIterator[dict[str, Any]]:
+    """Inside: every DynamoDB ``operations`` request of the functions happens, and its
+    answer is lost. The dict yielded holds the injected faults once the block is done."""
+    config = {
+        "failRate": 1.0,
+        "services": ["dynamodb"],
+        "operations": list(operations),
+        "mode": "after",
+    }
+    await asyncio.to_thread(admin, ds, "POST", "/__devserver/faults", {"aws": config})
+    injected: dict[str, Any] = {}
+    try:
+        yield injected
+        snapshot = await asyncio.to_thread(admin, ds, "GET", "/__devserver/faults")
+        injected.update(snapshot["aws"]["injected"])
+    finally:
+        await asyncio.to_thread(clear_faults, ds)
+
+
 async def test_a_send_whose_answer_was_lost_is_stored_once_and_retried_idempotently(
     devserver: RunningDevserver,
 ) -> None:
@@ -22,21 +45,11 @@ async def test_a_send_whose_answer_was_lost_is_stored_once_and_retried_idempoten
         conversation = await alice.create_conversation([bob.user_id])
         # The send's transaction commits, but every answer to it is lost (and botocore's
         # retries of it too): the function cannot know, and answers `internal`.
-        await asyncio.to_thread(
-            admin,
-            devserver,
-            "POST",
-            "/__devserver/faults",
-            {"aws": {"failRate": 1.0, "operations": ["TransactWriteItems"], "mode": "after"}},
-        )
-        try:
-            body = {"conversationId": conversation, "clientMessageId": "amb-1", "body": "hi"}
+        body = {"conversationId": conversation, "clientMessageId": "amb-1", "body": "hi"}
+        async with lost_answers(devserver, "TransactWriteItems") as injected:
             failed = await alice.request("message:send", body)
-            faults = await asyncio.to_thread(admin, devserver, "GET", "/__devserver/faults")
-        finally:
-            await asyncio.to_thread(clear_faults, devserver)
         assert failed["ok"] is False and failed["error"]["code"] == "internal", failed
-        assert faults["aws"]["injected"]["dynamodb.TransactWriteItems.after"] >= 1
+        assert injected["dynamodb.TransactWriteItems.after"] >= 1
         # The client retries with the same clientMessageId: the stored message, once.
         again = await alice.call("message:send", body)
         assert again["seq"] == 1
@@ -57,39 +70,22 @@ async def test_uploads_complete_when_every_update_answer_is_lost(
     then find the condition false): the upload's state transitions still know they were
     theirs (a token written with each), so nothing sticks in `processing`."""
     photo = png_with_exif(120, 90)
-    async with Client(devserver, _user("uploader")) as owner:
-        await asyncio.to_thread(
-            admin,
-            devserver,
-            "POST",
-            "/__devserver/faults",
-            {
-                "aws": {
-                    "failRate": 1.0,
-                    "services": ["dynamodb"],
-                    "operations": ["UpdateItem"],
-                    "mode": "after",
-                }
-            },
+    async with (
+        Client(devserver, _user("uploader")) as owner,
+        lost_answers(devserver, "UpdateItem") as injected,
+    ):
+        start = await owner.call(
+            "upload:start",
+            {"fileName": "p.png", "contentType": "image/png", "size": len(photo)},
         )
-        try:
-            start = await owner.call(
-                "upload:start",
-                {"fileName": "p.png", "contentType": "image/png", "size": len(photo)},
-            )
-            status, _, _ = await asyncio.to_thread(
-                http, "PUT", start["url"], photo, start["headers"]
-            )
-            assert status == 200
-            await owner.call("upload:complete", {"uploadId": start["uploadId"]})
-            done = await owner.wait_for(
-                "upload:complete", lambda d: d["uploadId"] == start["uploadId"], timeout=60
-            )
-            faults = await asyncio.to_thread(admin, devserver, "GET", "/__devserver/faults")
-        finally:
-            await asyncio.to_thread(clear_faults, devserver)
+        status, _, _ = await asyncio.to_thread(http, "PUT", start["url"], photo, start["headers"])
+        assert status == 200
+        await owner.call("upload:complete", {"uploadId": start["uploadId"]})
+        done = await owner.wait_for(
+            "upload:complete", lambda d: d["uploadId"] == start["uploadId"], timeout=60
+        )
     assert done["contentType"] == "image/png"
-    assert faults["aws"]["injected"].get("dynamodb.UpdateItem.after", 0) >= 2
+    assert injected.get("dynamodb.UpdateItem.after", 0) >= 2
     state = await owner_state(devserver, start["uploadId"])
     assert state == "complete"
 
@@ -116,31 +112,14 @@ async def test_call_transitions_succeed_when_every_write_answer_is_lost(
         Client(devserver, _user("caller")) as caller,
         Client(devserver, _user("callee")) as callee,
     ):
-        await asyncio.to_thread(
-            admin,
-            devserver,
-            "POST",
-            "/__devserver/faults",
-            {
-                "aws": {
-                    "failRate": 1.0,
-                    "services": ["dynamodb"],
-                    "operations": ["TransactWriteItems", "PutItem"],
-                    "mode": "after",
-                }
-            },
-        )
-        try:
+        async with lost_answers(devserver, "TransactWriteItems", "PutItem") as injected:
             started = await caller.call(
                 "call:initiate", {"calleeId": callee.user_id, "media": "audio", "offer": offer}
             )
             call_id = started["callId"]
             await callee.call("call:answer", {"callId": call_id, "answer": answer})
             await caller.call("call:end", {"callId": call_id})
-            faults = await asyncio.to_thread(admin, devserver, "GET", "/__devserver/faults")
-        finally:
-            await asyncio.to_thread(clear_faults, devserver)
-        assert faults["aws"]["injected"].get("dynamodb.TransactWriteItems.after", 0) >= 3
+        assert injected.get("dynamodb.TransactWriteItems.after", 0) >= 3
         assert (await caller.call("call:get-active"))["call"] is None
         ended = await callee.wait_for("call:ended", lambda d: d["callId"] == call_id)
         assert ended["callId"] == call_id
@@ -153,24 +132,8 @@ async def test_a_receipt_whose_answer_was_lost_still_moves_and_is_pushed(
     async with alice, bob:
         conversation = await alice.create_conversation([bob.user_id])
         await alice.send(conversation, "did you get this?")
-        await asyncio.to_thread(
-            admin,
-            devserver,
-            "POST",
-            "/__devserver/faults",
-            {
-                "aws": {
-                    "failRate": 1.0,
-                    "services": ["dynamodb"],
-                    "operations": ["UpdateItem"],
-                    "mode": "after",
-                }
-            },
-        )
-        try:
+        async with lost_answers(devserver, "UpdateItem"):
             acked = await bob.call("message:ack", {"conversationId": conversation, "seq": 1})
-        finally:
-            await asyncio.to_thread(clear_faults, devserver)
         assert acked["moved"] is True
         delivered = await alice.wait_for(
             "message:delivered", lambda d: d["conversationId"] == conversation

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from switchboard import aws
+from switchboard.dal.items import carries_token
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -21,6 +22,16 @@ class DynamoRepository:
         if self._client is None:
             self._client = aws.dynamodb()
         return self._client
+
+    def wrote(self, key: dict[str, Any], token: str, attribute: str = "lastOp") -> bool:
+        """Whether the write that carried ``token`` landed (``items.carries_token``)."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key=key,
+            ProjectionExpression=attribute,
+            ConsistentRead=True,
+        ).get("Item")
+        return carries_token(item, token, attribute)
 
 
 class SqsClientHolder:

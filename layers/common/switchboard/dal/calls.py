@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.calls import Call, CallState, Participant, PartState, StaleCall
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure, to_item
+from switchboard.dal.items import (
+    cancellation_codes,
+    from_item,
+    is_condition_failure,
+    to_item,
+    write_token,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,7 +70,7 @@ class CallRepository(DynamoRepository):
         Returns the users already in a call (then nothing is written)."""
         users = list(call.participants)
         now_s = call.created_at // 1000
-        token = secrets.token_hex(8)
+        token = write_token()
         items: list[Any] = [
             {
                 "Put": {
@@ -113,7 +118,7 @@ class CallRepository(DynamoRepository):
         StaleCall), with the active-call items of the users it affects. Returns the users
         of ``acquire`` who turned out to be busy (then nothing is written)."""
         now_s = now_ms // 1000
-        token = secrets.token_hex(8)
+        token = write_token()
         call_put: dict[str, Any] = {
             "TableName": self.table,
             "Item": {**self._item(call), "lastOp": {"S": token}},
@@ -171,16 +176,7 @@ class CallRepository(DynamoRepository):
         return []
 
     def _landed(self, call_id: str, token: str) -> bool:
-        """Whether the write that carried ``token`` is the one stored: when an answer is
-        lost, botocore's retry meets our own write's condition and fails, and a lost
-        answer is not a refusal."""
-        item = self.client.get_item(
-            TableName=self.table,
-            Key={"pk": {"S": CALL + call_id}},
-            ProjectionExpression="lastOp",
-            ConsistentRead=True,
-        ).get("Item")
-        return item is not None and item.get("lastOp", {}).get("S") == token
+        return self.wrote({"pk": {"S": CALL + call_id}}, token)
 
     def _item(self, call: Call) -> dict[str, Any]:
         return _item(call, call.created_at // 1000 + self._retention_seconds)

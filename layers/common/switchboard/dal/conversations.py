@@ -15,7 +15,6 @@ take a second seq.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure, to_item
+from switchboard.dal.items import (
+    cancellation_codes,
+    from_item,
+    is_condition_failure,
+    to_item,
+    write_token,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -349,9 +354,9 @@ class ConversationRepository(DynamoRepository):
         ``ackedAt``/``readAt`` keep when (epoch ms): analytics' delivery latency."""
         assert cursor in ("ackedSeq", "readSeq")
         at = {"ackedSeq": "ackedAt", "readSeq": "readAt"}[cursor]
-        # The token tells a lost answer (botocore's retry then meets our own landed write)
-        # from a cursor that was already there, so receipts are pushed exactly when moved.
-        token = secrets.token_hex(8)
+        # The token tells a lost answer from a cursor that was already there, so receipts
+        # are pushed exactly when the cursor moved.
+        token = write_token()
         expression = f"SET #c = :seq, {at} = :now, lastOp = :op"
         if cursor == "readSeq":
             expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
@@ -375,14 +380,7 @@ class ConversationRepository(DynamoRepository):
                 ),
             )
         except (ClientError, BotoCoreError) as exc:
-            stored = self.client.get_item(
-                TableName=self.table,
-                Key=key,
-                ProjectionExpression="lastOp",
-                ConsistentRead=True,
-            ).get("Item")
-            landed = stored is not None and stored.get("lastOp", {}).get("S") == token
-            if not landed:
+            if not self.wrote(key, token):
                 if isinstance(exc, ClientError) and is_condition_failure(exc):
                     return False
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -44,3 +45,19 @@ def cancellation_codes(exc: Exception) -> list[str]:
     """Per-item reasons of a TransactionCanceledException (``"None"`` = that item was fine)."""
     response = getattr(exc, "response", None) or {}
     return [r.get("Code", "None") for r in response.get("CancellationReasons", [])]
+
+
+def write_token() -> str:
+    """A fresh token for a conditional write to carry (see ``carries_token``)."""
+    return secrets.token_hex(8)
+
+
+def carries_token(item: dict[str, Any] | None, token: str, attribute: str) -> bool:
+    """Whether ``item`` holds ``token`` in ``attribute`` (a string, or a string set).
+
+    A write whose answer is lost is retried by botocore, and the retry meets the first
+    attempt's own landed write: its condition fails, or every answer is lost. Reading the
+    item back (consistently) and finding the token tells "ours, it landed" from "refused".
+    """
+    value = (item or {}).get(attribute, {})
+    return bool(value.get("S") == token or token in value.get("SS", ()))

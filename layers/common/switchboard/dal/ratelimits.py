@@ -67,8 +67,8 @@ class RateLimit:
 
 class RateLimiter(DynamoRepository):
     """Fixed-window counters in the RateLimits table, shared by every Lambda instance: one
-    conditional ADD decides, and TTL removes old windows. ``update`` is the same write as
-    an item of a caller's own transaction, so a limit on a write costs no extra call."""
+    conditional ADD decides, and TTL removes old windows. ``update`` is that write as an
+    item of the caller's own transaction, so a limit on a write costs no extra call."""
 
     def update(self, rule: RateLimit, now_ms: int) -> dict[str, Any]:
         window = rule.window(now_ms)
@@ -83,13 +83,3 @@ class RateLimiter(DynamoRepository):
                 ":exp": {"N": str((window + 2) * rule.window_seconds + 60)},
             },
         }
-
-    def hit(self, rule: RateLimit, now_ms: int) -> bool:
-        """Counts one hit; False (nothing counted) once the window's limit is reached."""
-        try:
-            self.client.update_item(**self.update(rule, now_ms))
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True

@@ -9,7 +9,6 @@ timestamps and the failure code.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from functools import cache
@@ -20,7 +19,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import from_item, is_condition_failure, to_item, to_value
+from switchboard.dal.items import (
+    carries_token,
+    from_item,
+    is_condition_failure,
+    to_item,
+    to_value,
+    write_token,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -229,7 +235,7 @@ class UploadRepository(DynamoRepository):
         # all), the token says whether the first attempt landed - even if another writer
         # (the processor, a racing request) has written since. An upload sees a few dozen
         # writes at most, so the set stays small.
-        token = secrets.token_hex(8)
+        token = write_token()
         if " ADD " in f" {expression}":
             expression = f" {expression}".replace(" ADD ", " ADD #ops :op, ", 1).strip()
         else:
@@ -250,7 +256,7 @@ class UploadRepository(DynamoRepository):
             item = self.client.get_item(
                 TableName=self.table, Key={"uploadId": {"S": upload_id}}, ConsistentRead=True
             ).get("Item")
-            if item and token in item.get("ops", {}).get("SS", []):
+            if item and carries_token(item, token, "ops"):
                 return UploadRecord.from_item(item)
             if isinstance(exc, ClientError) and is_condition_failure(exc):
                 return None
