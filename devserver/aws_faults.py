@@ -43,6 +43,17 @@ class _Config(ValueError):
     pass
 
 
+def _section(config: Any, name: str, keys: set[str]) -> dict[str, Any]:
+    """One section of the fault document: absent means {}, else an object of ``keys``."""
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise _Config(f"{name} must be an object")
+    unknown = set(config) - keys
+    if unknown:
+        raise _Config(f"{name}: unknown keys: {sorted(unknown)}")
+    return config
+
+
 def _rate(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise _Config(f"{name} must be a number in [0, 1]")
@@ -63,12 +74,7 @@ class AwsFaults:
         self.configure(None)
 
     def configure(self, config: Any) -> None:
-        config = {} if config is None else config
-        if not isinstance(config, dict):
-            raise _Config("aws must be an object")
-        unknown = set(config) - {"failRate", "services", "operations", "mode", "seed"}
-        if unknown:
-            raise _Config(f"aws: unknown keys: {sorted(unknown)}")
+        config = _section(config, "aws", {"failRate", "services", "operations", "mode", "seed"})
         services = config.get("services", sorted(SERVICES))
         if not isinstance(services, list) or not set(services) <= set(SERVICES):
             raise _Config(f"aws.services must be a list of {sorted(SERVICES)}")
@@ -124,12 +130,7 @@ class StreamFaults:
         self.configure(None)
 
     def configure(self, config: Any) -> None:
-        config = {} if config is None else config
-        if not isinstance(config, dict):
-            raise _Config("streams must be an object")
-        unknown = set(config) - {"replayRate", "seed"}
-        if unknown:
-            raise _Config(f"streams: unknown keys: {sorted(unknown)}")
+        config = _section(config, "streams", {"replayRate", "seed"})
         rate = _rate(config.get("replayRate", 0.0), "streams.replayRate")
         seed = _seed(config.get("seed"))
         with self._lock:
