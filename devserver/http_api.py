@@ -5,9 +5,10 @@ Routes come from every `Type: HttpApi` event of the template's functions (`Path`
 route wins: literal paths before parameterised ones, a method before ANY. Anything else
 on the port is the `web/` folder (the demo app), and `/__devserver/workers` shows the
 worker pools (which process served how many invocations); `/__devserver/faults` and
-`/__devserver/emails` are the developer tools of devserver/faults.py. The demo app signs
-in through `/__devserver/users` and `/__devserver/token?user=alice` (a dev JWT and the
-WebSocket URL): local only, like everything here.
+`/__devserver/emails` are the developer tools of devserver/faults.py, and
+`/__devserver/effects?after=<seq>` lists the effects recorded since (devserver/effects.py).
+The demo app signs in through `/__devserver/users` and `/__devserver/token?user=alice` (a
+dev JWT and the WebSocket URL): local only, like everything here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from devserver import ACCOUNT_ID
+from devserver.effects import EFFECTS
 from devserver.faults import add_devtools_routes, install_email_log
 from devserver.template import FunctionSpec
 from devserver.tokens import DEMO_USERS, mint
@@ -111,12 +113,19 @@ class HttpApi:
         app.router.add_get("/__devserver/workers", self._workers)
         app.router.add_get("/__devserver/users", self._demo_users)
         app.router.add_get("/__devserver/token", self._dev_token)
+        app.router.add_get("/__devserver/effects", self._effects)
         add_devtools_routes(app)
         install_email_log()
         app.router.add_route("*", "/{tail:.*}", self.handle)
 
     async def _workers(self, _: web.Request) -> web.Response:
         return web.json_response(self.pools.stats(), headers=_CORS)
+
+    async def _effects(self, request: web.Request) -> web.Response:
+        after = request.query.get("after", "0")
+        if not after.isdigit():
+            return web.json_response({"message": "after must be a sequence number"}, status=400)
+        return web.json_response(EFFECTS.after(int(after)), headers=_CORS)
 
     async def _demo_users(self, _: web.Request) -> web.Response:
         users = [{"userId": user, "admin": admin} for user, admin in DEMO_USERS]
