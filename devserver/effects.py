@@ -56,7 +56,14 @@ class EffectLog:
         self._seq = itertools.count(1)
         self._last = 0
 
-    def record(self, function: str, service: str, operation: str, target: str = "") -> None:
+    def record(
+        self,
+        function: str,
+        service: str,
+        operation: str,
+        target: str = "",
+        delays: tuple[int, ...] = (),
+    ) -> None:
         with self._lock:
             self._last = next(self._seq)
             self._effects.append(
@@ -66,6 +73,7 @@ class EffectLog:
                     "service": service,
                     "operation": operation,
                     "target": target[:200],
+                    "delaySeconds": list(delays),  # of SQS sends: when each may be received
                 }
             )
 
@@ -110,12 +118,21 @@ class RecordingApp:
         return self.app(environ, recording_start_response)
 
     @staticmethod
-    def _classify(environ: dict[str, Any]) -> tuple[str, str, str, str] | None:
-        """(function, service, operation, target) of a mutating request, None for a read."""
+    def _classify(
+        environ: dict[str, Any],
+    ) -> tuple[str, str, str, str, tuple[int, ...]] | None:
+        """(function, service, operation, target, delays) of a mutating request, None for
+        a read."""
         service, operation, target = _operation(environ)
         if operation.startswith(READ_OPERATIONS):
             return None
-        return function_of(environ.get("HTTP_USER_AGENT", "")), service, operation, target
+        delays: tuple[int, ...] = ()
+        if operation.startswith("SendMessage"):
+            delays = tuple(
+                int(d) for d in re.findall(rb'"DelaySeconds"\s*:\s*(\d+)', _peek(environ))
+            )
+        function = function_of(environ.get("HTTP_USER_AGENT", ""))
+        return function, service, operation, target, delays
 
 
 def _operation(environ: dict[str, Any]) -> tuple[str, str, str]:

@@ -226,6 +226,13 @@ class Client:
         return seq
 
     # ------------------------------------------------------------------ pushes
+    async def sentinel(self) -> None:
+        """A `ping` round trip. This connection's frames reach the socket in order, so
+        every push posted to it before the ping was answered is in ``pushes`` now: "nothing
+        arrived" is proven by this, never by waiting a while."""
+        pong = await self.call("ping")
+        assert pong["pong"] is True, pong
+
     def find(
         self, event_type: str, predicate: Callable[[Frame], bool] | None = None
     ) -> list[Frame]:

@@ -14,6 +14,7 @@ from switchboard.notifications import NotificationJob
 from devserver import ACCOUNT_ID, REGION
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client
+from tests.support.effects import InProcess
 
 
 def sqs_event(*jobs: NotificationJob) -> dict[str, Any]:
@@ -98,6 +99,7 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
 
     # Given e-mail enabled: the first message e-mails at once, the next ones wait for a digest
     bob.ok("preferences:set", {"emailOnOffline": True, "email": address, "digestMinutes": 1})
+    window = InProcess().window()
     for seq in (2, 3, 4):
         alice.ok(
             "message:send",
@@ -110,19 +112,21 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
     assert len(sent) == 1
     assert "msg 2" in sent[0].body
 
-    # And exactly one digest job was queued, delayed to the window's end (read from moto's
-    # backend: a delayed SQS message is invisible to ReceiveMessage until then)
-    queue_name = stack.resources["NotificationQueue"].rsplit("/", 1)[-1]
-    queued = sqs_backends[ACCOUNT_ID][REGION].queues[queue_name]._messages
+    # And exactly one digest job was queued, delayed to the window's end: DelaySeconds 60
+    # as the consumer sent it (the effect log), the job as moto holds it
+    queue_url = stack.resources["NotificationQueue"]
+    sends = [e for e in window.effects() if e["operation"].startswith("SendMessage")]
+    assert [(e["target"], e["delaySeconds"]) for e in sends] == [(queue_url, [60])]
+    queued = sqs_backends[ACCOUNT_ID][REGION].queues[queue_url.rsplit("/", 1)[-1]]._messages
     digests = [
-        (round((m.delayed_until - time.time() * 1000) / 1000), NotificationJob.parse(m.body))
+        NotificationJob.parse(m.body)
         for m in queued
         if json.loads(m.body)["user_id"] == bob.user_id and json.loads(m.body)["kind"] == "digest"
     ]
-    assert [delay for delay, _ in digests] == [60]
+    assert len(digests) == 1
 
     # When the digest job runs: one e-mail summarising the unread messages
-    consumer.lambda_handler(sqs_event(digests[0][1]), FakeContext())
+    consumer.lambda_handler(sqs_event(digests[0]), FakeContext())
     sent = emails_to(address)
     assert len(sent) == 2
     assert sent[1].subject == "3 unread messages in Bike"

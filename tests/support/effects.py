@@ -115,10 +115,16 @@ class Window:
         self.source.settle()
         self.start = self.source.after(2**62)["last"]
 
-    def effects(self) -> list[dict[str, Any]]:
+    def all_effects(self) -> list[dict[str, Any]]:
+        """Every effect of the window, the background's included."""
         result = self.source.after(self.start)
         assert result["complete"], "the effect log dropped part of this window"
-        return [e for e in result["effects"] if self.source.keep(e)]
+        effects: list[dict[str, Any]] = result["effects"]
+        return effects
+
+    def effects(self) -> list[dict[str, Any]]:
+        """The effects a request's own invocation could have made (see the module doc)."""
+        return [e for e in self.all_effects() if self.source.keep(e)]
 
     def pushes(self) -> list[dict[str, Any]]:
         return [e for e in self.effects() if e["operation"] == "PostToConnection"]
