@@ -418,7 +418,7 @@ def test_timeout_kills_worker_and_next_invocation_works(mapped: RunningDevserver
     assert status == 500
     # Stopped by its 1 s Timeout (the function would sleep 5 s): the invocation failed as
     # Lambda reports a timeout, and the worker that ran it was killed.
-    assert "SlowFunction Task timed out after 1.00 seconds" in mapped.log()
+    assert "SlowFunction Sandbox.Timedout: Task timed out after 1.00 seconds" in mapped.log()
     assert dead_workers() == dead + 1
     status, _, body = _get(f"{mapped.http}/api/slow?s=0")
     assert status == 200
