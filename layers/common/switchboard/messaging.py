@@ -1,7 +1,7 @@
 """Conversations and messages: the domain logic behind the messaging actions.
 
 See dal/conversations.py for how seq stays gapless and sends idempotent, delivery.py for
-how frames reach devices, notifications.py for offline recipients.
+how frames reach devices, notifier.py for offline recipients.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from switchboard.dal.uploads import UploadRepository
 from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
-from switchboard.notifications import NotificationJob, NotificationQueue
 from switchboard.observability import logger
 from switchboard.protocol import push
+from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
 

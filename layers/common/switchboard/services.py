@@ -19,12 +19,13 @@ from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
 from switchboard.dal.users import UserRepository
 from switchboard.delivery import Delivery
 from switchboard.gateway import ManagementApi
-from switchboard.notifications import Mailer, NotificationQueue, NotificationService
-from switchboard.presence import ConnectionEvents
+from switchboard.notifier import Mailer, NotificationService
+from switchboard.queues import NotificationQueue, RetryQueue
 
 if TYPE_CHECKING:
-    from switchboard.calls import CallService
+    from switchboard.calls.service import CallService
     from switchboard.config import UploadSettings
+    from switchboard.connection_events import ConnectionEvents
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.messaging import MessagingService
     from switchboard.uploads import Limits as UploadLimits
@@ -39,7 +40,7 @@ def delivery(settings: DeliverySettings) -> Delivery:
             settings.CONNECTIONS_TABLE, users, ttl_seconds=settings.CONNECTION_TTL_SECONDS
         ),
         ManagementApi(settings.WEBSOCKET_ENDPOINT, max_concurrency=settings.FANOUT_CONCURRENCY),
-        settings.DELIVERY_QUEUE_URL,
+        RetryQueue(settings.DELIVERY_QUEUE_URL),
     )
 
 
@@ -85,13 +86,25 @@ def notifications(settings: NotificationSettings) -> NotificationService:
     )
 
 
-def connection_events(settings: MessagingSettings) -> ConnectionEvents:
-    return ConnectionEvents(conversations(settings), delivery(settings))
+def connection_events(settings: MessagingSettings, call_settings: CallSettings) -> ConnectionEvents:
+    from switchboard.backlog import Backlog
+    from switchboard.calls.teardown import CallTeardown
+    from switchboard.connection_events import ConnectionEvents
+    from switchboard.presence import Presence
+
+    shared_conversations, shared_delivery = conversations(settings), delivery(settings)
+    return ConnectionEvents(
+        Backlog(shared_conversations, shared_delivery),
+        Presence(shared_conversations, shared_delivery),
+        # Built on the first disconnect: connects never need the call code.
+        CallTeardown(lambda: calls(call_settings)),
+    )
 
 
 def calls(settings: CallSettings) -> CallService:
-    from switchboard.calls import CallLimits, CallService, RingTimeoutQueue
-    from switchboard.dal.calls import CallRepository
+    from switchboard.calls.repository import CallRepository
+    from switchboard.calls.service import CallLimits, CallService
+    from switchboard.queues import RingTimeoutQueue
 
     ice_servers = None
     if isinstance(settings, SignalingSettings):

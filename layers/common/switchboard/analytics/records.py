@@ -256,7 +256,7 @@ _CALL_OUTCOMES = {
 
 
 def calls(change: StreamChange, _: Lookups) -> list[Contribution]:
-    """``call#<callId>`` items (dal/calls.py): an INSERT is an attempt; each state a call
+    """``call#<callId>`` items (calls/repository.py): an INSERT is an attempt; each state a call
     reaches (a state machine: every state at most once) is counted once."""
     item = change.new
     if change.event_name not in ("INSERT", "MODIFY") or item.get("kind") != "call":

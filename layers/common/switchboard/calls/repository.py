@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from switchboard.calls import Call, CallState, Participant, PartState, StaleCall
+from switchboard.calls.model import Call, CallState, Participant, PartState
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import (
     cancellation_codes,
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 CALL = "call#"
 ACTIVE = "active#"
 _FREE = "attribute_not_exists(pk) OR expiresAt < :now"
+
+
+class StaleCall(Exception):
+    """The stored call changed since it was read (its version moved): read it again."""
 
 
 class CallRepository(DynamoRepository):
