@@ -7,7 +7,7 @@ delivery of it: ``msg#<conversationId>#<seq>`` (a message is inserted once),
 aggregator applies a contribution together with its marker, so a retried batch, a
 duplicated delivery or a replay of the stream adds nothing twice.
 
-Handlers are registered per source table (switchboard/analytics/build.py ``sources``); a
+Handlers are registered per source table (switchboard/services.py ``analytics_sources``); a
 new source plugs in with a handler for its item shapes.
 """
 
