@@ -265,7 +265,7 @@ def analytics_aggregator(settings: AggregatorSettings) -> Aggregator:
 
 
 def analytics_report(settings: AnalyticsApiSettings) -> AnalyticsReport:
-    from switchboard.analytics.queues import QueueMonitor
+    from switchboard.analytics.queue_depths import QueueMonitor
     from switchboard.analytics.report import AnalyticsReport
     from switchboard.dal.metrics import MetricsRepository
 
