@@ -11,7 +11,7 @@ ENV ?= default
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr
+.PHONY: venv dev test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -41,6 +41,9 @@ test-fast: venv ## unit + integration only
 
 fuzz: venv ## the fuzz suites with many more examples than `make test` runs
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(PY) -m pytest -m fuzz -p no:xdist -s
+
+mutate: venv ## plants each bug of tests/mutation/mutants.py in a copy; its tests must fail (docs/testing.md)
+	$(PY) -m tests.mutation $(MUTANTS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
