@@ -17,6 +17,7 @@ MESSAGING = "tests/integration/test_messaging.py"
 SESSIONS = "tests/integration/test_sessions.py"
 CALLS = ("tests/unit/test_calls.py", "tests/integration/test_calls.py")
 ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATRIX)
+FIDELITY = ("tests/unit/test_moto_fidelity.py",)
 ANALYTICS = ("tests/unit/test_analytics.py", "tests/integration/test_analytics.py")
 TYPING_CHECK = (
     "        conversation = self._conversation_for(caller, data.conversationId)\n"
@@ -414,5 +415,22 @@ MUTANTS: list[Mutant] = [
         '"ConditionExpression": "version = :v",',
         '"ConditionExpression": "version = :v OR attribute_exists(pk)",',
         CALLS,
+    ),
+    # ------------------------------------------------------------ the emulator itself
+    Mutant(
+        "emulator-keeps-a-rolled-back-stream-record",
+        "emulator (moto_fidelity)",
+        "devserver/moto_fidelity.py",
+        "        del shard.items[length:]",
+        "        pass",
+        FIDELITY,
+    ),
+    Mutant(
+        "emulator-applies-despite-a-failed-condition",
+        "emulator (moto_fidelity)",
+        "devserver/moto_fidelity.py",
+        "    if any(code is not None for code, _, _ in errors):",
+        "    if False:",
+        FIDELITY,
     ),
 ]
