@@ -34,8 +34,13 @@ from urllib.parse import parse_qs, unquote
 
 __all__ = ["EFFECTS", "EffectLog", "RecordingApp", "function_of"]
 
-# A request whose operation starts with one of these reads and changes nothing.
-READ_OPERATIONS = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "TransactGet", "Head")
+# A request whose operation starts with one of these reads and changes nothing. (A
+# ReceiveMessage only hides messages for a while; the receivers are the devserver's own
+# pollers, a function never receives, and counting their long polls would bury the rest.)
+READ_OPERATIONS = (
+    *("Get", "Describe", "List", "Query", "Scan", "BatchGet", "TransactGet", "Head"),
+    "ReceiveMessage",
+)
 _APP_ID = re.compile(r"\bapp/sbfn-([A-Za-z0-9]+)")
 # Long enough for any test's window; a window older than the log is reported, not hidden.
 CAPACITY = 50_000
@@ -142,6 +147,8 @@ def _operation(environ: dict[str, Any]) -> tuple[str, str, str]:
     amz_target = environ.get("HTTP_X_AMZ_TARGET", "")
     if amz_target:  # JSON protocols: DynamoDB, DynamoDB Streams, SQS, Secrets Manager
         service, _, operation = amz_target.rpartition(".")
+        if operation.startswith(READ_OPERATIONS):  # most requests: leave the body alone
+            return service, operation, ""
         return service.split("_")[0], operation, _table_or_queue(environ)
     if "/@connections/" in path:  # the management API (moto's, in-process)
         operations = {"POST": "PostToConnection", "DELETE": "DeleteConnection"}

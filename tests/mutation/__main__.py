@@ -66,6 +66,16 @@ def run_tests(copy: Path, tests: tuple[str, ...], log: Path) -> tuple[bool, floa
     return result.returncode == 0, time.monotonic() - started
 
 
+def _first_failure(log: Path) -> str:
+    """The test that killed a mutant and its first error line (what the test saw)."""
+    lines = log.read_text(errors="replace").splitlines()
+    error = next((line[1:].strip() for line in lines if line.startswith("E ")), "")
+    for line in lines:
+        if line.startswith(("FAILED ", "ERROR ")):
+            return f"{line.split(' - ')[0][:140]}: {error[:160]}"
+    return "(a timeout, or no test summary)"
+
+
 def apply(copy: Path, mutant: Mutant) -> str:
     """Plants the mutant; returns the file's original text (to put back)."""
     path = copy / mutant.path
@@ -126,6 +136,8 @@ def main() -> int:
                 survivors.append(mutant)
                 verdict += " (accepted)" if mutant.accepted else ""
             print(f"{verdict:20} {seconds:6.1f} s  {mutant.area:24} {mutant.name}", flush=True)
+            if not passed:
+                print(f"{'':30}by {_first_failure(logs / f'{mutant.name}.log')}", flush=True)
 
     killed = len(chosen) - len(survivors) - len(stale)
     print(f"\nmutation score: {killed}/{len(chosen)} killed")
