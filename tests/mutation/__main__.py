@@ -92,6 +92,9 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--tests", nargs="+", help="run these tests instead of the mutant's")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that every mutant still applies"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     args = parser.parse_args()
     unknown = set(args.names) - {m.name for m in MUTANTS}
@@ -102,6 +105,14 @@ def main() -> int:
         for m in chosen:
             print(f"{m.area:24} {m.name}")
         return 0
+    if args.check:
+        stale = []
+        for m in chosen:
+            found = (ROOT / m.path).read_text().count(m.before)
+            if found != 1:
+                stale.append(f"{m.name}: its snippet occurs {found} times in {m.path}")
+        print("\n".join(stale) or f"all {len(chosen)} mutants apply")
+        return 1 if stale else 0
 
     with tempfile.TemporaryDirectory(prefix="switchboard-mutate-") as tmp:
         copy, logs = Path(tmp) / "repo", Path(tmp) / "logs"

@@ -23,6 +23,17 @@ TYPING_CHECK = (
     "        conversation = self._conversation_for(caller, data.conversationId)\n"
     '        if state == "start"'
 )
+# The state change of call:answer, and upload:complete's ownership check (the planted
+# pushes go just before them).
+CALL_ANSWER = (
+    "        before, after = self.transition(\n"
+    "            data.callId,\n"
+    "            lambda call: join(_one_to_one(call),"
+)
+UPLOAD_COMPLETE = (
+    "        record = self._owned(caller, data.uploadId)\n"
+    "        if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):"
+)
 FAN_OUT = ("tests/unit/test_gateway.py", MESSAGING, "tests/integration/test_notifications.py")
 
 
@@ -178,8 +189,7 @@ MUTANTS: list[Mutant] = [
         "call-answer-pushed-before-forbidden",
         "push before refusal",
         f"{LAYER}/calls/service.py",
-        "        answer = data.answer.model_dump(exclude_none=True)\n"
-        "        before, after = self.transition(",
+        CALL_ANSWER,
         _planted_push(
             "call:answered",
             "self.calls.get(data.callId)",
@@ -187,23 +197,22 @@ MUTANTS: list[Mutant] = [
             "[planted.caller_id]",
             '{"callId": planted.call_id, "fromUserId": caller.user_id}',
         )
-        + "        answer = data.answer.model_dump(exclude_none=True)\n"
-        "        before, after = self.transition(",
+        + CALL_ANSWER,
         (MATRIX,),
     ),
     Mutant(
         "upload-progress-pushed-before-not-found",
         "push before refusal",
         f"{LAYER}/uploads.py",
-        "    def complete(self, caller: Caller, data: wire.UploadComplete) -> dict[str, Any]:\n",
-        "    def complete(self, caller: Caller, data: wire.UploadComplete) -> dict[str, Any]:\n"
-        + _planted_push(
+        UPLOAD_COMPLETE,
+        _planted_push(
             "upload:progress",
             "self.uploads.get(data.uploadId)",
             "planted.ownerId != caller.user_id",
             "[planted.ownerId]",
             '{"uploadId": planted.uploadId, "percent": 100}',
-        ),
+        )
+        + UPLOAD_COMPLETE,
         (MATRIX,),
     ),
     Mutant(
