@@ -34,7 +34,12 @@ UPLOAD_COMPLETE = (
     "        record = self._owned(caller, data.uploadId)\n"
     "        if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):"
 )
-FAN_OUT = ("tests/unit/test_gateway.py", MESSAGING, "tests/integration/test_notifications.py")
+FAN_OUT = (
+    "tests/unit/test_gateway.py",
+    "tests/integration/test_delivery.py",
+    MESSAGING,
+    "tests/integration/test_notifications.py",
+)
 
 
 @dataclass(frozen=True)
