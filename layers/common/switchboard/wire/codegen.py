@@ -327,11 +327,20 @@ def client_models() -> str:
         *(
             f"    {json.dumps(n)},"
             for n in sorted(
-                {*_reachable(sorted(set(names)), defs), "WireModel", "PUSHES", "REPLIES"},
+                {
+                    *_reachable(sorted(set(names)), defs),
+                    *_limits(),
+                    "WireModel",
+                    "PUSHES",
+                    "REPLIES",
+                },
                 key=lambda n: (not n.isupper(), n),
             )
         ),
         "]",
+        "",
+        "# The protocol's limits (the server's switchboard/limits.py).",
+        *(f"{k} = {v}" for k, v in _limits().items()),
         "",
         "",
         "class WireModel(BaseModel):",
@@ -476,7 +485,7 @@ def asyncapi() -> dict[str, Any]:
             "messages": [pushed],
         }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "Switchboard WebSocket API",
             "version": "1.0.0",
