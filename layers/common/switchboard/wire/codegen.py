@@ -8,7 +8,8 @@ committed file is stale). Never imported by a function: this is the build's, not
 - web/protocol.js: the protocol limits, action and push names, and JSDoc typedefs of every
   reply and push, for web/switchboard.js (``@ts-check``) and its tests;
 - switchboard_client/wire.py: pydantic models of every reply and push, which the Python
-  client returns.
+  client returns, and the limits;
+- devserver/limits.py: the limits the local stack enforces.
 """
 
 from __future__ import annotations
@@ -551,6 +552,19 @@ def asyncapi() -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------- devserver
+def devserver_limits() -> str:
+    lines = [
+        '"""The protocol\'s limits for the local stack, from the server\'s switchboard/limits.py',
+        f"({GENERATED}).",
+        'The devserver enforces API Gateway\'s as API Gateway does."""',
+        "",
+        *(f"{k} = {v}" for k, v in _limits().items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------- the files
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
@@ -564,6 +578,7 @@ def outputs(root: Path) -> dict[Path, Callable[[], str]]:
         root / "docs/asyncapi.json": lambda: _json(asyncapi()),
         root / "web/protocol.js": protocol_js,
         root / "switchboard_client/wire.py": client_models,
+        root / "devserver/limits.py": devserver_limits,
     }
 
 
