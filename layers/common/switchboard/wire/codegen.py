@@ -223,11 +223,29 @@ def _ts_type(schema: Schema) -> str:  # noqa: PLR0911 - one return per JSON Sche
     )
 
 
-def _fields(name: str, defs: dict[str, Schema]) -> dict[str, list[str]]:
+def _nested(schema: Schema) -> str | None:
+    """The model a field holds (itself, in a list, or as map values), as ``Name``,
+    ``Name[]`` or ``{Name}``."""
+    for variant in schema.get("anyOf", [schema]):
+        name = _ref_name(variant)
+        if name:
+            return name
+        items = variant.get("items")
+        if isinstance(items, dict) and _ref_name(items):
+            return f"{_ref_name(items)}[]"
+        values = variant.get("additionalProperties")
+        if isinstance(values, dict) and _ref_name(values):
+            return f"{{{_ref_name(values)}}}"
+    return None
+
+
+def _fields(name: str, defs: dict[str, Schema]) -> dict[str, Any]:
     schema = defs[name]
-    required = [f for f in schema.get("properties", {}) if f in schema.get("required", [])]
-    optional = [f for f in schema.get("properties", {}) if f not in required]
-    return {"required": required, "optional": optional}
+    properties: dict[str, Schema] = schema.get("properties", {})
+    required = [f for f in properties if f in schema.get("required", [])]
+    optional = [f for f in properties if f not in required]
+    nested = {f: n for f, sub in properties.items() if (n := _nested(sub))}
+    return {"required": required, "optional": optional, "nested": nested}
 
 
 def protocol_js() -> str:
@@ -261,7 +279,11 @@ def protocol_js() -> str:
         *(f"  {json.dumps(t)}: {json.dumps(m.__name__)}," for t, m in sorted(pushes.items())),
         "});",
         "",
-        "/** typedef -> its required and optional fields (every type a reply or push holds). */",
+        "/**",
+        " * typedef -> its required and optional fields, and the typedef each nested field holds",
+        " * (`Name`, `Name[]` a list of them, `{Name}` a map to them): every type a reply or push",
+        " * holds, for checking frames.",
+        " */",
         "export const SHAPES = Object.freeze({",
     ]
     order = _reachable(sorted(set(names)), defs)
