@@ -88,6 +88,7 @@ export const ClientEvent = Object.freeze({
   AUTH_FAILED: "client:auth-failed",
   ERROR: "client:error",
 });
+/** @type {Set<string>} */
 const CLIENT_EVENTS = new Set(Object.values(ClientEvent));
 
 export const State = Object.freeze({
@@ -220,6 +221,7 @@ export class SwitchboardClient {
     this._clearTimeout = options.clearTimeout ?? ((h) => globalThis.clearTimeout(h));
     this._random = options.random ?? Math.random;
     this._now = options.now ?? Date.now;
+    /** @type {string} one of `State` */
     this.state = State.IDLE;
     /** @type {any} */
     this.ws = null;
@@ -782,7 +784,12 @@ export class SwitchboardClient {
     return message;
   }
 
-  /** Marks read up to `seq` (also acks). @param {string} conversationId @param {number} seq */
+  /**
+   * Marks read up to `seq` (also acks).
+   * @param {string} conversationId
+   * @param {number} seq
+   * @returns {Promise<import("./protocol.js").CursorMoved>}
+   */
   markRead(conversationId, seq) {
     // Idempotent (the read cursor only moves forward): safe to send again after a drop.
     return this.request("message:read", { conversationId, seq }, { resend: true });
@@ -794,6 +801,7 @@ export class SwitchboardClient {
    * @param {string} conversationId
    * @param {number | undefined} beforeSeq
    * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").HistoryPage>}
    */
   history(conversationId, beforeSeq, limit = 50) {
     /** @type {Record<string, any>} */
@@ -802,19 +810,30 @@ export class SwitchboardClient {
     return this.request("message:history", data);
   }
 
-  /** @param {number} [limit] */
+  /**
+   * Your conversations, newest activity first (and their cursors seeded for resume).
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
+   */
   async listConversations(limit = 50) {
     const reply = await this.request("conversation:list", { limit });
     for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
     return reply.conversations ?? [];
   }
 
-  /** @param {string[]} members @param {{title?: string, listingId?: string}} [extra] */
+  /**
+   * @param {string[]} members
+   * @param {{title?: string, listingId?: string}} [extra]
+   * @returns {Promise<import("./protocol.js").ConversationCreated>}
+   */
   createConversation(members, extra = {}) {
     return this.request("conversation:create", { members, ...extra });
   }
 
-  /** @param {string[]} userIds */
+  /**
+   * @param {string[]} userIds
+   * @returns {Promise<import("./protocol.js").Presence[]>}
+   */
   async presence(userIds) {
     return (await this.request("presence:query", { userIds })).presence;
   }
@@ -864,7 +883,10 @@ export class SwitchboardClient {
 
   // ------------------------------------------------------------------ calls & uploads
 
-  /** STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`. */
+  /**
+   * STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`.
+   * @returns {Promise<import("./protocol.js").IceServer[]>}
+   */
   async iceServers() {
     return (await this.request("call:ice-servers", {})).iceServers;
   }
