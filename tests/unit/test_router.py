@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import Field
 from switchboard.errors import Forbidden
-from switchboard.protocol import Omitted, WireData, WireModel
+from switchboard.protocol import Omitted, PushData, WireData, WireMismatch, WireModel, push
 from switchboard.router import Request, WebSocketRouter
 
 from tests.support.events import frame, reply_of, ws_event
@@ -194,3 +194,22 @@ def test_lifecycle_routes_return_200_without_body(router: WebSocketRouter) -> No
     assert router.resolve(ws_event("$connect")) == {"statusCode": 200}
     assert router.resolve(ws_event("$disconnect")) == {"statusCode": 200}
     assert calls == ["conn-1"]
+
+
+def test_a_payload_that_would_not_parse_back_is_never_sent() -> None:
+    # Given a model whose field is left out when empty but is required (a modelling bug)
+    class Broken(WireData):
+        note: Omitted[str]
+
+    # Then serialising it fails loudly instead of sending what a client cannot parse
+    with pytest.raises(WireMismatch, match="Broken"):
+        Broken(note=None).wire()
+    assert Broken(note="x").wire() == {"note": "x"}
+
+
+def test_a_push_frame_takes_its_type_from_its_model() -> None:
+    class Pinged(PushData):
+        TYPE = "test:pinged"
+        n: int
+
+    assert push(Pinged(n=1)) == {"type": "test:pinged", "data": {"n": 1}}
