@@ -19,6 +19,9 @@ from switchboard.errors import ErrorCode
 # API Gateway's limits, which the devserver enforces too.
 MAX_MESSAGE_BYTES = 128 * 1024
 MAX_FRAME_BYTES = 32 * 1024
+# Deepest nesting of arrays/objects a frame may have. The deepest real frame is 4 levels;
+# Python's json decoder recurses per level, so depth is budgeted before decoding.
+MAX_NESTING_DEPTH = 32
 
 
 class WireModel(BaseModel):
