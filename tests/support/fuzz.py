@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from switchboard.errors import ErrorCode
+from switchboard.protocol import MAX_NESTING_DEPTH, nesting_depth
 from switchboard.wire import all_actions
 
 # make test runs a bounded number; `make fuzz` raises it (FUZZ_EXAMPLES=...).
@@ -155,6 +156,26 @@ def _b64_json(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
+def _nested(depth: int, opener: str, where: str, action: str) -> str:
+    """Arrays/objects nested ``depth`` deep, as the whole frame or inside ``data``."""
+    open_, close = {"[": ("[", "]"), "{": ('{"a":', "}")}[opener]
+    deep = open_ * depth + "0" + close * depth
+    if where == "frame":
+        return deep
+    return json.dumps({"action": action, "id": "r-1", "data": {"x": 0}}).replace("0}}", deep + "}}")
+
+
+def deeply_nested(action: str) -> st.SearchStrategy[str]:
+    """Nesting past the budget (protocol.MAX_NESTING_DEPTH), up to the reviewer's 50,000."""
+    return st.builds(
+        _nested,
+        st.sampled_from([33, 200, 1_500, 20_000]),
+        st.sampled_from(["[", "{"]),
+        st.sampled_from(["frame", "data"]),
+        st.just(action),
+    ) | st.just("[" * 50_000)
+
+
 def frames(action: str, known: dict[str, list[str]]) -> st.SearchStrategy[str]:
     """Raw WebSocket text: mostly frames for ``action``, sometimes malformed ones."""
     request_id = st.one_of(st.text(min_size=1, max_size=20), st.just("r-1"))
@@ -170,6 +191,7 @@ def frames(action: str, known: dict[str, list[str]]) -> st.SearchStrategy[str]:
             lambda junk: json.dumps({"action": action, "id": junk, "data": {}}), hostile_json
         ),
         st.builds(lambda junk: json.dumps({"action": action, "data": junk}), hostile_json),
+        deeply_nested(action),
     )
     return st.one_of(good, good, good, bad)
 
@@ -184,6 +206,10 @@ def check_reply(raw_frame: str, body: str) -> dict[str, Any]:
     if not reply["ok"]:
         assert reply["error"]["code"] in ERROR_CODES, (raw_frame[:300], reply)
         assert isinstance(reply["error"]["message"], str)
+    if nesting_depth(raw_frame) > MAX_NESTING_DEPTH:
+        # Refused before decoding (so without its id): one bad_request, never a crash.
+        assert not reply["ok"] and reply["error"]["code"] == "bad_request", reply
+        return reply
     try:
         sent = json.loads(raw_frame)
     except ValueError:

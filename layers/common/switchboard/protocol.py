@@ -10,6 +10,7 @@ Server push: ``{"type": "<event>", "data": {...}}``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,24 @@ MAX_FRAME_BYTES = 32 * 1024
 # Deepest nesting of arrays/objects a frame may have. The deepest real frame is 4 levels;
 # Python's json decoder recurses per level, so depth is budgeted before decoding.
 MAX_NESTING_DEPTH = 32
+
+
+# A JSON string, escapes included (the unrolled form: linear, no backtracking).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def nesting_depth(body: str) -> int:
+    """How deeply arrays and objects nest in ``body``, counted without decoding it: the
+    json decoder recurses once per level, and 50,000 ``[`` raise RecursionError (the
+    frame would get ``internal``, and any later ``json.dumps`` of it would fail too).
+    0 when the frame has too few brackets to nest past the budget."""
+    if body.count("[") + body.count("{") <= MAX_NESTING_DEPTH:
+        return 0
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', body)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 class WireModel(BaseModel):

@@ -29,7 +29,13 @@ from switchboard.errors import (
     UnknownAction,
 )
 from switchboard.observability import logger
-from switchboard.protocol import MAX_NESTING_DEPTH, RequestFrame, reply_error, reply_ok
+from switchboard.protocol import (
+    MAX_NESTING_DEPTH,
+    RequestFrame,
+    nesting_depth,
+    reply_error,
+    reply_ok,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -212,11 +218,11 @@ class WebSocketRouter:
 def _parse_frame(body: str | None) -> RequestFrame:
     if not body:
         raise BadRequest("empty frame")
-    if _nesting_depth(body) > MAX_NESTING_DEPTH:
+    if nesting_depth(body) > MAX_NESTING_DEPTH:
         raise BadRequest(f"frame is nested deeper than {MAX_NESTING_DEPTH} levels")
     try:
         payload = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: see _nesting_depth
+    except (ValueError, RecursionError):  # RecursionError: see nesting_depth
         raise BadRequest("frame is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("frame must be a JSON object")
@@ -233,23 +239,6 @@ def _parse_frame(body: str | None) -> RequestFrame:
         error.request_id = frame.id
         raise error
     return frame
-
-
-# A JSON string, escapes included (the unrolled form: linear, no backtracking).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-
-
-def _nesting_depth(body: str) -> int:
-    """How deeply arrays and objects nest in ``body``, counted without decoding it: the
-    json decoder recurses once per level, and 50,000 ``[`` raise RecursionError (the
-    frame would get ``internal``, and any later ``json.dumps`` of it would fail too)."""
-    if body.count("[") + body.count("{") <= MAX_NESTING_DEPTH:
-        return 0
-    depth = deepest = 0
-    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', body)):
-        depth += 1 if bracket in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
 
 
 def _has_lone_surrogate(payload: Any) -> bool:
