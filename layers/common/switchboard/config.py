@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Settings(BaseModel):
@@ -122,6 +122,29 @@ class AuthSettings(Settings):
     @property
     def algorithms(self) -> list[str]:
         return [a.strip() for a in self.JWT_ALGORITHMS.split(",") if a.strip()]
+
+    @property
+    def public_key_mode(self) -> bool:
+        return any(not a.startswith("HS") for a in self.algorithms)
+
+    @model_validator(mode="after")
+    def _public_keys_need_issuer_and_audience(self) -> Self:
+        # An identity provider signs the tokens of every app it serves with the same keys:
+        # without both checks, a token minted for another app of the same Cognito pool or
+        # Auth0 tenant (admin role included) would open connections here. Refused at cold
+        # start, so a function so configured never serves a request.
+        if self.public_key_mode and any(a.startswith("HS") for a in self.algorithms):
+            # Mixing symmetric and asymmetric algorithms is what makes alg confusion possible.
+            raise ValueError("JWT_ALGORITHMS must not mix HMAC and public-key algorithms")
+        if self.public_key_mode:
+            missing = [
+                name
+                for name in ("JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE")
+                if not getattr(self, name).strip()
+            ]
+            if missing:
+                raise ValueError(f"RS256/ES256 mode needs {', '.join(missing)}")
+        return self
 
 
 class SessionSettings(ConnectionSettings, AuthSettings):
