@@ -363,12 +363,15 @@ class MessagingService:
     # ------------------------------------------------------------------ typing, presence
     def typing(self, caller: Caller, data: wire.Typing, state: str) -> dict[str, Any]:
         conversation = self._conversation_for(caller, data.conversationId)
-        if state == "start" and not self.limiter.acquire(
-            f"typing#{caller.user_id}#{conversation.conversation_id}",
+        # Each push costs a presence read and a post per device of every member: both
+        # states are limited, each on its own window (a stop right after a start is normal).
+        key = "typing" if state == "start" else "typing-stop"
+        if not self.limiter.acquire(
+            f"{key}#{caller.user_id}#{conversation.conversation_id}",
             self._now_ms(),
             TYPING_WINDOW_MS,
         ):
-            raise RateLimited("typing:start at most once every 2 seconds per conversation")
+            raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(
             conversation.members - {caller.user_id},
             push(
