@@ -4,9 +4,31 @@ code before its fix. Handlers are called in-process under moto."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
-from tests.integration.test_messaging import apps, new_conversation, people  # noqa: F401 - fixtures
+import pytest
+from switchboard import aws
+from switchboard.messaging import SYNC_MAX_QUERIES
+
+from tests.integration.conftest import Stack
+from tests.integration.test_messaging import Client, new_conversation, send
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack) -> tuple[ModuleType, ModuleType]:
+    return stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
+
+
+@pytest.fixture
+def people(stack: Stack, apps: tuple[ModuleType, ModuleType]) -> Any:
+    def make(*names: str) -> list[Client]:
+        tag = uuid.uuid4().hex[:6]
+        return [Client(stack, apps[0], apps[1], f"{name}-{tag}") for name in names]
+
+    return make
 
 
 def test_typing_stop_is_rate_limited_like_typing_start(people: Any) -> None:
@@ -21,3 +43,69 @@ def test_typing_stop_is_rate_limited_like_typing_start(people: Any) -> None:
     # And a start right after a stop is still allowed (their windows are separate)
     attacker.ok("typing:start", {"conversationId": conversation})
     assert [f["data"]["state"] for f in victim.frames("typing")] == ["stop", "start"]
+
+
+@pytest.fixture
+def queries() -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every DynamoDB Query the handlers make (botocore's own hook)."""
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params)
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    yield seen
+    client.meta.events.unregister("provide-client-params.dynamodb.Query", record)
+
+
+def test_sync_stops_querying_once_its_reply_is_full(
+    people: Any, queries: list[dict[str, Any]]
+) -> None:
+    alice, bob = people("alice", "bob")
+    carol, dave = people("carol", "dave")
+    big = new_conversation(alice, bob)
+    others = [new_conversation(carol, bob), new_conversation(dave, bob)]
+    # Given one conversation whose messages alone fill a reply (30 x 4000 characters)
+    for i in range(30):
+        send(alice, big, f"{i:04d}" + "x" * 3996)
+    for conversation in others:
+        send(carol if conversation == others[0] else dave, conversation, "y" * 4000)
+    # When bob syncs all three from the start
+    queries.clear()
+    reply = bob.ok("message:sync", {"cursors": {big: 0, others[0]: 0, others[1]: 0}, "limit": 500})
+    synced = reply["conversations"]
+    # Then one Query was made (the reply was full after it), reading no more than could fit
+    assert len(queries) == 1, queries
+    assert queries[0]["Limit"] <= 100_000 // 128 + 1
+    assert 20 <= len(synced[big]["messages"]) < 30 and synced[big]["hasMore"] is True
+    for conversation in others:
+        assert synced[conversation] == {"lastSeq": 1, "messages": [], "hasMore": True}
+    # And syncing again from where it stopped continues (nothing is lost)
+    after = synced[big]["messages"][-1]["seq"]
+    rest = bob.ok("message:sync", {"cursors": {big: after}})["conversations"][big]
+    assert [m["seq"] for m in rest["messages"]] == list(range(after + 1, 31))
+
+
+def test_sync_bounds_queries_per_frame_whatever_the_cursor_count(
+    stack: Stack, apps: Any, queries: list[dict[str, Any]]
+) -> None:
+    app, connect = stack.handler("MessageFunction", CREATE_LIMIT_PER_USER="1000"), apps[1]
+    tag = uuid.uuid4().hex[:6]
+    victim = Client(stack, app, connect, f"victim-{tag}")
+    attacker = Client(stack, app, connect, f"attacker-{tag}")
+    # Given 30 conversations with one new message each (each a Query on the old code)
+    cursors = {}
+    for i in range(30):
+        conversation = new_conversation(attacker, victim, listingId=f"L{i}")
+        send(attacker, conversation, "hi")
+        cursors[conversation] = 0
+    queries.clear()
+    synced = victim.ok("message:sync", {"cursors": cursors})["conversations"]
+    # Then at most SYNC_MAX_QUERIES queries ran, and the rest say hasMore
+    assert len(queries) == SYNC_MAX_QUERIES < len(cursors)
+    served = [c for c, entry in synced.items() if entry["messages"]]
+    assert len(served) == SYNC_MAX_QUERIES
+    assert all(
+        synced[c]["hasMore"] and not synced[c]["messages"] for c in cursors if c not in served
+    )

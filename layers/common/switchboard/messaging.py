@@ -41,6 +41,10 @@ from switchboard.wire import messaging as wire
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
 REPLY_BUDGET_BYTES = 100_000  # route responses are capped at 128 KB by API Gateway
+# message:sync reads at most this much per frame, however many cursors it names.
+SYNC_MAX_QUERIES = 20
+SYNC_MAX_ITEMS = 500
+SYNC_MIN_MESSAGE_BYTES = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,23 +318,34 @@ class MessagingService:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
                 raise Forbidden(f"you are not a member of {conversation_id}")
+        # What one frame may cost is bounded whatever the number of cursors: at most
+        # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
+        # the reply is full. A conversation left out says hasMore; the client syncs again.
         budget = REPLY_BUDGET_BYTES
+        queries, items_left = SYNC_MAX_QUERIES, SYNC_MAX_ITEMS
         result: dict[str, Any] = {}
         for conversation_id, after in data.cursors.items():
             conversation = found[conversation_id]
             entry: dict[str, Any] = {
                 "lastSeq": conversation.last_seq,
                 "messages": [],
-                "hasMore": False,
+                "hasMore": conversation.last_seq > after,
             }
             result[conversation_id] = entry
-            if conversation.last_seq <= after:
+            if not entry["hasMore"] or budget <= 0 or queries <= 0 or items_left <= 0:
                 continue
-            messages = self.conversations.messages_after(conversation_id, after, data.limit)
+            queries -= 1
+            # No more messages than could still fit (each one is at least ~150 bytes wired).
+            fits = budget // SYNC_MIN_MESSAGE_BYTES + 1
+            messages = self.conversations.messages_after(
+                conversation_id, after, min(data.limit, items_left, fits)
+            )
+            items_left -= len(messages)
             for message in messages:
                 wired = message.wire()
                 size = len(json.dumps(wired))
                 if size > budget:
+                    budget = 0  # full: no later conversation is queried
                     break
                 budget -= size
                 entry["messages"].append(wired)
