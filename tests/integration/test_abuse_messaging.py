@@ -4,16 +4,22 @@ code before its fix. Handlers are called in-process under moto."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from switchboard import aws
+from switchboard.delivery import RetryJob
+from switchboard.gateway import ManagementApi
 from switchboard.messaging import SYNC_MAX_QUERIES
 
-from tests.integration.conftest import Stack
+from tests.integration.conftest import FakeContext, Stack
+from tests.integration.test_calls import sqs_event
 from tests.integration.test_messaging import Client, new_conversation, send
 
 
@@ -109,3 +115,48 @@ def test_sync_bounds_queries_per_frame_whatever_the_cursor_count(
     assert all(
         synced[c]["hasMore"] and not synced[c]["messages"] for c in cursors if c not in served
     )
+
+
+def _refusing_gateway(*codes: tuple[str, int]) -> tuple[ManagementApi, Stubber]:
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url="https://abc.execute-api.us-east-1.amazonaws.com/dev",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    stub = Stubber(client)
+    for code, status in codes:
+        stub.add_client_error("post_to_connection", code, http_status_code=status)
+    return ManagementApi("unused", client=client), stub
+
+
+def _queue_depth(stack: Stack, queue_url: str) -> int:
+    attributes = stack.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("PayloadTooLargeException", 413), ("BadRequestException", 400)]
+)
+def test_a_post_refused_for_good_is_dropped_not_retried_into_the_dlq(
+    stack: Stack, code: str, status: int
+) -> None:
+    retry = stack.handler("DeliveryRetryFunction")
+    queue_url = retry.settings.DELIVERY_QUEUE_URL
+    depth = _queue_depth(stack, queue_url)
+    # Given API Gateway refusing a post for what it is (too large, malformed)
+    gateway, stub = _refusing_gateway((code, status), (code, status))
+    retry.delivery.gateway = gateway
+    job = RetryJob("conn-x", "user-x", json.dumps({"type": "x", "data": "y" * 10}))
+    event = sqs_event(json.loads(job.body()))
+    with stub:
+        # When the delivery-retry consumer gets it - Then it is consumed (no batch failure)
+        assert retry.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+        # And a fan-out meeting it drops it too, instead of queueing a retry
+        report = retry.delivery.to_connections({"conn-x": "user-x"}, {"type": "x"})
+    assert report.dropped == ["conn-x"] and report.queued_for_retry == []
+    assert _queue_depth(stack, queue_url) == depth

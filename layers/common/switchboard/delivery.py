@@ -4,7 +4,8 @@ Presence (one BatchGetItem for all the users) gives their connections; the frame
 all of them in one bounded parallel fan-out. A 410 Gone connection is forgotten at once
 (never retried). A throttled or failed post goes to the SQS delivery queue, whose consumer
 retries it with exponential backoff and, after the queue's maxReceiveCount, leaves it in
-the dead-letter queue. Users with no connection are reported as offline so the caller can
+the dead-letter queue. A post API Gateway refuses for what it is (too large) is logged
+and dropped: retrying it would only carry it into the dead-letter queue. Users with no connection are reported as offline so the caller can
 notify them another way.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from switchboard import aws
 from switchboard.dal.connections import ConnectionRepository
 from switchboard.dal.users import UserRepository
-from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi, encode
+from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi, PostRefused, encode
 from switchboard.observability import logger
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class DeliveryReport:
     gone: list[str] = field(default_factory=list)
     queued_for_retry: list[str] = field(default_factory=list)
     offline_users: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # refused for good (PostRefused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,9 @@ class Delivery:
         report.gone = result.gone
         for connection_id in result.gone:
             self.forget(connection_id, targets[connection_id])
+        if result.refused:
+            report.dropped = list(result.refused)
+            logger.error("push refused by API Gateway, dropped", extra={"refused": result.refused})
         if result.failed:
             self._enqueue_retries(
                 [RetryJob(c, targets[c], encoded) for c in result.failed], result.failed
@@ -119,6 +124,11 @@ class Delivery:
             self.gateway.post(job.connection_id, job.frame)
         except ConnectionGone:
             self.forget(job.connection_id, job.user_id)
+        except PostRefused as refused:
+            logger.error(
+                "push refused by API Gateway, dropped",
+                extra={"connectionId": job.connection_id, "reason": refused.reason},
+            )
 
     def enqueue_retry(
         self, connection_id: str, user_id: str, frame: dict[str, Any], reason: str

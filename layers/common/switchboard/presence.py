@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.delivery import Delivery
-from switchboard.gateway import ConnectionGone
+from switchboard.gateway import ConnectionGone, PostRefused
 from switchboard.observability import logger
 from switchboard.protocol import push
 
@@ -96,6 +96,12 @@ class ConnectionEvents:
                     except ConnectionGone:
                         self.delivery.forget(connection_id, user_id)
                         return BacklogResult(pushed, connection_gone=True)
+                    except PostRefused as refused:  # never retryable: skip this one
+                        logger.error(
+                            "backlog push refused by API Gateway, dropped",
+                            extra={"connectionId": connection_id, "reason": refused.reason},
+                        )
+                        continue
                     pushed += 1
                 after = page[-1].seq
         return BacklogResult(pushed, connection_gone=False)
