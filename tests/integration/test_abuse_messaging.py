@@ -5,6 +5,7 @@ code before its fix. Handlers are called in-process under moto."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -12,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from switchboard import aws
 from switchboard.delivery import RetryJob
@@ -37,9 +39,14 @@ def people(stack: Stack, apps: tuple[ModuleType, ModuleType]) -> Any:
     return make
 
 
-def test_typing_stop_is_rate_limited_like_typing_start(people: Any) -> None:
+def test_typing_stop_is_rate_limited_like_typing_start(
+    people: Any, apps: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
     attacker, victim = people("attacker", "victim")
     conversation = new_conversation(attacker, victim)
+    # The service's clock stands still, so all 31 frames fall in one 2 s window
+    now = time.time()
+    monkeypatch.setattr(apps[0].service, "_clock", lambda: now)
     # Given 31 typing:stop frames in a row (each was a presence read and a post per device)
     codes = [attacker.call("typing:stop", {"conversationId": conversation}) for _ in range(31)]
     # Then one is pushed and the other 30 are refused
@@ -160,3 +167,56 @@ def test_a_post_refused_for_good_is_dropped_not_retried_into_the_dlq(
         report = retry.delivery.to_connections({"conn-x": "user-x"}, {"type": "x"})
     assert report.dropped == ["conn-x"] and report.queued_for_retry == []
     assert _queue_depth(stack, queue_url) == depth
+
+
+def test_reusing_a_client_message_id_for_another_body_is_a_conflict(people: Any) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    first = send(alice, conversation, "pay 10", client_id="cm-1")
+    # Given the same clientMessageId with a different body (or attachment list)
+    reused = {"conversationId": conversation, "clientMessageId": "cm-1", "body": "pay 1000"}
+    # Then the send answers conflict instead of the first message's reply
+    assert alice.error("message:send", reused) == "conflict"
+    # While a true retry (same content) still gets the first reply, and one message exists
+    assert send(alice, conversation, "pay 10", client_id="cm-1") == first
+    history = bob.ok("message:history", {"conversationId": conversation})
+    assert [m["body"] for m in history["messages"]] == ["pay 10"]
+
+
+@pytest.fixture
+def failing_ack_write() -> Iterator[list[int]]:
+    """Makes the next ackedSeq UpdateItem fail (a 500), once: a read half done."""
+    failed: list[int] = []
+
+    def fail(params: dict[str, Any], **_: Any) -> None:
+        if not failed and params.get("ExpressionAttributeNames") == {"#c": "ackedSeq"}:
+            failed.append(1)
+            raise ClientError(
+                {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "UpdateItem"
+            )
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", fail)
+    yield failed
+    client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", fail)
+
+
+def test_a_read_retried_after_a_partial_failure_lifts_acked_seq(
+    people: Any, stack: Stack, failing_ack_write: list[int]
+) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    for i in range(3):
+        send(alice, conversation, f"m{i}")
+    # Given a message:read whose readSeq write landed and whose ackedSeq write failed
+    assert bob.error("message:read", {"conversationId": conversation, "seq": 3}) == "internal"
+    assert failing_ack_write == [1]
+    # When the client retries the read
+    bob.ok("message:read", {"conversationId": conversation, "seq": 3})
+    # Then ackedSeq caught up (the backlog would otherwise redeliver read messages)
+    member = stack.client("dynamodb").get_item(
+        TableName=stack.table("ConversationsTable"),
+        Key={"conversationId": {"S": conversation}, "sk": {"S": f"member#{bob.user_id}"}},
+        ConsistentRead=True,
+    )["Item"]
+    assert (member["readSeq"]["N"], member["ackedSeq"]["N"]) == ("3", "3")

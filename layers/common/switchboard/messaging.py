@@ -25,6 +25,7 @@ from switchboard.dal.conversations import (
     GuardRefused,
     SeqConflict,
     StoredMessage,
+    send_digest,
 )
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
@@ -212,7 +213,7 @@ class MessagingService:
                 self.conversations.append(conversation, message, guards)
                 break
             except DuplicateSend:
-                return self._repeat_send(caller, conversation, data.clientMessageId)
+                return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
                 if refused.index < len(rules):
                     raise _rate_limited(rules[refused.index], message.created_at) from None
@@ -235,13 +236,19 @@ class MessagingService:
         }
 
     def _repeat_send(
-        self, caller: Caller, conversation: Conversation, client_message_id: str
+        self, caller: Caller, conversation: Conversation, data: wire.MessageSend
     ) -> dict[str, Any]:
-        reply = self.conversations.previous_reply(
-            conversation.conversation_id, caller.user_id, client_message_id
+        previous = self.conversations.previous_send(
+            conversation.conversation_id, caller.user_id, data.clientMessageId
         )
-        if reply is None:  # the record expired (24 h): the id may be reused
+        if previous is None:  # the record expired (24 h): the id may be reused
             raise Conflict("clientMessageId was used for another message")
+        attachments = [a.model_dump(exclude_none=True) for a in data.attachments]
+        if previous.digest not in (None, send_digest(data.body, attachments)):
+            # Same id, other content: not a retry. Answering with the first reply would
+            # tell the client its second message was stored when it was not.
+            raise Conflict("clientMessageId was already used for a different message")
+        reply = previous.reply
         # The first attempt may have died between storing and pushing; push again (clients
         # drop duplicates by seq), so an acknowledged message always reaches online members.
         stored = self.conversations.messages_after(

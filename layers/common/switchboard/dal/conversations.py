@@ -3,7 +3,9 @@
 ConversationsTable items, all under PK ``conversationId``:
 - ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
 - ``member#<userId>``: ackedSeq, readSeq (indexed byMember: a user's conversations);
-- ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send (TTL 24 h).
+- ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send and a digest of
+  what was sent (TTL 24 h): a retry is answered with the reply, a different message
+  under the same id with ``conflict`` (as Powertools' idempotency validates payloads).
 MessagesTable: PK conversationId, SK seq (number).
 
 A send is one GetItem of ``#meta`` and one TransactWriteItems that (1) moves lastSeq from
@@ -15,6 +17,8 @@ take a second seq.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +91,18 @@ class StoredMessage:
         if self.attachments:
             data["attachments"] = self.attachments
         return data
+
+
+def send_digest(body: str, attachments: Sequence[dict[str, Any]]) -> str:
+    """What identifies the content of a send, to tell a retry from a reused id."""
+    canonical = json.dumps([body, list(attachments)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousSend:
+    reply: dict[str, Any]
+    digest: str | None  # None: stored before digests were kept
 
 
 class SeqConflict(Exception):
@@ -305,6 +321,7 @@ class ConversationRepository(DynamoRepository):
                                     "conversationId": message.conversation_id,
                                     "sk": _idem_key(message.sender_id, message.client_message_id),
                                     "reply": reply,
+                                    "digest": send_digest(message.body, message.attachments),
                                     "expiresAt": message.created_at // 1000
                                     + IDEMPOTENCY_TTL_SECONDS,
                                 }
@@ -330,9 +347,9 @@ class ConversationRepository(DynamoRepository):
                 raise SeqConflict from None
             raise
 
-    def previous_reply(
+    def previous_send(
         self, conversation_id: str, sender_id: str, client_message_id: str
-    ) -> dict[str, Any] | None:
+    ) -> PreviousSend | None:
         response = self.client.get_item(
             TableName=self.table,
             Key={
@@ -342,8 +359,10 @@ class ConversationRepository(DynamoRepository):
             ConsistentRead=True,
         )
         item = response.get("Item")
-        reply: dict[str, Any] | None = from_item(item)["reply"] if item else None
-        return reply
+        if not item:
+            return None
+        stored = from_item(item)
+        return PreviousSend(reply=stored["reply"], digest=stored.get("digest"))
 
     # ------------------------------------------------------------------ cursors
     def advance_cursor(
@@ -361,6 +380,7 @@ class ConversationRepository(DynamoRepository):
         if cursor == "readSeq":
             expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
         key = {"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}}
+        moved = True
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -381,12 +401,14 @@ class ConversationRepository(DynamoRepository):
             )
         except (ClientError, BotoCoreError) as exc:
             if not self.wrote(key, token):
-                if isinstance(exc, ClientError) and is_condition_failure(exc):
-                    return False
-                raise
+                if not (isinstance(exc, ClientError) and is_condition_failure(exc)):
+                    raise
+                moved = False
         if cursor == "readSeq":
+            # Also when readSeq was already there: a retry of a read whose ackedSeq write
+            # failed must still lift ackedSeq, or the backlog would redeliver read messages.
             self.advance_cursor(conversation_id, user_id, "ackedSeq", seq, now_ms)
-        return True
+        return moved
 
     # ------------------------------------------------------------------ messages
     def messages_after(
