@@ -43,7 +43,11 @@ def handle_change(record: DynamoDBRecord) -> None:
     if record.event_name == DynamoDBRecordEventName.INSERT and change.new_image:
         image = change.new_image
         events.connected(
-            image["connectionId"], image["userId"], int(image.get("connectedAt", now_ms)), now_ms
+            image["connectionId"],
+            image["userId"],
+            int(image.get("connectedAt", now_ms)),
+            now_ms,
+            token_iat=int(image.get("tokenIat", 0)),
         )
     elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
         connection_id, user_id = change.old_image["connectionId"], change.old_image["userId"]

@@ -2,11 +2,12 @@
 
 Presence (one BatchGetItem for all the users) gives their connections; the frame goes to
 all of them in one bounded parallel fan-out. A 410 Gone connection is forgotten at once
-(never retried). A throttled or failed post goes to the SQS delivery queue, whose consumer
-retries it with exponential backoff and, after the queue's maxReceiveCount, leaves it in
-the dead-letter queue. A post API Gateway refuses for what it is (too large) is logged
-and dropped: retrying it would only carry it into the dead-letter queue. Users with no connection are reported as offline so the caller can
-notify them another way.
+(never retried) - unless it opened less than CONNECT_GRACE_MS ago (see there). A throttled
+or failed post goes to the SQS delivery queue, whose consumer retries it with exponential
+backoff and, after the queue's maxReceiveCount, leaves it in the dead-letter queue. A post
+API Gateway refuses for what it is (too large) is logged and dropped: retrying it would
+only carry it into the dead-letter queue. Users with no connection are reported as
+offline so the caller can notify them another way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 RETRY_BASE_DELAY_SECONDS = 2
+# API Gateway answers 410 to posts for a connection whose $connect has not returned yet
+# (the connection item, and so the presence set and the stream record, exist before the
+# handshake ends). A 410 this soon after connecting means "not yet": the post is retried
+# and the connection kept. Forgetting it would leave an open socket that gets no pushes
+# and looks offline to everyone.
+CONNECT_GRACE_MS = 10_000
 
 
 @dataclass
@@ -105,8 +112,10 @@ class Delivery:
         encoded = encode(frame).decode()
         result = self.gateway.fan_out(targets, encoded)
         report.delivered = result.delivered
-        report.gone = result.gone
-        for connection_id in result.gone:
+        not_ready = self.not_ready(result.gone)
+        report.gone = [c for c in result.gone if c not in not_ready]
+        result.failed.update({c: "410 while connecting" for c in sorted(not_ready)})
+        for connection_id in report.gone:
             self.forget(connection_id, targets[connection_id])
         if result.refused:
             report.dropped = list(result.refused)
@@ -123,6 +132,8 @@ class Delivery:
         try:
             self.gateway.post(job.connection_id, job.frame)
         except ConnectionGone:
+            if self.not_ready([job.connection_id]):
+                raise DeliveryFailed(job.connection_id, "410 while connecting") from None
             self.forget(job.connection_id, job.user_id)
         except PostRefused as refused:
             logger.error(
@@ -135,6 +146,17 @@ class Delivery:
     ) -> None:
         job = RetryJob(connection_id, user_id, encode(frame).decode())
         self._enqueue_retries([job], {connection_id: reason})
+
+    def not_ready(self, gone: Iterable[str]) -> set[str]:
+        """Of connections API Gateway answered 410 for, those still within
+        CONNECT_GRACE_MS of opening (read only on this rare path)."""
+        now_ms = int(self._clock() * 1000)
+        young: set[str] = set()
+        for connection_id in gone:
+            connection = self.connections.get(connection_id)
+            if connection is not None and now_ms - connection.connected_at < CONNECT_GRACE_MS:
+                young.add(connection_id)
+        return young
 
     def forget(self, connection_id: str, user_id: str) -> None:
         logger.info("connection gone", extra={"connectionId": connection_id, "userId": user_id})

@@ -1,25 +1,33 @@
 """What follows a connection opening or closing (driven by the Connections stream, because
 API Gateway cannot post to a connection before its $connect has returned):
+- a connection whose token was revoked while it was connecting is closed (admin:revoke
+  may have found it still handshaking, when API Gateway answers its DELETE with 410);
 - a reconnecting user gets every message after their acked seq, in seq order, unasked;
 - the members of their conversations see them online on the first connection and
   offline (with lastSeen) after the last one.
+The stream record can arrive before the handshake has ended: a 410 then is waited out a
+little and, failing that, the record is retried (ConnectionNotReady), never taken as the
+connection being gone.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from switchboard.dal.conversations import ConversationRepository
-from switchboard.delivery import Delivery
+from switchboard.delivery import CONNECT_GRACE_MS, Delivery
 from switchboard.gateway import ConnectionGone, PostRefused
 from switchboard.observability import logger
 from switchboard.protocol import push
 
 BACKLOG_PAGE = 100
-# A post can race the $connect that created the connection (the stream record is written
-# before API Gateway has finished the handshake): a 410 this soon after connecting means
-# "not yet", so the record is retried instead of the connection being forgotten.
-CONNECT_GRACE_MS = 10_000
+# Waits (s) before trying a young connection again, within one stream record; then the
+# record itself is retried. Lambda retries a stream record at once, so the waits are here.
+NOT_READY_WAITS = (0.2, 0.4, 0.8)
 
 
 class ConnectionNotReady(Exception):
@@ -33,14 +41,36 @@ class BacklogResult:
 
 
 class ConnectionEvents:
-    def __init__(self, conversations: ConversationRepository, delivery: Delivery) -> None:
+    def __init__(
+        self,
+        conversations: ConversationRepository,
+        delivery: Delivery,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.conversations = conversations
         self.delivery = delivery
         self.users = delivery.users
+        self._clock = clock
+        self._sleep = sleep
 
-    def connected(self, connection_id: str, user_id: str, connected_at: int, now_ms: int) -> None:
-        backlog = self.deliver_backlog(connection_id, user_id, connected_at, now_ms)
+    def connected(
+        self,
+        connection_id: str,
+        user_id: str,
+        connected_at: int,
+        now_ms: int,
+        *,
+        token_iat: int = 0,
+    ) -> None:
         presence = self.users.presence([user_id])[user_id]
+        if token_iat < presence.tokens_valid_after:
+            # Revoked after the $connect write (which is conditioned on the stamp): the
+            # revocation's DELETE may have met the handshake and got 410. Close it now.
+            self._close_revoked(connection_id, user_id, connected_at)
+            return
+        backlog = self.deliver_backlog(connection_id, user_id, connected_at, now_ms)
         # Judged against the connection's own time, not the (later) processing time: if
         # another device closed after this one opened, this was not the first connection.
         if presence.connection_ids == {connection_id} and presence.last_seen < connected_at:
@@ -49,6 +79,31 @@ class ConnectionEvents:
             "connection opened",
             extra={"connectionId": connection_id, "userId": user_id, "backlog": backlog.pushed},
         )
+
+    def _close_revoked(self, connection_id: str, user_id: str, connected_at: int) -> None:
+        closed = self._when_ready(
+            connection_id, connected_at, lambda: self.delivery.gateway.delete(connection_id)
+        )
+        if not closed:
+            self.delivery.forget(connection_id, user_id)
+        logger.info(
+            "revoked connection closed on its first stream record",
+            extra={"connectionId": connection_id, "userId": user_id},
+        )
+
+    def _when_ready(self, connection_id: str, connected_at: int, call: Callable[[], bool]) -> bool:
+        """Runs ``call`` (False: API Gateway answered 410). A 410 within CONNECT_GRACE_MS
+        of connecting is tried again after NOT_READY_WAITS, then ConnectionNotReady has the
+        stream record retried. False: the connection is gone for good."""
+        for wait in (*NOT_READY_WAITS, None):
+            if call():
+                return True
+            if int(self._clock() * 1000) - connected_at >= CONNECT_GRACE_MS:
+                return False
+            if wait is None:
+                raise ConnectionNotReady(connection_id)
+            self._sleep(wait)
+        return False  # unreachable: the last wait is None
 
     def disconnected(self, connection_id: str, user_id: str, now_ms: int) -> None:
         # Idempotent: $disconnect already did this; a TTL expiry (a missed $disconnect) did not.
@@ -89,19 +144,25 @@ class ConnectionEvents:
                 if not page:
                     break
                 for message in page:
-                    try:
-                        self.delivery.gateway.post(
-                            connection_id, push("message:new", message.wire())
-                        )
-                    except ConnectionGone:
+                    frame = push("message:new", message.wire())
+                    if not self._when_ready(
+                        connection_id, connected_at, partial(self._post, connection_id, frame)
+                    ):
                         self.delivery.forget(connection_id, user_id)
                         return BacklogResult(pushed, connection_gone=True)
-                    except PostRefused as refused:  # never retryable: skip this one
-                        logger.error(
-                            "backlog push refused by API Gateway, dropped",
-                            extra={"connectionId": connection_id, "reason": refused.reason},
-                        )
-                        continue
                     pushed += 1
                 after = page[-1].seq
         return BacklogResult(pushed, connection_gone=False)
+
+    def _post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        """False on 410. A post refused for what it is is dropped (never retryable)."""
+        try:
+            self.delivery.gateway.post(connection_id, frame)
+        except ConnectionGone:
+            return False
+        except PostRefused as refused:
+            logger.error(
+                "backlog push refused by API Gateway, dropped",
+                extra={"connectionId": connection_id, "reason": refused.reason},
+            )
+        return True
