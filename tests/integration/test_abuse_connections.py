@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
-from switchboard.delivery import RetryJob
 from switchboard.gateway import DeliveryFailed, ManagementApi
+from switchboard.queues import RetryJob
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation, send
@@ -169,11 +169,11 @@ def test_the_backlog_push_waits_out_a_handshake_instead_of_forgetting_the_connec
     alice, bob = client(stack, apps, "alice"), client(stack, apps, "bob")
     conversation = new_conversation(alice, bob)
     send(alice, conversation, "while you were away")
-    events = apps["events"].events
+    delivery = apps["events"].events.backlog.delivery
     gateway = HandshakingGateway(bob.connection_id)
-    monkeypatch.setattr(events.delivery, "gateway", ManagementApi("unused", client=gateway))  # type: ignore[arg-type]
+    monkeypatch.setattr(delivery, "gateway", ManagementApi("unused", client=gateway))  # type: ignore[arg-type]
     waits: list[float] = []
-    monkeypatch.setattr(events, "_sleep", waits.append, raising=False)
+    monkeypatch.setattr(delivery, "_sleep", waits.append, raising=False)
     record = insert_record(stack, bob.connection_id)
     # When the connection's stream record is handled before its handshake has ended
     # Then the record fails (Lambda retries it) after short waits, and nothing is forgotten
@@ -202,10 +202,10 @@ def test_a_revocation_that_met_a_handshake_is_enforced_on_the_first_stream_recor
         UpdateExpression="SET tokensValidAfter = :now",
         ExpressionAttributeValues={":now": {"N": str(int(time.time()) + 1)}},
     )
-    events = apps["events"].events
+    delivery = apps["events"].events.backlog.delivery
     gateway = HandshakingGateway(mallory.connection_id)
-    monkeypatch.setattr(events.delivery, "gateway", ManagementApi("unused", client=gateway))  # type: ignore[arg-type]
-    monkeypatch.setattr(events, "_sleep", lambda _: None, raising=False)
+    monkeypatch.setattr(delivery, "gateway", ManagementApi("unused", client=gateway))  # type: ignore[arg-type]
+    monkeypatch.setattr(delivery, "_sleep", lambda _: None, raising=False)
     record = insert_record(stack, mallory.connection_id)
     # When its first stream record arrives while it is still handshaking: retried
     assert record_failed(apps["events"], record)

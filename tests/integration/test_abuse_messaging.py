@@ -16,9 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from switchboard import aws
-from switchboard.delivery import RetryJob
 from switchboard.gateway import ManagementApi
 from switchboard.messaging import SYNC_MAX_QUERIES
+from switchboard.queues import RetryJob
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_calls import sqs_event

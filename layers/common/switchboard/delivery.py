@@ -12,28 +12,33 @@ offline so the caller can notify them another way.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from switchboard import aws
 from switchboard.dal.connections import ConnectionRepository
 from switchboard.dal.users import UserRepository
 from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi, PostRefused, encode
 from switchboard.observability import logger
+from switchboard.queues import EnqueueFailed, RetryJob
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
+    from switchboard.queues import RetryQueue
 
-RETRY_BASE_DELAY_SECONDS = 2
 # API Gateway answers 410 to posts for a connection whose $connect has not returned yet
 # (the connection item, and so the presence set and the stream record, exist before the
 # handshake ends). A 410 this soon after connecting means "not yet": the post is retried
 # and the connection kept. Forgetting it would leave an open socket that gets no pushes
 # and looks offline to everyone.
 CONNECT_GRACE_MS = 10_000
+# Waits (s) before trying a young connection again within one stream record, then the
+# record itself is retried (Lambda retries a stream record at once, so the waits are here).
+NOT_READY_WAITS = (0.2, 0.4, 0.8)
+
+
+class ConnectionNotReady(Exception):
+    """The connection is too new to be posted to yet: retry the stream record."""
 
 
 @dataclass
@@ -45,46 +50,23 @@ class DeliveryReport:
     dropped: list[str] = field(default_factory=list)  # refused for good (PostRefused)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryJob:
-    connection_id: str
-    user_id: str
-    frame: str
-
-    def body(self) -> str:
-        return json.dumps(
-            {"connectionId": self.connection_id, "userId": self.user_id, "frame": self.frame}
-        )
-
-    @classmethod
-    def parse(cls, body: str) -> RetryJob:
-        data = json.loads(body)
-        return cls(data["connectionId"], data["userId"], data["frame"])
-
-
 class Delivery:
     def __init__(
         self,
         users: UserRepository,
         connections: ConnectionRepository,
         gateway: ManagementApi,
-        retry_queue_url: str,
+        retries: RetryQueue,
         *,
-        sqs_client: SQSClient | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.users = users
         self.connections = connections
         self.gateway = gateway
-        self._retry_queue_url = retry_queue_url
-        self._sqs = sqs_client
+        self.retries = retries
         self._clock = clock
-
-    @property
-    def sqs(self) -> SQSClient:
-        if self._sqs is None:
-            self._sqs = aws.sqs()
-        return self._sqs
+        self._sleep = sleep
 
     def to_users(
         self,
@@ -158,32 +140,29 @@ class Delivery:
                 young.add(connection_id)
         return young
 
+    def when_ready(self, connection_id: str, connected_at: int, call: Callable[[], bool]) -> bool:
+        """For a connection's stream record: runs ``call`` (False: API Gateway answered
+        410). A 410 within CONNECT_GRACE_MS of connecting is tried again after
+        NOT_READY_WAITS, then ConnectionNotReady has the record retried. False: the
+        connection is gone for good."""
+        for wait in (*NOT_READY_WAITS, None):
+            if call():
+                return True
+            if int(self._clock() * 1000) - connected_at >= CONNECT_GRACE_MS:
+                return False
+            if wait is None:
+                raise ConnectionNotReady(connection_id)
+            self._sleep(wait)
+        return False  # unreachable: the last wait is None
+
     def forget(self, connection_id: str, user_id: str) -> None:
         logger.info("connection gone", extra={"connectionId": connection_id, "userId": user_id})
         self.connections.delete(connection_id, user_id, int(self._clock() * 1000))
 
     def _enqueue_retries(self, jobs: list[RetryJob], reasons: dict[str, str]) -> None:
         logger.warning("push failed, queued for retry", extra={"failures": reasons})
-        for start in range(0, len(jobs), 10):
-            chunk = jobs[start : start + 10]
-            response = self.sqs.send_message_batch(
-                QueueUrl=self._retry_queue_url,
-                Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": job.body(),
-                        "DelaySeconds": RETRY_BASE_DELAY_SECONDS,
-                    }
-                    for i, job in enumerate(chunk)
-                ],
-            )
-            if response.get("Failed"):
-                # Nothing may be dropped silently: let the caller's invocation fail loudly.
-                raise DeliveryFailed(
-                    chunk[0].connection_id, f"enqueue failed: {response['Failed']}"
-                )
-
-
-def retry_backoff_seconds(receive_count: int) -> int:
-    """Visibility timeout before the next attempt: 2, 4, 8, ... seconds (max 15 min)."""
-    return int(min(900, RETRY_BASE_DELAY_SECONDS * 2 ** max(0, receive_count - 1)))
+        try:
+            self.retries.enqueue(jobs)
+        except EnqueueFailed as exc:
+            # Nothing may be dropped silently: let the caller's invocation fail loudly.
+            raise DeliveryFailed(jobs[0].connection_id, str(exc)) from None
