@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from switchboard.dal.conversations import ConversationRepository
+from switchboard.dal.conversations import RECENT_CONVERSATIONS, ConversationRepository
 from switchboard.delivery import Delivery
 from switchboard.gateway import ConnectionGone, PostRefused
 from switchboard.observability import logger
 from switchboard.protocol import push
 
 BACKLOG_PAGE = 100
+BACKLOG_MAX_MESSAGES = 1000  # pushed on one connect (each is a post)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +32,26 @@ class Backlog:
         self.delivery = delivery
 
     def deliver(self, connection_id: str, user_id: str, connected_at: int) -> BacklogResult:
-        """Pushes, to this one connection, every message after the user's acked seq.
+        """Pushes, to this one connection, the messages after the user's acked seq.
         Posts are sequential per connection so the frames arrive in seq order. A post that
         fails for a retryable reason goes to the delivery queue (clients order by seq)
         rather than failing the stream record, which would replay the whole backlog."""
-        memberships = self.conversations.memberships(user_id)
-        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
+        # Bounded per connect, whatever others sent: the RECENT_CONVERSATIONS most recently
+        # active conversations, BACKLOG_MAX_MESSAGES messages in all. Clients fetch the
+        # rest with message:sync (conversation:list gives every cursor).
+        recent = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members
+        conversations = self.conversations.get_many(m.conversation_id for m in recent)
         pushed = 0
-        for member in sorted(memberships, key=lambda m: m.conversation_id):
+        for member in recent:
             conversation = conversations.get(member.conversation_id)
             if conversation is None or conversation.last_seq <= member.acked_seq:
                 continue
             after = member.acked_seq
             while after < conversation.last_seq:
+                if pushed >= BACKLOG_MAX_MESSAGES:
+                    return BacklogResult(pushed, connection_gone=False)
                 page = self.conversations.messages_after(
-                    member.conversation_id, after, BACKLOG_PAGE
+                    member.conversation_id, after, min(BACKLOG_PAGE, BACKLOG_MAX_MESSAGES - pushed)
                 )
                 if not page:
                     break

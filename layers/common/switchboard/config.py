@@ -47,9 +47,9 @@ class MessagingSettings(DeliverySettings):
     RATE_LIMITS_TABLE: str
     UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
     MAX_BODY_CHARS: int = 4000
-    # A conversation is created in one transaction of its members + 2 items, and
-    # DynamoDB allows 100 items per transaction: at most 98 members.
-    MAX_MEMBERS: Annotated[int, Field(ge=2, le=98)] = 50
+    # A send is one transaction of 3 items, one per member (their activityAt), 2 rate
+    # limits and up to 10 attachments, and DynamoDB allows 100 items per transaction.
+    MAX_MEMBERS: Annotated[int, Field(ge=2, le=85)] = 50
     RATE_WINDOW_SECONDS: int = 10
     SEND_LIMIT_PER_USER: int = 100
     SEND_LIMIT_PER_CONNECTION: int = 50

@@ -143,18 +143,16 @@ class MessagingService:
         return {"conversationId": conversation_id, "created": created}
 
     def list_conversations(self, caller: Caller, data: wire.ConversationList) -> dict[str, Any]:
-        memberships = {m.conversation_id: m for m in self.conversations.memberships(caller.user_id)}
-        found = self.conversations.get_many(memberships)
-        ordered = sorted(
-            found.values(), key=lambda c: (c.last_activity_at, c.conversation_id), reverse=True
-        )
-        if data.cursor:
-            after = _decode_cursor(data.cursor)
-            ordered = [c for c in ordered if (c.last_activity_at, c.conversation_id) < after]
-        page = ordered[: data.limit]
+        # One page of the activity index and one BatchGetItem, however many conversations
+        # the caller is in (see dal/conversations.py).
+        after = _decode_cursor(data.cursor) if data.cursor else None
+        page = self.conversations.inbox(caller.user_id, data.limit, after)
+        found = self.conversations.get_many(m.conversation_id for m in page.members)
         items = []
-        for c in page:
-            member = memberships[c.conversation_id]
+        for member in page.members:
+            c = found.get(member.conversation_id)
+            if c is None:
+                continue
             items.append(
                 {
                     "conversationId": c.conversation_id,
@@ -170,9 +168,9 @@ class MessagingService:
                 }
             )
         next_cursor = None
-        if len(ordered) > data.limit:
-            last = page[-1]
-            next_cursor = _encode_cursor((last.last_activity_at, last.conversation_id))
+        if page.more:
+            last = page.members[-1]
+            next_cursor = _encode_cursor((last.activity_at, last.conversation_id))
         return {"conversations": items, "cursor": next_cursor}
 
     # ------------------------------------------------------------------ messages
@@ -411,10 +409,14 @@ class MessagingService:
         return {"sent": True}
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> dict[str, Any]:
-        contacts = self.contacts_of(caller.user_id) | {caller.user_id}
+        # Contacts are the members of the caller's most recently active conversations
+        # (dal RECENT_CONVERSATIONS): a bounded read, whatever others did to the caller.
+        contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
         strangers = sorted(set(data.userIds) - contacts)
         if strangers:
-            raise Forbidden("presence is visible only for people you share a conversation with")
+            raise Forbidden(
+                "presence is visible only for people you share a recent conversation with"
+            )
         found = self.users.presence(data.userIds)
         return {
             "presence": [
@@ -422,11 +424,6 @@ class MessagingService:
                 for p in found.values()
             ]
         }
-
-    def contacts_of(self, user_id: str) -> set[str]:
-        memberships = self.conversations.memberships(user_id)
-        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
-        return {u for c in conversations.values() for u in c.members} - {user_id}
 
     # ------------------------------------------------------------------ preferences
     def get_preferences(self, caller: Caller) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Presence: the members of a user's conversations see them online on the first
-connection and offline (with lastSeen) after the last one."""
+"""Presence: the members of a user's (most recently active) conversations see them online
+on the first connection and offline (with lastSeen) after the last one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.users import Presence as UserPresence
 from switchboard.delivery import Delivery
 from switchboard.protocol import push
+
+PRESENCE_AUDIENCE = 500  # users told of one online/offline change, most recent first
 
 
 class Presence:
@@ -33,9 +35,10 @@ class Presence:
             self.announce(user_id, online=False, last_seen=presence.last_seen or now_ms)
 
     def announce(self, user_id: str, *, online: bool, last_seen: int | None) -> None:
-        memberships = self.conversations.memberships(user_id)
-        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
-        contacts = {u for c in conversations.values() for u in c.members} - {user_id}
+        # The members of the user's most recently active conversations, at most
+        # PRESENCE_AUDIENCE of them: what an announcement costs is bounded, however many
+        # conversations others have put the user in.
+        contacts = self.conversations.recent_contacts(user_id)[:PRESENCE_AUDIENCE]
         if contacts:
             self.delivery.to_users(
                 contacts,
