@@ -45,6 +45,15 @@ INJECTIONS = [
     "NaN",
 ]
 
+# SDP and ICE must be ASCII (RFC 8839): what a hostile peer would put in them instead.
+NON_ASCII_SIGNALING = [
+    "\U0001f600" * 1000,  # 12 bytes each once JSON-escaped
+    "candidate:1 1 udp 2122260223 192.168.1.2 5000 typ host \u00e9",
+    "v=0\r\ns=\u202e\r\n",
+    "a=ice-ufrag:\x00",
+    "\ud800",
+]
+
 hostile_strings = st.one_of(st.sampled_from(INJECTIONS), st.text(max_size=40))
 hostile_scalars = st.one_of(
     st.none(),
@@ -145,6 +154,15 @@ def data_for(draw: st.DrawFn, action: str, known: dict[str, list[str]]) -> Any:
         for name, values in known.items():
             if name in data and values and draw(st.booleans()):
                 data[name] = draw(st.sampled_from(values))
+        for key in ("offer", "answer"):
+            if isinstance(data.get(key), dict) and draw(st.booleans()):
+                data[key] = {**data[key], "sdp": draw(st.sampled_from(NON_ASCII_SIGNALING))}
+        if isinstance(data.get("candidate"), dict) and draw(st.booleans()):
+            field = draw(st.sampled_from(["candidate", "sdpMid", "usernameFragment"]))
+            data["candidate"] = {
+                **data["candidate"],
+                field: draw(st.sampled_from(NON_ASCII_SIGNALING)),
+            }
         if "cursor" in data and draw(st.booleans()):
             # A cursor is opaque base64 of JSON: hostile JSON inside valid base64 reaches
             # the decoder, where random text would stop at the base64 step.
