@@ -56,7 +56,7 @@ class Backlog:
                 if not page:
                     break
                 for message in page:
-                    frame = push("message:new", message.wire())
+                    frame = push(message.wire())
                     if not self.delivery.when_ready(
                         connection_id, connected_at, partial(self._post, connection_id, frame)
                     ):

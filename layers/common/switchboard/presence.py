@@ -7,6 +7,7 @@ from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.users import Presence as UserPresence
 from switchboard.delivery import Delivery
 from switchboard.protocol import push
+from switchboard.wire.messaging import Presence as PresencePush
 
 PRESENCE_AUDIENCE = 500  # users told of one online/offline change, most recent first
 
@@ -42,5 +43,5 @@ class Presence:
         if contacts:
             self.delivery.to_users(
                 contacts,
-                push("presence", {"userId": user_id, "online": online, "lastSeen": last_seen}),
+                push(PresencePush(userId=user_id, online=online, lastSeen=last_seen)),
             )

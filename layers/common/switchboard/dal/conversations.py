@@ -49,6 +49,8 @@ from switchboard.dal.transactions import Transaction
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from switchboard.wire.messaging import Message
+
 META = "#meta"
 ACTIVITY_INDEX = "byActivity"
 # How many of a user's most recently active conversations make their contacts (presence)
@@ -106,19 +108,19 @@ class StoredMessage:
     client_message_id: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
 
-    def wire(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "conversationId": self.conversation_id,
-            "seq": self.seq,
-            "messageId": self.message_id,
-            "senderId": self.sender_id,
-            "body": self.body,
-            "createdAt": self.created_at,
-            "clientMessageId": self.client_message_id,
-        }
-        if self.attachments:
-            data["attachments"] = self.attachments
-        return data
+    def wire(self) -> Message:
+        from switchboard.wire.messaging import Message, MessageAttachment
+
+        return Message(
+            conversationId=self.conversation_id,
+            seq=self.seq,
+            messageId=self.message_id,
+            senderId=self.sender_id,
+            body=self.body,
+            createdAt=self.created_at,
+            clientMessageId=self.client_message_id,
+            attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
+        )
 
 
 def send_digest(body: str, attachments: Sequence[dict[str, Any]]) -> str:
