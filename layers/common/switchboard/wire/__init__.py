@@ -1,7 +1,7 @@
 """The wire contract, one module per feature: every client action's request model (its
 ``data``), its reply model, and every server push. Services return these models and the
 router serialises them; docs/protocol.md's tables, docs/protocol.schema.json,
-docs/asyncapi.yaml, web/switchboard.d.ts and switchboard_client/models.py are generated
+docs/asyncapi.json, web/protocol.js and switchboard_client/wire.py are generated
 from them (``make generate``, i.e. ``python -m switchboard.wire``)."""
 
 from __future__ import annotations
