@@ -33,7 +33,10 @@ def handle_change(record: DynamoDBRecord) -> None:
     if record.event_name == DynamoDBRecordEventName.INSERT and change.new_image:
         image = change.new_image
         events.connected(
-            image["connectionId"], image["userId"], int(image.get("connectedAt", now_ms))
+            image["connectionId"],
+            image["userId"],
+            int(image.get("connectedAt", now_ms)),
+            token_iat=int(image.get("tokenIat", 0)),
         )
     elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
         events.disconnected(change.old_image["connectionId"], change.old_image["userId"], now_ms)

@@ -213,3 +213,31 @@ def test_a_push_frame_takes_its_type_from_its_model() -> None:
         n: int
 
     assert push(Pinged(n=1)) == {"type": "test:pinged", "data": {"n": 1}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 50_000,  # the reviewer's frame: RecursionError in json.loads
+        "{" + '"a":{' * 25_000,
+        '{"action": "echo", "id": "r-1", "data": {"text": ' + "[" * 50_000 + "]" * 50_000 + "}}",
+        # Shallow enough for json.loads, deeper than any real frame: refused all the same.
+        '{"action": "echo", "id": "r-1", "data": {"text": ' + "[" * 40 + "]" * 40 + "}}",
+    ],
+)
+def test_deep_nesting_gets_bad_request(router: WebSocketRouter, body: str) -> None:
+    # Given a frame nested far deeper than any real one
+    # When it reaches the router
+    reply = reply_of(router.resolve(ws_event("$default", body=body)))
+    # Then it gets one typed refusal, not `internal`
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "bad_request"
+    assert "nested deeper" in reply["error"]["message"]
+
+
+def test_brackets_inside_strings_are_not_nesting(router: WebSocketRouter) -> None:
+    # Keys full of brackets, quotes and escapes: over the quick count, under the real depth.
+    keys = {f'{i}"[{{\\[': i for i in range(40)}
+    body = json.dumps({"action": "cursors", "id": "r-1", "data": {"cursors": keys}})
+    assert body.count("[") > 40
+    assert reply_of(router.resolve(ws_event("cursors", body=body)))["data"] == {"count": 40}

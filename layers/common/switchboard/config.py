@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Settings(BaseModel):
@@ -47,9 +47,9 @@ class MessagingSettings(DeliverySettings):
     RATE_LIMITS_TABLE: str
     UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
     MAX_BODY_CHARS: int = 4000
-    # A conversation is created in one transaction of its members + 2 items, and
-    # DynamoDB allows 100 items per transaction: at most 98 members.
-    MAX_MEMBERS: Annotated[int, Field(ge=2, le=98)] = 50
+    # A send is one transaction of 3 items, one per member (their activityAt), 2 rate
+    # limits and up to 10 attachments, and DynamoDB allows 100 items per transaction.
+    MAX_MEMBERS: Annotated[int, Field(ge=2, le=85)] = 50
     RATE_WINDOW_SECONDS: int = 10
     SEND_LIMIT_PER_USER: int = 100
     SEND_LIMIT_PER_CONNECTION: int = 50
@@ -122,6 +122,29 @@ class AuthSettings(Settings):
     @property
     def algorithms(self) -> list[str]:
         return [a.strip() for a in self.JWT_ALGORITHMS.split(",") if a.strip()]
+
+    @property
+    def public_key_mode(self) -> bool:
+        return any(not a.startswith("HS") for a in self.algorithms)
+
+    @model_validator(mode="after")
+    def _public_keys_need_issuer_and_audience(self) -> Self:
+        # An identity provider signs the tokens of every app it serves with the same keys:
+        # without both checks, a token minted for another app of the same Cognito pool or
+        # Auth0 tenant (admin role included) would open connections here. Refused at cold
+        # start, so a function so configured never serves a request.
+        if self.public_key_mode and any(a.startswith("HS") for a in self.algorithms):
+            # Mixing symmetric and asymmetric algorithms is what makes alg confusion possible.
+            raise ValueError("JWT_ALGORITHMS must not mix HMAC and public-key algorithms")
+        if self.public_key_mode:
+            missing = [
+                name
+                for name in ("JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE")
+                if not getattr(self, name).strip()
+            ]
+            if missing:
+                raise ValueError(f"RS256/ES256 mode needs {', '.join(missing)}")
+        return self
 
 
 class SessionSettings(ConnectionSettings, AuthSettings):

@@ -29,7 +29,15 @@ from switchboard.errors import (
     UnknownAction,
 )
 from switchboard.observability import logger
-from switchboard.protocol import RequestFrame, WireData, WireMismatch, reply_error, reply_ok
+from switchboard.protocol import (
+    MAX_NESTING_DEPTH,
+    RequestFrame,
+    WireData,
+    WireMismatch,
+    nesting_depth,
+    reply_error,
+    reply_ok,
+)
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=WireData)
@@ -232,9 +240,11 @@ class WebSocketRouter:
 def _parse_frame(body: str | None) -> RequestFrame:
     if not body:
         raise BadRequest("empty frame")
+    if nesting_depth(body) > MAX_NESTING_DEPTH:
+        raise BadRequest(f"frame is nested deeper than {MAX_NESTING_DEPTH} levels")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: see nesting_depth
         raise BadRequest("frame is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("frame must be a JSON object")
