@@ -94,7 +94,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
-        return _identity(claims)
+        return _identity(claims, self._settings.JWT_ROLES_CLAIM)
 
     def _key_for(self, token: str) -> Any:
         if self._symmetric:
@@ -104,11 +104,11 @@ class TokenVerifier:
         return self._jwks_client.get_signing_key_from_jwt(token).key
 
 
-def _identity(claims: dict[str, Any]) -> Identity:
+def _identity(claims: dict[str, Any], roles_claim: str = "roles") -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 128 or "," in sub:
         raise InvalidToken("sub must be a non-empty string of at most 128 characters")
-    roles = claims.get("roles", [])
+    roles = claims.get(roles_claim, [])
     if isinstance(roles, str):
         roles = [roles]
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):

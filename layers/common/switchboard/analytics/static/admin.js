@@ -1,23 +1,95 @@
 // Switchboard operations dashboard: polls the analytics HTTP API (admin JWT) and draws
-// plain SVG charts. No build step, no CDN: it runs offline, served by the devserver.
-const API = "/api/analytics";
+// plain SVG charts. No build step, no CDN. Served by the analytics API itself at
+// /admin/index.html (switchboard/analytics/dashboard.py), so every URL here is relative:
+// the same page works on the devserver, on an execute-api URL and under a custom domain.
+const API = new URL("../api/analytics", location.href).pathname;
+const CONFIG = new URL("config.json", location.href).pathname;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const params = new URLSearchParams(location.search);
 const REFRESH_SECONDS = Math.min(300, Math.max(1, Number(params.get("refresh")) || 5));
 const HISTORY = 60; // queue samples kept by the page (GetQueueAttributes is point-in-time)
 const COLORS = ["#2456d6", "#1f9d55", "#c77700", "#8e24aa", "#c62828", "#00838f"];
+const TOKEN_KEY = "sb-admin-token";
+const PKCE_KEY = "sb-admin-pkce";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: params.get("token") || sessionStorage.getItem("sb-admin-token"), timer: 0, queueHistory: [] };
+const state = { token: params.get("token") || sessionStorage.getItem(TOKEN_KEY), timer: 0, queueHistory: [], oidc: null };
 
 class AuthError extends Error {}
 
 async function devToken() {
   // The devserver's developer endpoint (local stack only): a token for the demo admin.
-  const response = await fetch("/__devserver/token?user=admin");
-  if (!response.ok) return null;
-  const body = await response.json();
-  return body.admin ? body.token : null;
+  try {
+    const response = await fetch("/__devserver/token?user=admin");
+    if (!response.ok) return null;
+    const body = await response.json();
+    if (body.admin) $("demo-link").hidden = false;
+    return body.admin ? body.token : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------- OpenID Connect
+// Authorization code flow with PKCE (RFC 7636): the page is a public client, so it holds
+// no secret; the verifier stays in this tab's sessionStorage until the IdP sends the
+// browser back here with ?code=...&state=...
+const base64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const randomString = () => base64url(crypto.getRandomValues(new Uint8Array(32)));
+const redirectUri = () => location.origin + location.pathname;
+
+async function signIn() {
+  const verifier = randomString(), nonce = randomString();
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state: nonce }));
+  const url = new URL(state.oidc.authorizeUrl);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id: state.oidc.clientId,
+    redirect_uri: redirectUri(),
+    scope: state.oidc.scopes,
+    state: nonce,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  }).toString();
+  location.assign(url.toString());
+}
+
+async function finishSignIn() {
+  const code = params.get("code"), returned = params.get("state"), failure = params.get("error");
+  if (!code && !failure) return;
+  history.replaceState(null, "", location.pathname); // the code is single-use: drop it
+  const pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  if (failure) throw new AuthError(`sign-in failed: ${failure}`);
+  if (!pending || pending.state !== returned) throw new AuthError("sign-in failed: the answer does not match this tab's request");
+  const response = await fetch(state.oidc.tokenUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      client_id: state.oidc.clientId,
+      code,
+      redirect_uri: redirectUri(),
+      code_verifier: pending.verifier,
+    }),
+  });
+  const body = response.ok ? await response.json() : {};
+  if (!body[state.oidc.token]) throw new AuthError(`sign-in failed: the identity provider answered ${response.status}`);
+  state.token = body[state.oidc.token];
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  if (state.oidc?.logoutUrl) {
+    const url = new URL(state.oidc.logoutUrl);
+    url.searchParams.set("client_id", state.oidc.clientId);
+    url.searchParams.set("logout_uri", redirectUri());
+    location.assign(url.toString());
+  } else {
+    location.replace(location.pathname);
+  }
 }
 
 async function api(path) {
@@ -221,18 +293,15 @@ async function refresh() {
 async function tick() {
   clearTimeout(state.timer);
   try {
-    if (!state.token) state.token = await devToken();
-    if (!state.token) throw new AuthError("no admin token");
+    if (!state.token && !state.oidc) state.token = await devToken();
+    if (!state.token) throw new AuthError(state.oidc ? "" : "no admin token");
     await refresh();
-    sessionStorage.setItem("sb-admin-token", state.token);
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    $("sign-out").hidden = false;
     setStatus(`updated ${new Date().toLocaleTimeString()}`, "ok");
   } catch (error) {
     if (error instanceof AuthError) {
-      state.token = null;
-      sessionStorage.removeItem("sb-admin-token");
-      $("token-form").hidden = false;
-      $("token-error").textContent = error.message;
-      setStatus("sign in with an admin token", "error");
+      askToSignIn(error.message);
       return;
     }
     setStatus(`refresh failed: ${error.message}`, "error");
@@ -240,13 +309,38 @@ async function tick() {
   if ($("live").checked) state.timer = setTimeout(tick, REFRESH_SECONDS * 1000);
 }
 
-$("interval").textContent = String(REFRESH_SECONDS);
-$("live").addEventListener("change", () => ($("live").checked ? tick() : clearTimeout(state.timer)));
-$("token-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  state.token = $("token").value.trim();
-  $("token-form").hidden = true;
-  $("token-error").textContent = "";
+function askToSignIn(message) {
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = !state.oidc;
+  $("token-form").hidden = false;
+  $("token-error").textContent = message;
+  setStatus("sign in with an admin token", "error");
+}
+
+async function start() {
+  $("interval").textContent = String(REFRESH_SECONDS);
+  $("live").addEventListener("change", () => ($("live").checked ? tick() : clearTimeout(state.timer)));
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.token = $("token").value.trim();
+    $("token-form").hidden = true;
+    $("token-error").textContent = "";
+    tick();
+  });
+  $("sign-in").addEventListener("click", () => signIn());
+  $("sign-out").addEventListener("click", () => signOut());
+  try {
+    const response = await fetch(CONFIG);
+    state.oidc = response.ok ? (await response.json()).oidc : null;
+    if (state.oidc) $("sign-in").textContent = `Sign in with ${new URL(state.oidc.authorizeUrl).host}`;
+    await finishSignIn();
+  } catch (error) {
+    askToSignIn(error instanceof AuthError ? error.message : `sign-in failed: ${error.message}`);
+    return;
+  }
   tick();
-});
-tick();
+}
+
+start();
