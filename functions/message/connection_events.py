@@ -6,7 +6,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
@@ -16,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
+from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import CallSettings, MessagingSettings
 from switchboard.observability import logger
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from switchboard.calls import CallService
 
 events = services.connection_events(MessagingSettings.from_env())
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+processor = LoggedBatchProcessor(event_type=EventType.DynamoDBStreams)
 call_settings = CallSettings.from_env()  # validated at cold start, like every setting
 _calls: list[CallService] = []
 
