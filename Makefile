@@ -11,7 +11,7 @@ ENV ?= default
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr
+.PHONY: venv dev invoke redrive test test-fast fuzz lint validate scan build deploy bench screenshots clean pr
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -23,6 +23,10 @@ venv: $(STAMP)
 
 dev: venv ## the local stack: WebSocket + HTTP API, demo page, embedded AWS (moto)
 	$(PY) -m devserver $(DEVSERVER_ARGS)
+
+invoke: venv ## sam local invoke without Docker: make invoke FN=ConnectionFunction EVENT=events/ping.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<FunctionLogicalId> EVENT=events/<file>.json"; exit 2; }
+	$(PY) -m devserver invoke $(FN) -e $(EVENT)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)

@@ -78,6 +78,7 @@ class InvocationResult:
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
     pid: int = 0
+    request_id: str = ""
 
     @property
     def error_message(self) -> str:
@@ -178,8 +179,10 @@ class _Worker:
         response = await asyncio.wait_for(self._recv(), self.spec.timeout)
         duration = (time.monotonic() - started) * 1000
         if response.get("ok"):
-            return InvocationResult(True, response.get("result"), None, duration, self.pid)
-        return InvocationResult(False, None, response.get("error"), duration, self.pid)
+            return InvocationResult(
+                True, response.get("result"), None, duration, self.pid, request_id
+            )
+        return InvocationResult(False, None, response.get("error"), duration, self.pid, request_id)
 
     @property
     def alive(self) -> bool:
