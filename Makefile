@@ -28,6 +28,10 @@ invoke: venv ## sam local invoke without Docker: make invoke FN=ConnectionFuncti
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<FunctionLogicalId> EVENT=events/<file>.json"; exit 2; }
 	$(PY) -m devserver invoke $(FN) -e $(EVENT)
 
+redrive: venv ## one DLQ back to its source queue: make redrive DLQ=DeliveryDLQ [STACK=switchboard-dev]
+	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<DLQ logical id or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL>)"; exit 2; }
+	$(PY) scripts/redrive.py $(DLQ) $(if $(STACK),--stack $(STACK),)
+
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)
 	@echo "installing checkov into $(CHECKOV_VENV) ..."
