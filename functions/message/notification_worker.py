@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
 from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import NotificationSettings
-from switchboard.notifications import NotificationJob
 from switchboard.observability import logger
+from switchboard.queues import NotificationJob
 
 service = services.notifications(NotificationSettings.from_env())
 processor = LoggedBatchProcessor(event_type=EventType.SQS)
