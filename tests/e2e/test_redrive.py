@@ -15,11 +15,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .clients import Session, clear_faults, eventually, peek_queue, queue_url, set_faults
 from .conftest import RunningDevserver, StartDevserver
+from .test_analytics import api_get
 
 pytestmark = pytest.mark.e2e
 
@@ -95,3 +97,17 @@ async def test_redrive_returns_a_dead_letter_push_to_its_queue_and_it_is_deliver
         refused = await asyncio.to_thread(redrive, ds, "AnalyticsDLQ")
         assert refused.returncode == 2 and "stream batch descriptions" in refused.stderr
         assert depth(ds, "AnalyticsDLQ") == 1
+
+    # And /api/analytics/queues tells the delivery queue's story exactly: three failed
+    # receives of the push, then its delivery after the redrive (the consumer's EMF
+    # metrics, through the devserver's CloudWatch Logs extraction into CloudWatch)
+    def delivery() -> dict[str, Any]:
+        status, queues = api_get(ds, "/api/analytics/queues", ds.token("ops", admin=True))
+        assert status == 200, queues
+        figures: dict[str, Any] = queues["delivery"]["processing"]
+        return figures
+
+    await eventually(lambda: delivery()["processed"] == 1, timeout=STREAM_TIMEOUT)
+    figures = delivery()
+    assert (figures["processed"], figures["failed"], figures["failureRate"]) == (1, 3, 0.75)
+    assert figures["processingTimeMs"]["count"] == 4

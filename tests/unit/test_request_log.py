@@ -80,7 +80,10 @@ def test_every_event_logs_one_handled_line_with_its_outcome(
 
 def test_a_failed_queue_or_stream_record_is_logged_with_its_source_and_attempt(
     log_lines: Callable[[], list[dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchboard")
     from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
     from switchboard.batch import LoggedBatchProcessor
 
@@ -140,3 +143,17 @@ def test_a_failed_queue_or_stream_record_is_logged_with_its_source_and_attempt(
     ]
     assert failed[0]["messageId"] == "m-bad" and failed[0]["errorType"] == "ValueError"
     assert all(f["level"] == "WARNING" for f in failed)
+    # And the queue batch (only it: streams are not queues) published its EMF metrics
+    emf = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+    ]
+    assert len(emf) == 1
+    directive = emf[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "Switchboard"
+    assert any("QueueName" in dimensions for dimensions in directive["Dimensions"])
+    assert emf[0]["QueueName"] == "stack-DeliveryQueue-AB12"
+    assert emf[0]["QueueRecordsProcessed"] == [1.0] and emf[0]["QueueRecordsFailed"] == [1.0]
+    timings = emf[0]["QueueRecordProcessingTime"]
+    assert len(timings) == 2 and all(t >= 0 for t in timings)

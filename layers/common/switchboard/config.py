@@ -155,6 +155,14 @@ class AnalyticsApiSettings(AuthorizerSettings):
 
     METRICS_TABLE: str
     QUEUES: dict[str, dict[str, str]] = {}
+    # Where the consumers' EMF queue metrics are (namespace, and the service dimension
+    # Powertools adds): /queues reads processing time and failures from there.
+    POWERTOOLS_METRICS_NAMESPACE: str = "Switchboard"
+    POWERTOOLS_SERVICE_NAME: str = ""
+
+    @property
+    def main_queues(self) -> dict[str, str]:
+        return {label: urls["queue"] for label, urls in self.QUEUES.items() if "queue" in urls}
 
     @classmethod
     def from_env(cls) -> Self:

@@ -9,6 +9,7 @@ from typing import Any
 from switchboard.analytics import histogram
 from switchboard.analytics.periods import SECONDS, Period, bucket_range, key_to_epoch
 from switchboard.analytics.queue_depths import QueueMonitor
+from switchboard.analytics.queue_processing import QueueProcessing
 from switchboard.analytics.records import CALL_ANSWER_MS, CALL_DURATION_MS, DELIVERY_MS
 from switchboard.dal.metrics import (
     SESSION_COUNTERS,
@@ -72,11 +73,13 @@ class AnalyticsReport:
         self,
         repository: MetricsRepository,
         queues: QueueMonitor,
+        processing: QueueProcessing | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repository = repository
         self.queue_monitor = queues
+        self.queue_processing = processing
         self._clock = clock
 
     def _now_ms(self) -> int:
@@ -162,7 +165,12 @@ class AnalyticsReport:
         }
 
     def queues(self) -> dict[str, Any]:
-        return self.queue_monitor.snapshot()
+        """Depths now (SQS) and, for the main queues, processing over the last hour."""
+        snapshot: dict[str, Any] = self.queue_monitor.snapshot()
+        if self.queue_processing is not None:
+            for label, figures in self.queue_processing.snapshot().items():
+                snapshot.setdefault(label, {})["processing"] = figures
+        return snapshot
 
     def active_sessions(self, limit: int) -> dict[str, Any]:
         now = self._now_ms()
