@@ -85,9 +85,19 @@ def test_dashboard_shows_metrics_and_non_empty_charts(
     assert page.locator("#chart-messages polyline, #chart-messages circle").count() >= 1
     label = page.get_by_role("img", name="Messages per minute: sent").get_attribute("aria-label")
     assert label and "no data" not in label
-    # And the queue table lists every queue with its DLQ
+    # And distinct users beside connections (alice and bob were online together)
+    peak_users = page.locator('dd[data-metric="connections.peakUsers"]')
+    expect(peak_users).to_have_text(re.compile(r"^[0-9,]+$"))
+    assert int(peak_users.inner_text().replace(",", "")) >= 2
+    # And the queue table lists every queue with its DLQ, and the main queues' processing
     expect(page.locator("#queues tbody tr", has_text="delivery")).to_be_visible()
     expect(page.locator("#queues tbody tr", has_text="analytics")).to_be_visible()
+    notification = page.locator("#queues tbody tr", has_text="notification").locator("td")
+    expect(notification.nth(5)).to_have_text(re.compile("^[0-9.]+ %$|^\u2013$"))
+    # And each ended session shows its own messages and typing events (alice sent 3)
+    alice_row = page.locator("#recent-sessions tbody tr", has_text=f"dash-alice-{tag}")
+    expect(alice_row.locator("td").nth(3)).to_have_text("3", timeout=STREAM_TIMEOUT_MS)
+    expect(alice_row.locator("td").nth(4)).to_have_text("0")
     # And it refreshes by itself
     refreshed = int(page.locator("body").get_attribute("data-refreshed") or 0)
     expect(page.locator("body")).not_to_have_attribute("data-refreshed", str(refreshed))

@@ -116,6 +116,7 @@ function format(value, kind) {
     case "ms": return value < 1000 ? `${number.format(Math.round(value))} ms` : `${(value / 1000).toFixed(2)} s`;
     case "duration": return duration(value);
     case "bytes": return bytes(value);
+    case "decimal": return value.toFixed(2);
     default: return number.format(value);
   }
 }
@@ -162,6 +163,10 @@ function renderQueues(queues) {
         { text: q.depth === undefined ? "–" : format(q.depth), className: "num" },
         { text: q.inFlight === undefined ? "–" : format(q.inFlight), className: "num" },
         { text: q.dlqDepth === undefined ? "–" : format(q.dlqDepth), className: q.dlqDepth > 0 ? "num bad" : "num" },
+        // Main queues: their consumers' records over the last hour (failed receives count).
+        { text: q.processing?.available ? format(q.processing.processed + q.processing.failed) : "–", className: "num" },
+        { text: q.processing?.available ? format(q.processing.failureRate, "percent") : "–", className: q.processing?.failureRate > 0 ? "num bad" : "num" },
+        { text: q.processing?.available ? format(q.processing.processingTimeMs.average, "ms") : "–", className: "num" },
       ]),
     ),
   );
@@ -169,10 +174,10 @@ function renderQueues(queues) {
 
 function renderSessions(active, recent) {
   $("active-sessions").tBodies[0].replaceChildren(
-    ...active.sessions.map((s) => row([{ text: s.userId }, { text: s.device || "–" }, { text: duration(s.durationMs) }])),
+    ...active.sessions.map((s) => row([{ text: s.userId }, { text: s.device || "–" }, { text: duration(s.durationMs) }, { text: format(s.messages), className: "num" }, { text: format(s.typingEvents), className: "num" }])),
   );
   $("recent-sessions").tBodies[0].replaceChildren(
-    ...recent.sessions.map((s) => row([{ text: s.userId }, { text: clock(s.endedAt) }, { text: duration(s.durationMs) }])),
+    ...recent.sessions.map((s) => row([{ text: s.userId }, { text: clock(s.endedAt) }, { text: duration(s.durationMs) }, { text: format(s.messages), className: "num" }, { text: format(s.typingEvents), className: "num" }])),
   );
 }
 
@@ -210,7 +215,7 @@ function drawChart(svg, title, series, unit = "") {
     el("text", { class: "axis-label", x: left, y: height - 6 }, svg).textContent = clock(t0);
     el("text", { class: "axis-label", x: width - right, y: height - 6, "text-anchor": "end" }, svg).textContent = clock(t1);
   }
-  let drawn = 0, nonzero = 0;
+  let drawn = 0, nonzero = 0, legendX = left;
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     // Split at missing values: a gap, not a fake zero.
@@ -229,11 +234,12 @@ function drawChart(svg, title, series, unit = "") {
       if (p.value > 0) nonzero++;
     }
     flush();
-    const legend = el("text", { class: "legend", x: left + i * 140, y: 15, fill: color }, svg);
+    const legend = el("text", { class: "legend", x: legendX, y: 15, fill: color }, svg);
     const last = [...s.points].reverse().find((p) => p.value !== null && p.value !== undefined);
     // Counters: the window's total; gauges and percentiles: the latest value.
     const shown = s.total ? s.points.reduce((a, p) => a + (p.value || 0), 0) : last?.value;
     legend.textContent = `■ ${s.name}${shown === undefined ? "" : ` ${number.format(Math.round(shown))}${unit}`}`;
+    legendX += legend.getComputedTextLength() + 12; // the next one starts after this one
   });
   if (!known.length) {
     el("text", { class: "empty", x: width / 2, y: height / 2, "text-anchor": "middle" }, svg).textContent = "no data yet";
@@ -252,7 +258,7 @@ async function series(metric, from, to) {
 // ---------------------------------------------------------------------------- refresh loop
 async function refresh() {
   const to = Date.now(), from = to - 59 * 60_000;
-  const metrics = ["messagesSent", "messagesDelivered", "offlineDeliveries", "connections", "disconnections", "peakOnline", "deliveryP50", "deliveryP95", "deliveryP99"];
+  const metrics = ["messagesSent", "messagesDelivered", "offlineDeliveries", "connections", "disconnections", "peakOnline", "peakOnlineUsers", "deliveryP50", "deliveryP95", "deliveryP99"];
   const [overview, active, recent, ...points] = await Promise.all([
     api(""),
     api("/sessions/active?limit=50"),
@@ -272,6 +278,7 @@ async function refresh() {
     { name: "opened", total: true, points: s.connections },
     { name: "closed", total: true, points: s.disconnections },
     { name: "peak online", points: s.peakOnline },
+    { name: "peak users", points: s.peakOnlineUsers },
   ]);
   drawChart($("chart-latency"), "Delivery latency", [
     { name: "p50", points: s.deliveryP50 },
