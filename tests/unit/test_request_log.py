@@ -13,7 +13,7 @@ import pytest
 from pydantic import Field
 from switchboard.errors import Forbidden
 from switchboard.observability import logger
-from switchboard.protocol import WireModel
+from switchboard.protocol import WireData, WireModel
 from switchboard.router import Request, WebSocketRouter
 
 from tests.support.events import frame, ws_event
@@ -21,6 +21,13 @@ from tests.support.events import frame, ws_event
 
 class Echo(WireModel):
     text: str = Field(max_length=10)
+
+
+class Echoed(WireData):
+    text: str
+
+
+REPLIES: dict[str, type[WireData]] = {"echo": Echoed, "forbidden": Echoed, "boom": Echoed}
 
 
 @pytest.fixture
@@ -38,11 +45,11 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 def test_every_event_logs_one_handled_line_with_its_outcome(
     log_lines: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    router = WebSocketRouter()
+    router = WebSocketRouter(REPLIES)
 
     @router.action("echo", Echo)
-    def echo(request: Request[Echo]) -> dict[str, str]:
-        return {"text": request.data.text}
+    def echo(request: Request[Echo]) -> Echoed:
+        return Echoed(text=request.data.text)
 
     @router.action("forbidden", Echo)
     def refuse(request: Request[Echo]) -> None:
