@@ -21,6 +21,7 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 
 from devserver.aws_faults import moto_server
+from devserver.emf import EmfSink
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
 from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
@@ -73,6 +74,7 @@ class DevServer:
         self.pools: WorkerPools | None = None
         self.ws_api: WebSocketApi | None = None
         self.event_sources: EventSources | None = None
+        self.emf: EmfSink | None = None
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
@@ -91,7 +93,8 @@ class DevServer:
         self.resources = await asyncio.to_thread(provision, self.template, self.moto_url)
 
         functions = self.template.functions()
-        self.pools = WorkerPools(functions, self.moto_url, opts.workers)
+        self.emf = EmfSink(self.moto_url)
+        self.pools = WorkerPools(functions, self.moto_url, opts.workers, self.emf.offer)
         await self.pools.start()
 
         ws_app = web.Application(client_max_size=1024 * 1024)
@@ -117,6 +120,7 @@ class DevServer:
             functions, self.pools, self.moto_url, opts.schedule_speedup
         )
         self.event_sources.start()
+        self.emf.start()
 
         self.ws_url = f"ws://{opts.host}:{ws_port}/{stage}"
         self.management_url = f"http://{opts.host}:{ws_port}/{stage}"
@@ -147,6 +151,8 @@ class DevServer:
                 await runner.cleanup()
         if self.pools is not None:
             await self.pools.close()
+        if self.emf is not None:
+            await self.emf.stop()
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
         log.info("devserver stopped")

@@ -8,7 +8,7 @@ first request that happens to need them.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -116,6 +116,8 @@ class AuthSettings(Settings):
     JWT_JWKS_URL: str = ""
     JWT_ISSUER: str = ""
     JWT_AUDIENCE: str = ""
+    # The claim that lists the user's roles (Cognito puts its groups in "cognito:groups").
+    JWT_ROLES_CLAIM: str = "roles"
     JWT_LEEWAY_SECONDS: int = 30
     JWT_SECRET_MAX_AGE_SECONDS: int = 300
 
@@ -176,6 +178,14 @@ class AnalyticsApiSettings(AuthorizerSettings):
 
     METRICS_TABLE: str
     QUEUES: dict[str, dict[str, str]] = {}
+    # Where the consumers' EMF queue metrics are (namespace, and the service dimension
+    # Powertools adds): /queues reads processing time and failures from there.
+    POWERTOOLS_METRICS_NAMESPACE: str = "Switchboard"
+    POWERTOOLS_SERVICE_NAME: str = ""
+
+    @property
+    def main_queues(self) -> dict[str, str]:
+        return {label: urls["queue"] for label, urls in self.QUEUES.items() if "queue" in urls}
 
     @classmethod
     def from_env(cls) -> Self:
@@ -188,3 +198,35 @@ class AnalyticsApiSettings(AuthorizerSettings):
                     label = words[0] + "".join(w.title() for w in words[1:])
                     queues.setdefault(label, {})[kind] = value
         return cls.model_validate({**environ, "QUEUES": queues})
+
+
+class AdminDashboardSettings(Settings):
+    """How operators sign in to the dashboard (switchboard/analytics/dashboard.py): the
+    deployment's OpenID Connect provider, authorization code flow with PKCE (a public
+    client: no secret in the page). All empty = no provider (the devserver's dev token)."""
+
+    ADMIN_OIDC_AUTHORIZE_URL: str = ""
+    ADMIN_OIDC_TOKEN_URL: str = ""
+    ADMIN_OIDC_CLIENT_ID: str = ""
+    ADMIN_OIDC_SCOPES: str = "openid"
+    # Which token of the IdP's answer is the API's bearer token (id_token carries the
+    # client id as its audience and, with Cognito, the user's groups).
+    ADMIN_OIDC_TOKEN: Literal["id_token", "access_token"] = "id_token"  # noqa: S105 - a name
+    ADMIN_OIDC_LOGOUT_URL: str = ""
+
+    @property
+    def oidc(self) -> dict[str, str] | None:
+        if not (
+            self.ADMIN_OIDC_AUTHORIZE_URL
+            and self.ADMIN_OIDC_TOKEN_URL
+            and self.ADMIN_OIDC_CLIENT_ID
+        ):
+            return None
+        return {
+            "authorizeUrl": self.ADMIN_OIDC_AUTHORIZE_URL,
+            "tokenUrl": self.ADMIN_OIDC_TOKEN_URL,
+            "clientId": self.ADMIN_OIDC_CLIENT_ID,
+            "scopes": self.ADMIN_OIDC_SCOPES,
+            "token": self.ADMIN_OIDC_TOKEN,
+            "logoutUrl": self.ADMIN_OIDC_LOGOUT_URL,
+        }

@@ -199,6 +199,7 @@ class MessagingService:
                 created_at=self._now_ms(),
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
+                sender_connection_id=caller.connection_id,
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
@@ -396,6 +397,8 @@ class MessagingService:
             f"{key}#{caller.user_id}#{conversation.conversation_id}",
             self._now_ms(),
             TYPING_WINDOW_MS,
+            # analytics counts typing per session (the window's stream record carries it)
+            connection_id=caller.connection_id,
         ):
             raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(

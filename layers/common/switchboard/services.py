@@ -266,10 +266,18 @@ def analytics_aggregator(settings: AggregatorSettings) -> Aggregator:
 
 def analytics_report(settings: AnalyticsApiSettings) -> AnalyticsReport:
     from switchboard.analytics.queue_depths import QueueMonitor
+    from switchboard.analytics.queue_processing import QueueProcessing
     from switchboard.analytics.report import AnalyticsReport
     from switchboard.dal.metrics import MetricsRepository
 
-    return AnalyticsReport(MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES))
+    processing = QueueProcessing(
+        settings.main_queues,
+        namespace=settings.POWERTOOLS_METRICS_NAMESPACE,
+        service=settings.POWERTOOLS_SERVICE_NAME,
+    )
+    return AnalyticsReport(
+        MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES), processing
+    )
 
 
 def analytics_access(settings: AnalyticsApiSettings) -> AdminAccess:

@@ -107,6 +107,9 @@ class StoredMessage:
     created_at: int
     client_message_id: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # The connection it was sent from: analytics counts messages per session. Stored,
+    # never sent on the wire.
+    sender_connection_id: str = ""
 
     def wire(self) -> Message:
         from switchboard.wire.messaging import Message, MessageAttachment
@@ -363,6 +366,7 @@ class ConversationRepository(DynamoRepository):
                         "createdAt": message.created_at,
                         "clientMessageId": message.client_message_id,
                         "attachments": message.attachments or None,
+                        "senderConnectionId": message.sender_connection_id or None,
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(seq)",
