@@ -171,7 +171,10 @@ class WebSocketRouter:
         try:
             frame = _parse_frame(event.body)
             request_id = frame.id
-            return reply_ok(request_id, self._dispatch(event, frame))
+            result = self._dispatch(event, frame)
+            if isinstance(result, BaseModel):  # a reply model (switchboard/wire/)
+                result = result.model_dump(mode="json")
+            return reply_ok(request_id, result)
         except SwitchboardError as exc:
             request_id = request_id or exc.request_id
             logger.info(

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from switchboard.config import (
     CallSettings,
+    ConnectionSettings,
     DeliverySettings,
     MessagingSettings,
     NotificationSettings,
+    SearchSettings,
     SignalingSettings,
 )
 from switchboard.dal.connections import ConnectionRepository
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from switchboard.config import UploadSettings
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.messaging import MessagingService
+    from switchboard.search.indexer import SearchIndexer
+    from switchboard.search.service import SearchService
     from switchboard.uploads import Limits as UploadLimits
     from switchboard.uploads import UploadProcessor, UploadService
 
@@ -156,3 +160,42 @@ def upload_processor(settings: UploadSettings) -> UploadProcessor:
 
     repository, store, limits = _upload_parts(settings)
     return UploadProcessor(repository, store, delivery(settings), limits)
+
+
+def search(settings: SearchSettings) -> SearchService:
+    from switchboard.search.index import SearchIndexRepository
+    from switchboard.search.service import SearchLimits, SearchService
+
+    return SearchService(
+        SearchIndexRepository(settings.SEARCH_INDEX_TABLE),
+        ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        limits=SearchLimits(
+            max_clauses=settings.SEARCH_MAX_WORDS,
+            postings_per_range=settings.SEARCH_POSTINGS_PER_WORD,
+            searches_per_user=settings.SEARCH_LIMIT_PER_USER,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
+        ),
+    )
+
+
+def search_indexer(settings: SearchSettings) -> SearchIndexer:
+    from switchboard.search.index import SearchIndexRepository
+    from switchboard.search.indexer import IndexLimits, SearchIndexer
+
+    return SearchIndexer(
+        SearchIndexRepository(settings.SEARCH_INDEX_TABLE),
+        ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        IndexLimits(
+            max_terms=settings.SEARCH_MAX_TERMS_PER_MESSAGE,
+            user_postings_budget=settings.SEARCH_USER_POSTINGS_BUDGET,
+        ),
+    )
+
+
+def connections(settings: ConnectionSettings) -> ConnectionRepository:
+    return ConnectionRepository(
+        settings.CONNECTIONS_TABLE,
+        UserRepository(settings.USERS_TABLE),
+        ttl_seconds=settings.CONNECTION_TTL_SECONDS,
+    )

@@ -9,13 +9,14 @@ from switchboard.protocol import EmptyData, ReplyFrame, RequestFrame, WireModel
 
 
 def all_actions() -> dict[str, type[WireModel]]:
-    from switchboard.wire import calls, messaging, sessions, uploads
+    from switchboard.wire import calls, messaging, search, sessions, uploads
 
     return {
         "ping": EmptyData,
         "preferences:get": EmptyData,
         **calls.ACTIONS,
         **messaging.ACTIONS,
+        **search.ACTIONS,
         **sessions.ACTIONS,
         **uploads.ACTIONS,
     }
