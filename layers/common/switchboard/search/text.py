@@ -40,12 +40,16 @@ class Token:
 
 
 def normalise(word: str) -> str:
-    """NFKC, case folding, diacritics removed, typographic apostrophe made plain."""
-    folded = unicodedata.normalize("NFKC", word).casefold()
+    """NFKC, case folding, diacritics removed, typographic apostrophe made plain; only
+    letters, digits and apostrophes remain (NFKC can expand one character into several
+    words, and a term must never hold the index key's ``#`` separator)."""
+    folded = unicodedata.normalize("NFKC", word).casefold().replace("\u2019", "'")
     stripped = "".join(
-        c for c in unicodedata.normalize("NFD", folded) if unicodedata.category(c) != "Mn"
+        c
+        for c in unicodedata.normalize("NFD", folded)
+        if (c.isalnum() or c == "'") and unicodedata.category(c) != "Mn"
     )
-    return unicodedata.normalize("NFC", stripped).replace("\u2019", "'")
+    return unicodedata.normalize("NFC", stripped)
 
 
 @lru_cache(maxsize=8192)
