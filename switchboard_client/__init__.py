@@ -36,7 +36,7 @@ from switchboard_client.errors import (
     UploadFailed,
 )
 from switchboard_client.inbox import Inbox
-from switchboard_client.models import Event, Message, Sent, Stats
+from switchboard_client.models import Event, Message, SearchHit, SearchResults, Sent, Stats
 from switchboard_client.uploads import Uploads
 
 __all__ = [
@@ -61,6 +61,8 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "RequestTimeout",
+    "SearchHit",
+    "SearchResults",
     "Sent",
     "ServerError",
     "Stats",
