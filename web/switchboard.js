@@ -39,6 +39,17 @@
  * @property {Array<{uploadId: string, fileName?: string, contentType?: string, size?: number}>} [attachments]
  */
 /**
+ * @typedef {object} SearchHit
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {number} createdAt
+ * @property {string} snippet about 160 characters of the message around the match
+ * @property {Array<[number, number]>} highlights [start, end) of each match in `snippet`, in code points
+ * @property {"body" | "attachment"} field where the match is (a file name: "attachment")
+ */
+/**
  * @typedef {object} ClientOptions
  * @property {string} url WebSocket URL without the token (`ws://127.0.0.1:8080/dev`)
  * @property {string | (() => string | Promise<string>)} token a JWT, or a function giving a fresh one
@@ -711,6 +722,34 @@ export class SwitchboardClient {
     return this.request("message:history", data);
   }
 
+  /**
+   * A page of about `limit` messages around `seq` (half older, the rest from it on): open
+   * a conversation at a search hit. History, not news: no events, no acks.
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {number} [limit]
+   */
+  historyAround(conversationId, seq, limit = 50) {
+    return this.request("message:history", { conversationId, aroundSeq: seq, limit });
+  }
+
+  /**
+   * Full-text search over the user's conversations (or one, with `conversationId`): every
+   * word must match, the last word also as a prefix unless followed by a space, `"quoted
+   * words"` as a phrase. Best hits first; pass `cursor` back for the next page.
+   * @param {string} query
+   * @param {{conversationId?: string, limit?: number, cursor?: string}} [options]
+   * @returns {Promise<{hits: SearchHit[], cursor: string | null}>}
+   */
+  async search(query, options = {}) {
+    /** @type {Record<string, any>} */
+    const data = { query, limit: options.limit ?? 20 };
+    if (options.conversationId) data.conversationId = options.conversationId;
+    if (options.cursor) data.cursor = options.cursor;
+    const reply = await this.request("message:search", data);
+    return { hits: reply.hits ?? [], cursor: reply.cursor ?? null };
+  }
+
   /** @param {number} [limit] */
   async listConversations(limit = 50) {
     const reply = await this.request("conversation:list", { limit });
@@ -1241,4 +1280,27 @@ function putBytes(url, body, headers, onProgress) {
     xhr.onerror = () => reject(new SwitchboardError("upload_failed", "network error while uploading"));
     xhr.send(body);
   });
+}
+
+/**
+ * A snippet cut into plain and highlighted parts (render each as text, never as HTML).
+ * The server counts offsets in code points; JavaScript strings index UTF-16 units, so the
+ * snippet is split into code points first (an emoji before a match would shift it).
+ * @param {string} snippet
+ * @param {Array<[number, number]>} highlights
+ * @returns {Array<{text: string, hit: boolean}>}
+ */
+export function highlightParts(snippet, highlights) {
+  const points = Array.from(snippet);
+  /** @type {Array<{text: string, hit: boolean}>} */
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of [...highlights].sort((a, b) => a[0] - b[0])) {
+    if (start < at || end > points.length || start >= end) continue;
+    if (start > at) parts.push({ text: points.slice(at, start).join(""), hit: false });
+    parts.push({ text: points.slice(start, end).join(""), hit: true });
+    at = end;
+  }
+  if (at < points.length) parts.push({ text: points.slice(at).join(""), hit: false });
+  return parts;
 }

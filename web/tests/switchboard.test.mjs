@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { backoffDelay, ConversationLog, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
+import { backoffDelay, ConversationLog, highlightParts, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
 
 class Clock {
   constructor() {
@@ -389,4 +389,31 @@ test("close() stops reconnecting and fails pending requests", async () => {
   await h.clock.advance(60_000);
   assert.equal(h.sockets.length, 1);
   assert.equal(h.client.state, "closed");
+});
+
+test("search sends the query and options, and returns hits and the cursor", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const found = h.client.search("red bik", { conversationId: "dm_1", limit: 5 });
+  const around = h.client.historyAround("dm_1", 42, 10);
+  await flush();
+  const [search] = ws.requests("message:search");
+  assert.deepEqual(search.data, { query: "red bik", limit: 5, conversationId: "dm_1" });
+  const hit = { conversationId: "dm_1", seq: 42, snippet: "a red bike", highlights: [[2, 5], [6, 10]] };
+  ws.reply(search, { hits: [hit], cursor: null });
+  assert.deepEqual(await found, { hits: [hit], cursor: null });
+  const [history] = ws.requests("message:history");
+  assert.deepEqual(history.data, { conversationId: "dm_1", aroundSeq: 42, limit: 10 });
+  ws.reply(history, { messages: [] });
+  await around;
+  h.client.close();
+});
+
+test("highlightParts splits by code points and ignores bad ranges", () => {
+  assert.deepEqual(highlightParts("🚲🚲 bike!", [[3, 7]]), [
+    { text: "🚲🚲 ", hit: false },
+    { text: "bike", hit: true },
+    { text: "!", hit: false },
+  ]);
+  assert.deepEqual(highlightParts("abc", [[2, 9], [1, 0]]), [{ text: "abc", hit: false }]);
 });
