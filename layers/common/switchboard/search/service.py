@@ -25,6 +25,7 @@ from typing import Annotated
 
 from botocore.exceptions import ClientError
 from pydantic import Field, StringConstraints, TypeAdapter
+
 from switchboard.dal.conversations import ConversationRepository, StoredMessage
 from switchboard.dal.items import is_condition_failure
 from switchboard.dal.ratelimits import RateLimit, RateLimiter

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from snowballstemmer import stemmer
+
 from switchboard.search.stopwords import ENGLISH
 
 # A word: letters/digits (underscore separates, as in file names), combining marks kept
