@@ -9,8 +9,11 @@ One posting per (scope, term, message):
   read backwards gives the newest first, and ``begins_with(sk, "bik")`` gives every term
   that starts with a prefix (the two-character bucket keeps a prefix in one partition
   while spreading one user's index over many).
-- ``f`` term frequency, ``p`` positions (phrases), ``w`` surface forms (prefix matching of
-  the unstemmed word), ``n`` the message's length in terms (ranking).
+- ``d``: ``<term frequency>|<message length in terms>|<positions>|<surface forms>``
+  (ranking, phrases, prefix matching of the unstemmed word), packed in one string: a
+  Query returns up to 200 postings, and one short attribute per posting keeps the page
+  (and the read units it costs) small. The message's time, conversation and seq are read
+  back from the sort key.
 
 Nothing is ever Scanned: a search reads the few (scope, term) ranges it needs.
 """
@@ -24,7 +27,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -67,33 +69,30 @@ class Posting:
         }
 
     def item(self, scope: str) -> dict[str, Any]:
-        return {
-            **self.key(scope),
-            **to_item(
-                {
-                    "c": self.conversation_id,
-                    "s": self.seq,
-                    "t": self.created_at,
-                    "f": self.frequency,
-                    "p": self.positions,
-                    "w": self.surfaces,
-                    "n": self.length,
-                }
-            ),
-        }
+        # Terms and surface forms hold letters, digits and apostrophes only (text.py).
+        packed = "|".join(
+            [
+                str(self.frequency),
+                str(self.length),
+                ",".join(map(str, self.positions)),
+                ",".join(self.surfaces),
+            ]
+        )
+        return {**self.key(scope), "d": {"S": packed}}
 
 
 def _posting(item: dict[str, Any]) -> Posting:
-    values = from_item(item)
+    term, created_at, conversation_id, seq = item["sk"]["S"].split("#")
+    frequency, length, positions, surfaces = item["d"]["S"].split("|")
     return Posting(
-        term=str(values["sk"]).split("#", 1)[0],
-        conversation_id=str(values["c"]),
-        seq=int(values["s"]),
-        created_at=int(values["t"]),
-        frequency=int(values.get("f", 1)),
-        positions=[int(p) for p in values.get("p", [])],
-        surfaces=[str(w) for w in values.get("w", [])],
-        length=int(values.get("n", 1)),
+        term=term,
+        conversation_id=conversation_id,
+        seq=int(seq),
+        created_at=int(created_at),
+        frequency=int(frequency),
+        positions=[int(p) for p in positions.split(",") if p],
+        surfaces=[w for w in surfaces.split(",") if w],
+        length=int(length),
     )
 
 
