@@ -132,14 +132,12 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     backlog = ends.pop("backlog")
 
     progress.begin(f"search latency through the devserver ({plan.search_messages:,} messages)")
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as workdir:
-        searched = search.measure(
-            Path(workdir),
-            messages=plan.search_messages,
-            conversations=plan.search_conversations,
-            rounds=plan.search_rounds,
-            progress=progress.say,
-        )
+    searched = search.measure(
+        messages=plan.search_messages,
+        conversations=plan.search_conversations,
+        rounds=plan.search_rounds,
+        progress=progress.say,
+    )
     searched.update(search_costs)
 
     progress.begin("cost model")

@@ -11,38 +11,46 @@
    WebSocket client sends ``message:search`` requests of several kinds (a common word, a
    rare word, two words, a prefix, a phrase, one conversation) and times each reply.
 
-The devserver runs a copy of the template whose Messages stream mappings are disabled
-while the corpus is written, so the bulk load is indexed once (by the bench) and the
-analytics aggregator does not count 100,000 synthetic messages.
+For the latency figure the devserver runs in this process (its workers are processes as
+always): the corpus items and the indexer's postings are put straight into its embedded
+moto's tables, since moto takes about a millisecond per item over its API and a 100,000-
+message corpus is over a million postings. The template copy it runs has the Messages
+stream mappings disabled, so the bulk load is not indexed twice nor counted by analytics.
+Every search is a real request: WebSocket, route, SearchFunction worker, moto over HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import random
 import re
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 from switchboard import aws
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.items import to_item
 from switchboard.search.index import SearchIndexRepository
 from switchboard.search.indexer import Change, IndexLimits, MessageImage, SearchIndexer
+from switchboard.search.text import analyse
 
 from bench import ROOT
 from bench.cost import request_units
 from bench.counting import CallCounter
 from bench.stats import summary
+from devserver import ACCOUNT_ID, REGION
+from devserver.tokens import mint
 from tests.e2e.clients import Client
-from tests.e2e.conftest import RunningDevserver, _start
 from tests.integration.conftest import FakeContext, Stack
 from tests.support.events import frame, ws_event
 
@@ -117,17 +125,12 @@ def _batch_write(ddb: Any, table: str, items: list[dict[str, Any]]) -> None:
             request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
 
-def store_conversation(
-    ddb: Any,
-    tables: dict[str, str],
-    conversation_id: str,
-    members: list[str],
-    images: list[MessageImage],
-    senders: list[str],
-) -> None:
-    """The items message:send would have left (meta, members, messages), written in bulk."""
+def conversation_items(
+    conversation_id: str, members: list[str], images: list[MessageImage], senders: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The items message:send would have left: (meta + members, messages)."""
     last = images[-1]
-    items = [
+    conversation = [
         to_item(
             {
                 "conversationId": conversation_id,
@@ -157,25 +160,35 @@ def store_conversation(
         )
         for m in members
     ]
-    _batch_write(ddb, tables["ConversationsTable"], items)
-    _batch_write(
-        ddb,
-        tables["MessagesTable"],
-        [
-            to_item(
-                {
-                    "conversationId": conversation_id,
-                    "seq": image.seq,
-                    "messageId": uuid.uuid4().hex,
-                    "senderId": sender,
-                    "body": image.body,
-                    "createdAt": image.created_at,
-                    "clientMessageId": uuid.uuid4().hex,
-                }
-            )
-            for image, sender in zip(images, senders, strict=True)
-        ],
-    )
+    stored = [
+        to_item(
+            {
+                "conversationId": conversation_id,
+                "seq": image.seq,
+                "messageId": uuid.uuid4().hex,
+                "senderId": sender,
+                "body": image.body,
+                "createdAt": image.created_at,
+                "clientMessageId": uuid.uuid4().hex,
+            }
+        )
+        for image, sender in zip(images, senders, strict=True)
+    ]
+    return conversation, stored
+
+
+def store_conversation(
+    ddb: Any,
+    tables: dict[str, str],
+    conversation_id: str,
+    members: list[str],
+    images: list[MessageImage],
+    senders: list[str],
+) -> None:
+    """Writes ``conversation_items`` through the DynamoDB API."""
+    conversation, stored = conversation_items(conversation_id, members, images, senders)
+    _batch_write(ddb, tables["ConversationsTable"], conversation)
+    _batch_write(ddb, tables["MessagesTable"], stored)
 
 
 def indexer_for(ddb: Any, tables: dict[str, str]) -> SearchIndexer:
@@ -186,13 +199,19 @@ def indexer_for(ddb: Any, tables: dict[str, str]) -> SearchIndexer:
     )
 
 
-def index_cost(ddb: Any, tables: dict[str, str], sample: int = 200) -> dict[str, Any]:
+# messages indexed per conversation size (a 50-member message is ~16x the writes of a 1:1)
+SAMPLES = {2: 200, 10: 50, 50: 20}
+
+
+def index_cost(
+    ddb: Any, tables: dict[str, str], samples: dict[int, int] | None = None
+) -> dict[str, Any]:
     """Write units (and calls) per indexed message, 1:1 and in groups, counted on the
-    indexer's client while it indexes ``sample`` corpus messages per conversation size."""
+    indexer's client while it indexes corpus messages (``SAMPLES`` per size)."""
     rng = random.Random(11)
     result: dict[str, Any] = {}
     indexer = indexer_for(ddb, tables)
-    for size in (2, 10, 50):
+    for size, sample in (samples or SAMPLES).items():
         members = [f"m{i}-{uuid.uuid4().hex[:6]}" for i in range(size)]
         conversation_id = f"cv_cost{size}{uuid.uuid4().hex[:8]}"
         images = [
@@ -207,8 +226,10 @@ def index_cost(ddb: Any, tables: dict[str, str], sample: int = 200) -> dict[str,
         finally:
             counter.close()
         read_units, write_units = request_units(counter.calls, counter.items)
+        terms = [len(analyse(i.body, [], IndexLimits().max_terms).terms) for i in images]
         result[f"members_{size}"] = {
-            "write_units_per_message": round(write_units / sample, 1),
+            "distinct_terms_per_message": round(sum(terms) / sample, 2),
+            "write_units_per_message": round(write_units / sample, 2),
             "read_units_per_message": round(read_units / sample, 2),
             "calls_per_message": round(sum(counter.calls.values()) / sample, 2),
             "calls": dict(counter.calls),
@@ -241,9 +262,7 @@ def template_without_message_streams() -> Iterator[Path]:
         yield path
 
 
-async def _latencies(
-    ds: RunningDevserver, reader: str, conversation_id: str, rounds: int
-) -> dict[str, Any]:
+async def _latencies(ds: Any, reader: str, conversation_id: str, rounds: int) -> dict[str, Any]:
     queries = dict(QUERIES)
     results: dict[str, Any] = {}
     async with Client(ds, reader) as client:
@@ -266,14 +285,18 @@ async def _latencies(
     return results
 
 
-def search_calls(stack: Stack, rounds: int = 3) -> dict[str, Any]:
+def search_calls(
+    stack: Stack, rounds: int = 3, messages: int = 300, conversations: int = 3
+) -> dict[str, Any]:
     """AWS calls and read units of one search of each kind (the handler in-process on
     moto, its client's calls counted), over a small indexed corpus."""
     ddb = aws.dynamodb()
     tables = {lid: stack.table(lid) for lid in TABLES}
     reader = f"reader-{uuid.uuid4().hex[:6]}"
     indexer, first = indexer_for(ddb, tables), ""
-    for conversation_id, members, images, senders in corpus(2_000, 20, reader, seed=3):
+    for conversation_id, members, images, senders in corpus(
+        messages, conversations, reader, seed=3
+    ):
         first = first or conversation_id
         store_conversation(ddb, tables, conversation_id, members, images, senders)
         indexer.apply([Change(None, i) for i in images])
@@ -306,14 +329,19 @@ def search_calls(stack: Stack, rounds: int = 3) -> dict[str, Any]:
     return result
 
 
-def costs(stack: Stack, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def costs(
+    stack: Stack,
+    progress: Callable[[str], None] = lambda _: None,
+    samples: dict[int, int] | None = None,
+    corpus_messages: int = 300,
+) -> dict[str, Any]:
     """What indexing and searching cost in calls and request units (in-process, moto)."""
     ddb = aws.dynamodb()
     tables = {lid: stack.table(lid) for lid in TABLES}
     progress("search: write units per indexed message (1:1, 10 and 50 members)")
-    indexing = index_cost(ddb, tables)
+    indexing = index_cost(ddb, tables, samples)
     progress("search: AWS calls per search")
-    searching = search_calls(stack)
+    searching = search_calls(stack, messages=corpus_messages)
     return {
         "index_cost": indexing,
         "search_calls": searching,
@@ -322,28 +350,105 @@ def costs(stack: Stack, progress: Callable[[str], None] = lambda _: None) -> dic
     }
 
 
-def _seed(ds: RunningDevserver, reader: str, messages: int, conversations: int) -> tuple[str, int]:
-    """Stores and indexes the corpus (4 threads: moto answers on several); returns the
-    first conversation and the number of postings written."""
-    ddb, tables = ds.aws("dynamodb"), ds.resources
-    indexer = indexer_for(ddb, tables)
-    work = list(corpus(messages, conversations, reader))
+class BulkIndexRepository(SearchIndexRepository):
+    """The indexer's postings written straight into the embedded moto's table (the bench
+    runs the devserver in its own process): the same items the indexer would send, without
+    25-item HTTP round trips that moto answers in ~1 ms per item. Only the bulk load goes
+    this way; every search is a real request through the devserver."""
 
-    def one(conversation: tuple[str, list[str], list[MessageImage], list[str]]) -> int:
-        conversation_id, members, images, senders = conversation
-        store_conversation(ddb, tables, conversation_id, members, images, senders)
-        return sum(
-            indexer.apply([Change(None, i) for i in images[start : start + 100]]).puts
-            for start in range(0, len(images), 100)
+    def __init__(self, table_name: str, moto_table: Any) -> None:
+        super().__init__(table_name)
+        self.moto_table = moto_table
+
+    def write(self, puts: Iterable[dict[str, Any]], deletes: Iterable[dict[str, Any]]) -> None:
+        _insert(self.moto_table, puts)
+        assert not list(deletes), "the bulk load only adds messages"
+
+
+def _insert(table: Any, items: Iterable[dict[str, Any]]) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    for attrs in items:
+        hash_value = DynamoType(attrs[table.hash_key_attr])
+        range_value = DynamoType(attrs[table.range_key_attr])
+        table.items[hash_value][range_value] = Item(hash_value, range_value, attrs)
+
+
+class InProcessDevserver:
+    """The devserver (DevServer, as `python -m devserver` runs it) on an event loop in a
+    thread of this process, so its embedded moto is reachable for the bulk load. Has what
+    the e2e Client needs of a RunningDevserver."""
+
+    def __init__(self, template: Path) -> None:
+        from moto.moto_api._internal.models import moto_api_backend
+
+        from devserver.server import DevServer, DevServerOptions
+
+        moto_api_backend.reset()  # the in-process stacks of earlier figures share moto
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log
+        self.server = DevServer(
+            DevServerOptions(template=template, ws_port=0, http_port=0, workers=2)
+        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> InProcessDevserver:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=180)
+        self.ws, self.resources = self.server.ws_url, self.server.resources
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout=120)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+
+    def token(self, user_id: str, admin: bool = False, ttl: int = 3600) -> str:
+        return mint(user_id, admin=admin, ttl_seconds=ttl)
+
+    def url(self, token: str | None) -> str:
+        return self.ws if token is None else f"{self.ws}?token={token}"
+
+    def moto_table(self, logical_id: str) -> Any:
+        from moto.dynamodb.models import dynamodb_backends
+
+        return dynamodb_backends[ACCOUNT_ID][REGION].tables[self.resources[logical_id]]
+
+    def client(self) -> Any:
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.server.moto_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        postings = sum(pool.map(one, work))
-    return work[0][0], postings
+
+def _seed(
+    ds: InProcessDevserver, reader: str, messages: int, conversations: int
+) -> tuple[str, int]:
+    """Stores the corpus (the items message:send leaves) and indexes it with the real
+    indexer; returns the first conversation and the number of postings."""
+    tables = ds.resources
+    indexer = SearchIndexer(
+        BulkIndexRepository(tables["SearchIndexTable"], ds.moto_table("SearchIndexTable")),
+        ConversationRepository(
+            tables["ConversationsTable"], tables["MessagesTable"], client=ds.client()
+        ),
+        IndexLimits(),
+    )
+    first, postings = "", 0
+    for conversation_id, members, images, senders in corpus(messages, conversations, reader):
+        first = first or conversation_id
+        conversation, stored = conversation_items(conversation_id, members, images, senders)
+        _insert(ds.moto_table("ConversationsTable"), conversation)
+        _insert(ds.moto_table("MessagesTable"), stored)
+        for start in range(0, len(images), 100):  # the stream's batch size
+            postings += indexer.apply([Change(None, i) for i in images[start : start + 100]]).puts
+    return first, postings
 
 
 def measure(
-    workdir: Path,
     messages: int,
     conversations: int,
     rounds: int,
@@ -351,17 +456,13 @@ def measure(
 ) -> dict[str, Any]:
     """Search latency through the devserver over the corpus (see the module doc)."""
     reader = f"reader-{uuid.uuid4().hex[:6]}"
-    with template_without_message_streams() as template:
-        ds = _start(workdir, ["--template", str(template), "--log-level", "WARNING"])
-        try:
-            progress(f"search: storing and indexing {messages:,} messages")
-            started = time.perf_counter()
-            first, postings = _seed(ds, reader, messages, conversations)
-            seeding = time.perf_counter() - started
-            progress(f"search: {postings:,} postings in {seeding:.0f} s; {rounds} rounds")
-            latency = asyncio.run(_latencies(ds, reader, first, rounds))
-        finally:
-            ds.stop()
+    with template_without_message_streams() as template, InProcessDevserver(template) as ds:
+        progress(f"search: storing and indexing {messages:,} messages")
+        started = time.perf_counter()
+        first, postings = _seed(ds, reader, messages, conversations)
+        seeding = time.perf_counter() - started
+        progress(f"search: {postings:,} postings in {seeding:.0f} s; {rounds} rounds")
+        latency = asyncio.run(_latencies(ds, reader, first, rounds))  # type: ignore[arg-type]
     return {
         "corpus_messages": messages,
         "corpus_conversations": conversations,
@@ -371,3 +472,37 @@ def measure(
         "search_p50_ms": latency["all"]["p50"],
         "search_p99_ms": latency["all"]["p99"],
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.search [--messages N] [--conversations N] [--rounds N]``: figure 7
+    alone (the costs in-process, then the latency through the devserver), as JSON."""
+    import argparse
+
+    from bench.stack import local_stack
+
+    parser = argparse.ArgumentParser(prog="python -m bench.search", description=main.__doc__)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--conversations", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        print(f"  {time.perf_counter() - started:6.1f}s  {message}", flush=True)
+
+    with local_stack() as stack:
+        result = costs(stack, progress=say)
+    result.update(measure(args.messages, args.conversations, args.rounds, progress=say))
+    result["load_average"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
