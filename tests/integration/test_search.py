@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from switchboard.dal.conversations import ConversationRepository, StoredMessage
+from switchboard.dal.conversations import Conversation, ConversationRepository, StoredMessage
 
 from bench.counting import CallCounter
 from tests.integration.conftest import FakeContext, Stack
@@ -330,3 +331,22 @@ def test_history_opens_a_page_around_a_seq(world: Any) -> None:
         "message:history", {"conversationId": conversation, "aroundSeq": 3, "beforeSeq": 5}
     )
     assert both["error"]["code"] == "bad_request"
+
+
+def test_sample_events_run_against_the_handlers(apps: dict[str, ModuleType], stack: Stack) -> None:
+    # `sam local invoke -e events/…` inputs: the stream record indexes a message that a
+    # search then finds (its conversation exists, alice is a member).
+    root = Path(__file__).resolve().parents[2] / "events"
+    record = json.loads((root / "search-index-stream.json").read_text())
+    image = record["Records"][0]["dynamodb"]["NewImage"]
+    repo = ConversationRepository(stack.table("ConversationsTable"), stack.table("MessagesTable"))
+    conversation_id = image["conversationId"]["S"]
+    repo.create(
+        Conversation(conversation_id, frozenset({"alice", "bob"}), "alice", 1_795_000_000_000)
+    )
+    stack.client("dynamodb").put_item(TableName=stack.table("MessagesTable"), Item=image)
+    apps["indexer"].lambda_handler(record, FakeContext())
+    search = json.loads((root / "message-search.json").read_text())
+    reply = json.loads(apps["search"].lambda_handler(search, FakeContext())["body"])
+    assert reply["ok"], reply
+    assert (conversation_id, 1) in {(h["conversationId"], h["seq"]) for h in reply["data"]["hits"]}
