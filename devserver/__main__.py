@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.tokens import DEMO_USERS, mint
 
 log = logging.getLogger("devserver")
@@ -42,8 +43,10 @@ def _server_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
     p.add_argument("--workers", type=int, default=2, help="worker processes per function")
     p.add_argument("--ready-file", type=Path, help="write the URLs here (JSON) once ready")
-    p.add_argument("--idle-timeout", type=float, default=600.0, metavar="S")
-    p.add_argument("--max-connection-seconds", type=float, default=7200.0, metavar="S")
+    p.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS, metavar="S")
+    p.add_argument(
+        "--max-connection-seconds", type=float, default=MAX_CONNECTION_SECONDS, metavar="S"
+    )
     p.add_argument(
         "--schedule-speedup",
         type=float,

@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from devserver.aws_faults import moto_server
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
+from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
@@ -42,8 +43,8 @@ class DevServerOptions:
     ws_port: int = 8080
     http_port: int = 8081
     workers: int = 2
-    idle_timeout: float = 600.0
-    max_connection_seconds: float = 7200.0
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    max_connection_seconds: float = MAX_CONNECTION_SECONDS
     schedule_speedup: float = 1.0
     parameters: dict[str, str] = field(default_factory=dict)
     ready_file: Path | None = None

@@ -11,6 +11,7 @@ async with Client("ws://127.0.0.1:8080/dev", token) as client:
 ```
 """
 
+from switchboard_client import wire  # the generated reply and push models
 from switchboard_client.backoff import Backoff
 from switchboard_client.calls import Calls
 from switchboard_client.client import Callback, Client, EventStream, TokenSource
@@ -32,11 +33,12 @@ from switchboard_client.errors import (
     SwitchboardClientError,
     TokenExpired,
     Unauthorized,
+    UnexpectedReply,
     UnknownAction,
     UploadFailed,
 )
 from switchboard_client.inbox import Inbox
-from switchboard_client.models import Event, Message, SearchHit, SearchResults, Sent, Stats
+from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
 
 __all__ = [
@@ -61,8 +63,6 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "RequestTimeout",
-    "SearchHit",
-    "SearchResults",
     "Sent",
     "ServerError",
     "Stats",
@@ -70,7 +70,9 @@ __all__ = [
     "TokenExpired",
     "TokenSource",
     "Unauthorized",
+    "UnexpectedReply",
     "UnknownAction",
     "UploadFailed",
     "Uploads",
+    "wire",
 ]

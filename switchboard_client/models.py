@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from switchboard_client.wire import WireModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,14 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     message: Message | None = None
 
+    def parsed(self) -> WireModel:
+        """``data`` as its push model (switchboard_client.wire.PUSHES): raises KeyError for
+        a type that is no server push (``client:*``), ``pydantic.ValidationError`` for
+        data that does not match."""
+        from switchboard_client.wire import PUSHES
+
+        return PUSHES[self.type].model_validate(self.data)
+
 
 @dataclass(frozen=True, slots=True)
 class Sent:
@@ -72,49 +83,6 @@ class Sent:
     message_id: str
     created_at: int
     client_message_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One ``message:search`` hit: ``snippet`` with ``highlights`` as [start, end) offsets
-    in Unicode code points (Python string indices), ``field`` "body" or "attachment"."""
-
-    conversation_id: str
-    seq: int
-    message_id: str
-    sender_id: str
-    created_at: int
-    snippet: str
-    highlights: tuple[tuple[int, int], ...]
-    field: str
-
-    @classmethod
-    def from_wire(cls, data: Any) -> SearchHit:
-        """Raises ValueError on a hit that does not have the documented shape."""
-        try:
-            highlights = tuple((int(s), int(e)) for s, e in data.get("highlights") or ())
-            return cls(
-                conversation_id=str(data["conversationId"]),
-                seq=int(data["seq"]),
-                message_id=str(data.get("messageId", "")),
-                sender_id=str(data.get("senderId", "")),
-                created_at=int(data.get("createdAt", 0)),
-                snippet=str(data.get("snippet", "")),
-                highlights=highlights,
-                field=str(data.get("field", "body")),
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a search hit: {exc}") from exc
-
-    def highlighted(self) -> list[str]:
-        """The matched words as they appear in the snippet."""
-        return [self.snippet[start:end] for start, end in self.highlights]
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResults:
-    hits: tuple[SearchHit, ...]
-    cursor: str | None  # pass back for the next page; None = no more
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 // @ts-check
 // The demo app: every Switchboard feature on one page, built on web/switchboard.js.
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
-import { CallSession, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
+import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -119,15 +119,15 @@ async function signIn(userId) {
 
 /** @param {SwitchboardClient} client */
 function wire(client) {
-  client.on("state", ({ state }) => {
+  client.on(ClientEvent.STATE, ({ state }) => {
     const el = $("connection");
     el.dataset.state = state;
     el.textContent = { open: "online", connecting: "connecting…", reconnecting: "reconnecting…", closed: "offline", idle: "offline" }[state] ?? state;
   });
-  client.on("open", ({ reconnected }) => {
+  client.on(ClientEvent.OPEN, ({ reconnected }) => {
     if (reconnected) loadConversations().catch(showError);
   });
-  client.on("message", (message) => onMessage(message));
+  client.on(ClientEvent.MESSAGE, (message) => onMessage(message));
   client.on("message:delivered", (d) => onReceipt(d, "delivered"));
   client.on("message:read", (d) => onReceipt(d, "read"));
   client.on("typing", onTyping);
@@ -143,7 +143,8 @@ function wire(client) {
   client.on("call:ended", ({ callId }) => {
     if (app.incoming?.callId === callId) hideIncoming();
   });
-  client.on("error", (error) => console.warn("switchboard:", error));
+  client.on(ClientEvent.ERROR, (error) => console.warn("switchboard:", error));
+  client.on(ClientEvent.AUTH_FAILED, ({ error }) => showError(error));
 }
 
 /** @type {Promise<void> | null} */
@@ -638,7 +639,7 @@ async function runSearch() {
   renderSearchResults(hits);
 }
 
-/** @param {import("./switchboard.js").SearchHit[]} hits */
+/** @param {import("./protocol.js").SearchHit[]} hits */
 function renderSearchResults(hits) {
   const list = $("search-results");
   list.hidden = false;

@@ -14,7 +14,7 @@ from switchboard.wire import search as wire
 
 settings = SearchSettings.from_env()
 service = services.search(settings)
-router = WebSocketRouter(refreshed_token_exp=services.refreshed_token_exp(settings))
+router = WebSocketRouter(wire.REPLIES, refreshed_token_exp=services.refreshed_token_exp(settings))
 
 
 @router.action("message:search", wire.MessageSearch)

@@ -5,7 +5,7 @@ by Playwright against the devserver's demo app, one browser context per user.
   servers: no public STUN (browser traffic stays on 127.0.0.1) and a TURN URL on a port
   reserved for `turn_server`, which starts a real coturn there with the devserver's own
   TURN secret (read from Secrets Manager in moto). `start_devserver` is e2e's, reused.
-- `browser` is Chromium at /usr/bin/chromium with TESTING.md's flags: fake camera and
+- `browser` is Chromium at /usr/bin/chromium with the flags below: fake camera and
   microphone, loopback ICE candidates allowed (only loopback exists in CI).
 - `open_app(user)` opens the demo app in a fresh context (a fresh device) signed in as
   `user`; `open_page()` opens any page. Uncaught page errors fail the test.

@@ -1,6 +1,6 @@
 """Messaging end to end: real WebSocket clients, through the devserver (template.yaml's
 functions, event-source mappings and queues on moto), checked against the delivery
-semantics of DESIGN.md §4. Every wait is bounded."""
+semantics of docs/protocol.md ("Delivery semantics"). Every wait is bounded."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class Stack:
 
     def env(self, logical_id: str) -> dict[str, str]:
         spec = self.functions[logical_id]
-        # moto's management API answers only on the bare server URL (TESTING.md).
+        # moto's management API answers only on the bare server URL, not under a stage.
         return {**spec.environment, "WEBSOCKET_ENDPOINT": self.moto_url}
 
     def handler(self, logical_id: str, **overrides: str) -> ModuleType:

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
-# Standard retry mode backs off on throttling; two attempts keep a user's request fast and
-# leave longer retries to SQS, where they do not hold a Lambda invocation open.
+# Standard retry mode backs off on throttling and retries a lost answer (the lost-answer
+# checks, DynamoRepository.wrote, exist because of it). Four attempts at most (botocore's
+# `total_max_attempts`; the older `max_attempts` would count retries only) keep a user's
+# request within seconds; longer retries are SQS's, which hold no Lambda invocation open.
 _DEFAULT = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+    retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=2, read_timeout=5
 )
 
 

@@ -81,7 +81,7 @@ class NotificationSettings(MessagingSettings):
 
 
 class UploadSettings(DeliverySettings):
-    """The upload routes and the S3-event processor (issue 5; limits in README.md)."""
+    """The upload routes and the S3-event processor (limits in README.md)."""
 
     UPLOADS_TABLE: str
     UPLOADS_BUCKET: str

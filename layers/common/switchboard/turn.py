@@ -16,7 +16,10 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from switchboard.wire.calls import IceServers as IceServersReply
 
 
 def turn_credentials(secret: str, user_id: str, expires_at: int) -> tuple[str, str]:
@@ -59,15 +62,17 @@ class IceServers:
         self._secret = secret
         self._clock = clock
 
-    def for_user(self, user_id: str) -> dict[str, Any]:
+    def for_user(self, user_id: str) -> IceServersReply:
         """``RTCConfiguration.iceServers`` for the user (pass it to RTCPeerConnection)."""
+        from switchboard.wire.calls import IceServer, IceServers
+
         expires_at = int(self._clock()) + self._ttl
-        servers: list[dict[str, Any]] = []
+        servers: list[IceServer] = []
         if self._stun:
-            servers.append({"urls": list(self._stun)})
+            servers.append(IceServer(urls=list(self._stun)))
         if self._turn:
             username, credential = turn_credentials(self._secret(), user_id, expires_at)
             servers.append(
-                {"urls": list(self._turn), "username": username, "credential": credential}
+                IceServer(urls=list(self._turn), username=username, credential=credential)
             )
-        return {"iceServers": servers, "ttl": self._ttl, "expiresAt": expires_at}
+        return IceServers(iceServers=servers, ttl=self._ttl, expiresAt=expires_at)

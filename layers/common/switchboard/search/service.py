@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import Field, StringConstraints, TypeAdapter
@@ -96,7 +96,7 @@ class SearchService:
         else:
             scope = user_scope(caller.user_id)
         if not query.clauses:  # only stop words: nothing to look for
-            return wire.SearchResult(hits=[])
+            return wire.SearchResult(hits=[], cursor=None)
         ranked = rank(query, [self._read(scope, clause) for clause in query.clauses])
         hits: list[wire.SearchHit] = []
         position = offset
@@ -170,11 +170,12 @@ def _hit(
     if matched is None:
         return None
     in_body = [t for t in matched if t.end <= len(body)]
-    if in_body or not names:
-        shown, field, tokens = body, "body", in_body
+    field: Literal["body", "attachment"] = "body" if in_body or not names else "attachment"
+    if field == "body":
+        shown, tokens = body, in_body
     else:
         shift = len(body) + 1
-        shown, field = "\n".join(names), "attachment"
+        shown = "\n".join(names)
         tokens = [
             Token(t.term, t.surface, t.position, t.start - shift, t.end - shift)
             for t in matched
@@ -188,7 +189,7 @@ def _hit(
         senderId=message.sender_id,
         createdAt=message.created_at,
         snippet=cut.text,
-        highlights=cut.highlights,
+        highlights=[[start, end] for start, end in cut.highlights],
         field=field,
     )
 

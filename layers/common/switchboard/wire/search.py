@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Literal
 
-from switchboard.protocol import WireModel
+from pydantic import Field
+
+from switchboard.protocol import WireData, WireModel
 from switchboard.wire.messaging import ConversationId, Seq
 
 MAX_QUERY_CHARS = 200
@@ -18,27 +20,25 @@ class MessageSearch(WireModel):
     cursor: str | None = Field(default=None, max_length=256)
 
 
-class SearchHit(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class SearchHit(WireData):
     conversationId: str
     seq: Seq
     messageId: str
     senderId: str
     createdAt: int
     snippet: str = Field(description="about 160 characters of the message around the match")
-    highlights: list[tuple[int, int]] = Field(
+    highlights: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
         description="[start, end) of each matched word in `snippet`, in Unicode code points"
     )
-    field: str = Field(description='"body", or "attachment" when only a file name matched')
+    field: Literal["body", "attachment"] = Field(
+        description='"attachment" when only a file name matched'
+    )
 
 
-class SearchResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class SearchResult(WireData):
     hits: list[SearchHit]
-    cursor: str | None = Field(default=None, description="the next page, if there is one")
+    cursor: str | None = Field(description="the next page (null: the last one)")
 
 
 ACTIONS: dict[str, type[WireModel]] = {"message:search": MessageSearch}
-REPLIES: dict[str, type[BaseModel]] = {"message:search": SearchResult}
+REPLIES: dict[str, type[WireData]] = {"message:search": SearchResult}
