@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 from tests.integration.conftest import FakeContext, local_stack, pushed_frames, token_for
@@ -182,4 +181,4 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

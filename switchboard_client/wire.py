@@ -68,6 +68,8 @@ __all__ = [
     "Presence",
     "PresenceList",
     "Sdp",
+    "SearchHit",
+    "SearchResult",
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
@@ -392,6 +394,22 @@ class PresenceList(WireModel):
     presence: list[Presence]
 
 
+class SearchHit(WireModel):
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    createdAt: int
+    snippet: str
+    highlights: list[list[int]]
+    field: Literal["body", "attachment"]
+
+
+class SearchResult(WireModel):
+    hits: list[SearchHit]
+    cursor: str | None
+
+
 class SessionsRevoked(WireModel):
     userId: str
     closedConnections: int
@@ -517,6 +535,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "message:ack": CursorMoved,
     "message:history": HistoryPage,
     "message:read": CursorMoved,
+    "message:search": SearchResult,
     "message:send": MessageSent,
     "message:sync": SyncResult,
     "notification:list": NotificationPage,

@@ -47,6 +47,7 @@ export const REPLIES = Object.freeze({
   "message:ack": "CursorMoved",
   "message:history": "HistoryPage",
   "message:read": "CursorMoved",
+  "message:search": "SearchResult",
   "message:send": "MessageSent",
   "message:sync": "SyncResult",
   "notification:list": "NotificationPage",
@@ -135,6 +136,8 @@ export const SHAPES = Object.freeze({
   PreferencesView: {"required": ["emailOnOffline", "email", "digestMinutes"], "optional": [], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
+  SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
+  SearchResult: {"required": ["hits", "cursor"], "optional": [], "nested": {"hits": "SearchHit[]"}},
   SessionsRevoked: {"required": ["userId", "closedConnections", "alreadyClosed", "failedConnections"], "optional": [], "nested": {}},
   SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": [], "nested": {"messages": "Message[]"}},
   SyncResult: {"required": ["conversations"], "optional": [], "nested": {"conversations": "{SyncedConversation}"}},
@@ -425,6 +428,22 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} PresenceList
  * @property {Array<Presence>} presence
+ */
+/**
+ * @typedef {object} SearchHit
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {number} createdAt
+ * @property {string} snippet about 160 characters of the message around the match
+ * @property {Array<Array<number>>} highlights [start, end) of each matched word in `snippet`, in Unicode code points
+ * @property {"body" | "attachment"} field "attachment" when only a file name matched
+ */
+/**
+ * @typedef {object} SearchResult
+ * @property {Array<SearchHit>} hits
+ * @property {string | null} cursor the next page (null: the last one)
  */
 /**
  * @typedef {object} SessionsRevoked

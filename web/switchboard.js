@@ -811,6 +811,34 @@ export class SwitchboardClient {
   }
 
   /**
+   * A page of about `limit` messages around `seq` (half older, the rest from it on): open
+   * a conversation at a search hit. History, not news: no events, no acks.
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").HistoryPage>}
+   */
+  historyAround(conversationId, seq, limit = 50) {
+    return this.request("message:history", { conversationId, aroundSeq: seq, limit });
+  }
+
+  /**
+   * Full-text search over the user's conversations (or one, with `conversationId`): every
+   * word must match, the last word also as a prefix unless followed by a space, `"quoted
+   * words"` as a phrase. Best hits first; pass `cursor` back for the next page.
+   * @param {string} query
+   * @param {{conversationId?: string, limit?: number, cursor?: string}} [options]
+   * @returns {Promise<import("./protocol.js").SearchResult>}
+   */
+  search(query, options = {}) {
+    /** @type {Record<string, any>} */
+    const data = { query, limit: options.limit ?? 20 };
+    if (options.conversationId) data.conversationId = options.conversationId;
+    if (options.cursor) data.cursor = options.cursor;
+    return this.request("message:search", data);
+  }
+
+  /**
    * Your conversations, newest activity first (and their cursors seeded for resume).
    * @param {number} [limit]
    * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
@@ -1354,4 +1382,27 @@ function putBytes(url, body, headers, onProgress) {
     xhr.onerror = () => reject(new SwitchboardError("upload_failed", "network error while uploading"));
     xhr.send(body);
   });
+}
+
+/**
+ * A snippet cut into plain and highlighted parts (render each as text, never as HTML).
+ * The server counts offsets in code points; JavaScript strings index UTF-16 units, so the
+ * snippet is split into code points first (an emoji before a match would shift it).
+ * @param {string} snippet
+ * @param {Array<[number, number]>} highlights
+ * @returns {Array<{text: string, hit: boolean}>}
+ */
+export function highlightParts(snippet, highlights) {
+  const points = Array.from(snippet);
+  /** @type {Array<{text: string, hit: boolean}>} */
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of [...highlights].sort((a, b) => a[0] - b[0])) {
+    if (start < at || end > points.length || start >= end) continue;
+    if (start > at) parts.push({ text: points.slice(at, start).join(""), hit: false });
+    parts.push({ text: points.slice(start, end).join(""), hit: true });
+    at = end;
+  }
+  if (at < points.length) parts.push({ text: points.slice(at).join(""), hit: false });
+  return parts;
 }

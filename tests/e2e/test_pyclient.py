@@ -258,3 +258,33 @@ async def test_upload_helper_puts_to_s3_with_progress_and_returns_the_verdict(
             status, _, stored = await asyncio.to_thread(http, "GET", result.url)
             assert status == 200 and stored == data
             assert (await a.uploads.get(result.uploadId)).state == "complete"
+
+
+async def test_search_finds_a_message_and_history_opens_around_it(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    word = f"kettle{uuid.uuid4().hex[:6]}"
+    a, b = _client(devserver, alice), _client(devserver, bob)
+    async with _connected(a), _connected(b):
+        conversation = (await a.create_conversation([bob])).conversationId
+        for i in range(1, 6):
+            await a.send_message(conversation, f"note {i}")
+        sent = await a.send_message(conversation, f"the {word} is BOILING")
+        for i in range(7, 10):
+            await a.send_message(conversation, f"note {i}")
+
+        async def found() -> Any:
+            results = await b.search(f"{word} boil")  # the last word as a prefix
+            return results if results.hits else None
+
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while (results := await found()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "never indexed"
+            await asyncio.sleep(0.1)
+        [hit] = results.hits
+        assert (hit.conversationId, hit.seq, hit.senderId) == (conversation, sent.seq, alice)
+        assert [hit.snippet[s:e] for s, e in hit.highlights] == [word, "BOILING"]
+        assert results.cursor is None
+        page = await b.history(conversation, around_seq=hit.seq, limit=4)
+        assert [m.seq for m in page.messages] == [4, 5, 6, 7]

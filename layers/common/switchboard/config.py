@@ -230,3 +230,20 @@ class AdminDashboardSettings(Settings):
             "token": self.ADMIN_OIDC_TOKEN,
             "logoutUrl": self.ADMIN_OIDC_LOGOUT_URL,
         }
+
+
+class SearchSettings(ConnectionSettings):
+    """``message:search`` and the indexer that feeds it from the Messages stream."""
+
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+    SEARCH_INDEX_TABLE: str
+    RATE_LIMITS_TABLE: str
+    RATE_WINDOW_SECONDS: int = 10
+    SEARCH_LIMIT_PER_USER: int = 60
+    # A hostile query's cost: at most this many words, each at most 5 one-page Queries.
+    SEARCH_MAX_WORDS: Annotated[int, Field(ge=1, le=16)] = 8
+    SEARCH_POSTINGS_PER_WORD: Annotated[int, Field(ge=10, le=1000)] = 200
+    # Write amplification of one indexed message (docs/search.md).
+    SEARCH_MAX_TERMS_PER_MESSAGE: Annotated[int, Field(ge=1, le=1000)] = 64
+    SEARCH_USER_POSTINGS_BUDGET: Annotated[int, Field(ge=1)] = 640

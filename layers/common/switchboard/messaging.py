@@ -365,9 +365,14 @@ class MessagingService:
 
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
         conversation = self._conversation_for(caller, data.conversationId)
-        messages = self.conversations.messages_before(
-            conversation.conversation_id, data.beforeSeq, data.limit
-        )
+        cid, around = conversation.conversation_id, data.aroundSeq
+        if around is None:
+            messages = self.conversations.messages_before(cid, data.beforeSeq, data.limit)
+        else:  # a page around a search hit: half older, the rest from it on
+            older = data.limit // 2
+            messages = self.conversations.messages_before(cid, around, older) if older else []
+            newer = data.limit - len(messages)
+            messages += self.conversations.messages_after(cid, around - 1, newer)
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
         for message in reversed(messages):  # keep the newest when the budget runs out
