@@ -3,12 +3,13 @@ torn down, a failing management API, failing DynamoDB and SQS calls (some fail b
 they happen, some after: the answer is lost), DynamoDB stream batches delivered twice,
 and function workers killed mid-batch. Then outcomes, not only settlement: every send
 acknowledged and stored exactly as acknowledged; the delivery guarantee of docs/protocol.md
-(every acknowledged message present exactly once for every member, seqs gapless, nothing
-un-acknowledged, per-sender order kept); real-time delivery measured before the final
-resync (a floor on what arrived by push, the DLQ's size, duplicates equal to the first
-copy); calls answered and none left ringing or active; uploads completed; only the error
-codes the injected faults explain; and the analytics count of messages equal to what was
-acknowledged. Seeded; every wait is bounded, and time is never the oracle.
+("Delivery semantics": every acknowledged message present exactly once for every member,
+seqs gapless, nothing un-acknowledged, per-sender order kept); real-time delivery measured
+before the final resync (a floor on what arrived by push, the DLQ's size, duplicates equal
+to the first copy); calls answered and none left ringing or active; uploads completed;
+only the error codes the injected faults explain; and the analytics count of messages
+equal to what was acknowledged. Seeded; every wait is bounded, and time is never the
+oracle.
 
 Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
 """

@@ -54,7 +54,8 @@ class Stack:
             return importlib.import_module(module_name)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION)
+        # A service chosen at run time: boto3's typed overloads want a literal name.
+        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION)  # type: ignore[call-overload]
 
     def table(self, logical_id: str) -> str:
         return self.template.physical_name(logical_id)
