@@ -19,10 +19,7 @@ CALLS = ("tests/unit/test_calls.py", "tests/integration/test_calls.py")
 ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATRIX)
 FIDELITY = ("tests/unit/test_moto_fidelity.py",)
 ANALYTICS = ("tests/unit/test_analytics.py", "tests/integration/test_analytics.py")
-TYPING_CHECK = (
-    "        conversation = self._conversation_for(caller, data.conversationId)\n"
-    '        if state == "start"'
-)
+TYPING_CHECK = "    ) -> wire.TypingSent:\n"  # the plant goes first in typing()
 # The state change of call:answer, and upload:complete's ownership check (the planted
 # pushes go just before them).
 CALL_ANSWER = (
@@ -139,14 +136,14 @@ MUTANTS: list[Mutant] = [
         "push before refusal",
         f"{LAYER}/messaging.py",
         TYPING_CHECK,
-        _planted_push(
+        TYPING_CHECK
+        + _planted_push(
             "typing",
             "self.conversations.get(data.conversationId)",
             "caller.user_id not in planted.members",
             "planted.members",
             '{"conversationId": planted.conversation_id, "userId": caller.user_id, "state": state}',
-        )
-        + TYPING_CHECK,
+        ),
         (MATRIX,),
     ),
     Mutant(
@@ -265,10 +262,8 @@ MUTANTS: list[Mutant] = [
         "send-twice-for-one-client-id",
         "send transaction",
         f"{LAYER}/dal/conversations.py",
-        '"ConditionExpression": "attribute_not_exists(sk)",\n            },\n        )\n'
-        "        for label, guard in guards.items():",
-        '"ConditionExpression": "attribute_not_exists(sk) OR attribute_exists(sk)",\n'
-        "            },\n        )\n        for label, guard in guards.items():",
+        '"ConditionExpression": "attribute_not_exists(sk)",',
+        '"ConditionExpression": "attribute_not_exists(sk) OR attribute_exists(sk)",',
         (MESSAGING,),
     ),
     Mutant(
@@ -333,8 +328,8 @@ MUTANTS: list[Mutant] = [
         "fan-out-keeps-gone-connections",
         "fan-out",
         f"{LAYER}/delivery.py",
-        "for connection_id in result.gone:",
-        "for connection_id in result.gone[:0]:",
+        "for connection_id in report.gone:",
+        "for connection_id in report.gone[:0]:",
         FAN_OUT,
     ),
     Mutant(
