@@ -85,7 +85,6 @@ class SearchService:
         except QueryTooComplex as exc:
             raise BadRequest(str(exc)) from None
         offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else 0
-        self._count(caller)
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
@@ -95,6 +94,9 @@ class SearchService:
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
+        # Counted once authorised: a refused request changes nothing (the RateLimits table
+        # included), as for every action; the counter still comes before any index read.
+        self._count(caller)
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
         ranked = rank(query, [self._read(scope, clause) for clause in query.clauses])
