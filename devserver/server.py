@@ -62,7 +62,10 @@ def _bind(host: str, port: int) -> socket.socket:
 class DevServer:
     def __init__(self, options: DevServerOptions) -> None:
         self.options = options
-        self.template = Template(options.template, options.parameters)
+        # The deployed template names the uploads bucket's CORS origins explicitly; locally
+        # the demo pages come from whatever port the devserver got, so any origin may PUT.
+        parameters = {"UploadAllowedOrigins": "*", **options.parameters}
+        self.template = Template(options.template, parameters)
         self.moto: ThreadedMotoServer | None = None
         self.moto_url = ""
         self.ws_url = ""

@@ -150,7 +150,9 @@ def test_wire_models_refuse_bad_input() -> None:
 # ---------------------------------------------------------------------- images
 def test_image_loses_its_exif_and_gets_a_thumbnail() -> None:
     photo = png_with_exif(800, 600)
-    result = images.process(photo, "image/png", thumbnail_px=256, max_pixels=10**7)
+    result = images.process(
+        photo, "image/png", thumbnail_px=256, budget=images.PixelBudget(max_pixels=10**7)
+    )
     assert result.cleaned is not None and exif_of(result.cleaned) == {}
     assert (result.width, result.height) == (800, 600)
     with Image.open(io.BytesIO(result.thumbnail)) as thumb:
@@ -159,7 +161,12 @@ def test_image_loses_its_exif_and_gets_a_thumbnail() -> None:
 
 def test_image_without_metadata_is_kept_byte_for_byte() -> None:
     plain = encoded("JPEG")
-    assert images.process(plain, "image/jpeg", thumbnail_px=16, max_pixels=10**7).cleaned is None
+    assert (
+        images.process(
+            plain, "image/jpeg", thumbnail_px=16, budget=images.PixelBudget(max_pixels=10**7)
+        ).cleaned
+        is None
+    )
 
 
 def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> None:
@@ -167,7 +174,9 @@ def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> No
     exif[0x0112] = 6  # rotate 90° clockwise to display
     out = io.BytesIO()
     Image.new("RGB", (60, 20)).save(out, format="JPEG", exif=exif)
-    result = images.process(out.getvalue(), "image/jpeg", thumbnail_px=256, max_pixels=10**7)
+    result = images.process(
+        out.getvalue(), "image/jpeg", thumbnail_px=256, budget=images.PixelBudget(max_pixels=10**7)
+    )
     assert result.cleaned is not None
     with Image.open(io.BytesIO(result.cleaned)) as upright:
         assert upright.size == (20, 60) and not upright.getexif()
@@ -183,4 +192,6 @@ def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> No
 )
 def test_invalid_images_are_refused(data: bytes, content_type: str) -> None:
     with pytest.raises(images.InvalidImage):
-        images.process(data, content_type, thumbnail_px=64, max_pixels=100 * 100)
+        images.process(
+            data, content_type, thumbnail_px=64, budget=images.PixelBudget(max_pixels=100 * 100)
+        )

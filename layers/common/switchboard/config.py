@@ -99,7 +99,17 @@ class UploadSettings(DeliverySettings):
     DOWNLOAD_URL_TTL_SECONDS: int = 300
     UPLOAD_TTL_SECONDS: int = 86400
     THUMBNAIL_MAX_PIXELS: int = 256
+    # Decompression-bomb budget, checked on the headers before any pixel is decoded:
+    # one frame's canvas, and canvas x frames (what decoding every frame would cost).
     IMAGE_MAX_PIXELS: int = 40_000_000
+    IMAGE_MAX_TOTAL_PIXELS: int = 100_000_000
+    IMAGE_MAX_FRAMES: int = 1000
+    # Every upload costs a processor run: upload:start per user per window.
+    RATE_LIMITS_TABLE: str
+    UPLOAD_START_LIMIT_PER_USER: int = 30
+    UPLOAD_START_WINDOW_SECONDS: int = 60
+    # A PUT URL lives 60 s + the time the upload takes at this rate (at most the TTL above).
+    UPLOAD_MIN_BYTES_PER_SECOND: int = 64 * 1024
 
     @property
     def allowed_content_types(self) -> frozenset[str]:

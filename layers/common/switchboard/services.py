@@ -134,6 +134,11 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
         upload_ttl=settings.UPLOAD_TTL_SECONDS,
         thumbnail_px=settings.THUMBNAIL_MAX_PIXELS,
         image_max_pixels=settings.IMAGE_MAX_PIXELS,
+        image_max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
+        image_max_frames=settings.IMAGE_MAX_FRAMES,
+        starts_per_user=settings.UPLOAD_START_LIMIT_PER_USER,
+        start_window_seconds=settings.UPLOAD_START_WINDOW_SECONDS,
+        min_bytes_per_second=settings.UPLOAD_MIN_BYTES_PER_SECOND,
     )
     return UploadRepository(settings.UPLOADS_TABLE), ObjectStore(settings.UPLOADS_BUCKET), limits
 
@@ -148,6 +153,7 @@ def uploads(settings: UploadSettings) -> UploadService:
         delivery(settings),
         limits,
         ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        counters=RateLimiter(settings.RATE_LIMITS_TABLE),
     )
 
 
