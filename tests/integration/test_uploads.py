@@ -10,11 +10,13 @@ import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.config import Config
+from switchboard.uploads import part_range
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation
@@ -609,3 +611,61 @@ def test_attachments_are_the_senders_completed_uploads_and_members_may_download_
     # The message carries the verified details
     message = bob_chat.ok("message:history", {"conversationId": conversation})["messages"][0]
     assert message["attachments"] == [attachment]
+
+
+def test_upload_start_is_rate_limited_per_user_and_a_refusal_creates_nothing(
+    stack: Stack, apps: Any
+) -> None:
+    _, connect, _ = apps
+    limited = stack.handler("UploadFunction", UPLOAD_START_LIMIT_PER_USER="3")
+    tag = uuid.uuid4().hex[:6]
+    alice = Client(stack, limited, connect, f"alice-{tag}")
+    bob = Client(stack, limited, connect, f"bob-{tag}")
+    start = {"fileName": "a.pdf", "contentType": "application/pdf", "size": 1000}
+    big = {**start, "size": 10 * MiB}  # multipart: would create an S3 multipart upload
+    ids = [alice.ok("upload:start", start)["uploadId"] for _ in range(3)]
+    dynamodb, s3 = stack.client("dynamodb"), stack.client("s3")
+    bucket = stack.resources["UploadsBucket"]
+    items_before = dynamodb.scan(TableName=stack.table("UploadsTable"), Select="COUNT")["Count"]
+    multipart_before = len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+    # When the fourth and fifth come inside the window
+    refused = [alice.call("upload:start", data) for data in (start, big)]
+    # Then they are refused, with when to retry, and nothing was created for them
+    assert [r["error"]["code"] for r in refused] == ["rate_limited", "rate_limited"]
+    assert all(r["error"]["details"]["retryAfterMs"] > 0 for r in refused)
+    assert (
+        dynamodb.scan(TableName=stack.table("UploadsTable"), Select="COUNT")["Count"]
+        == items_before
+    )
+    assert len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == multipart_before
+    assert not alice.frames()
+    # And the limit is per user: bob still starts, and alice's uploads work
+    assert bob.ok("upload:start", start)["method"] == "put"
+    assert alice.ok("upload:get", {"uploadId": ids[0]})["state"] == "uploading"
+
+
+def test_every_presigned_write_is_signed_for_its_exact_length(people: Any) -> None:
+    (alice,) = people("alice")
+    put = alice.ok(
+        "upload:start", {"fileName": "a.pdf", "contentType": "application/pdf", "size": 4321}
+    )
+    size = 11 * MiB + 7
+    multipart = alice.ok(
+        "upload:start", {"fileName": "b.pdf", "contentType": "application/pdf", "size": size}
+    )
+
+    def signed(url: str) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(url).query)
+
+    # The PUT URL signs Content-Length (S3 refuses another length) and lives ~a minute
+    query = signed(put["url"])
+    assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+    assert int(query["X-Amz-Expires"][0]) == 61
+    # Each part URL signs its own length; together they are exactly the declared size
+    lengths = []
+    for part in multipart["parts"]:
+        query = signed(part["url"])
+        assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+        start, end = part_range(part["partNumber"], multipart["partSize"], size)
+        lengths.append(end - start)
+    assert sum(lengths) == size and len(lengths) == 3
