@@ -280,6 +280,7 @@ def test_preferences_round_trip_and_validation(people: Any) -> None:
     assert alice.ok("preferences:get") == {
         "emailOnOffline": False,
         "email": None,
+        "emailVerified": False,
         "digestMinutes": 15,
     }
     assert alice.error("preferences:set", {"emailOnOffline": True}) == "bad_request"
@@ -290,7 +291,12 @@ def test_preferences_round_trip_and_validation(people: Any) -> None:
     assert (
         saved
         == alice.ok("preferences:get")
-        == {"emailOnOffline": True, "email": "a@example.com", "digestMinutes": 5}
+        == {
+            "emailOnOffline": True,
+            "email": "a@example.com",
+            "emailVerified": False,
+            "digestMinutes": 5,
+        }
     )
 
 

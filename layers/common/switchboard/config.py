@@ -78,6 +78,13 @@ class SignalingSettings(CallSettings):
 
 class NotificationSettings(MessagingSettings):
     EMAIL_SENDER: str
+    # One-click unsubscribe endpoint (functions/message/unsubscribe.py) for List-Unsubscribe.
+    UNSUBSCRIBE_URL: str
+    MAIL_DAILY_LIMIT_PER_USER: int = 20
+
+
+class UnsubscribeSettings(Settings):
+    USERS_TABLE: str
 
 
 class UploadSettings(DeliverySettings):

@@ -29,7 +29,6 @@ from switchboard.dal.conversations import (
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
-from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from switchboard.notifications import NotificationJob, NotificationQueue
@@ -400,26 +399,6 @@ class MessagingService:
         conversations = self.conversations.get_many(m.conversation_id for m in memberships)
         return {u for c in conversations.values() for u in c.members} - {user_id}
 
-    # ------------------------------------------------------------------ preferences
-    def get_preferences(self, caller: Caller) -> dict[str, Any]:
-        return _wire_prefs(self.users.preferences(caller.user_id))
-
-    def set_preferences(self, caller: Caller, data: wire.PreferencesSet) -> dict[str, Any]:
-        current = self.users.preferences(caller.user_id)
-        updated = Preferences(
-            email_on_offline=current.email_on_offline
-            if data.emailOnOffline is None
-            else data.emailOnOffline,
-            email=current.email if data.email is None else data.email,
-            digest_minutes=current.digest_minutes
-            if data.digestMinutes is None
-            else data.digestMinutes,
-        )
-        if updated.email_on_offline and not updated.email:
-            raise BadRequest("emailOnOffline needs an email address")
-        self.users.set_preferences(caller.user_id, updated)
-        return _wire_prefs(updated)
-
     # ------------------------------------------------------------------ notifications
     def list_notifications(self, caller: Caller, data: wire.NotificationList) -> dict[str, Any]:
         page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
@@ -430,14 +409,6 @@ class MessagingService:
 
     def read_notifications(self, caller: Caller, data: wire.NotificationRead) -> dict[str, Any]:
         return {"marked": self.notifications.mark_read(caller.user_id, list(data.notificationIds))}
-
-
-def _wire_prefs(prefs: Preferences) -> dict[str, Any]:
-    return {
-        "emailOnOffline": prefs.email_on_offline,
-        "email": prefs.email,
-        "digestMinutes": prefs.digest_minutes,
-    }
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from switchboard.config import UploadSettings
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.messaging import MessagingService
+    from switchboard.preferences import PreferencesService
     from switchboard.uploads import Limits as UploadLimits
     from switchboard.uploads import UploadProcessor, UploadService
 
@@ -72,6 +73,16 @@ def messaging(settings: MessagingSettings) -> MessagingService:
     )
 
 
+def preferences(settings: MessagingSettings) -> PreferencesService:
+    from switchboard.preferences import PreferencesService
+
+    return PreferencesService(
+        UserRepository(settings.USERS_TABLE),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
+    )
+
+
 def notifications(settings: NotificationSettings) -> NotificationService:
     shared_delivery = delivery(settings)
     return NotificationService(
@@ -82,6 +93,9 @@ def notifications(settings: NotificationSettings) -> NotificationService:
         WindowLimiter(settings.RATE_LIMITS_TABLE),
         NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
         Mailer(settings.EMAIL_SENDER),
+        counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+        unsubscribe_url=settings.UNSUBSCRIBE_URL,
+        daily_mail_limit=settings.MAIL_DAILY_LIMIT_PER_USER,
     )
 
 

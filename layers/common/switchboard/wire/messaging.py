@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from switchboard.protocol import WireModel
 
@@ -73,6 +73,25 @@ class PreferencesSet(WireModel):
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
 
 
+class PreferencesVerifyEmail(WireModel):
+    """The 6-digit code the verification mail carried."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
+class PreferencesView(BaseModel):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
+    ``emailVerified`` stays false (and no notification mail goes out) until the code
+    mailed to ``email`` is entered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    emailOnOffline: bool
+    email: str | None
+    emailVerified: bool
+    digestMinutes: int
+
+
 class NotificationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     before: str | None = Field(default=None, max_length=256)
@@ -98,6 +117,7 @@ ACTIONS: dict[str, type[WireModel]] = {
     "typing:stop": Typing,
     "presence:query": PresenceQuery,
     "preferences:set": PreferencesSet,
+    "preferences:verify-email": PreferencesVerifyEmail,
     "notification:list": NotificationList,
     "notification:read": NotificationRead,
 }
