@@ -95,6 +95,15 @@ class Calls:
         call: dict[str, Any] | None = (await self._client.request("call:get-active")).get("call")
         return call
 
-    async def ice_servers(self) -> dict[str, Any]:
-        """``{"iceServers", "ttl", "expiresAt"}`` (STUN, and TURN with REST credentials)."""
-        return await self._client.request("call:ice-servers")
+    async def ice_servers(
+        self, *, call_id: str | None = None, callee_id: str | None = None
+    ) -> dict[str, Any]:
+        """``{"iceServers", "ttl", "expiresAt"}``: STUN, and TURN with short-lived REST
+        credentials for a call (``call_id`` you are in, or ``callee_id`` you are about to
+        call; with neither, STUN only)."""
+        data: dict[str, Any] = {}
+        if call_id is not None:
+            data["callId"] = call_id
+        if callee_id is not None:
+            data["calleeId"] = callee_id
+        return await self._client.request("call:ice-servers", data)

@@ -773,9 +773,14 @@ export class SwitchboardClient {
 
   // ------------------------------------------------------------------ calls & uploads
 
-  /** STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`. */
-  async iceServers() {
-    return (await this.request("call:ice-servers", {})).iceServers;
+  /**
+   * STUN/TURN servers for `new RTCPeerConnection`. TURN credentials (short-lived) come only
+   * for a call: `{callId}` of a ringing or active call you are in, or `{calleeId}` of the
+   * call you are about to place; with neither, STUN only.
+   * @param {{callId?: string, calleeId?: string}} [purpose]
+   */
+  async iceServers(purpose = {}) {
+    return (await this.request("call:ice-servers", purpose)).iceServers;
   }
 }
 
@@ -932,7 +937,7 @@ export class CallSession {
   }
 
   async _setup() {
-    const iceServers = await this.client.iceServers();
+    const iceServers = await this.client.iceServers(this.callId ? { callId: this.callId } : { calleeId: this.peerId });
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.iceTransportPolicy });
     const pc = this.pc;
     if (!this.localStream) {

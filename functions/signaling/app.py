@@ -67,9 +67,9 @@ def get_active(request: Request[EmptyData]) -> dict[str, Any]:
     return service.get_active(request.caller)
 
 
-@router.action("call:ice-servers", EmptyData)
-def ice_servers(request: Request[EmptyData]) -> dict[str, Any]:
-    return service.ice_servers_for(request.caller)
+@router.action("call:ice-servers", wire.IceServersFor)
+def ice_servers(request: Request[wire.IceServersFor]) -> dict[str, Any]:
+    return service.ice_servers_for(request.caller, request.data)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -221,7 +221,8 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
         lambda w, r: {"callId": w.new_call(), "candidate": {"candidate": "candidate:1"}},
     ),
     "call:get-active": (ALL, lambda w, r: {}),
-    "call:ice-servers": (ALL, lambda w, r: {}),
+    # TURN credentials only to the participants of a live call
+    "call:ice-servers": (PARTICIPANTS, lambda w, r: {"callId": w.new_call()}),
 }
 
 

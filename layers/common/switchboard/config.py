@@ -72,7 +72,11 @@ class SignalingSettings(CallSettings):
     TURN_SECRET_ARN: str
     TURN_URLS: str = ""  # comma-separated turn:/turns: URLs; empty = STUN only
     STUN_URLS: str = ""
-    TURN_CREDENTIAL_TTL_SECONDS: int = 3600
+    # coturn checks a credential when it allocates, not after: a short lifetime is enough
+    # for a call of any length, and is what bounds a revoked user's credentials.
+    TURN_CREDENTIAL_TTL_SECONDS: int = 120
+    TURN_ISSUES_PER_MINUTE: int = 10  # credentials for calls not placed yet (calleeId)
+    RATE_LIMITS_TABLE: str
     TURN_SECRET_MAX_AGE_SECONDS: int = 300
 
 

@@ -118,6 +118,8 @@ def calls(settings: CallSettings) -> CallService:
             secret=secrets_manager_secret(
                 settings.TURN_SECRET_ARN, settings.TURN_SECRET_MAX_AGE_SECONDS
             ),
+            counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+            issues_per_minute=settings.TURN_ISSUES_PER_MINUTE,
         )
     return CallService(
         CallRepository(settings.CALLS_TABLE, retention_days=settings.CALL_RETENTION_DAYS),
