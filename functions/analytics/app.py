@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mangum import Mangum
-from switchboard.analytics import build
-from switchboard.analytics.access import AdminAccess, NotAdmin, NotAuthenticated
+from switchboard import services
+from switchboard.analytics.access import NotAdmin, NotAuthenticated
 from switchboard.analytics.report import SERIES, RangeTooLarge
 from switchboard.auth import Identity
 from switchboard.config import AnalyticsApiSettings
@@ -23,8 +23,8 @@ from switchboard.observability import logger
 
 PREFIX = "/api/analytics"
 settings = AnalyticsApiSettings.from_env()
-report = build.report(settings)
-access = AdminAccess(settings)
+report = services.analytics_report(settings)
+access = services.analytics_access(settings)
 bearer = HTTPBearer(auto_error=False)
 
 

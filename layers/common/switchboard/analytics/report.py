@@ -8,7 +8,7 @@ from typing import Any
 
 from switchboard.analytics import histogram
 from switchboard.analytics.periods import SECONDS, Period, bucket_range, key_to_epoch
-from switchboard.analytics.queues import QueueMonitor
+from switchboard.analytics.queue_depths import QueueMonitor
 from switchboard.analytics.records import CALL_ANSWER_MS, CALL_DURATION_MS, DELIVERY_MS
 from switchboard.dal.metrics import MetricsRepository, histograms
 
