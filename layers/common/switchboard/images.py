@@ -89,7 +89,7 @@ def process(
             return ProcessedImage(*size, cleaned, thumbnail, thumbnail_type)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
         raise InvalidImage(str(exc) or type(exc).__name__) from None
-    except (ValueError, EOFError, struct.error, MemoryError) as exc:
+    except (ValueError, EOFError, IndexError, struct.error, MemoryError) as exc:
         # Malformed headers that Pillow reports some other way: still the file's fault,
         # never a reason for SQS to retry the record.
         raise InvalidImage(f"malformed image ({type(exc).__name__})") from None

@@ -4,7 +4,8 @@ verification mail (a 6-digit code) goes there until ``preferences:verify-email``
 the address is the caller's. Verification mails are capped per user and per address
 (so neither one account nor many can flood a stranger with them), counted in the same
 transaction as the preferences write: a refused set stores nothing and mails nothing.
-The mail itself is sent by the notification function (it holds the SES rights)."""
+The mail itself is sent by the notification function (notifier.py: it holds the SES
+rights)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typing import Any
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.dal.users import EmailCheck, Preferences, UserRepository
 from switchboard.errors import BadRequest, RateLimited
-from switchboard.notifications import VERIFY_EMAIL, NotificationJob, NotificationQueue
 from switchboard.observability import logger
+from switchboard.queues import VERIFY_EMAIL, NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
 

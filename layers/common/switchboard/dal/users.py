@@ -11,7 +11,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure, to_item
+from switchboard.dal.items import from_item, is_condition_failure, to_item
+from switchboard.dal.transactions import Transaction
 
 BATCH_GET_LIMIT = 100
 
@@ -201,11 +202,14 @@ class UserRepository(DynamoRepository):
         if not guards:
             self.client.update_item(**update)
             return True
-        items: list[Any] = [{"Update": update}, *({"Update": g} for g in guards)]
+        tx = Transaction()
+        tx.update("prefs", update)
+        for i, guard in enumerate(guards):
+            tx.update(f"guard:{i}", guard)
         try:
-            self.client.transact_write_items(TransactItems=items)
+            tx.write(self.client)
         except ClientError as exc:
-            if "ConditionalCheckFailed" in cancellation_codes(exc)[1:]:
+            if any(label.startswith("guard:") for label in tx.refused(exc)):
                 return False
             raise
         return True
