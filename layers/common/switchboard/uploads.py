@@ -308,6 +308,10 @@ class UploadService:
         else:
             head = self.store.head(record.key)
             if head is None:
+                # Or the processor got there first and, done, removed the staging object.
+                current = self._owned(caller, data.uploadId)
+                if current.state != UPLOADING:
+                    return {"uploadId": current.uploadId, "state": current.state}
                 raise Conflict("nothing was uploaded to the URL yet")
             stored_bytes = head[0]
         now_ms = self._now_ms()
