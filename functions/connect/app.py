@@ -19,7 +19,7 @@ from switchboard.wire import sessions as wire
 
 sessions = services.sessions(SessionSettings.from_env())
 connections = sessions.connections
-router = WebSocketRouter(refreshed_token_exp=connections.refreshed_token_exp)
+router = WebSocketRouter(wire.REPLIES, refreshed_token_exp=connections.refreshed_token_exp)
 
 
 @router.on_connect
@@ -41,18 +41,18 @@ def on_disconnect(event: WebSocketEvent) -> None:
 
 
 @router.action("ping", EmptyData)
-def ping(request: Request[EmptyData]) -> dict[str, Any]:
+def ping(request: Request[EmptyData]) -> wire.Pong:
     # pid tells which execution environment answered (the devserver runs several).
-    return {"pong": True, "serverTime": int(time.time() * 1000), "pid": os.getpid()}
+    return wire.Pong(pong=True, serverTime=int(time.time() * 1000), pid=os.getpid())
 
 
 @router.action("auth:refresh", wire.AuthRefresh, allow_expired_token=True)
-def refresh(request: Request[wire.AuthRefresh]) -> dict[str, Any]:
+def refresh(request: Request[wire.AuthRefresh]) -> wire.TokenRefreshed:
     return sessions.refresh(request.caller, request.data.token)
 
 
 @router.action("admin:revoke", wire.AdminRevoke)
-def revoke(request: Request[wire.AdminRevoke]) -> dict[str, Any]:
+def revoke(request: Request[wire.AdminRevoke]) -> wire.SessionsRevoked:
     return sessions.revoke(request.caller, request.data.userId)
 
 

@@ -46,9 +46,7 @@ class Backlog:
                     break
                 for message in page:
                     try:
-                        self.delivery.gateway.post(
-                            connection_id, push("message:new", message.wire())
-                        )
+                        self.delivery.gateway.post(connection_id, push(message.wire()))
                     except ConnectionGone:
                         self.delivery.forget(connection_id, user_id)
                         return BacklogResult(pushed, connection_gone=True)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -101,7 +101,9 @@ class MessagingService:
             ),
         ]
 
-    def create_conversation(self, caller: Caller, data: wire.ConversationCreate) -> dict[str, Any]:
+    def create_conversation(
+        self, caller: Caller, data: wire.ConversationCreate
+    ) -> wire.ConversationCreated:
         members = frozenset(data.members) | {caller.user_id}
         if len(members) < 2:
             raise BadRequest("a conversation needs at least one other member")
@@ -134,9 +136,11 @@ class MessagingService:
             )
         except GuardRefused:
             raise _rate_limited(rule, conversation.created_at) from None
-        return {"conversationId": conversation_id, "created": created}
+        return wire.ConversationCreated(conversationId=conversation_id, created=created)
 
-    def list_conversations(self, caller: Caller, data: wire.ConversationList) -> dict[str, Any]:
+    def list_conversations(
+        self, caller: Caller, data: wire.ConversationList
+    ) -> wire.ConversationPage:
         memberships = {m.conversation_id: m for m in self.conversations.memberships(caller.user_id)}
         found = self.conversations.get_many(memberships)
         ordered = sorted(
@@ -146,31 +150,33 @@ class MessagingService:
             after = _decode_cursor(data.cursor)
             ordered = [c for c in ordered if (c.last_activity_at, c.conversation_id) < after]
         page = ordered[: data.limit]
-        items = []
+        items: list[wire.ConversationSummary] = []
         for c in page:
             member = memberships[c.conversation_id]
             items.append(
-                {
-                    "conversationId": c.conversation_id,
-                    "title": c.title,
-                    "listingId": c.listing_id,
-                    "members": sorted(c.members),
-                    "lastSeq": c.last_seq,
-                    "lastMessage": c.last_message,
-                    "lastActivityAt": c.last_activity_at,
-                    "ackedSeq": member.acked_seq,
-                    "readSeq": member.read_seq,
-                    "unread": max(0, c.last_seq - member.read_seq),
-                }
+                wire.ConversationSummary(
+                    conversationId=c.conversation_id,
+                    title=c.title,
+                    listingId=c.listing_id,
+                    members=sorted(c.members),
+                    lastSeq=c.last_seq,
+                    lastMessage=(
+                        wire.LastMessage.model_validate(c.last_message) if c.last_message else None
+                    ),
+                    lastActivityAt=c.last_activity_at,
+                    ackedSeq=member.acked_seq,
+                    readSeq=member.read_seq,
+                    unread=max(0, c.last_seq - member.read_seq),
+                )
             )
         next_cursor = None
         if len(ordered) > data.limit:
             last = page[-1]
             next_cursor = _encode_cursor((last.last_activity_at, last.conversation_id))
-        return {"conversations": items, "cursor": next_cursor}
+        return wire.ConversationPage(conversations=items, cursor=next_cursor)
 
     # ------------------------------------------------------------------ messages
-    def send(self, caller: Caller, data: wire.MessageSend) -> dict[str, Any]:
+    def send(self, caller: Caller, data: wire.MessageSend) -> wire.MessageSent:
         if len(data.body) > self.limits.max_body_chars:
             raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
         if not data.body.strip() and not data.attachments:
@@ -226,15 +232,13 @@ class MessagingService:
         else:
             raise Conflict("the conversation is too busy right now, retry the send")
         self._deliver(caller, conversation, message)
-        return {
-            "seq": message.seq,
-            "messageId": message.message_id,
-            "createdAt": message.created_at,
-        }
+        return wire.MessageSent(
+            seq=message.seq, messageId=message.message_id, createdAt=message.created_at
+        )
 
     def _repeat_send(
         self, caller: Caller, conversation: Conversation, client_message_id: str
-    ) -> dict[str, Any]:
+    ) -> wire.MessageSent:
         reply = self.conversations.previous_reply(
             conversation.conversation_id, caller.user_id, client_message_id
         )
@@ -247,12 +251,12 @@ class MessagingService:
         )
         if stored:
             self._deliver(caller, conversation, stored[0])
-        return dict(reply)
+        return wire.MessageSent.model_validate(reply)
 
     def _deliver(self, caller: Caller, conversation: Conversation, message: StoredMessage) -> None:
         report = self.delivery.to_users(
             conversation.members,
-            push("message:new", message.wire()),
+            push(message.wire()),
             exclude_connection=caller.connection_id,
         )
         offline = [u for u in report.offline_users if u != caller.user_id]
@@ -285,7 +289,7 @@ class MessagingService:
             },
         )
 
-    def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> dict[str, Any]:
+    def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> wire.CursorMoved:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
         conversation = self._conversation_for(caller, data.conversationId)
         seq = min(data.seq, conversation.last_seq)
@@ -293,22 +297,21 @@ class MessagingService:
             conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
         if moved:
-            event = "message:delivered" if cursor == "ackedSeq" else "message:read"
+            receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             others = conversation.members - {caller.user_id}
             self.delivery.to_users(
                 others,
                 push(
-                    event,
-                    {
-                        "conversationId": conversation.conversation_id,
-                        "seq": seq,
-                        "userId": caller.user_id,
-                    },
+                    receipt(
+                        conversationId=conversation.conversation_id,
+                        seq=seq,
+                        userId=caller.user_id,
+                    )
                 ),
             )
-        return {"conversationId": conversation.conversation_id, "seq": seq, "moved": moved}
+        return wire.CursorMoved(conversationId=conversation.conversation_id, seq=seq, moved=moved)
 
-    def sync(self, caller: Caller, data: wire.MessageSync) -> dict[str, Any]:
+    def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
@@ -317,53 +320,53 @@ class MessagingService:
             if caller.user_id not in conversation.members:
                 raise Forbidden(f"you are not a member of {conversation_id}")
         budget = REPLY_BUDGET_BYTES
-        result: dict[str, Any] = {}
+        result: dict[str, wire.SyncedConversation] = {}
         for conversation_id, after in data.cursors.items():
             conversation = found[conversation_id]
-            entry: dict[str, Any] = {
-                "lastSeq": conversation.last_seq,
-                "messages": [],
-                "hasMore": False,
-            }
-            result[conversation_id] = entry
-            if conversation.last_seq <= after:
-                continue
-            messages = self.conversations.messages_after(conversation_id, after, data.limit)
-            for message in messages:
-                wired = message.wire()
-                size = len(json.dumps(wired))
-                if size > budget:
-                    break
-                budget -= size
-                entry["messages"].append(wired)
-            shown = entry["messages"][-1]["seq"] if entry["messages"] else after
-            entry["hasMore"] = shown < conversation.last_seq
-        return {"conversations": result}
+            shown: list[wire.Message] = []
+            if conversation.last_seq > after:
+                messages = self.conversations.messages_after(conversation_id, after, data.limit)
+                for message in messages:
+                    wired = message.wire()
+                    size = len(json.dumps(wired.wire()))
+                    if size > budget:
+                        break
+                    budget -= size
+                    shown.append(wired)
+            last_shown = shown[-1].seq if shown else after
+            result[conversation_id] = wire.SyncedConversation(
+                lastSeq=conversation.last_seq,
+                messages=shown,
+                hasMore=last_shown < conversation.last_seq,
+            )
+        return wire.SyncResult(conversations=result)
 
-    def history(self, caller: Caller, data: wire.MessageHistory) -> dict[str, Any]:
+    def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
         conversation = self._conversation_for(caller, data.conversationId)
         messages = self.conversations.messages_before(
             conversation.conversation_id, data.beforeSeq, data.limit
         )
-        wired: list[dict[str, Any]] = []
+        wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
         for message in reversed(messages):  # keep the newest when the budget runs out
             item = message.wire()
-            budget -= len(json.dumps(item))
+            budget -= len(json.dumps(item.wire()))
             if budget < 0:
                 break
             wired.append(item)
         wired.reverse()
-        first = wired[0]["seq"] if wired else (data.beforeSeq or conversation.last_seq + 1)
-        return {
-            "conversationId": conversation.conversation_id,
-            "messages": wired,
-            "hasMore": first > 1,
-            "lastSeq": conversation.last_seq,
-        }
+        first = wired[0].seq if wired else (data.beforeSeq or conversation.last_seq + 1)
+        return wire.HistoryPage(
+            conversationId=conversation.conversation_id,
+            messages=wired,
+            hasMore=first > 1,
+            lastSeq=conversation.last_seq,
+        )
 
     # ------------------------------------------------------------------ typing, presence
-    def typing(self, caller: Caller, data: wire.Typing, state: str) -> dict[str, Any]:
+    def typing(
+        self, caller: Caller, data: wire.Typing, state: Literal["start", "stop"]
+    ) -> wire.TypingSent:
         conversation = self._conversation_for(caller, data.conversationId)
         if state == "start" and not self.limiter.acquire(
             f"typing#{caller.user_id}#{conversation.conversation_id}",
@@ -374,28 +377,27 @@ class MessagingService:
         self.delivery.to_users(
             conversation.members - {caller.user_id},
             push(
-                "typing",
-                {
-                    "conversationId": conversation.conversation_id,
-                    "userId": caller.user_id,
-                    "state": state,
-                },
+                wire.TypingPush(
+                    conversationId=conversation.conversation_id,
+                    userId=caller.user_id,
+                    state=state,
+                )
             ),
         )
-        return {"sent": True}
+        return wire.TypingSent(sent=True)
 
-    def presence(self, caller: Caller, data: wire.PresenceQuery) -> dict[str, Any]:
+    def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
         contacts = self.contacts_of(caller.user_id) | {caller.user_id}
         strangers = sorted(set(data.userIds) - contacts)
         if strangers:
             raise Forbidden("presence is visible only for people you share a conversation with")
         found = self.users.presence(data.userIds)
-        return {
-            "presence": [
-                {"userId": p.user_id, "online": p.online, "lastSeen": p.last_seen or None}
+        return wire.PresenceList(
+            presence=[
+                wire.Presence(userId=p.user_id, online=p.online, lastSeen=p.last_seen or None)
                 for p in found.values()
             ]
-        }
+        )
 
     def contacts_of(self, user_id: str) -> set[str]:
         memberships = self.conversations.memberships(user_id)
@@ -403,15 +405,21 @@ class MessagingService:
         return {u for c in conversations.values() for u in c.members} - {user_id}
 
     # ------------------------------------------------------------------ notifications
-    def list_notifications(self, caller: Caller, data: wire.NotificationList) -> dict[str, Any]:
+    def list_notifications(
+        self, caller: Caller, data: wire.NotificationList
+    ) -> wire.NotificationPage:
         page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
-        return {
-            "notifications": [n.wire() for n in page],
-            "cursor": page[-1].notification_id if len(page) == data.limit else None,
-        }
+        return wire.NotificationPage(
+            notifications=[n.wire() for n in page],
+            cursor=page[-1].notification_id if len(page) == data.limit else None,
+        )
 
-    def read_notifications(self, caller: Caller, data: wire.NotificationRead) -> dict[str, Any]:
-        return {"marked": self.notifications.mark_read(caller.user_id, list(data.notificationIds))}
+    def read_notifications(
+        self, caller: Caller, data: wire.NotificationRead
+    ) -> wire.NotificationsMarked:
+        return wire.NotificationsMarked(
+            marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
+        )
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

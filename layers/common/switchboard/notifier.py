@@ -108,7 +108,7 @@ class NotificationService:
             created_at=job.created_at,
         )
         if self.notifications.add(notification):
-            self.delivery.to_users([job.user_id], push("notification:new", notification.wire()))
+            self.delivery.to_users([job.user_id], push(notification.wire()))
         self._maybe_email(job)
 
     # ------------------------------------------------------------------ e-mail

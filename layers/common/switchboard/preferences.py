@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.dal.users import EmailCheck, Preferences, UserRepository
@@ -61,10 +60,10 @@ class PreferencesService:
         self._clock = clock
         self._make_code = make_code
 
-    def get(self, caller: Caller) -> dict[str, Any]:
+    def get(self, caller: Caller) -> wire.PreferencesView:
         return _view(self.users.preferences(caller.user_id))
 
-    def set(self, caller: Caller, data: wire.PreferencesSet) -> dict[str, Any]:
+    def set(self, caller: Caller, data: wire.PreferencesSet) -> wire.PreferencesView:
         current = self.users.preferences(caller.user_id)
         updated = replace(
             current,
@@ -116,7 +115,9 @@ class PreferencesService:
         logger.info("email verification started", extra={"userId": caller.user_id})
         return _view(updated)
 
-    def verify_email(self, caller: Caller, data: wire.PreferencesVerifyEmail) -> dict[str, Any]:
+    def verify_email(
+        self, caller: Caller, data: wire.PreferencesVerifyEmail
+    ) -> wire.PreferencesView:
         current = self.users.preferences(caller.user_id)
         if current.email is None:
             raise BadRequest("no e-mail address to verify: set one first")
@@ -138,10 +139,10 @@ class PreferencesService:
         return _view(self.users.preferences(caller.user_id))
 
 
-def _view(prefs: Preferences) -> dict[str, Any]:
+def _view(prefs: Preferences) -> wire.PreferencesView:
     return wire.PreferencesView(
         emailOnOffline=prefs.email_on_offline,
         email=prefs.email,
         emailVerified=prefs.email_verified,
         digestMinutes=prefs.digest_minutes,
-    ).model_dump()
+    )

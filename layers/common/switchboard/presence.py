@@ -6,6 +6,7 @@ from __future__ import annotations
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.delivery import Delivery
 from switchboard.protocol import push
+from switchboard.wire.messaging import Presence as PresencePush
 
 
 class Presence:
@@ -35,5 +36,5 @@ class Presence:
         if contacts:
             self.delivery.to_users(
                 contacts,
-                push("presence", {"userId": user_id, "online": online, "lastSeen": last_seen}),
+                push(PresencePush(userId=user_id, online=online, lastSeen=last_seen)),
             )

@@ -10,15 +10,35 @@ Server push: ``{"type": "<event>", "data": {...}}``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.errors import ErrorCode
+from switchboard.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
-# API Gateway's limits, which the devserver enforces too.
-MAX_MESSAGE_BYTES = 128 * 1024
-MAX_FRAME_BYTES = 32 * 1024
+__all__ = ["MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES"]
+
+T = TypeVar("T")
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    # On the wire the field is absent rather than null: the schema says "optional", not
+    # "may be null", so typed clients get `field?: T` instead of `field?: T | null`.
+    variants = [v for v in schema.pop("anyOf", []) if v != {"type": "null"}]
+    if len(variants) == 1:
+        schema.update(variants[0])
+    elif variants:
+        schema["anyOf"] = variants
+    schema.pop("default", None)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+# A field the server leaves out of a reply or push when it has no value (``None`` here).
+Omitted = Annotated[T | None, Field(exclude_if=_is_none, json_schema_extra=_not_nullable)]
 
 
 class WireModel(BaseModel):
@@ -59,8 +79,39 @@ class EmptyData(WireModel):
     """For actions that take no data."""
 
 
-def reply_ok(request_id: str | None, data: Any) -> dict[str, Any]:
-    return {"type": "reply", "id": request_id, "ok": True, "data": data}
+class WireMismatch(Exception):
+    """A reply or push that does not match its model: a bug on the server, never input."""
+
+
+class WireData(BaseModel):
+    """Base of every reply and push payload the server sends. Built by services, serialised
+    by ``wire()``: fields in declaration order (the order clients have always seen),
+    ``Omitted`` fields left out when empty, every other field present (``null`` if none).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready payload, checked: it must validate against its own model again
+        (this catches a field that is left out but required, or a value a client could not
+        parse back). About 10 us per frame, so the check runs everywhere, production too:
+        a mismatch is a bug, reported as ``internal`` rather than sent."""
+        data = self.model_dump(mode="json")
+        try:
+            type(self).model_validate(data)
+        except ValidationError as exc:
+            raise WireMismatch(f"{type(self).__name__} does not round-trip: {exc}") from None
+        return data
+
+
+class PushData(WireData):
+    """The ``data`` of a server push; ``TYPE`` is the push frame's ``type``."""
+
+    TYPE: ClassVar[str]
+
+
+def reply_ok(request_id: str | None, data: WireData) -> dict[str, Any]:
+    return {"type": "reply", "id": request_id, "ok": True, "data": data.wire()}
 
 
 def reply_error(
@@ -72,5 +123,7 @@ def reply_error(
     return {"type": "reply", "id": request_id, "ok": False, "error": error}
 
 
-def push(event_type: str, data: Any) -> dict[str, Any]:
-    return {"type": event_type, "data": data}
+def push(data: PushData) -> dict[str, Any]:
+    """A push frame: its type comes from the model, so a frame cannot carry another type's
+    data."""
+    return {"type": data.TYPE, "data": data.wire()}

@@ -27,12 +27,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from switchboard.errors import RateLimited
 
 if TYPE_CHECKING:
     from switchboard.dal.ratelimits import RateLimiter
+    from switchboard.wire.calls import IceServers as IceServersReply
 
 
 def turn_credentials(secret: str, user_id: str, expires_at: int) -> tuple[str, str]:
@@ -93,19 +94,24 @@ class IceServers:
                 details={"retryAfterMs": rule.retry_after_ms(now_ms)},
             )
 
-    def stun_only(self) -> dict[str, Any]:
-        servers = [{"urls": list(self._stun)}] if self._stun else []
-        return {"iceServers": servers, "ttl": self._ttl, "expiresAt": int(self._clock())}
+    def stun_only(self) -> IceServersReply:
+        """STUN only: no call, no relay."""
+        from switchboard.wire.calls import IceServer, IceServers
 
-    def for_user(self, user_id: str) -> dict[str, Any]:
+        servers = [IceServer(urls=list(self._stun))] if self._stun else []
+        return IceServers(iceServers=servers, ttl=self._ttl, expiresAt=int(self._clock()))
+
+    def for_user(self, user_id: str) -> IceServersReply:
         """``RTCConfiguration.iceServers`` for the user (pass it to RTCPeerConnection)."""
+        from switchboard.wire.calls import IceServer, IceServers
+
         expires_at = int(self._clock()) + self._ttl
-        servers: list[dict[str, Any]] = []
+        servers: list[IceServer] = []
         if self._stun:
-            servers.append({"urls": list(self._stun)})
+            servers.append(IceServer(urls=list(self._stun)))
         if self._turn:
             username, credential = turn_credentials(self._secret(), user_id, expires_at)
             servers.append(
-                {"urls": list(self._turn), "username": username, "credential": credential}
+                IceServer(urls=list(self._turn), username=username, credential=credential)
             )
-        return {"iceServers": servers, "ttl": self._ttl, "expiresAt": expires_at}
+        return IceServers(iceServers=servers, ttl=self._ttl, expiresAt=expires_at)

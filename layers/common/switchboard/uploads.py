@@ -36,7 +36,7 @@ from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
 from switchboard.filetypes import IMAGE_TYPES, SNIFF_BYTES, normalize
 from switchboard.observability import logger
-from switchboard.protocol import push
+from switchboard.protocol import PushData, push
 from switchboard.router import Caller
 from switchboard.wire import uploads as wire
 
@@ -165,7 +165,7 @@ class UploadService:
         return int(self._clock() * 1000)
 
     # ------------------------------------------------------------------ actions
-    def start(self, caller: Caller, data: wire.UploadStart) -> dict[str, Any]:
+    def start(self, caller: Caller, data: wire.UploadStart) -> wire.UploadStarted:
         limits = self.limits
         content_type = checked_content_type(data.contentType, limits.allowed_types)
         if data.size > limits.max_bytes:
@@ -197,14 +197,14 @@ class UploadService:
             self.uploads.create(record)
             logger.info("upload started", extra={"uploadId": upload_id, "method": "put"})
             ttl = limits.put_url_ttl(data.size)
-            return {
-                "uploadId": upload_id,
-                "method": "put",
+            return wire.UploadStarted(
+                uploadId=upload_id,
+                method="put",
                 # The size is signed into the URL (Content-Length): S3 refuses other sizes.
-                "url": self.store.presign_put(key, content_type, ttl, data.size),
-                "headers": {"Content-Type": content_type},
-                "expiresAt": now_ms // 1000 + ttl,
-            }
+                url=self.store.presign_put(key, content_type, ttl, data.size),
+                headers={"Content-Type": content_type},
+                expiresAt=now_ms // 1000 + ttl,
+            )
         size_per_part = part_size_for(data.size, limits.part_bytes, limits.max_parts)
         count = part_count(data.size, size_per_part)
         s3_upload_id = self.store.create_multipart(key, content_type)
@@ -218,27 +218,27 @@ class UploadService:
             "upload started",
             extra={"uploadId": upload_id, "method": "multipart", "parts": count},
         )
-        return {
-            "uploadId": upload_id,
-            "method": "multipart",
-            "partSize": size_per_part,
-            "parts": [
-                {
-                    "partNumber": n,
+        return wire.UploadStarted(
+            uploadId=upload_id,
+            method="multipart",
+            partSize=size_per_part,
+            parts=[
+                wire.PartUrl(
+                    partNumber=n,
                     # Each part's exact length is signed into its URL: the parts add up
                     # to the declared size, never to 16 x 5 GB.
-                    "url": self.store.presign_part(
+                    url=self.store.presign_part(
                         key,
                         s3_upload_id,
                         n,
                         limits.url_ttl,
                         _length(part_range(n, size_per_part, data.size)),
                     ),
-                }
+                )
                 for n in range(1, count + 1)
             ],
-            "expiresAt": expires_at,
-        }
+            expiresAt=expires_at,
+        )
 
     def _count_start(self, caller: Caller, now_ms: int) -> None:
         """One conditional counter write per start: each upload costs a processor run."""
@@ -255,7 +255,7 @@ class UploadService:
                 details={"retryAfterMs": rule.retry_after_ms(now_ms)},
             )
 
-    def part_done(self, caller: Caller, data: wire.PartDone) -> dict[str, Any]:
+    def part_done(self, caller: Caller, data: wire.PartDone) -> wire.PartConfirmed:
         record = self._owned(caller, data.uploadId)
         if record.method != "multipart" or record.s3UploadId is None:
             raise BadRequest("this upload is a single PUT: it has no parts")
@@ -279,15 +279,13 @@ class UploadService:
         # Progress counts the parts the client reported and S3 confirmed, sized by S3.
         confirmed = sum(parts[n].size for n in updated.confirmedParts if n in parts)
         self.uploads.raise_progress(record.uploadId, confirmed)
-        progress = {
-            "uploadId": record.uploadId,
-            "percent": percent(confirmed, record.size),
-            "bytes": confirmed,
-        }
-        self.delivery.to_users([caller.user_id], push("upload:progress", progress))
-        return {**progress, "partNumber": data.partNumber}
+        progress = wire.UploadProgress(
+            uploadId=record.uploadId, percent=percent(confirmed, record.size), bytes=confirmed
+        )
+        self.delivery.to_users([caller.user_id], push(progress))
+        return wire.PartConfirmed(**progress.model_dump(), partNumber=data.partNumber)
 
-    def complete(self, caller: Caller, data: wire.UploadComplete) -> dict[str, Any]:
+    def complete(self, caller: Caller, data: wire.UploadComplete) -> wire.UploadStateReply:
         record = self._owned(caller, data.uploadId)
         if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):
             # A repeated complete, or the processor got there first (a PUT's S3 event can
@@ -295,23 +293,20 @@ class UploadService:
             # still get their 100 % (the protocol promises it whoever came first).
             if record.method == "put" and record.state != FAILED:
                 self._push_put_progress(caller, record, record.bytes or record.size)
-            return {"uploadId": record.uploadId, "state": record.state}
+            return _state_reply(record.uploadId, record.state)
         if record.state != UPLOADING:
             raise Conflict(f"the upload is {record.state}")
         if record.method == "multipart":
             stored_bytes = self._complete_multipart(record, data)
             if stored_bytes is None:  # a racing complete finished it first
-                return {
-                    "uploadId": record.uploadId,
-                    "state": self._owned(caller, data.uploadId).state,
-                }
+                return _state_reply(record.uploadId, self._owned(caller, data.uploadId).state)
         else:
             head = self.store.head(record.key)
             if head is None:
                 # Or the processor got there first and, done, removed the staging object.
                 current = self._owned(caller, data.uploadId)
                 if current.state != UPLOADING:
-                    return {"uploadId": current.uploadId, "state": current.state}
+                    return _state_reply(current.uploadId, current.state)
                 raise Conflict("nothing was uploaded to the URL yet")
             stored_bytes = head[0]
         now_ms = self._now_ms()
@@ -326,18 +321,17 @@ class UploadService:
         if record.method == "put":
             self._push_put_progress(caller, record, stored_bytes)
         logger.info("upload completed by client", extra={"uploadId": record.uploadId})
-        return {"uploadId": record.uploadId, "state": state}
+        return _state_reply(record.uploadId, state)
 
     def _push_put_progress(self, caller: Caller, record: UploadRecord, stored_bytes: int) -> None:
         self.delivery.to_users(
             [caller.user_id],
             push(
-                "upload:progress",
-                {
-                    "uploadId": record.uploadId,
-                    "percent": percent(stored_bytes, record.size),
-                    "bytes": stored_bytes,
-                },
+                wire.UploadProgress(
+                    uploadId=record.uploadId,
+                    percent=percent(stored_bytes, record.size),
+                    bytes=stored_bytes,
+                )
             ),
         )
 
@@ -362,10 +356,10 @@ class UploadService:
             raise Conflict(f"S3 refused the parts ({refused.code}): re-upload them") from None
         return sum(p.size for p in chosen)
 
-    def abort(self, caller: Caller, data: wire.UploadRef) -> dict[str, Any]:
+    def abort(self, caller: Caller, data: wire.UploadRef) -> wire.UploadStateReply:
         record = self._owned(caller, data.uploadId)
         if record.state == ABORTED:
-            return {"uploadId": record.uploadId, "state": ABORTED}
+            return _state_reply(record.uploadId, ABORTED)
         now_ms = self._now_ms()
         moved = self.uploads.transition(
             record.uploadId,
@@ -386,34 +380,37 @@ class UploadService:
             self.store.abort_multipart(record.key, record.s3UploadId)
         self.store.delete(record.key)
         logger.info("upload aborted", extra={"uploadId": record.uploadId})
-        return {"uploadId": record.uploadId, "state": ABORTED}
+        return _state_reply(record.uploadId, ABORTED)
 
-    def get(self, caller: Caller, data: wire.UploadGet) -> dict[str, Any]:
+    def get(self, caller: Caller, data: wire.UploadGet) -> wire.UploadView:
         if data.conversationId is not None:
             shared = self._shared(caller, data.uploadId, data.conversationId)
             if shared is not None:
                 return shared
         record = self._owned(caller, data.uploadId)
-        view: dict[str, Any] = {
-            "uploadId": record.uploadId,
-            "state": record.state,
-            "fileName": record.fileName,
-            "contentType": record.contentType,
-            "size": record.size,
-            "bytes": record.bytes,
-            "percent": percent(record.bytes, record.size),
-            "method": record.method,
-            "createdAt": record.createdAt,
-        }
+        urls: dict[str, Any] = {}
         if record.state == COMPLETE:
-            view.update(download_urls(self.store, record, self.limits.download_ttl, self._clock()))
+            urls = download_urls(self.store, record, self.limits.download_ttl, self._clock())
+        error = None
         if record.state == FAILED:
-            view["error"] = {"code": record.failureCode, "message": record.failureMessage}
-        return view
+            error = wire.UploadFailure(code=record.failureCode, message=record.failureMessage)
+        return wire.UploadView(
+            uploadId=record.uploadId,
+            state=record.state,
+            fileName=record.fileName,
+            contentType=record.contentType,
+            size=record.size,
+            bytes=record.bytes,
+            percent=percent(record.bytes, record.size),
+            method=record.method,
+            createdAt=record.createdAt,
+            **urls,
+            error=error,
+        )
 
     def _shared(
         self, caller: Caller, upload_id: str, conversation_id: str
-    ) -> dict[str, Any] | None:
+    ) -> wire.UploadView | None:
         """A member's view of an upload a message attached to ``conversation_id``: what a
         recipient needs to show it (None if it is not shared there with the caller)."""
         record = self.uploads.get(upload_id)
@@ -421,15 +418,15 @@ class UploadService:
             return None
         if self.conversations.member(conversation_id, caller.user_id) is None:
             return None
-        return {
-            "uploadId": record.uploadId,
-            "state": record.state,
-            "fileName": record.fileName,
-            "contentType": record.contentType,
-            "size": record.size,
-            "conversationId": conversation_id,
+        return wire.UploadView(
+            uploadId=record.uploadId,
+            state=COMPLETE,
+            fileName=record.fileName,
+            contentType=record.contentType,
+            size=record.size,
+            conversationId=conversation_id,
             **download_urls(self.store, record, self.limits.download_ttl, self._clock()),
-        }
+        )
 
     def _owned(self, caller: Caller, upload_id: str) -> UploadRecord:
         record = self.uploads.get(upload_id)
@@ -442,6 +439,10 @@ class UploadService:
 
 def _length(byte_range: tuple[int, int]) -> int:
     return byte_range[1] - byte_range[0]
+
+
+def _state_reply(upload_id: str, state: str) -> wire.UploadStateReply:
+    return wire.UploadStateReply(uploadId=upload_id, state=state)
 
 
 def download_urls(store: ObjectStore, record: UploadRecord, ttl: int, now: float) -> dict[str, Any]:
@@ -501,7 +502,7 @@ class UploadProcessor:
             return taken
         previous_state = taken.state
         owner = taken.ownerId
-        self._push(owner, "upload:processing", {"uploadId": taken.uploadId})
+        self._push(owner, wire.UploadProcessing(uploadId=taken.uploadId))
         try:
             done = self._verify_and_process(taken)
         except Rejected as rejection:
@@ -516,14 +517,13 @@ class UploadProcessor:
             return "skipped"
         self._push(
             owner,
-            "upload:complete",
-            {
-                "uploadId": done.uploadId,
+            wire.UploadCompletePush(
+                uploadId=done.uploadId,
                 **download_urls(self.store, done, self.limits.download_ttl, self._clock()),
-                "size": done.storedSize,
-                "contentType": done.contentType,
-                "fileName": done.fileName,
-            },
+                size=done.size if done.storedSize is None else done.storedSize,
+                contentType=done.contentType,
+                fileName=done.fileName,
+            ),
         )
         logger.info(
             "upload complete",
@@ -652,9 +652,10 @@ class UploadProcessor:
         logger.info("upload rejected", extra={"uploadId": record.uploadId, "code": rejection.code})
         self._push(
             record.ownerId,
-            "upload:error",
-            {"uploadId": record.uploadId, "code": rejection.code, "message": rejection.message},
+            wire.UploadError(
+                uploadId=record.uploadId, code=rejection.code, message=rejection.message
+            ),
         )
 
-    def _push(self, user_id: str, event: str, data: dict[str, Any]) -> None:
-        self.delivery.to_users([user_id], push(event, data))
+    def _push(self, user_id: str, data: PushData) -> None:
+        self.delivery.to_users([user_id], push(data))

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from switchboard.errors import BadRequest, Conflict, Forbidden, RateLimited
+from switchboard.wire import calls as wire
 
 MAX_PENDING_CANDIDATES = 64  # per target, kept until the callee answers
 
@@ -88,8 +89,12 @@ class Participant:
     def in_call(self) -> bool:
         return self.state in IN_CALL
 
-    def wire(self) -> dict[str, Any]:
-        return {"userId": self.user_id, "state": self.state.value, "role": self.role}
+    def wire(self) -> wire.CallParticipant:
+        return wire.CallParticipant(
+            userId=self.user_id,
+            state=self.state.value,
+            role=self.role,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,24 +139,26 @@ class Call:
             raise Forbidden("you are not a participant of this call")
         return found
 
-    def wire(self, for_user: str | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "callId": self.call_id,
-            "state": self.state.value,
-            "media": self.media,
-            "callerId": self.caller_id,
-            "group": self.group,
-            "conversationId": self.conversation_id,
-            "participants": [p.wire() for p in self.participants.values()],
-            "createdAt": self.created_at,
-            "answeredAt": self.answered_at,
-            "endedAt": self.ended_at,
-            "endReason": self.end_reason,
-        }
+    def participants_wire(self) -> list[wire.CallParticipant]:
+        return [p.wire() for p in self.participants.values()]
+
+    def wire(self, for_user: str | None = None) -> wire.CallView:
         mine = self.participants.get(for_user or "")
-        if self.offer is not None and mine is not None and mine.state is PartState.INVITED:
-            data["offer"] = self.offer
-        return data
+        ringing = mine is not None and mine.state is PartState.INVITED
+        return wire.CallView(
+            callId=self.call_id,
+            state=self.state.value,
+            media=self.media,
+            callerId=self.caller_id,
+            group=self.group,
+            conversationId=self.conversation_id,
+            participants=self.participants_wire(),
+            createdAt=self.created_at,
+            answeredAt=self.answered_at,
+            endedAt=self.ended_at,
+            endReason=self.end_reason,
+            offer=wire.Sdp.model_validate(self.offer) if self.offer and ringing else None,
+        )
 
 
 def start(

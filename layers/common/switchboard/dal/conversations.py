@@ -35,6 +35,8 @@ from switchboard.dal.transactions import Transaction
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from switchboard.wire.messaging import Message
+
 META = "#meta"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 _NO_GUARDS: Mapping[str, dict[str, Any]] = MappingProxyType({})
@@ -76,19 +78,19 @@ class StoredMessage:
     client_message_id: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
 
-    def wire(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "conversationId": self.conversation_id,
-            "seq": self.seq,
-            "messageId": self.message_id,
-            "senderId": self.sender_id,
-            "body": self.body,
-            "createdAt": self.created_at,
-            "clientMessageId": self.client_message_id,
-        }
-        if self.attachments:
-            data["attachments"] = self.attachments
-        return data
+    def wire(self) -> Message:
+        from switchboard.wire.messaging import Message, MessageAttachment
+
+        return Message(
+            conversationId=self.conversation_id,
+            seq=self.seq,
+            messageId=self.message_id,
+            senderId=self.sender_id,
+            body=self.body,
+            createdAt=self.created_at,
+            clientMessageId=self.client_message_id,
+            attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
+        )
 
 
 class SeqConflict(Exception):

@@ -3,17 +3,17 @@ actions. See docs/protocol.md, "Calls"."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from switchboard.protocol import EmptyData, WireModel
+from switchboard import limits
+from switchboard.protocol import EmptyData, Omitted, PushData, WireData, WireModel
 from switchboard.wire.messaging import ConversationId, UserId
 
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Media = Literal["audio", "video"]
-# A frame is at most 32 KB (API Gateway): an SDP has to fit in one with its envelope.
-MAX_SDP_CHARS = 24_000
+MAX_SDP_CHARS = limits.MAX_SDP_CHARS
 MAX_GROUP_INVITEES = 3
 
 
@@ -114,6 +114,177 @@ class IceServersFor(WireModel):
         return self
 
 
+# ---------------------------------------------------------------------- replies and pushes
+CallStateName = Literal["ringing", "active", "ended", "rejected", "missed", "cancelled", "busy"]
+
+
+class Sdp(WireData):
+    """``RTCSessionDescriptionInit``, as relayed."""
+
+    type: Literal["offer", "answer", "pranswer", "rollback"]
+    sdp: str
+
+
+class Candidate(WireData):
+    """``RTCIceCandidateInit``, as relayed (fields the sender left out stay out)."""
+
+    candidate: str
+    sdpMid: Omitted[str] = None
+    sdpMLineIndex: Omitted[int] = None
+    usernameFragment: Omitted[str] = None
+
+
+class CallParticipant(WireData):
+    userId: str
+    state: Literal["invited", "joined", "left", "rejected", "missed", "cancelled"]
+    role: Literal["caller", "callee"]
+
+
+class CallStarted(WireData):
+    """``call:initiate`` and ``call:join``."""
+
+    callId: str
+    state: CallStateName
+    participants: list[CallParticipant]
+
+
+class CallAnswerReply(WireData):
+    """``call:answer``: ``state`` when the answer accepted the call; ``sent`` when it was
+    relayed (a renegotiation, or ``toUserId`` given)."""
+
+    callId: str
+    state: Omitted[CallStateName] = None
+    sent: Omitted[bool] = None
+
+
+class CallStateReply(WireData):
+    """``call:reject``, ``call:end``, ``call:leave``."""
+
+    callId: str
+    state: CallStateName
+
+
+class CallInvited(WireData):
+    callId: str
+    participants: list[CallParticipant]
+
+
+class CallRelayed(WireData):
+    """``call:offer``, ``call:ice-candidate``: ``sent`` false means the candidate is kept
+    until the peer joins."""
+
+    callId: str
+    sent: bool
+
+
+class CallView(WireData):
+    callId: str
+    state: CallStateName
+    media: Media
+    callerId: str
+    group: bool
+    conversationId: str | None
+    participants: list[CallParticipant]
+    createdAt: int
+    answeredAt: int | None
+    endedAt: int | None
+    endReason: str | None
+    offer: Omitted[Sdp] = Field(default=None, description="to a participant still ringing")
+
+
+class ActiveCall(WireData):
+    call: CallView | None
+
+
+class IceServer(WireData):
+    urls: list[str]
+    username: Omitted[str] = None
+    credential: Omitted[str] = None
+
+
+class IceServers(WireData):
+    iceServers: list[IceServer]
+    ttl: int
+    expiresAt: int
+
+
+class CallIncoming(PushData):
+    TYPE = "call:incoming"
+    callId: str
+    callerId: str
+    media: Media
+    offer: Sdp | None = Field(description="1:1 only; a group call's offers come per pair")
+    group: bool
+    participants: list[CallParticipant]
+    conversationId: str | None
+
+
+class CallAnswered(PushData):
+    TYPE = "call:answered"
+    callId: str
+    answer: Sdp
+    fromUserId: str
+
+
+class CallOfferPush(PushData):
+    TYPE = "call:offer"
+    callId: str
+    offer: Sdp
+    fromUserId: str
+
+
+class CallIceCandidatePush(PushData):
+    TYPE = "call:ice-candidate"
+    callId: str
+    candidate: Candidate
+    fromUserId: str
+
+
+class CallRejected(PushData):
+    TYPE = "call:rejected"
+    callId: str
+    userId: str | None
+    reason: str | None
+
+
+class CallEnded(PushData):
+    TYPE = "call:ended"
+    callId: str
+    reason: str | None
+
+
+class CallUserEvent(PushData):
+    callId: str
+    userId: str
+
+
+class CallAnsweredElsewhere(CallUserEvent):
+    """To the user's other devices: stop ringing."""
+
+    TYPE = "call:answered-elsewhere"
+
+
+class CallParticipantJoined(CallUserEvent):
+    TYPE = "call:participant-joined"
+
+
+class CallParticipantLeft(PushData):
+    TYPE = "call:participant-left"
+    callId: str
+    userId: str
+    reason: str | None
+
+
+class CallError(PushData):
+    """Reserved (a seed event name): refusals come in replies and asynchronous outcomes as
+    ``call:ended``/``call:participant-left``; clients still handle it."""
+
+    TYPE = "call:error"
+    callId: str
+    code: str
+    message: str
+
+
 ACTIONS: dict[str, type[WireModel]] = {
     "call:initiate": CallInitiate,
     "call:answer": CallAnswer,
@@ -127,8 +298,28 @@ ACTIONS: dict[str, type[WireModel]] = {
     "call:get-active": EmptyData,
     "call:ice-servers": IceServersFor,
 }
-
-
-def dump(model: WireModel | None) -> dict[str, Any] | None:
-    """A wire model as the plain dict that is stored and pushed (unset fields left out)."""
-    return None if model is None else model.model_dump(exclude_none=True)
+REPLIES: dict[str, type[WireData]] = {
+    "call:initiate": CallStarted,
+    "call:answer": CallAnswerReply,
+    "call:reject": CallStateReply,
+    "call:end": CallStateReply,
+    "call:leave": CallStateReply,
+    "call:join": CallStarted,
+    "call:invite": CallInvited,
+    "call:offer": CallRelayed,
+    "call:ice-candidate": CallRelayed,
+    "call:get-active": ActiveCall,
+    "call:ice-servers": IceServers,
+}
+PUSHES: tuple[type[PushData], ...] = (
+    CallIncoming,
+    CallAnswered,
+    CallOfferPush,
+    CallIceCandidatePush,
+    CallRejected,
+    CallEnded,
+    CallAnsweredElsewhere,
+    CallParticipantJoined,
+    CallParticipantLeft,
+    CallError,
+)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from switchboard.protocol import WireModel
+from switchboard import limits
+from switchboard.protocol import Omitted, PushData, WireData, WireModel
 
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^,\s]+$")]
+UserId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_USER_ID_CHARS, pattern=r"^[^,\s]+$"),
+]
 ConversationId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=limits.MAX_CONVERSATION_ID_CHARS, pattern=r"^[A-Za-z0-9_-]+$"
+    ),
 ]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
 
@@ -35,9 +42,9 @@ class Attachment(WireModel):
 
 class MessageSend(WireModel):
     conversationId: ConversationId
-    clientMessageId: str = Field(min_length=1, max_length=64)
-    body: str = Field(max_length=20_000)
-    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+    clientMessageId: str = Field(min_length=1, max_length=limits.MAX_CLIENT_MESSAGE_ID_CHARS)
+    body: str = Field(max_length=limits.MAX_BODY_CHARS)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
 
 
 class Cursor(WireModel):
@@ -79,19 +86,6 @@ class PreferencesVerifyEmail(WireModel):
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 
 
-class PreferencesView(BaseModel):
-    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
-    ``emailVerified`` stays false (and no notification mail goes out) until the code
-    mailed to ``email`` is entered."""
-
-    model_config = ConfigDict(frozen=True)
-
-    emailOnOffline: bool
-    email: str | None
-    emailVerified: bool
-    digestMinutes: int
-
-
 class NotificationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     before: str | None = Field(default=None, max_length=256)
@@ -102,6 +96,158 @@ class NotificationRead(WireModel):
     notificationIds: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=100
     )
+
+
+# ---------------------------------------------------------------------- replies and pushes
+class ConversationCreated(WireData):
+    conversationId: str
+    created: bool = Field(description="false: the 1:1 conversation existed already")
+
+
+class LastMessage(WireData):
+    seq: int
+    senderId: str
+    body: str = Field(description="the first 200 characters")
+    createdAt: int
+
+
+class ConversationSummary(WireData):
+    conversationId: str
+    title: str | None
+    listingId: str | None
+    members: list[str]
+    lastSeq: int
+    lastMessage: LastMessage | None
+    lastActivityAt: int
+    ackedSeq: int
+    readSeq: int
+    unread: int
+
+
+class ConversationPage(WireData):
+    conversations: list[ConversationSummary]
+    cursor: str | None = Field(description="pass it back for the next page; null: no more")
+
+
+class MessageAttachment(WireData):
+    uploadId: str
+    fileName: Omitted[str] = None
+    contentType: Omitted[str] = None
+    size: Omitted[int] = None
+
+
+class Message(PushData):
+    """A stored message (``message:new``, and in sync and history replies)."""
+
+    TYPE = "message:new"
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    body: str
+    createdAt: int
+    clientMessageId: str
+    attachments: Omitted[list[MessageAttachment]] = None
+
+
+class MessageSent(WireData):
+    seq: int
+    messageId: str
+    createdAt: int
+
+
+class CursorMoved(WireData):
+    """``message:ack`` / ``message:read``: ``seq`` is capped at the conversation's lastSeq."""
+
+    conversationId: str
+    seq: int
+    moved: bool = Field(description="false: the cursor was already there (nothing pushed)")
+
+
+class SyncedConversation(WireData):
+    lastSeq: int
+    messages: list[Message]
+    hasMore: bool
+
+
+class SyncResult(WireData):
+    conversations: dict[str, SyncedConversation]
+
+
+class HistoryPage(WireData):
+    conversationId: str
+    messages: list[Message]
+    hasMore: bool
+    lastSeq: int
+
+
+class TypingSent(WireData):
+    sent: bool
+
+
+class Presence(PushData):
+    TYPE = "presence"
+    userId: str
+    online: bool
+    lastSeen: int | None = Field(description="epoch ms of the last disconnect; null if online")
+
+
+class PresenceList(WireData):
+    presence: list[Presence]
+
+
+class PreferencesView(WireData):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
+    ``emailVerified`` stays false (and no notification mail goes out) until the code
+    mailed to ``email`` is entered."""
+
+    emailOnOffline: bool
+    email: str | None
+    emailVerified: bool
+    digestMinutes: int
+
+
+class Notification(PushData):
+    TYPE = "notification:new"
+    notificationId: str
+    kind: str = Field(description='"message", "missed_call", ...')
+    data: dict[str, Any]
+    createdAt: int
+    read: bool
+
+
+class NotificationPage(WireData):
+    notifications: list[Notification]
+    cursor: str | None
+
+
+class NotificationsMarked(WireData):
+    marked: int
+
+
+class Receipt(PushData):
+    conversationId: str
+    seq: int
+    userId: str
+
+
+class MessageDelivered(Receipt):
+    """A member acked up to ``seq``."""
+
+    TYPE = "message:delivered"
+
+
+class MessageRead(Receipt):
+    """A member read up to ``seq``."""
+
+    TYPE = "message:read"
+
+
+class TypingPush(PushData):
+    TYPE = "typing"
+    conversationId: str
+    userId: str
+    state: Literal["start", "stop"]
 
 
 # action -> model of its `data` (the router registrations and the docs agree with this).
@@ -121,3 +267,29 @@ ACTIONS: dict[str, type[WireModel]] = {
     "notification:list": NotificationList,
     "notification:read": NotificationRead,
 }
+# action -> model of its reply's `data`.
+REPLIES: dict[str, type[WireData]] = {
+    "conversation:create": ConversationCreated,
+    "conversation:list": ConversationPage,
+    "message:send": MessageSent,
+    "message:ack": CursorMoved,
+    "message:read": CursorMoved,
+    "message:sync": SyncResult,
+    "message:history": HistoryPage,
+    "typing:start": TypingSent,
+    "typing:stop": TypingSent,
+    "presence:query": PresenceList,
+    "preferences:get": PreferencesView,
+    "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
+    "notification:list": NotificationPage,
+    "notification:read": NotificationsMarked,
+}
+PUSHES: tuple[type[PushData], ...] = (
+    Message,
+    MessageDelivered,
+    MessageRead,
+    TypingPush,
+    Presence,
+    Notification,
+)
