@@ -26,7 +26,7 @@ from devserver.http_api import HttpApi
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
-from devserver.template import Template
+from devserver.template import Template, load_yaml
 from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
 from devserver.workers import WorkerPools
 
@@ -64,7 +64,9 @@ class DevServer:
         self.options = options
         # The deployed template names the uploads bucket's CORS origins explicitly; locally
         # the demo pages come from whatever port the devserver got, so any origin may PUT.
-        parameters = {"UploadAllowedOrigins": "*", **options.parameters}
+        parameters = dict(options.parameters)
+        if "UploadAllowedOrigins" in (load_yaml(options.template).get("Parameters") or {}):
+            parameters.setdefault("UploadAllowedOrigins", "*")
         self.template = Template(options.template, parameters)
         self.moto: ThreadedMotoServer | None = None
         self.moto_url = ""
