@@ -771,6 +771,15 @@ export class SwitchboardClient {
     if (this.state === State.OPEN) this.request("typing:stop", { conversationId }).catch(ignoreRateLimit);
   }
 
+  /**
+   * Enters the 6-digit code a new e-mail address was sent (double opt-in): until then no
+   * notification mail goes there (`emailVerified: false` in the preferences).
+   * @param {string} code
+   */
+  verifyEmail(code) {
+    return this.request("preferences:verify-email", { code });
+  }
+
   // ------------------------------------------------------------------ calls & uploads
 
   /**

@@ -286,6 +286,9 @@ def test_replies_resolve_requests_and_error_replies_raise_typed_errors() -> None
             with pytest.raises(ServerError) as unknown:
                 await client.request("future:thing")
             assert unknown.value.code == "teapot"
+            verified = await client.verify_email("012345")
+            assert verified["echo"] == {"code": "012345"}
+            assert server.frames[-1]["action"] == "preferences:verify-email"
             # Replies are matched by id, not by order.
             results = await asyncio.gather(*(client.request("x", {"n": n}) for n in range(20)))
             assert [r["echo"]["n"] for r in results] == list(range(20))
