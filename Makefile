@@ -9,9 +9,12 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell md5sum requirements-checkov.
 SAM_CLI_VERSION ?= 1.170.0
 ENV ?= default
 PYTEST_ARGS ?= -n 2 --dist loadgroup
+# The AsyncAPI CLI (pinned with its lock in tools/asyncapi/) validates docs/asyncapi.json.
+NPM_TOOLS ?= .npm-tools
+ASYNCAPI := $(NPM_TOOLS)/node_modules/.bin/asyncapi
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr
+.PHONY: venv dev invoke redrive test test-fast fuzz lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -24,6 +27,14 @@ venv: $(STAMP)
 dev: venv ## the local stack: WebSocket + HTTP API, demo page, embedded AWS (moto)
 	$(PY) -m devserver $(DEVSERVER_ARGS)
 
+invoke: venv ## sam local invoke without Docker: make invoke FN=ConnectionFunction EVENT=events/ping.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<FunctionLogicalId> EVENT=events/<file>.json"; exit 2; }
+	$(PY) -m devserver invoke $(FN) -e $(EVENT)
+
+redrive: venv ## one DLQ back to its source queue: make redrive DLQ=DeliveryDLQ [STACK=switchboard-dev]
+	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<DLQ logical id or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL>)"; exit 2; }
+	$(PY) scripts/redrive.py $(DLQ) $(if $(STACK),--stack $(STACK),)
+
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)
 	@echo "installing checkov into $(CHECKOV_VENV) ..."
@@ -33,8 +44,19 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 scan: $(CHECKOV_STAMP) ## checkov on template.yaml (skips and their reasons: .checkov.yaml + the template)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
 
-test: venv $(CHECKOV_STAMP) ## the whole suite: unit, integration, e2e, browser
+test: venv $(CHECKOV_STAMP) asyncapi-cli ## the whole suite: unit, integration, e2e, browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+generate: venv ## regenerate what the wire models define: schema, protocol.md tables, AsyncAPI, JS and Python client types
+	PYTHONPATH=layers/common $(PY) -m switchboard.wire generate
+
+$(ASYNCAPI): tools/asyncapi/package.json tools/asyncapi/package-lock.json
+	@mkdir -p $(NPM_TOOLS)
+	cp tools/asyncapi/package.json tools/asyncapi/package-lock.json $(NPM_TOOLS)/
+	npm ci --prefix $(NPM_TOOLS) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+asyncapi-cli: $(ASYNCAPI) ## the pinned AsyncAPI CLI (tests/unit/test_wire_contract.py runs its validate)
 
 test-fast: venv ## unit + integration only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
@@ -71,4 +93,4 @@ screenshots: venv ## retake docs/screenshots/*.png of the demo app (needs chromi
 pr: lint validate test
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(NPM_TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

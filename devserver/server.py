@@ -21,8 +21,10 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 
 from devserver.aws_faults import moto_server
+from devserver.emf import EmfSink
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
+from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
@@ -42,8 +44,8 @@ class DevServerOptions:
     ws_port: int = 8080
     http_port: int = 8081
     workers: int = 2
-    idle_timeout: float = 600.0
-    max_connection_seconds: float = 7200.0
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    max_connection_seconds: float = MAX_CONNECTION_SECONDS
     schedule_speedup: float = 1.0
     parameters: dict[str, str] = field(default_factory=dict)
     ready_file: Path | None = None
@@ -77,6 +79,7 @@ class DevServer:
         self.pools: WorkerPools | None = None
         self.ws_api: WebSocketApi | None = None
         self.event_sources: EventSources | None = None
+        self.emf: EmfSink | None = None
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
@@ -95,7 +98,8 @@ class DevServer:
         self.resources = await asyncio.to_thread(provision, self.template, self.moto_url)
 
         functions = self.template.functions()
-        self.pools = WorkerPools(functions, self.moto_url, opts.workers)
+        self.emf = EmfSink(self.moto_url)
+        self.pools = WorkerPools(functions, self.moto_url, opts.workers, self.emf.offer)
         await self.pools.start()
 
         ws_app = web.Application(client_max_size=1024 * 1024)
@@ -121,6 +125,7 @@ class DevServer:
             functions, self.pools, self.moto_url, opts.schedule_speedup
         )
         self.event_sources.start()
+        self.emf.start()
 
         self.ws_url = f"ws://{opts.host}:{ws_port}/{stage}"
         self.management_url = f"http://{opts.host}:{ws_port}/{stage}"
@@ -151,6 +156,8 @@ class DevServer:
                 await runner.cleanup()
         if self.pools is not None:
             await self.pools.close()
+        if self.emf is not None:
+            await self.emf.stop()
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
         log.info("devserver stopped")

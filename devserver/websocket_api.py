@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from devserver import ACCOUNT_ID, REGION
+from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS, MAX_MESSAGE_BYTES
 from devserver.template import Template, TemplateError
 from devserver.workers import InvocationResult, WorkerPools
 
@@ -41,7 +42,6 @@ __all__ = [
 
 log = logging.getLogger("devserver.ws")
 
-MAX_MESSAGE_BYTES = 128 * 1024
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -151,7 +151,7 @@ class WebSocketApiConfig:
         if self.selection_expression.startswith(prefix):
             try:
                 value: Any = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # 50,000 "[" is no route, not a crash
                 value = None
             for part in self.selection_expression[len(prefix) :].split("."):
                 value = value.get(part) if isinstance(value, dict) else None
@@ -198,8 +198,8 @@ class WebSocketApi:
         self,
         config: WebSocketApiConfig,
         pools: WorkerPools,
-        idle_timeout: float = 600.0,
-        max_connection_seconds: float = 7200.0,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_connection_seconds: float = MAX_CONNECTION_SECONDS,
     ) -> None:
         self.config = config
         self.pools = pools

@@ -10,6 +10,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "IDLE_TIMEOUT_SECONDS",
+    "MAX_ACTION_CHARS",
+    "MAX_ATTACHMENTS",
+    "MAX_BODY_CHARS",
+    "MAX_CLIENT_MESSAGE_ID_CHARS",
+    "MAX_CONNECTION_SECONDS",
+    "MAX_CONVERSATION_ID_CHARS",
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_NESTING_DEPTH",
+    "MAX_REQUEST_ID_CHARS",
+    "MAX_SDP_CHARS",
+    "MAX_TOKEN_CHARS",
+    "MAX_USER_ID_CHARS",
     "PUSHES",
     "REPLIES",
     "ActiveCall",
@@ -54,6 +68,8 @@ __all__ = [
     "Presence",
     "PresenceList",
     "Sdp",
+    "SearchHit",
+    "SearchResult",
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
@@ -70,6 +86,22 @@ __all__ = [
     "UploadView",
     "WireModel",
 ]
+
+# The protocol's limits (the server's switchboard/limits.py).
+MAX_MESSAGE_BYTES = 131072
+MAX_FRAME_BYTES = 32768
+IDLE_TIMEOUT_SECONDS = 600
+MAX_CONNECTION_SECONDS = 7200
+MAX_NESTING_DEPTH = 32
+MAX_ACTION_CHARS = 64
+MAX_REQUEST_ID_CHARS = 128
+MAX_USER_ID_CHARS = 128
+MAX_CONVERSATION_ID_CHARS = 64
+MAX_CLIENT_MESSAGE_ID_CHARS = 64
+MAX_BODY_CHARS = 20000
+MAX_ATTACHMENTS = 10
+MAX_TOKEN_CHARS = 8192
+MAX_SDP_CHARS = 24000
 
 
 class WireModel(BaseModel):
@@ -365,6 +397,22 @@ class PresenceList(WireModel):
     presence: list[Presence]
 
 
+class SearchHit(WireModel):
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    createdAt: int
+    snippet: str
+    highlights: list[list[int]]
+    field: Literal["body", "attachment"]
+
+
+class SearchResult(WireModel):
+    hits: list[SearchHit]
+    cursor: str | None
+
+
 class SessionsRevoked(WireModel):
     userId: str
     closedConnections: int
@@ -490,6 +538,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "message:ack": CursorMoved,
     "message:history": HistoryPage,
     "message:read": CursorMoved,
+    "message:search": SearchResult,
     "message:send": MessageSent,
     "message:sync": SyncResult,
     "notification:list": NotificationPage,

@@ -12,6 +12,7 @@ export const LIMITS = Object.freeze({
   MAX_FRAME_BYTES: 32768,
   IDLE_TIMEOUT_SECONDS: 600,
   MAX_CONNECTION_SECONDS: 7200,
+  MAX_NESTING_DEPTH: 32,
   MAX_ACTION_CHARS: 64,
   MAX_REQUEST_ID_CHARS: 128,
   MAX_USER_ID_CHARS: 128,
@@ -46,6 +47,7 @@ export const REPLIES = Object.freeze({
   "message:ack": "CursorMoved",
   "message:history": "HistoryPage",
   "message:read": "CursorMoved",
+  "message:search": "SearchResult",
   "message:send": "MessageSent",
   "message:sync": "SyncResult",
   "notification:list": "NotificationPage",
@@ -88,64 +90,70 @@ export const PUSHES = Object.freeze({
   "upload:progress": "UploadProgress",
 });
 
-/** typedef -> its required and optional fields (every type a reply or push holds). */
+/**
+ * typedef -> its required and optional fields, and the typedef each nested field holds
+ * (`Name`, `Name[]` a list of them, `{Name}` a map to them): every type a reply or push
+ * holds, for checking frames.
+ */
 export const SHAPES = Object.freeze({
-  CallParticipant: {"required": ["userId", "state", "role"], "optional": []},
-  Sdp: {"required": ["type", "sdp"], "optional": []},
-  CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer"]},
-  ActiveCall: {"required": ["call"], "optional": []},
-  CallAnswerReply: {"required": ["callId"], "optional": ["state", "sent"]},
-  CallAnswered: {"required": ["callId", "answer", "fromUserId"], "optional": []},
-  CallAnsweredElsewhere: {"required": ["callId", "userId"], "optional": []},
-  CallEnded: {"required": ["callId", "reason"], "optional": []},
-  CallError: {"required": ["callId", "code", "message"], "optional": []},
-  Candidate: {"required": ["candidate"], "optional": ["sdpMid", "sdpMLineIndex", "usernameFragment"]},
-  CallIceCandidatePush: {"required": ["callId", "candidate", "fromUserId"], "optional": []},
-  CallIncoming: {"required": ["callId", "callerId", "media", "offer", "group", "participants", "conversationId"], "optional": []},
-  CallInvited: {"required": ["callId", "participants"], "optional": []},
-  CallOfferPush: {"required": ["callId", "offer", "fromUserId"], "optional": []},
-  CallParticipantJoined: {"required": ["callId", "userId"], "optional": []},
-  CallParticipantLeft: {"required": ["callId", "userId", "reason"], "optional": []},
-  CallRejected: {"required": ["callId", "userId", "reason"], "optional": []},
-  CallRelayed: {"required": ["callId", "sent"], "optional": []},
-  CallStarted: {"required": ["callId", "state", "participants"], "optional": []},
-  CallStateReply: {"required": ["callId", "state"], "optional": []},
-  ConversationCreated: {"required": ["conversationId", "created"], "optional": []},
-  LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": []},
-  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": []},
-  ConversationPage: {"required": ["conversations", "cursor"], "optional": []},
-  CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": []},
-  MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size"]},
-  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments"]},
-  HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": []},
-  IceServer: {"required": ["urls"], "optional": ["username", "credential"]},
-  IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": []},
-  MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": []},
-  MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": []},
-  MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": []},
-  Notification: {"required": ["notificationId", "kind", "data", "createdAt", "read"], "optional": []},
-  NotificationPage: {"required": ["notifications", "cursor"], "optional": []},
-  NotificationsMarked: {"required": ["marked"], "optional": []},
-  PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": []},
-  Pong: {"required": ["pong", "serverTime", "pid"], "optional": []},
-  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": []},
-  Presence: {"required": ["userId", "online", "lastSeen"], "optional": []},
-  PresenceList: {"required": ["presence"], "optional": []},
-  SessionsRevoked: {"required": ["userId", "closedConnections", "alreadyClosed", "failedConnections"], "optional": []},
-  SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": []},
-  SyncResult: {"required": ["conversations"], "optional": []},
-  TokenRefreshed: {"required": ["expiresAt"], "optional": []},
-  TypingPush: {"required": ["conversationId", "userId", "state"], "optional": []},
-  TypingSent: {"required": ["sent"], "optional": []},
-  UploadCompletePush: {"required": ["uploadId", "url", "urlExpiresAt", "size", "contentType", "fileName"], "optional": ["thumbnailUrl"]},
-  UploadError: {"required": ["uploadId", "code", "message"], "optional": []},
-  UploadProcessing: {"required": ["uploadId"], "optional": []},
-  UploadProgress: {"required": ["uploadId", "percent", "bytes"], "optional": []},
-  PartUrl: {"required": ["partNumber", "url"], "optional": []},
-  UploadStarted: {"required": ["uploadId", "method", "expiresAt"], "optional": ["url", "headers", "partSize", "parts"]},
-  UploadStateReply: {"required": ["uploadId", "state"], "optional": []},
-  UploadFailure: {"required": ["code", "message"], "optional": []},
-  UploadView: {"required": ["uploadId", "state", "fileName", "contentType", "size"], "optional": ["bytes", "percent", "method", "createdAt", "conversationId", "url", "urlExpiresAt", "thumbnailUrl", "error"]},
+  CallParticipant: {"required": ["userId", "state", "role"], "optional": [], "nested": {}},
+  Sdp: {"required": ["type", "sdp"], "optional": [], "nested": {}},
+  CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer"], "nested": {"participants": "CallParticipant[]", "offer": "Sdp"}},
+  ActiveCall: {"required": ["call"], "optional": [], "nested": {"call": "CallView"}},
+  CallAnswerReply: {"required": ["callId"], "optional": ["state", "sent"], "nested": {}},
+  CallAnswered: {"required": ["callId", "answer", "fromUserId"], "optional": [], "nested": {"answer": "Sdp"}},
+  CallAnsweredElsewhere: {"required": ["callId", "userId"], "optional": [], "nested": {}},
+  CallEnded: {"required": ["callId", "reason"], "optional": [], "nested": {}},
+  CallError: {"required": ["callId", "code", "message"], "optional": [], "nested": {}},
+  Candidate: {"required": ["candidate"], "optional": ["sdpMid", "sdpMLineIndex", "usernameFragment"], "nested": {}},
+  CallIceCandidatePush: {"required": ["callId", "candidate", "fromUserId"], "optional": [], "nested": {"candidate": "Candidate"}},
+  CallIncoming: {"required": ["callId", "callerId", "media", "offer", "group", "participants", "conversationId"], "optional": [], "nested": {"offer": "Sdp", "participants": "CallParticipant[]"}},
+  CallInvited: {"required": ["callId", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
+  CallOfferPush: {"required": ["callId", "offer", "fromUserId"], "optional": [], "nested": {"offer": "Sdp"}},
+  CallParticipantJoined: {"required": ["callId", "userId"], "optional": [], "nested": {}},
+  CallParticipantLeft: {"required": ["callId", "userId", "reason"], "optional": [], "nested": {}},
+  CallRejected: {"required": ["callId", "userId", "reason"], "optional": [], "nested": {}},
+  CallRelayed: {"required": ["callId", "sent"], "optional": [], "nested": {}},
+  CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
+  CallStateReply: {"required": ["callId", "state"], "optional": [], "nested": {}},
+  ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
+  LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": [], "nested": {}},
+  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": [], "nested": {"lastMessage": "LastMessage"}},
+  ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
+  CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
+  MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size"], "nested": {}},
+  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments"], "nested": {"attachments": "MessageAttachment[]"}},
+  HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": [], "nested": {"messages": "Message[]"}},
+  IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
+  IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
+  MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
+  MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": [], "nested": {}},
+  Notification: {"required": ["notificationId", "kind", "data", "createdAt", "read"], "optional": [], "nested": {}},
+  NotificationPage: {"required": ["notifications", "cursor"], "optional": [], "nested": {"notifications": "Notification[]"}},
+  NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
+  PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
+  Pong: {"required": ["pong", "serverTime", "pid"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
+  Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
+  PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
+  SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
+  SearchResult: {"required": ["hits", "cursor"], "optional": [], "nested": {"hits": "SearchHit[]"}},
+  SessionsRevoked: {"required": ["userId", "closedConnections", "alreadyClosed", "failedConnections"], "optional": [], "nested": {}},
+  SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": [], "nested": {"messages": "Message[]"}},
+  SyncResult: {"required": ["conversations"], "optional": [], "nested": {"conversations": "{SyncedConversation}"}},
+  TokenRefreshed: {"required": ["expiresAt"], "optional": [], "nested": {}},
+  TypingPush: {"required": ["conversationId", "userId", "state"], "optional": [], "nested": {}},
+  TypingSent: {"required": ["sent"], "optional": [], "nested": {}},
+  UploadCompletePush: {"required": ["uploadId", "url", "urlExpiresAt", "size", "contentType", "fileName"], "optional": ["thumbnailUrl"], "nested": {}},
+  UploadError: {"required": ["uploadId", "code", "message"], "optional": [], "nested": {}},
+  UploadProcessing: {"required": ["uploadId"], "optional": [], "nested": {}},
+  UploadProgress: {"required": ["uploadId", "percent", "bytes"], "optional": [], "nested": {}},
+  PartUrl: {"required": ["partNumber", "url"], "optional": [], "nested": {}},
+  UploadStarted: {"required": ["uploadId", "method", "expiresAt"], "optional": ["url", "headers", "partSize", "parts"], "nested": {"parts": "PartUrl[]"}},
+  UploadStateReply: {"required": ["uploadId", "state"], "optional": [], "nested": {}},
+  UploadFailure: {"required": ["code", "message"], "optional": [], "nested": {}},
+  UploadView: {"required": ["uploadId", "state", "fileName", "contentType", "size"], "optional": ["bytes", "percent", "method", "createdAt", "conversationId", "url", "urlExpiresAt", "thumbnailUrl", "error"], "nested": {"error": "UploadFailure"}},
 });
 
 /**
@@ -423,6 +431,22 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} PresenceList
  * @property {Array<Presence>} presence
+ */
+/**
+ * @typedef {object} SearchHit
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {number} createdAt
+ * @property {string} snippet about 160 characters of the message around the match
+ * @property {Array<Array<number>>} highlights [start, end) of each matched word in `snippet`, in Unicode code points
+ * @property {"body" | "attachment"} field "attachment" when only a file name matched
+ */
+/**
+ * @typedef {object} SearchResult
+ * @property {Array<SearchHit>} hits
+ * @property {string | null} cursor the next page (null: the last one)
  */
 /**
  * @typedef {object} SessionsRevoked

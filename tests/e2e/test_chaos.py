@@ -1,10 +1,11 @@
 """Bounded chaos: many users, concurrent sends, random reconnects, calls being set up and
 torn down, a failing management API, failing DynamoDB and SQS calls (some fail before
 they happen, some after: the answer is lost), DynamoDB stream batches delivered twice,
-and function workers killed mid-batch. Then: the guarantee of DESIGN.md §4 (every
-acknowledged message present exactly once for every member, seqs gapless, nothing
-un-acknowledged, per-sender order kept), no call left ringing or active, and the
-analytics count of messages equal to what was acknowledged. Seeded; every wait is bounded.
+and function workers killed mid-batch. Then: the delivery guarantee of docs/protocol.md
+("Delivery semantics": every acknowledged message present exactly once for every member,
+seqs gapless, nothing un-acknowledged, per-sender order kept), no call left ringing or
+active, and the analytics count of messages equal to what was acknowledged. Seeded;
+every wait is bounded.
 
 Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
 """

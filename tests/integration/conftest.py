@@ -39,7 +39,7 @@ class Stack:
 
     def env(self, logical_id: str) -> dict[str, str]:
         spec = self.functions[logical_id]
-        # moto's management API answers only on the bare server URL (TESTING.md).
+        # moto's management API answers only on the bare server URL, not under a stage.
         return {**spec.environment, "WEBSOCKET_ENDPOINT": self.moto_url}
 
     def handler(self, logical_id: str, **overrides: str) -> ModuleType:
@@ -54,7 +54,8 @@ class Stack:
             return importlib.import_module(module_name)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION)
+        # A service chosen at run time: boto3's typed overloads want a literal name.
+        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION)  # type: ignore[call-overload]
 
     def table(self, logical_id: str) -> str:
         return self.template.physical_name(logical_id)

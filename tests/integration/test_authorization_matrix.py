@@ -176,6 +176,9 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "message:read": (PARTICIPANTS, conv({"seq": 1})),
     "message:sync": (PARTICIPANTS, lambda w, r: {"cursors": {w.conversation: 0}}),
     "message:history": (PARTICIPANTS, conv()),
+    # a search named to a conversation reads it only for members (a search without one
+    # reads only the caller's own index: tests/integration/test_search.py)
+    "message:search": (PARTICIPANTS, conv({"query": "first"})),
     "typing:start": (PARTICIPANTS, conv()),
     "typing:stop": (PARTICIPANTS, conv()),
     "presence:query": (PARTICIPANTS, lambda w, r: {"userIds": [w.people["owner"].user_id]}),

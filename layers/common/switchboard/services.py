@@ -6,6 +6,7 @@ services (the authorizer never loads the messaging stack, analytics never loads 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         DeliverySettings,
         MessagingSettings,
         NotificationSettings,
+        SearchSettings,
         SessionSettings,
         UploadSettings,
     )
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
     from switchboard.preferences import PreferencesService
+    from switchboard.search.indexer import SearchIndexer
+    from switchboard.search.service import SearchService
     from switchboard.sessions import SessionService
     from switchboard.uploads import Limits as UploadLimits
     from switchboard.uploads import UploadProcessor, UploadService
@@ -58,7 +62,7 @@ def delivery(settings: DeliverySettings) -> Delivery:
 
 
 def conversations(
-    settings: MessagingSettings | CallSettings | UploadSettings,
+    settings: MessagingSettings | CallSettings | UploadSettings | SearchSettings,
 ) -> ConversationRepository:
     from switchboard.dal.conversations import ConversationRepository
 
@@ -223,6 +227,50 @@ def upload_processor(settings: UploadSettings) -> UploadProcessor:
     return UploadProcessor(repository, store, delivery(settings), limits)
 
 
+# ---------------------------------------------------------------------- search
+def search(settings: SearchSettings) -> SearchService:
+    from switchboard.dal.ratelimits import RateLimiter
+    from switchboard.search.index import SearchIndexRepository
+    from switchboard.search.service import SearchLimits, SearchService
+
+    return SearchService(
+        SearchIndexRepository(settings.SEARCH_INDEX_TABLE),
+        conversations(settings),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        limits=SearchLimits(
+            max_clauses=settings.SEARCH_MAX_WORDS,
+            postings_per_range=settings.SEARCH_POSTINGS_PER_WORD,
+            searches_per_user=settings.SEARCH_LIMIT_PER_USER,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
+        ),
+    )
+
+
+def search_indexer(settings: SearchSettings) -> SearchIndexer:
+    from switchboard.search.index import SearchIndexRepository
+    from switchboard.search.indexer import IndexLimits, SearchIndexer
+
+    return SearchIndexer(
+        SearchIndexRepository(settings.SEARCH_INDEX_TABLE),
+        conversations(settings),
+        IndexLimits(
+            max_terms=settings.SEARCH_MAX_TERMS_PER_MESSAGE,
+            user_postings_budget=settings.SEARCH_USER_POSTINGS_BUDGET,
+        ),
+    )
+
+
+def refreshed_token_exp(settings: SearchSettings) -> Callable[[str], int]:
+    """What the router asks once a connection's token expired (``auth:refresh``)."""
+    from switchboard.dal.connections import ConnectionRepository
+    from switchboard.dal.users import UserRepository
+
+    connections = ConnectionRepository(
+        settings.CONNECTIONS_TABLE, UserRepository(settings.USERS_TABLE)
+    )
+    return connections.refreshed_token_exp
+
+
 # ---------------------------------------------------------------------- sessions
 def authorizer(settings: AuthorizerSettings) -> ConnectAuthorizer:
     from switchboard.auth import ConnectAuthorizer, TokenVerifier
@@ -293,10 +341,18 @@ def analytics_aggregator(settings: AggregatorSettings) -> Aggregator:
 
 def analytics_report(settings: AnalyticsApiSettings) -> AnalyticsReport:
     from switchboard.analytics.queue_depths import QueueMonitor
+    from switchboard.analytics.queue_processing import QueueProcessing
     from switchboard.analytics.report import AnalyticsReport
     from switchboard.dal.metrics import MetricsRepository
 
-    return AnalyticsReport(MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES))
+    processing = QueueProcessing(
+        settings.main_queues,
+        namespace=settings.POWERTOOLS_METRICS_NAMESPACE,
+        service=settings.POWERTOOLS_SERVICE_NAME,
+    )
+    return AnalyticsReport(
+        MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES), processing
+    )
 
 
 def analytics_access(settings: AnalyticsApiSettings) -> AdminAccess:

@@ -15,19 +15,25 @@ from switchboard.dal.items import is_condition_failure
 class WindowLimiter(DynamoRepository):
     """See the module docstring."""
 
-    def acquire(self, key: str, now_ms: int, window_ms: int) -> bool:
-        """True at most once per ``window_ms`` for ``key`` (the caller may act), else False."""
+    def acquire(self, key: str, now_ms: int, window_ms: int, connection_id: str = "") -> bool:
+        """True at most once per ``window_ms`` for ``key`` (the caller may act), else False.
+        ``connection_id`` is recorded on the window (who opened it, for analytics)."""
+        values = {
+            ":now": {"N": str(now_ms)},
+            ":cutoff": {"N": str(now_ms - window_ms)},
+            ":exp": {"N": str((now_ms + window_ms) // 1000 + 60)},
+        }
+        update = "SET windowStart = :now, expiresAt = :exp"
+        if connection_id:
+            values[":conn"] = {"S": connection_id}
+            update += ", connectionId = :conn"
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"key": {"S": key}},
-                UpdateExpression="SET windowStart = :now, expiresAt = :exp",
+                UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(windowStart) OR windowStart <= :cutoff",
-                ExpressionAttributeValues={
-                    ":now": {"N": str(now_ms)},
-                    ":cutoff": {"N": str(now_ms - window_ms)},
-                    ":exp": {"N": str((now_ms + window_ms) // 1000 + 60)},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if is_condition_failure(exc):

@@ -22,6 +22,7 @@ class Presence:
     user_id: str
     connection_ids: frozenset[str]
     last_seen: int  # epoch ms of the last disconnect, 0 if never
+    tokens_valid_after: int = 0  # epoch s: tokens issued before were revoked (admin:revoke)
 
     @property
     def online(self) -> bool:
@@ -105,13 +106,14 @@ class UserRepository(DynamoRepository):
         wanted = list(dict.fromkeys(user_ids))
         found = {
             item["userId"]: item
-            for item in self._batch_get(wanted, "userId, connectionIds, lastSeen")
+            for item in self._batch_get(wanted, "userId, connectionIds, lastSeen, tokensValidAfter")
         }
         return {
             user_id: Presence(
                 user_id=user_id,
                 connection_ids=frozenset(found.get(user_id, {}).get("connectionIds", ())),
                 last_seen=int(found.get(user_id, {}).get("lastSeen", 0)),
+                tokens_valid_after=int(found.get(user_id, {}).get("tokensValidAfter", 0)),
             )
             for user_id in wanted
         }

@@ -1,7 +1,7 @@
 """The wire contract, one module per feature: every client action's request model (its
 ``data``), its reply model, and every server push. Services return these models and the
 router serialises them; docs/protocol.md's tables, docs/protocol.schema.json,
-docs/asyncapi.yaml, web/switchboard.d.ts and switchboard_client/models.py are generated
+docs/asyncapi.json, web/protocol.js and switchboard_client/wire.py are generated
 from them (``make generate``, i.e. ``python -m switchboard.wire``)."""
 
 from __future__ import annotations
@@ -19,13 +19,19 @@ from switchboard.protocol import (
 )
 
 # Feature modules, in the order the docs present them.
-FEATURES = ("sessions", "messaging", "calls", "uploads")
+FEATURES = ("sessions", "messaging", "search", "calls", "uploads")
 
 
 def _modules() -> dict[str, Any]:
-    from switchboard.wire import calls, messaging, sessions, uploads
+    from switchboard.wire import calls, messaging, search, sessions, uploads
 
-    return {"sessions": sessions, "messaging": messaging, "calls": calls, "uploads": uploads}
+    return {
+        "sessions": sessions,
+        "messaging": messaging,
+        "search": search,
+        "calls": calls,
+        "uploads": uploads,
+    }
 
 
 def all_actions() -> dict[str, type[WireModel]]:

@@ -16,21 +16,31 @@ Media = Literal["audio", "video"]
 MAX_SDP_CHARS = limits.MAX_SDP_CHARS
 MAX_GROUP_INVITEES = 3
 
+# SDP and ICE are ASCII (RFC 8866 as WebRTC uses it, RFC 8839 for ICE): anything else is
+# refused, so a length in characters is a length in bytes, and nothing stored grows when
+# it is JSON-encoded (json.dumps turns one non-BMP character into 12 bytes).
+_SDP = r"^[\x20-\x7e\r\n\t]*$"
+_ICE = r"^[\x20-\x7e]*$"
+SdpText = Annotated[str, StringConstraints(max_length=MAX_SDP_CHARS, pattern=_SDP)]
+IceCandidateLine = Annotated[str, StringConstraints(max_length=1000, pattern=_ICE)]
+IceMid = Annotated[str, StringConstraints(max_length=64, pattern=_ICE)]
+IceUfrag = Annotated[str, StringConstraints(max_length=256, pattern=_ICE)]
+
 
 class SessionDescription(WireModel):
     """``RTCSessionDescriptionInit``."""
 
     type: Literal["offer", "answer", "pranswer", "rollback"]
-    sdp: str = Field(default="", max_length=MAX_SDP_CHARS)
+    sdp: SdpText = ""
 
 
 class IceCandidate(WireModel):
     """``RTCIceCandidate.toJSON()``; an empty ``candidate`` is the end-of-candidates marker."""
 
-    candidate: str = Field(max_length=1000)
-    sdpMid: str | None = Field(default=None, max_length=64)
+    candidate: IceCandidateLine
+    sdpMid: IceMid | None = None
     sdpMLineIndex: int | None = Field(default=None, ge=0, le=1024)
-    usernameFragment: str | None = Field(default=None, max_length=256)
+    usernameFragment: IceUfrag | None = None
 
 
 class CallInitiate(WireModel):

@@ -8,7 +8,8 @@ committed file is stale). Never imported by a function: this is the build's, not
 - web/protocol.js: the protocol limits, action and push names, and JSDoc typedefs of every
   reply and push, for web/switchboard.js (``@ts-check``) and its tests;
 - switchboard_client/wire.py: pydantic models of every reply and push, which the Python
-  client returns.
+  client returns, and the limits;
+- devserver/limits.py: the limits the local stack enforces.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,27 +98,73 @@ def _constraints(schema: Schema) -> str:
     return ", ".join(parts)
 
 
-def _md_type(schema: Schema) -> str:  # noqa: PLR0911 - one return per JSON Schema kind
+@dataclass(frozen=True, slots=True)
+class Flavour:
+    """How one target language spells a JSON Schema type."""
+
+    union: str
+    literals: Callable[[list[Any]], str]  # one or more constant values
+    array: str  # with {item}
+    mapping: str  # with {value}
+    any_object: str
+    scalars: dict[str, str]
+
+
+MARKDOWN = Flavour(
+    union=" \\| ",
+    literals=lambda values: " \\| ".join(json.dumps(v) for v in values),
+    array="[{item}]",
+    mapping="{{string: {value}}}",
+    any_object="object",
+    scalars={},
+)
+JSDOC = Flavour(
+    union=" | ",
+    literals=lambda values: " | ".join(json.dumps(v) for v in values),
+    array="Array<{item}>",
+    mapping="Object<string, {value}>",
+    any_object="Object<string, any>",
+    scalars={"integer": "number", "number": "number"},
+)
+PYTHON = Flavour(
+    union=" | ",
+    literals=lambda values: f"Literal[{', '.join(json.dumps(v) for v in values)}]",
+    array="list[{item}]",
+    mapping="dict[str, {value}]",
+    any_object="dict[str, Any]",
+    scalars={
+        "integer": "int",
+        "number": "float",
+        "string": "str",
+        "boolean": "bool",
+        "null": "None",
+    },
+)
+
+
+def _type(schema: Schema, flavour: Flavour) -> str:
+    """A field's type as ``flavour`` spells it (models by name)."""
     name = _ref_name(schema)
+    variants: list[str] = []
     if name:
         return name
     if "anyOf" in schema:
-        return " \\| ".join(_md_type(s) for s in schema["anyOf"])
-    if "const" in schema:
-        return json.dumps(schema["const"])
-    if "enum" in schema:
-        return " \\| ".join(json.dumps(v) for v in schema["enum"])
-    kind = schema.get("type")
+        variants = [_type(s, flavour) for s in schema["anyOf"]]
+    elif "const" in schema:
+        variants = [flavour.literals([schema["const"]])]
+    elif "enum" in schema:
+        variants = [flavour.literals(schema["enum"])]
+    if variants:
+        return flavour.union.join(variants)
+    kind = str(schema.get("type", "any"))
+    values = schema.get("additionalProperties")
     if kind == "array":
-        return f"[{_md_type(schema.get('items', {}))}]"
+        return flavour.array.format(item=_type(schema.get("items", {}), flavour))
+    if kind == "object" and isinstance(values, dict) and values:
+        return flavour.mapping.format(value=_type(values, flavour))
     if kind == "object":
-        values = schema.get("additionalProperties")
-        if isinstance(values, dict) and values:
-            return f"{{string: {_md_type(values)}}}"
-        return "object"
-    if kind == "null":
-        return "null"
-    return str(kind or "any")
+        return flavour.any_object
+    return flavour.scalars.get(kind, "Any" if flavour is PYTHON and kind == "any" else kind)
 
 
 def _md_fields(name: str, defs: dict[str, Schema]) -> str:
@@ -127,7 +175,7 @@ def _md_fields(name: str, defs: dict[str, Schema]) -> str:
     required = set(schema.get("required", []))
     out = []
     for field, sub in properties.items():
-        text = f"`{field}{'' if field in required else '?'}`: {_md_type(sub)}"
+        text = f"`{field}{'' if field in required else '?'}`: {_type(sub, MARKDOWN)}"
         detail = ", ".join(filter(None, [_constraints(sub), _default(sub)]))
         if detail:
             text += f" ({detail})"
@@ -198,35 +246,29 @@ def render_protocol_md(current: str) -> str:
 
 
 # ---------------------------------------------------------------------- web/protocol.js
-def _ts_type(schema: Schema) -> str:  # noqa: PLR0911 - one return per JSON Schema kind
-    name = _ref_name(schema)
-    if name:
-        return name
-    if "anyOf" in schema:
-        return " | ".join(_ts_type(s) for s in schema["anyOf"])
-    if "const" in schema:
-        return json.dumps(schema["const"])
-    if "enum" in schema:
-        return " | ".join(json.dumps(v) for v in schema["enum"])
-    kind = schema.get("type")
-    if kind == "array":
-        item = _ts_type(schema.get("items", {}))
-        return f"Array<{item}>"
-    if kind == "object":
-        values = schema.get("additionalProperties")
-        if isinstance(values, dict) and values:
-            return f"Object<string, {_ts_type(values)}>"
-        return "Object<string, any>"
-    return {"integer": "number", "string": "string", "boolean": "boolean", "null": "null"}.get(
-        str(kind), "any"
-    )
+def _nested(schema: Schema) -> str | None:
+    """The model a field holds (itself, in a list, or as map values), as ``Name``,
+    ``Name[]`` or ``{Name}``."""
+    for variant in schema.get("anyOf", [schema]):
+        name = _ref_name(variant)
+        if name:
+            return name
+        items = variant.get("items")
+        if isinstance(items, dict) and _ref_name(items):
+            return f"{_ref_name(items)}[]"
+        values = variant.get("additionalProperties")
+        if isinstance(values, dict) and _ref_name(values):
+            return f"{{{_ref_name(values)}}}"
+    return None
 
 
-def _fields(name: str, defs: dict[str, Schema]) -> dict[str, list[str]]:
+def _fields(name: str, defs: dict[str, Schema]) -> dict[str, Any]:
     schema = defs[name]
-    required = [f for f in schema.get("properties", {}) if f in schema.get("required", [])]
-    optional = [f for f in schema.get("properties", {}) if f not in required]
-    return {"required": required, "optional": optional}
+    properties: dict[str, Schema] = schema.get("properties", {})
+    required = [f for f in properties if f in schema.get("required", [])]
+    optional = [f for f in properties if f not in required]
+    nested = {f: n for f, sub in properties.items() if (n := _nested(sub))}
+    return {"required": required, "optional": optional, "nested": nested}
 
 
 def protocol_js() -> str:
@@ -260,7 +302,11 @@ def protocol_js() -> str:
         *(f"  {json.dumps(t)}: {json.dumps(m.__name__)}," for t, m in sorted(pushes.items())),
         "});",
         "",
-        "/** typedef -> its required and optional fields (every type a reply or push holds). */",
+        "/**",
+        " * typedef -> its required and optional fields, and the typedef each nested field holds",
+        " * (`Name`, `Name[]` a list of them, `{Name}` a map to them): every type a reply or push",
+        " * holds, for checking frames.",
+        " */",
         "export const SHAPES = Object.freeze({",
     ]
     order = _reachable(sorted(set(names)), defs)
@@ -277,36 +323,15 @@ def protocol_js() -> str:
         for field, sub in schema.get("properties", {}).items():
             label = field if field in required else f"[{field}]"
             note = _first_line(sub.get("description"))
-            lines.append(f" * @property {{{_ts_type(sub)}}} {label}{' ' + note if note else ''}")
+            lines.append(
+                f" * @property {{{_type(sub, JSDOC)}}} {label}{' ' + note if note else ''}"
+            )
         lines.append(" */")
     lines.append("")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- Python client
-def _py_type(schema: Schema) -> str:  # noqa: PLR0911 - one return per JSON Schema kind
-    name = _ref_name(schema)
-    if name:
-        return name
-    if "anyOf" in schema:
-        return " | ".join(_py_type(s) for s in schema["anyOf"])
-    if "const" in schema:
-        return f"Literal[{json.dumps(schema['const'])}]"
-    if "enum" in schema:
-        return f"Literal[{', '.join(json.dumps(v) for v in schema['enum'])}]"
-    kind = schema.get("type")
-    if kind == "array":
-        return f"list[{_py_type(schema.get('items', {}))}]"
-    if kind == "object":
-        values = schema.get("additionalProperties")
-        if isinstance(values, dict) and values:
-            return f"dict[str, {_py_type(values)}]"
-        return "dict[str, Any]"
-    return {"integer": "int", "string": "str", "boolean": "bool", "null": "None"}.get(
-        str(kind), "Any"
-    )
-
-
 def client_models() -> str:
     defs = _defs()
     replies, pushes = all_replies(), all_pushes()
@@ -327,11 +352,20 @@ def client_models() -> str:
         *(
             f"    {json.dumps(n)},"
             for n in sorted(
-                {*_reachable(sorted(set(names)), defs), "WireModel", "PUSHES", "REPLIES"},
+                {
+                    *_reachable(sorted(set(names)), defs),
+                    *_limits(),
+                    "WireModel",
+                    "PUSHES",
+                    "REPLIES",
+                },
                 key=lambda n: (not n.isupper(), n),
             )
         ),
         "]",
+        "",
+        "# The protocol's limits (the server's switchboard/limits.py).",
+        *(f"{k} = {v}" for k, v in _limits().items()),
         "",
         "",
         "class WireModel(BaseModel):",
@@ -348,7 +382,7 @@ def client_models() -> str:
         required = set(schema.get("required", []))
         properties = schema.get("properties", {})
         for field, sub in properties.items():
-            kind = _py_type(sub)
+            kind = _type(sub, PYTHON)
             if field in required:
                 lines.append(f"    {field}: {kind}")
             else:
@@ -476,7 +510,7 @@ def asyncapi() -> dict[str, Any]:
             "messages": [pushed],
         }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "Switchboard WebSocket API",
             "version": "1.0.0",
@@ -542,6 +576,19 @@ def asyncapi() -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------- devserver
+def devserver_limits() -> str:
+    lines = [
+        '"""The protocol\'s limits for the local stack, from the server\'s switchboard/limits.py',
+        f"({GENERATED}).",
+        'The devserver enforces API Gateway\'s as API Gateway does."""',
+        "",
+        *(f"{k} = {v}" for k, v in _limits().items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------- the files
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
@@ -555,6 +602,7 @@ def outputs(root: Path) -> dict[Path, Callable[[], str]]:
         root / "docs/asyncapi.json": lambda: _json(asyncapi()),
         root / "web/protocol.js": protocol_js,
         root / "switchboard_client/wire.py": client_models,
+        root / "devserver/limits.py": devserver_limits,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
@@ -60,7 +60,15 @@ class MessageSync(WireModel):
 class MessageHistory(WireModel):
     conversationId: ConversationId
     beforeSeq: Seq | None = None
+    # A page around a seq (a search hit): about half older, the rest from it on.
+    aroundSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
     limit: int = Field(default=50, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> MessageHistory:
+        if self.beforeSeq is not None and self.aroundSeq is not None:
+            raise ValueError("give beforeSeq or aroundSeq, not both")
+        return self
 
 
 class Typing(WireModel):
