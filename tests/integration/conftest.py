@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
-from moto.server import ThreadedMotoServer
 from switchboard.auth import mint_token
 
 from devserver import ACCOUNT_ID, DEV_JWT_SECRET, REGION
+from devserver.aws_faults import moto_server
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
 from devserver.template import FunctionSpec, Template
@@ -66,7 +66,9 @@ def local_stack(**extra_env: str) -> Iterator[Stack]:
     """An embedded moto server provisioned from template.yaml by the devserver's own code,
     with boto3 pointed at it (the `stack` fixture; the benchmarks use it too)."""
     make_dynamodb_writes_atomic()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # The devserver's moto: faults (off unless configured) and the effect log that
+    # tests/support/effects.py reads to prove a refusal changed nothing.
+    server = moto_server("127.0.0.1")
     server.start()
     try:
         host, port = server.get_host_and_port()

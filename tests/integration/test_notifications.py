@@ -15,6 +15,7 @@ from switchboard.queues import NotificationJob
 from devserver import ACCOUNT_ID, REGION
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client
+from tests.support.effects import InProcess
 
 
 def sqs_event(*jobs: NotificationJob) -> dict[str, Any]:
@@ -137,6 +138,7 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
     bob.ok("preferences:set", {"emailOnOffline": True, "email": address, "digestMinutes": 1})
     verify_email(stack, consumer, bob, address)
     verification_mails = len(emails_to(address))
+    window = InProcess().window()
     for seq in (2, 3, 4):
         alice.ok(
             "message:send",
@@ -149,21 +151,21 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
     assert len(sent) == 1
     assert "msg 2" in sent[0].body
 
-    # And exactly one digest job was queued, delayed to the window's end (read from moto's
-    # backend: a delayed SQS message is invisible to ReceiveMessage until then)
-    queue_name = stack.resources["NotificationQueue"].rsplit("/", 1)[-1]
-    queued = sqs_backends[ACCOUNT_ID][REGION].queues[queue_name]._messages
-    # The delay asked for (when it becomes visible, minus when it was sent): not the time
-    # left now, which a slow machine shortens.
+    # And exactly one digest job was queued, delayed to the window's end: DelaySeconds 60
+    # as the consumer sent it (the effect log), the job as moto holds it
+    queue_url = stack.resources["NotificationQueue"]
+    sends = [e for e in window.effects() if e["operation"].startswith("SendMessage")]
+    assert [(e["target"], e["delaySeconds"]) for e in sends] == [(queue_url, [60])]
+    queued = sqs_backends[ACCOUNT_ID][REGION].queues[queue_url.rsplit("/", 1)[-1]]._messages
     digests = [
-        (round((m.delayed_until - int(m.sent_timestamp)) / 1000), NotificationJob.parse(m.body))
+        NotificationJob.parse(m.body)
         for m in queued
         if json.loads(m.body)["user_id"] == bob.user_id and json.loads(m.body)["kind"] == "digest"
     ]
-    assert [delay for delay, _ in digests] == [60]
+    assert len(digests) == 1
 
     # When the digest job runs: one e-mail summarising the unread messages
-    consumer.lambda_handler(sqs_event(digests[0][1]), FakeContext())
+    consumer.lambda_handler(sqs_event(digests[0]), FakeContext())
     sent = emails_to(address)[verification_mails:]
     assert len(sent) == 2
     assert sent[1].subject == "3 unread messages in Bike"
