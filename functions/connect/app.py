@@ -68,8 +68,14 @@ def on_disconnect(event: WebSocketEvent) -> None:
 
 @router.action("ping", EmptyData)
 def ping(request: Request[EmptyData]) -> dict[str, Any]:
-    # pid tells which execution environment answered (the devserver runs several).
-    return {"pong": True, "serverTime": int(time.time() * 1000), "pid": os.getpid()}
+    # pid tells which execution environment answered (the devserver runs several);
+    # connectionId is the caller's own id, as operators and the management API know it.
+    return {
+        "pong": True,
+        "serverTime": int(time.time() * 1000),
+        "pid": os.getpid(),
+        "connectionId": request.caller.connection_id,
+    }
 
 
 @router.action("auth:refresh", wire.AuthRefresh, allow_expired_token=True)

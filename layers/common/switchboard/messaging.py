@@ -31,7 +31,14 @@ from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
 from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
-from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from switchboard.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from switchboard.notifications import NotificationJob, NotificationQueue
 from switchboard.observability import logger
 from switchboard.protocol import push
@@ -173,7 +180,11 @@ class MessagingService:
     # ------------------------------------------------------------------ messages
     def send(self, caller: Caller, data: wire.MessageSend) -> dict[str, Any]:
         if len(data.body) > self.limits.max_body_chars:
-            raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
+            # The one body limit (MAX_BODY_CHARS); the frame itself is capped at 128 KB.
+            raise PayloadTooLarge(
+                f"body is longer than {self.limits.max_body_chars} characters",
+                details=[{"field": "data.body", "message": "too long"}],
+            )
         if not data.body.strip() and not data.attachments:
             raise BadRequest("a message needs a body or an attachment")
         if len({a.uploadId for a in data.attachments}) < len(data.attachments):

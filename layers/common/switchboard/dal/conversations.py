@@ -8,9 +8,10 @@ MessagesTable: PK conversationId, SK seq (number).
 
 A send is one GetItem of ``#meta`` and one TransactWriteItems that (1) moves lastSeq from
 the value read to the next one, on condition that it is unchanged and the sender is a
-member, (2) puts the message and (3) puts the idempotency record if absent. So seq is
-gapless (a seq is consumed only together with its message) and a retried send can never
-take a second seq.
+member, (2) puts the message, (3) puts the idempotency record if absent and (4) moves the
+sender's own ackedSeq/readSeq to the new seq (sending is reading: her own message is
+never unread to her, nor pushed back to her as backlog). So seq is gapless (a seq is
+consumed only together with its message) and a retried send can never take a second seq.
 """
 
 from __future__ import annotations
@@ -312,6 +313,25 @@ class ConversationRepository(DynamoRepository):
                             "ConditionExpression": "attribute_not_exists(sk)",
                         }
                     },
+                    {
+                        # No condition: the cursors cannot be past lastSeq (acks are clamped
+                        # to it), and lastSeq's own condition above orders the sends, so this
+                        # only ever moves them forward. lastOp (an ack's lost-answer token)
+                        # is left alone.
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {
+                                "conversationId": {"S": conversation.conversation_id},
+                                "sk": {"S": member_key(message.sender_id)},
+                            },
+                            "UpdateExpression": (
+                                "SET ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now"
+                            ),
+                            "ExpressionAttributeValues": to_item(
+                                {":seq": message.seq, ":now": message.created_at}
+                            ),
+                        }
+                    },
                     *({"Update": guard} for guard in guards),  # type: ignore[list-item]
                 ]
             )
@@ -321,7 +341,7 @@ class ConversationRepository(DynamoRepository):
                 raise
             if codes[2:3] == ["ConditionalCheckFailed"]:
                 raise DuplicateSend from None
-            refused = [i for i, code in enumerate(codes[3:]) if code == "ConditionalCheckFailed"]
+            refused = [i for i, code in enumerate(codes[4:]) if code == "ConditionalCheckFailed"]
             if refused:
                 raise GuardRefused(refused[0]) from None
             if codes[0] == "ConditionalCheckFailed" or codes[1:2] == ["ConditionalCheckFailed"]:

@@ -36,7 +36,11 @@ class Attachment(WireModel):
 class MessageSend(WireModel):
     conversationId: ConversationId
     clientMessageId: str = Field(min_length=1, max_length=64)
-    body: str = Field(max_length=20_000)
+    # No length here: the one limit is MAX_BODY_CHARS (4000 by default, a deployment
+    # setting), checked by the service with `payload_too_large`.
+    body: str = Field(
+        description="at most MAX_BODY_CHARS (4000) characters, else payload_too_large"
+    )
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
 
 
