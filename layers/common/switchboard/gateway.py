@@ -8,7 +8,6 @@ caller can hand them to the delivery queue.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard import aws
+from switchboard.protocol import to_json
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -52,7 +52,7 @@ def encode(payload: dict[str, Any] | bytes | str) -> bytes:
         return payload
     if isinstance(payload, str):
         return payload.encode()
-    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return to_json(payload).encode()
 
 
 class ManagementApi:

@@ -10,6 +10,7 @@ Server push: ``{"type": "<event>", "data": {...}}``.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,3 +75,8 @@ def reply_error(
 
 def push(event_type: str, data: Any) -> dict[str, Any]:
     return {"type": event_type, "data": data}
+
+
+def to_json(frame: Any) -> str:
+    """Replies and pushes leave as the same compact JSON (every byte is a billed frame)."""
+    return json.dumps(frame, separators=(",", ":"), default=str)

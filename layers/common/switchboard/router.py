@@ -29,7 +29,7 @@ from switchboard.errors import (
     UnknownAction,
 )
 from switchboard.observability import logger
-from switchboard.protocol import RequestFrame, reply_error, reply_ok
+from switchboard.protocol import RequestFrame, reply_error, reply_ok, to_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -164,7 +164,7 @@ class WebSocketRouter:
             return lifecycle(event) or {"statusCode": 200}
         if route_key in ("$connect", "$disconnect"):
             return {"statusCode": 200}
-        return {"statusCode": 200, "body": json.dumps(self._reply(event), default=str)}
+        return {"statusCode": 200, "body": to_json(self._reply(event))}
 
     def _reply(self, event: WebSocketEvent) -> dict[str, Any]:
         request_id: str | None = None
