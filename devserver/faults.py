@@ -1,4 +1,4 @@
-"""Developer tools of the local stack: management-API fault injection and sent e-mails.
+"""Fault injection of the local stack: the management API, AWS calls and streams.
 
 Fault injection makes the emulated API Gateway management API misbehave the way the real
 one can, so the delivery path's retry machinery (SQS delivery queue, backoff, DLQ) can be
@@ -16,19 +16,14 @@ boto3's own retries (standard mode) send a failed post again: each HTTP post cou
 
 The same document may hold `aws` (DynamoDB/SQS calls of the functions fail) and `streams`
 (stream batches delivered twice): see devserver/aws_faults.py.
-
-`GET /__devserver/emails` lists what the functions sent through SES (moto runs in this
-process), and every e-mail is logged on the console as it is sent.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +37,11 @@ __all__ = [
     "FailureRule",
     "FaultConfigError",
     "ManagementFaults",
-    "add_devtools_routes",
+    "add_fault_routes",
     "error_response",
-    "install_email_log",
-    "sent_emails",
 ]
 
-log = logging.getLogger("devserver.devtools")
+log = logging.getLogger("devserver.faults")
 
 # status -> (x-amzn-ErrorType, message), as API Gateway answers them.
 ERROR_SHAPES: dict[int, tuple[str, str]] = {
@@ -207,71 +200,9 @@ def error_response(status: int) -> web.Response:
 FAULTS = ManagementFaults()
 
 
-# ---------------------------------------------------------------------- e-mails
-def _ses_backends() -> list[Any]:
-    from moto.ses.models import ses_backends
-
-    backends: list[Any] = []
-    for account in list(ses_backends.keys()):
-        backends.extend(list(ses_backends[account].values()))
-    return backends
-
-
-def _email_wire(message: Any) -> dict[str, Any]:
-    destinations = getattr(message, "destinations", None)
-    if isinstance(destinations, dict):
-        to = list(destinations.get("ToAddresses") or [])
-        cc = list(destinations.get("CcAddresses") or [])
-        bcc = list(destinations.get("BccAddresses") or [])
-    else:  # raw e-mails carry a flat list
-        to, cc, bcc = list(destinations or []), [], []
-    raw = getattr(message, "raw_data", None)
-    return {
-        "id": getattr(message, "id", ""),
-        "from": getattr(message, "source", ""),
-        "to": to,
-        "cc": cc,
-        "bcc": bcc,
-        "subject": getattr(message, "subject", None) or "",
-        "body": getattr(message, "body", None) or raw or "",
-    }
-
-
-def sent_emails() -> list[dict[str, Any]]:
-    """Every e-mail sent through moto's SES (v1 and v2 share the backend), oldest first."""
-    return [_email_wire(m) for backend in _ses_backends() for m in list(backend.sent_messages)]
-
-
-def install_email_log() -> None:
-    """Logs one console line per e-mail moto's SES accepts (idempotent)."""
-    from moto.ses.models import SESBackend
-
-    for name in ("send_email", "send_raw_email", "send_templated_email"):
-        original = getattr(SESBackend, name, None)
-        if original is None or getattr(original, "_switchboard_logged", False):
-            continue
-        setattr(SESBackend, name, _logged(original))
-
-
-def _logged(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        message = method(*args, **kwargs)
-        with_fields = _email_wire(message)
-        log.info(
-            "EMAIL    to=%s subject=%r (GET /__devserver/emails)",
-            ",".join(with_fields["to"]) or "-",
-            with_fields["subject"],
-        )
-        return message
-
-    wrapper._switchboard_logged = True  # type: ignore[attr-defined]
-    return wrapper
-
-
 # ---------------------------------------------------------------------- admin routes
-def add_devtools_routes(app: web.Application, faults: ManagementFaults = FAULTS) -> None:
-    """`/__devserver/faults` (GET, POST, DELETE) and `/__devserver/emails` (GET)."""
+def add_fault_routes(app: web.Application, faults: ManagementFaults = FAULTS) -> None:
+    """`/__devserver/faults` (GET, POST, DELETE)."""
     cors = {"Access-Control-Allow-Origin": "*"}
 
     def snapshot() -> dict[str, Any]:
@@ -300,10 +231,6 @@ def add_devtools_routes(app: web.Application, faults: ManagementFaults = FAULTS)
         STREAM_FAULTS.configure(None)
         return web.json_response(snapshot(), headers=cors)
 
-    async def emails(_: web.Request) -> web.Response:
-        return web.json_response(sent_emails(), headers=cors)
-
     app.router.add_get("/__devserver/faults", get_faults)
     app.router.add_post("/__devserver/faults", set_faults)
     app.router.add_delete("/__devserver/faults", clear_faults)
-    app.router.add_get("/__devserver/emails", emails)

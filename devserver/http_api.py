@@ -4,8 +4,9 @@ Routes come from every `Type: HttpApi` event of the template's functions (`Path`
 `{param}` and greedy `{proxy+}`, `Method` or `ANY`). Like API Gateway, the most specific
 route wins: literal paths before parameterised ones, a method before ANY. Anything else
 on the port is the `web/` folder (the demo app), and `/__devserver/workers` shows the
-worker pools (which process served how many invocations); `/__devserver/faults` and
-`/__devserver/emails` are the developer tools of devserver/faults.py. The demo app signs
+worker pools (which process served how many invocations); `/__devserver/faults` is fault
+injection (devserver/faults.py) and `/__devserver/emails` the SES e-mail log
+(devserver/emails.py). The demo app signs
 in through `/__devserver/users` and `/__devserver/token?user=alice` (a dev JWT and the
 WebSocket URL): local only, like everything here.
 """
@@ -25,7 +26,8 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from devserver import ACCOUNT_ID
-from devserver.faults import add_devtools_routes, install_email_log
+from devserver.emails import add_email_routes, install_email_log
+from devserver.faults import add_fault_routes
 from devserver.template import FunctionSpec
 from devserver.tokens import DEMO_USERS, mint
 from devserver.websocket_api import new_id, now_ms
@@ -114,7 +116,8 @@ class HttpApi:
         app.router.add_get("/__devserver/workers", self._workers)
         app.router.add_get("/__devserver/users", self._demo_users)
         app.router.add_get("/__devserver/token", self._dev_token)
-        add_devtools_routes(app)
+        add_fault_routes(app)
+        add_email_routes(app)
         install_email_log()
         app.router.add_route("*", "/{tail:(?s:.*)}", self.handle)
 

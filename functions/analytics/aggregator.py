@@ -13,11 +13,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from switchboard.analytics import build
+from switchboard import services
 from switchboard.config import AggregatorSettings
 from switchboard.observability import logger, metrics
 
-aggregator = build.aggregator(AggregatorSettings.from_env())
+aggregator = services.analytics_aggregator(AggregatorSettings.from_env())
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 

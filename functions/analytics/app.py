@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mangum import Mangum
 from pydantic import BaseModel
-from switchboard.analytics import build
-from switchboard.analytics.access import AdminAccess, NotAdmin, NotAuthenticated
+from switchboard import services
+from switchboard.analytics.access import NotAdmin, NotAuthenticated
 from switchboard.analytics.report import MAX_POINTS, SERIES
 from switchboard.auth import Identity
 from switchboard.config import AnalyticsApiSettings
@@ -43,8 +43,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "The metrics backend (DynamoDB, SQS) failed: retry"},
 }
 settings = AnalyticsApiSettings.from_env()
-report = build.report(settings)
-access = AdminAccess(settings)
+report = services.analytics_report(settings)
+access = services.analytics_access(settings)
 bearer = HTTPBearer(auto_error=False)
 
 

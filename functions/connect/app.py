@@ -5,46 +5,20 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from switchboard import services
 from switchboard.config import SessionSettings
 from switchboard.connections import close_connection, open_connection
-from switchboard.dal.connections import ConnectionRepository, TokenRevoked, TooManyConnections
-from switchboard.dal.users import UserRepository
-from switchboard.gateway import ManagementApi
+from switchboard.dal.connections import TokenRevoked, TooManyConnections
 from switchboard.observability import logger
 from switchboard.protocol import EmptyData
 from switchboard.router import Request, WebSocketEvent, WebSocketRouter
-from switchboard.sessions import SessionService
 from switchboard.wire import sessions as wire
 
-if TYPE_CHECKING:
-    from switchboard.auth import TokenVerifier
-
-settings = SessionSettings.from_env()
-users = UserRepository(settings.USERS_TABLE)
-connections = ConnectionRepository(
-    settings.CONNECTIONS_TABLE,
-    users,
-    ttl_seconds=settings.CONNECTION_TTL_SECONDS,
-    max_per_user=settings.MAX_CONNECTIONS_PER_USER,
-)
-_verifier: list[TokenVerifier] = []
-
-
-def verifier() -> TokenVerifier:
-    # PyJWT (and the secret) load on the first auth:refresh, off the $connect cold path.
-    if not _verifier:
-        from switchboard.auth import TokenVerifier
-
-        _verifier.append(TokenVerifier(settings))
-    return _verifier[0]
-
-
-sessions = SessionService(
-    connections, users, verifier, ManagementApi(settings.WEBSOCKET_ENDPOINT, max_concurrency=8)
-)
+sessions = services.sessions(SessionSettings.from_env())
+connections = sessions.connections
 router = WebSocketRouter(refreshed_token_exp=connections.refreshed_token_exp)
 
 

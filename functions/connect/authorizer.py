@@ -14,28 +14,19 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponseWebSocket,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from switchboard.auth import Identity, InvalidToken, TokenVerifier
+from switchboard import services
+from switchboard.auth import InvalidToken
 from switchboard.config import AuthorizerSettings
-from switchboard.dal.users import UserRepository
 from switchboard.observability import logger
 
-settings = AuthorizerSettings.from_env()
-verifier = TokenVerifier(settings)
-users = UserRepository(settings.USERS_TABLE)
-
-
-def verify(token: str | None) -> Identity:
-    identity = verifier.verify(token)
-    if identity.issued_at < users.tokens_valid_after(identity.user_id):
-        raise InvalidToken("token issued before the user's sessions were revoked")
-    return identity
+authorizer = services.authorizer(AuthorizerSettings.from_env())
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayAuthorizerRequestEvent(event)
     try:
-        identity = verify((request.query_string_parameters or {}).get("token"))
+        identity = authorizer.verify((request.query_string_parameters or {}).get("token"))
     except InvalidToken as exc:
         logger.info("connection refused", extra={"reason": exc.reason})
         raise Exception("Unauthorized") from None  # noqa: TRY002 - the exact text API Gateway maps to 401

@@ -1,9 +1,10 @@
-"""Connections table stream: presence pushes and backlog delivery on (re)connect."""
+"""Connections table stream: what follows a connection opening or closing (reconnect
+backlog, presence, call teardown; switchboard/connection_events.py)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -19,20 +20,9 @@ from switchboard import services
 from switchboard.config import CallSettings, MessagingSettings
 from switchboard.observability import logger
 
-if TYPE_CHECKING:
-    from switchboard.calls import CallService
-
-events = services.connection_events(MessagingSettings.from_env())
+# Both validated at cold start, like every setting.
+events = services.connection_events(MessagingSettings.from_env(), CallSettings.from_env())
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-call_settings = CallSettings.from_env()  # validated at cold start, like every setting
-_calls: list[CallService] = []
-
-
-def calls() -> CallService:
-    # Built on the first disconnect: connects never need the call code.
-    if not _calls:
-        _calls.append(services.calls(call_settings))
-    return _calls[0]
 
 
 def handle_change(record: DynamoDBRecord) -> None:
@@ -43,12 +33,10 @@ def handle_change(record: DynamoDBRecord) -> None:
     if record.event_name == DynamoDBRecordEventName.INSERT and change.new_image:
         image = change.new_image
         events.connected(
-            image["connectionId"], image["userId"], int(image.get("connectedAt", now_ms)), now_ms
+            image["connectionId"], image["userId"], int(image.get("connectedAt", now_ms))
         )
     elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
-        connection_id, user_id = change.old_image["connectionId"], change.old_image["userId"]
-        calls().connection_closed(connection_id, user_id)  # the peer learns at once
-        events.disconnected(connection_id, user_id, now_ms)
+        events.disconnected(change.old_image["connectionId"], change.old_image["userId"], now_ms)
 
 
 @logger.inject_lambda_context

@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import aws, services
 from switchboard.config import DeliverySettings
-from switchboard.delivery import RetryJob, retry_backoff_seconds
 from switchboard.gateway import DeliveryFailed
 from switchboard.observability import logger
+from switchboard.queues import RetryJob, retry_backoff_seconds
 
 settings = DeliverySettings.from_env()
 delivery = services.delivery(settings)

@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
-from switchboard.calls import RingTimeout
 from switchboard.config import CallSettings
 from switchboard.observability import logger
+from switchboard.queues import RingTimeout
 
 service = services.calls(CallSettings.from_env())
 processor = BatchProcessor(event_type=EventType.SQS)

@@ -9,7 +9,7 @@ from typing import Any
 
 from moto.ses.models import ses_backends
 from moto.sqs.models import sqs_backends
-from switchboard.notifications import NotificationJob
+from switchboard.queues import NotificationJob
 
 from devserver import ACCOUNT_ID, REGION
 from tests.integration.conftest import FakeContext, Stack

@@ -23,6 +23,8 @@ from switchboard.config import AuthSettings
 if TYPE_CHECKING:
     from jwt import PyJWKClient
 
+    from switchboard.dal.users import UserRepository
+
 REQUIRED_CLAIMS = ["sub", "exp", "iat"]
 _HMAC = {"HS256", "HS384", "HS512"}
 
@@ -102,6 +104,22 @@ class TokenVerifier:
             return self._secret_provider()
         assert self._jwks_client is not None
         return self._jwks_client.get_signing_key_from_jwt(token).key
+
+
+class ConnectAuthorizer:
+    """The rules of $connect (and of the analytics API, which accepts the same tokens): a
+    token the verifier accepts, not issued before the user's sessions were revoked
+    (``admin:revoke`` stamps ``tokensValidAfter``)."""
+
+    def __init__(self, verifier: TokenVerifier, users: UserRepository) -> None:
+        self.verifier = verifier
+        self.users = users
+
+    def verify(self, token: str | None) -> Identity:
+        identity = self.verifier.verify(token)
+        if identity.issued_at < self.users.tokens_valid_after(identity.user_id):
+            raise InvalidToken("token issued before the user's sessions were revoked")
+        return identity
 
 
 def _identity(claims: dict[str, Any]) -> Identity:

@@ -10,22 +10,19 @@ notify them another way.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from switchboard import aws
 from switchboard.dal.connections import ConnectionRepository
 from switchboard.dal.users import UserRepository
 from switchboard.gateway import ConnectionGone, DeliveryFailed, ManagementApi, encode
 from switchboard.observability import logger
+from switchboard.queues import EnqueueFailed, RetryJob
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
-
-RETRY_BASE_DELAY_SECONDS = 2
+    from switchboard.queues import RetryQueue
 
 
 @dataclass
@@ -36,46 +33,21 @@ class DeliveryReport:
     offline_users: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryJob:
-    connection_id: str
-    user_id: str
-    frame: str
-
-    def body(self) -> str:
-        return json.dumps(
-            {"connectionId": self.connection_id, "userId": self.user_id, "frame": self.frame}
-        )
-
-    @classmethod
-    def parse(cls, body: str) -> RetryJob:
-        data = json.loads(body)
-        return cls(data["connectionId"], data["userId"], data["frame"])
-
-
 class Delivery:
     def __init__(
         self,
         users: UserRepository,
         connections: ConnectionRepository,
         gateway: ManagementApi,
-        retry_queue_url: str,
+        retries: RetryQueue,
         *,
-        sqs_client: SQSClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = users
         self.connections = connections
         self.gateway = gateway
-        self._retry_queue_url = retry_queue_url
-        self._sqs = sqs_client
+        self.retries = retries
         self._clock = clock
-
-    @property
-    def sqs(self) -> SQSClient:
-        if self._sqs is None:
-            self._sqs = aws.sqs()
-        return self._sqs
 
     def to_users(
         self,
@@ -132,26 +104,8 @@ class Delivery:
 
     def _enqueue_retries(self, jobs: list[RetryJob], reasons: dict[str, str]) -> None:
         logger.warning("push failed, queued for retry", extra={"failures": reasons})
-        for start in range(0, len(jobs), 10):
-            chunk = jobs[start : start + 10]
-            response = self.sqs.send_message_batch(
-                QueueUrl=self._retry_queue_url,
-                Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": job.body(),
-                        "DelaySeconds": RETRY_BASE_DELAY_SECONDS,
-                    }
-                    for i, job in enumerate(chunk)
-                ],
-            )
-            if response.get("Failed"):
-                # Nothing may be dropped silently: let the caller's invocation fail loudly.
-                raise DeliveryFailed(
-                    chunk[0].connection_id, f"enqueue failed: {response['Failed']}"
-                )
-
-
-def retry_backoff_seconds(receive_count: int) -> int:
-    """Visibility timeout before the next attempt: 2, 4, 8, ... seconds (max 15 min)."""
-    return int(min(900, RETRY_BASE_DELAY_SECONDS * 2 ** max(0, receive_count - 1)))
+        try:
+            self.retries.enqueue(jobs)
+        except EnqueueFailed as exc:
+            # Nothing may be dropped silently: let the caller's invocation fail loudly.
+            raise DeliveryFailed(jobs[0].connection_id, str(exc)) from None

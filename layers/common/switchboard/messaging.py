@@ -1,7 +1,7 @@
 """Conversations and messages: the domain logic behind the messaging actions.
 
 See dal/conversations.py for how seq stays gapless and sends idempotent, delivery.py for
-how frames reach devices, notifications.py for offline recipients.
+how frames reach devices, notifier.py for offline recipients.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from switchboard.errors import (
     PayloadTooLarge,
     RateLimited,
 )
-from switchboard.notifications import NotificationJob, NotificationQueue
 from switchboard.observability import logger
 from switchboard.protocol import push
+from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
 
@@ -138,7 +138,7 @@ class MessagingService:
         )
         try:
             created = self.conversations.create(
-                conversation, [self.counters.update(rule, conversation.created_at)]
+                conversation, {"limit": self.counters.update(rule, conversation.created_at)}
             )
         except GuardRefused:
             raise _rate_limited(rule, conversation.created_at) from None
@@ -204,8 +204,13 @@ class MessagingService:
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
-            guards = [self.counters.update(rule, message.created_at) for rule in rules] + [
-                self.uploads.share_update(
+            limits = {f"limit:{rule.key}": rule for rule in rules}
+            guards = {
+                label: self.counters.update(rule, message.created_at)
+                for label, rule in limits.items()
+            }
+            for position, a in enumerate(data.attachments):
+                guards[f"attachment:{position}"] = self.uploads.share_update(
                     a.uploadId,
                     caller.user_id,
                     conversation.conversation_id,
@@ -213,17 +218,15 @@ class MessagingService:
                     content_type=a.contentType,
                     size=a.size,
                 )
-                for a in data.attachments
-            ]
             try:
                 self.conversations.append(conversation, message, guards)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data.clientMessageId)
             except GuardRefused as refused:
-                if refused.index < len(rules):
-                    raise _rate_limited(rules[refused.index], message.created_at) from None
-                position = refused.index - len(rules)
+                if refused.label in limits:
+                    raise _rate_limited(limits[refused.label], message.created_at) from None
+                position = int(refused.label.removeprefix("attachment:"))
                 raise BadRequest(
                     f"attachments[{position}] is not a completed upload of yours, or its "
                     "fileName/contentType/size differ from the upload's",

@@ -1,37 +1,50 @@
-"""Builds the services of a function from its settings (one place, so every function wires
-repositories, gateway and queues the same way). Nothing here runs at import time."""
+"""The one place where services are built from a function's settings: every function
+wires repositories, gateway and queues the same way, here. Nothing runs at import time,
+and each builder imports what it uses, so a function pays at cold start only for its own
+services (the authorizer never loads the messaging stack, analytics never loads calls).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from switchboard.config import (
-    CallSettings,
-    DeliverySettings,
-    MessagingSettings,
-    NotificationSettings,
-    SignalingSettings,
-)
-from switchboard.dal.connections import ConnectionRepository
-from switchboard.dal.conversations import ConversationRepository
-from switchboard.dal.notifications import NotificationRepository
-from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
-from switchboard.dal.users import UserRepository
-from switchboard.delivery import Delivery
-from switchboard.gateway import ManagementApi
-from switchboard.notifications import Mailer, NotificationQueue, NotificationService
-from switchboard.presence import ConnectionEvents
-
 if TYPE_CHECKING:
-    from switchboard.calls import CallService
-    from switchboard.config import UploadSettings
+    from switchboard.analytics.access import AdminAccess
+    from switchboard.analytics.aggregator import Aggregator
+    from switchboard.analytics.records import Handler
+    from switchboard.analytics.report import AnalyticsReport
+    from switchboard.auth import ConnectAuthorizer, TokenVerifier
+    from switchboard.calls.service import CallService
+    from switchboard.config import (
+        AggregatorSettings,
+        AnalyticsApiSettings,
+        AuthorizerSettings,
+        CallSettings,
+        DeliverySettings,
+        MessagingSettings,
+        NotificationSettings,
+        SessionSettings,
+        UploadSettings,
+    )
+    from switchboard.connection_events import ConnectionEvents
+    from switchboard.dal.conversations import ConversationRepository
     from switchboard.dal.uploads import ObjectStore, UploadRepository
+    from switchboard.delivery import Delivery
     from switchboard.messaging import MessagingService
+    from switchboard.notifier import NotificationService
+    from switchboard.sessions import SessionService
     from switchboard.uploads import Limits as UploadLimits
     from switchboard.uploads import UploadProcessor, UploadService
 
 
+# ---------------------------------------------------------------------- shared parts
 def delivery(settings: DeliverySettings) -> Delivery:
+    from switchboard.dal.connections import ConnectionRepository
+    from switchboard.dal.users import UserRepository
+    from switchboard.delivery import Delivery
+    from switchboard.gateway import ManagementApi
+    from switchboard.queues import RetryQueue
+
     users = UserRepository(settings.USERS_TABLE)
     return Delivery(
         users,
@@ -39,19 +52,26 @@ def delivery(settings: DeliverySettings) -> Delivery:
             settings.CONNECTIONS_TABLE, users, ttl_seconds=settings.CONNECTION_TTL_SECONDS
         ),
         ManagementApi(settings.WEBSOCKET_ENDPOINT, max_concurrency=settings.FANOUT_CONCURRENCY),
-        settings.DELIVERY_QUEUE_URL,
+        RetryQueue(settings.DELIVERY_QUEUE_URL),
     )
 
 
-def conversations(settings: MessagingSettings) -> ConversationRepository:
+def conversations(
+    settings: MessagingSettings | CallSettings | UploadSettings,
+) -> ConversationRepository:
+    from switchboard.dal.conversations import ConversationRepository
+
     return ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE)
 
 
 def messaging(settings: MessagingSettings) -> MessagingService:
     # Imported here: the messaging service and its wire models (~20 ms of cold start) are
     # the message function's; signaling and uploads build their services without them.
+    from switchboard.dal.notifications import NotificationRepository
+    from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
     from switchboard.dal.uploads import UploadRepository
     from switchboard.messaging import Limits, MessagingService
+    from switchboard.queues import NotificationQueue
 
     return MessagingService(
         conversations(settings),
@@ -73,6 +93,11 @@ def messaging(settings: MessagingSettings) -> MessagingService:
 
 
 def notifications(settings: NotificationSettings) -> NotificationService:
+    from switchboard.dal.notifications import NotificationRepository
+    from switchboard.dal.ratelimits import WindowLimiter
+    from switchboard.notifier import Mailer, NotificationService
+    from switchboard.queues import NotificationQueue
+
     shared_delivery = delivery(settings)
     return NotificationService(
         NotificationRepository(settings.NOTIFICATIONS_TABLE),
@@ -85,13 +110,26 @@ def notifications(settings: NotificationSettings) -> NotificationService:
     )
 
 
-def connection_events(settings: MessagingSettings) -> ConnectionEvents:
-    return ConnectionEvents(conversations(settings), delivery(settings))
+def connection_events(settings: MessagingSettings, call_settings: CallSettings) -> ConnectionEvents:
+    from switchboard.backlog import Backlog
+    from switchboard.calls.teardown import CallTeardown
+    from switchboard.connection_events import ConnectionEvents
+    from switchboard.presence import Presence
+
+    shared_conversations, shared_delivery = conversations(settings), delivery(settings)
+    return ConnectionEvents(
+        Backlog(shared_conversations, shared_delivery),
+        Presence(shared_conversations, shared_delivery),
+        # Built on the first disconnect: connects never need the call code.
+        CallTeardown(lambda: calls(call_settings)),
+    )
 
 
 def calls(settings: CallSettings) -> CallService:
-    from switchboard.calls import CallLimits, CallService, RingTimeoutQueue
-    from switchboard.dal.calls import CallRepository
+    from switchboard.calls.repository import CallRepository
+    from switchboard.calls.service import CallLimits, CallService
+    from switchboard.config import SignalingSettings
+    from switchboard.queues import NotificationQueue, RingTimeoutQueue
 
     ice_servers = None
     if isinstance(settings, SignalingSettings):
@@ -108,7 +146,7 @@ def calls(settings: CallSettings) -> CallService:
     return CallService(
         CallRepository(settings.CALLS_TABLE, retention_days=settings.CALL_RETENTION_DAYS),
         delivery(settings),
-        ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        conversations(settings),
         NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
         RingTimeoutQueue(settings.RING_TIMEOUT_QUEUE_URL),
         limits=CallLimits(
@@ -147,7 +185,7 @@ def uploads(settings: UploadSettings) -> UploadService:
         store,
         delivery(settings),
         limits,
-        ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        conversations(settings),
     )
 
 
@@ -156,3 +194,85 @@ def upload_processor(settings: UploadSettings) -> UploadProcessor:
 
     repository, store, limits = _upload_parts(settings)
     return UploadProcessor(repository, store, delivery(settings), limits)
+
+
+# ---------------------------------------------------------------------- sessions
+def authorizer(settings: AuthorizerSettings) -> ConnectAuthorizer:
+    from switchboard.auth import ConnectAuthorizer, TokenVerifier
+    from switchboard.dal.users import UserRepository
+
+    return ConnectAuthorizer(TokenVerifier(settings), UserRepository(settings.USERS_TABLE))
+
+
+def sessions(settings: SessionSettings) -> SessionService:
+    from switchboard.dal.connections import ConnectionRepository
+    from switchboard.dal.users import UserRepository
+    from switchboard.gateway import ManagementApi
+    from switchboard.sessions import SessionService
+
+    users = UserRepository(settings.USERS_TABLE)
+    verifier: list[TokenVerifier] = []
+
+    def lazy_verifier() -> TokenVerifier:
+        # PyJWT (and the secret) load on the first auth:refresh, off the $connect cold path.
+        if not verifier:
+            from switchboard.auth import TokenVerifier
+
+            verifier.append(TokenVerifier(settings))
+        return verifier[0]
+
+    return SessionService(
+        ConnectionRepository(
+            settings.CONNECTIONS_TABLE,
+            users,
+            ttl_seconds=settings.CONNECTION_TTL_SECONDS,
+            max_per_user=settings.MAX_CONNECTIONS_PER_USER,
+        ),
+        users,
+        lazy_verifier,
+        ManagementApi(settings.WEBSOCKET_ENDPOINT, max_concurrency=8),
+    )
+
+
+# ---------------------------------------------------------------------- analytics
+def analytics_sources(settings: AggregatorSettings) -> dict[str, Handler]:
+    """Source table name -> record handler (a new source table registers here)."""
+    from switchboard.analytics import records
+
+    return {
+        settings.CONNECTIONS_TABLE: records.connections,
+        settings.MESSAGES_TABLE: records.messages,
+        settings.CONVERSATIONS_TABLE: records.conversations,
+        settings.NOTIFICATIONS_TABLE: records.notifications,
+        settings.RATE_LIMITS_TABLE: records.rate_limits,
+        settings.CALLS_TABLE: records.calls,
+        settings.UPLOADS_TABLE: records.uploads,
+    }
+
+
+def analytics_aggregator(settings: AggregatorSettings) -> Aggregator:
+    from switchboard.analytics.aggregator import Aggregator, ConversationLookups
+    from switchboard.dal.conversations import ConversationRepository
+    from switchboard.dal.metrics import MetricsRepository
+
+    return Aggregator(
+        MetricsRepository(settings.METRICS_TABLE),
+        analytics_sources(settings),
+        ConversationLookups(
+            ConversationRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE)
+        ),
+    )
+
+
+def analytics_report(settings: AnalyticsApiSettings) -> AnalyticsReport:
+    from switchboard.analytics.queue_depths import QueueMonitor
+    from switchboard.analytics.report import AnalyticsReport
+    from switchboard.dal.metrics import MetricsRepository
+
+    return AnalyticsReport(MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES))
+
+
+def analytics_access(settings: AnalyticsApiSettings) -> AdminAccess:
+    from switchboard.analytics.access import AdminAccess
+
+    return AdminAccess(authorizer(settings))

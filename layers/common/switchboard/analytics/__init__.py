@@ -6,5 +6,5 @@
   source table (calls and uploads plug in the same way);
 - ``aggregator``: applies contributions exactly once (see dal/metrics.py);
 - ``report``: the read side behind the analytics HTTP API;
-- ``queues``: SQS depth / in-flight / DLQ depth on request.
+- ``queue_depths``: SQS depth / in-flight / DLQ depth on request.
 """

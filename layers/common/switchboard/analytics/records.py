@@ -7,7 +7,7 @@ delivery of it: ``msg#<conversationId>#<seq>`` (a message is inserted once),
 aggregator applies a contribution together with its marker, so a retried batch, a
 duplicated delivery or a replay of the stream adds nothing twice.
 
-Handlers are registered per source table (switchboard/analytics/build.py ``sources``); a
+Handlers are registered per source table (switchboard/services.py ``analytics_sources``); a
 new source plugs in with a handler for its item shapes.
 """
 
@@ -256,7 +256,7 @@ _CALL_OUTCOMES = {
 
 
 def calls(change: StreamChange, _: Lookups) -> list[Contribution]:
-    """``call#<callId>`` items (dal/calls.py): an INSERT is an attempt; each state a call
+    """``call#<callId>`` items (calls/repository.py): an INSERT is an attempt; each state a call
     reaches (a state machine: every state at most once) is counted once."""
     item = change.new
     if change.event_name not in ("INSERT", "MODIFY") or item.get("kind") != "call":

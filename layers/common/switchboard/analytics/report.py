@@ -14,7 +14,7 @@ from switchboard.analytics.periods import (
     bucket_start,
     key_to_epoch,
 )
-from switchboard.analytics.queues import QueueMonitor
+from switchboard.analytics.queue_depths import QueueMonitor
 from switchboard.analytics.records import CALL_ANSWER_MS, CALL_DURATION_MS, DELIVERY_MS
 from switchboard.dal.metrics import MetricsRepository, histograms
 

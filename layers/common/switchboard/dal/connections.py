@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import cancellation_codes, is_condition_failure
+from switchboard.dal.items import is_condition_failure
+from switchboard.dal.transactions import Transaction
 from switchboard.dal.users import UserRepository
 
 if TYPE_CHECKING:
@@ -69,22 +70,21 @@ class ConnectionRepository(DynamoRepository):
         if connection.source_ip:
             item["sourceIp"] = {"S": connection.source_ip}
         for attempt in range(2):
+            tx = Transaction()
+            tx.put("connection", {"TableName": self.table, "Item": item})
+            tx.update(
+                "user",
+                self._users.add_connection_update(
+                    connection.user_id,
+                    connection.connection_id,
+                    self._max_per_user,
+                    issued_at=connection.token_iat,
+                ),
+            )
             try:
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {"Put": {"TableName": self.table, "Item": item}},
-                        {
-                            "Update": self._users.add_connection_update(  # type: ignore[typeddict-item]
-                                connection.user_id,
-                                connection.connection_id,
-                                self._max_per_user,
-                                issued_at=connection.token_iat,
-                            )
-                        },
-                    ]
-                )
+                tx.write(self.client)
             except ClientError as exc:
-                if cancellation_codes(exc)[1:2] != ["ConditionalCheckFailed"]:
+                if "user" not in tx.refused(exc):
                     raise
                 # The user's item refused: revoked after the authorizer looked (a race
                 # the condition closes), or full - perhaps of ids whose $disconnect never

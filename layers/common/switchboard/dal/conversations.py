@@ -17,26 +17,28 @@ consumed only together with its message) and a retried send can never take a sec
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import (
-    cancellation_codes,
     from_item,
     is_condition_failure,
     to_item,
     write_token,
 )
+from switchboard.dal.transactions import Transaction
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 META = "#meta"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+_NO_GUARDS: Mapping[str, dict[str, Any]] = MappingProxyType({})
 
 
 def member_key(user_id: str) -> str:
@@ -99,11 +101,12 @@ class DuplicateSend(Exception):
 
 
 class GuardRefused(Exception):
-    """A guard of the send's transaction (a rate limit) refused; nothing was stored."""
+    """A guard of the transaction (a rate limit, an attachment) refused; nothing was
+    stored. ``label`` is the guard's own label."""
 
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
 
 
 class NotAMember(Exception):
@@ -122,7 +125,9 @@ class ConversationRepository(DynamoRepository):
         self.messages_table = messages_table
 
     # ------------------------------------------------------------------ conversations
-    def create(self, conversation: Conversation, guards: Sequence[dict[str, Any]] = ()) -> bool:
+    def create(
+        self, conversation: Conversation, guards: Mapping[str, dict[str, Any]] = _NO_GUARDS
+    ) -> bool:
         """Creates meta + member items atomically; False if the id already exists.
         ``guards`` (rate-limit counters) count in the same transaction; ``GuardRefused``
         if one refuses (an existing conversation is reported first, and costs nothing)."""
@@ -139,18 +144,19 @@ class ConversationRepository(DynamoRepository):
                 "lastActivityAt": conversation.created_at,
             }
         )
-        items: list[Any] = [
+        tx = Transaction()
+        tx.put(
+            "meta",
             {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": meta,
-                    "ConditionExpression": "attribute_not_exists(conversationId)",
-                }
-            }
-        ]
-        items.extend(
-            {
-                "Put": {
+                "TableName": self.table,
+                "Item": meta,
+                "ConditionExpression": "attribute_not_exists(conversationId)",
+            },
+        )
+        for user_id in sorted(conversation.members):
+            tx.put(
+                f"member:{user_id}",
+                {
                     "TableName": self.table,
                     "Item": to_item(
                         {
@@ -161,23 +167,19 @@ class ConversationRepository(DynamoRepository):
                             "readSeq": 0,
                         }
                     ),
-                }
-            }
-            for user_id in sorted(conversation.members)
-        )
-        first_guard = len(items)
-        items.extend({"Update": guard} for guard in guards)
+                },
+            )
+        for label, guard in guards.items():
+            tx.update(label, guard)
         try:
-            self.client.transact_write_items(TransactItems=items)
+            tx.write(self.client)
         except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if codes[:1] == ["ConditionalCheckFailed"]:
+            refused = tx.refused(exc)
+            if "meta" in refused:
                 return False
-            refused = [
-                i for i, code in enumerate(codes[first_guard:]) if code == "ConditionalCheckFailed"
-            ]
-            if refused:
-                raise GuardRefused(refused[0]) from None
+            refused_guards = [label for label in refused if label in guards]
+            if refused_guards:
+                raise GuardRefused(refused_guards[0]) from None
             raise
         return True
 
@@ -235,12 +237,13 @@ class ConversationRepository(DynamoRepository):
         self,
         conversation: Conversation,
         message: StoredMessage,
-        guards: Sequence[dict[str, Any]] = (),
+        guards: Mapping[str, dict[str, Any]] = _NO_GUARDS,
     ) -> None:
         """Stores ``message`` as seq ``conversation.last_seq + 1`` (see module doc).
 
         ``guards`` are conditional Updates (rate-limit counters) written in the same
-        transaction: if one refuses, nothing is stored and ``GuardRefused`` tells which."""
+        transaction, by label: if one refuses, nothing is stored and ``GuardRefused`` tells
+        which."""
         assert message.seq == conversation.last_seq + 1
         preview = {
             "seq": message.seq,
@@ -253,100 +256,98 @@ class ConversationRepository(DynamoRepository):
             "messageId": message.message_id,
             "createdAt": message.created_at,
         }
+        tx = Transaction()
+        tx.update(
+            "meta",
+            {
+                "TableName": self.table,
+                "Key": {
+                    "conversationId": {"S": conversation.conversation_id},
+                    "sk": {"S": META},
+                },
+                "UpdateExpression": (
+                    "SET lastSeq = :next, lastMessage = :preview, lastActivityAt = :now"
+                ),
+                "ConditionExpression": "lastSeq = :current AND contains(members, :sender)",
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":next": message.seq,
+                        ":current": conversation.last_seq,
+                        ":sender": message.sender_id,
+                        ":preview": preview,
+                        ":now": message.created_at,
+                    }
+                ),
+            },
+        )
+        tx.put(
+            "message",
+            {
+                "TableName": self.messages_table,
+                "Item": to_item(
+                    {
+                        "conversationId": message.conversation_id,
+                        "seq": message.seq,
+                        "messageId": message.message_id,
+                        "senderId": message.sender_id,
+                        "body": message.body,
+                        "createdAt": message.created_at,
+                        "clientMessageId": message.client_message_id,
+                        "attachments": message.attachments or None,
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(seq)",
+            },
+        )
+        tx.put(
+            "idempotency",
+            {
+                "TableName": self.table,
+                "Item": to_item(
+                    {
+                        "conversationId": message.conversation_id,
+                        "sk": _idem_key(message.sender_id, message.client_message_id),
+                        "reply": reply,
+                        "expiresAt": message.created_at // 1000 + IDEMPOTENCY_TTL_SECONDS,
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(sk)",
+            },
+        )
+        # No condition: the cursors cannot be past lastSeq (acks are clamped to it), and
+        # lastSeq's condition above orders the sends, so this only ever moves them forward.
+        # lastOp (an ack's lost-answer token) is left alone.
+        tx.update(
+            "sender cursors",
+            {
+                "TableName": self.table,
+                "Key": {
+                    "conversationId": {"S": conversation.conversation_id},
+                    "sk": {"S": member_key(message.sender_id)},
+                },
+                "UpdateExpression": (
+                    "SET ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now"
+                ),
+                "ExpressionAttributeValues": to_item(
+                    {":seq": message.seq, ":now": message.created_at}
+                ),
+            },
+        )
+        for label, guard in guards.items():
+            tx.update(label, guard)
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {
-                                "conversationId": {"S": conversation.conversation_id},
-                                "sk": {"S": META},
-                            },
-                            "UpdateExpression": (
-                                "SET lastSeq = :next, lastMessage = :preview, lastActivityAt = :now"
-                            ),
-                            "ConditionExpression": (
-                                "lastSeq = :current AND contains(members, :sender)"
-                            ),
-                            "ExpressionAttributeValues": to_item(
-                                {
-                                    ":next": message.seq,
-                                    ":current": conversation.last_seq,
-                                    ":sender": message.sender_id,
-                                    ":preview": preview,
-                                    ":now": message.created_at,
-                                }
-                            ),
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.messages_table,
-                            "Item": to_item(
-                                {
-                                    "conversationId": message.conversation_id,
-                                    "seq": message.seq,
-                                    "messageId": message.message_id,
-                                    "senderId": message.sender_id,
-                                    "body": message.body,
-                                    "createdAt": message.created_at,
-                                    "clientMessageId": message.client_message_id,
-                                    "attachments": message.attachments or None,
-                                }
-                            ),
-                            "ConditionExpression": "attribute_not_exists(seq)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(
-                                {
-                                    "conversationId": message.conversation_id,
-                                    "sk": _idem_key(message.sender_id, message.client_message_id),
-                                    "reply": reply,
-                                    "expiresAt": message.created_at // 1000
-                                    + IDEMPOTENCY_TTL_SECONDS,
-                                }
-                            ),
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                        }
-                    },
-                    {
-                        # No condition: the cursors cannot be past lastSeq (acks are clamped
-                        # to it), and lastSeq's own condition above orders the sends, so this
-                        # only ever moves them forward. lastOp (an ack's lost-answer token)
-                        # is left alone.
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {
-                                "conversationId": {"S": conversation.conversation_id},
-                                "sk": {"S": member_key(message.sender_id)},
-                            },
-                            "UpdateExpression": (
-                                "SET ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now"
-                            ),
-                            "ExpressionAttributeValues": to_item(
-                                {":seq": message.seq, ":now": message.created_at}
-                            ),
-                        }
-                    },
-                    *({"Update": guard} for guard in guards),  # type: ignore[list-item]
-                ]
-            )
+            tx.write(self.client)
         except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if not codes:
+            reasons = tx.reasons(exc)
+            if not reasons:
                 raise
-            if codes[2:3] == ["ConditionalCheckFailed"]:
+            refused = tx.refused(exc)
+            if "idempotency" in refused:
                 raise DuplicateSend from None
-            refused = [i for i, code in enumerate(codes[4:]) if code == "ConditionalCheckFailed"]
-            if refused:
-                raise GuardRefused(refused[0]) from None
-            if codes[0] == "ConditionalCheckFailed" or codes[1:2] == ["ConditionalCheckFailed"]:
-                raise SeqConflict from None
-            if "TransactionConflict" in codes:
+            refused_guards = [label for label in refused if label in guards]
+            if refused_guards:
+                raise GuardRefused(refused_guards[0]) from None
+            if "meta" in refused or "message" in refused or tx.conflicted(exc):
                 raise SeqConflict from None
             raise
 

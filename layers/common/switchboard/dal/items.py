@@ -41,12 +41,6 @@ def is_condition_failure(exc: Exception) -> bool:
     return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
-def cancellation_codes(exc: Exception) -> list[str]:
-    """Per-item reasons of a TransactionCanceledException (``"None"`` = that item was fine)."""
-    response = getattr(exc, "response", None) or {}
-    return [r.get("Code", "None") for r in response.get("CancellationReasons", [])]
-
-
 def write_token() -> str:
     """A fresh token for a conditional write to carry (see ``carries_token``)."""
     return secrets.token_hex(8)

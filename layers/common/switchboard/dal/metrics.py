@@ -31,7 +31,8 @@ from switchboard.analytics import histogram
 from switchboard.analytics.periods import PERIODS, Period, bucket_key
 from switchboard.analytics.records import Contribution
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import cancellation_codes, from_item, is_condition_failure
+from switchboard.dal.items import from_item, is_condition_failure
+from switchboard.dal.transactions import Transaction
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,17 +93,17 @@ class MetricsRepository(DynamoRepository):
     # ------------------------------------------------------------------ writing
     def apply(self, contribution: Contribution) -> bool:
         """Counts ``contribution`` once: False if its marker says it was counted before."""
-        items = self._transaction(contribution)
+        tx = self._transaction(contribution)
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
-                self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                tx.write(self.client)
             except ClientError as exc:
-                codes = cancellation_codes(exc)
-                if codes[:1] == ["ConditionalCheckFailed"]:
+                if "marker" in tx.refused(exc):
                     return False
-                retryable = "TransactionConflict" in codes or exc.response.get("Error", {}).get(
-                    "Code"
-                ) in ("TransactionConflictException", "TransactionInProgressException")
+                retryable = tx.conflicted(exc) or exc.response.get("Error", {}).get("Code") in (
+                    "TransactionConflictException",
+                    "TransactionInProgressException",
+                )
                 if not retryable or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise
                 # Concurrent shards update the same bucket items: back off and try again.
@@ -111,37 +112,32 @@ class MetricsRepository(DynamoRepository):
                 return True
         raise AssertionError("unreachable")
 
-    def _transaction(self, c: Contribution) -> list[dict[str, Any]]:
+    def _transaction(self, c: Contribution) -> Transaction:
         now = int(time.time())
         counters = {k: v for k, v in c.counters.items() if v}
         for name, latencies in c.latencies.items():
             for index, count in histogram.counts_of(latencies).items():
                 counters[histogram_attribute(name, index)] = count
-        items: list[dict[str, Any]] = [
+        tx = Transaction()
+        tx.put(
+            "marker",
             {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": {
-                        **_key(f"marker#{c.marker}", "#"),
-                        "countedAt": _n(now),
-                        "expiresAt": _n(now + MARKER_TTL_SECONDS),
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
+                "TableName": self.table,
+                "Item": {
+                    **_key(f"marker#{c.marker}", "#"),
+                    "countedAt": _n(now),
+                    "expiresAt": _n(now + MARKER_TTL_SECONDS),
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            },
+        )
 
         def update(pk: str, sk: str, values: dict[str, int], ttl: int | None = None) -> None:
             expires = c.at_ms // 1000 + ttl if ttl else None
             if values or expires:
-                items.append(
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _key(pk, sk),
-                            **_adds(values, expires),
-                        }
-                    }
+                tx.update(
+                    f"{pk}/{sk}",
+                    {"TableName": self.table, "Key": _key(pk, sk), **_adds(values, expires)},
                 )
 
         if counters:
@@ -161,26 +157,22 @@ class MetricsRepository(DynamoRepository):
                 "connectedAt": _n(s.connected_at),
                 **({"device": _s(s.device[:256])} if s.device else {}),
             }
-            items.append(
+            tx.put(
+                "session:active",
                 {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {**_key("sessions#active", s.connection_id), **session},
-                    }
-                }
+                    "TableName": self.table,
+                    "Item": {**_key("sessions#active", s.connection_id), **session},
+                },
             )
-            items.append(
+            tx.put(
+                "session:user",
                 {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            **_key(
-                                f"user#{s.user_id}", _session_sk(s.connected_at, s.connection_id)
-                            ),
-                            **session,
-                        },
-                    }
-                }
+                    "TableName": self.table,
+                    "Item": {
+                        **_key(f"user#{s.user_id}", _session_sk(s.connected_at, s.connection_id)),
+                        **session,
+                    },
+                },
             )
         if c.session_end:
             e = c.session_end
@@ -191,41 +183,36 @@ class MetricsRepository(DynamoRepository):
                 "endedAt": _n(e.ended_at),
                 "durationMs": _n(e.ended_at - e.connected_at),
             }
-            items.append(
+            tx.delete(
+                "session:active-delete",
                 {
-                    "Delete": {
-                        "TableName": self.table,
-                        "Key": _key("sessions#active", e.connection_id),
-                    }
-                }
+                    "TableName": self.table,
+                    "Key": _key("sessions#active", e.connection_id),
+                },
             )
-            items.append(
+            tx.put(
+                "session:ended",
                 {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            **_key("sessions#ended", f"{e.ended_at:013d}#{e.connection_id}"),
-                            **ended,
-                            "expiresAt": _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS),
-                        },
-                    }
-                }
+                    "TableName": self.table,
+                    "Item": {
+                        **_key("sessions#ended", f"{e.ended_at:013d}#{e.connection_id}"),
+                        **ended,
+                        "expiresAt": _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS),
+                    },
+                },
             )
-            items.append(
+            tx.put(
+                "session:ended-user",
                 {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            **_key(
-                                f"user#{e.user_id}", _session_sk(e.connected_at, e.connection_id)
-                            ),
-                            **ended,
-                            "expiresAt": _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS),
-                        },
-                    }
-                }
+                    "TableName": self.table,
+                    "Item": {
+                        **_key(f"user#{e.user_id}", _session_sk(e.connected_at, e.connection_id)),
+                        **ended,
+                        "expiresAt": _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS),
+                    },
+                },
             )
-        return items
+        return tx
 
     def raise_peak(self, at_ms: int) -> int:
         """Lifts ``peakOnline`` (gauge, minute, hour) to the current ``online``. A maximum

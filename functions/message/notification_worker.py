@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
 from switchboard.config import NotificationSettings
-from switchboard.notifications import NotificationJob
 from switchboard.observability import logger
+from switchboard.queues import NotificationJob
 
 service = services.notifications(NotificationSettings.from_env())
 processor = BatchProcessor(event_type=EventType.SQS)

@@ -1,7 +1,7 @@
 """Offline recipients: in-app notifications and digested e-mail.
 
 Producers (a send with offline members, a missed call) put jobs on the notification
-queue; the consumer records the notification (idempotent on its id), pushes
+queue (queues.py); this consumer records the notification (idempotent on its id), pushes
 ``notification:new`` if the user came online meanwhile, and e-mails per preferences: at
 most one e-mail per conversation per digest window; messages that arrive inside the
 window are summarised by one digest e-mail when the window ends (a delayed SQS job).
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from switchboard import aws
-from switchboard.dal.base import SqsClientHolder
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.notifications import Notification, NotificationRepository
 from switchboard.dal.ratelimits import WindowLimiter
@@ -24,49 +22,10 @@ from switchboard.dal.users import UserRepository
 from switchboard.delivery import Delivery
 from switchboard.observability import logger
 from switchboard.protocol import push
+from switchboard.queues import MAX_SQS_DELAY_SECONDS, NotificationJob, NotificationQueue
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
-    from mypy_boto3_sqs import SQSClient
-
-MAX_SQS_DELAY_SECONDS = 900
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationJob:
-    kind: str  # "message", "missed_call", ... or "digest" (end of an e-mail window)
-    user_id: str
-    created_at: int
-    source: str  # what it is about, unique per event: "msg#<conversationId>#<seq>"
-    data: dict[str, Any] = field(default_factory=dict)
-    conversation_id: str | None = None
-
-    def body(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def parse(cls, body: str) -> NotificationJob:
-        return cls(**json.loads(body))
-
-
-class NotificationQueue(SqsClientHolder):
-    def __init__(self, queue_url: str, *, client: SQSClient | None = None) -> None:
-        super().__init__(client=client)
-        self._queue_url = queue_url
-
-    def enqueue(self, jobs: Iterable[NotificationJob], delay_seconds: int = 0) -> None:
-        batch = list(jobs)
-        for start in range(0, len(batch), 10):
-            chunk = batch[start : start + 10]
-            response = self.client.send_message_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": job.body(), "DelaySeconds": delay_seconds}
-                    for i, job in enumerate(chunk)
-                ],
-            )
-            if response.get("Failed"):
-                raise RuntimeError(f"notification enqueue failed: {response['Failed']}")
 
 
 class Mailer:

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from switchboard.calls import Call, CallState, Participant, PartState, StaleCall
+from switchboard.calls.model import Call, CallState, Participant, PartState
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import (
-    cancellation_codes,
     from_item,
     is_condition_failure,
     to_item,
     write_token,
 )
+from switchboard.dal.transactions import Transaction
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 CALL = "call#"
 ACTIVE = "active#"
 _FREE = "attribute_not_exists(pk) OR expiresAt < :now"
+
+
+class StaleCall(Exception):
+    """The stored call changed since it was read (its version moved): read it again."""
 
 
 class CallRepository(DynamoRepository):
@@ -71,31 +75,25 @@ class CallRepository(DynamoRepository):
         users = list(call.participants)
         now_s = call.created_at // 1000
         token = write_token()
-        items: list[Any] = [
+        tx = Transaction()
+        tx.put(
+            "call",
             {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": {**self._item(call), "lastOp": {"S": token}},
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
+                "TableName": self.table,
+                "Item": {**self._item(call), "lastOp": {"S": token}},
+                "ConditionExpression": "attribute_not_exists(pk)",
             },
-            *(self._take(u, call.call_id, ringing_until, now_s) for u in users),
-        ]
+        )
+        for user_id in users:
+            tx.put(f"active:{user_id}", self._take(user_id, call.call_id, ringing_until, now_s))
         try:
-            self.client.transact_write_items(TransactItems=items)
+            tx.write(self.client)
         except (ClientError, BotoCoreError) as exc:
             if self._landed(call.call_id, token):
                 return []  # our write landed; only its answer was lost
-            if not isinstance(exc, ClientError):
+            if not isinstance(exc, ClientError) or not tx.reasons(exc):
                 raise
-            codes = cancellation_codes(exc)
-            if not codes:
-                raise
-            return [
-                u
-                for u, code in zip(users, codes[1:], strict=False)
-                if code == "ConditionalCheckFailed"
-            ]
+            return _users_of(tx.refused(exc))
         return []
 
     def record(self, call: Call) -> None:
@@ -125,33 +123,31 @@ class CallRepository(DynamoRepository):
             "ConditionExpression": "version = :v",
             "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
         }
-        acquiring, holding = list(acquire), list(hold)
-        others: list[Any] = [
-            *(self._take(u, call.call_id, ringing_until, now_s) for u in acquiring),
-            *(
+        tx = Transaction()
+        tx.put("call", call_put)
+        for user_id in acquire:
+            tx.put(f"active:{user_id}", self._take(user_id, call.call_id, ringing_until, now_s))
+        for user_id in hold:
+            tx.put(
+                f"active:{user_id}",
                 {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _active(u, call.call_id, in_call_until),
-                        "ConditionExpression": "attribute_not_exists(pk) OR callId = :c",
-                        "ExpressionAttributeValues": {":c": {"S": call.call_id}},
-                    }
-                }
-                for u in holding
-            ),
+                    "TableName": self.table,
+                    "Item": _active(user_id, call.call_id, in_call_until),
+                    "ConditionExpression": "attribute_not_exists(pk) OR callId = :c",
+                    "ExpressionAttributeValues": {":c": {"S": call.call_id}},
+                },
+            )
+        for user_id in release:
             # Unconditional: the user's part is over whatever the item says.
-            *(
-                {"Delete": {"TableName": self.table, "Key": {"pk": {"S": ACTIVE + u}}}}
-                for u in release
-            ),
-        ]
+            tx.delete(
+                f"release:{user_id}",
+                {"TableName": self.table, "Key": {"pk": {"S": ACTIVE + user_id}}},
+            )
         try:
-            if not others:
+            if len(tx) == 1:
                 self.client.put_item(**call_put)
                 return []
-            self.client.transact_write_items(
-                TransactItems=[{"Put": call_put}, *others]  # type: ignore[typeddict-item]
-            )
+            tx.write(self.client)
         except (ClientError, BotoCoreError) as exc:
             if self._landed(call.call_id, token):
                 return []  # our write landed; only its answer was lost
@@ -159,17 +155,13 @@ class CallRepository(DynamoRepository):
                 raise
             if is_condition_failure(exc):
                 raise StaleCall(call.call_id) from None
-            codes = cancellation_codes(exc)
-            if not codes:
+            if not tx.reasons(exc):
                 raise
-            if codes[0] == "ConditionalCheckFailed":
+            refused = tx.refused(exc)
+            if "call" in refused:
                 raise StaleCall(call.call_id) from None
             # Someone's active-call item belongs to another call: that user is busy.
-            busy = [
-                u
-                for u, code in zip([*acquiring, *holding], codes[1:], strict=False)
-                if code == "ConditionalCheckFailed"
-            ]
+            busy = _users_of(refused)
             if busy:
                 return busy
             raise
@@ -183,13 +175,16 @@ class CallRepository(DynamoRepository):
 
     def _take(self, user_id: str, call_id: str, until: int, now_s: int) -> dict[str, Any]:
         return {
-            "Put": {
-                "TableName": self.table,
-                "Item": _active(user_id, call_id, until),
-                "ConditionExpression": _FREE,
-                "ExpressionAttributeValues": {":now": {"N": str(now_s)}},
-            }
+            "TableName": self.table,
+            "Item": _active(user_id, call_id, until),
+            "ConditionExpression": _FREE,
+            "ExpressionAttributeValues": {":now": {"N": str(now_s)}},
         }
+
+
+def _users_of(labels: Iterable[str]) -> list[str]:
+    """The users whose ``active:<userId>`` item refused."""
+    return [label.removeprefix("active:") for label in labels if label.startswith("active:")]
 
 
 def _active(user_id: str, call_id: str, until: int) -> dict[str, Any]:

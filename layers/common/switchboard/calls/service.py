@@ -1,0 +1,437 @@
+"""The call service: reads a call, applies one transition of the machine and writes it back
+on the condition that the call's ``version`` is unchanged (of two devices answering at
+once exactly one write wins; the loser re-reads and gets ``conflict``), then sends the
+frames of the push plan."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from switchboard.calls.model import (
+    AlreadyInCall,
+    Call,
+    CallConflict,
+    CalleeBusy,
+    CallState,
+    Participant,
+    PartState,
+    add_pending_candidate,
+    decline,
+    invite,
+    join,
+    leave,
+    miss,
+    start,
+)
+from switchboard.calls.pushes import Push, pushes
+from switchboard.calls.repository import StaleCall
+from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound
+from switchboard.observability import logger
+from switchboard.protocol import push
+from switchboard.queues import NotificationJob, RingTimeout
+
+if TYPE_CHECKING:
+    from switchboard.calls.repository import CallRepository
+    from switchboard.dal.conversations import ConversationRepository
+    from switchboard.delivery import Delivery
+    from switchboard.queues import NotificationQueue, RingTimeoutQueue
+    from switchboard.router import Caller
+    from switchboard.turn import IceServers
+    from switchboard.wire import calls as wire
+
+SAVE_ATTEMPTS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    ring_timeout_seconds: int = 30
+    max_participants: int = 4
+
+
+class CallService:
+    def __init__(
+        self,
+        calls: CallRepository,
+        delivery: Delivery,
+        conversations: ConversationRepository,
+        notifications: NotificationQueue,
+        ring_timeouts: RingTimeoutQueue,
+        *,
+        limits: CallLimits,
+        ice_servers: IceServers | None = None,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.calls = calls
+        self.delivery = delivery
+        self.conversations = conversations
+        self.notifications = notifications
+        self.ring_timeouts = ring_timeouts
+        self.limits = limits
+        self.ice_servers = ice_servers
+        self._clock = clock
+        self._new_id = new_id
+
+    def now(self) -> int:
+        return int(self._clock() * 1000)
+
+    # ------------------------------------------------------------------ actions
+    def initiate(self, caller: Caller, data: wire.CallInitiate) -> dict[str, Any]:
+        callees = data.callees
+        if data.conversationId is not None:
+            conversation = self.conversations.get(data.conversationId)
+            if conversation is None or not {caller.user_id, *callees} <= conversation.members:
+                raise Forbidden("every participant must be a member of the conversation")
+        now = self.now()
+        call = start(
+            self._new_id(),
+            caller.user_id,
+            caller.connection_id,
+            callees,
+            media=data.media,
+            group=data.calleeIds is not None,
+            now=now,
+            max_participants=self.limits.max_participants,
+            offer=data.offer.model_dump(exclude_none=True) if data.offer else None,
+            conversation_id=data.conversationId,
+        )
+        # Scheduled first: a timeout for a call that was never stored is a no-op, while a
+        # stored call without its timeout would ring until its active items expire.
+        self.ring_timeouts.schedule(
+            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
+        )
+        busy = self.calls.create(call, self._ringing_until(now))
+        if busy:
+            if caller.user_id in busy:
+                raise AlreadyInCall()
+            # Recorded (without holding anyone) so the statistics count the attempt.
+            self.calls.record(
+                replace(call, state=CallState.BUSY, ended_at=now, end_reason="busy", offer=None)
+            )
+            raise CalleeBusy(busy)
+        self._deliver(pushes(None, call, caller.connection_id))
+        logger.info(
+            "call initiated",
+            extra={"callId": call.call_id, "callees": callees, "group": call.group},
+        )
+        return {
+            "callId": call.call_id,
+            "state": call.state.value,
+            "participants": [p.wire() for p in call.participants.values()],
+        }
+
+    def answer(self, caller: Caller, data: wire.CallAnswer) -> dict[str, Any]:
+        if data.toUserId is not None:
+            return self._relay(
+                caller,
+                data.callId,
+                data.toUserId,
+                "call:answered",
+                "answer",
+                data.answer.model_dump(exclude_none=True),
+            )
+        answer = data.answer.model_dump(exclude_none=True)
+        before, after = self.transition(
+            data.callId,
+            lambda call: join(_one_to_one(call), caller.user_id, caller.connection_id, self.now()),
+            caller.connection_id,
+        )
+        if after == before:
+            # Already in the call on this device: the answer to a renegotiation offer.
+            return self._relay(caller, data.callId, None, "call:answered", "answer", answer)
+        peer = after.participants[after.caller_id]
+        if peer.connection_id:
+            me = after.participants[caller.user_id]
+            self._push_to(after, me, peer, "call:answered", "answer", answer)
+        self._flush_pending(before, caller)
+        return {"callId": after.call_id, "state": after.state.value}
+
+    def join(self, caller: Caller, data: wire.CallRef) -> dict[str, Any]:
+        def change(call: Call) -> Call:
+            if not call.group:
+                raise BadRequest("a 1:1 call is accepted with call:answer")
+            return join(call, caller.user_id, caller.connection_id, self.now())
+
+        before, after = self.transition(data.callId, change, caller.connection_id)
+        self._flush_pending(before, caller)
+        return {
+            "callId": after.call_id,
+            "state": after.state.value,
+            "participants": [p.wire() for p in after.participants.values()],
+        }
+
+    def reject(self, caller: Caller, data: wire.CallReject) -> dict[str, Any]:
+        reason = data.reason or "declined"
+        _, after = self.transition(
+            data.callId,
+            lambda call: decline(call, caller.user_id, self.now(), reason),
+            caller.connection_id,
+        )
+        return {"callId": after.call_id, "state": after.state.value}
+
+    def end(self, caller: Caller, data: wire.CallRef) -> dict[str, Any]:
+        _, after = self.transition(
+            data.callId,
+            lambda call: leave(call, caller.user_id, self.now()),
+            caller.connection_id,
+        )
+        return {"callId": after.call_id, "state": after.state.value}
+
+    def invite(self, caller: Caller, data: wire.CallInvite) -> dict[str, Any]:
+        if caller.user_id in data.userIds:
+            raise BadRequest("you cannot invite yourself")
+        before, after = self.transition(
+            data.callId,
+            lambda call: invite(
+                call, caller.user_id, data.userIds, self.now(), self.limits.max_participants
+            ),
+            caller.connection_id,
+        )
+        new = [
+            u
+            for u, p in after.participants.items()
+            if p.state is PartState.INVITED
+            and not (u in before.participants and before.participants[u].in_call)
+        ]
+        if new:
+            self.ring_timeouts.schedule(
+                RingTimeout(after.call_id, new), self.limits.ring_timeout_seconds
+            )
+        return {
+            "callId": after.call_id,
+            "participants": [p.wire() for p in after.participants.values()],
+        }
+
+    def relay_ice(self, caller: Caller, data: wire.CallIceCandidate) -> dict[str, Any]:
+        candidate = data.candidate.model_dump(exclude_none=True)
+        call = self._get(data.callId)
+        sender, target = self._pair(call, caller, data.toUserId)
+        if target.state is PartState.JOINED and target.connection_id:
+            self._push_to(call, sender, target, "call:ice-candidate", "candidate", candidate)
+            return {"callId": call.call_id, "sent": True}
+
+        def keep(current: Call) -> Call:
+            _, now_target = self._pair(current, caller, target.user_id)
+            if now_target.state is not PartState.INVITED:
+                raise _PeerAnswered()  # it answered meanwhile: send it directly instead
+            return add_pending_candidate(current, sender.user_id, target.user_id, candidate)
+
+        try:
+            self.transition(call.call_id, keep, caller.connection_id)
+        except _PeerAnswered:
+            return self.relay_ice(caller, data)
+        return {"callId": call.call_id, "sent": False}
+
+    def relay_offer(self, caller: Caller, data: wire.CallOffer) -> dict[str, Any]:
+        return self._relay(
+            caller,
+            data.callId,
+            data.toUserId,
+            "call:offer",
+            "offer",
+            data.offer.model_dump(exclude_none=True),
+        )
+
+    def get_active(self, caller: Caller) -> dict[str, Any]:
+        call_id = self.calls.active_call_id(caller.user_id, self.now())
+        call = self.calls.get(call_id) if call_id else None
+        if call is None or not call.live:
+            return {"call": None}
+        return {"call": call.wire(for_user=caller.user_id)}
+
+    def ice_servers_for(self, caller: Caller) -> dict[str, Any]:
+        if self.ice_servers is None:
+            raise NotFound("no ICE servers are configured")
+        return self.ice_servers.for_user(caller.user_id)
+
+    # ------------------------------------------------------------------ asynchronous events
+    def ring_timed_out(self, timeout: RingTimeout) -> None:
+        """Invitees still ringing missed the call (idempotent: a call that moved on is
+        left alone)."""
+        try:
+            before, after = self.transition(
+                timeout.call_id, lambda call: miss(call, timeout.user_ids, self.now()), None
+            )
+        except NotFound:
+            return
+        missed = [
+            u
+            for u in timeout.user_ids
+            if before.participants.get(u) is not None
+            and before.participants[u].state is PartState.INVITED
+            and after.participants[u].state is PartState.MISSED
+        ]
+        if not missed:
+            return
+        now = self.now()
+        self.notifications.enqueue(
+            NotificationJob(
+                kind="missed_call",
+                user_id=user_id,
+                created_at=now,
+                source=f"call#{after.call_id}",
+                data={
+                    "callId": after.call_id,
+                    "callerId": after.caller_id,
+                    "media": after.media,
+                    "conversationId": after.conversation_id,
+                },
+                conversation_id=None,
+            )
+            for user_id in missed
+        )
+        logger.info("call missed", extra={"callId": after.call_id, "missed": missed})
+
+    # ------------------------------------------------------------------ helpers
+    def _ringing_until(self, now: int) -> int:
+        # The ring timeout normally clears it; this bounds a lost timeout message.
+        return now // 1000 + self.limits.ring_timeout_seconds + 120
+
+    def _get(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise NotFound("no such call")
+        return call
+
+    def _pair(
+        self, call: Call, caller: Caller, to_user: str | None
+    ) -> tuple[Participant, Participant]:
+        """Sender (the caller's in-call connection) and target of a relayed frame."""
+        sender = call.participant(caller.user_id)
+        if not call.live or sender.state is not PartState.JOINED:
+            raise CallConflict("call_over", "you are not in this call")
+        if sender.connection_id != caller.connection_id:
+            raise Forbidden("only your in-call connection can signal in this call")
+        if to_user is None:
+            others = [p for p in call.in_call() if p.user_id != caller.user_id]
+            if call.group or len(others) != 1:
+                raise BadRequest("toUserId is required in a group call")
+            return sender, others[0]
+        target = call.participants.get(to_user)
+        if target is None or target.user_id == sender.user_id:
+            raise BadRequest("toUserId is not another participant of this call")
+        if not target.in_call:
+            raise CallConflict("peer_left", "that participant is no longer in the call")
+        return sender, target
+
+    def _relay(
+        self,
+        caller: Caller,
+        call_id: str,
+        to_user: str | None,
+        event: str,
+        key: str,
+        value: dict[str, Any],
+    ) -> dict[str, Any]:
+        call = self._get(call_id)
+        sender, target = self._pair(call, caller, to_user)
+        if target.state is not PartState.JOINED or not target.connection_id:
+            raise CallConflict("peer_not_joined", "that participant has not joined yet")
+        self._push_to(call, sender, target, event, key, value)
+        return {"callId": call.call_id, "sent": True}
+
+    def _push_to(
+        self,
+        call: Call,
+        sender: Participant,
+        target: Participant,
+        event: str,
+        key: str,
+        value: dict[str, Any],
+    ) -> None:
+        """A signaling frame to the target's in-call connection only (never its other
+        devices: they are not in the call)."""
+        if target.connection_id is None:
+            return
+        frame = push(event, {"callId": call.call_id, key: value, "fromUserId": sender.user_id})
+        self.delivery.to_connections({target.connection_id: target.user_id}, frame)
+
+    def _flush_pending(self, before: Call, caller: Caller) -> None:
+        """Candidates sent to this user before they joined, to the device that joined."""
+        queued = before.pending_ice.get(caller.user_id) or []
+        if not queued:
+            return
+        frames = [
+            push("call:ice-candidate", {"callId": before.call_id, **entry}) for entry in queued
+        ]
+        # Sequential, in order, to one connection.
+        targets = {caller.connection_id: caller.user_id}
+        for frame in frames:
+            self.delivery.to_connections(targets, frame)
+
+    def transition(
+        self,
+        call_id: str,
+        change: Callable[[Call], Call],
+        actor_connection: str | None,
+    ) -> tuple[Call, Call]:
+        """Read, apply, write on the read version; on a lost race, read again. The users'
+        "active call" items follow in the same transaction: taken by new invitees (busy is
+        race-free), refreshed for who joins, released by whoever is out."""
+        for _ in range(SAVE_ATTEMPTS):
+            before = self._get(call_id)
+            after = change(before)
+            if after == before:
+                return before, after
+            now = self.now()
+            after = replace(after, version=before.version + 1)
+            was = before.participants
+            try:
+                busy = self.calls.save(
+                    after,
+                    expected_version=before.version,
+                    now_ms=now,
+                    release=[
+                        u
+                        for u, p in after.participants.items()
+                        if not p.in_call and u in was and was[u].in_call
+                    ],
+                    acquire=[
+                        u
+                        for u, p in after.participants.items()
+                        if p.in_call and not (u in was and was[u].in_call)
+                    ],
+                    hold=[
+                        u
+                        for u, p in after.participants.items()
+                        if p.state is PartState.JOINED
+                        and u in was
+                        and was[u].state is not PartState.JOINED
+                    ],
+                    ringing_until=self._ringing_until(now),
+                    in_call_until=self._in_call_until(now),
+                )
+            except StaleCall:
+                continue
+            if busy:
+                raise CalleeBusy(busy)
+            self._deliver(pushes(before, after, actor_connection))
+            return before, after
+        raise Conflict("the call changed too often; retry")
+
+    def _in_call_until(self, now: int) -> int:
+        # A connection lives at most 2 h (API Gateway); its $disconnect ends the call.
+        return now // 1000 + 3 * 3600
+
+    def _deliver(self, items: list[Push]) -> None:
+        for item in items:
+            if item.connection_id is not None:
+                self.delivery.to_connections({item.connection_id: item.user_id}, item.frame)
+            else:
+                self.delivery.to_users(
+                    [item.user_id], item.frame, exclude_connection=item.exclude_connection
+                )
+
+
+class _PeerAnswered(Exception):
+    pass
+
+
+def _one_to_one(call: Call) -> Call:
+    if call.group:
+        raise BadRequest("a group call is joined with call:join; call:answer needs toUserId")
+    return call
