@@ -41,7 +41,7 @@ $(SCHEMATHESIS_STAMP): requirements-schemathesis.txt
 	@$(SCHEMATHESIS_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-schemathesis.txt
 	@rm -f $(SCHEMATHESIS_VENV)/.installed-* && touch $@
 
-schemathesis: $(SCHEMATHESIS_STAMP) # the analytics API's OpenAPI checker (tests/e2e/test_analytics_openapi.py)
+schemathesis: $(SCHEMATHESIS_STAMP) # the analytics API's OpenAPI checker (tests/e2e/test_schemathesis.py)
 
 scan: $(CHECKOV_STAMP) ## checkov on template.yaml (skips and their reasons: .checkov.yaml + the template)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
@@ -86,7 +86,8 @@ generate-requirements: requirements
 # artifacts are then compared with constraints.txt.
 build: venv sam-cli ## sam build, then every artifact's installed versions checked against the lock
 	$(PY) scripts/pinned_requirements.py generate --check
-	PATH="$$(dirname "$$(scripts/python.sh 3.13)"):$$PATH" $(SAM_VENV)/bin/sam build --config-env $(ENV)
+	python313=$$(scripts/python.sh 3.13) && \
+	  PATH="$$(dirname "$$python313"):$$PATH" $(SAM_VENV)/bin/sam build --config-env $(ENV)
 	$(PY) scripts/pinned_requirements.py verify-build .aws-sam/build
 
 deploy: build

@@ -56,8 +56,9 @@ _DATA_OPCODES = frozenset(
 
 
 class FrameLimitedReader(WebSocketReader):
-    """aiohttp's frame parser (its pure-Python one: the compiled one cannot be extended)
-    with API Gateway's per-frame quota; aiohttp itself only limits whole messages."""
+    """aiohttp's frame parser with API Gateway's per-frame quota (aiohttp itself limits
+    whole messages only). The pure-Python parser: the compiled one's frame handler cannot
+    be overridden from Python."""
 
     def _handle_frame(
         self, fin: bool, opcode: int, payload: bytes | bytearray, compressed: int
