@@ -2,7 +2,8 @@
 
 ConversationsTable items, all under PK ``conversationId``:
 - ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
-- ``member#<userId>``: ackedSeq, readSeq (indexed byMember: a user's conversations);
+- ``member#<userId>``: ackedSeq, readSeq, sentSeq (the member's last send) (indexed
+  byMember: a user's conversations);
 - ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send (TTL 24 h).
 MessagesTable: PK conversationId, SK seq (number).
 
@@ -325,8 +326,11 @@ class ConversationRepository(DynamoRepository):
                     "conversationId": {"S": conversation.conversation_id},
                     "sk": {"S": member_key(message.sender_id)},
                 },
+                # sentSeq lets analytics see, without a read, that a cursor moved over the
+                # member's own message only.
                 "UpdateExpression": (
-                    "SET ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now"
+                    "SET ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now, "
+                    "sentSeq = :seq"
                 ),
                 "ExpressionAttributeValues": to_item(
                     {":seq": message.seq, ":now": message.created_at}
