@@ -150,7 +150,12 @@ class DevServer:
             SecretId=self.resources["TurnSecret"]
         )["SecretString"]
         workdir = Path(tempfile.mkdtemp(prefix="switchboard-turn-"))
-        self.coturn = start_coturn(binary, secret, workdir)
+        try:
+            self.coturn = start_coturn(binary, secret, workdir)
+        except RuntimeError as exc:  # the stack is still useful without relayed calls
+            log.warning("turn     coturn did not start: %s", exc)
+            self.turn_note = "off: coturn did not start (log above); STUN only"
+            return
         self.template.parameters["TurnUrls"] = [self.coturn.url]
         if "StunUrls" not in opts.parameters:  # the public default needs the internet
             self.template.parameters["StunUrls"] = [self.coturn.stun_url]

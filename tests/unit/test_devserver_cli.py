@@ -9,6 +9,7 @@ import pytest
 
 from devserver.__main__ import _banner
 from devserver.server import DevServer, DevServerOptions
+from devserver.turn import start_coturn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +42,8 @@ def test_given_turn_urls_are_kept() -> None:
     server._start_turn()
     assert server.coturn is None and server.turn_note == "TurnUrls as given (--param)"
     assert server.template.parameters["TurnUrls"] == ["turn:example:3478"]
+
+
+def test_a_coturn_that_does_not_start_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="turnserver exited 1"):
+        start_coturn("/bin/false", "secret", tmp_path)
