@@ -13,9 +13,12 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 export SAM_CLI_TELEMETRY := 0
 ENV ?= default
 PYTEST_ARGS ?= -n 2 --dist loadgroup
+# The AsyncAPI CLI (pinned with its lock in tools/asyncapi/) validates docs/asyncapi.json.
+NPM_TOOLS ?= .npm-tools
+ASYNCAPI := $(NPM_TOOLS)/node_modules/.bin/asyncapi
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr \
+.PHONY: venv dev invoke redrive test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli \
 	requirements generate-requirements sam-cli schemathesis
 
 $(STAMP):
@@ -28,6 +31,14 @@ venv: $(STAMP)
 
 dev: venv ## the local stack: WebSocket + HTTP API, demo page, embedded AWS (moto)
 	$(PY) -m devserver $(DEVSERVER_ARGS)
+
+invoke: venv ## sam local invoke without Docker: make invoke FN=ConnectionFunction EVENT=events/ping.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<FunctionLogicalId> EVENT=events/<file>.json"; exit 2; }
+	$(PY) -m devserver invoke $(FN) -e $(EVENT)
+
+redrive: venv ## one DLQ back to its source queue: make redrive DLQ=DeliveryDLQ [STACK=switchboard-dev]
+	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<DLQ logical id or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL>)"; exit 2; }
+	$(PY) scripts/redrive.py $(DLQ) $(if $(STACK),--stack $(STACK),)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)
@@ -46,14 +57,28 @@ schemathesis: $(SCHEMATHESIS_STAMP) # the analytics API's OpenAPI checker (tests
 scan: $(CHECKOV_STAMP) ## checkov on template.yaml (skips and their reasons: .checkov.yaml + the template)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
 
-test: venv $(CHECKOV_STAMP) $(SCHEMATHESIS_STAMP) ## the whole suite: unit, integration, e2e, browser, schemathesis
+test: venv $(CHECKOV_STAMP) $(SCHEMATHESIS_STAMP) asyncapi-cli ## the whole suite: unit, integration, e2e, browser, schemathesis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+generate: venv ## regenerate what the wire models define: schema, protocol.md tables, AsyncAPI, JS and Python client types
+	PYTHONPATH=layers/common $(PY) -m switchboard.wire generate
+
+$(ASYNCAPI): tools/asyncapi/package.json tools/asyncapi/package-lock.json
+	@mkdir -p $(NPM_TOOLS)
+	cp tools/asyncapi/package.json tools/asyncapi/package-lock.json $(NPM_TOOLS)/
+	npm ci --prefix $(NPM_TOOLS) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+asyncapi-cli: $(ASYNCAPI) ## the pinned AsyncAPI CLI (tests/unit/test_wire_contract.py runs its validate)
 
 test-fast: venv ## unit + integration only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
 
 fuzz: venv $(SCHEMATHESIS_STAMP) ## the fuzz suites with many more examples than `make test` runs
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(PY) -m pytest -m fuzz -p no:xdist -s
+
+mutate: venv ## plants each bug of tests/mutation/mutants.py in a copy; its tests must fail (docs/testing.md)
+	$(PY) -m tests.mutation $(MUTANTS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -102,4 +127,4 @@ screenshots: venv ## retake docs/screenshots/*.png of the demo app (needs chromi
 pr: lint validate test
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(SCHEMATHESIS_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(SCHEMATHESIS_VENV) $(NPM_TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

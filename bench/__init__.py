@@ -1,4 +1,4 @@
-"""Switchboard's benchmarks (issue 8): cold start, AWS calls and cost per operation,
+"""Switchboard's benchmarks: cold start, AWS calls and cost per operation,
 fan-out, end-to-end latency through the devserver, offline backlog, cost model.
 
 ``python -m bench --quick --out r.json`` (under a minute) or ``make bench`` (full). Each

@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.tokens import DEMO_USERS, mint
 
 log = logging.getLogger("devserver")
@@ -24,7 +25,8 @@ def _server_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m devserver",
         description="Switchboard's local stack (template.yaml on moto). "
-        "Also: `python -m devserver token USER [--admin] [--ttl S]`.",
+        "Also: `python -m devserver token USER [--admin] [--ttl S]`, "
+        "`python -m devserver invoke FUNCTION -e EVENT.json`.",
     )
     p.add_argument(
         "--ws-port",
@@ -42,8 +44,10 @@ def _server_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
     p.add_argument("--workers", type=int, default=2, help="worker processes per function")
     p.add_argument("--ready-file", type=Path, help="write the URLs here (JSON) once ready")
-    p.add_argument("--idle-timeout", type=float, default=600.0, metavar="S")
-    p.add_argument("--max-connection-seconds", type=float, default=7200.0, metavar="S")
+    p.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS, metavar="S")
+    p.add_argument(
+        "--max-connection-seconds", type=float, default=MAX_CONNECTION_SECONDS, metavar="S"
+    )
     p.add_argument(
         "--schedule-speedup",
         type=float,
@@ -147,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "token":
         return _token_main(argv[1:])
+    if argv and argv[0] == "invoke":
+        from devserver.invoke import main as invoke_main
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        return invoke_main(argv[1:])
     args = _server_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),

@@ -25,12 +25,14 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 
 from devserver.aws_faults import moto_server
+from devserver.emf import EmfSink
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
+from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import aws_client, provision
-from devserver.template import Template
+from devserver.template import Template, load_yaml
 from devserver.turn import INSTALL_HINT, Coturn, coturn_binary, start_coturn
 from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
 from devserver.workers import WorkerPools
@@ -47,8 +49,8 @@ class DevServerOptions:
     ws_port: int = 8080
     http_port: int = 8081
     workers: int = 2
-    idle_timeout: float = 600.0
-    max_connection_seconds: float = 7200.0
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    max_connection_seconds: float = MAX_CONNECTION_SECONDS
     schedule_speedup: float = 1.0
     parameters: dict[str, str] = field(default_factory=dict)
     ready_file: Path | None = None
@@ -68,7 +70,12 @@ def _bind(host: str, port: int) -> socket.socket:
 class DevServer:
     def __init__(self, options: DevServerOptions) -> None:
         self.options = options
-        self.template = Template(options.template, options.parameters)
+        # The deployed template names the uploads bucket's CORS origins explicitly; locally
+        # the demo pages come from whatever port the devserver got, so any origin may PUT.
+        parameters = dict(options.parameters)
+        if "UploadAllowedOrigins" in (load_yaml(options.template).get("Parameters") or {}):
+            parameters.setdefault("UploadAllowedOrigins", "*")
+        self.template = Template(options.template, parameters)
         self.moto: ThreadedMotoServer | None = None
         self.moto_url = ""
         self.ws_url = ""
@@ -80,6 +87,7 @@ class DevServer:
         self.event_sources: EventSources | None = None
         self.coturn: Coturn | None = None
         self.turn_note = ""  # what the banner says about relayed calls
+        self.emf: EmfSink | None = None
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
@@ -99,7 +107,8 @@ class DevServer:
         await asyncio.to_thread(self._start_turn)
 
         functions = self.template.functions()
-        self.pools = WorkerPools(functions, self.moto_url, opts.workers)
+        self.emf = EmfSink(self.moto_url)
+        self.pools = WorkerPools(functions, self.moto_url, opts.workers, self.emf.offer)
         await self.pools.start()
 
         ws_app = web.Application(client_max_size=1024 * 1024)
@@ -125,6 +134,7 @@ class DevServer:
             functions, self.pools, self.moto_url, opts.schedule_speedup
         )
         self.event_sources.start()
+        self.emf.start()
 
         self.ws_url = f"ws://{opts.host}:{ws_port}/{stage}"
         self.management_url = f"http://{opts.host}:{ws_port}/{stage}"
@@ -191,6 +201,8 @@ class DevServer:
         if self.coturn is not None:
             await asyncio.to_thread(self.coturn.stop)
             shutil.rmtree(self.coturn.log_path.parent, ignore_errors=True)
+        if self.emf is not None:
+            await self.emf.stop()
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
         if self.options.ready_file is not None:

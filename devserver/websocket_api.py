@@ -32,6 +32,12 @@ from aiohttp._websocket.reader_py import WebSocketDataQueue, WebSocketReader
 from aiohttp.http_websocket import WebSocketError
 
 from devserver import ACCOUNT_ID, REGION
+from devserver.limits import (
+    IDLE_TIMEOUT_SECONDS,
+    MAX_CONNECTION_SECONDS,
+    MAX_FRAME_BYTES,
+    MAX_MESSAGE_BYTES,
+)
 from devserver.template import Template, TemplateError
 from devserver.workers import InvocationResult, WorkerPools
 
@@ -46,10 +52,8 @@ __all__ = [
 
 log = logging.getLogger("devserver.ws")
 
-# API Gateway's WebSocket quotas (not adjustable): "WebSocket frame size 32 KB", "Message
-# payload size 128 KB"; a larger frame or message closes the connection with 1009.
-MAX_FRAME_BYTES = 32 * 1024
-MAX_MESSAGE_BYTES = 128 * 1024
+# API Gateway's WebSocket quotas (devserver/limits.py; not adjustable on AWS): a frame over
+# 32 KB or a message over 128 KB closes the connection with 1009.
 _DATA_OPCODES = frozenset(
     {WSMsgType.TEXT.value, WSMsgType.BINARY.value, WSMsgType.CONTINUATION.value}
 )
@@ -185,7 +189,7 @@ class WebSocketApiConfig:
         if self.selection_expression.startswith(prefix):
             try:
                 value: Any = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # 50,000 "[" is no route, not a crash
                 value = None
             for part in self.selection_expression[len(prefix) :].split("."):
                 value = value.get(part) if isinstance(value, dict) else None
@@ -232,8 +236,8 @@ class WebSocketApi:
         self,
         config: WebSocketApiConfig,
         pools: WorkerPools,
-        idle_timeout: float = 600.0,
-        max_connection_seconds: float = 7200.0,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_connection_seconds: float = MAX_CONNECTION_SECONDS,
     ) -> None:
         self.config = config
         self.pools = pools

@@ -11,6 +11,7 @@ async with Client("ws://127.0.0.1:8080/dev", token) as client:
 ```
 """
 
+from switchboard_client import wire  # the generated reply and push models
 from switchboard_client.backoff import Backoff
 from switchboard_client.calls import Calls
 from switchboard_client.client import Callback, Client, EventStream, TokenSource
@@ -32,6 +33,7 @@ from switchboard_client.errors import (
     SwitchboardClientError,
     TokenExpired,
     Unauthorized,
+    UnexpectedReply,
     UnknownAction,
     UploadFailed,
 )
@@ -68,7 +70,9 @@ __all__ = [
     "TokenExpired",
     "TokenSource",
     "Unauthorized",
+    "UnexpectedReply",
     "UnknownAction",
     "UploadFailed",
     "Uploads",
+    "wire",
 ]

@@ -114,7 +114,7 @@ class Chat:
     async def open_with(self, users: str, listing: str | None = None) -> None:
         members = [u.strip() for u in users.split(",") if u.strip()]
         reply = await self.client.create_conversation(members, listing_id=listing)
-        self.current = str(reply["conversationId"])
+        self.current = reply.conversationId
         self.say(f"* writing to {self.current} ({', '.join(members)})")
 
     async def handle(self, line: str) -> bool:
@@ -132,8 +132,8 @@ class Chat:
             self.say(f"* writing to {self.current}")
         elif command == "/list":
             async for c in self.client.iter_conversations():
-                members = ", ".join(m for m in c.get("members", []) if m != self.me)
-                self.say(f"* {c['conversationId']} with {members}: {c.get('unread', 0)} unread")
+                members = ", ".join(m for m in c.members if m != self.me)
+                self.say(f"* {c.conversationId} with {members}: {c.unread} unread")
         elif self.current is None:
             self.say("* no conversation yet: /to USER (or wait for someone to write)")
         else:

@@ -35,13 +35,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from switchboard_client import wire
 from switchboard_client.backoff import Backoff
 from switchboard_client.calls import Calls
 from switchboard_client.errors import (
@@ -58,24 +60,26 @@ from switchboard_client.errors import (
     ServerError,
     SwitchboardClientError,
     TokenExpired,
+    UnexpectedReply,
     error_from_reply,
 )
 from switchboard_client.inbox import Inbox
 from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
+from switchboard_client.wire import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 __all__ = ["Callback", "Client", "EventStream", "TokenSource"]
 
 log = logging.getLogger("switchboard_client")
 
+T = TypeVar("T", bound=wire.WireModel)
 TokenSource = str | Callable[[], str | Awaitable[str]]
 Callback = Callable[[Event], Awaitable[None] | None]
 
-# API Gateway: 128 KB per message, 32 KB per frame. Bigger messages go out fragmented;
-# 8000 characters are at most 32 000 bytes of UTF-8.
-MAX_MESSAGE_BYTES = 128 * 1024
-MAX_FRAME_BYTES = 32 * 1024
-FRAGMENT_CHARS = 8000
+# API Gateway: 128 KB per message, 32 KB per frame (the protocol's limits, generated into
+# switchboard_client/wire.py). Bigger messages go out fragmented; 8000 characters are at
+# most 32 000 bytes of UTF-8.
+FRAGMENT_CHARS = MAX_FRAME_BYTES // 4
 SYNC_MAX_CURSORS = 200  # message:sync takes at most 200 cursors per request
 LIST_PAGE = 100
 LIST_MAX_PAGES = 1000
@@ -346,6 +350,24 @@ class Client:
         finally:
             self._pending.pop(request_id, None)
 
+    async def call(
+        self,
+        model: type[T],
+        action: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> T:
+        """``request()``, with the reply's data parsed into its wire model (the generated
+        ``switchboard_client.wire``). A reply that does not match raises
+        ``UnexpectedReply``."""
+        reply = await self.request(action, data, timeout=timeout)
+        try:
+            return model.model_validate(reply)
+        except ValidationError as exc:
+            message = f"{action}: the reply does not match {model.__name__}: {exc}"
+            raise UnexpectedReply(message) from None
+
     async def _send_frame(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
         size = len(text.encode())
@@ -367,42 +389,41 @@ class Client:
                 future.set_exception(error)
 
     # ------------------------------------------------------------------ actions
-    async def ping(self) -> dict[str, Any]:
-        return await self.request("ping")
+    async def ping(self) -> wire.Pong:
+        return await self.call(wire.Pong, "ping")
 
     async def create_conversation(
         self, members: Iterable[str], *, title: str | None = None, listing_id: str | None = None
-    ) -> dict[str, Any]:
-        """``{"conversationId", "created"}``. Two people + the same listing -> the same
-        conversation."""
+    ) -> wire.ConversationCreated:
+        """Two people + the same listing -> the same conversation (``created`` False)."""
         data: dict[str, Any] = {"members": list(members)}
         if title is not None:
             data["title"] = title
         if listing_id is not None:
             data["listingId"] = listing_id
-        reply = await self.request("conversation:create", data)
-        if reply.get("created") is True:
-            self._deliver(self.inbox.seed(str(reply["conversationId"]), 0))
+        reply = await self.call(wire.ConversationCreated, "conversation:create", data)
+        if reply.created:
+            self._deliver(self.inbox.seed(reply.conversationId, 0))
         return reply
 
     async def list_conversations(
         self, *, limit: int = 20, cursor: str | None = None
-    ) -> dict[str, Any]:
+    ) -> wire.ConversationPage:
         data: dict[str, Any] = {"limit": limit}
         if cursor is not None:
             data["cursor"] = cursor
-        return await self.request("conversation:list", data)
+        return await self.call(wire.ConversationPage, "conversation:list", data)
 
     async def iter_conversations(
         self, *, page_size: int = LIST_PAGE
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[wire.ConversationSummary]:
         """Every conversation, newest activity first, following the pages."""
         cursor: str | None = None
         for _ in range(LIST_MAX_PAGES):
             page = await self.list_conversations(limit=page_size, cursor=cursor)
-            for conversation in page.get("conversations") or []:
+            for conversation in page.conversations:
                 yield conversation
-            cursor = page.get("cursor")
+            cursor = page.cursor
             if not cursor:
                 return
 
@@ -439,8 +460,11 @@ class Client:
             while True:
                 remaining = deadline - loop.time()
                 try:
-                    reply = await self.request(
-                        "message:send", data, timeout=max(min(self.request_timeout, remaining), 0)
+                    reply = await self.call(
+                        wire.MessageSent,
+                        "message:send",
+                        data,
+                        timeout=max(min(self.request_timeout, remaining), 0),
                     )
                     break
                 except (
@@ -464,7 +488,7 @@ class Client:
                     await self._sleep_unless_stopped(delay)
         finally:
             self._sending.discard(key)
-        seq = int(reply["seq"])
+        seq = reply.seq
         self._deliver(self.inbox.record_own(conversation_id, seq), ack=False)
         if self.inbox.has_gap(conversation_id):
             self._sync_wakeup.set()  # others' messages before ours have not arrived yet
@@ -472,40 +496,73 @@ class Client:
         return Sent(
             conversation_id=conversation_id,
             seq=seq,
-            message_id=str(reply.get("messageId", "")),
-            created_at=int(reply.get("createdAt", 0)),
+            message_id=reply.messageId,
+            created_at=reply.createdAt,
             client_message_id=client_message_id,
         )
 
-    async def ack(self, conversation_id: str, seq: int) -> dict[str, Any]:
-        reply = await self.request("message:ack", {"conversationId": conversation_id, "seq": seq})
-        self._note_acked(conversation_id, int(reply.get("seq", seq)))
+    async def ack(self, conversation_id: str, seq: int) -> wire.CursorMoved:
+        reply = await self.call(
+            wire.CursorMoved, "message:ack", {"conversationId": conversation_id, "seq": seq}
+        )
+        self._note_acked(conversation_id, reply.seq)
         return reply
 
-    async def mark_read(self, conversation_id: str, seq: int) -> dict[str, Any]:
+    async def mark_read(self, conversation_id: str, seq: int) -> wire.CursorMoved:
         """Read up to ``seq`` (the server acks up to it too)."""
-        reply = await self.request("message:read", {"conversationId": conversation_id, "seq": seq})
-        self._note_acked(conversation_id, int(reply.get("seq", seq)))
+        reply = await self.call(
+            wire.CursorMoved, "message:read", {"conversationId": conversation_id, "seq": seq}
+        )
+        self._note_acked(conversation_id, reply.seq)
         return reply
 
-    async def sync(self, cursors: Mapping[str, int], *, limit: int | None = None) -> dict[str, Any]:
+    async def sync(
+        self, cursors: Mapping[str, int], *, limit: int | None = None
+    ) -> wire.SyncResult:
         """One ``message:sync`` request (its messages also go through de-duplication and
         are delivered as ``message:new`` events when new). Returns the reply."""
-        reply = await self.request(
-            "message:sync", {"cursors": dict(cursors), "limit": limit or self.sync_limit}
+        reply = await self.call(
+            wire.SyncResult,
+            "message:sync",
+            {"cursors": dict(cursors), "limit": limit or self.sync_limit},
         )
-        for entry in (reply.get("conversations") or {}).values():
-            self._ingest(entry.get("messages") or [])
+        for entry in reply.conversations.values():
+            self._ingest(m.model_dump(exclude_none=True) for m in entry.messages)
         return reply
 
     async def history(
-        self, conversation_id: str, *, before_seq: int | None = None, limit: int = 50
-    ) -> dict[str, Any]:
-        """Older messages (oldest first); not de-duplicated against the live stream."""
+        self,
+        conversation_id: str,
+        *,
+        before_seq: int | None = None,
+        around_seq: int | None = None,
+        limit: int = 50,
+    ) -> wire.HistoryPage:
+        """Older messages (oldest first), or with ``around_seq`` a page around that seq (a
+        search hit); not de-duplicated against the live stream."""
         data: dict[str, Any] = {"conversationId": conversation_id, "limit": limit}
         if before_seq is not None:
             data["beforeSeq"] = before_seq
-        return await self.request("message:history", data)
+        if around_seq is not None:
+            data["aroundSeq"] = around_seq
+        return await self.call(wire.HistoryPage, "message:history", data)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        conversation_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> wire.SearchResult:
+        """``message:search``: the best hits first (every word must match; the last word
+        also as a prefix unless followed by a space; ``"quoted words"`` as a phrase)."""
+        data: dict[str, Any] = {"query": query, "limit": limit}
+        if conversation_id is not None:
+            data["conversationId"] = conversation_id
+        if cursor is not None:
+            data["cursor"] = cursor
+        return await self.call(wire.SearchResult, "message:search", data)
 
     async def typing(self, conversation_id: str) -> bool:
         """Call on every keystroke. Sends ``typing:start`` at most once per
@@ -523,7 +580,7 @@ class Client:
         state.started_at = now
         state.active = True
         try:
-            await self.request("typing:start", {"conversationId": conversation_id})
+            await self.call(wire.TypingSent, "typing:start", {"conversationId": conversation_id})
         except RateLimited:
             return False
         return True
@@ -539,7 +596,7 @@ class Client:
         state.active = False
         if not self._open.is_set():
             return False
-        await self.request("typing:stop", {"conversationId": conversation_id})
+        await self.call(wire.TypingSent, "typing:stop", {"conversationId": conversation_id})
         return True
 
     def _restart_idle_timer(self, conversation_id: str, state: _Typing) -> None:
@@ -558,13 +615,12 @@ class Client:
         except SwitchboardClientError as exc:
             log.debug("typing:stop failed", extra={"error": exc})
 
-    async def query_presence(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
-        reply = await self.request("presence:query", {"userIds": list(user_ids)})
-        presence: list[dict[str, Any]] = reply.get("presence") or []
-        return presence
+    async def query_presence(self, user_ids: Iterable[str]) -> list[wire.Presence]:
+        reply = await self.call(wire.PresenceList, "presence:query", {"userIds": list(user_ids)})
+        return reply.presence
 
-    async def get_preferences(self) -> dict[str, Any]:
-        return await self.request("preferences:get")
+    async def get_preferences(self) -> wire.PreferencesView:
+        return await self.call(wire.PreferencesView, "preferences:get")
 
     async def set_preferences(
         self,
@@ -572,7 +628,7 @@ class Client:
         email_on_offline: bool | None = None,
         email: str | None = None,
         digest_minutes: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> wire.PreferencesView:
         data: dict[str, Any] = {}
         if email_on_offline is not None:
             data["emailOnOffline"] = email_on_offline
@@ -580,27 +636,35 @@ class Client:
             data["email"] = email
         if digest_minutes is not None:
             data["digestMinutes"] = digest_minutes
-        return await self.request("preferences:set", data)
+        return await self.call(wire.PreferencesView, "preferences:set", data)
+
+    async def verify_email(self, code: str) -> wire.PreferencesView:
+        """Enters the 6-digit code a new address was mailed (double opt-in): until then
+        no notification mail goes there (``emailVerified`` in the preferences)."""
+        return await self.call(wire.PreferencesView, "preferences:verify-email", {"code": code})
 
     async def list_notifications(
         self, *, limit: int = 20, before: str | None = None, unread_only: bool = False
-    ) -> dict[str, Any]:
+    ) -> wire.NotificationPage:
         data: dict[str, Any] = {"limit": limit, "unreadOnly": unread_only}
         if before is not None:
             data["before"] = before
-        return await self.request("notification:list", data)
+        return await self.call(wire.NotificationPage, "notification:list", data)
 
-    async def read_notifications(self, notification_ids: Iterable[str]) -> dict[str, Any]:
-        return await self.request("notification:read", {"notificationIds": list(notification_ids)})
+    async def read_notifications(self, notification_ids: Iterable[str]) -> wire.NotificationsMarked:
+        return await self.call(
+            wire.NotificationsMarked,
+            "notification:read",
+            {"notificationIds": list(notification_ids)},
+        )
 
-    async def refresh_token(self, token: str | None = None) -> dict[str, Any]:
+    async def refresh_token(self, token: str | None = None) -> wire.TokenRefreshed:
         """``auth:refresh``: extends this connection with a fresh token of the same user
-        (``token``, or the token provider's next one); later reconnects use it too.
-        Returns ``{"expiresAt"}``."""
+        (``token``, or the token provider's next one); later reconnects use it too."""
         if token is None and not callable(self._token_source):
             raise SwitchboardClientError("refresh_token() needs a token: there is no provider")
         fresh = token or await self._token()
-        reply = await self.request("auth:refresh", {"token": fresh})
+        reply = await self.call(wire.TokenRefreshed, "auth:refresh", {"token": fresh})
         self._token_value = fresh
         return reply
 
@@ -780,22 +844,21 @@ class Client:
                     with contextlib.suppress(NotFound, Forbidden):
                         await self._sync_from({conversation_id: seq})
                 continue
-            for conversation_id, entry in (reply.get("conversations") or {}).items():
-                messages = entry.get("messages") or []
-                if entry.get("hasMore") and messages:
-                    todo[conversation_id] = int(messages[-1]["seq"])
+            for conversation_id, entry in reply.conversations.items():
+                if entry.hasMore and entry.messages:
+                    todo[conversation_id] = entry.messages[-1].seq
 
     async def _resume(self) -> None:
         """After a connect: seed unknown conversations from the server's ackedSeq, then
         sync every conversation whose lastSeq is past its cursor."""
         behind: dict[str, int] = {}
         async for conversation in self.iter_conversations():
-            conversation_id = str(conversation["conversationId"])
-            acked = int(conversation.get("ackedSeq") or 0)
+            conversation_id = conversation.conversationId
+            acked = conversation.ackedSeq
             self._acked[conversation_id] = acked  # the server's own view, after any ack
             self._deliver(self.inbox.seed(conversation_id, acked))
             cursor = self.inbox.cursor(conversation_id) or 0
-            if int(conversation.get("lastSeq") or 0) > cursor:
+            if conversation.lastSeq > cursor:
                 behind[conversation_id] = cursor
         for released in self.inbox.seed_unseeded_at_zero().values():
             self._deliver(released)

@@ -133,6 +133,11 @@ class ClientClosed(SwitchboardClientError):
     code = "closed"
 
 
+class UnexpectedReply(SwitchboardClientError):
+    """A reply whose data does not match the action's model (switchboard_client.wire): the
+    server and this client disagree on the protocol."""
+
+
 class UploadFailed(SwitchboardClientError):
     """The server rejected the stored object (an ``upload:error`` push: ``code`` is e.g.
     ``size_mismatch``); it was deleted."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from switchboard_client.wire import WireModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,14 @@ class Event:
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     message: Message | None = None
+
+    def parsed(self) -> WireModel:
+        """``data`` as its push model (switchboard_client.wire.PUSHES): raises KeyError for
+        a type that is no server push (``client:*``), ``pydantic.ValidationError`` for
+        data that does not match."""
+        from switchboard_client.wire import PUSHES
+
+        return PUSHES[self.type].model_validate(self.data)
 
 
 @dataclass(frozen=True, slots=True)

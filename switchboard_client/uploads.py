@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from switchboard_client import wire
 from switchboard_client.errors import RequestTimeout, SwitchboardClientError, UploadFailed
 
 if TYPE_CHECKING:
@@ -30,30 +31,38 @@ class Uploads:
 
     async def start(
         self, file_name: str, content_type: str, size: int, *, purpose: Purpose = "attachment"
-    ) -> dict[str, Any]:
-        return await self._client.request(
+    ) -> wire.UploadStarted:
+        return await self._client.call(
+            wire.UploadStarted,
             "upload:start",
             {"fileName": file_name, "contentType": content_type, "size": size, "purpose": purpose},
         )
 
-    async def part_done(self, upload_id: str, part_number: int, etag: str) -> dict[str, Any]:
-        return await self._client.request(
-            "upload:part-done", {"uploadId": upload_id, "partNumber": part_number, "etag": etag}
+    async def part_done(self, upload_id: str, part_number: int, etag: str) -> wire.PartConfirmed:
+        return await self._client.call(
+            wire.PartConfirmed,
+            "upload:part-done",
+            {"uploadId": upload_id, "partNumber": part_number, "etag": etag},
         )
 
     async def complete(
         self, upload_id: str, parts: list[Mapping[str, Any]] | None = None
-    ) -> dict[str, Any]:
+    ) -> wire.UploadStateReply:
         data: dict[str, Any] = {"uploadId": upload_id}
         if parts is not None:
             data["parts"] = [dict(p) for p in parts]
-        return await self._client.request("upload:complete", data)
+        return await self._client.call(wire.UploadStateReply, "upload:complete", data)
 
-    async def abort(self, upload_id: str) -> dict[str, Any]:
-        return await self._client.request("upload:abort", {"uploadId": upload_id})
+    async def abort(self, upload_id: str) -> wire.UploadStateReply:
+        return await self._client.call(
+            wire.UploadStateReply, "upload:abort", {"uploadId": upload_id}
+        )
 
-    async def get(self, upload_id: str) -> dict[str, Any]:
-        return await self._client.request("upload:get", {"uploadId": upload_id})
+    async def get(self, upload_id: str, *, conversation_id: str | None = None) -> wire.UploadView:
+        data = {"uploadId": upload_id}
+        if conversation_id is not None:
+            data["conversationId"] = conversation_id
+        return await self._client.call(wire.UploadView, "upload:get", data)
 
     async def upload(
         self,
@@ -64,7 +73,7 @@ class Uploads:
         purpose: Purpose = "attachment",
         on_progress: Progress | None = None,
         timeout: float = 120.0,
-    ) -> dict[str, Any]:
+    ) -> wire.UploadCompletePush:
         """Uploads ``data`` and returns the ``upload:complete`` push's data (``uploadId``,
         ``url``, ``thumbnailUrl``?, ...). ``on_progress(sent, total)`` runs on the event
         loop as bytes go out. Raises ``UploadFailed`` if the server rejects the stored
@@ -83,24 +92,25 @@ class Uploads:
             loop.call_soon_threadsafe(report)
 
         started = await self.start(file_name, content_type, total, purpose=purpose)
-        upload_id = str(started["uploadId"])
+        upload_id = started.uploadId
         # Subscribed before completing: the verdict may come right after the reply.
         verdicts = self._client.events("upload:complete", "upload:error")
         try:
-            if started["method"] == "put":
+            if started.method == "put":
+                assert started.url is not None
                 await asyncio.to_thread(
-                    _http_put, started["url"], data, dict(started.get("headers") or {}), progressed
+                    _http_put, started.url, data, dict(started.headers or {}), progressed
                 )
                 await self.complete(upload_id)
             else:
-                part_size = int(started["partSize"])
+                part_size = started.partSize or 0
                 parts: list[Mapping[str, Any]] = []
-                for part in started["parts"]:
-                    number = int(part["partNumber"])
+                for part in started.parts or []:
+                    number = part.partNumber
                     chunk = data[(number - 1) * part_size : number * part_size]
                     etag = await asyncio.to_thread(
                         _http_put,
-                        part["url"],
+                        part.url,
                         chunk,
                         {"Content-Type": "application/octet-stream"},
                         progressed,
@@ -124,7 +134,7 @@ class Uploads:
                         str(event.data.get("code", "")),
                         str(event.data.get("message", "")),
                     )
-                return event.data
+                return wire.UploadCompletePush.model_validate(event.data)
         except (OSError, urllib.error.URLError):
             with contextlib.suppress(SwitchboardClientError):
                 await self.abort(upload_id)

@@ -4,8 +4,9 @@
  *
  *   import { SwitchboardClient } from "./switchboard.js";
  *   const sb = new SwitchboardClient({ url: "ws://127.0.0.1:8080/dev", token: () => fetchToken() });
- *   sb.on("message", (m) => render(m));           // de-duplicated, per-conversation seq order
- *   await sb.connect();
+ *   sb.on("client:message", (m) => render(m));    // de-duplicated, per-conversation seq order
+ *   sb.on("typing", (t) => showTyping(t));        // a server push, by its wire type
+ *   await sb.connect();                           // rejects if the handshake is refused
  *   await sb.sendMessage(conversationId, "hi");   // durable when it resolves
  *
  * What it does for you:
@@ -13,6 +14,10 @@
  *   carry the protocol's error `code` (plus "timeout" and "disconnected");
  * - reconnects with jittered exponential backoff, asking `token()` for a fresh token each
  *   time, and keeps the connection alive with `ping` (a ping without a reply = dead link);
+ *   an authentication failure (an expired token the provider cannot replace, or a provider
+ *   that throws an "unauthorized" SwitchboardError) stops reconnecting: `client:auth-failed`;
+ * - server pushes are subscribed by their wire type (`PUSHES` in protocol.js); the client's
+ *   own events are `client:*` (`ClientEvent`), so the two never collide;
  * - de-duplicates `message:new` by (conversationId, seq), acks what it received, and after
  *   a reconnect syncs every conversation from its cursor (`message:sync`), so a flaky
  *   network never loses or repeats a message;
@@ -26,18 +31,10 @@
  * logic is unit-tested under Node (web/tests/).
  */
 
+import { LIMITS, PUSHES } from "./protocol.js";
+
 /** @typedef {{type: string, data?: any, id?: string, ok?: boolean, error?: {code: string, message: string, details?: any}}} Frame */
-/**
- * @typedef {object} Message
- * @property {string} conversationId
- * @property {number} seq
- * @property {string} messageId
- * @property {string} senderId
- * @property {string} body
- * @property {number} createdAt
- * @property {string} [clientMessageId]
- * @property {Array<{uploadId: string, fileName?: string, contentType?: string, size?: number}>} [attachments]
- */
+/** @typedef {import("./protocol.js").Message} Message a stored message (the wire's `message:new` data) */
 /**
  * @typedef {object} ClientOptions
  * @property {string} url WebSocket URL without the token (`ws://127.0.0.1:8080/dev`)
@@ -73,6 +70,26 @@ export class SwitchboardError extends Error {
     this.details = extra.details;
   }
 }
+
+/**
+ * The client's own events (never server push types, which are `PUSHES` keys):
+ * `client:message` a new, de-duplicated message ({...message, source}); `client:state`
+ * ({state}); `client:open` ({reconnected}); `client:close` ({code, reason, opened});
+ * `client:reconnecting` ({attempt, delayMs}); `client:synced` ({cursors});
+ * `client:auth-failed` ({error}: reconnecting stopped); `client:error` (an Error).
+ */
+export const ClientEvent = Object.freeze({
+  MESSAGE: "client:message",
+  STATE: "client:state",
+  OPEN: "client:open",
+  CLOSE: "client:close",
+  RECONNECTING: "client:reconnecting",
+  SYNCED: "client:synced",
+  AUTH_FAILED: "client:auth-failed",
+  ERROR: "client:error",
+});
+/** @type {Set<string>} */
+const CLIENT_EVENTS = new Set(Object.values(ClientEvent));
 
 export const State = Object.freeze({
   IDLE: "idle",
@@ -204,6 +221,7 @@ export class SwitchboardClient {
     this._clearTimeout = options.clearTimeout ?? ((h) => globalThis.clearTimeout(h));
     this._random = options.random ?? Math.random;
     this._now = options.now ?? Date.now;
+    /** @type {string} one of `State` */
     this.state = State.IDLE;
     /** @type {any} */
     this.ws = null;
@@ -234,21 +252,27 @@ export class SwitchboardClient {
     this._refreshing = null;
     this._refreshTimer = null;
     this._lastToken = "";
-    /** @type {((v: any) => void) | null} */
-    this._openResolve = null;
+    /** @type {{resolve: (v: any) => void, reject: (e: any) => void, initial: boolean}[]} */
+    this._connectWaiters = [];
+    /** A refused handshake with an expired token already asked the provider once. */
+    this._authRetried = false;
   }
 
   // ------------------------------------------------------------------ events
 
   /**
-   * Subscribe to a push type (`message:new` raw frames, `typing`, `presence`, `call:*`,
-   * `upload:*`...) or to the client's own events: `message` (a new, de-duplicated
-   * message), `state` ({state}), `open` ({reconnected}), `synced`, `error`. `*` gets all.
-   * Returns the unsubscribe function.
+   * Subscribe to a server push type (`message:new` raw frames, `typing`, `presence`,
+   * `call:*`, `upload:*`: the keys of `PUSHES` in protocol.js) or to one of the client's
+   * own events (`ClientEvent`: `client:message`, `client:state`, ...). `*` gets all. An
+   * unknown name throws (a typo would otherwise never fire). Returns the unsubscribe
+   * function.
    * @param {string} type
    * @param {(data: any, frame: Frame) => void} handler
    */
   on(type, handler) {
+    if (type !== "*" && !CLIENT_EVENTS.has(type) && !Object.hasOwn(PUSHES, type)) {
+      throw new TypeError(`no such event: ${type} (server pushes: PUSHES in protocol.js; client events: ClientEvent)`);
+    }
     let set = this._handlers.get(type);
     if (!set) this._handlers.set(type, (set = new Set()));
     set.add(handler);
@@ -256,12 +280,14 @@ export class SwitchboardClient {
   }
 
   /**
-   * Resolves with the data of the next `type` event for which `predicate` holds.
+   * A Promise of the data of the next `type` event for which `predicate` holds; rejects
+   * with a "timeout" SwitchboardError after `timeoutMs`.
    * @param {string} type
    * @param {(data: any) => boolean} [predicate]
    * @param {number} [timeoutMs]
+   * @returns {Promise<any>}
    */
-  once(type, predicate = () => true, timeoutMs = this.options.requestTimeoutMs) {
+  waitFor(type, predicate = () => true, timeoutMs = this.options.requestTimeoutMs) {
     return new Promise((resolve, reject) => {
       const timer = this._setTimeout(() => {
         off();
@@ -283,7 +309,7 @@ export class SwitchboardClient {
         try {
           handler(data, frame);
         } catch (error) {
-          if (type !== "error") this._emit("error", error);
+          if (type !== ClientEvent.ERROR) this._emit(ClientEvent.ERROR, error);
           else console.error(error);
         }
       }
@@ -294,26 +320,46 @@ export class SwitchboardClient {
   _setState(state) {
     if (this.state === state) return;
     this.state = state;
-    this._emit("state", { state });
+    this._emit(ClientEvent.STATE, { state });
   }
 
   // ------------------------------------------------------------------ connection
 
-  /** Connects (and keeps reconnecting until `close()`); resolves once the socket is open. */
+  /**
+   * Connects, then keeps reconnecting until `close()`. Resolves once the socket is open.
+   * Called from idle or closed, it rejects (and the client closes) if that first handshake
+   * fails or the token provider throws: the application decides whether to try again.
+   * Called while reconnecting, it waits for the connection, or rejects if authentication
+   * fails for good.
+   * @returns {Promise<void>}
+   */
   connect() {
     if (this.state === State.OPEN) return Promise.resolve();
-    const opened = new Promise((resolve) => {
-      const previous = this._openResolve;
-      this._openResolve = (v) => {
-        previous?.(v);
-        resolve(v);
-      };
+    const initial = this.state === State.IDLE || this.state === State.CLOSED;
+    const opened = new Promise((resolve, reject) => {
+      this._connectWaiters.push({ resolve, reject, initial });
     });
-    if (this.state === State.IDLE || this.state === State.CLOSED) {
+    if (initial) {
       this._attempt = 0;
+      this._authRetried = false;
       this._open();
     }
     return /** @type {Promise<void>} */ (opened);
+  }
+
+  /** Settles every waiting `connect()` (`initialOnly`: only those that started the client). @param {any} error @param {boolean} [initialOnly] */
+  _rejectConnect(error, initialOnly = false) {
+    const rejected = this._connectWaiters.filter((w) => w.initial || !initialOnly);
+    this._connectWaiters = this._connectWaiters.filter((w) => !rejected.includes(w));
+    for (const waiter of rejected) waiter.reject(error);
+    return rejected.length > 0;
+  }
+
+  /** Stops for good after an authentication failure. @param {SwitchboardError} error */
+  _authFailed(error) {
+    this._rejectConnect(error);
+    this._emit(ClientEvent.AUTH_FAILED, { error });
+    this.close();
   }
 
   async _token() {
@@ -326,8 +372,18 @@ export class SwitchboardClient {
     let token;
     try {
       token = await this._token();
-    } catch (error) {
-      this._emit("error", error);
+    } catch (cause) {
+      const error =
+        cause instanceof SwitchboardError ? cause : new SwitchboardError("token_provider", `the token provider failed: ${cause}`, { details: cause });
+      if (error.code === "unauthorized") {
+        this._authFailed(error);
+        return;
+      }
+      this._emit(ClientEvent.ERROR, error);
+      if (this._rejectConnect(error, true)) {
+        this.close();
+        return;
+      }
       this._scheduleReconnect();
       return;
     }
@@ -349,6 +405,7 @@ export class SwitchboardClient {
     ws.onclose = (/** @type {{code: number, reason: string}} */ event) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      if (!opened && this._handshakeRefused(token, event?.code ?? 1006)) return;
       this._onClose(opened, event?.code ?? 1006, event?.reason ?? "");
     };
     ws.onerror = () => {
@@ -356,10 +413,38 @@ export class SwitchboardClient {
     };
   }
 
+  /**
+   * The socket closed before it opened: refused (401/403/429, which a browser does not
+   * expose) or unreachable. True if that ends the client. A first `connect()` rejects; an
+   * expired token is an authentication failure once the provider has had one chance to
+   * replace it (the server refuses it, and it will not get younger).
+   * @param {string} token
+   * @param {number} code
+   */
+  _handshakeRefused(token, code) {
+    const error = new SwitchboardError("handshake_refused", `the WebSocket handshake failed (close ${code})`);
+    if (this._rejectConnect(error, true)) {
+      this._emit(ClientEvent.CLOSE, { code, reason: "handshake refused", opened: false });
+      this.close();
+      return true;
+    }
+    const exp = claimsOf(token)?.exp;
+    if (typeof exp === "number" && exp * 1000 <= this._now()) {
+      if (typeof this.options.token === "function" && !this._authRetried) {
+        this._authRetried = true;
+        return false; // one more handshake, with the provider's next token
+      }
+      this._authFailed(new SwitchboardError("unauthorized", "the token has expired and no fresh one was given"));
+      return true;
+    }
+    return false;
+  }
+
   _onOpen() {
     const reconnected = this.connections > 0;
     this.connections += 1;
     this._attempt = 0;
+    this._authRetried = false;
     this._setState(State.OPEN);
     this._schedulePing();
     this._scheduleRefresh(this._lastToken);
@@ -367,11 +452,11 @@ export class SwitchboardClient {
     for (const [id, pending] of this._pending) {
       if (!pending.sent) this._transmit(id, pending);
     }
-    this._emit("open", { reconnected });
-    const resolve = this._openResolve;
-    this._openResolve = null;
-    resolve?.(undefined);
-    if (reconnected) this.resume().catch((error) => this._emit("error", error));
+    this._emit(ClientEvent.OPEN, { reconnected });
+    const waiters = this._connectWaiters;
+    this._connectWaiters = [];
+    for (const waiter of waiters) waiter.resolve(undefined);
+    if (reconnected) this.resume().catch((error) => this._emit(ClientEvent.ERROR, error));
   }
 
   /** @param {boolean} opened @param {number} code @param {string} reason */
@@ -394,7 +479,7 @@ export class SwitchboardClient {
         );
       }
     }
-    this._emit("close", { code, reason, opened });
+    this._emit(ClientEvent.CLOSE, { code, reason, opened });
     if (this.state === State.CLOSED) return;
     this._scheduleReconnect();
   }
@@ -409,7 +494,7 @@ export class SwitchboardClient {
       this._random,
     );
     this._attempt += 1;
-    this._emit("reconnecting", { attempt: this._attempt, delayMs: delay });
+    this._emit(ClientEvent.RECONNECTING, { attempt: this._attempt, delayMs: delay });
     this._clearTimeout(this._reconnectTimer);
     this._reconnectTimer = this._setTimeout(() => {
       this._reconnectTimer = null;
@@ -433,9 +518,10 @@ export class SwitchboardClient {
     this.ws?.close(4000, "dropped by the client");
   }
 
-  /** Closes for good: no reconnect; pending requests fail with code "closed". */
+  /** Closes for good: no reconnect; pending requests and `connect()`s fail with code "closed". */
   close() {
     this._setState(State.CLOSED);
+    this._rejectConnect(new SwitchboardError("closed", "client closed"));
     this._clearTimeout(this._reconnectTimer);
     this._clearTimeout(this._pingTimer);
     this._clearTimeout(this._refreshTimer);
@@ -485,6 +571,13 @@ export class SwitchboardClient {
   request(action, data = {}, options = {}) {
     if (this.state === State.CLOSED) {
       return Promise.reject(new SwitchboardError("closed", "client closed", { action }));
+    }
+    const size = new TextEncoder().encode(JSON.stringify({ action, id: "", data })).length;
+    if (size > LIMITS.MAX_MESSAGE_BYTES) {
+      // API Gateway would close the socket (1009) and every request on it would be lost.
+      return Promise.reject(
+        new SwitchboardError("payload_too_large", `the frame is ${size} bytes; the limit is ${LIMITS.MAX_MESSAGE_BYTES}`, { action }),
+      );
     }
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     const id = `${this._prefix}-${++this._nextId}`;
@@ -549,7 +642,7 @@ export class SwitchboardClient {
     if (typeof this.options.token !== "function" || typeof exp !== "number") return;
     const delay = Math.max(5_000, exp * 1000 - this._now() - 60_000);
     this._refreshTimer = this._setTimeout(() => {
-      if (this.state === State.OPEN) this.refreshToken().catch((error) => this._emit("error", error));
+      if (this.state === State.OPEN) this.refreshToken().catch((error) => this._emit(ClientEvent.ERROR, error));
     }, delay);
   }
 
@@ -560,7 +653,7 @@ export class SwitchboardClient {
     try {
       frame = JSON.parse(raw);
     } catch {
-      this._emit("error", new SwitchboardError("bad_frame", "the server sent a frame that is not JSON"));
+      this._emit(ClientEvent.ERROR, new SwitchboardError("bad_frame", "the server sent a frame that is not JSON"));
       return;
     }
     if (frame.type === "reply") {
@@ -601,12 +694,12 @@ export class SwitchboardClient {
       this.duplicates += 1;
       return false;
     }
-    this._emit("message", { ...message, source });
+    this._emit(ClientEvent.MESSAGE, { ...message, source });
     const after = this.log.cursor(message.conversationId);
     if (source !== "self" && this.options.autoAck && after > before) this._scheduleAck(message.conversationId);
     if (source === "push" && this.log.hasGap(message.conversationId)) {
       // A seq arrived ahead of the cursor: fetch what lies between (a lost push).
-      this.resume().catch((error) => this._emit("error", error));
+      this.resume().catch((error) => this._emit(ClientEvent.ERROR, error));
     }
     return true;
   }
@@ -628,7 +721,7 @@ export class SwitchboardClient {
         this._acked.set(conversationId, seq);
         this.request("message:ack", { conversationId, seq }, { resend: true }).catch((error) => {
           this._acked.delete(conversationId);
-          this._emit("error", error);
+          this._emit(ClientEvent.ERROR, error);
         });
       }, this.options.ackDelayMs),
     );
@@ -653,7 +746,7 @@ export class SwitchboardClient {
           }
           if (!more) break;
         }
-        this._emit("synced", { cursors: this.log.cursors() });
+        this._emit(ClientEvent.SYNCED, { cursors: this.log.cursors() });
       } finally {
         this._syncing = null;
       }
@@ -691,7 +784,12 @@ export class SwitchboardClient {
     return message;
   }
 
-  /** Marks read up to `seq` (also acks). @param {string} conversationId @param {number} seq */
+  /**
+   * Marks read up to `seq` (also acks).
+   * @param {string} conversationId
+   * @param {number} seq
+   * @returns {Promise<import("./protocol.js").CursorMoved>}
+   */
   markRead(conversationId, seq) {
     // Idempotent (the read cursor only moves forward): safe to send again after a drop.
     return this.request("message:read", { conversationId, seq }, { resend: true });
@@ -703,6 +801,7 @@ export class SwitchboardClient {
    * @param {string} conversationId
    * @param {number | undefined} beforeSeq
    * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").HistoryPage>}
    */
   history(conversationId, beforeSeq, limit = 50) {
     /** @type {Record<string, any>} */
@@ -711,19 +810,58 @@ export class SwitchboardClient {
     return this.request("message:history", data);
   }
 
-  /** @param {number} [limit] */
+  /**
+   * A page of about `limit` messages around `seq` (half older, the rest from it on): open
+   * a conversation at a search hit. History, not news: no events, no acks.
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").HistoryPage>}
+   */
+  historyAround(conversationId, seq, limit = 50) {
+    return this.request("message:history", { conversationId, aroundSeq: seq, limit });
+  }
+
+  /**
+   * Full-text search over the user's conversations (or one, with `conversationId`): every
+   * word must match, the last word also as a prefix unless followed by a space, `"quoted
+   * words"` as a phrase. Best hits first; pass `cursor` back for the next page.
+   * @param {string} query
+   * @param {{conversationId?: string, limit?: number, cursor?: string}} [options]
+   * @returns {Promise<import("./protocol.js").SearchResult>}
+   */
+  search(query, options = {}) {
+    /** @type {Record<string, any>} */
+    const data = { query, limit: options.limit ?? 20 };
+    if (options.conversationId) data.conversationId = options.conversationId;
+    if (options.cursor) data.cursor = options.cursor;
+    return this.request("message:search", data);
+  }
+
+  /**
+   * Your conversations, newest activity first (and their cursors seeded for resume).
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
+   */
   async listConversations(limit = 50) {
     const reply = await this.request("conversation:list", { limit });
     for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
     return reply.conversations ?? [];
   }
 
-  /** @param {string[]} members @param {{title?: string, listingId?: string}} [extra] */
+  /**
+   * @param {string[]} members
+   * @param {{title?: string, listingId?: string}} [extra]
+   * @returns {Promise<import("./protocol.js").ConversationCreated>}
+   */
   createConversation(members, extra = {}) {
     return this.request("conversation:create", { members, ...extra });
   }
 
-  /** @param {string[]} userIds */
+  /**
+   * @param {string[]} userIds
+   * @returns {Promise<import("./protocol.js").Presence[]>}
+   */
   async presence(userIds) {
     return (await this.request("presence:query", { userIds })).presence;
   }
@@ -771,11 +909,26 @@ export class SwitchboardClient {
     if (this.state === State.OPEN) this.request("typing:stop", { conversationId }).catch(ignoreRateLimit);
   }
 
+  /**
+   * Enters the 6-digit code a new e-mail address was sent (double opt-in): until then no
+   * notification mail goes there (`emailVerified: false` in the preferences).
+   * @param {string} code
+   */
+  verifyEmail(code) {
+    return this.request("preferences:verify-email", { code });
+  }
+
   // ------------------------------------------------------------------ calls & uploads
 
-  /** STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`. */
-  async iceServers() {
-    return (await this.request("call:ice-servers", {})).iceServers;
+  /**
+   * STUN/TURN servers for `new RTCPeerConnection`. TURN credentials (short-lived) come only
+   * for a call: `{callId}` of a ringing or active call you are in, or `{calleeId}` of the
+   * call you are about to place; with neither, STUN only.
+   * @param {{callId?: string, calleeId?: string}} [purpose]
+   * @returns {Promise<import("./protocol.js").IceServer[]>}
+   */
+  async iceServers(purpose = {}) {
+    return (await this.request("call:ice-servers", purpose)).iceServers;
   }
 }
 
@@ -932,7 +1085,7 @@ export class CallSession {
   }
 
   async _setup() {
-    const iceServers = await this.client.iceServers();
+    const iceServers = await this.client.iceServers(this.callId ? { callId: this.callId } : { calleeId: this.peerId });
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.iceTransportPolicy });
     const pc = this.pc;
     if (!this.localStream) {
@@ -965,7 +1118,7 @@ export class CallSession {
         await pc.setLocalDescription();
         await this._signal("call:offer", { offer: descriptionJSON(pc.localDescription) });
       } catch (error) {
-        this.client._emit("error", error);
+        this.client._emit(ClientEvent.ERROR, error);
       } finally {
         this.makingOffer = false;
       }
@@ -979,7 +1132,7 @@ export class CallSession {
           this._inbox = this._inbox
             .then(() => fn(data))
             .catch((error) => {
-              if (this.state !== "ended") this.client._emit("error", error);
+              if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
             });
         }),
       );
@@ -1054,7 +1207,7 @@ export class CallSession {
         // Refused because the call ended or moved on (its own push says so): nothing lost.
         if (error instanceof SwitchboardError && ["forbidden", "conflict", "not_found"].includes(error.code)) {
           this.refusedCandidates += 1;
-        } else if (this.state !== "ended") this.client._emit("error", error);
+        } else if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
       });
   }
 
@@ -1241,4 +1394,27 @@ function putBytes(url, body, headers, onProgress) {
     xhr.onerror = () => reject(new SwitchboardError("upload_failed", "network error while uploading"));
     xhr.send(body);
   });
+}
+
+/**
+ * A snippet cut into plain and highlighted parts (render each as text, never as HTML).
+ * The server counts offsets in code points; JavaScript strings index UTF-16 units, so the
+ * snippet is split into code points first (an emoji before a match would shift it).
+ * @param {string} snippet
+ * @param {Array<[number, number]>} highlights
+ * @returns {Array<{text: string, hit: boolean}>}
+ */
+export function highlightParts(snippet, highlights) {
+  const points = Array.from(snippet);
+  /** @type {Array<{text: string, hit: boolean}>} */
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of [...highlights].sort((a, b) => a[0] - b[0])) {
+    if (start < at || end > points.length || start >= end) continue;
+    if (start > at) parts.push({ text: points.slice(at, start).join(""), hit: false });
+    parts.push({ text: points.slice(start, end).join(""), hit: true });
+    at = end;
+  }
+  if (at < points.length) parts.push({ text: points.slice(at).join(""), hit: false });
+  return parts;
 }

@@ -17,9 +17,10 @@ from mangum import Mangum
 from pydantic import BaseModel
 from switchboard import services
 from switchboard.analytics.access import NotAdmin, NotAuthenticated
+from switchboard.analytics.dashboard import dashboard_router
 from switchboard.analytics.report import MAX_POINTS, SERIES
 from switchboard.auth import Identity
-from switchboard.config import AnalyticsApiSettings
+from switchboard.config import AdminDashboardSettings, AnalyticsApiSettings
 from switchboard.observability import logger
 
 PREFIX = "/api/analytics"
@@ -142,6 +143,7 @@ app = FastAPI(
     responses=ERRORS,
 )
 app.include_router(api)
+app.include_router(dashboard_router(AdminDashboardSettings.from_env()))  # the admin dashboard
 
 
 @app.exception_handler(ClientError)

@@ -19,7 +19,7 @@ from switchboard.wire import sessions as wire
 
 sessions = services.sessions(SessionSettings.from_env())
 connections = sessions.connections
-router = WebSocketRouter(refreshed_token_exp=connections.refreshed_token_exp)
+router = WebSocketRouter(wire.REPLIES, refreshed_token_exp=connections.refreshed_token_exp)
 
 
 @router.on_connect
@@ -41,24 +41,24 @@ def on_disconnect(event: WebSocketEvent) -> None:
 
 
 @router.action("ping", EmptyData)
-def ping(request: Request[EmptyData]) -> dict[str, Any]:
+def ping(request: Request[EmptyData]) -> wire.Pong:
     # pid tells which execution environment answered (the devserver runs several);
     # connectionId is the caller's own id, as operators and the management API know it.
-    return {
-        "pong": True,
-        "serverTime": int(time.time() * 1000),
-        "pid": os.getpid(),
-        "connectionId": request.caller.connection_id,
-    }
+    return wire.Pong(
+        pong=True,
+        serverTime=int(time.time() * 1000),
+        pid=os.getpid(),
+        connectionId=request.caller.connection_id,
+    )
 
 
 @router.action("auth:refresh", wire.AuthRefresh, allow_expired_token=True)
-def refresh(request: Request[wire.AuthRefresh]) -> dict[str, Any]:
+def refresh(request: Request[wire.AuthRefresh]) -> wire.TokenRefreshed:
     return sessions.refresh(request.caller, request.data.token)
 
 
 @router.action("admin:revoke", wire.AdminRevoke)
-def revoke(request: Request[wire.AdminRevoke]) -> dict[str, Any]:
+def revoke(request: Request[wire.AdminRevoke]) -> wire.SessionsRevoked:
     return sessions.revoke(request.caller, request.data.userId)
 
 

@@ -1,5 +1,6 @@
 """Messaging actions: conversations, messages, receipts, sync/history, typing, presence,
-preferences and notifications. Each handler is one call into MessagingService."""
+preferences and notifications. Each handler is one call into MessagingService (or, for
+preferences, PreferencesService)."""
 
 from __future__ import annotations
 
@@ -14,76 +15,84 @@ from switchboard.router import Request, WebSocketRouter
 from switchboard.wire import messaging as wire
 
 service = services.messaging(MessagingSettings.from_env())
-router = WebSocketRouter(refreshed_token_exp=service.delivery.connections.refreshed_token_exp)
+preferences = services.preferences(MessagingSettings.from_env())
+router = WebSocketRouter(
+    wire.REPLIES, refreshed_token_exp=service.delivery.connections.refreshed_token_exp
+)
 
 
 @router.action("conversation:create", wire.ConversationCreate)
-def create_conversation(request: Request[wire.ConversationCreate]) -> dict[str, Any]:
+def create_conversation(request: Request[wire.ConversationCreate]) -> wire.ConversationCreated:
     return service.create_conversation(request.caller, request.data)
 
 
 @router.action("conversation:list", wire.ConversationList)
-def list_conversations(request: Request[wire.ConversationList]) -> dict[str, Any]:
+def list_conversations(request: Request[wire.ConversationList]) -> wire.ConversationPage:
     return service.list_conversations(request.caller, request.data)
 
 
 @router.action("message:send", wire.MessageSend)
-def send(request: Request[wire.MessageSend]) -> dict[str, Any]:
+def send(request: Request[wire.MessageSend]) -> wire.MessageSent:
     return service.send(request.caller, request.data)
 
 
 @router.action("message:ack", wire.Cursor)
-def ack(request: Request[wire.Cursor]) -> dict[str, Any]:
+def ack(request: Request[wire.Cursor]) -> wire.CursorMoved:
     return service.advance(request.caller, request.data, "ackedSeq")
 
 
 @router.action("message:read", wire.Cursor)
-def read(request: Request[wire.Cursor]) -> dict[str, Any]:
+def read(request: Request[wire.Cursor]) -> wire.CursorMoved:
     return service.advance(request.caller, request.data, "readSeq")
 
 
 @router.action("message:sync", wire.MessageSync)
-def sync(request: Request[wire.MessageSync]) -> dict[str, Any]:
+def sync(request: Request[wire.MessageSync]) -> wire.SyncResult:
     return service.sync(request.caller, request.data)
 
 
 @router.action("message:history", wire.MessageHistory)
-def history(request: Request[wire.MessageHistory]) -> dict[str, Any]:
+def history(request: Request[wire.MessageHistory]) -> wire.HistoryPage:
     return service.history(request.caller, request.data)
 
 
 @router.action("typing:start", wire.Typing)
-def typing_start(request: Request[wire.Typing]) -> dict[str, Any]:
+def typing_start(request: Request[wire.Typing]) -> wire.TypingSent:
     return service.typing(request.caller, request.data, "start")
 
 
 @router.action("typing:stop", wire.Typing)
-def typing_stop(request: Request[wire.Typing]) -> dict[str, Any]:
+def typing_stop(request: Request[wire.Typing]) -> wire.TypingSent:
     return service.typing(request.caller, request.data, "stop")
 
 
 @router.action("presence:query", wire.PresenceQuery)
-def presence(request: Request[wire.PresenceQuery]) -> dict[str, Any]:
+def presence(request: Request[wire.PresenceQuery]) -> wire.PresenceList:
     return service.presence(request.caller, request.data)
 
 
 @router.action("preferences:get", EmptyData)
-def get_preferences(request: Request[EmptyData]) -> dict[str, Any]:
-    return service.get_preferences(request.caller)
+def get_preferences(request: Request[EmptyData]) -> wire.PreferencesView:
+    return preferences.get(request.caller)
 
 
 @router.action("preferences:set", wire.PreferencesSet)
-def set_preferences(request: Request[wire.PreferencesSet]) -> dict[str, Any]:
-    return service.set_preferences(request.caller, request.data)
+def set_preferences(request: Request[wire.PreferencesSet]) -> wire.PreferencesView:
+    return preferences.set(request.caller, request.data)
+
+
+@router.action("preferences:verify-email", wire.PreferencesVerifyEmail)
+def verify_email(request: Request[wire.PreferencesVerifyEmail]) -> wire.PreferencesView:
+    return preferences.verify_email(request.caller, request.data)
 
 
 @router.action("notification:list", wire.NotificationList)
-def list_notifications(request: Request[wire.NotificationList]) -> dict[str, Any]:
+def list_notifications(request: Request[wire.NotificationList]) -> wire.NotificationPage:
     return service.list_notifications(request.caller, request.data)
 
 
 @router.action("notification:read", wire.NotificationRead)
-def read_notifications(request: Request[wire.NotificationRead]) -> dict[str, Any]:
+def read_notifications(request: Request[wire.NotificationRead]) -> wire.NotificationsMarked:
     return service.read_notifications(request.caller, request.data)
 
 

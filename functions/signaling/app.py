@@ -14,62 +14,64 @@ from switchboard.router import Request, WebSocketRouter
 from switchboard.wire import calls as wire
 
 service = services.calls(SignalingSettings.from_env())
-router = WebSocketRouter(refreshed_token_exp=service.delivery.connections.refreshed_token_exp)
+router = WebSocketRouter(
+    wire.REPLIES, refreshed_token_exp=service.delivery.connections.refreshed_token_exp
+)
 
 
 @router.action("call:initiate", wire.CallInitiate)
-def initiate(request: Request[wire.CallInitiate]) -> dict[str, Any]:
+def initiate(request: Request[wire.CallInitiate]) -> wire.CallStarted:
     return service.initiate(request.caller, request.data)
 
 
 @router.action("call:answer", wire.CallAnswer)
-def answer(request: Request[wire.CallAnswer]) -> dict[str, Any]:
+def answer(request: Request[wire.CallAnswer]) -> wire.CallAnswerReply:
     return service.answer(request.caller, request.data)
 
 
 @router.action("call:reject", wire.CallReject)
-def reject(request: Request[wire.CallReject]) -> dict[str, Any]:
+def reject(request: Request[wire.CallReject]) -> wire.CallStateReply:
     return service.reject(request.caller, request.data)
 
 
 @router.action("call:end", wire.CallRef)
-def end(request: Request[wire.CallRef]) -> dict[str, Any]:
+def end(request: Request[wire.CallRef]) -> wire.CallStateReply:
     return service.end(request.caller, request.data)
 
 
 @router.action("call:leave", wire.CallRef)
-def leave(request: Request[wire.CallRef]) -> dict[str, Any]:
+def leave(request: Request[wire.CallRef]) -> wire.CallStateReply:
     return service.end(request.caller, request.data)
 
 
 @router.action("call:join", wire.CallRef)
-def join(request: Request[wire.CallRef]) -> dict[str, Any]:
+def join(request: Request[wire.CallRef]) -> wire.CallStarted:
     return service.join(request.caller, request.data)
 
 
 @router.action("call:invite", wire.CallInvite)
-def invite(request: Request[wire.CallInvite]) -> dict[str, Any]:
+def invite(request: Request[wire.CallInvite]) -> wire.CallInvited:
     return service.invite(request.caller, request.data)
 
 
 @router.action("call:offer", wire.CallOffer)
-def offer(request: Request[wire.CallOffer]) -> dict[str, Any]:
+def offer(request: Request[wire.CallOffer]) -> wire.CallRelayed:
     return service.relay_offer(request.caller, request.data)
 
 
 @router.action("call:ice-candidate", wire.CallIceCandidate)
-def ice_candidate(request: Request[wire.CallIceCandidate]) -> dict[str, Any]:
+def ice_candidate(request: Request[wire.CallIceCandidate]) -> wire.CallRelayed:
     return service.relay_ice(request.caller, request.data)
 
 
 @router.action("call:get-active", EmptyData)
-def get_active(request: Request[EmptyData]) -> dict[str, Any]:
+def get_active(request: Request[EmptyData]) -> wire.ActiveCall:
     return service.get_active(request.caller)
 
 
-@router.action("call:ice-servers", EmptyData)
-def ice_servers(request: Request[EmptyData]) -> dict[str, Any]:
-    return service.ice_servers_for(request.caller)
+@router.action("call:ice-servers", wire.IceServersFor)
+def ice_servers(request: Request[wire.IceServersFor]) -> wire.IceServers:
+    return service.ice_servers_for(request.caller, request.data)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

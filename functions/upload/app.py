@@ -14,31 +14,33 @@ from switchboard.router import Request, WebSocketRouter
 from switchboard.wire import uploads as wire
 
 service = services.uploads(UploadSettings.from_env())
-router = WebSocketRouter(refreshed_token_exp=service.delivery.connections.refreshed_token_exp)
+router = WebSocketRouter(
+    wire.REPLIES, refreshed_token_exp=service.delivery.connections.refreshed_token_exp
+)
 
 
 @router.action("upload:start", wire.UploadStart)
-def start(request: Request[wire.UploadStart]) -> dict[str, Any]:
+def start(request: Request[wire.UploadStart]) -> wire.UploadStarted:
     return service.start(request.caller, request.data)
 
 
 @router.action("upload:part-done", wire.PartDone)
-def part_done(request: Request[wire.PartDone]) -> dict[str, Any]:
+def part_done(request: Request[wire.PartDone]) -> wire.PartConfirmed:
     return service.part_done(request.caller, request.data)
 
 
 @router.action("upload:complete", wire.UploadComplete)
-def complete(request: Request[wire.UploadComplete]) -> dict[str, Any]:
+def complete(request: Request[wire.UploadComplete]) -> wire.UploadStateReply:
     return service.complete(request.caller, request.data)
 
 
 @router.action("upload:abort", wire.UploadRef)
-def abort(request: Request[wire.UploadRef]) -> dict[str, Any]:
+def abort(request: Request[wire.UploadRef]) -> wire.UploadStateReply:
     return service.abort(request.caller, request.data)
 
 
 @router.action("upload:get", wire.UploadGet)
-def get(request: Request[wire.UploadGet]) -> dict[str, Any]:
+def get(request: Request[wire.UploadGet]) -> wire.UploadView:
     return service.get(request.caller, request.data)
 
 

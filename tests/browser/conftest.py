@@ -5,7 +5,7 @@ by Playwright against the devserver's demo app, one browser context per user.
   it: with a real coturn on loopback that checks the credentials call:ice-servers mints
   with the devserver's TurnSecret (`turn_server` describes it), and no public STUN
   (browser traffic stays on 127.0.0.1). `start_devserver` is e2e's, reused.
-- `browser` is Chromium at /usr/bin/chromium with TESTING.md's flags: fake camera and
+- `browser` is Chromium at /usr/bin/chromium with the flags below: fake camera and
   microphone, loopback ICE candidates allowed (only loopback exists in CI).
 - `open_app(user)` opens the demo app in a fresh context (a fresh device) signed in as
   `user`; `open_page()` opens any page. Uncaught page errors fail the test.
@@ -35,6 +35,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.browser.oidc import CLIENT_ID as OIDC_CLIENT_ID
+from tests.browser.oidc import OidcProvider, start_provider
 from tests.e2e.conftest import RunningDevserver, _start, start_devserver
 
 __all__ = ["AppPage", "TurnServer", "devserver", "start_devserver"]
@@ -167,14 +169,38 @@ def open_app(open_page: OpenPage) -> OpenApp:
 
 # --------------------------------------------------------------------------- TURN
 @pytest.fixture(scope="session")
-def devserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevserver]:
+def oidc_provider() -> Iterator[OidcProvider]:
+    """The deployment's IdP for the admin dashboard's sign-in (tests/browser/oidc.py)."""
+    provider = start_provider()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
+def devserver(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider
+) -> Iterator[RunningDevserver]:
     """The devserver as `make dev` runs it with coturn installed: it starts coturn on
     loopback with its TurnSecret and hands out its URL (devserver/turn.py). No public STUN:
     browser traffic stays on 127.0.0.1."""
     require_tool(TURNSERVER, "coturn")
     server = _start(
         tmp_path_factory.mktemp("browser-devserver"),
-        ["--turn", "auto", "--param", "StunUrls="],
+        [
+            "--turn",
+            "auto",
+            "--param",
+            "StunUrls=",
+            # The dashboard signs in with this IdP, as a deployment with AdminOidc* does.
+            "--param",
+            f"AdminOidcAuthorizeUrl={oidc_provider.url}/authorize",
+            "--param",
+            f"AdminOidcTokenUrl={oidc_provider.url}/token",
+            "--param",
+            f"AdminOidcClientId={OIDC_CLIENT_ID}",
+        ],
     )
     try:
         yield server

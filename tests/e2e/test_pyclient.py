@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from switchboard_client import Backoff, Client, EventStream
+from switchboard_client import Backoff, Client, EventStream, wire
 from tests.support.images import http, pdf_of_size
 
 from .clients import connection_items, eventually, presence_set
@@ -59,10 +59,36 @@ async def _bodies(stream: EventStream, count: int) -> list[tuple[int, str]]:
     return out
 
 
-async def _nothing_more(stream: EventStream, quiet: float = 2.0) -> None:
-    with pytest.raises(TimeoutError):
-        extra = await stream.get(timeout=quiet)
-        raise AssertionError(f"unexpected {extra}")
+async def _nothing_more(
+    ds: RunningDevserver,
+    stream: EventStream,
+    receiver: Client,
+    sender: Client,
+    conversation: str,
+    old: frozenset[str] = frozenset(),
+) -> None:
+    """Nothing but what was expected reached the receiver's stream: once the server has
+    pushed the backlog of the receiver's (new) connection - the Connections-stream
+    consumer logs it - the sender writes once more, and that message is the next event
+    (a duplicate or a stray message would come first: the stream is in seq order)."""
+
+    def connection_ids() -> list[str]:
+        items = connection_items(ds, receiver.user_id)
+        return [
+            i["connectionId"]["S"]
+            for i in items
+            if i["device"]["S"] == receiver.user_agent and i["connectionId"]["S"] not in old
+        ]
+
+    (connection_id,) = await eventually(connection_ids, TIMEOUT)
+    await eventually(
+        lambda: any(
+            "connection opened" in line and connection_id in line for line in ds.log().splitlines()
+        ),
+        TIMEOUT,
+    )
+    sent = await sender.send_message(conversation, "sentinel")
+    assert await _bodies(stream, 1) == [(sent.seq, "sentinel")]
 
 
 async def test_the_client_that_was_away_gets_every_message_once_in_order(
@@ -72,7 +98,7 @@ async def test_the_client_that_was_away_gets_every_message_once_in_order(
     a = _client(devserver, alice)
     b = _client(devserver, bob)
     async with _connected(a) as a_messages, _connected(b) as b_messages:
-        conversation = (await a.create_conversation([bob]))["conversationId"]
+        conversation = (await a.create_conversation([bob])).conversationId
         await a.send_message(conversation, "hi bob")
         assert await _bodies(b_messages, 1) == [(1, "hi bob")]
         await b.send_message(conversation, "hi alice")
@@ -92,7 +118,7 @@ async def test_the_client_that_was_away_gets_every_message_once_in_order(
         async with a.events("message:delivered") as delivered, _connected(back) as messages:
             got = await _bodies(messages, 10)
             assert got == [(i, f"while away {i}") for i in range(3, 13)]
-            await _nothing_more(messages)
+            await _nothing_more(devserver, messages, back, a, conversation)
             # Acked automatically: alice is told bob's device got everything up to 12.
             while True:
                 event = await delivered.get(timeout=TIMEOUT)
@@ -108,7 +134,7 @@ async def test_a_dropped_connection_reconnects_by_itself_and_loses_nothing(
     b = _client(devserver, bob)
     async with _connected(a), _connected(b) as b_messages:
         states = b.events("client:disconnected", "client:connected")
-        conversation = (await a.create_conversation([bob]))["conversationId"]
+        conversation = (await a.create_conversation([bob])).conversationId
         await a.send_message(conversation, "before")
         assert await _bodies(b_messages, 1) == [(1, "before")]
 
@@ -130,7 +156,9 @@ async def test_a_dropped_connection_reconnects_by_itself_and_loses_nothing(
         assert (await states.get(timeout=TIMEOUT)).type == "client:connected"
         got = await _bodies(b_messages, 10)
         assert got == [(i, f"during {i}") for i in range(2, 12)]
-        await _nothing_more(b_messages)
+        await _nothing_more(
+            devserver, b_messages, b, a, conversation, frozenset({item["connectionId"]["S"]})
+        )
         assert b.stats.connections == 2
         states.close()
 
@@ -209,23 +237,26 @@ async def test_call_helpers_ring_answer_and_hang_up(devserver: RunningDevserver)
         b_calls = b.events("call:incoming", "call:ended")
         offer = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}
         ringing = await a.calls.initiate(bob, "video", offer)
-        assert ringing["state"] == "ringing"
+        assert ringing.state == "ringing"
         incoming = await b_calls.get(timeout=TIMEOUT)
         assert incoming.type == "call:incoming"
-        assert incoming.data["callId"] == ringing["callId"]
-        assert incoming.data["callerId"] == alice and incoming.data["offer"] == offer
+        call = incoming.parsed()  # the typed push: wire.CallIncoming
+        assert isinstance(call, wire.CallIncoming) and call.callId == ringing.callId
+        assert call.callerId == alice and call.offer is not None
+        assert call.offer.model_dump() == offer
 
         answer = {"type": "answer", "sdp": "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n"}
-        assert (await b.calls.answer(ringing["callId"], answer))["state"] == "active"
+        assert (await b.calls.answer(ringing.callId, answer)).state == "active"
         answered = await a_calls.get(timeout=TIMEOUT)
         assert answered.type == "call:answered" and answered.data["answer"] == answer
         candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
-        await b.calls.ice_candidate(ringing["callId"], candidate)
+        await b.calls.ice_candidate(ringing.callId, candidate)
         relayed = await a_calls.get(timeout=TIMEOUT)
         assert relayed.type == "call:ice-candidate" and relayed.data["candidate"] == candidate
-        assert (await a.calls.get_active() or {}).get("callId") == ringing["callId"]
+        active = await a.calls.get_active()
+        assert active is not None and active.callId == ringing.callId
 
-        await a.calls.end(ringing["callId"])
+        await a.calls.end(ringing.callId)
         ended = await b_calls.get(timeout=TIMEOUT)
         assert ended.type == "call:ended" and ended.data["reason"] == "hangup"
         assert await b.calls.get_active() is None
@@ -251,7 +282,37 @@ async def test_upload_helper_puts_to_s3_with_progress_and_returns_the_verdict(
             assert progress[-1] == (size, size)
             assert [sent for sent, _ in progress] == sorted({sent for sent, _ in progress})
             assert len(progress) > 1
-            assert result["size"] == size
-            status, _, stored = await asyncio.to_thread(http, "GET", result["url"])
+            assert result.size == size
+            status, _, stored = await asyncio.to_thread(http, "GET", result.url)
             assert status == 200 and stored == data
-            assert (await a.uploads.get(result["uploadId"]))["state"] == "complete"
+            assert (await a.uploads.get(result.uploadId)).state == "complete"
+
+
+async def test_search_finds_a_message_and_history_opens_around_it(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    word = f"kettle{uuid.uuid4().hex[:6]}"
+    a, b = _client(devserver, alice), _client(devserver, bob)
+    async with _connected(a), _connected(b):
+        conversation = (await a.create_conversation([bob])).conversationId
+        for i in range(1, 6):
+            await a.send_message(conversation, f"note {i}")
+        sent = await a.send_message(conversation, f"the {word} is BOILING")
+        for i in range(7, 10):
+            await a.send_message(conversation, f"note {i}")
+
+        async def found() -> Any:
+            results = await b.search(f"{word} boil")  # the last word as a prefix
+            return results if results.hits else None
+
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while (results := await found()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "never indexed"
+            await asyncio.sleep(0.1)
+        [hit] = results.hits
+        assert (hit.conversationId, hit.seq, hit.senderId) == (conversation, sent.seq, alice)
+        assert [hit.snippet[s:e] for s, e in hit.highlights] == [word, "BOILING"]
+        assert results.cursor is None
+        page = await b.history(conversation, around_seq=hit.seq, limit=4)
+        assert [m.seq for m in page.messages] == [4, 5, 6, 7]

@@ -37,6 +37,8 @@ from switchboard_client import (
     RequestTimeout,
     ServerError,
     TokenExpired,
+    UnexpectedReply,
+    wire,
 )
 
 WAIT = 10.0
@@ -55,16 +57,25 @@ async def until(predicate: Callable[[], object], timeout: float = WAIT) -> None:
         await asyncio.sleep(0.01)
 
 
+def wired(model: wire.WireModel) -> dict[str, Any]:
+    """A reply or push as the server puts it on the wire: built from the client's own
+    generated models (switchboard_client.wire), so this scripted server cannot drift
+    from the protocol (absent optional fields stay absent)."""
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
 def message(conversation_id: str, seq: int, sender: str = "bob") -> dict[str, Any]:
-    return {
-        "conversationId": conversation_id,
-        "seq": seq,
-        "messageId": f"m-{conversation_id}-{seq}",
-        "senderId": sender,
-        "body": f"message {seq}",
-        "createdAt": 1_700_000_000_000 + seq,
-        "clientMessageId": f"c-{seq}",
-    }
+    return wired(
+        wire.Message(
+            conversationId=conversation_id,
+            seq=seq,
+            messageId=f"m-{conversation_id}-{seq}",
+            senderId=sender,
+            body=f"message {seq}",
+            createdAt=1_700_000_000_000 + seq,
+            clientMessageId=f"c-{seq}",
+        )
+    )
 
 
 class ScriptedServer:
@@ -84,6 +95,7 @@ class ScriptedServer:
         self.accepts: Callable[[str], bool] = lambda token: token == GOOD_TOKEN
         self.silent: set[str] = set()  # actions never answered
         self.errors: dict[str, dict[str, Any]] = {}  # action -> error body
+        self.replies: dict[str, dict[str, Any]] = {}  # action -> scripted reply data
         self.drop_on: set[str] = set()  # actions that close the socket instead of replying
         self.gateway_fail: set[str] = set()  # processed, then API Gateway's error frame
         self.backlog_on_connect = backlog_on_connect
@@ -156,46 +168,55 @@ class ScriptedServer:
 
     # ------------------------------------------------------------------ the protocol
     def _answer(self, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        if action in self.replies:
+            return self.replies[action]
         if action == "ping":
-            return {"pong": True, "serverTime": 0, "pid": 1}
+            return wired(wire.Pong(pong=True, serverTime=0, pid=1, connectionId="scripted="))
         if action == "conversation:list":
             ids = sorted(self.messages)
             start = int(data.get("cursor") or 0)
             page = ids[start : start + int(data.get("limit", 20))]
             following = start + len(page)
-            return {
-                "conversations": [
-                    {
-                        "conversationId": c,
-                        "members": ["me", "bob"],
-                        "lastSeq": len(self.messages[c]),
-                        "ackedSeq": self.acked.get(c, 0),
-                        "readSeq": 0,
-                    }
-                    for c in page
-                ],
-                "cursor": str(following) if following < len(ids) else None,
-            }
+            return wired(
+                wire.ConversationPage(
+                    conversations=[
+                        wire.ConversationSummary(
+                            conversationId=c,
+                            title=None,
+                            listingId=None,
+                            members=["me", "bob"],
+                            lastSeq=len(self.messages[c]),
+                            lastMessage=None,
+                            lastActivityAt=0,
+                            ackedSeq=self.acked.get(c, 0),
+                            readSeq=0,
+                            unread=len(self.messages[c]),
+                        )
+                        for c in page
+                    ],
+                    cursor=str(following) if following < len(ids) else None,
+                )
+            )
         if action == "message:sync":
-            out: dict[str, Any] = {}
+            out: dict[str, wire.SyncedConversation] = {}
             limit = int(data.get("limit", 100))
             for conversation_id, after in data["cursors"].items():
                 history = self.messages[conversation_id]
                 batch = history[after : after + limit]
                 shown = batch[-1]["seq"] if batch else after
-                out[conversation_id] = {
-                    "messages": batch,
-                    "hasMore": shown < len(history),
-                    "lastSeq": len(history),
-                }
-            return {"conversations": out}
+                out[conversation_id] = wire.SyncedConversation(
+                    lastSeq=len(history),
+                    messages=[wire.Message.model_validate(m) for m in batch],
+                    hasMore=shown < len(history),
+                )
+            return wired(wire.SyncResult(conversations=out))
         if action in ("message:ack", "message:read"):
             conversation_id = data["conversationId"]
             seq = min(int(data["seq"]), len(self.messages[conversation_id]))
             moved = seq > self.acked.get(conversation_id, 0)
             if moved:
                 self.acked[conversation_id] = seq
-            return {"conversationId": conversation_id, "seq": seq, "moved": moved}
+            return wired(wire.CursorMoved(conversationId=conversation_id, seq=seq, moved=moved))
         if action == "message:send":
             key = (data["conversationId"], data["clientMessageId"])
             if key not in self.sends:
@@ -204,13 +225,25 @@ class ScriptedServer:
                 item["body"] = data["body"]
                 item["clientMessageId"] = data["clientMessageId"]
                 stored.append(item)
-                self.sends[key] = {"seq": item["seq"], "messageId": item["messageId"]}
-                self.sends[key]["createdAt"] = item["createdAt"]
+                self.sends[key] = wired(
+                    wire.MessageSent(
+                        seq=item["seq"], messageId=item["messageId"], createdAt=item["createdAt"]
+                    )
+                )
             return self.sends[key]
         if action == "auth:refresh":
-            return {"expiresAt": 2_000_000_000}
+            return wired(wire.TokenRefreshed(expiresAt=2_000_000_000))
         if action in ("typing:start", "typing:stop"):
-            return {"sent": True}
+            return wired(wire.TypingSent(sent=True))
+        if action == "preferences:verify-email":
+            verified = data["code"] == "012345"
+            view = wire.PreferencesView(
+                emailOnOffline=True,
+                email="me@example.com",
+                emailVerified=verified,
+                digestMinutes=15,
+            )
+            return wired(view)
         return {"echo": data}
 
     # ------------------------------------------------------------------ scripting
@@ -274,7 +307,7 @@ def test_replies_resolve_requests_and_error_replies_raise_typed_errors() -> None
         }
         server.errors["future:thing"] = {"code": "teapot", "message": "new code"}
         async with client_for(url) as client:
-            assert (await client.ping())["pong"] is True
+            assert (await client.ping()).pong is True
             # Given an error reply, when awaited, then the typed exception carries the code.
             with pytest.raises(Forbidden) as forbidden:
                 await client.query_presence(["stranger"])
@@ -286,11 +319,32 @@ def test_replies_resolve_requests_and_error_replies_raise_typed_errors() -> None
             with pytest.raises(ServerError) as unknown:
                 await client.request("future:thing")
             assert unknown.value.code == "teapot"
+            verified = await client.verify_email("012345")
+            assert verified.emailVerified is True
+            assert server.frames[-1]["action"] == "preferences:verify-email"
+            assert server.frames[-1]["data"] == {"code": "012345"}
             # Replies are matched by id, not by order.
             results = await asyncio.gather(*(client.request("x", {"n": n}) for n in range(20)))
             assert [r["echo"]["n"] for r in results] == list(range(20))
             ids = [f["id"] for f in server.frames if f["action"] == "x"]
             assert len(set(ids)) == 20
+
+    run(with_server(scenario))
+
+
+def test_replies_are_typed_and_a_reply_off_the_contract_is_refused() -> None:
+    async def scenario(server: ScriptedServer, url: str) -> None:
+        server.store("c1", 2)
+        async with client_for(url) as client:
+            # A reply parses into the action's generated model ...
+            page = await client.list_conversations()
+            assert isinstance(page, wire.ConversationPage)
+            assert [c.conversationId for c in page.conversations] == ["c1"]
+            assert page.conversations[0].lastSeq == 2
+            # ... and one that does not match the contract raises, typed.
+            server.replies["preferences:get"] = {"emailOnOffline": "maybe"}
+            with pytest.raises(UnexpectedReply, match="PreferencesView"):
+                await client.get_preferences()
 
     run(with_server(scenario))
 
@@ -305,7 +359,7 @@ def test_a_request_without_reply_times_out_and_the_client_stays_usable() -> None
         async with client_for(url) as client:
             with pytest.raises(RequestTimeout):
                 await client.request("message:history", {"conversationId": "c"}, timeout=0.2)
-            assert (await client.ping())["pong"] is True
+            assert (await client.ping()).pong is True
             assert client.stats.connections == 1
 
     run(with_server(scenario))
@@ -483,7 +537,7 @@ def test_an_error_frame_with_several_requests_waiting_fails_none_of_them_at_once
                 client.request("x", timeout=1.0), client.ping(), return_exceptions=True
             )
             assert isinstance(dead, RequestTimeout), dead
-            assert isinstance(alive, dict) and alive["pong"] is True
+            assert isinstance(alive, wire.Pong) and alive.pong is True
 
     run(with_server(scenario))
 
@@ -501,7 +555,7 @@ def test_a_refused_token_stops_the_client_and_a_token_provider_gets_one_more_try
 
         tokens = iter(["expired", GOOD_TOKEN])
         async with Client(url, lambda: next(tokens)) as refreshed:
-            assert (await refreshed.ping())["pong"] is True
+            assert (await refreshed.ping()).pong is True
         assert server.tokens_seen[-2:] == ["expired", GOOD_TOKEN]
 
     run(with_server(scenario))
@@ -553,7 +607,9 @@ def test_a_token_provider_token_is_refreshed_before_it_expires() -> None:
 
 def test_keepalive_pings_and_a_silent_server_is_replaced_by_a_new_connection() -> None:
     async def scenario(server: ScriptedServer, url: str) -> None:
-        async with client_for(url, keepalive_interval=0.05, keepalive_timeout=0.2) as client:
+        # Pings every 50 ms, but a pong may take its time on a loaded 2-core machine: the
+        # 3 s timeout only decides how long the silent phase below takes to be noticed.
+        async with client_for(url, keepalive_interval=0.05, keepalive_timeout=3.0) as client:
             await until(lambda: len(server.requests("ping")) >= 2)
             assert client.stats.connections == 1
             server.silent.add("ping")  # a half-dead connection: frames go nowhere

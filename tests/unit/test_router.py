@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import Field
 from switchboard.errors import Forbidden
-from switchboard.protocol import WireModel
+from switchboard.protocol import Omitted, PushData, WireData, WireMismatch, WireModel, push
 from switchboard.router import Request, WebSocketRouter
 
 from tests.support.events import frame, reply_of, ws_event
@@ -22,24 +22,48 @@ class Cursors(WireModel):
     cursors: dict[str, int] = Field(max_length=5000)
 
 
+class Echoed(WireData):
+    text: str
+    user: str
+    note: Omitted[str] = None
+
+
+class Counted(WireData):
+    count: int
+
+
+class Admin(WireData):
+    admin: bool
+
+
+REPLIES: dict[str, type[WireData]] = {
+    "echo": Echoed,
+    "forbidden": Echoed,
+    "cursors": Counted,
+    "boom": Echoed,
+    "whoami": Admin,
+    "wrong": Echoed,
+}
+
+
 @pytest.fixture
 def router() -> WebSocketRouter:
-    router = WebSocketRouter()
+    router = WebSocketRouter(REPLIES)
 
     @router.action("echo", Echo)
-    def echo(request: Request[Echo]) -> dict[str, str]:
-        return {"text": request.data.text, "user": request.caller.user_id}
+    def echo(request: Request[Echo]) -> Echoed:
+        return Echoed(text=request.data.text, user=request.caller.user_id)
 
     @router.action("forbidden", Echo)
-    def refuse(request: Request[Echo]) -> None:
+    def refuse(request: Request[Echo]) -> Echoed:
         raise Forbidden("not yours")
 
     @router.action("cursors", Cursors)
-    def cursors(request: Request[Cursors]) -> dict[str, int]:
-        return {"count": len(request.data.cursors)}
+    def cursors(request: Request[Cursors]) -> Counted:
+        return Counted(count=len(request.data.cursors))
 
     @router.action("boom", Echo)
-    def boom(request: Request[Echo]) -> None:
+    def boom(request: Request[Echo]) -> Echoed:
         raise RuntimeError("secret internals")
 
     return router
@@ -122,20 +146,46 @@ def test_roles_arrive_as_a_set(router: WebSocketRouter) -> None:
     seen = []
 
     @router.action("whoami", Echo)
-    def whoami(request: Request[Echo]) -> bool:
+    def whoami(request: Request[Echo]) -> Admin:
         seen.append(request.caller.roles)
-        return request.caller.is_admin
+        return Admin(admin=request.caller.is_admin)
 
     reply = reply_of(
         router.resolve(ws_event("whoami", body=frame("whoami", {"text": "x"}), roles="admin,ops"))
     )
-    assert reply["data"] is True
+    assert reply["data"] == {"admin": True}
     assert seen == [frozenset({"admin", "ops"})]
 
 
 def test_registering_an_action_twice_is_refused(router: WebSocketRouter) -> None:
     with pytest.raises(ValueError, match="twice"):
-        router.action("echo", Echo)(lambda r: None)
+        router.action("echo", Echo)(lambda r: Echoed(text="x", user="y"))
+
+
+def test_an_action_without_a_reply_model_cannot_be_registered(router: WebSocketRouter) -> None:
+    with pytest.raises(ValueError, match="no reply model"):
+        router.action("unmodelled", Echo)
+
+
+def test_a_reply_of_another_model_is_an_internal_error_not_sent(
+    router: WebSocketRouter,
+) -> None:
+    # Given a handler that returns another action's reply model (a server bug)
+    @router.action("wrong", Echo)
+    def wrong(request: Request[Echo]) -> Echoed:
+        return Counted(count=1)  # type: ignore[return-value]
+
+    # When it is called, the client gets `internal` and none of the mismatched data
+    reply = reply_of(router.resolve(ws_event("wrong", body=frame("wrong", {"text": "x"}))))
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "internal"
+    assert "count" not in json.dumps(reply)
+
+
+def test_omitted_fields_are_left_out_and_others_kept_in_declaration_order() -> None:
+    assert list(Echoed(text="x", user="y").wire()) == ["text", "user"]
+    assert list(Echoed(text="x", user="y", note="n").wire()) == ["text", "user", "note"]
+    assert "null" not in json.dumps(Echoed.model_json_schema()["properties"]["note"])
 
 
 def test_lifecycle_routes_return_200_without_body(router: WebSocketRouter) -> None:
@@ -144,3 +194,50 @@ def test_lifecycle_routes_return_200_without_body(router: WebSocketRouter) -> No
     assert router.resolve(ws_event("$connect")) == {"statusCode": 200}
     assert router.resolve(ws_event("$disconnect")) == {"statusCode": 200}
     assert calls == ["conn-1"]
+
+
+def test_a_payload_that_would_not_parse_back_is_never_sent() -> None:
+    # Given a model whose field is left out when empty but is required (a modelling bug)
+    class Broken(WireData):
+        note: Omitted[str]
+
+    # Then serialising it fails loudly instead of sending what a client cannot parse
+    with pytest.raises(WireMismatch, match="Broken"):
+        Broken(note=None).wire()
+    assert Broken(note="x").wire() == {"note": "x"}
+
+
+def test_a_push_frame_takes_its_type_from_its_model() -> None:
+    class Pinged(PushData):
+        TYPE = "test:pinged"
+        n: int
+
+    assert push(Pinged(n=1)) == {"type": "test:pinged", "data": {"n": 1}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 50_000,  # the reviewer's frame: RecursionError in json.loads
+        "{" + '"a":{' * 25_000,
+        '{"action": "echo", "id": "r-1", "data": {"text": ' + "[" * 50_000 + "]" * 50_000 + "}}",
+        # Shallow enough for json.loads, deeper than any real frame: refused all the same.
+        '{"action": "echo", "id": "r-1", "data": {"text": ' + "[" * 40 + "]" * 40 + "}}",
+    ],
+)
+def test_deep_nesting_gets_bad_request(router: WebSocketRouter, body: str) -> None:
+    # Given a frame nested far deeper than any real one
+    # When it reaches the router
+    reply = reply_of(router.resolve(ws_event("$default", body=body)))
+    # Then it gets one typed refusal, not `internal`
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "bad_request"
+    assert "nested deeper" in reply["error"]["message"]
+
+
+def test_brackets_inside_strings_are_not_nesting(router: WebSocketRouter) -> None:
+    # Keys full of brackets, quotes and escapes: over the quick count, under the real depth.
+    keys = {f'{i}"[{{\\[': i for i in range(40)}
+    body = json.dumps({"action": "cursors", "id": "r-1", "data": {"cursors": keys}})
+    assert body.count("[") > 40
+    assert reply_of(router.resolve(ws_event("cursors", body=body)))["data"] == {"count": 40}

@@ -49,7 +49,7 @@ def test_ice_servers_expire_after_the_ttl_and_read_the_secret_on_use() -> None:
         secret=secret,
         clock=lambda: 1_700_000_000.7,
     )
-    result = servers.for_user("carol")
+    result = servers.for_user("carol").wire()
     assert result["ttl"] == 600 and result["expiresAt"] == 1_700_000_600
     stun, turn = result["iceServers"]
     assert stun == {"urls": ["stun:127.0.0.1:3478"]}
@@ -67,7 +67,7 @@ def test_without_turn_urls_only_stun_and_no_secret_read() -> None:
         raise AssertionError("the secret is not needed without TURN")
 
     servers = IceServers(stun_urls=["stun:s:3478"], turn_urls=[], ttl_seconds=60, secret=secret)
-    assert servers.for_user("d")["iceServers"] == [{"urls": ["stun:s:3478"]}]
+    assert servers.for_user("d").wire()["iceServers"] == [{"urls": ["stun:s:3478"]}]
 
 
 def test_split_urls_ignores_blanks() -> None:

@@ -6,7 +6,30 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { backoffDelay, ConversationLog, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
+import { LIMITS, PUSHES, REPLIES, SHAPES } from "../protocol.js";
+import { backoffDelay, ClientEvent, ConversationLog, highlightParts, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
+
+/**
+ * Throws unless `data` has the shape of the typedef `name` (web/protocol.js, generated from
+ * the server's models): every required field, no unknown one, nested types checked too.
+ * The scripted server below sends nothing else, so these tests cannot drift from the wire.
+ */
+function conforms(name, data, where = name) {
+  const shape = SHAPES[name];
+  assert.ok(shape, `no typedef ${name}`);
+  assert.equal(typeof data, "object", `${where}: an object`);
+  for (const field of shape.required) assert.ok(field in data, `${where}.${field} is required`);
+  for (const field of Object.keys(data)) {
+    assert.ok(shape.required.includes(field) || shape.optional.includes(field), `${where}.${field} is not in ${name}`);
+  }
+  for (const [field, nested] of Object.entries(shape.nested)) {
+    const value = data[field];
+    if (value === undefined || value === null) continue;
+    if (nested.endsWith("[]")) value.forEach((v, i) => conforms(nested.slice(0, -2), v, `${where}.${field}[${i}]`));
+    else if (nested.startsWith("{")) for (const [k, v] of Object.entries(value)) conforms(nested.slice(1, -1), v, `${where}.${field}.${k}`);
+    else conforms(nested, value, `${where}.${field}`);
+  }
+}
 
 class Clock {
   constructor() {
@@ -72,9 +95,11 @@ function harness(options = {}) {
       this.onopen?.();
     }
     push(frame) {
+      if (frame.type !== "reply") conforms(PUSHES[frame.type], frame.data, frame.type);
       this.onmessage?.({ data: JSON.stringify(frame) });
     }
     reply(request, data, ok = true) {
+      if (ok) conforms(REPLIES[request.action], data, request.action);
       this.push(ok ? { type: "reply", id: request.id, ok, data } : { type: "reply", id: request.id, ok, error: data });
     }
     drop() {
@@ -97,7 +122,7 @@ function harness(options = {}) {
     ...options,
   });
   const messages = [];
-  client.on("message", (m) => messages.push(m));
+  client.on(ClientEvent.MESSAGE, (m) => messages.push(m));
   const last = () => sockets[sockets.length - 1];
   return { clock, sockets, client, messages, last, tokenCalls: () => tokens };
 }
@@ -117,7 +142,9 @@ const msg = (conversationId, seq, body = `m${seq}`) => ({
   senderId: "bob",
   body,
   createdAt: seq,
+  clientMessageId: `cm-${seq}`,
 });
+const PONG = { pong: true, serverTime: 0, pid: 1, connectionId: "scripted=" };
 
 test("backoff is full-jitter exponential and capped", () => {
   assert.equal(backoffDelay(0, 500, 30_000, () => 0.999), 499);
@@ -161,12 +188,28 @@ test("request/reply: data, typed error codes, timeouts", async () => {
   await flush();
   const [ping, send] = ws.sent;
   assert.notEqual(ping.id, send.id);
-  ws.reply(ping, { pong: true });
+  ws.reply(ping, PONG);
   ws.reply(send, { code: "forbidden", message: "not a member" }, false);
-  assert.deepEqual(await ok, { pong: true });
+  assert.deepEqual(await ok, PONG);
   await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === "forbidden" && e.action === "message:send");
   await h.clock.advance(1000);
   await assert.rejects(slow, (e) => e.code === "timeout");
+  h.client.close();
+});
+
+test("verifyEmail and iceServers send what the server checks", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const verified = h.client.verifyEmail("012345");
+  const ice = h.client.iceServers({ callId: "call-1" });
+  await flush();
+  const [verify, servers] = ws.sent;
+  assert.deepEqual([verify.action, verify.data], ["preferences:verify-email", { code: "012345" }]);
+  assert.deepEqual([servers.action, servers.data], ["call:ice-servers", { callId: "call-1" }]);
+  ws.reply(verify, { emailOnOffline: true, email: "b@example.com", emailVerified: true, digestMinutes: 15 });
+  ws.reply(servers, { iceServers: [{ urls: ["stun:s"] }], ttl: 120, expiresAt: 1 });
+  assert.equal((await verified).emailVerified, true);
+  assert.deepEqual(await ice, [{ urls: ["stun:s"] }]);
   h.client.close();
 });
 
@@ -188,7 +231,7 @@ test("reconnect: backoff, a fresh token, then a sync from the cursors", async ()
   const h = harness();
   const first = await connected(h);
   const states = [];
-  h.client.on("state", (s) => states.push(s.state));
+  h.client.on(ClientEvent.STATE, (s) => states.push(s.state));
   first.push({ type: "message:new", data: msg("c1", 1) });
   first.push({ type: "message:new", data: msg("c1", 2) });
   first.drop();
@@ -274,8 +317,8 @@ test("requests made while offline wait for the connection", async () => {
   second.open();
   await flush();
   const [ping] = second.requests("ping");
-  second.reply(ping, { pong: true });
-  assert.deepEqual(await asked, { pong: true });
+  second.reply(ping, PONG);
+  assert.deepEqual(await asked, PONG);
   h.client.close();
 });
 
@@ -284,7 +327,7 @@ test("keep-alive: a ping without a pong drops the link and reconnects", async ()
   const ws = await connected(h);
   await h.clock.advance(60_000);
   const [ping] = ws.requests("ping");
-  ws.reply(ping, { pong: true });
+  ws.reply(ping, PONG);
   await h.clock.advance(60_000);
   assert.equal(ws.requests("ping").length, 2);
   await h.clock.advance(5_000); // second ping unanswered
@@ -302,7 +345,7 @@ test("a gap in pushes is filled by a sync", async () => {
   await flush();
   const [sync] = ws.requests("message:sync");
   assert.deepEqual(sync.data, { cursors: { c1: 1 } });
-  ws.reply(sync, { conversations: { c1: { messages: [msg("c1", 2), msg("c1", 3)], hasMore: false } } });
+  ws.reply(sync, { conversations: { c1: { messages: [msg("c1", 2), msg("c1", 3)], hasMore: false, lastSeq: 3 } } });
   await flush();
   assert.deepEqual(h.messages.map((m) => m.seq), [1, 3, 2]);
   assert.equal(h.client.log.cursor("c1"), 3);
@@ -365,8 +408,8 @@ test("token_expired: auth:refresh with a fresh token on the same socket, then th
   await flush();
   const lists = ws.requests("conversation:list");
   assert.equal(lists.length, 2);
-  ws.reply(lists[1], { conversations: [] });
-  assert.deepEqual(await asked, { conversations: [] });
+  ws.reply(lists[1], { conversations: [], cursor: null });
+  assert.deepEqual(await asked, { conversations: [], cursor: null });
   assert.equal(h.sockets.length, 1, "no reconnect");
   // Expired again: refreshed once more, but a second token_expired for the same request fails.
   const again = h.client.request("ping");
@@ -389,4 +432,134 @@ test("close() stops reconnecting and fails pending requests", async () => {
   await h.clock.advance(60_000);
   assert.equal(h.sockets.length, 1);
   assert.equal(h.client.state, "closed");
+});
+
+test("connect() rejects when the first handshake is refused, and the client stops", async () => {
+  const h = harness();
+  const opened = h.client.connect();
+  await flush();
+  h.last().drop(); // closed before it opened: what a 401 at the handshake looks like in a browser
+  await assert.rejects(opened, (e) => e instanceof SwitchboardError && e.code === "handshake_refused");
+  assert.equal(h.client.state, "closed");
+  await h.clock.advance(60_000);
+  assert.equal(h.sockets.length, 1, "no retry behind the application's back");
+});
+
+test("connect() rejects when the token provider throws", async () => {
+  const h = harness({
+    token: () => {
+      throw new Error("the identity provider is down");
+    },
+  });
+  await assert.rejects(h.client.connect(), (e) => e.code === "token_provider" && /identity provider/.test(e.message));
+  assert.equal(h.client.state, "closed");
+  assert.equal(h.sockets.length, 0);
+});
+
+test("an expired token that the provider cannot replace stops reconnecting", async () => {
+  const expired = (sub) => {
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    return `${b64({ alg: "HS256" })}.${b64({ sub, exp: 1 })}.sig`;
+  };
+  let tokens = 0;
+  const h = harness({ token: () => (++tokens === 1 ? token("alice") : expired("alice")) });
+  const failures = [];
+  h.client.on(ClientEvent.AUTH_FAILED, ({ error }) => failures.push(error.code));
+  const waiting = [];
+  await connected(h);
+  h.clock.now = 10_000; // past the expiry of the provider's next tokens
+  h.last().drop();
+  await h.clock.advance(250);
+  h.last().drop(); // refused: the token is expired; the provider gets one more chance
+  await h.clock.advance(1_000);
+  assert.equal(h.sockets.length, 3);
+  const reconnecting = h.client.connect().catch((e) => waiting.push(e.code));
+  h.last().drop(); // refused again with an expired token: authentication failed
+  await flush();
+  await reconnecting;
+  assert.deepEqual(failures, ["unauthorized"]);
+  assert.deepEqual(waiting, ["unauthorized"], "a connect() waiting for the reconnect learns it");
+  assert.equal(h.client.state, "closed");
+  await h.clock.advance(120_000);
+  assert.equal(h.sockets.length, 3, "no more handshakes");
+});
+
+test("a token provider that says unauthorized stops reconnecting", async () => {
+  let calls = 0;
+  const h = harness({
+    token: () => {
+      if (++calls === 1) return token("alice");
+      throw new SwitchboardError("unauthorized", "signed out");
+    },
+  });
+  const failures = [];
+  h.client.on(ClientEvent.AUTH_FAILED, ({ error }) => failures.push(error.message));
+  await connected(h);
+  h.last().drop();
+  await h.clock.advance(60_000);
+  assert.deepEqual(failures, ["signed out"]);
+  assert.equal(h.client.state, "closed");
+  assert.equal(h.sockets.length, 1);
+});
+
+test("client events and server pushes are apart; an unknown name is refused", async () => {
+  const h = harness();
+  assert.throws(() => h.client.on("message", () => {}), /no such event: message/);
+  assert.throws(() => h.client.on("typnig", () => {}), TypeError);
+  const pushes = [];
+  h.client.on("message:new", (d) => pushes.push(d.seq)); // the raw push
+  const ws = await connected(h);
+  ws.push({ type: "message:new", data: msg("c1", 1) });
+  assert.deepEqual(pushes, [1]);
+  assert.deepEqual(h.messages.map((m) => m.source), ["push"], "client:message: the de-duplicated one");
+  h.client.close();
+});
+
+test("waitFor() is a Promise of the next matching event, or a timeout", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const typing = h.client.waitFor("typing", (d) => d.userId === "carol", 1_000);
+  ws.push({ type: "typing", data: { conversationId: "c1", userId: "bob", state: "start" } });
+  ws.push({ type: "typing", data: { conversationId: "c1", userId: "carol", state: "start" } });
+  assert.equal((await typing).userId, "carol");
+  const never = h.client.waitFor("presence", () => true, 1_000);
+  await h.clock.advance(1_000);
+  await assert.rejects(never, (e) => e.code === "timeout");
+  h.client.close();
+});
+
+test("a frame over the protocol's message limit is refused before it is sent", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const big = "x".repeat(LIMITS.MAX_MESSAGE_BYTES);
+  await assert.rejects(h.client.request("message:send", { body: big }), (e) => e.code === "payload_too_large");
+  assert.equal(ws.requests("message:send").length, 0, "the socket (and its other requests) survives");
+  h.client.close();
+});
+
+test("search sends the query and options, and returns hits and the cursor", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const found = h.client.search("red bik", { conversationId: "dm_1", limit: 5 });
+  const around = h.client.historyAround("dm_1", 42, 10);
+  await flush();
+  const [search] = ws.requests("message:search");
+  assert.deepEqual(search.data, { query: "red bik", limit: 5, conversationId: "dm_1" });
+  const hit = { conversationId: "dm_1", seq: 42, messageId: "m42", senderId: "bob", createdAt: 42, snippet: "a red bike", highlights: [[2, 5], [6, 10]], field: "body" };
+  ws.reply(search, { hits: [hit], cursor: null });
+  assert.deepEqual(await found, { hits: [hit], cursor: null });
+  const [history] = ws.requests("message:history");
+  assert.deepEqual(history.data, { conversationId: "dm_1", aroundSeq: 42, limit: 10 });
+  ws.reply(history, { conversationId: "dm_1", messages: [], hasMore: false, lastSeq: 42 });
+  await around;
+  h.client.close();
+});
+
+test("highlightParts splits by code points and ignores bad ranges", () => {
+  assert.deepEqual(highlightParts("🚲🚲 bike!", [[3, 7]]), [
+    { text: "🚲🚲 ", hit: false },
+    { text: "bike", hit: true },
+    { text: "!", hit: false },
+  ]);
+  assert.deepEqual(highlightParts("abc", [[2, 9], [1, 0]]), [{ text: "abc", hit: false }]);
 });

@@ -4,7 +4,7 @@ the repositories of one execution environment. Tests inject their own clients in
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
-# Standard retry mode backs off on throttling; two attempts keep a user's request fast and
-# leave longer retries to SQS, where they do not hold a Lambda invocation open.
+# Standard retry mode backs off on throttling and retries a lost answer (the lost-answer
+# checks, DynamoRepository.wrote, exist because of it). Four attempts at most (botocore's
+# `total_max_attempts`; the older `max_attempts` would count retries only) keep a user's
+# request within seconds; longer retries are SQS's, which hold no Lambda invocation open.
 _DEFAULT = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+    retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=2, read_timeout=5
 )
 
 
@@ -49,3 +51,8 @@ def management_api(endpoint_url: str, max_connections: int = 32) -> ApiGatewayMa
         max_pool_connections=max_connections,
     )
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=config)
+
+
+@cache
+def cloudwatch() -> Any:  # no mypy-boto3 stubs pinned for CloudWatch (read-only use)
+    return boto3.client("cloudwatch", config=_DEFAULT)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -25,11 +25,11 @@ from switchboard.dal.conversations import (
     GuardRefused,
     SeqConflict,
     StoredMessage,
+    send_digest,
 )
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
-from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import (
     BadRequest,
@@ -39,6 +39,7 @@ from switchboard.errors import (
     PayloadTooLarge,
     RateLimited,
 )
+from switchboard.limits import MAX_BODY_CHARS
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
@@ -48,11 +49,15 @@ from switchboard.wire import messaging as wire
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
 REPLY_BUDGET_BYTES = 100_000  # route responses are capped at 128 KB by API Gateway
+# message:sync reads at most this much per frame, however many cursors it names.
+SYNC_MAX_QUERIES = 20
+SYNC_MAX_ITEMS = 500
+SYNC_MIN_MESSAGE_BYTES = 128
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_body_chars: int = 4000
+    max_body_chars: int = MAX_BODY_CHARS  # the protocol's limit: clients know it too
     max_members: int = 50
     # Rate limits per window (shared by every Lambda instance through DynamoDB).
     window_seconds: int = 10
@@ -109,7 +114,9 @@ class MessagingService:
             ),
         ]
 
-    def create_conversation(self, caller: Caller, data: wire.ConversationCreate) -> dict[str, Any]:
+    def create_conversation(
+        self, caller: Caller, data: wire.ConversationCreate
+    ) -> wire.ConversationCreated:
         members = frozenset(data.members) | {caller.user_id}
         if len(members) < 2:
             raise BadRequest("a conversation needs at least one other member")
@@ -142,43 +149,45 @@ class MessagingService:
             )
         except GuardRefused:
             raise _rate_limited(rule, conversation.created_at) from None
-        return {"conversationId": conversation_id, "created": created}
+        return wire.ConversationCreated(conversationId=conversation_id, created=created)
 
-    def list_conversations(self, caller: Caller, data: wire.ConversationList) -> dict[str, Any]:
-        memberships = {m.conversation_id: m for m in self.conversations.memberships(caller.user_id)}
-        found = self.conversations.get_many(memberships)
-        ordered = sorted(
-            found.values(), key=lambda c: (c.last_activity_at, c.conversation_id), reverse=True
-        )
-        if data.cursor:
-            after = _decode_cursor(data.cursor)
-            ordered = [c for c in ordered if (c.last_activity_at, c.conversation_id) < after]
-        page = ordered[: data.limit]
-        items = []
-        for c in page:
-            member = memberships[c.conversation_id]
+    def list_conversations(
+        self, caller: Caller, data: wire.ConversationList
+    ) -> wire.ConversationPage:
+        # One page of the activity index and one BatchGetItem, however many conversations
+        # the caller is in (see dal/conversations.py).
+        after = _decode_cursor(data.cursor) if data.cursor else None
+        page = self.conversations.inbox(caller.user_id, data.limit, after)
+        found = self.conversations.get_many(m.conversation_id for m in page.members)
+        items: list[wire.ConversationSummary] = []
+        for member in page.members:
+            c = found.get(member.conversation_id)
+            if c is None:
+                continue
             items.append(
-                {
-                    "conversationId": c.conversation_id,
-                    "title": c.title,
-                    "listingId": c.listing_id,
-                    "members": sorted(c.members),
-                    "lastSeq": c.last_seq,
-                    "lastMessage": c.last_message,
-                    "lastActivityAt": c.last_activity_at,
-                    "ackedSeq": member.acked_seq,
-                    "readSeq": member.read_seq,
-                    "unread": max(0, c.last_seq - member.read_seq),
-                }
+                wire.ConversationSummary(
+                    conversationId=c.conversation_id,
+                    title=c.title,
+                    listingId=c.listing_id,
+                    members=sorted(c.members),
+                    lastSeq=c.last_seq,
+                    lastMessage=(
+                        wire.LastMessage.model_validate(c.last_message) if c.last_message else None
+                    ),
+                    lastActivityAt=c.last_activity_at,
+                    ackedSeq=member.acked_seq,
+                    readSeq=member.read_seq,
+                    unread=max(0, c.last_seq - member.read_seq),
+                )
             )
         next_cursor = None
-        if len(ordered) > data.limit:
-            last = page[-1]
-            next_cursor = _encode_cursor((last.last_activity_at, last.conversation_id))
-        return {"conversations": items, "cursor": next_cursor}
+        if page.more:
+            last = page.members[-1]
+            next_cursor = _encode_cursor((last.activity_at, last.conversation_id))
+        return wire.ConversationPage(conversations=items, cursor=next_cursor)
 
     # ------------------------------------------------------------------ messages
-    def send(self, caller: Caller, data: wire.MessageSend) -> dict[str, Any]:
+    def send(self, caller: Caller, data: wire.MessageSend) -> wire.MessageSent:
         if len(data.body) > self.limits.max_body_chars:
             # The one body limit (MAX_BODY_CHARS); the frame itself is capped at 128 KB.
             raise PayloadTooLarge(
@@ -201,6 +210,7 @@ class MessagingService:
                 created_at=self._now_ms(),
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
+                sender_connection_id=caller.connection_id,
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
@@ -222,7 +232,7 @@ class MessagingService:
                 self.conversations.append(conversation, message, guards)
                 break
             except DuplicateSend:
-                return self._repeat_send(caller, conversation, data.clientMessageId)
+                return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
                 if refused.label in limits:
                     raise _rate_limited(limits[refused.label], message.created_at) from None
@@ -238,20 +248,24 @@ class MessagingService:
         else:
             raise Conflict("the conversation is too busy right now, retry the send")
         self._deliver(caller, conversation, message)
-        return {
-            "seq": message.seq,
-            "messageId": message.message_id,
-            "createdAt": message.created_at,
-        }
+        return wire.MessageSent(
+            seq=message.seq, messageId=message.message_id, createdAt=message.created_at
+        )
 
     def _repeat_send(
-        self, caller: Caller, conversation: Conversation, client_message_id: str
-    ) -> dict[str, Any]:
-        reply = self.conversations.previous_reply(
-            conversation.conversation_id, caller.user_id, client_message_id
+        self, caller: Caller, conversation: Conversation, data: wire.MessageSend
+    ) -> wire.MessageSent:
+        previous = self.conversations.previous_send(
+            conversation.conversation_id, caller.user_id, data.clientMessageId
         )
-        if reply is None:  # the record expired (24 h): the id may be reused
+        if previous is None:  # the record expired (24 h): the id may be reused
             raise Conflict("clientMessageId was used for another message")
+        attachments = [a.model_dump(exclude_none=True) for a in data.attachments]
+        if previous.digest not in (None, send_digest(data.body, attachments)):
+            # Same id, other content: not a retry. Answering with the first reply would
+            # tell the client its second message was stored when it was not.
+            raise Conflict("clientMessageId was already used for a different message")
+        reply = previous.reply
         # The first attempt may have died between storing and pushing; push again (clients
         # drop duplicates by seq), so an acknowledged message always reaches online members.
         stored = self.conversations.messages_after(
@@ -259,12 +273,12 @@ class MessagingService:
         )
         if stored:
             self._deliver(caller, conversation, stored[0])
-        return dict(reply)
+        return wire.MessageSent.model_validate(reply)
 
     def _deliver(self, caller: Caller, conversation: Conversation, message: StoredMessage) -> None:
         report = self.delivery.to_users(
             conversation.members,
-            push("message:new", message.wire()),
+            push(message.wire()),
             exclude_connection=caller.connection_id,
         )
         offline = [u for u in report.offline_users if u != caller.user_id]
@@ -297,7 +311,7 @@ class MessagingService:
             },
         )
 
-    def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> dict[str, Any]:
+    def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> wire.CursorMoved:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
         conversation = self._conversation_for(caller, data.conversationId)
         seq = min(data.seq, conversation.last_seq)
@@ -305,22 +319,21 @@ class MessagingService:
             conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
         if moved:
-            event = "message:delivered" if cursor == "ackedSeq" else "message:read"
+            receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             others = conversation.members - {caller.user_id}
             self.delivery.to_users(
                 others,
                 push(
-                    event,
-                    {
-                        "conversationId": conversation.conversation_id,
-                        "seq": seq,
-                        "userId": caller.user_id,
-                    },
+                    receipt(
+                        conversationId=conversation.conversation_id,
+                        seq=seq,
+                        userId=caller.user_id,
+                    )
                 ),
             )
-        return {"conversationId": conversation.conversation_id, "seq": seq, "moved": moved}
+        return wire.CursorMoved(conversationId=conversation.conversation_id, seq=seq, moved=moved)
 
-    def sync(self, caller: Caller, data: wire.MessageSync) -> dict[str, Any]:
+    def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
@@ -328,130 +341,127 @@ class MessagingService:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
                 raise Forbidden(f"you are not a member of {conversation_id}")
+        # What one frame may cost is bounded whatever the number of cursors: at most
+        # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
+        # the reply is full. A conversation left out says hasMore; the client syncs again.
         budget = REPLY_BUDGET_BYTES
-        result: dict[str, Any] = {}
+        queries, items_left = SYNC_MAX_QUERIES, SYNC_MAX_ITEMS
+        result: dict[str, wire.SyncedConversation] = {}
         for conversation_id, after in data.cursors.items():
             conversation = found[conversation_id]
-            entry: dict[str, Any] = {
-                "lastSeq": conversation.last_seq,
-                "messages": [],
-                "hasMore": False,
-            }
-            result[conversation_id] = entry
-            if conversation.last_seq <= after:
-                continue
-            messages = self.conversations.messages_after(conversation_id, after, data.limit)
-            for message in messages:
-                wired = message.wire()
-                size = len(json.dumps(wired))
-                if size > budget:
-                    break
-                budget -= size
-                entry["messages"].append(wired)
-            shown = entry["messages"][-1]["seq"] if entry["messages"] else after
-            entry["hasMore"] = shown < conversation.last_seq
-        return {"conversations": result}
+            shown: list[wire.Message] = []
+            if conversation.last_seq > after and budget > 0 and queries > 0 and items_left > 0:
+                queries -= 1
+                # No more messages than could still fit (each is at least ~150 bytes wired).
+                fits = budget // SYNC_MIN_MESSAGE_BYTES + 1
+                messages = self.conversations.messages_after(
+                    conversation_id, after, min(data.limit, items_left, fits)
+                )
+                items_left -= len(messages)
+                for message in messages:
+                    wired = message.wire()
+                    size = len(json.dumps(wired.wire()))
+                    if size > budget:
+                        budget = 0  # full: no later conversation is queried
+                        break
+                    budget -= size
+                    shown.append(wired)
+            last_shown = shown[-1].seq if shown else after
+            result[conversation_id] = wire.SyncedConversation(
+                lastSeq=conversation.last_seq,
+                messages=shown,
+                hasMore=last_shown < conversation.last_seq,
+            )
+        return wire.SyncResult(conversations=result)
 
-    def history(self, caller: Caller, data: wire.MessageHistory) -> dict[str, Any]:
+    def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
         conversation = self._conversation_for(caller, data.conversationId)
-        messages = self.conversations.messages_before(
-            conversation.conversation_id, data.beforeSeq, data.limit
-        )
-        wired: list[dict[str, Any]] = []
+        cid, around = conversation.conversation_id, data.aroundSeq
+        if around is None:
+            messages = self.conversations.messages_before(cid, data.beforeSeq, data.limit)
+        else:  # a page around a search hit: half older, the rest from it on
+            older = data.limit // 2
+            messages = self.conversations.messages_before(cid, around, older) if older else []
+            newer = data.limit - len(messages)
+            messages += self.conversations.messages_after(cid, around - 1, newer)
+        wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
         for message in reversed(messages):  # keep the newest when the budget runs out
             item = message.wire()
-            budget -= len(json.dumps(item))
+            budget -= len(json.dumps(item.wire()))
             if budget < 0:
                 break
             wired.append(item)
         wired.reverse()
-        first = wired[0]["seq"] if wired else (data.beforeSeq or conversation.last_seq + 1)
-        return {
-            "conversationId": conversation.conversation_id,
-            "messages": wired,
-            "hasMore": first > 1,
-            "lastSeq": conversation.last_seq,
-        }
+        first = wired[0].seq if wired else (data.beforeSeq or conversation.last_seq + 1)
+        return wire.HistoryPage(
+            conversationId=conversation.conversation_id,
+            messages=wired,
+            hasMore=first > 1,
+            lastSeq=conversation.last_seq,
+        )
 
     # ------------------------------------------------------------------ typing, presence
-    def typing(self, caller: Caller, data: wire.Typing, state: str) -> dict[str, Any]:
+    def typing(
+        self, caller: Caller, data: wire.Typing, state: Literal["start", "stop"]
+    ) -> wire.TypingSent:
         conversation = self._conversation_for(caller, data.conversationId)
-        if state == "start" and not self.limiter.acquire(
-            f"typing#{caller.user_id}#{conversation.conversation_id}",
+        # Each push costs a presence read and a post per device of every member: both
+        # states are limited, each on its own window (a stop right after a start is normal).
+        key = "typing" if state == "start" else "typing-stop"
+        if not self.limiter.acquire(
+            f"{key}#{caller.user_id}#{conversation.conversation_id}",
             self._now_ms(),
             TYPING_WINDOW_MS,
+            # analytics counts typing per session (the window's stream record carries it)
+            connection_id=caller.connection_id,
         ):
-            raise RateLimited("typing:start at most once every 2 seconds per conversation")
+            raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(
             conversation.members - {caller.user_id},
             push(
-                "typing",
-                {
-                    "conversationId": conversation.conversation_id,
-                    "userId": caller.user_id,
-                    "state": state,
-                },
+                wire.TypingPush(
+                    conversationId=conversation.conversation_id,
+                    userId=caller.user_id,
+                    state=state,
+                )
             ),
         )
-        return {"sent": True}
+        return wire.TypingSent(sent=True)
 
-    def presence(self, caller: Caller, data: wire.PresenceQuery) -> dict[str, Any]:
-        contacts = self.contacts_of(caller.user_id) | {caller.user_id}
+    def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
+        # Contacts are the members of the caller's most recently active conversations
+        # (dal RECENT_CONVERSATIONS): a bounded read, whatever others did to the caller.
+        contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
         strangers = sorted(set(data.userIds) - contacts)
         if strangers:
-            raise Forbidden("presence is visible only for people you share a conversation with")
+            raise Forbidden(
+                "presence is visible only for people you share a recent conversation with"
+            )
         found = self.users.presence(data.userIds)
-        return {
-            "presence": [
-                {"userId": p.user_id, "online": p.online, "lastSeen": p.last_seen or None}
+        return wire.PresenceList(
+            presence=[
+                wire.Presence(userId=p.user_id, online=p.online, lastSeen=p.last_seen or None)
                 for p in found.values()
             ]
-        }
-
-    def contacts_of(self, user_id: str) -> set[str]:
-        memberships = self.conversations.memberships(user_id)
-        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
-        return {u for c in conversations.values() for u in c.members} - {user_id}
-
-    # ------------------------------------------------------------------ preferences
-    def get_preferences(self, caller: Caller) -> dict[str, Any]:
-        return _wire_prefs(self.users.preferences(caller.user_id))
-
-    def set_preferences(self, caller: Caller, data: wire.PreferencesSet) -> dict[str, Any]:
-        current = self.users.preferences(caller.user_id)
-        updated = Preferences(
-            email_on_offline=current.email_on_offline
-            if data.emailOnOffline is None
-            else data.emailOnOffline,
-            email=current.email if data.email is None else data.email,
-            digest_minutes=current.digest_minutes
-            if data.digestMinutes is None
-            else data.digestMinutes,
         )
-        if updated.email_on_offline and not updated.email:
-            raise BadRequest("emailOnOffline needs an email address")
-        self.users.set_preferences(caller.user_id, updated)
-        return _wire_prefs(updated)
 
     # ------------------------------------------------------------------ notifications
-    def list_notifications(self, caller: Caller, data: wire.NotificationList) -> dict[str, Any]:
+    def list_notifications(
+        self, caller: Caller, data: wire.NotificationList
+    ) -> wire.NotificationPage:
         page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
-        return {
-            "notifications": [n.wire() for n in page],
-            "cursor": page[-1].notification_id if len(page) == data.limit else None,
-        }
+        return wire.NotificationPage(
+            notifications=[n.wire() for n in page],
+            cursor=page[-1].notification_id if len(page) == data.limit else None,
+        )
 
-    def read_notifications(self, caller: Caller, data: wire.NotificationRead) -> dict[str, Any]:
-        return {"marked": self.notifications.mark_read(caller.user_id, list(data.notificationIds))}
-
-
-def _wire_prefs(prefs: Preferences) -> dict[str, Any]:
-    return {
-        "emailOnOffline": prefs.email_on_offline,
-        "email": prefs.email,
-        "digestMinutes": prefs.digest_minutes,
-    }
+    def read_notifications(
+        self, caller: Caller, data: wire.NotificationRead
+    ) -> wire.NotificationsMarked:
+        return wire.NotificationsMarked(
+            marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
+        )
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

@@ -11,15 +11,53 @@ Server push: ``{"type": "<event>", "data": {...}}``.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.errors import ErrorCode
+from switchboard.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_NESTING_DEPTH
 
-# API Gateway's limits, which the devserver enforces too.
-MAX_MESSAGE_BYTES = 128 * 1024
-MAX_FRAME_BYTES = 32 * 1024
+__all__ = ["MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES", "MAX_NESTING_DEPTH"]
+
+T = TypeVar("T")
+
+# A JSON string, escapes included (the unrolled form: linear, no backtracking).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def nesting_depth(body: str) -> int:
+    """How deeply arrays and objects nest in ``body``, counted without decoding it: the
+    json decoder recurses once per level, and 50,000 ``[`` raise RecursionError (the
+    frame would get ``internal``, and any later ``json.dumps`` of it would fail too).
+    0 when the frame has too few brackets to nest past the budget."""
+    if body.count("[") + body.count("{") <= MAX_NESTING_DEPTH:
+        return 0
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', body)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    # On the wire the field is absent rather than null: the schema says "optional", not
+    # "may be null", so typed clients get `field?: T` instead of `field?: T | null`.
+    variants = [v for v in schema.pop("anyOf", []) if v != {"type": "null"}]
+    if len(variants) == 1:
+        schema.update(variants[0])
+    elif variants:
+        schema["anyOf"] = variants
+    schema.pop("default", None)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+# A field the server leaves out of a reply or push when it has no value (``None`` here).
+Omitted = Annotated[T | None, Field(exclude_if=_is_none, json_schema_extra=_not_nullable)]
 
 
 class WireModel(BaseModel):
@@ -60,8 +98,41 @@ class EmptyData(WireModel):
     """For actions that take no data."""
 
 
-def reply_ok(request_id: str | None, data: Any) -> dict[str, Any]:
-    return {"type": "reply", "id": request_id, "ok": True, "data": data}
+class WireMismatch(Exception):
+    """A reply or push that does not match its model: a bug on the server, never input."""
+
+
+class WireData(BaseModel):
+    """Base of every reply and push payload the server sends. Built by services, serialised
+    by ``wire()``: fields in declaration order (the order clients have always seen),
+    ``Omitted`` fields left out when empty, every other field present (``null`` if none).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready payload, checked: it must validate against its own model again
+        (this catches a field that is left out but required, or a value a client could not
+        parse back). Measured here: ~2 us for a small reply, ~0.1-0.2 ms for a 14 KB page
+        of 50 messages, small next to the DynamoDB calls behind it; so the check runs
+        everywhere, production too, and a mismatch is a bug, answered with ``internal``
+        rather than sent."""
+        data = self.model_dump(mode="json")
+        try:
+            type(self).model_validate(data)
+        except ValidationError as exc:
+            raise WireMismatch(f"{type(self).__name__} does not round-trip: {exc}") from None
+        return data
+
+
+class PushData(WireData):
+    """The ``data`` of a server push; ``TYPE`` is the push frame's ``type``."""
+
+    TYPE: ClassVar[str]
+
+
+def reply_ok(request_id: str | None, data: WireData) -> dict[str, Any]:
+    return {"type": "reply", "id": request_id, "ok": True, "data": data.wire()}
 
 
 def reply_error(
@@ -73,8 +144,10 @@ def reply_error(
     return {"type": "reply", "id": request_id, "ok": False, "error": error}
 
 
-def push(event_type: str, data: Any) -> dict[str, Any]:
-    return {"type": event_type, "data": data}
+def push(data: PushData) -> dict[str, Any]:
+    """A push frame: its type comes from the model, so a frame cannot carry another type's
+    data."""
+    return {"type": data.TYPE, "data": data.wire()}
 
 
 def to_json(frame: Any) -> str:

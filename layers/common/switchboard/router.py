@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -29,9 +29,19 @@ from switchboard.errors import (
     UnknownAction,
 )
 from switchboard.observability import logger
-from switchboard.protocol import RequestFrame, reply_error, reply_ok, to_json
+from switchboard.protocol import (
+    MAX_NESTING_DEPTH,
+    RequestFrame,
+    WireData,
+    WireMismatch,
+    nesting_depth,
+    reply_error,
+    reply_ok,
+    to_json,
+)
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=WireData)
 
 
 class AuthorizerContext(BaseModel):
@@ -102,7 +112,8 @@ class Request(Generic[M]):
 @dataclass(frozen=True, slots=True)
 class _Action:
     model: type[BaseModel]
-    handler: Callable[[Request[Any]], Any]
+    reply: type[WireData]
+    handler: Callable[[Request[Any]], WireData]
     allow_expired_token: bool = False
 
 
@@ -114,14 +125,20 @@ class WebSocketRouter:
     """``refreshed_token_exp(connection_id)`` returns the expiry an ``auth:refresh`` stored
     for the connection (0 if none). The authorizer's context is fixed for the life of a
     connection, so the router asks only once that expiry has passed: a connection with a
-    valid token costs no extra call."""
+    valid token costs no extra call.
+
+    ``replies`` maps each action to the model of its reply's ``data`` (switchboard.wire):
+    an action without one cannot be registered, and a handler that returns anything else
+    is a bug, answered with ``internal``."""
 
     def __init__(
         self,
+        replies: Mapping[str, type[WireData]],
         *,
         clock: Callable[[], float] = time.time,
         refreshed_token_exp: Callable[[str], int] | None = None,
     ) -> None:
+        self._replies = replies
         self._actions: dict[str, _Action] = {}
         self._lifecycle: dict[str, LifecycleHandler] = {}
         self._clock = clock
@@ -130,14 +147,16 @@ class WebSocketRouter:
     # ------------------------------------------------------------------ registration
     def action(
         self, name: str, model: type[M], *, allow_expired_token: bool = False
-    ) -> Callable[[Callable[[Request[M]], Any]], Callable[[Request[M]], Any]]:
+    ) -> Callable[[Callable[[Request[M]], R]], Callable[[Request[M]], R]]:
         """``allow_expired_token`` is for ``auth:refresh`` alone: the one action a connection
         whose token has expired may still send."""
+        if name not in self._replies:
+            raise ValueError(f"action {name!r} has no reply model in switchboard.wire")
 
-        def register(fn: Callable[[Request[M]], Any]) -> Callable[[Request[M]], Any]:
+        def register(fn: Callable[[Request[M]], R]) -> Callable[[Request[M]], R]:
             if name in self._actions:
                 raise ValueError(f"action {name!r} registered twice")
-            self._actions[name] = _Action(model, fn, allow_expired_token)
+            self._actions[name] = _Action(model, self._replies[name], fn, allow_expired_token)
             return fn
 
         return register
@@ -154,36 +173,61 @@ class WebSocketRouter:
     def actions(self) -> frozenset[str]:
         return frozenset(self._actions)
 
+    def reply_model(self, action: str) -> type[WireData]:
+        return self._actions[action].reply
+
     # ------------------------------------------------------------------ dispatch
     def resolve(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         """Lambda proxy response for one API Gateway WebSocket event."""
         event = WebSocketEvent.model_validate(raw_event)
-        route_key = event.request_context.route_key
-        lifecycle = self._lifecycle.get(route_key)
-        if lifecycle is not None:
-            return lifecycle(event) or {"statusCode": 200}
-        if route_key in ("$connect", "$disconnect"):
-            return {"statusCode": 200}
-        return {"statusCode": 200, "body": to_json(self._reply(event))}
+        ctx = event.request_context
+        route_key = ctx.route_key
+        # Every line logged while handling this event names the user and the connection,
+        # and one "handled" line per event gives its action, outcome and duration: what
+        # the Logs Insights queries in template.yaml group by (docs/operations.md).
+        keys = {"connectionId": ctx.connection_id, "route": route_key}
+        if ctx.authorizer is not None:
+            keys["userId"] = ctx.authorizer.user_id
+        logger.append_keys(**keys)
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"action": route_key}
+        try:
+            lifecycle = self._lifecycle.get(route_key)
+            if lifecycle is not None:
+                return lifecycle(event) or {"statusCode": 200}
+            if route_key in ("$connect", "$disconnect"):
+                return {"statusCode": 200}
+            reply = self._reply(event, outcome)
+            return {"statusCode": 200, "body": to_json(reply)}
+        finally:
+            outcome["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
+            logger.info("handled", extra=outcome)
+            logger.remove_keys(list(keys))
 
-    def _reply(self, event: WebSocketEvent) -> dict[str, Any]:
+    def _reply(self, event: WebSocketEvent, outcome: dict[str, Any]) -> dict[str, Any]:
         request_id: str | None = None
+        outcome["ok"] = False
         try:
             frame = _parse_frame(event.body)
             request_id = frame.id
-            return reply_ok(request_id, self._dispatch(event, frame))
+            outcome["action"] = frame.action[:64]
+            data = self._dispatch(event, frame)
+            outcome["ok"] = True
+            return reply_ok(request_id, data)
         except SwitchboardError as exc:
             request_id = request_id or exc.request_id
+            outcome["code"] = exc.code.value
             logger.info(
                 "request refused",
                 extra={"code": exc.code.value, "reason": exc.message, "id": request_id},
             )
             return reply_error(request_id, exc.code, exc.message, exc.details)
         except Exception:
+            outcome["code"] = ErrorCode.INTERNAL.value
             logger.exception("unhandled error", extra={"id": request_id})
             return reply_error(request_id, ErrorCode.INTERNAL, "internal error")
 
-    def _dispatch(self, event: WebSocketEvent, frame: RequestFrame) -> Any:
+    def _dispatch(self, event: WebSocketEvent, frame: RequestFrame) -> WireData:
         action = self._actions.get(frame.action)
         if action is None:
             raise UnknownAction(f"unknown action {frame.action[:64]!r}")
@@ -192,7 +236,14 @@ class WebSocketRouter:
             data = action.model.model_validate(frame.data)
         except ValidationError as exc:
             raise _bad_request(exc, prefix="data") from None
-        return action.handler(Request(caller, frame.action, frame.id, data, event.request_context))
+        result = action.handler(
+            Request(caller, frame.action, frame.id, data, event.request_context)
+        )
+        if type(result) is not action.reply:
+            raise WireMismatch(
+                f"{frame.action} replied {type(result).__name__}, not {action.reply.__name__}"
+            )
+        return result
 
     def _caller(self, event: WebSocketEvent, *, check_expiry: bool = True) -> Caller:
         ctx = event.request_context
@@ -212,9 +263,11 @@ class WebSocketRouter:
 def _parse_frame(body: str | None) -> RequestFrame:
     if not body:
         raise BadRequest("empty frame")
+    if nesting_depth(body) > MAX_NESTING_DEPTH:
+        raise BadRequest(f"frame is nested deeper than {MAX_NESTING_DEPTH} levels")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: see nesting_depth
         raise BadRequest("frame is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("frame must be a JSON object")

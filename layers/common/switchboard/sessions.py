@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from switchboard.errors import Forbidden, NotFound, Unauthorized
 from switchboard.observability import logger
 from switchboard.router import Caller
+from switchboard.wire.sessions import SessionsRevoked, TokenRefreshed
 
 if TYPE_CHECKING:
     from switchboard.auth import TokenVerifier
@@ -44,7 +45,7 @@ class SessionService:
         self.gateway = gateway
         self._clock = clock
 
-    def refresh(self, caller: Caller, token: str) -> dict[str, Any]:
+    def refresh(self, caller: Caller, token: str) -> TokenRefreshed:
         from switchboard.auth import InvalidToken
 
         try:
@@ -64,9 +65,9 @@ class SessionService:
             caller.connection_id, caller.user_id, identity.expires_at
         ):
             raise NotFound("the connection is gone")
-        return {"expiresAt": identity.expires_at}
+        return TokenRefreshed(expiresAt=identity.expires_at)
 
-    def revoke(self, caller: Caller, user_id: str) -> dict[str, Any]:
+    def revoke(self, caller: Caller, user_id: str) -> SessionsRevoked:
         if not caller.is_admin:
             raise Forbidden("only an admin may revoke a user's sessions")
         # Whole seconds, rounded up: a token minted in this same second is revoked too.
@@ -78,9 +79,9 @@ class SessionService:
             "sessions revoked",
             extra={"userId": user_id, "closed": len(result.delivered), "failed": result.failed},
         )
-        return {
-            "userId": user_id,
-            "closedConnections": len(result.delivered),
-            "alreadyClosed": len(result.gone),
-            "failedConnections": sorted(result.failed),
-        }
+        return SessionsRevoked(
+            userId=user_id,
+            closedConnections=len(result.delivered),
+            alreadyClosed=len(result.gone),
+            failedConnections=sorted(result.failed),
+        )

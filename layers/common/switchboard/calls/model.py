@@ -9,14 +9,20 @@ own peer connection).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from switchboard.errors import BadRequest, Conflict, Forbidden, RateLimited
+from switchboard.wire import calls as wire
 
-MAX_PENDING_CANDIDATES = 64  # per target, kept until the callee answers
+# Candidates kept for a participant who has not answered yet, per target: by count and by
+# bytes as stored (JSON), so what others send cannot grow the call item toward
+# DynamoDB's 400 KB limit (a write over it would fail every later transition).
+MAX_PENDING_CANDIDATES = 64
+MAX_PENDING_ICE_BYTES = 16_384
 
 
 class CallState(StrEnum):
@@ -88,8 +94,12 @@ class Participant:
     def in_call(self) -> bool:
         return self.state in IN_CALL
 
-    def wire(self) -> dict[str, Any]:
-        return {"userId": self.user_id, "state": self.state.value, "role": self.role}
+    def wire(self) -> wire.CallParticipant:
+        return wire.CallParticipant(
+            userId=self.user_id,
+            state=self.state.value,
+            role=self.role,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,24 +144,26 @@ class Call:
             raise Forbidden("you are not a participant of this call")
         return found
 
-    def wire(self, for_user: str | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "callId": self.call_id,
-            "state": self.state.value,
-            "media": self.media,
-            "callerId": self.caller_id,
-            "group": self.group,
-            "conversationId": self.conversation_id,
-            "participants": [p.wire() for p in self.participants.values()],
-            "createdAt": self.created_at,
-            "answeredAt": self.answered_at,
-            "endedAt": self.ended_at,
-            "endReason": self.end_reason,
-        }
+    def participants_wire(self) -> list[wire.CallParticipant]:
+        return [p.wire() for p in self.participants.values()]
+
+    def wire(self, for_user: str | None = None) -> wire.CallView:
         mine = self.participants.get(for_user or "")
-        if self.offer is not None and mine is not None and mine.state is PartState.INVITED:
-            data["offer"] = self.offer
-        return data
+        ringing = mine is not None and mine.state is PartState.INVITED
+        return wire.CallView(
+            callId=self.call_id,
+            state=self.state.value,
+            media=self.media,
+            callerId=self.caller_id,
+            group=self.group,
+            conversationId=self.conversation_id,
+            participants=self.participants_wire(),
+            createdAt=self.created_at,
+            answeredAt=self.answered_at,
+            endedAt=self.ended_at,
+            endReason=self.end_reason,
+            offer=wire.Sdp.model_validate(self.offer) if self.offer and ringing else None,
+        )
 
 
 def start(
@@ -276,9 +288,12 @@ def add_pending_candidate(
     call: Call, from_user: str, to_user: str, candidate: dict[str, Any]
 ) -> Call:
     queued = call.pending_ice.get(to_user, [])
-    if len(queued) >= MAX_PENDING_CANDIDATES:
-        raise RateLimited("too many ICE candidates before the peer answered")
     entry = {"fromUserId": from_user, "candidate": candidate}
+    if (
+        len(queued) >= MAX_PENDING_CANDIDATES
+        or len(json.dumps([*queued, entry])) > MAX_PENDING_ICE_BYTES
+    ):
+        raise RateLimited("too many ICE candidates before the peer answered")
     return replace(call, pending_ice={**call.pending_ice, to_user: [*queued, entry]})
 
 
@@ -311,4 +326,8 @@ def _settle(call: Call, now: int, reason: str) -> Call:
             now,
             end_reason,
         )
-    return replace(call, state=final, ended_at=now, end_reason=end_reason)
+    # Nothing others sent outlives the call: the item an ending writes is small whatever
+    # came before, so ending (and freeing everyone's active# item) cannot fail on size.
+    return replace(
+        call, state=final, ended_at=now, end_reason=end_reason, offer=None, pending_ice={}
+    )

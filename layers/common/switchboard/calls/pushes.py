@@ -8,6 +8,7 @@ from typing import Any
 
 from switchboard.calls.model import Call, CallState, Participant, PartState
 from switchboard.protocol import push
+from switchboard.wire import calls as wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,17 +22,17 @@ class Push:
 
 
 def incoming_frame(call: Call) -> dict[str, Any]:
+    offer = None if call.group or call.offer is None else wire.Sdp.model_validate(call.offer)
     return push(
-        "call:incoming",
-        {
-            "callId": call.call_id,
-            "callerId": call.caller_id,
-            "media": call.media,
-            "offer": None if call.group else call.offer,
-            "group": call.group,
-            "participants": [p.wire() for p in call.participants.values()],
-            "conversationId": call.conversation_id,
-        },
+        wire.CallIncoming(
+            callId=call.call_id,
+            callerId=call.caller_id,
+            media=call.media,
+            offer=offer,
+            group=call.group,
+            participants=call.participants_wire(),
+            conversationId=call.conversation_id,
+        )
     )
 
 
@@ -75,16 +76,15 @@ class _PushPlan:
                 (p for p in after.participants.values() if p.state is PartState.REJECTED), None
             )
             frame = push(
-                "call:rejected",
-                {
-                    "callId": self.call_id,
-                    "userId": rejecter.user_id if rejecter else None,
-                    "reason": rejecter.reason if rejecter else None,
-                },
+                wire.CallRejected(
+                    callId=self.call_id,
+                    userId=rejecter.user_id if rejecter else None,
+                    reason=rejecter.reason if rejecter else None,
+                )
             )
         else:
             reason = after.end_reason or after.state.value
-            frame = push("call:ended", {"callId": self.call_id, "reason": reason})
+            frame = push(wire.CallEnded(callId=self.call_id, reason=reason))
         for part in before.in_call():
             self.tell(part, frame)
 
@@ -92,29 +92,31 @@ class _PushPlan:
         self.out.append(
             Push(
                 part.user_id,
-                push("call:answered-elsewhere", {"callId": self.call_id, "userId": part.user_id}),
+                push(wire.CallAnsweredElsewhere(callId=self.call_id, userId=part.user_id)),
                 exclude_connection=part.connection_id,
             )
         )
         if after.group:
-            frame = push(
-                "call:participant-joined", {"callId": self.call_id, "userId": part.user_id}
-            )
+            frame = push(wire.CallParticipantJoined(callId=self.call_id, userId=part.user_id))
             for other in after.joined():
                 if other.user_id != part.user_id:
                     self.tell(other, frame)
 
     def left(self, after: Call, was: Participant, now_part: Participant) -> None:
-        data = {"callId": self.call_id, "userId": was.user_id, "reason": now_part.reason}
+        ended = push(wire.CallEnded(callId=self.call_id, reason=now_part.reason))
         if was.state is PartState.INVITED:
             # The user's other devices stop ringing.
             if now_part.state is PartState.REJECTED:
-                self.tell(was, push("call:rejected", data))
-            else:
-                self.tell(
-                    was, push("call:ended", {"callId": self.call_id, "reason": now_part.reason})
+                rejected = wire.CallRejected(
+                    callId=self.call_id, userId=was.user_id, reason=now_part.reason
                 )
+                self.tell(was, push(rejected))
+            else:
+                self.tell(was, ended)
         elif was.connection_id != self.actor:  # hung up from another device, or timed out
-            self.tell(was, push("call:ended", {"callId": self.call_id, "reason": now_part.reason}))
+            self.tell(was, ended)
+        left = wire.CallParticipantLeft(
+            callId=self.call_id, userId=was.user_id, reason=now_part.reason
+        )
         for other in after.joined():
-            self.tell(other, push("call:participant-left", data))
+            self.tell(other, push(left))

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from switchboard.calls.model import (
@@ -31,8 +32,9 @@ from switchboard.calls.pushes import Push, pushes
 from switchboard.calls.repository import StaleCall
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound
 from switchboard.observability import logger
-from switchboard.protocol import push
+from switchboard.protocol import PushData, push
 from switchboard.queues import NotificationJob, RingTimeout
+from switchboard.wire import calls as wire
 
 if TYPE_CHECKING:
     from switchboard.calls.repository import CallRepository
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
     from switchboard.queues import NotificationQueue, RingTimeoutQueue
     from switchboard.router import Caller
     from switchboard.turn import IceServers
-    from switchboard.wire import calls as wire
 
 SAVE_ATTEMPTS = 6
 
@@ -80,7 +81,7 @@ class CallService:
         return int(self._clock() * 1000)
 
     # ------------------------------------------------------------------ actions
-    def initiate(self, caller: Caller, data: wire.CallInitiate) -> dict[str, Any]:
+    def initiate(self, caller: Caller, data: wire.CallInitiate) -> wire.CallStarted:
         callees = data.callees
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
@@ -118,23 +119,17 @@ class CallService:
             "call initiated",
             extra={"callId": call.call_id, "callees": callees, "group": call.group},
         )
-        return {
-            "callId": call.call_id,
-            "state": call.state.value,
-            "participants": [p.wire() for p in call.participants.values()],
-        }
+        return _started(call)
 
-    def answer(self, caller: Caller, data: wire.CallAnswer) -> dict[str, Any]:
+    def answer(self, caller: Caller, data: wire.CallAnswer) -> wire.CallAnswerReply:
+        answer = wire.Sdp.model_validate(data.answer.model_dump(exclude_none=True))
+
+        def signal(call_id: str, from_user: str) -> wire.CallAnswered:
+            return wire.CallAnswered(callId=call_id, answer=answer, fromUserId=from_user)
+
         if data.toUserId is not None:
-            return self._relay(
-                caller,
-                data.callId,
-                data.toUserId,
-                "call:answered",
-                "answer",
-                data.answer.model_dump(exclude_none=True),
-            )
-        answer = data.answer.model_dump(exclude_none=True)
+            self._relay(caller, data.callId, data.toUserId, signal)
+            return wire.CallAnswerReply(callId=data.callId, sent=True)
         before, after = self.transition(
             data.callId,
             lambda call: join(_one_to_one(call), caller.user_id, caller.connection_id, self.now()),
@@ -142,15 +137,16 @@ class CallService:
         )
         if after == before:
             # Already in the call on this device: the answer to a renegotiation offer.
-            return self._relay(caller, data.callId, None, "call:answered", "answer", answer)
+            self._relay(caller, data.callId, None, signal)
+            return wire.CallAnswerReply(callId=data.callId, sent=True)
         peer = after.participants[after.caller_id]
         if peer.connection_id:
             me = after.participants[caller.user_id]
-            self._push_to(after, me, peer, "call:answered", "answer", answer)
+            self._push_to(after, me, peer, signal)
         self._flush_pending(before, caller)
-        return {"callId": after.call_id, "state": after.state.value}
+        return wire.CallAnswerReply(callId=after.call_id, state=_state(after))
 
-    def join(self, caller: Caller, data: wire.CallRef) -> dict[str, Any]:
+    def join(self, caller: Caller, data: wire.CallRef) -> wire.CallStarted:
         def change(call: Call) -> Call:
             if not call.group:
                 raise BadRequest("a 1:1 call is accepted with call:answer")
@@ -158,30 +154,26 @@ class CallService:
 
         before, after = self.transition(data.callId, change, caller.connection_id)
         self._flush_pending(before, caller)
-        return {
-            "callId": after.call_id,
-            "state": after.state.value,
-            "participants": [p.wire() for p in after.participants.values()],
-        }
+        return _started(after)
 
-    def reject(self, caller: Caller, data: wire.CallReject) -> dict[str, Any]:
+    def reject(self, caller: Caller, data: wire.CallReject) -> wire.CallStateReply:
         reason = data.reason or "declined"
         _, after = self.transition(
             data.callId,
             lambda call: decline(call, caller.user_id, self.now(), reason),
             caller.connection_id,
         )
-        return {"callId": after.call_id, "state": after.state.value}
+        return wire.CallStateReply(callId=after.call_id, state=_state(after))
 
-    def end(self, caller: Caller, data: wire.CallRef) -> dict[str, Any]:
+    def end(self, caller: Caller, data: wire.CallRef) -> wire.CallStateReply:
         _, after = self.transition(
             data.callId,
             lambda call: leave(call, caller.user_id, self.now()),
             caller.connection_id,
         )
-        return {"callId": after.call_id, "state": after.state.value}
+        return wire.CallStateReply(callId=after.call_id, state=_state(after))
 
-    def invite(self, caller: Caller, data: wire.CallInvite) -> dict[str, Any]:
+    def invite(self, caller: Caller, data: wire.CallInvite) -> wire.CallInvited:
         if caller.user_id in data.userIds:
             raise BadRequest("you cannot invite yourself")
         before, after = self.transition(
@@ -201,18 +193,15 @@ class CallService:
             self.ring_timeouts.schedule(
                 RingTimeout(after.call_id, new), self.limits.ring_timeout_seconds
             )
-        return {
-            "callId": after.call_id,
-            "participants": [p.wire() for p in after.participants.values()],
-        }
+        return wire.CallInvited(callId=after.call_id, participants=after.participants_wire())
 
-    def relay_ice(self, caller: Caller, data: wire.CallIceCandidate) -> dict[str, Any]:
+    def relay_ice(self, caller: Caller, data: wire.CallIceCandidate) -> wire.CallRelayed:
         candidate = data.candidate.model_dump(exclude_none=True)
         call = self._get(data.callId)
         sender, target = self._pair(call, caller, data.toUserId)
         if target.state is PartState.JOINED and target.connection_id:
-            self._push_to(call, sender, target, "call:ice-candidate", "candidate", candidate)
-            return {"callId": call.call_id, "sent": True}
+            self._push_to(call, sender, target, partial(_candidate, candidate))
+            return wire.CallRelayed(callId=call.call_id, sent=True)
 
         def keep(current: Call) -> Call:
             _, now_target = self._pair(current, caller, target.user_id)
@@ -224,29 +213,42 @@ class CallService:
             self.transition(call.call_id, keep, caller.connection_id)
         except _PeerAnswered:
             return self.relay_ice(caller, data)
-        return {"callId": call.call_id, "sent": False}
+        return wire.CallRelayed(callId=call.call_id, sent=False)
 
-    def relay_offer(self, caller: Caller, data: wire.CallOffer) -> dict[str, Any]:
-        return self._relay(
-            caller,
-            data.callId,
-            data.toUserId,
-            "call:offer",
-            "offer",
-            data.offer.model_dump(exclude_none=True),
-        )
+    def relay_offer(self, caller: Caller, data: wire.CallOffer) -> wire.CallRelayed:
+        offer = wire.Sdp.model_validate(data.offer.model_dump(exclude_none=True))
 
-    def get_active(self, caller: Caller) -> dict[str, Any]:
+        def signal(call_id: str, from_user: str) -> wire.CallOfferPush:
+            return wire.CallOfferPush(callId=call_id, offer=offer, fromUserId=from_user)
+
+        self._relay(caller, data.callId, data.toUserId, signal)
+        return wire.CallRelayed(callId=data.callId, sent=True)
+
+    def get_active(self, caller: Caller) -> wire.ActiveCall:
         call_id = self.calls.active_call_id(caller.user_id, self.now())
         call = self.calls.get(call_id) if call_id else None
         if call is None or not call.live:
-            return {"call": None}
-        return {"call": call.wire(for_user=caller.user_id)}
+            return wire.ActiveCall(call=None)
+        return wire.ActiveCall(call=call.wire(for_user=caller.user_id))
 
-    def ice_servers_for(self, caller: Caller) -> dict[str, Any]:
+    def ice_servers_for(self, caller: Caller, data: wire.IceServersFor) -> wire.IceServers:
+        """TURN credentials only for a call (see turn.py): the relay is no free proxy."""
         if self.ice_servers is None:
             raise NotFound("no ICE servers are configured")
-        return self.ice_servers.for_user(caller.user_id)
+        if data.callId is not None:
+            call = self.calls.get(data.callId)
+            mine = call.participants.get(caller.user_id) if call else None
+            if call is None or mine is None:
+                raise NotFound("no such call")
+            if not call.live or not mine.in_call:
+                raise Conflict(f"the call is {call.state.value}")
+            return self.ice_servers.for_user(caller.user_id)
+        if data.calleeId is not None:
+            if data.calleeId == caller.user_id:
+                raise BadRequest("a call needs someone else")
+            self.ice_servers.count_issue(caller.user_id)
+            return self.ice_servers.for_user(caller.user_id)
+        return self.ice_servers.stun_only()
 
     # ------------------------------------------------------------------ asynchronous events
     def ring_timed_out(self, timeout: RingTimeout) -> None:
@@ -323,31 +325,26 @@ class CallService:
         caller: Caller,
         call_id: str,
         to_user: str | None,
-        event: str,
-        key: str,
-        value: dict[str, Any],
-    ) -> dict[str, Any]:
+        signal: Signal,
+    ) -> None:
         call = self._get(call_id)
         sender, target = self._pair(call, caller, to_user)
         if target.state is not PartState.JOINED or not target.connection_id:
             raise CallConflict("peer_not_joined", "that participant has not joined yet")
-        self._push_to(call, sender, target, event, key, value)
-        return {"callId": call.call_id, "sent": True}
+        self._push_to(call, sender, target, signal)
 
     def _push_to(
         self,
         call: Call,
         sender: Participant,
         target: Participant,
-        event: str,
-        key: str,
-        value: dict[str, Any],
+        signal: Signal,
     ) -> None:
         """A signaling frame to the target's in-call connection only (never its other
         devices: they are not in the call)."""
         if target.connection_id is None:
             return
-        frame = push(event, {"callId": call.call_id, key: value, "fromUserId": sender.user_id})
+        frame = push(signal(call.call_id, sender.user_id))
         self.delivery.to_connections({target.connection_id: target.user_id}, frame)
 
     def _flush_pending(self, before: Call, caller: Caller) -> None:
@@ -356,7 +353,8 @@ class CallService:
         if not queued:
             return
         frames = [
-            push("call:ice-candidate", {"callId": before.call_id, **entry}) for entry in queued
+            push(_candidate(entry["candidate"], before.call_id, entry["fromUserId"]))
+            for entry in queued
         ]
         # Sequential, in order, to one connection.
         targets = {caller.connection_id: caller.user_id}
@@ -425,6 +423,26 @@ class CallService:
                 self.delivery.to_users(
                     [item.user_id], item.frame, exclude_connection=item.exclude_connection
                 )
+
+
+# A signaling push, given the call and the sender.
+Signal = Callable[[str, str], PushData]
+
+
+def _candidate(candidate: dict[str, Any], call_id: str, from_user: str) -> PushData:
+    return wire.CallIceCandidatePush(
+        callId=call_id, candidate=wire.Candidate.model_validate(candidate), fromUserId=from_user
+    )
+
+
+def _state(call: Call) -> wire.CallStateName:
+    return call.state.value
+
+
+def _started(call: Call) -> wire.CallStarted:
+    return wire.CallStarted(
+        callId=call.call_id, state=_state(call), participants=call.participants_wire()
+    )
 
 
 class _PeerAnswered(Exception):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import from_item, is_condition_failure, to_item
+
+if TYPE_CHECKING:
+    from switchboard.wire import messaging as wire
 
 RETENTION_SECONDS = 30 * 24 * 3600
 
@@ -22,14 +25,16 @@ class Notification:
     created_at: int
     read: bool = False
 
-    def wire(self) -> dict[str, Any]:
-        return {
-            "notificationId": self.notification_id,
-            "kind": self.kind,
-            "data": self.data,
-            "createdAt": self.created_at,
-            "read": self.read,
-        }
+    def wire(self) -> wire.Notification:
+        from switchboard.wire.messaging import Notification
+
+        return Notification(
+            notificationId=self.notification_id,
+            kind=self.kind,
+            data=self.data,
+            createdAt=self.created_at,
+            read=self.read,
+        )
 
 
 class NotificationRepository(DynamoRepository):

@@ -3,34 +3,44 @@ actions. See docs/protocol.md, "Calls"."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from switchboard.protocol import EmptyData, WireModel
+from switchboard import limits
+from switchboard.protocol import EmptyData, Omitted, PushData, WireData, WireModel
 from switchboard.wire.messaging import ConversationId, UserId
 
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Media = Literal["audio", "video"]
-# A frame is at most 32 KB (API Gateway): an SDP has to fit in one with its envelope.
-MAX_SDP_CHARS = 24_000
+MAX_SDP_CHARS = limits.MAX_SDP_CHARS
 MAX_GROUP_INVITEES = 3
+
+# SDP and ICE are ASCII (RFC 8866 as WebRTC uses it, RFC 8839 for ICE): anything else is
+# refused, so a length in characters is a length in bytes, and nothing stored grows when
+# it is JSON-encoded (json.dumps turns one non-BMP character into 12 bytes).
+_SDP = r"^[\x20-\x7e\r\n\t]*$"
+_ICE = r"^[\x20-\x7e]*$"
+SdpText = Annotated[str, StringConstraints(max_length=MAX_SDP_CHARS, pattern=_SDP)]
+IceCandidateLine = Annotated[str, StringConstraints(max_length=1000, pattern=_ICE)]
+IceMid = Annotated[str, StringConstraints(max_length=64, pattern=_ICE)]
+IceUfrag = Annotated[str, StringConstraints(max_length=256, pattern=_ICE)]
 
 
 class SessionDescription(WireModel):
     """``RTCSessionDescriptionInit``."""
 
     type: Literal["offer", "answer", "pranswer", "rollback"]
-    sdp: str = Field(default="", max_length=MAX_SDP_CHARS)
+    sdp: SdpText = ""
 
 
 class IceCandidate(WireModel):
     """``RTCIceCandidate.toJSON()``; an empty ``candidate`` is the end-of-candidates marker."""
 
-    candidate: str = Field(max_length=1000)
-    sdpMid: str | None = Field(default=None, max_length=64)
+    candidate: IceCandidateLine
+    sdpMid: IceMid | None = None
     sdpMLineIndex: int | None = Field(default=None, ge=0, le=1024)
-    usernameFragment: str | None = Field(default=None, max_length=256)
+    usernameFragment: IceUfrag | None = None
 
 
 class CallInitiate(WireModel):
@@ -100,6 +110,191 @@ class CallInvite(WireModel):
     userIds: list[UserId] = Field(min_length=1, max_length=16)
 
 
+class IceServersFor(WireModel):
+    """TURN credentials are for a call: ``callId`` for a participant of a ringing or
+    active call, ``calleeId`` for the caller about to place one; neither: STUN only."""
+
+    callId: CallId | None = None
+    calleeId: UserId | None = None
+
+    @model_validator(mode="after")
+    def _one_purpose(self) -> IceServersFor:
+        if self.callId is not None and self.calleeId is not None:
+            raise ValueError("give callId or calleeId, not both")
+        return self
+
+
+# ---------------------------------------------------------------------- replies and pushes
+CallStateName = Literal["ringing", "active", "ended", "rejected", "missed", "cancelled", "busy"]
+
+
+class Sdp(WireData):
+    """``RTCSessionDescriptionInit``, as relayed."""
+
+    type: Literal["offer", "answer", "pranswer", "rollback"]
+    sdp: str
+
+
+class Candidate(WireData):
+    """``RTCIceCandidateInit``, as relayed (fields the sender left out stay out)."""
+
+    candidate: str
+    sdpMid: Omitted[str] = None
+    sdpMLineIndex: Omitted[int] = None
+    usernameFragment: Omitted[str] = None
+
+
+class CallParticipant(WireData):
+    userId: str
+    state: Literal["invited", "joined", "left", "rejected", "missed", "cancelled"]
+    role: Literal["caller", "callee"]
+
+
+class CallStarted(WireData):
+    """``call:initiate`` and ``call:join``."""
+
+    callId: str
+    state: CallStateName
+    participants: list[CallParticipant]
+
+
+class CallAnswerReply(WireData):
+    """``call:answer``: ``state`` when the answer accepted the call; ``sent`` when it was
+    relayed (a renegotiation, or ``toUserId`` given)."""
+
+    callId: str
+    state: Omitted[CallStateName] = None
+    sent: Omitted[bool] = None
+
+
+class CallStateReply(WireData):
+    """``call:reject``, ``call:end``, ``call:leave``."""
+
+    callId: str
+    state: CallStateName
+
+
+class CallInvited(WireData):
+    callId: str
+    participants: list[CallParticipant]
+
+
+class CallRelayed(WireData):
+    """``call:offer``, ``call:ice-candidate``: ``sent`` false means the candidate is kept
+    until the peer joins."""
+
+    callId: str
+    sent: bool
+
+
+class CallView(WireData):
+    callId: str
+    state: CallStateName
+    media: Media
+    callerId: str
+    group: bool
+    conversationId: str | None
+    participants: list[CallParticipant]
+    createdAt: int
+    answeredAt: int | None
+    endedAt: int | None
+    endReason: str | None
+    offer: Omitted[Sdp] = Field(default=None, description="to a participant still ringing")
+
+
+class ActiveCall(WireData):
+    call: CallView | None
+
+
+class IceServer(WireData):
+    urls: list[str]
+    username: Omitted[str] = None
+    credential: Omitted[str] = None
+
+
+class IceServers(WireData):
+    iceServers: list[IceServer]
+    ttl: int
+    expiresAt: int
+
+
+class CallIncoming(PushData):
+    TYPE = "call:incoming"
+    callId: str
+    callerId: str
+    media: Media
+    offer: Sdp | None = Field(description="1:1 only; a group call's offers come per pair")
+    group: bool
+    participants: list[CallParticipant]
+    conversationId: str | None
+
+
+class CallAnswered(PushData):
+    TYPE = "call:answered"
+    callId: str
+    answer: Sdp
+    fromUserId: str
+
+
+class CallOfferPush(PushData):
+    TYPE = "call:offer"
+    callId: str
+    offer: Sdp
+    fromUserId: str
+
+
+class CallIceCandidatePush(PushData):
+    TYPE = "call:ice-candidate"
+    callId: str
+    candidate: Candidate
+    fromUserId: str
+
+
+class CallRejected(PushData):
+    TYPE = "call:rejected"
+    callId: str
+    userId: str | None
+    reason: str | None
+
+
+class CallEnded(PushData):
+    TYPE = "call:ended"
+    callId: str
+    reason: str | None
+
+
+class CallUserEvent(PushData):
+    callId: str
+    userId: str
+
+
+class CallAnsweredElsewhere(CallUserEvent):
+    """To the user's other devices: stop ringing."""
+
+    TYPE = "call:answered-elsewhere"
+
+
+class CallParticipantJoined(CallUserEvent):
+    TYPE = "call:participant-joined"
+
+
+class CallParticipantLeft(PushData):
+    TYPE = "call:participant-left"
+    callId: str
+    userId: str
+    reason: str | None
+
+
+class CallError(PushData):
+    """Reserved (a seed event name): refusals come in replies and asynchronous outcomes as
+    ``call:ended``/``call:participant-left``; clients still handle it."""
+
+    TYPE = "call:error"
+    callId: str
+    code: str
+    message: str
+
+
 ACTIONS: dict[str, type[WireModel]] = {
     "call:initiate": CallInitiate,
     "call:answer": CallAnswer,
@@ -111,10 +306,30 @@ ACTIONS: dict[str, type[WireModel]] = {
     "call:offer": CallOffer,
     "call:ice-candidate": CallIceCandidate,
     "call:get-active": EmptyData,
-    "call:ice-servers": EmptyData,
+    "call:ice-servers": IceServersFor,
 }
-
-
-def dump(model: WireModel | None) -> dict[str, Any] | None:
-    """A wire model as the plain dict that is stored and pushed (unset fields left out)."""
-    return None if model is None else model.model_dump(exclude_none=True)
+REPLIES: dict[str, type[WireData]] = {
+    "call:initiate": CallStarted,
+    "call:answer": CallAnswerReply,
+    "call:reject": CallStateReply,
+    "call:end": CallStateReply,
+    "call:leave": CallStateReply,
+    "call:join": CallStarted,
+    "call:invite": CallInvited,
+    "call:offer": CallRelayed,
+    "call:ice-candidate": CallRelayed,
+    "call:get-active": ActiveCall,
+    "call:ice-servers": IceServers,
+}
+PUSHES: tuple[type[PushData], ...] = (
+    CallIncoming,
+    CallAnswered,
+    CallOfferPush,
+    CallIceCandidatePush,
+    CallRejected,
+    CallEnded,
+    CallAnsweredElsewhere,
+    CallParticipantJoined,
+    CallParticipantLeft,
+    CallError,
+)

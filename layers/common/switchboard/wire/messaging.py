@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from switchboard.protocol import WireModel
+from switchboard import limits
+from switchboard.protocol import Omitted, PushData, WireData, WireModel
 
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^,\s]+$")]
+UserId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_USER_ID_CHARS, pattern=r"^[^,\s]+$"),
+]
 ConversationId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=limits.MAX_CONVERSATION_ID_CHARS, pattern=r"^[A-Za-z0-9_-]+$"
+    ),
 ]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
 
@@ -35,13 +42,14 @@ class Attachment(WireModel):
 
 class MessageSend(WireModel):
     conversationId: ConversationId
-    clientMessageId: str = Field(min_length=1, max_length=64)
-    # No length here: the one limit is MAX_BODY_CHARS (4000 by default, a deployment
-    # setting), checked by the service with `payload_too_large`.
+    clientMessageId: str = Field(min_length=1, max_length=limits.MAX_CLIENT_MESSAGE_ID_CHARS)
+    # Not validated here: a longer body is `payload_too_large` from the service, the one
+    # check of the one limit (the schema still says maxLength).
     body: str = Field(
-        description="at most MAX_BODY_CHARS (4000) characters, else payload_too_large"
+        json_schema_extra={"maxLength": limits.MAX_BODY_CHARS},
+        description="longer than MAX_BODY_CHARS characters: payload_too_large",
     )
-    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
 
 
 class Cursor(WireModel):
@@ -57,7 +65,15 @@ class MessageSync(WireModel):
 class MessageHistory(WireModel):
     conversationId: ConversationId
     beforeSeq: Seq | None = None
+    # A page around a seq (a search hit): about half older, the rest from it on.
+    aroundSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
     limit: int = Field(default=50, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> MessageHistory:
+        if self.beforeSeq is not None and self.aroundSeq is not None:
+            raise ValueError("give beforeSeq or aroundSeq, not both")
+        return self
 
 
 class Typing(WireModel):
@@ -77,6 +93,12 @@ class PreferencesSet(WireModel):
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
 
 
+class PreferencesVerifyEmail(WireModel):
+    """The 6-digit code the verification mail carried."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
 class NotificationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     before: str | None = Field(default=None, max_length=256)
@@ -87,6 +109,158 @@ class NotificationRead(WireModel):
     notificationIds: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=100
     )
+
+
+# ---------------------------------------------------------------------- replies and pushes
+class ConversationCreated(WireData):
+    conversationId: str
+    created: bool = Field(description="false: the 1:1 conversation existed already")
+
+
+class LastMessage(WireData):
+    seq: int
+    senderId: str
+    body: str = Field(description="the first 200 characters")
+    createdAt: int
+
+
+class ConversationSummary(WireData):
+    conversationId: str
+    title: str | None
+    listingId: str | None
+    members: list[str]
+    lastSeq: int
+    lastMessage: LastMessage | None
+    lastActivityAt: int
+    ackedSeq: int
+    readSeq: int
+    unread: int
+
+
+class ConversationPage(WireData):
+    conversations: list[ConversationSummary]
+    cursor: str | None = Field(description="pass it back for the next page; null: no more")
+
+
+class MessageAttachment(WireData):
+    uploadId: str
+    fileName: Omitted[str] = None
+    contentType: Omitted[str] = None
+    size: Omitted[int] = None
+
+
+class Message(PushData):
+    """A stored message (``message:new``, and in sync and history replies)."""
+
+    TYPE = "message:new"
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    body: str
+    createdAt: int
+    clientMessageId: str
+    attachments: Omitted[list[MessageAttachment]] = None
+
+
+class MessageSent(WireData):
+    seq: int
+    messageId: str
+    createdAt: int
+
+
+class CursorMoved(WireData):
+    """``message:ack`` / ``message:read``: ``seq`` is capped at the conversation's lastSeq."""
+
+    conversationId: str
+    seq: int
+    moved: bool = Field(description="false: the cursor was already there (nothing pushed)")
+
+
+class SyncedConversation(WireData):
+    lastSeq: int
+    messages: list[Message]
+    hasMore: bool
+
+
+class SyncResult(WireData):
+    conversations: dict[str, SyncedConversation]
+
+
+class HistoryPage(WireData):
+    conversationId: str
+    messages: list[Message]
+    hasMore: bool
+    lastSeq: int
+
+
+class TypingSent(WireData):
+    sent: bool
+
+
+class Presence(PushData):
+    TYPE = "presence"
+    userId: str
+    online: bool
+    lastSeen: int | None = Field(description="epoch ms of the last disconnect; null if online")
+
+
+class PresenceList(WireData):
+    presence: list[Presence]
+
+
+class PreferencesView(WireData):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
+    ``emailVerified`` stays false (and no notification mail goes out) until the code
+    mailed to ``email`` is entered."""
+
+    emailOnOffline: bool
+    email: str | None
+    emailVerified: bool
+    digestMinutes: int
+
+
+class Notification(PushData):
+    TYPE = "notification:new"
+    notificationId: str
+    kind: str = Field(description='"message", "missed_call", ...')
+    data: dict[str, Any]
+    createdAt: int
+    read: bool
+
+
+class NotificationPage(WireData):
+    notifications: list[Notification]
+    cursor: str | None
+
+
+class NotificationsMarked(WireData):
+    marked: int
+
+
+class Receipt(PushData):
+    conversationId: str
+    seq: int
+    userId: str
+
+
+class MessageDelivered(Receipt):
+    """A member acked up to ``seq``."""
+
+    TYPE = "message:delivered"
+
+
+class MessageRead(Receipt):
+    """A member read up to ``seq``."""
+
+    TYPE = "message:read"
+
+
+class TypingPush(PushData):
+    TYPE = "typing"
+    conversationId: str
+    userId: str
+    state: Literal["start", "stop"]
 
 
 # action -> model of its `data` (the router registrations and the docs agree with this).
@@ -102,6 +276,33 @@ ACTIONS: dict[str, type[WireModel]] = {
     "typing:stop": Typing,
     "presence:query": PresenceQuery,
     "preferences:set": PreferencesSet,
+    "preferences:verify-email": PreferencesVerifyEmail,
     "notification:list": NotificationList,
     "notification:read": NotificationRead,
 }
+# action -> model of its reply's `data`.
+REPLIES: dict[str, type[WireData]] = {
+    "conversation:create": ConversationCreated,
+    "conversation:list": ConversationPage,
+    "message:send": MessageSent,
+    "message:ack": CursorMoved,
+    "message:read": CursorMoved,
+    "message:sync": SyncResult,
+    "message:history": HistoryPage,
+    "typing:start": TypingSent,
+    "typing:stop": TypingSent,
+    "presence:query": PresenceList,
+    "preferences:get": PreferencesView,
+    "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
+    "notification:list": NotificationPage,
+    "notification:read": NotificationsMarked,
+}
+PUSHES: tuple[type[PushData], ...] = (
+    Message,
+    MessageDelivered,
+    MessageRead,
+    TypingPush,
+    Presence,
+    Notification,
+)

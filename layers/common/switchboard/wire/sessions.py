@@ -4,19 +4,46 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from switchboard.protocol import WireModel
+from switchboard import limits
+from switchboard.protocol import WireData, WireModel
 from switchboard.wire.messaging import UserId
 
 
 class AuthRefresh(WireModel):
-    token: str = Field(min_length=1, max_length=8192)
+    token: str = Field(min_length=1, max_length=limits.MAX_TOKEN_CHARS)
 
 
 class AdminRevoke(WireModel):
     userId: UserId
 
 
+class Pong(WireData):
+    pong: bool
+    serverTime: int = Field(description="epoch ms on the server")
+    pid: int = Field(description="which execution environment answered (diagnostics)")
+    connectionId: str = Field(
+        description="the caller's own connection, as API Gateway's management API and the "
+        "operators' logs name it"
+    )
+
+
+class TokenRefreshed(WireData):
+    expiresAt: int = Field(description="the new token's expiry, epoch seconds")
+
+
+class SessionsRevoked(WireData):
+    userId: str
+    closedConnections: int
+    alreadyClosed: int
+    failedConnections: list[str]
+
+
 ACTIONS: dict[str, type[WireModel]] = {
     "auth:refresh": AuthRefresh,
     "admin:revoke": AdminRevoke,
+}
+REPLIES: dict[str, type[WireData]] = {
+    "ping": Pong,
+    "auth:refresh": TokenRefreshed,
+    "admin:revoke": SessionsRevoked,
 }

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from switchboard.protocol import WireModel
+from switchboard.protocol import Omitted, PushData, WireData, WireModel
 from switchboard.wire.messaging import ConversationId
 
 # secrets.token_urlsafe(18): 24 URL-safe characters; a little slack for future formats.
@@ -54,6 +54,98 @@ class UploadGet(UploadRef):
     conversationId: ConversationId | None = None
 
 
+# ---------------------------------------------------------------------- replies and pushes
+UploadState = Literal["uploading", "uploaded", "processing", "complete", "failed", "aborted"]
+
+
+class PartUrl(WireData):
+    partNumber: int
+    url: str
+
+
+class UploadStarted(WireData):
+    """``method`` "put": one PUT to ``url`` with ``headers``; "multipart": a PUT of each
+    part (``partSize`` bytes, the last one shorter) to its URL, each confirmed with
+    ``upload:part-done``."""
+
+    uploadId: str
+    method: Literal["put", "multipart"]
+    url: Omitted[str] = None
+    headers: Omitted[dict[str, str]] = None
+    partSize: Omitted[int] = None
+    parts: Omitted[list[PartUrl]] = None
+    expiresAt: int = Field(description="when the URLs expire, epoch seconds")
+
+
+class UploadProgress(PushData):
+    TYPE = "upload:progress"
+    uploadId: str
+    percent: int
+    bytes: int
+
+
+class PartConfirmed(WireData):
+    uploadId: str
+    percent: int
+    bytes: int
+    partNumber: int
+
+
+class UploadStateReply(WireData):
+    """``upload:complete`` and ``upload:abort``."""
+
+    uploadId: str
+    state: UploadState
+
+
+class UploadFailure(WireData):
+    code: str | None
+    message: str | None
+
+
+class UploadView(WireData):
+    """``upload:get``: the owner's view (bytes, percent, method, createdAt, error) or, asked
+    through ``conversationId``, a member's view of a completed upload shared there."""
+
+    uploadId: str
+    state: UploadState
+    fileName: str
+    contentType: str
+    size: int
+    bytes: Omitted[int] = None
+    percent: Omitted[int] = None
+    method: Omitted[Literal["put", "multipart"]] = None
+    createdAt: Omitted[int] = None
+    conversationId: Omitted[str] = None
+    url: Omitted[str] = Field(default=None, description="download URL, once complete")
+    urlExpiresAt: Omitted[int] = None
+    thumbnailUrl: Omitted[str] = None
+    error: Omitted[UploadFailure] = None
+
+
+class UploadProcessing(PushData):
+    TYPE = "upload:processing"
+    uploadId: str
+
+
+class UploadCompletePush(PushData):
+    TYPE = "upload:complete"
+    uploadId: str
+    url: str
+    urlExpiresAt: int
+    thumbnailUrl: Omitted[str] = None
+    size: int
+    contentType: str
+    fileName: str
+
+
+class UploadError(PushData):
+    TYPE = "upload:error"
+    uploadId: str
+    code: str
+    message: str
+
+
 ACTIONS: dict[str, type[WireModel]] = {
     "upload:start": UploadStart,
     "upload:part-done": PartDone,
@@ -61,3 +153,16 @@ ACTIONS: dict[str, type[WireModel]] = {
     "upload:abort": UploadRef,
     "upload:get": UploadGet,
 }
+REPLIES: dict[str, type[WireData]] = {
+    "upload:start": UploadStarted,
+    "upload:part-done": PartConfirmed,
+    "upload:complete": UploadStateReply,
+    "upload:abort": UploadStateReply,
+    "upload:get": UploadView,
+}
+PUSHES: tuple[type[PushData], ...] = (
+    UploadProgress,
+    UploadProcessing,
+    UploadCompletePush,
+    UploadError,
+)
