@@ -53,10 +53,22 @@ def make_transactions_cheap() -> None:
 
     if getattr(DynamoDBBackend.transact_write_items, "_switchboard_cheap", False):
         return
+    original = DynamoDBBackend.transact_write_items
+    _STOCK["transact_write_items"] = getattr(original, "__wrapped__", original)
     cheap = _cheap_transact_write_items
     cheap._switchboard_cheap = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = _locked(cheap)  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items._switchboard_cheap = True  # type: ignore[attr-defined]
+
+
+# moto's own TransactWriteItems, kept for tests/unit/test_moto_fidelity.py to compare with.
+_STOCK: dict[str, Callable[..., Any]] = {}
+
+
+def stock_transact_write_items() -> Callable[..., Any]:
+    """moto's unpatched ``DynamoDBBackend.transact_write_items`` (patching first if needed)."""
+    make_transactions_cheap()
+    return _STOCK["transact_write_items"]
 
 
 _partition = threading.local()

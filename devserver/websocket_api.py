@@ -151,7 +151,7 @@ class WebSocketApiConfig:
         if self.selection_expression.startswith(prefix):
             try:
                 value: Any = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # 50,000 "[" is no route, not a crash
                 value = None
             for part in self.selection_expression[len(prefix) :].split("."):
                 value = value.get(part) if isinstance(value, dict) else None

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_CONVERSATION_ID_CHARS",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
+    "MAX_NESTING_DEPTH",
     "MAX_REQUEST_ID_CHARS",
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
@@ -91,6 +92,7 @@ MAX_MESSAGE_BYTES = 131072
 MAX_FRAME_BYTES = 32768
 IDLE_TIMEOUT_SECONDS = 600
 MAX_CONNECTION_SECONDS = 7200
+MAX_NESTING_DEPTH = 32
 MAX_ACTION_CHARS = 64
 MAX_REQUEST_ID_CHARS = 128
 MAX_USER_ID_CHARS = 128
@@ -377,8 +379,11 @@ class Pong(WireModel):
 
 
 class PreferencesView(WireModel):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``: ``emailVerified`` stays false (and no notification mail goes out) until the code mailed to ``email`` is entered."""
+
     emailOnOffline: bool
     email: str | None
+    emailVerified: bool
     digestMinutes: int
 
 
@@ -541,6 +546,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "ping": Pong,
     "preferences:get": PreferencesView,
     "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
     "presence:query": PresenceList,
     "typing:start": TypingSent,
     "typing:stop": TypingSent,

@@ -12,6 +12,7 @@ export const LIMITS = Object.freeze({
   MAX_FRAME_BYTES: 32768,
   IDLE_TIMEOUT_SECONDS: 600,
   MAX_CONNECTION_SECONDS: 7200,
+  MAX_NESTING_DEPTH: 32,
   MAX_ACTION_CHARS: 64,
   MAX_REQUEST_ID_CHARS: 128,
   MAX_USER_ID_CHARS: 128,
@@ -54,6 +55,7 @@ export const REPLIES = Object.freeze({
   "ping": "Pong",
   "preferences:get": "PreferencesView",
   "preferences:set": "PreferencesView",
+  "preferences:verify-email": "PreferencesView",
   "presence:query": "PresenceList",
   "typing:start": "TypingSent",
   "typing:stop": "TypingSent",
@@ -132,7 +134,7 @@ export const SHAPES = Object.freeze({
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
   Pong: {"required": ["pong", "serverTime", "pid"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "digestMinutes"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
@@ -414,8 +416,10 @@ export const SHAPES = Object.freeze({
  */
 /**
  * @typedef {object} PreferencesView
+ * The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``: ``emailVerified`` stays false (and no notification mail goes out) until the code mailed to ``email`` is entered.
  * @property {boolean} emailOnOffline
  * @property {string | null} email
+ * @property {boolean} emailVerified
  * @property {number} digestMinutes
  */
 /**

@@ -10,12 +10,14 @@ garbage ``data``, and frames that are not frames at all.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 from typing import Any
 
 from hypothesis import strategies as st
 from switchboard.errors import ErrorCode
+from switchboard.protocol import MAX_NESTING_DEPTH, nesting_depth
 from switchboard.wire import all_actions
 
 # make test runs a bounded number; `make fuzz` raises it (FUZZ_EXAMPLES=...).
@@ -42,6 +44,15 @@ INJECTIONS = [
     "member#admin",
     "null",
     "NaN",
+]
+
+# SDP and ICE must be ASCII (RFC 8839): what a hostile peer would put in them instead.
+NON_ASCII_SIGNALING = [
+    "\U0001f600" * 1000,  # 12 bytes each once JSON-escaped
+    "candidate:1 1 udp 2122260223 192.168.1.2 5000 typ host \u00e9",
+    "v=0\r\ns=\u202e\r\n",
+    "a=ice-ufrag:\x00",
+    "\ud800",
 ]
 
 hostile_strings = st.one_of(st.sampled_from(INJECTIONS), st.text(max_size=40))
@@ -144,6 +155,15 @@ def data_for(draw: st.DrawFn, action: str, known: dict[str, list[str]]) -> Any:
         for name, values in known.items():
             if name in data and values and draw(st.booleans()):
                 data[name] = draw(st.sampled_from(values))
+        for key in ("offer", "answer"):
+            if isinstance(data.get(key), dict) and draw(st.booleans()):
+                data[key] = {**data[key], "sdp": draw(st.sampled_from(NON_ASCII_SIGNALING))}
+        if isinstance(data.get("candidate"), dict) and draw(st.booleans()):
+            field = draw(st.sampled_from(["candidate", "sdpMid", "usernameFragment"]))
+            data["candidate"] = {
+                **data["candidate"],
+                field: draw(st.sampled_from(NON_ASCII_SIGNALING)),
+            }
         if "cursor" in data and draw(st.booleans()):
             # A cursor is opaque base64 of JSON: hostile JSON inside valid base64 reaches
             # the decoder, where random text would stop at the base64 step.
@@ -155,9 +175,39 @@ def _b64_json(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
+_serial = itertools.count(1)
+
+
+def unique_ids() -> st.SearchStrategy[str]:
+    """Request ids that are arbitrary text yet never repeat (a counter after the text):
+    with a reused id, an extra or a missing reply would go unseen."""
+    return st.builds(lambda text: f"{text}#{next(_serial)}", st.text(max_size=20))
+
+
+def _nested(depth: int, opener: str, where: str, action: str) -> str:
+    """Arrays/objects nested ``depth`` deep, as the whole frame or inside ``data``."""
+    open_, close = {"[": ("[", "]"), "{": ('{"a":', "}")}[opener]
+    deep = open_ * depth + "0" + close * depth
+    if where == "frame":
+        return deep
+    frame = {"action": action, "id": f"nested#{next(_serial)}", "data": {"x": 0}}
+    return json.dumps(frame).replace("0}}", deep + "}}")
+
+
+def deeply_nested(action: str) -> st.SearchStrategy[str]:
+    """Nesting past the budget (protocol.MAX_NESTING_DEPTH), up to the reviewer's 50,000."""
+    return st.builds(
+        _nested,
+        st.sampled_from([33, 200, 1_500, 20_000]),
+        st.sampled_from(["[", "{"]),
+        st.sampled_from(["frame", "data"]),
+        st.just(action),
+    ) | st.just("[" * 50_000)
+
+
 def frames(action: str, known: dict[str, list[str]]) -> st.SearchStrategy[str]:
     """Raw WebSocket text: mostly frames for ``action``, sometimes malformed ones."""
-    request_id = st.one_of(st.text(min_size=1, max_size=20), st.just("r-1"))
+    request_id = unique_ids()
     good = st.builds(
         lambda rid, data: json.dumps({"action": action, "id": rid, "data": data}),
         request_id,
@@ -170,6 +220,7 @@ def frames(action: str, known: dict[str, list[str]]) -> st.SearchStrategy[str]:
             lambda junk: json.dumps({"action": action, "id": junk, "data": {}}), hostile_json
         ),
         st.builds(lambda junk: json.dumps({"action": action, "data": junk}), hostile_json),
+        deeply_nested(action),
     )
     return st.one_of(good, good, good, bad)
 
@@ -184,6 +235,10 @@ def check_reply(raw_frame: str, body: str) -> dict[str, Any]:
     if not reply["ok"]:
         assert reply["error"]["code"] in ERROR_CODES, (raw_frame[:300], reply)
         assert isinstance(reply["error"]["message"], str)
+    if nesting_depth(raw_frame) > MAX_NESTING_DEPTH:
+        # Refused before decoding (so without its id): one bad_request, never a crash.
+        assert not reply["ok"] and reply["error"]["code"] == "bad_request", reply
+        return reply
     try:
         sent = json.loads(raw_frame)
     except ValueError:

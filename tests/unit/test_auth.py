@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from switchboard.auth import InvalidToken, TokenVerifier, mint_token
-from switchboard.config import AuthSettings
+from switchboard.config import AuthorizerSettings, AuthSettings
 
 SECRET = "s" * 48
 OTHER_SECRET = "o" * 48
@@ -245,6 +247,44 @@ def test_jwks_token_with_unknown_kid_or_foreign_key_is_refused(jwks_url: str) ->
     ):
         with pytest.raises(InvalidToken):
             verifier.verify(token)
+
+
+@pytest.mark.parametrize("missing", ["JWT_ISSUER", "JWT_AUDIENCE"])
+@pytest.mark.parametrize("algorithms", ["RS256", "ES256", "RS256,ES256"])
+def test_public_key_mode_refuses_to_start_without_issuer_and_audience(
+    monkeypatch: pytest.MonkeyPatch, missing: str, algorithms: str
+) -> None:
+    # Given a JWKS configuration with the issuer or the audience left empty
+    env = {
+        "JWT_ALGORITHMS": algorithms,
+        "JWT_JWKS_URL": "https://idp.example/.well-known/jwks.json",
+        "JWT_ISSUER": "https://idp.example",
+        "JWT_AUDIENCE": "switchboard",
+        "USERS_TABLE": "users",
+        missing: "",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    # When a function reads its settings (at cold start) - Then it refuses to start
+    with pytest.raises(ValueError, match=missing):
+        AuthorizerSettings.from_env()
+    # ... and so does the authorizer's handler module itself
+    sys.modules.pop("functions.connect.authorizer", None)
+    with pytest.raises(ValueError, match=missing):
+        importlib.import_module("functions.connect.authorizer")
+    # While HS256 (the service's own secret) keeps both optional
+    assert AuthSettings(JWT_ALGORITHMS="HS256", JWT_SECRET_ARN="arn:x").JWT_ISSUER == ""
+
+
+def test_a_cognito_access_token_is_not_a_login(jwks_url: str) -> None:
+    # Given tokens of the right pool and app client, marked by Cognito as ID or access
+    verifier = jwks_verifier(jwks_url)
+    sign = {"key": RSA_KEY, "algorithm": "RS256", "headers": {"kid": "rsa-1"}}
+    assert verifier.verify(jwt.encode(_claims(token_use="id"), **sign)).user_id == "bob"
+    # Then an access token (or any other use) is refused, even with a matching aud
+    for use in ("access", "refresh", ""):
+        with pytest.raises(InvalidToken, match="token_use"):
+            verifier.verify(jwt.encode(_claims(token_use=use), **sign))
 
 
 # ---------------------------------------------------------------- forgery, property-based

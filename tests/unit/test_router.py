@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import Field
 from switchboard.errors import Forbidden
-from switchboard.protocol import Omitted, WireData, WireModel
+from switchboard.protocol import Omitted, PushData, WireData, WireMismatch, WireModel, push
 from switchboard.router import Request, WebSocketRouter
 
 from tests.support.events import frame, reply_of, ws_event
@@ -194,3 +194,50 @@ def test_lifecycle_routes_return_200_without_body(router: WebSocketRouter) -> No
     assert router.resolve(ws_event("$connect")) == {"statusCode": 200}
     assert router.resolve(ws_event("$disconnect")) == {"statusCode": 200}
     assert calls == ["conn-1"]
+
+
+def test_a_payload_that_would_not_parse_back_is_never_sent() -> None:
+    # Given a model whose field is left out when empty but is required (a modelling bug)
+    class Broken(WireData):
+        note: Omitted[str]
+
+    # Then serialising it fails loudly instead of sending what a client cannot parse
+    with pytest.raises(WireMismatch, match="Broken"):
+        Broken(note=None).wire()
+    assert Broken(note="x").wire() == {"note": "x"}
+
+
+def test_a_push_frame_takes_its_type_from_its_model() -> None:
+    class Pinged(PushData):
+        TYPE = "test:pinged"
+        n: int
+
+    assert push(Pinged(n=1)) == {"type": "test:pinged", "data": {"n": 1}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 50_000,  # the reviewer's frame: RecursionError in json.loads
+        "{" + '"a":{' * 25_000,
+        '{"action": "echo", "id": "r-1", "data": {"text": ' + "[" * 50_000 + "]" * 50_000 + "}}",
+        # Shallow enough for json.loads, deeper than any real frame: refused all the same.
+        '{"action": "echo", "id": "r-1", "data": {"text": ' + "[" * 40 + "]" * 40 + "}}",
+    ],
+)
+def test_deep_nesting_gets_bad_request(router: WebSocketRouter, body: str) -> None:
+    # Given a frame nested far deeper than any real one
+    # When it reaches the router
+    reply = reply_of(router.resolve(ws_event("$default", body=body)))
+    # Then it gets one typed refusal, not `internal`
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "bad_request"
+    assert "nested deeper" in reply["error"]["message"]
+
+
+def test_brackets_inside_strings_are_not_nesting(router: WebSocketRouter) -> None:
+    # Keys full of brackets, quotes and escapes: over the quick count, under the real depth.
+    keys = {f'{i}"[{{\\[': i for i in range(40)}
+    body = json.dumps({"action": "cursors", "id": "r-1", "data": {"cursors": keys}})
+    assert body.count("[") > 40
+    assert reply_of(router.resolve(ws_event("cursors", body=body)))["data"] == {"count": 40}

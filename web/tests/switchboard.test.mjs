@@ -197,6 +197,22 @@ test("request/reply: data, typed error codes, timeouts", async () => {
   h.client.close();
 });
 
+test("verifyEmail and iceServers send what the server checks", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const verified = h.client.verifyEmail("012345");
+  const ice = h.client.iceServers({ callId: "call-1" });
+  await flush();
+  const [verify, servers] = ws.sent;
+  assert.deepEqual([verify.action, verify.data], ["preferences:verify-email", { code: "012345" }]);
+  assert.deepEqual([servers.action, servers.data], ["call:ice-servers", { callId: "call-1" }]);
+  ws.reply(verify, { emailOnOffline: true, email: "b@example.com", emailVerified: true, digestMinutes: 15 });
+  ws.reply(servers, { iceServers: [{ urls: ["stun:s"] }], ttl: 120, expiresAt: 1 });
+  assert.equal((await verified).emailVerified, true);
+  assert.deepEqual(await ice, [{ urls: ["stun:s"] }]);
+  h.client.close();
+});
+
 test("duplicates are dropped and what arrived is acked, batched", async () => {
   const h = harness();
   const ws = await connected(h);

@@ -3,8 +3,9 @@
 Two modes, chosen by configuration, never by the token:
 - HS256 with a signing secret kept in Secrets Manager (read through Powertools
   Parameters, cached for JWT_SECRET_MAX_AGE_SECONDS);
-- RS256/ES256 against an identity provider's JWKS URL (Cognito, Auth0, ...), with the
-  issuer and audience checked when configured.
+- RS256/ES256 against an identity provider's JWKS URL (Cognito, Auth0, ...), where the
+  issuer and the audience are required (settings refuse to start without them) and a
+  Cognito token must be an ID token (``token_use``: an access token has no ``aud``).
 The accepted algorithms come from configuration, so ``alg: none`` and HS/RS confusion
 (an RS public key used as an HMAC secret) are refused by PyJWT before any key is used.
 """
@@ -96,7 +97,11 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
-        return _identity(claims)
+        if claims.get("token_use", "id") != "id":
+            # Cognito marks its tokens: only an ID token is a login for this app (an access
+            # token is for calling APIs on the user's behalf, and carries no audience).
+            raise InvalidToken("token_use must be 'id'")
+        return _identity(claims, self._settings.JWT_ROLES_CLAIM)
 
     def _key_for(self, token: str) -> Any:
         if self._symmetric:
@@ -122,11 +127,11 @@ class ConnectAuthorizer:
         return identity
 
 
-def _identity(claims: dict[str, Any]) -> Identity:
+def _identity(claims: dict[str, Any], roles_claim: str = "roles") -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 128 or "," in sub:
         raise InvalidToken("sub must be a non-empty string of at most 128 characters")
-    roles = claims.get("roles", [])
+    roles = claims.get(roles_claim, [])
     if isinstance(roles, str):
         roles = [roles]
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):

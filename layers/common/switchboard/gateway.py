@@ -3,7 +3,9 @@ Chalice's ``websocket_api.send``): post, get, delete and a bounded parallel fan-
 
 A 410 Gone means the connection is dead for good: it is reported separately so callers
 delete it and never retry. Throttling and 5xx are reported as retryable failures so the
-caller can hand them to the delivery queue.
+caller can hand them to the delivery queue. A post refused for what it is (too large,
+malformed) can never succeed: it is reported as refused, to be logged and dropped rather
+than retried into the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -40,11 +42,27 @@ class DeliveryFailed(Exception):
         self.reason = reason
 
 
+class PostRefused(Exception):
+    """API Gateway refused the post itself (413 PayloadTooLargeException, 400
+    BadRequestException): the same bytes will be refused again, so never retry them."""
+
+    def __init__(self, connection_id: str, reason: str) -> None:
+        super().__init__(f"{connection_id}: {reason}")
+        self.connection_id = connection_id
+        self.reason = reason
+
+
+# Error codes that are about the post, not about the moment: retrying cannot help. (A 403
+# is not among them: it is a permission mistake that a fix and a redrive recover from.)
+PERMANENT_POST_ERRORS = frozenset({"PayloadTooLargeException", "BadRequestException"})
+
+
 @dataclass
 class FanOutResult:
     delivered: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def encode(payload: dict[str, Any] | bytes | str) -> bytes:
@@ -77,6 +95,9 @@ class ManagementApi:
         try:
             self.client.post_to_connection(ConnectionId=connection_id, Data=encode(payload))
         except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in PERMANENT_POST_ERRORS:
+                raise PostRefused(connection_id, code) from None
             raise _classify(connection_id, exc) from None
         except BotoCoreError as exc:
             raise DeliveryFailed(connection_id, type(exc).__name__) from None
@@ -113,7 +134,7 @@ class ManagementApi:
         def send(connection_id: str) -> tuple[str, Exception | None]:
             try:
                 self.post(connection_id, data)
-            except (ConnectionGone, DeliveryFailed) as exc:
+            except (ConnectionGone, DeliveryFailed, PostRefused) as exc:
                 return connection_id, exc
             return connection_id, None
 
@@ -128,6 +149,8 @@ class ManagementApi:
                 result.delivered.append(connection_id)
             elif isinstance(error, ConnectionGone):
                 result.gone.append(connection_id)
+            elif isinstance(error, PostRefused):
+                result.refused[connection_id] = error.reason
             else:
                 result.failed[connection_id] = str(error)
         return result
@@ -168,6 +191,4 @@ def _classify(connection_id: str, exc: ClientError) -> Exception:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if code == "GoneException" or status == 410:
         return ConnectionGone(connection_id)
-    if code == "PayloadTooLargeException":
-        return DeliveryFailed(connection_id, "payload too large")
     return DeliveryFailed(connection_id, code or f"HTTP {status}")

@@ -13,6 +13,10 @@ MAX_FRAME_BYTES = 32 * 1024
 IDLE_TIMEOUT_SECONDS = 600
 MAX_CONNECTION_SECONDS = 2 * 3600
 
+# Deepest nesting of arrays/objects in a frame (the deepest real frame has 4 levels).
+# Python's json decoder recurses once per level: depth is budgeted before decoding.
+MAX_NESTING_DEPTH = 32
+
 # Request fields.
 MAX_ACTION_CHARS = 64
 MAX_REQUEST_ID_CHARS = 128
@@ -24,5 +28,6 @@ MAX_CLIENT_MESSAGE_ID_CHARS = 64
 MAX_BODY_CHARS = 20_000
 MAX_ATTACHMENTS = 10
 MAX_TOKEN_CHARS = 8192
-# A frame is at most 32 KB: an SDP has to fit in one with its envelope.
+# A frame is at most 32 KB: an SDP has to fit in one with its envelope. SDP and ICE are
+# ASCII (RFC 8839), so their characters are bytes.
 MAX_SDP_CHARS = 24_000

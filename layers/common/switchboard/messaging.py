@@ -25,11 +25,11 @@ from switchboard.dal.conversations import (
     GuardRefused,
     SeqConflict,
     StoredMessage,
+    send_digest,
 )
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
-from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from switchboard.observability import logger
@@ -41,6 +41,10 @@ from switchboard.wire import messaging as wire
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
 REPLY_BUDGET_BYTES = 100_000  # route responses are capped at 128 KB by API Gateway
+# message:sync reads at most this much per frame, however many cursors it names.
+SYNC_MAX_QUERIES = 20
+SYNC_MAX_ITEMS = 500
+SYNC_MIN_MESSAGE_BYTES = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,18 +146,16 @@ class MessagingService:
     def list_conversations(
         self, caller: Caller, data: wire.ConversationList
     ) -> wire.ConversationPage:
-        memberships = {m.conversation_id: m for m in self.conversations.memberships(caller.user_id)}
-        found = self.conversations.get_many(memberships)
-        ordered = sorted(
-            found.values(), key=lambda c: (c.last_activity_at, c.conversation_id), reverse=True
-        )
-        if data.cursor:
-            after = _decode_cursor(data.cursor)
-            ordered = [c for c in ordered if (c.last_activity_at, c.conversation_id) < after]
-        page = ordered[: data.limit]
+        # One page of the activity index and one BatchGetItem, however many conversations
+        # the caller is in (see dal/conversations.py).
+        after = _decode_cursor(data.cursor) if data.cursor else None
+        page = self.conversations.inbox(caller.user_id, data.limit, after)
+        found = self.conversations.get_many(m.conversation_id for m in page.members)
         items: list[wire.ConversationSummary] = []
-        for c in page:
-            member = memberships[c.conversation_id]
+        for member in page.members:
+            c = found.get(member.conversation_id)
+            if c is None:
+                continue
             items.append(
                 wire.ConversationSummary(
                     conversationId=c.conversation_id,
@@ -171,9 +173,9 @@ class MessagingService:
                 )
             )
         next_cursor = None
-        if len(ordered) > data.limit:
-            last = page[-1]
-            next_cursor = _encode_cursor((last.last_activity_at, last.conversation_id))
+        if page.more:
+            last = page.members[-1]
+            next_cursor = _encode_cursor((last.activity_at, last.conversation_id))
         return wire.ConversationPage(conversations=items, cursor=next_cursor)
 
     # ------------------------------------------------------------------ messages
@@ -196,6 +198,7 @@ class MessagingService:
                 created_at=self._now_ms(),
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
+                sender_connection_id=caller.connection_id,
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
@@ -217,7 +220,7 @@ class MessagingService:
                 self.conversations.append(conversation, message, guards)
                 break
             except DuplicateSend:
-                return self._repeat_send(caller, conversation, data.clientMessageId)
+                return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
                 if refused.label in limits:
                     raise _rate_limited(limits[refused.label], message.created_at) from None
@@ -238,13 +241,19 @@ class MessagingService:
         )
 
     def _repeat_send(
-        self, caller: Caller, conversation: Conversation, client_message_id: str
+        self, caller: Caller, conversation: Conversation, data: wire.MessageSend
     ) -> wire.MessageSent:
-        reply = self.conversations.previous_reply(
-            conversation.conversation_id, caller.user_id, client_message_id
+        previous = self.conversations.previous_send(
+            conversation.conversation_id, caller.user_id, data.clientMessageId
         )
-        if reply is None:  # the record expired (24 h): the id may be reused
+        if previous is None:  # the record expired (24 h): the id may be reused
             raise Conflict("clientMessageId was used for another message")
+        attachments = [a.model_dump(exclude_none=True) for a in data.attachments]
+        if previous.digest not in (None, send_digest(data.body, attachments)):
+            # Same id, other content: not a retry. Answering with the first reply would
+            # tell the client its second message was stored when it was not.
+            raise Conflict("clientMessageId was already used for a different message")
+        reply = previous.reply
         # The first attempt may have died between storing and pushing; push again (clients
         # drop duplicates by seq), so an acknowledged message always reaches online members.
         stored = self.conversations.messages_after(
@@ -320,17 +329,28 @@ class MessagingService:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
                 raise Forbidden(f"you are not a member of {conversation_id}")
+        # What one frame may cost is bounded whatever the number of cursors: at most
+        # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
+        # the reply is full. A conversation left out says hasMore; the client syncs again.
         budget = REPLY_BUDGET_BYTES
+        queries, items_left = SYNC_MAX_QUERIES, SYNC_MAX_ITEMS
         result: dict[str, wire.SyncedConversation] = {}
         for conversation_id, after in data.cursors.items():
             conversation = found[conversation_id]
             shown: list[wire.Message] = []
-            if conversation.last_seq > after:
-                messages = self.conversations.messages_after(conversation_id, after, data.limit)
+            if conversation.last_seq > after and budget > 0 and queries > 0 and items_left > 0:
+                queries -= 1
+                # No more messages than could still fit (each is at least ~150 bytes wired).
+                fits = budget // SYNC_MIN_MESSAGE_BYTES + 1
+                messages = self.conversations.messages_after(
+                    conversation_id, after, min(data.limit, items_left, fits)
+                )
+                items_left -= len(messages)
                 for message in messages:
                     wired = message.wire()
                     size = len(json.dumps(wired.wire()))
                     if size > budget:
+                        budget = 0  # full: no later conversation is queried
                         break
                     budget -= size
                     shown.append(wired)
@@ -374,12 +394,17 @@ class MessagingService:
         self, caller: Caller, data: wire.Typing, state: Literal["start", "stop"]
     ) -> wire.TypingSent:
         conversation = self._conversation_for(caller, data.conversationId)
-        if state == "start" and not self.limiter.acquire(
-            f"typing#{caller.user_id}#{conversation.conversation_id}",
+        # Each push costs a presence read and a post per device of every member: both
+        # states are limited, each on its own window (a stop right after a start is normal).
+        key = "typing" if state == "start" else "typing-stop"
+        if not self.limiter.acquire(
+            f"{key}#{caller.user_id}#{conversation.conversation_id}",
             self._now_ms(),
             TYPING_WINDOW_MS,
+            # analytics counts typing per session (the window's stream record carries it)
+            connection_id=caller.connection_id,
         ):
-            raise RateLimited("typing:start at most once every 2 seconds per conversation")
+            raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(
             conversation.members - {caller.user_id},
             push(
@@ -393,10 +418,14 @@ class MessagingService:
         return wire.TypingSent(sent=True)
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
-        contacts = self.contacts_of(caller.user_id) | {caller.user_id}
+        # Contacts are the members of the caller's most recently active conversations
+        # (dal RECENT_CONVERSATIONS): a bounded read, whatever others did to the caller.
+        contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
         strangers = sorted(set(data.userIds) - contacts)
         if strangers:
-            raise Forbidden("presence is visible only for people you share a conversation with")
+            raise Forbidden(
+                "presence is visible only for people you share a recent conversation with"
+            )
         found = self.users.presence(data.userIds)
         return wire.PresenceList(
             presence=[
@@ -404,31 +433,6 @@ class MessagingService:
                 for p in found.values()
             ]
         )
-
-    def contacts_of(self, user_id: str) -> set[str]:
-        memberships = self.conversations.memberships(user_id)
-        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
-        return {u for c in conversations.values() for u in c.members} - {user_id}
-
-    # ------------------------------------------------------------------ preferences
-    def get_preferences(self, caller: Caller) -> wire.PreferencesView:
-        return _wire_prefs(self.users.preferences(caller.user_id))
-
-    def set_preferences(self, caller: Caller, data: wire.PreferencesSet) -> wire.PreferencesView:
-        current = self.users.preferences(caller.user_id)
-        updated = Preferences(
-            email_on_offline=current.email_on_offline
-            if data.emailOnOffline is None
-            else data.emailOnOffline,
-            email=current.email if data.email is None else data.email,
-            digest_minutes=current.digest_minutes
-            if data.digestMinutes is None
-            else data.digestMinutes,
-        )
-        if updated.email_on_offline and not updated.email:
-            raise BadRequest("emailOnOffline needs an email address")
-        self.users.set_preferences(caller.user_id, updated)
-        return _wire_prefs(updated)
 
     # ------------------------------------------------------------------ notifications
     def list_notifications(
@@ -446,14 +450,6 @@ class MessagingService:
         return wire.NotificationsMarked(
             marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
         )
-
-
-def _wire_prefs(prefs: Preferences) -> wire.PreferencesView:
-    return wire.PreferencesView(
-        emailOnOffline=prefs.email_on_offline,
-        email=prefs.email,
-        digestMinutes=prefs.digest_minutes,
-    )
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

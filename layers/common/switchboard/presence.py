@@ -1,12 +1,15 @@
-"""Presence: the members of a user's conversations see them online on the first
-connection and offline (with lastSeen) after the last one."""
+"""Presence: the members of a user's (most recently active) conversations see them online
+on the first connection and offline (with lastSeen) after the last one."""
 
 from __future__ import annotations
 
 from switchboard.dal.conversations import ConversationRepository
+from switchboard.dal.users import Presence as UserPresence
 from switchboard.delivery import Delivery
 from switchboard.protocol import push
 from switchboard.wire.messaging import Presence as PresencePush
+
+PRESENCE_AUDIENCE = 500  # users told of one online/offline change, most recent first
 
 
 class Presence:
@@ -15,8 +18,11 @@ class Presence:
         self.delivery = delivery
         self.users = delivery.users
 
-    def connected(self, connection_id: str, user_id: str, connected_at: int) -> None:
-        presence = self.users.presence([user_id])[user_id]
+    def connected(
+        self, connection_id: str, user_id: str, connected_at: int, *, state: UserPresence | None
+    ) -> None:
+        """``state``: the user's presence if the caller has just read it."""
+        presence = state or self.users.presence([user_id])[user_id]
         # Judged against the connection's own time, not the (later) processing time: if
         # another device closed after this one opened, this was not the first connection.
         if presence.connection_ids == {connection_id} and presence.last_seen < connected_at:
@@ -30,9 +36,10 @@ class Presence:
             self.announce(user_id, online=False, last_seen=presence.last_seen or now_ms)
 
     def announce(self, user_id: str, *, online: bool, last_seen: int | None) -> None:
-        memberships = self.conversations.memberships(user_id)
-        conversations = self.conversations.get_many(m.conversation_id for m in memberships)
-        contacts = {u for c in conversations.values() for u in c.members} - {user_id}
+        # The members of the user's most recently active conversations, at most
+        # PRESENCE_AUDIENCE of them: what an announcement costs is bounded, however many
+        # conversations others have put the user in.
+        contacts = self.conversations.recent_contacts(user_id)[:PRESENCE_AUDIENCE]
         if contacts:
             self.delivery.to_users(
                 contacts,

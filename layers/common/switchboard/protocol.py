@@ -10,16 +10,34 @@ Server push: ``{"type": "<event>", "data": {...}}``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.errors import ErrorCode
-from switchboard.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+from switchboard.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_NESTING_DEPTH
 
-__all__ = ["MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES"]
+__all__ = ["MAX_FRAME_BYTES", "MAX_MESSAGE_BYTES", "MAX_NESTING_DEPTH"]
 
 T = TypeVar("T")
+
+# A JSON string, escapes included (the unrolled form: linear, no backtracking).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def nesting_depth(body: str) -> int:
+    """How deeply arrays and objects nest in ``body``, counted without decoding it: the
+    json decoder recurses once per level, and 50,000 ``[`` raise RecursionError (the
+    frame would get ``internal``, and any later ``json.dumps`` of it would fail too).
+    0 when the frame has too few brackets to nest past the budget."""
+    if body.count("[") + body.count("{") <= MAX_NESTING_DEPTH:
+        return 0
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub('""', body)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ own peer connection).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -17,7 +18,11 @@ from typing import Any
 from switchboard.errors import BadRequest, Conflict, Forbidden, RateLimited
 from switchboard.wire import calls as wire
 
-MAX_PENDING_CANDIDATES = 64  # per target, kept until the callee answers
+# Candidates kept for a participant who has not answered yet, per target: by count and by
+# bytes as stored (JSON), so what others send cannot grow the call item toward
+# DynamoDB's 400 KB limit (a write over it would fail every later transition).
+MAX_PENDING_CANDIDATES = 64
+MAX_PENDING_ICE_BYTES = 16_384
 
 
 class CallState(StrEnum):
@@ -283,9 +288,12 @@ def add_pending_candidate(
     call: Call, from_user: str, to_user: str, candidate: dict[str, Any]
 ) -> Call:
     queued = call.pending_ice.get(to_user, [])
-    if len(queued) >= MAX_PENDING_CANDIDATES:
-        raise RateLimited("too many ICE candidates before the peer answered")
     entry = {"fromUserId": from_user, "candidate": candidate}
+    if (
+        len(queued) >= MAX_PENDING_CANDIDATES
+        or len(json.dumps([*queued, entry])) > MAX_PENDING_ICE_BYTES
+    ):
+        raise RateLimited("too many ICE candidates before the peer answered")
     return replace(call, pending_ice={**call.pending_ice, to_user: [*queued, entry]})
 
 
@@ -318,4 +326,8 @@ def _settle(call: Call, now: int, reason: str) -> Call:
             now,
             end_reason,
         )
-    return replace(call, state=final, ended_at=now, end_reason=end_reason)
+    # Nothing others sent outlives the call: the item an ending writes is small whatever
+    # came before, so ending (and freeing everyone's active# item) cannot fail on size.
+    return replace(
+        call, state=final, ended_at=now, end_reason=end_reason, offer=None, pending_ice={}
+    )

@@ -61,6 +61,8 @@ class ConnectionRepository(DynamoRepository):
             "userId": {"S": connection.user_id},
             "connectedAt": {"N": str(connection.connected_at)},
             "tokenExp": {"N": str(connection.token_exp)},
+            # For the revocation re-check on the connection's first stream record.
+            "tokenIat": {"N": str(connection.token_iat)},
             "expiresAt": {"N": str(connection.connected_at // 1000 + self._ttl)},
         }
         if connection.roles:
@@ -204,6 +206,7 @@ def _from_item(item: dict[str, Any]) -> Connection:
         user_id=item["userId"]["S"],
         connected_at=int(item.get("connectedAt", {"N": "0"})["N"]),
         token_exp=int(item.get("tokenExp", {"N": "0"})["N"]),
+        token_iat=int(item.get("tokenIat", {"N": "0"})["N"]),
         roles=frozenset(item.get("roles", {}).get("SS", [])),
         device=item.get("device", {}).get("S", ""),
         source_ip=item.get("sourceIp", {}).get("S", ""),

@@ -2,19 +2,33 @@
 
 ConversationsTable items, all under PK ``conversationId``:
 - ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
-- ``member#<userId>``: ackedSeq, readSeq (indexed byMember: a user's conversations);
-- ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send (TTL 24 h).
+- ``member#<userId>``: ackedSeq, readSeq, and the activity index's keys: ``folder``
+  (``inbox#<userId>``) and ``activityAt`` (the conversation's last activity, epoch ms).
+- ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send and a digest of
+  what was sent (TTL 24 h): a retry is answered with the reply, a different message
+  under the same id with ``conflict`` (as Powertools' idempotency validates payloads).
 MessagesTable: PK conversationId, SK seq (number).
 
 A send is one GetItem of ``#meta`` and one TransactWriteItems that (1) moves lastSeq from
 the value read to the next one, on condition that it is unchanged and the sender is a
 member, (2) puts the message and (3) puts the idempotency record if absent. So seq is
 gapless (a seq is consumed only together with its message) and a retried send can never
-take a second seq.
+take a second seq. The same transaction moves every member's ``activityAt`` (still one
+call), so that:
+
+The activity index (GSI ``byActivity``: ``folder`` -> ``activityAt``) lists a user's
+conversations most recently active first, a bounded page at a time: what one request
+costs never grows with how many conversations others have put the user in
+(``conversation:list``, presence, the reconnect backlog all read a bounded page). The
+partition is a *folder* of the user's, not the user: ``inbox#<userId>`` today; a later
+folder (message requests) is another value of the same attribute, and taking an item out
+of every folder (leaving) is removing the attribute (the index is sparse).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,12 +52,21 @@ if TYPE_CHECKING:
     from switchboard.wire.messaging import Message
 
 META = "#meta"
+ACTIVITY_INDEX = "byActivity"
+# How many of a user's most recently active conversations make their contacts (presence)
+# and their reconnect backlog: one index page and one BatchGetItem.
+RECENT_CONVERSATIONS = 100
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+CURSOR_ATTEMPTS = 3
 _NO_GUARDS: Mapping[str, dict[str, Any]] = MappingProxyType({})
 
 
 def member_key(user_id: str) -> str:
     return f"member#{user_id}"
+
+
+def inbox(user_id: str) -> str:
+    return f"inbox#{user_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +88,13 @@ class Member:
     user_id: str
     acked_seq: int = 0
     read_seq: int = 0
+    activity_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    members: list[Member]  # most recently active first
+    more: bool  # whether older conversations follow
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +107,9 @@ class StoredMessage:
     created_at: int
     client_message_id: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # The connection it was sent from: analytics counts messages per session. Stored,
+    # never sent on the wire.
+    sender_connection_id: str = ""
 
     def wire(self) -> Message:
         from switchboard.wire.messaging import Message, MessageAttachment
@@ -91,6 +124,18 @@ class StoredMessage:
             clientMessageId=self.client_message_id,
             attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
         )
+
+
+def send_digest(body: str, attachments: Sequence[dict[str, Any]]) -> str:
+    """What identifies the content of a send, to tell a retry from a reused id."""
+    canonical = json.dumps([body, list(attachments)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousSend:
+    reply: dict[str, Any]
+    digest: str | None  # None: stored before digests were kept
 
 
 class SeqConflict(Exception):
@@ -166,6 +211,8 @@ class ConversationRepository(DynamoRepository):
                             "memberId": user_id,
                             "ackedSeq": 0,
                             "readSeq": 0,
+                            "folder": inbox(user_id),
+                            "activityAt": conversation.created_at,
                         }
                     ),
                 },
@@ -213,16 +260,40 @@ class ConversationRepository(DynamoRepository):
                 request = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def memberships(self, user_id: str) -> list[Member]:
-        """Every conversation the user is in (Query on byMember, all pages)."""
-        paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self.table,
-            IndexName="byMember",
-            KeyConditionExpression="memberId = :u",
-            ExpressionAttributeValues={":u": {"S": user_id}},
-        )
-        return [_member(from_item(item)) for page in pages for item in page["Items"]]
+    def inbox(self, user_id: str, limit: int, after: tuple[int, str] | None = None) -> InboxPage:
+        """The user's conversations, most recently active first: ``limit`` of them after
+        ``after`` ((activityAt, conversationId) of the last one seen). One Query."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": ACTIVITY_INDEX,
+            "KeyConditionExpression": "folder = :f",
+            "ExpressionAttributeValues": {":f": {"S": inbox(user_id)}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,  # one more: whether another page follows
+        }
+        if after is not None:
+            params["ExclusiveStartKey"] = {
+                "folder": {"S": inbox(user_id)},
+                "activityAt": {"N": str(after[0])},
+                "conversationId": {"S": after[1]},
+                "sk": {"S": member_key(user_id)},
+            }
+        items = self.client.query(**params)["Items"]
+        members = [_member(from_item(item)) for item in items]
+        return InboxPage(members[:limit], more=len(members) > limit)
+
+    def recent_contacts(self, user_id: str) -> list[str]:
+        """The other members of the user's RECENT_CONVERSATIONS most recently active
+        conversations, the most recent first (one Query, one BatchGetItem)."""
+        page = self.inbox(user_id, RECENT_CONVERSATIONS)
+        found = self.get_many(m.conversation_id for m in page.members)
+        contacts: dict[str, None] = {}
+        for member in page.members:
+            conversation = found.get(member.conversation_id)
+            for other in sorted(conversation.members if conversation else ()):
+                if other != user_id:
+                    contacts.setdefault(other)
+        return list(contacts)
 
     def member(self, conversation_id: str, user_id: str) -> Member | None:
         response = self.client.get_item(
@@ -295,6 +366,7 @@ class ConversationRepository(DynamoRepository):
                         "createdAt": message.created_at,
                         "clientMessageId": message.client_message_id,
                         "attachments": message.attachments or None,
+                        "senderConnectionId": message.sender_connection_id or None,
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(seq)",
@@ -309,12 +381,28 @@ class ConversationRepository(DynamoRepository):
                         "conversationId": message.conversation_id,
                         "sk": _idem_key(message.sender_id, message.client_message_id),
                         "reply": reply,
+                        "digest": send_digest(message.body, message.attachments),
                         "expiresAt": message.created_at // 1000 + IDEMPOTENCY_TTL_SECONDS,
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(sk)",
             },
         )
+        for user_id in sorted(conversation.members):
+            # Each member's place in the activity index, in the same call.
+            tx.update(
+                f"activity:{user_id}",
+                {
+                    "TableName": self.table,
+                    "Key": {
+                        "conversationId": {"S": conversation.conversation_id},
+                        "sk": {"S": member_key(user_id)},
+                    },
+                    "UpdateExpression": "SET activityAt = :now",
+                    "ConditionExpression": "attribute_exists(sk)",
+                    "ExpressionAttributeValues": {":now": {"N": str(message.created_at)}},
+                },
+            )
         for label, guard in guards.items():
             tx.update(label, guard)
         try:
@@ -333,9 +421,9 @@ class ConversationRepository(DynamoRepository):
                 raise SeqConflict from None
             raise
 
-    def previous_reply(
+    def previous_send(
         self, conversation_id: str, sender_id: str, client_message_id: str
-    ) -> dict[str, Any] | None:
+    ) -> PreviousSend | None:
         response = self.client.get_item(
             TableName=self.table,
             Key={
@@ -345,8 +433,10 @@ class ConversationRepository(DynamoRepository):
             ConsistentRead=True,
         )
         item = response.get("Item")
-        reply: dict[str, Any] | None = from_item(item)["reply"] if item else None
-        return reply
+        if not item:
+            return None
+        stored = from_item(item)
+        return PreviousSend(reply=stored["reply"], digest=stored.get("digest"))
 
     # ------------------------------------------------------------------ cursors
     def advance_cursor(
@@ -364,32 +454,44 @@ class ConversationRepository(DynamoRepository):
         if cursor == "readSeq":
             expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
         key = {"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}}
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression=expression,
-                ConditionExpression=(
-                    "attribute_exists(sk) AND (attribute_not_exists(#c) OR #c < :seq)"
-                ),
-                ExpressionAttributeNames={"#c": cursor},
-                ExpressionAttributeValues=to_item(
-                    {
-                        ":seq": seq,
-                        ":now": now_ms or int(time.time() * 1000),
-                        ":op": token,
-                        **({":zero": 0} if cursor == "readSeq" else {}),
-                    }
-                ),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            if not self.wrote(key, token):
-                if isinstance(exc, ClientError) and is_condition_failure(exc):
-                    return False
-                raise
+        moved = True
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": key,
+            "UpdateExpression": expression,
+            "ConditionExpression": (
+                "attribute_exists(sk) AND (attribute_not_exists(#c) OR #c < :seq)"
+            ),
+            "ExpressionAttributeNames": {"#c": cursor},
+            "ExpressionAttributeValues": to_item(
+                {
+                    ":seq": seq,
+                    ":now": now_ms or int(time.time() * 1000),
+                    ":op": token,
+                    **({":zero": 0} if cursor == "readSeq" else {}),
+                }
+            ),
+        }
+        for attempt in range(CURSOR_ATTEMPTS):
+            try:
+                self.client.update_item(**request)
+            except (ClientError, BotoCoreError) as exc:
+                if self.wrote(key, token):
+                    break
+                if _is_transaction_conflict(exc) and attempt < CURSOR_ATTEMPTS - 1:
+                    # A send's transaction was moving this member's activityAt at the
+                    # same moment (botocore does not retry this): try again shortly.
+                    time.sleep(0.01 * 2**attempt)
+                    continue
+                if not (isinstance(exc, ClientError) and is_condition_failure(exc)):
+                    raise
+                moved = False
+            break
         if cursor == "readSeq":
+            # Also when readSeq was already there: a retry of a read whose ackedSeq write
+            # failed must still lift ackedSeq, or the backlog would redeliver read messages.
             self.advance_cursor(conversation_id, user_id, "ackedSeq", seq, now_ms)
-        return True
+        return moved
 
     # ------------------------------------------------------------------ messages
     def messages_after(
@@ -446,6 +548,13 @@ class ConversationRepository(DynamoRepository):
         return found
 
 
+def _is_transaction_conflict(exc: Exception) -> bool:
+    return (
+        isinstance(exc, ClientError)
+        and exc.response.get("Error", {}).get("Code") == "TransactionConflictException"
+    )
+
+
 def _idem_key(sender_id: str, client_message_id: str) -> str:
     return f"idem#{sender_id}#{client_message_id}"
 
@@ -470,6 +579,7 @@ def _member(item: dict[str, Any]) -> Member:
         user_id=item.get("memberId", item["sk"].removeprefix("member#")),
         acked_seq=int(item.get("ackedSeq", 0)),
         read_seq=int(item.get("readSeq", 0)),
+        activity_at=int(item.get("activityAt", 0)),
     )
 
 

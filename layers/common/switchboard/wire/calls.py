@@ -16,21 +16,31 @@ Media = Literal["audio", "video"]
 MAX_SDP_CHARS = limits.MAX_SDP_CHARS
 MAX_GROUP_INVITEES = 3
 
+# SDP and ICE are ASCII (RFC 8866 as WebRTC uses it, RFC 8839 for ICE): anything else is
+# refused, so a length in characters is a length in bytes, and nothing stored grows when
+# it is JSON-encoded (json.dumps turns one non-BMP character into 12 bytes).
+_SDP = r"^[\x20-\x7e\r\n\t]*$"
+_ICE = r"^[\x20-\x7e]*$"
+SdpText = Annotated[str, StringConstraints(max_length=MAX_SDP_CHARS, pattern=_SDP)]
+IceCandidateLine = Annotated[str, StringConstraints(max_length=1000, pattern=_ICE)]
+IceMid = Annotated[str, StringConstraints(max_length=64, pattern=_ICE)]
+IceUfrag = Annotated[str, StringConstraints(max_length=256, pattern=_ICE)]
+
 
 class SessionDescription(WireModel):
     """``RTCSessionDescriptionInit``."""
 
     type: Literal["offer", "answer", "pranswer", "rollback"]
-    sdp: str = Field(default="", max_length=MAX_SDP_CHARS)
+    sdp: SdpText = ""
 
 
 class IceCandidate(WireModel):
     """``RTCIceCandidate.toJSON()``; an empty ``candidate`` is the end-of-candidates marker."""
 
-    candidate: str = Field(max_length=1000)
-    sdpMid: str | None = Field(default=None, max_length=64)
+    candidate: IceCandidateLine
+    sdpMid: IceMid | None = None
     sdpMLineIndex: int | None = Field(default=None, ge=0, le=1024)
-    usernameFragment: str | None = Field(default=None, max_length=256)
+    usernameFragment: IceUfrag | None = None
 
 
 class CallInitiate(WireModel):
@@ -98,6 +108,20 @@ class CallOffer(WireModel):
 class CallInvite(WireModel):
     callId: CallId
     userIds: list[UserId] = Field(min_length=1, max_length=16)
+
+
+class IceServersFor(WireModel):
+    """TURN credentials are for a call: ``callId`` for a participant of a ringing or
+    active call, ``calleeId`` for the caller about to place one; neither: STUN only."""
+
+    callId: CallId | None = None
+    calleeId: UserId | None = None
+
+    @model_validator(mode="after")
+    def _one_purpose(self) -> IceServersFor:
+        if self.callId is not None and self.calleeId is not None:
+            raise ValueError("give callId or calleeId, not both")
+        return self
 
 
 # ---------------------------------------------------------------------- replies and pushes
@@ -282,7 +306,7 @@ ACTIONS: dict[str, type[WireModel]] = {
     "call:offer": CallOffer,
     "call:ice-candidate": CallIceCandidate,
     "call:get-active": EmptyData,
-    "call:ice-servers": EmptyData,
+    "call:ice-servers": IceServersFor,
 }
 REPLIES: dict[str, type[WireData]] = {
     "call:initiate": CallStarted,

@@ -88,6 +88,12 @@ class PreferencesSet(WireModel):
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
 
 
+class PreferencesVerifyEmail(WireModel):
+    """The 6-digit code the verification mail carried."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
 class NotificationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     before: str | None = Field(default=None, max_length=256)
@@ -199,8 +205,13 @@ class PresenceList(WireData):
 
 
 class PreferencesView(WireData):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
+    ``emailVerified`` stays false (and no notification mail goes out) until the code
+    mailed to ``email`` is entered."""
+
     emailOnOffline: bool
     email: str | None
+    emailVerified: bool
     digestMinutes: int
 
 
@@ -260,6 +271,7 @@ ACTIONS: dict[str, type[WireModel]] = {
     "typing:stop": Typing,
     "presence:query": PresenceQuery,
     "preferences:set": PreferencesSet,
+    "preferences:verify-email": PreferencesVerifyEmail,
     "notification:list": NotificationList,
     "notification:read": NotificationRead,
 }
@@ -277,6 +289,7 @@ REPLIES: dict[str, type[WireData]] = {
     "presence:query": PresenceList,
     "preferences:get": PreferencesView,
     "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
     "notification:list": NotificationPage,
     "notification:read": NotificationsMarked,
 }

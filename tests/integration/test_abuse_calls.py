@@ -1,0 +1,75 @@
+"""Abuse of call items (issue 14, finding 9): what others send into a call (SDP, ICE) is
+ASCII (RFC 8839) and bounded in bytes, so a call item cannot be grown toward DynamoDB's
+400 KB limit, and ending or leaving a call never depends on what others sent."""
+
+from __future__ import annotations
+
+import uuid
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Stack
+from tests.integration.test_calls import OFFER, active_item, call_item, initiate
+from tests.integration.test_messaging import Client
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack) -> dict[str, ModuleType]:
+    return {
+        "signaling": stack.handler("SignalingFunction"),
+        "connect": stack.handler("ConnectionFunction"),
+    }
+
+
+@pytest.fixture
+def people(stack: Stack, apps: dict[str, ModuleType]) -> Any:
+    def make(*names: str) -> list[Client]:
+        tag = uuid.uuid4().hex[:6]
+        return [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+
+    return make
+
+
+def candidate(text: str) -> dict[str, Any]:
+    return {"candidate": text, "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\U0001f600" * 1000,  # json.dumps escapes a non-BMP character to 12 bytes
+        "candidate:1 1 udp 2122260223 192.168.1.2 5000 typ host é",
+        "candidate:1 1 udp 1 10.0.0.1 9 typ host\x00",
+    ],
+)
+def test_non_ascii_ice_and_sdp_are_bad_requests(people: Any, text: str) -> None:
+    attacker, victim = people("attacker", "victim")
+    call_id = initiate(attacker, victim)
+    ice = {"callId": call_id, "candidate": candidate(text)}
+    assert attacker.error("call:ice-candidate", ice) == "bad_request"
+    offer = {"callId": call_id, "offer": {"type": "offer", "sdp": OFFER["sdp"] + text}}
+    assert attacker.error("call:offer", offer) == "bad_request"
+
+
+def test_the_victim_can_always_end_a_call_whatever_the_caller_sent(
+    stack: Stack, people: Any
+) -> None:
+    attacker, victim = people("attacker", "victim")
+    call_id = initiate(attacker, victim)
+    # Given the caller sending as many of the largest candidates as it can before the
+    # victim answers (each is kept for the victim until then)
+    biggest = candidate('"\\' * 500)  # ASCII that JSON escapes to twice its length
+    codes = [
+        attacker.call("call:ice-candidate", {"callId": call_id, "candidate": biggest})
+        for _ in range(80)
+    ]
+    refused = {r["error"]["code"] for r in codes if not r["ok"]}
+    # Then what is kept is bounded in bytes (refused with rate_limited, never internal)
+    assert refused == {"rate_limited"}
+    size = sum(len(str(v)) for v in call_item(stack, call_id).values())
+    assert size < 100_000
+    # And the victim's call:reject and active# cleanup work
+    assert victim.ok("call:reject", {"callId": call_id})["state"] == "rejected"
+    assert active_item(stack, victim.user_id) is None

@@ -1,0 +1,162 @@
+"""Forced membership (issue 14, finding 4): anyone can put anyone in conversations, so what
+one of the victim's requests costs must not grow with how many they were put in. Each test
+puts the victim in more conversations than the bounded window reads (the window is made
+small here, so the test stays quick) and checks what the DynamoDB calls asked for."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from switchboard import aws, backlog, presence
+from switchboard.dal import conversations as dal
+
+from tests.integration.conftest import Stack
+from tests.integration.test_messaging import Client, new_conversation, send
+
+WINDOW = 6  # stands in for RECENT_CONVERSATIONS
+PUT_IN = 15  # conversations the attacker puts the victim in: more than the window
+
+
+@dataclass
+class Call:
+    operation: str
+    params: dict[str, Any]
+
+    def keys_read(self, table: str) -> int:
+        return len(self.params.get("RequestItems", {}).get(table, {}).get("Keys", []))
+
+
+@pytest.fixture
+def calls() -> Iterator[list[Call]]:
+    """Every DynamoDB call the handlers make, with its parameters (botocore's own hook)."""
+    seen: list[Call] = []
+
+    def record(params: dict[str, Any], event_name: str, **_: Any) -> None:
+        seen.append(Call(event_name.rsplit(".", 1)[1], params))
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    yield seen
+    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack) -> dict[str, ModuleType]:
+    return {
+        "message": stack.handler("MessageFunction", CREATE_LIMIT_PER_USER="1000"),
+        "connect": stack.handler("ConnectionFunction"),
+        "events": stack.handler("ConnectionEventsFunction"),
+    }
+
+
+@pytest.fixture
+def victim_put_in_many(
+    stack: Stack, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Client, Client, list[str]]:
+    """A victim whom an attacker put in PUT_IN conversations, one message in each; the
+    victim's own contact (a friend) talked to them before all that."""
+    monkeypatch.setattr(dal, "RECENT_CONVERSATIONS", WINDOW)
+    monkeypatch.setattr(backlog, "RECENT_CONVERSATIONS", WINDOW)
+    tag = uuid.uuid4().hex[:6]
+    make = lambda name: Client(stack, apps["message"], apps["connect"], f"{name}-{tag}")  # noqa: E731
+    victim, attacker = make("victim"), make("attacker")
+    ids = []
+    for i in range(PUT_IN):
+        conversation = new_conversation(attacker, victim, listingId=f"L{i}")
+        send(attacker, conversation, f"spam {i}")
+        ids.append(conversation)
+    return victim, attacker, ids
+
+
+def conversation_keys_read(calls: list[Call], stack: Stack) -> int:
+    table = stack.table("ConversationsTable")
+    return sum(c.keys_read(table) for c in calls if c.operation == "BatchGetItem")
+
+
+def test_conversation_list_reads_one_page_whatever_the_membership_count(
+    stack: Stack, victim_put_in_many: Any, calls: list[Call]
+) -> None:
+    victim, _, ids = victim_put_in_many
+    calls.clear()
+    # When the victim lists one conversation
+    page = victim.ok("conversation:list", {"limit": 1})
+    # Then one index page of limit + 1 items and one conversation were read
+    queries = [c for c in calls if c.operation == "Query"]
+    assert [q.params.get("Limit") for q in queries] == [2]
+    assert conversation_keys_read(calls, stack) == 1
+    assert [c["conversationId"] for c in page["conversations"]] == [ids[-1]]
+    # And paging still reaches every conversation, most recent first, each once
+    seen, cursor = [], None
+    while True:
+        reply = victim.ok(
+            "conversation:list", {"limit": 4, **({"cursor": cursor} if cursor else {})}
+        )
+        seen += [c["conversationId"] for c in reply["conversations"]]
+        cursor = reply["cursor"]
+        if cursor is None:
+            break
+    assert seen == ids[::-1]
+
+
+def test_presence_query_reads_a_bounded_window(
+    stack: Stack, victim_put_in_many: Any, calls: list[Call]
+) -> None:
+    victim, attacker, _ = victim_put_in_many
+    calls.clear()
+    presence_reply = victim.ok("presence:query", {"userIds": [attacker.user_id]})
+    assert presence_reply["presence"][0]["userId"] == attacker.user_id
+    queries = [c for c in calls if c.operation == "Query"]
+    assert [q.params.get("Limit") for q in queries] == [WINDOW + 1]
+    assert conversation_keys_read(calls, stack) <= WINDOW
+
+
+def test_presence_announcement_reads_a_bounded_window_and_audience(
+    stack: Stack,
+    apps: dict[str, ModuleType],
+    victim_put_in_many: Any,
+    calls: list[Call],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    victim, _, _ = victim_put_in_many
+    monkeypatch.setattr(presence, "PRESENCE_AUDIENCE", 1)
+    calls.clear()
+    apps["events"].events.presence.announce(victim.user_id, online=True, last_seen=None)
+    assert [q.params.get("Limit") for q in calls if q.operation == "Query"] == [WINDOW + 1]
+    assert conversation_keys_read(calls, stack) <= WINDOW
+    users = stack.table("UsersTable")
+    assert sum(c.keys_read(users) for c in calls if c.operation == "BatchGetItem") == 1
+
+
+def test_the_backlog_of_one_connect_is_capped(
+    stack: Stack,
+    apps: dict[str, ModuleType],
+    victim_put_in_many: Any,
+    calls: list[Call],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    victim, _, _ = victim_put_in_many
+    monkeypatch.setattr(backlog, "BACKLOG_MAX_MESSAGES", 4)
+    live = len(victim.frames("message:new"))  # the spam's live pushes, before the backlog
+    calls.clear()
+    # When the victim connects with PUT_IN conversations of unacked messages
+    result = apps["events"].events.backlog.deliver(
+        victim.connection_id, victim.user_id, connected_at=0
+    )
+    # Then at most the cap is pushed, from a bounded window of conversations
+    assert result.pushed == 4
+    assert len(victim.frames("message:new")) == live + 4
+    message_queries = [
+        c
+        for c in calls
+        if c.operation == "Query" and c.params["TableName"] == stack.table("MessagesTable")
+    ]
+    assert len(message_queries) == 4
+    assert conversation_keys_read(calls, stack) <= WINDOW
+    # And the rest is there for message:sync (conversation:list gives the cursors)
+    listing = victim.ok("conversation:list", {"limit": 100})["conversations"]
+    assert sum(c["lastSeq"] - c["ackedSeq"] for c in listing) == PUT_IN
