@@ -14,7 +14,7 @@ NPM_TOOLS ?= .npm-tools
 ASYNCAPI := $(NPM_TOOLS)/node_modules/.bin/asyncapi
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev invoke redrive test test-fast fuzz lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli
+.PHONY: venv dev invoke redrive test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -63,6 +63,9 @@ test-fast: venv ## unit + integration only
 
 fuzz: venv ## the fuzz suites with many more examples than `make test` runs
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(PY) -m pytest -m fuzz -p no:xdist -s
+
+mutate: venv ## plants each bug of tests/mutation/mutants.py in a copy; its tests must fail (docs/testing.md)
+	$(PY) -m tests.mutation $(MUTANTS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

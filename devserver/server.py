@@ -28,7 +28,7 @@ from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
-from devserver.template import Template
+from devserver.template import Template, load_yaml
 from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
 from devserver.workers import WorkerPools
 
@@ -64,7 +64,12 @@ def _bind(host: str, port: int) -> socket.socket:
 class DevServer:
     def __init__(self, options: DevServerOptions) -> None:
         self.options = options
-        self.template = Template(options.template, options.parameters)
+        # The deployed template names the uploads bucket's CORS origins explicitly; locally
+        # the demo pages come from whatever port the devserver got, so any origin may PUT.
+        parameters = dict(options.parameters)
+        if "UploadAllowedOrigins" in (load_yaml(options.template).get("Parameters") or {}):
+            parameters.setdefault("UploadAllowedOrigins", "*")
+        self.template = Template(options.template, parameters)
         self.moto: ThreadedMotoServer | None = None
         self.moto_url = ""
         self.ws_url = ""
