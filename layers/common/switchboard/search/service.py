@@ -94,7 +94,8 @@ class SearchService:
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
-        # Counted once the search is allowed: a refusal changes nothing (not even a counter).
+        # Counted once authorised: a refused request changes nothing (the RateLimits table
+        # included), as for every action; the counter still comes before any index read.
         self._count(caller)
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
