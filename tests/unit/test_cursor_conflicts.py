@@ -11,7 +11,6 @@ import pytest
 from botocore.stub import ANY, Stubber
 from switchboard.dal.conversations import CURSOR_ATTEMPTS, ConversationRepository
 
-
 _READ: dict[str, Any] = {"ProjectionExpression": "lastOp", "ConsistentRead": True}
 
 
