@@ -14,7 +14,7 @@ NPM_TOOLS ?= .npm-tools
 ASYNCAPI := $(NPM_TOOLS)/node_modules/.bin/asyncapi
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev test test-fast fuzz lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli
+.PHONY: venv dev invoke redrive test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -26,6 +26,14 @@ venv: $(STAMP)
 
 dev: venv ## the local stack: WebSocket + HTTP API, demo page, embedded AWS (moto)
 	$(PY) -m devserver $(DEVSERVER_ARGS)
+
+invoke: venv ## sam local invoke without Docker: make invoke FN=ConnectionFunction EVENT=events/ping.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<FunctionLogicalId> EVENT=events/<file>.json"; exit 2; }
+	$(PY) -m devserver invoke $(FN) -e $(EVENT)
+
+redrive: venv ## one DLQ back to its source queue: make redrive DLQ=DeliveryDLQ [STACK=switchboard-dev]
+	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<DLQ logical id or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL>)"; exit 2; }
+	$(PY) scripts/redrive.py $(DLQ) $(if $(STACK),--stack $(STACK),)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)
@@ -55,6 +63,9 @@ test-fast: venv ## unit + integration only
 
 fuzz: venv ## the fuzz suites with many more examples than `make test` runs
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(PY) -m pytest -m fuzz -p no:xdist -s
+
+mutate: venv ## plants each bug of tests/mutation/mutants.py in a copy; its tests must fail (docs/testing.md)
+	$(PY) -m tests.mutation $(MUTANTS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, calls, coldstart, cost, e2e, fanout, report
+from bench import ROOT, calls, coldstart, cost, e2e, fanout, report, search
 from bench.stack import local_stack
 
 
@@ -33,6 +33,9 @@ class Plan:
     e2e_steady_seconds: float
     e2e_saturate_seconds: float
     backlog_messages: int = 1000
+    search_messages: int = 2_000
+    search_conversations: int = 20
+    search_rounds: int = 5
 
 
 QUICK = Plan(
@@ -56,6 +59,9 @@ FULL = Plan(
     e2e_load_fraction=0.3,
     e2e_steady_seconds=30,
     e2e_saturate_seconds=10,
+    search_messages=100_000,
+    search_conversations=1_000,
+    search_rounds=30,
 )
 
 
@@ -105,6 +111,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     progress.begin("AWS calls per operation (handlers in-process on moto)")
     with local_stack() as stack:
         counted = calls.measure(stack, crowd=plan.calls_crowd, progress=progress.say)
+        search_costs = search.costs(stack, progress=progress.say)
 
     progress.begin("fan-out through gateway.ManagementApi (20 ms per post)")
     fan = fanout.measure(
@@ -124,8 +131,17 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         )
     backlog = ends.pop("backlog")
 
+    progress.begin(f"search latency through the devserver ({plan.search_messages:,} messages)")
+    searched = search.measure(
+        messages=plan.search_messages,
+        conversations=plan.search_conversations,
+        rounds=plan.search_rounds,
+        progress=progress.say,
+    )
+    searched.update(search_costs)
+
     progress.begin("cost model")
-    money = cost.model(counted["operations"])
+    money = cost.model(counted["operations"], indexing=search_costs["index_cost"])
     largest = max(plan.fanout_sizes)
     return {
         "coldstart_ratio": cold["coldstart_ratio"],
@@ -138,11 +154,16 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "backlog_seconds": backlog["delivery_seconds"],
         "cost_per_million_messages": money["per_million_messages"],
         "cost_per_10k_users_month": money["per_10k_users_month"]["total"],
+        "search_p50_ms": searched["search_p50_ms"],
+        "search_p99_ms": searched["search_p99_ms"],
+        "search_calls_max": searched["calls_per_search_max"],
+        "search_wru_per_message": searched["wru_per_indexed_message_1to1"],
         "coldstart": cold,
         "calls": counted,
         "fanout": fan,
         "e2e": ends,
         "backlog": backlog,
+        "search": searched,
         "cost": money,
     }
 
@@ -159,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    progress = Progress(steps=5)
+    progress = Progress(steps=6)
     started = time.perf_counter()
     machine = conditions(plan)
     results = run(plan, progress)

@@ -135,24 +135,45 @@ def scan_design(
     )
 
 
+def indexing_operation(indexing: Mapping[str, Any], a: Assumptions) -> Operation:
+    """Indexing one 1:1 message for search (bench.search counted it): the indexer's
+    writes and its share of a stream invocation (batches of up to 100 messages)."""
+    one = indexing["members_2"]
+    return Operation(
+        lambda_invocations=0.01,
+        lambda_ms=a.lambda_ms * 4,
+        memory_mb=a.memory_mb,
+        read_units=one["read_units_per_message"],
+        write_units=one["write_units_per_message"],
+    )
+
+
 def model(
     operations: Mapping[str, Mapping[str, Any]],
     users: tuple[int, ...] = (1_000, 10_000, 100_000),
     prices: Prices | None = None,
     a: Assumptions | None = None,
     curve: tuple[int, ...] = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+    indexing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``indexing`` (bench.search's index cost): the all-in cost of a message then includes
+    indexing it for search (``switchboard_with_search``)."""
     prices, a = prices or Prices(), a or Assumptions()
     counted = operations["send_1to1_online"]
     send = send_operation(counted, a)
     presence_units = float(counted["items"].get("dynamodb.BatchGetItem", 0))
+    index = indexing_operation(indexing, a) if indexing else None
 
     def at(connected: int) -> dict[str, float]:
         scan = scan_design(send, presence_units, connected, a)
-        return {
+        figures = {
             "switchboard": round(send.dollars(prices) * 1e6, 2),
             "scan_design": round(scan.dollars(prices) * 1e6, 2),
         }
+        if index is not None:
+            both = (send.dollars(prices) + index.dollars(prices)) * 1e6
+            figures["switchboard_with_search"] = round(both, 2)
+        return figures
 
     return {
         "prices": asdict(prices),
@@ -160,6 +181,7 @@ def model(
         "price_sources": PRICE_SOURCES,
         "assumptions": asdict(a),
         "send_operation": asdict(send),
+        "indexing_operation": asdict(index) if index else None,
         "per_million_messages": {str(n): at(n) for n in users},
         "curve": {str(n): at(n) for n in curve},
         "per_10k_users_month": connected_users_month(operations, 10_000, prices, a),

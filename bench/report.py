@@ -61,7 +61,75 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         )
     )
+    searched = results.get("search")
+    if searched:
+        rows.append(
+            (
+                f"Search latency p50 / p99 through the devserver, "
+                f"{searched['corpus_messages']:,}-message corpus [`search_p99_ms`]",
+                f"{results['search_p50_ms']:.0f} / {results['search_p99_ms']:.0f} ms",
+                "reported",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "AWS calls per search, worst query kind [`search_calls_max`]",
+                f"{results['search_calls_max']:g}",
+                "reported",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "Write units per indexed 1:1 message [`search_wru_per_message`]",
+                f"{results['search_wru_per_message']:g}",
+                "reported",
+                "",
+            )
+        )
     return rows
+
+
+def search_lines(searched: dict[str, Any]) -> list[str]:
+    """The search section: latency and calls per query kind, indexing cost per size."""
+    latency, calls = searched["latency_ms"], searched["search_calls"]
+    return [
+        "### Search",
+        "",
+        f"{searched['corpus_messages']:,} messages in {searched['corpus_conversations']:,} "
+        f"conversations, all in the searching user's index ({searched['postings']:,} "
+        f"postings, stored and indexed in {searched['seeding_seconds']:.0f} s).",
+        "",
+        markdown_table(
+            [
+                (
+                    name,
+                    f"`{latency[name]['query']}`",
+                    str(latency[name]["hits"]),
+                    f"{latency[name]['p50']:.0f} / {latency[name]['p99']:.0f} ms",
+                    f"{calls[name]['calls']:g}",
+                    ", ".join(f"{k} x{n}" for k, n in calls[name]["by_operation"].items()),
+                )
+                for name in calls
+            ],
+            ("Query kind", "Query", "Hits", "p50 / p99", "AWS calls", "Calls"),
+        ),
+        "",
+        markdown_table(
+            [
+                (
+                    name.replace("members_", "") + " members",
+                    f"{c['write_units_per_message']:g}",
+                    f"{c['read_units_per_message']:g}",
+                    f"{c['calls_per_message']:g}",
+                )
+                for name, c in searched["index_cost"].items()
+            ],
+            ("Indexing one message", "WRU", "RRU", "Calls (batches of 100)"),
+        ),
+        "",
+    ]
 
 
 def _fmt(value: float) -> str:
@@ -150,6 +218,19 @@ def results_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
             ("Per million 1:1 messages", "Switchboard", "Scan per message (AWS sample)", "Ratio"),
         ),
         "",
+        *(
+            [
+                "With search indexing (the indexer's writes per message added): "
+                + ", ".join(
+                    f"${c['switchboard_with_search']:.2f} at {int(u):,} users"
+                    for u, c in results["cost"]["per_million_messages"].items()
+                )
+                + " per million 1:1 messages.",
+            ]
+            if results["cost"].get("indexing_operation")
+            else []
+        ),
+        "",
         markdown_table(
             [
                 (key.replace("_", " "), f"${value:,.2f}")
@@ -159,6 +240,8 @@ def results_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         ),
         "",
     ]
+    if results.get("search"):
+        parts += search_lines(results["search"])
     parts += [
         "### Conditions of this run",
         "",

@@ -25,7 +25,8 @@ def _server_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m devserver",
         description="Switchboard's local stack (template.yaml on moto). "
-        "Also: `python -m devserver token USER [--admin] [--ttl S]`.",
+        "Also: `python -m devserver token USER [--admin] [--ttl S]`, "
+        "`python -m devserver invoke FUNCTION -e EVENT.json`.",
     )
     p.add_argument(
         "--ws-port",
@@ -136,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "token":
         return _token_main(argv[1:])
+    if argv and argv[0] == "invoke":
+        from devserver.invoke import main as invoke_main
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        return invoke_main(argv[1:])
     args = _server_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),

@@ -198,7 +198,7 @@ class FaultyApp:
 
 
 def moto_server(host: str) -> Any:
-    """moto's ThreadedMotoServer with FaultyApp in front of its WSGI app."""
+    """moto's ThreadedMotoServer with FaultyApp and the effect log in front of its WSGI app."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -207,9 +207,12 @@ def moto_server(host: str) -> Any:
     )
     from werkzeug.serving import make_server
 
+    from devserver.effects import RecordingApp
+
     class FaultInjectingMotoServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
-            app = FaultyApp(DomainDispatcherApplication(create_backend_app))
+            # Faults first: a request failed `before` never reaches moto, so it is no effect.
+            app = FaultyApp(RecordingApp(DomainDispatcherApplication(create_backend_app)))
             self._server = make_server(
                 self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
             )

@@ -5,10 +5,11 @@ Routes come from every `Type: HttpApi` event of the template's functions (`Path`
 route wins: literal paths before parameterised ones, a method before ANY. Anything else
 on the port is the `web/` folder (the demo app), and `/__devserver/workers` shows the
 worker pools (which process served how many invocations); `/__devserver/faults` is fault
-injection (devserver/faults.py) and `/__devserver/emails` the SES e-mail log
-(devserver/emails.py). The demo app signs
-in through `/__devserver/users` and `/__devserver/token?user=alice` (a dev JWT and the
-WebSocket URL): local only, like everything here.
+injection (devserver/faults.py), `/__devserver/emails` the SES e-mail log
+(devserver/emails.py) and `/__devserver/effects?after=<seq>` the effects recorded since
+(devserver/effects.py). The demo app signs in through `/__devserver/users` and
+`/__devserver/token?user=alice` (a dev JWT and the WebSocket URL): local only, like
+everything here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from devserver import ACCOUNT_ID
+from devserver.effects import EFFECTS
 from devserver.emails import add_email_routes, install_email_log
 from devserver.faults import add_fault_routes
 from devserver.template import FunctionSpec
@@ -113,6 +115,7 @@ class HttpApi:
         app.router.add_get("/__devserver/workers", self._workers)
         app.router.add_get("/__devserver/users", self._demo_users)
         app.router.add_get("/__devserver/token", self._dev_token)
+        app.router.add_get("/__devserver/effects", self._effects)
         add_fault_routes(app)
         add_email_routes(app)
         install_email_log()
@@ -120,6 +123,12 @@ class HttpApi:
 
     async def _workers(self, _: web.Request) -> web.Response:
         return web.json_response(self.pools.stats(), headers=_CORS)
+
+    async def _effects(self, request: web.Request) -> web.Response:
+        after = request.query.get("after", "0")
+        if not after.isdigit():
+            return web.json_response({"message": "after must be a sequence number"}, status=400)
+        return web.json_response(EFFECTS.after(int(after)), headers=_CORS)
 
     async def _demo_users(self, _: web.Request) -> web.Response:
         users = [{"userId": user, "admin": admin} for user, admin in DEMO_USERS]

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, web
 
+from devserver.effects import EFFECTS, function_of
 from devserver.faults import FAULTS, ManagementFaults, error_response
 from devserver.websocket_api import MAX_MESSAGE_BYTES, Connection, WebSocketApi
 
@@ -64,6 +65,12 @@ def add_management_routes(
             return _error(410, "GoneException", "Gone")
         if len(data) > MAX_MESSAGE_BYTES:
             return _error(413, "PayloadTooLargeException", "Message too long")
+        EFFECTS.record(
+            function_of(request.headers.get("User-Agent", "")),
+            "execute-api",
+            "PostToConnection",
+            conn.id,
+        )
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -89,6 +96,12 @@ def add_management_routes(
         if conn is None:
             return _error(410, "GoneException", "Gone")
         log.info("MANAGEMENT DELETE %s", conn.id)
+        EFFECTS.record(
+            function_of(request.headers.get("User-Agent", "")),
+            "execute-api",
+            "DeleteConnection",
+            conn.id,
+        )
         api.close_soon(conn, WSCloseCode.OK, "Connection deleted")
         return web.Response(status=204)
 

@@ -28,6 +28,7 @@ def make_dynamodb_writes_atomic() -> None:
             continue
         setattr(DynamoDBBackend, name, _locked(original))
     make_transactions_cheap()
+    make_queries_read_one_partition()
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,10 +53,63 @@ def make_transactions_cheap() -> None:
 
     if getattr(DynamoDBBackend.transact_write_items, "_switchboard_cheap", False):
         return
+    original = DynamoDBBackend.transact_write_items
+    _STOCK["transact_write_items"] = getattr(original, "__wrapped__", original)
     cheap = _cheap_transact_write_items
     cheap._switchboard_cheap = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = _locked(cheap)  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items._switchboard_cheap = True  # type: ignore[attr-defined]
+
+
+# moto's own TransactWriteItems, kept for tests/unit/test_moto_fidelity.py to compare with.
+_STOCK: dict[str, Callable[..., Any]] = {}
+
+
+def stock_transact_write_items() -> Callable[..., Any]:
+    """moto's unpatched ``DynamoDBBackend.transact_write_items`` (patching first if needed)."""
+    make_transactions_cheap()
+    return _STOCK["transact_write_items"]
+
+
+_partition = threading.local()
+
+
+def make_queries_read_one_partition() -> None:
+    """moto's Query on a table (no index) walks every item of the table and keeps those of
+    the partition asked for: each Query costs O(table), where DynamoDB's costs O(the page
+    read). A big table (the search index after 100,000 messages) made every Query slow, and
+    a search makes several. This makes a table Query walk only its partition: the same
+    items in the same order (moto sorts them afterwards), found by the key they are stored
+    under."""
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table.query, "_switchboard_partition", False):
+        return
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        hash_key = kwargs.get("hash_key", args[0] if args else None)
+        if index_name or hash_key is None:
+            return original_query(self, *args, **kwargs)
+        _partition.key = (self, hash_key)
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            _partition.key = None
+
+    def all_items(self: Any) -> Any:
+        key = getattr(_partition, "key", None)
+        if key is None or key[0] is not self:
+            return original_all_items(self)
+        stored = self.items.get(key[1])  # .get: the defaultdict must not grow
+        if stored is None:
+            return []
+        return list(stored.values()) if self.range_key_attr else [stored]
+
+    query._switchboard_partition = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
 
 
 Step = tuple[str, dict[str, Any], str, dict[str, Any]]  # op type, op, table, key

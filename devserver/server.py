@@ -21,13 +21,14 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 
 from devserver.aws_faults import moto_server
+from devserver.emf import EmfSink
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
 from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
-from devserver.template import Template
+from devserver.template import Template, load_yaml
 from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
 from devserver.workers import WorkerPools
 
@@ -63,7 +64,12 @@ def _bind(host: str, port: int) -> socket.socket:
 class DevServer:
     def __init__(self, options: DevServerOptions) -> None:
         self.options = options
-        self.template = Template(options.template, options.parameters)
+        # The deployed template names the uploads bucket's CORS origins explicitly; locally
+        # the demo pages come from whatever port the devserver got, so any origin may PUT.
+        parameters = dict(options.parameters)
+        if "UploadAllowedOrigins" in (load_yaml(options.template).get("Parameters") or {}):
+            parameters.setdefault("UploadAllowedOrigins", "*")
+        self.template = Template(options.template, parameters)
         self.moto: ThreadedMotoServer | None = None
         self.moto_url = ""
         self.ws_url = ""
@@ -73,6 +79,7 @@ class DevServer:
         self.pools: WorkerPools | None = None
         self.ws_api: WebSocketApi | None = None
         self.event_sources: EventSources | None = None
+        self.emf: EmfSink | None = None
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
@@ -91,7 +98,8 @@ class DevServer:
         self.resources = await asyncio.to_thread(provision, self.template, self.moto_url)
 
         functions = self.template.functions()
-        self.pools = WorkerPools(functions, self.moto_url, opts.workers)
+        self.emf = EmfSink(self.moto_url)
+        self.pools = WorkerPools(functions, self.moto_url, opts.workers, self.emf.offer)
         await self.pools.start()
 
         ws_app = web.Application(client_max_size=1024 * 1024)
@@ -117,6 +125,7 @@ class DevServer:
             functions, self.pools, self.moto_url, opts.schedule_speedup
         )
         self.event_sources.start()
+        self.emf.start()
 
         self.ws_url = f"ws://{opts.host}:{ws_port}/{stage}"
         self.management_url = f"http://{opts.host}:{ws_port}/{stage}"
@@ -147,6 +156,8 @@ class DevServer:
                 await runner.cleanup()
         if self.pools is not None:
             await self.pools.close()
+        if self.emf is not None:
+            await self.emf.stop()
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
         log.info("devserver stopped")

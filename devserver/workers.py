@@ -19,6 +19,7 @@ import struct
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class InvocationResult:
     error: dict[str, Any] | None = None
     duration_ms: float = 0.0
     pid: int = 0
+    request_id: str = ""
 
     @property
     def error_message(self) -> str:
@@ -98,6 +100,8 @@ class _Worker:
     invocations: int = 0
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     log_stream: str = ""
+    # Sees every line the function writes (CloudWatch Logs' EMF extraction, devserver/emf.py).
+    on_output: Callable[[str], None] | None = None
 
     async def start(self) -> None:
         parent_sock, child_sock = socket.socketpair()
@@ -147,7 +151,10 @@ class _Worker:
             line = await stream.readline()
             if not line:
                 return
-            out.info("%s %s", prefix, line.decode(errors="replace").rstrip())
+            text = line.decode(errors="replace").rstrip()
+            out.info("%s %s", prefix, text)
+            if self.on_output is not None:
+                self.on_output(text)
 
     async def _recv(self) -> dict[str, Any]:
         assert self.reader is not None
@@ -178,8 +185,10 @@ class _Worker:
         response = await asyncio.wait_for(self._recv(), self.spec.timeout)
         duration = (time.monotonic() - started) * 1000
         if response.get("ok"):
-            return InvocationResult(True, response.get("result"), None, duration, self.pid)
-        return InvocationResult(False, None, response.get("error"), duration, self.pid)
+            return InvocationResult(
+                True, response.get("result"), None, duration, self.pid, request_id
+            )
+        return InvocationResult(False, None, response.get("error"), duration, self.pid, request_id)
 
     @property
     def alive(self) -> bool:
@@ -211,10 +220,17 @@ class _Worker:
 class FunctionPool:
     """N execution environments of one function; invocations go to an idle one."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], size: int) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        size: int,
+        on_output: Callable[[str], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.env = env
         self.size = max(1, size)
+        self.on_output = on_output
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._next_index = 0
@@ -226,7 +242,7 @@ class FunctionPool:
         await asyncio.gather(*(self._spawn() for _ in range(self.size)))
 
     async def _spawn(self) -> None:
-        worker = _Worker(self.spec, self.env, self._next_index)
+        worker = _Worker(self.spec, self.env, self._next_index, on_output=self.on_output)
         self._next_index += 1
         self._workers.append(worker)
         try:
@@ -323,9 +339,17 @@ class FunctionPool:
 class WorkerPools:
     """Every function of the template, by logical id."""
 
-    def __init__(self, specs: list[FunctionSpec], moto_url: str, size: int) -> None:
+    def __init__(
+        self,
+        specs: list[FunctionSpec],
+        moto_url: str,
+        size: int,
+        on_output: Callable[[str], None] | None = None,
+    ) -> None:
         self.pools = {
-            spec.logical_id: FunctionPool(spec, function_environment(spec, moto_url), size)
+            spec.logical_id: FunctionPool(
+                spec, function_environment(spec, moto_url), size, on_output
+            )
             for spec in specs
         }
 

@@ -531,13 +531,38 @@ class Client:
         return reply
 
     async def history(
-        self, conversation_id: str, *, before_seq: int | None = None, limit: int = 50
+        self,
+        conversation_id: str,
+        *,
+        before_seq: int | None = None,
+        around_seq: int | None = None,
+        limit: int = 50,
     ) -> wire.HistoryPage:
-        """Older messages (oldest first); not de-duplicated against the live stream."""
+        """Older messages (oldest first), or with ``around_seq`` a page around that seq (a
+        search hit); not de-duplicated against the live stream."""
         data: dict[str, Any] = {"conversationId": conversation_id, "limit": limit}
         if before_seq is not None:
             data["beforeSeq"] = before_seq
+        if around_seq is not None:
+            data["aroundSeq"] = around_seq
         return await self.call(wire.HistoryPage, "message:history", data)
+
+    async def search(
+        self,
+        query: str,
+        *,
+        conversation_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> wire.SearchResult:
+        """``message:search``: the best hits first (every word must match; the last word
+        also as a prefix unless followed by a space; ``"quoted words"`` as a phrase)."""
+        data: dict[str, Any] = {"query": query, "limit": limit}
+        if conversation_id is not None:
+            data["conversationId"] = conversation_id
+        if cursor is not None:
+            data["cursor"] = cursor
+        return await self.call(wire.SearchResult, "message:search", data)
 
     async def typing(self, conversation_id: str) -> bool:
         """Call on every keystroke. Sends ``typing:start`` at most once per
@@ -612,6 +637,11 @@ class Client:
         if digest_minutes is not None:
             data["digestMinutes"] = digest_minutes
         return await self.call(wire.PreferencesView, "preferences:set", data)
+
+    async def verify_email(self, code: str) -> wire.PreferencesView:
+        """Enters the 6-digit code a new address was mailed (double opt-in): until then
+        no notification mail goes there (``emailVerified`` in the preferences)."""
+        return await self.call(wire.PreferencesView, "preferences:verify-email", {"code": code})
 
     async def list_notifications(
         self, *, limit: int = 20, before: str | None = None, unread_only: bool = False

@@ -68,6 +68,8 @@ __all__ = [
     "Presence",
     "PresenceList",
     "Sdp",
+    "SearchHit",
+    "SearchResult",
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
@@ -377,8 +379,11 @@ class Pong(WireModel):
 
 
 class PreferencesView(WireModel):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``: ``emailVerified`` stays false (and no notification mail goes out) until the code mailed to ``email`` is entered."""
+
     emailOnOffline: bool
     email: str | None
+    emailVerified: bool
     digestMinutes: int
 
 
@@ -390,6 +395,22 @@ class Presence(WireModel):
 
 class PresenceList(WireModel):
     presence: list[Presence]
+
+
+class SearchHit(WireModel):
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    createdAt: int
+    snippet: str
+    highlights: list[list[int]]
+    field: Literal["body", "attachment"]
+
+
+class SearchResult(WireModel):
+    hits: list[SearchHit]
+    cursor: str | None
 
 
 class SessionsRevoked(WireModel):
@@ -517,6 +538,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "message:ack": CursorMoved,
     "message:history": HistoryPage,
     "message:read": CursorMoved,
+    "message:search": SearchResult,
     "message:send": MessageSent,
     "message:sync": SyncResult,
     "notification:list": NotificationPage,
@@ -524,6 +546,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "ping": Pong,
     "preferences:get": PreferencesView,
     "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
     "presence:query": PresenceList,
     "typing:start": TypingSent,
     "typing:stop": TypingSent,

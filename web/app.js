@@ -1,7 +1,7 @@
 // @ts-check
 // The demo app: every Switchboard feature on one page, built on web/switchboard.js.
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
-import { CallSession, ClientEvent, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
+import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -301,10 +301,18 @@ function renderConversationList() {
   );
 }
 
-/** @param {string} conversationId */
-async function openConversation(conversationId) {
+/**
+ * @param {string} conversationId
+ * @param {number} [focusSeq] a search hit: load the page around it, scroll to it, mark it
+ */
+async function openConversation(conversationId, focusSeq) {
   const client = /** @type {SwitchboardClient} */ (app.client);
   app.active = conversationId;
+  if (focusSeq !== undefined && !app.messages.get(conversationId)?.has(focusSeq)) {
+    const page = await client.historyAround(conversationId, focusSeq, 30);
+    for (const message of page.messages) store({ ...message, conversationId });
+    if (page.messages[0]?.seq === 1) app.historyDone.set(conversationId, true);
+  }
   document.body.classList.add("chat-open");
   $("messages").replaceChildren();
   for (const id of ["composer-input", "send", "attach"]) /** @type {HTMLInputElement} */ ($(id)).disabled = false;
@@ -318,6 +326,12 @@ async function openConversation(conversationId) {
   }
   for (const message of sortedMessages(conversationId)) renderMessage(message);
   $("messages-wrap").scrollTop = $("messages-wrap").scrollHeight;
+  const found = focusSeq === undefined ? null : $("messages").querySelector(`[data-seq="${focusSeq}"]`);
+  if (found) {
+    for (const el of $("messages").querySelectorAll(".found")) el.classList.remove("found");
+    found.classList.add("found");
+    found.scrollIntoView({ block: "center" });
+  }
   markRead();
   /** @type {HTMLElement} */ ($("composer-input")).focus();
   void client;
@@ -599,6 +613,72 @@ function hideCall() {
   renderChatHead();
 }
 
+// ---------------------------------------------------------------------------- search
+
+const SEARCH_DEBOUNCE_MS = 250;
+let searchTimer = 0;
+let searchRun = 0;
+
+/** Search as the user types (debounced; only the newest answer is shown). */
+function onSearchInput() {
+  clearTimeout(searchTimer);
+  searchTimer = window.setTimeout(() => runSearch().catch(showError), SEARCH_DEBOUNCE_MS);
+}
+
+async function runSearch() {
+  const query = /** @type {HTMLInputElement} */ ($("search-input")).value;
+  const run = ++searchRun;
+  if (!query.trim() || !app.client) {
+    $("search-results").hidden = true;
+    $("search-empty").hidden = true;
+    $("conversation-list").hidden = false;
+    return;
+  }
+  const { hits } = await app.client.search(query, { limit: 20 });
+  if (run !== searchRun) return; // a newer search is on its way
+  renderSearchResults(hits);
+}
+
+/** @param {import("./protocol.js").SearchHit[]} hits */
+function renderSearchResults(hits) {
+  const list = $("search-results");
+  list.hidden = false;
+  $("conversation-list").hidden = true;
+  $("search-empty").hidden = hits.length > 0;
+  list.replaceChildren(
+    ...hits.map((hit) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "search-hit";
+      button.dataset.conversationId = hit.conversationId;
+      button.dataset.seq = String(hit.seq);
+      const conversation = app.conversations.get(hit.conversationId);
+      const meta = document.createElement("span");
+      meta.className = "search-hit-meta";
+      const who = hit.senderId === app.userId ? "You" : hit.senderId;
+      const when = new Date(hit.createdAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+      meta.textContent = `${conversation ? titleOf(conversation) : hit.conversationId} · ${who} · ${when}`;
+      const snippet = document.createElement("span");
+      snippet.className = "search-hit-snippet";
+      if (hit.field === "attachment") snippet.append("📎 ");
+      for (const part of highlightParts(hit.snippet, hit.highlights)) {
+        if (part.hit) {
+          const mark = document.createElement("mark");
+          mark.textContent = part.text;
+          snippet.append(mark);
+        } else {
+          snippet.append(part.text);
+        }
+      }
+      button.append(meta, snippet);
+      button.addEventListener("click", () => openConversation(hit.conversationId, hit.seq).catch(showError));
+      li.append(button);
+      return li;
+    }),
+  );
+}
+
 // ---------------------------------------------------------------------------- misc
 
 /** @param {unknown} error */
@@ -618,6 +698,12 @@ function toast(text) {
 }
 
 $("composer").addEventListener("submit", send);
+$("search-input").addEventListener("input", onSearchInput);
+$("search").addEventListener("submit", (event) => {
+  event.preventDefault();
+  clearTimeout(searchTimer);
+  runSearch().catch(showError);
+});
 $("composer-input").addEventListener("input", () => {
   if (app.client && app.active) app.client.typing(app.active);
 });

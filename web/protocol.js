@@ -47,6 +47,7 @@ export const REPLIES = Object.freeze({
   "message:ack": "CursorMoved",
   "message:history": "HistoryPage",
   "message:read": "CursorMoved",
+  "message:search": "SearchResult",
   "message:send": "MessageSent",
   "message:sync": "SyncResult",
   "notification:list": "NotificationPage",
@@ -54,6 +55,7 @@ export const REPLIES = Object.freeze({
   "ping": "Pong",
   "preferences:get": "PreferencesView",
   "preferences:set": "PreferencesView",
+  "preferences:verify-email": "PreferencesView",
   "presence:query": "PresenceList",
   "typing:start": "TypingSent",
   "typing:stop": "TypingSent",
@@ -132,9 +134,11 @@ export const SHAPES = Object.freeze({
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
   Pong: {"required": ["pong", "serverTime", "pid"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "digestMinutes"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
+  SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
+  SearchResult: {"required": ["hits", "cursor"], "optional": [], "nested": {"hits": "SearchHit[]"}},
   SessionsRevoked: {"required": ["userId", "closedConnections", "alreadyClosed", "failedConnections"], "optional": [], "nested": {}},
   SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": [], "nested": {"messages": "Message[]"}},
   SyncResult: {"required": ["conversations"], "optional": [], "nested": {"conversations": "{SyncedConversation}"}},
@@ -412,8 +416,10 @@ export const SHAPES = Object.freeze({
  */
 /**
  * @typedef {object} PreferencesView
+ * The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``: ``emailVerified`` stays false (and no notification mail goes out) until the code mailed to ``email`` is entered.
  * @property {boolean} emailOnOffline
  * @property {string | null} email
+ * @property {boolean} emailVerified
  * @property {number} digestMinutes
  */
 /**
@@ -425,6 +431,22 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} PresenceList
  * @property {Array<Presence>} presence
+ */
+/**
+ * @typedef {object} SearchHit
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {number} createdAt
+ * @property {string} snippet about 160 characters of the message around the match
+ * @property {Array<Array<number>>} highlights [start, end) of each matched word in `snippet`, in Unicode code points
+ * @property {"body" | "attachment"} field "attachment" when only a file name matched
+ */
+/**
+ * @typedef {object} SearchResult
+ * @property {Array<SearchHit>} hits
+ * @property {string | null} cursor the next page (null: the last one)
  */
 /**
  * @typedef {object} SessionsRevoked

@@ -811,6 +811,34 @@ export class SwitchboardClient {
   }
 
   /**
+   * A page of about `limit` messages around `seq` (half older, the rest from it on): open
+   * a conversation at a search hit. History, not news: no events, no acks.
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").HistoryPage>}
+   */
+  historyAround(conversationId, seq, limit = 50) {
+    return this.request("message:history", { conversationId, aroundSeq: seq, limit });
+  }
+
+  /**
+   * Full-text search over the user's conversations (or one, with `conversationId`): every
+   * word must match, the last word also as a prefix unless followed by a space, `"quoted
+   * words"` as a phrase. Best hits first; pass `cursor` back for the next page.
+   * @param {string} query
+   * @param {{conversationId?: string, limit?: number, cursor?: string}} [options]
+   * @returns {Promise<import("./protocol.js").SearchResult>}
+   */
+  search(query, options = {}) {
+    /** @type {Record<string, any>} */
+    const data = { query, limit: options.limit ?? 20 };
+    if (options.conversationId) data.conversationId = options.conversationId;
+    if (options.cursor) data.cursor = options.cursor;
+    return this.request("message:search", data);
+  }
+
+  /**
    * Your conversations, newest activity first (and their cursors seeded for resume).
    * @param {number} [limit]
    * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
@@ -881,14 +909,26 @@ export class SwitchboardClient {
     if (this.state === State.OPEN) this.request("typing:stop", { conversationId }).catch(ignoreRateLimit);
   }
 
+  /**
+   * Enters the 6-digit code a new e-mail address was sent (double opt-in): until then no
+   * notification mail goes there (`emailVerified: false` in the preferences).
+   * @param {string} code
+   */
+  verifyEmail(code) {
+    return this.request("preferences:verify-email", { code });
+  }
+
   // ------------------------------------------------------------------ calls & uploads
 
   /**
-   * STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`.
+   * STUN/TURN servers for `new RTCPeerConnection`. TURN credentials (short-lived) come only
+   * for a call: `{callId}` of a ringing or active call you are in, or `{calleeId}` of the
+   * call you are about to place; with neither, STUN only.
+   * @param {{callId?: string, calleeId?: string}} [purpose]
    * @returns {Promise<import("./protocol.js").IceServer[]>}
    */
-  async iceServers() {
-    return (await this.request("call:ice-servers", {})).iceServers;
+  async iceServers(purpose = {}) {
+    return (await this.request("call:ice-servers", purpose)).iceServers;
   }
 }
 
@@ -1045,7 +1085,7 @@ export class CallSession {
   }
 
   async _setup() {
-    const iceServers = await this.client.iceServers();
+    const iceServers = await this.client.iceServers(this.callId ? { callId: this.callId } : { calleeId: this.peerId });
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.iceTransportPolicy });
     const pc = this.pc;
     if (!this.localStream) {
@@ -1354,4 +1394,27 @@ function putBytes(url, body, headers, onProgress) {
     xhr.onerror = () => reject(new SwitchboardError("upload_failed", "network error while uploading"));
     xhr.send(body);
   });
+}
+
+/**
+ * A snippet cut into plain and highlighted parts (render each as text, never as HTML).
+ * The server counts offsets in code points; JavaScript strings index UTF-16 units, so the
+ * snippet is split into code points first (an emoji before a match would shift it).
+ * @param {string} snippet
+ * @param {Array<[number, number]>} highlights
+ * @returns {Array<{text: string, hit: boolean}>}
+ */
+export function highlightParts(snippet, highlights) {
+  const points = Array.from(snippet);
+  /** @type {Array<{text: string, hit: boolean}>} */
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of [...highlights].sort((a, b) => a[0] - b[0])) {
+    if (start < at || end > points.length || start >= end) continue;
+    if (start > at) parts.push({ text: points.slice(at, start).join(""), hit: false });
+    parts.push({ text: points.slice(start, end).join(""), hit: true });
+    at = end;
+  }
+  if (at < points.length) parts.push({ text: points.slice(at).join(""), hit: false });
+  return parts;
 }

@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
+from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import AggregatorSettings
 from switchboard.observability import logger, metrics
 
 aggregator = services.analytics_aggregator(AggregatorSettings.from_env())
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+processor = LoggedBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def aggregate(record: DynamoDBRecord) -> None:

@@ -16,9 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mangum import Mangum
 from switchboard import services
 from switchboard.analytics.access import NotAdmin, NotAuthenticated
+from switchboard.analytics.dashboard import dashboard_router
 from switchboard.analytics.report import SERIES, RangeTooLarge
 from switchboard.auth import Identity
-from switchboard.config import AnalyticsApiSettings
+from switchboard.config import AdminDashboardSettings, AnalyticsApiSettings
 from switchboard.observability import logger
 
 PREFIX = "/api/analytics"
@@ -115,6 +116,7 @@ app = FastAPI(
     redoc_url=None,
 )
 app.include_router(api)
+app.include_router(dashboard_router(AdminDashboardSettings.from_env()))  # the admin dashboard
 
 
 @app.exception_handler(ClientError)

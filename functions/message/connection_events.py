@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
@@ -17,12 +16,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
+from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import CallSettings, MessagingSettings
 from switchboard.observability import logger
 
 # Both validated at cold start, like every setting.
 events = services.connection_events(MessagingSettings.from_env(), CallSettings.from_env())
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+processor = LoggedBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def handle_change(record: DynamoDBRecord) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import aws, services
+from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import DeliverySettings
 from switchboard.gateway import DeliveryFailed
 from switchboard.observability import logger
@@ -23,7 +23,7 @@ from switchboard.queues import RetryJob, retry_backoff_seconds
 
 settings = DeliverySettings.from_env()
 delivery = services.delivery(settings)
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = LoggedBatchProcessor(event_type=EventType.SQS)
 
 
 def retry_push(record: SQSRecord) -> None:

@@ -6,19 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
+from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import CallSettings
 from switchboard.observability import logger
 from switchboard.queues import RingTimeout
 
 service = services.calls(CallSettings.from_env())
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = LoggedBatchProcessor(event_type=EventType.SQS)
 
 
 def handle_timeout(record: SQSRecord) -> None:

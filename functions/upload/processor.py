@@ -15,18 +15,18 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
+from switchboard.batch import LoggedBatchProcessor
 from switchboard.config import UploadSettings
 from switchboard.observability import logger
 
 uploads = services.upload_processor(UploadSettings.from_env())
-batch = BatchProcessor(event_type=EventType.SQS)
+batch = LoggedBatchProcessor(event_type=EventType.SQS)
 
 
 def process_notification(record: SQSRecord) -> None:

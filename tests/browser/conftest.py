@@ -38,6 +38,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.browser.oidc import CLIENT_ID as OIDC_CLIENT_ID
+from tests.browser.oidc import OidcProvider, start_provider
 from tests.e2e.conftest import RunningDevserver, _start, start_devserver
 
 __all__ = ["AppPage", "TurnServer", "devserver", "start_devserver"]
@@ -194,8 +196,18 @@ def turn_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """The deployment's IdP for the admin dashboard's sign-in (tests/browser/oidc.py)."""
+    provider = start_provider()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
 def devserver(
-    tmp_path_factory: pytest.TempPathFactory, turn_port: int
+    tmp_path_factory: pytest.TempPathFactory, turn_port: int, oidc_provider: OidcProvider
 ) -> Iterator[RunningDevserver]:
     server = _start(
         tmp_path_factory.mktemp("browser-devserver"),
@@ -204,6 +216,13 @@ def devserver(
             "StunUrls=",
             "--param",
             f"TurnUrls=turn:127.0.0.1:{turn_port}?transport=udp",
+            # The dashboard signs in with this IdP, as a deployment with AdminOidc* does.
+            "--param",
+            f"AdminOidcAuthorizeUrl={oidc_provider.url}/authorize",
+            "--param",
+            f"AdminOidcTokenUrl={oidc_provider.url}/token",
+            "--param",
+            f"AdminOidcClientId={OIDC_CLIENT_ID}",
         ],
     )
     try:

@@ -32,7 +32,7 @@ def test_sign_in_with_the_keyboard(open_page: OpenPage) -> None:
 def test_admin_sees_the_dashboard_link_others_do_not(open_app: OpenApp) -> None:
     admin = open_app("admin")
     link = admin.page.get_by_role("link", name="Admin dashboard")
-    expect(link).to_have_attribute("href", "/admin.html")
+    expect(link).to_have_attribute("href", "/admin")
     alice = open_app(users("alice")[0])
     expect(alice.page.get_by_role("link", name="Admin dashboard")).to_be_hidden()
 

@@ -70,6 +70,7 @@ class Client:
         self.pushes: list[Frame] = []
         self.messages: dict[str, dict[int, Frame]] = {}  # conversationId -> seq -> message
         self.duplicates = 0
+        self.differing_duplicates: list[tuple[Frame, Frame]] = []
         self.gateway_errors = 0
         self.connection_id: str | None = None
         self._replies: dict[str, asyncio.Future[Frame]] = {}
@@ -142,8 +143,11 @@ class Client:
     def _record(self, message: Frame) -> bool:
         """Keeps a message once per (conversationId, seq); False if it was a duplicate."""
         per_conversation = self.messages.setdefault(message["conversationId"], {})
-        if int(message["seq"]) in per_conversation:
+        first = per_conversation.get(int(message["seq"]))
+        if first is not None:
             self.duplicates += 1
+            if first != message:  # a duplicate must be the same message, field for field
+                self.differing_duplicates.append((first, message))
             return False
         per_conversation[int(message["seq"])] = message
         return True
@@ -226,6 +230,13 @@ class Client:
         return seq
 
     # ------------------------------------------------------------------ pushes
+    async def sentinel(self) -> None:
+        """A `ping` round trip. This connection's frames reach the socket in order, so
+        every push posted to it before the ping was answered is in ``pushes`` now: "nothing
+        arrived" is proven by this, never by waiting a while."""
+        pong = await self.call("ping")
+        assert pong["pong"] is True, pong
+
     def find(
         self, event_type: str, predicate: Callable[[Frame], bool] | None = None
     ) -> list[Frame]:

@@ -55,14 +55,17 @@ async def scripted_activity(ds: RunningDevserver) -> dict[str, Any]:
     async with Session(ds) as session:
         alice = await session.connect("gt-alice")
         bob = await session.connect("gt-bob")
+        phone = await session.connect("gt-alice")  # alice's second device
         conversation = await alice.create_conversation(["gt-bob", "gt-carol"], title="truth")
-        for i in range(3):
+        for i in range(2):
             await alice.send(conversation, f"hello {i}")
+        await phone.send(conversation, "hello 2")
         await bob.send(conversation, "hi")
         await bob.call("message:ack", {"conversationId": conversation, "seq": 4})
         await alice.call("message:ack", {"conversationId": conversation, "seq": 4})
         await bob.call("message:read", {"conversationId": conversation, "seq": 4})
         await bob.call("typing:start", {"conversationId": conversation})
+        await phone.call("typing:start", {"conversationId": conversation})
         # A call answered then ended, and one rejected
         call = await alice.call(
             "call:initiate", {"calleeId": "gt-bob", "media": "audio", "offer": OFFER}
@@ -80,7 +83,21 @@ async def scripted_activity(ds: RunningDevserver) -> dict[str, Any]:
         await upload(alice, "lie.pdf", pdf_of_size(9000), 3000, "upload:error")
         await bob.close()
     return {
-        "connections": {"total": 2, "disconnections": 2, "online": 0, "peak": 2},
+        "connections": {
+            "total": 3,
+            "disconnections": 3,
+            "online": 0,
+            "peak": 3,
+            "onlineUsers": 0,
+            "peakUsers": 2,  # alice (two devices) and bob
+            "messagesPerSession": round(4 / 3, 4),
+            "typingEventsPerSession": round(2 / 3, 4),
+        },
+        # (messages, typing events) of each of the user's sessions
+        "sessionCounts": {"gt-alice": [(1, 1), (2, 0)], "gt-bob": [(1, 1)]},
+        # The main queues' consumers: 4 offline notifications for carol; S3's test event
+        # and the two uploads' ObjectCreated events; nothing failed
+        "queues": {"notification": (4, 0), "uploadEvents": (3, 0)},
         "messages": {
             "sent": 4,
             "recipients": 8,
@@ -107,7 +124,13 @@ async def scripted_activity(ds: RunningDevserver) -> dict[str, Any]:
             "bytes": len(document),
         },
         "users": {
-            "gt-alice": {"sessions": 1, "messages": 3, "callsStarted": 2, "uploads": 1},
+            "gt-alice": {
+                "sessions": 2,
+                "messages": 3,
+                "typingEvents": 1,
+                "callsStarted": 2,
+                "uploads": 1,
+            },
             "gt-bob": {"sessions": 1, "messages": 1, "typingEvents": 1, "sessionsEnded": 1},
             "gt-carol": {"sessions": 0, "messages": 0},
         },
@@ -151,22 +174,29 @@ def mismatches(ds: RunningDevserver, truth: dict[str, Any], token: str) -> list[
     for label, entry in queues.items():
         expect(f"queues.{label}.dlqDepth", entry.get("dlqDepth", 0), 0)
         expect(f"queues.{label}.depth", entry.get("depth", 0), 0)
+    for label, (processed, failed) in truth["queues"].items():
+        figures = queues[label]["processing"]
+        expect(f"queues.{label}.processed", figures["processed"], processed)
+        expect(f"queues.{label}.failed", figures["failed"], failed)
+        expect(f"queues.{label}.timings", figures["processingTimeMs"]["count"], processed)
     status, active = api_get(ds, "/api/analytics/sessions/active", token)
     expect("sessions.active", active["count"], truth["connections"]["online"])
     status, recent = api_get(ds, "/api/analytics/sessions/recent", token)
     expect(
         "sessions.recent",
         sorted(s["userId"] for s in recent["sessions"]),
-        ["gt-alice", "gt-bob"],
+        ["gt-alice", "gt-alice", "gt-bob"],
     )
     for user, stats in truth["users"].items():
         status, body = api_get(ds, f"/api/analytics/sessions/{user}", token)
         for key, value in stats.items():
             expect(f"sessions/{user}.{key}", body.get(key), value)
+        counts = sorted((x["messages"], x["typingEvents"]) for x in body["recentSessions"])
+        expect(f"sessions/{user}.perSession", counts, truth["sessionCounts"].get(user, []))
     status, statistics = api_get(ds, "/api/analytics/statistics", token)
     expect("statistics.messagesSent", statistics["totals"]["messagesSent"], 4)
     expect("statistics.lastDay.callAttempts", statistics["lastDay"]["callAttempts"], 2)
-    for metric, total in (("messagesSent", 4), ("connections", 2), ("uploadsCompleted", 1)):
+    for metric, total in (("messagesSent", 4), ("connections", 3), ("uploadsCompleted", 1)):
         status, series = api_get(ds, f"/api/analytics/timeseries?metric={metric}", token)
         expect(f"timeseries.{metric}", sum(p["value"] for p in series["points"]), total)
     return found

@@ -8,9 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from tests.e2e.clients import Client, admin, clear_faults
 from tests.e2e.conftest import RunningDevserver
 from tests.support.images import http, png_with_exif
+
+pytestmark = pytest.mark.e2e
 
 
 def _user(name: str) -> str:

@@ -1,11 +1,15 @@
 """Bounded chaos: many users, concurrent sends, random reconnects, calls being set up and
 torn down, a failing management API, failing DynamoDB and SQS calls (some fail before
 they happen, some after: the answer is lost), DynamoDB stream batches delivered twice,
-and function workers killed mid-batch. Then: the delivery guarantee of docs/protocol.md
+and function workers killed mid-batch. Then outcomes, not only settlement: every send
+acknowledged and stored exactly as acknowledged; the delivery guarantee of docs/protocol.md
 ("Delivery semantics": every acknowledged message present exactly once for every member,
-seqs gapless, nothing un-acknowledged, per-sender order kept), no call left ringing or
-active, and the analytics count of messages equal to what was acknowledged. Seeded;
-every wait is bounded.
+seqs gapless, nothing un-acknowledged, per-sender order kept); real-time delivery measured
+before the final resync (a floor on what arrived by push, the DLQ's size, duplicates equal
+to the first copy); calls answered and none left ringing or active; uploads completed;
+only the error codes the injected faults explain; and the analytics count of messages
+equal to what was acknowledged. Seeded; every wait is bounded, and time is never the
+oracle.
 
 Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
 """
@@ -13,6 +17,7 @@ Runs in the default suite; select or skip it with `-m chaos` / `-m "not chaos"`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -34,11 +39,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 SEED = 20251126
 USERS = 24
-MESSAGES_PER_USER = 60  # 1,440 in all
-SEND_BUDGET_SECONDS = 120.0  # the sending phase stops here, whatever was sent
-# A run that sent fewer proves too little (alone on 2 cores ~1,440 get through; beside the
-# rest of the suite under -n 2, about 850).
-MIN_ACKNOWLEDGED = 500
+MESSAGES_PER_USER = 20  # 480 in all, every one of them acknowledged (no time budget)
+# Not an oracle: how long the sending phase may take before the run counts as hung.
+HANG_GUARD_SECONDS = 420.0
 RECONNECT_PROBABILITY = 0.03  # after each acknowledged send
 ACK_EVERY = 10  # sends between a client's acks of what it has
 FAIL_RATE = 0.05
@@ -48,6 +51,28 @@ FAIL_RATE = 0.05
 WORKERS = 4
 REQUEST_TIMEOUT = 15.0
 RETRYABLE = {"conflict", "internal", "rate_limited", "gateway_error"}
+# The error codes the injected faults (and the concurrency) explain, per action; any other
+# code is a bug. internal: a DynamoDB/SQS request of the function failed (botocore retries
+# exhausted); gateway_error: its worker was killed mid-invocation; conflict on a send: a
+# lost answer's retry met its own landed write, or the seq race was lost SEND_ATTEMPTS
+# times; on calls and uploads: the state moved on (an answer after the ring timeout, a
+# complete the processor beat), or a retried request whose first attempt had landed.
+EXPLAINED = {
+    "message:send": {"internal", "gateway_error", "conflict"},
+    "call:initiate": {"internal", "gateway_error", "conflict"},
+    "call:answer": {"internal", "gateway_error", "conflict"},
+    "call:end": {"internal", "gateway_error", "conflict"},
+    "upload:start": {"internal", "gateway_error"},
+    "upload:complete": {"internal", "gateway_error", "conflict"},
+}
+# Measured before the final resync: the share of (message, other member) deliveries that
+# arrived by push - live, retried through the delivery queue, or as the backlog on a
+# reconnect. Measured here on a loaded 2-core machine: 2,915 of 2,916 (docs/testing.md).
+MIN_PUSHED_SHARE = 0.95
+# Pushes that failed every retry (the first 60 posts fail, then 5 %): the DLQ holds them
+# (measured: 1).
+MAX_DLQ = 20
+
 AWS_FAIL_RATE = 0.03  # of the functions' DynamoDB and SQS requests (botocore retries them)
 STREAM_REPLAY_RATE = 0.25
 KILL_EVERY_SECONDS = 6.0
@@ -80,6 +105,11 @@ class Stats:
     reconnects: int = 0
     internal: int = 0  # `internal` replies: each must be explained by an injected fault
     acked: list[Acked] = field(default_factory=list)
+    errors: dict[str, dict[str, int]] = field(default_factory=dict)  # action -> code -> n
+
+    def error(self, action: str, code: str | None) -> None:
+        codes = self.errors.setdefault(action, {})
+        codes[str(code)] = codes.get(str(code), 0) + 1
 
 
 async def _reconnect(client: Client, stats: Stats) -> None:
@@ -116,6 +146,7 @@ async def _send_until_acked(
                 timeout=REQUEST_TIMEOUT,
             )
         except RequestFailed as failed:
+            stats.error("message:send", failed.code)
             if failed.code not in RETRYABLE:
                 raise
             stats.internal += failed.code == "internal"
@@ -140,15 +171,9 @@ async def _ack_what_we_have(client: Client, conversations: list[str]) -> None:
 
 
 async def _user_loop(
-    client: Client,
-    conversations: list[str],
-    rng: random.Random,
-    stats: Stats,
-    deadline: float,
+    client: Client, conversations: list[str], rng: random.Random, stats: Stats
 ) -> None:
     for n in range(MESSAGES_PER_USER):
-        if time.monotonic() > deadline:
-            return
         conversation_id = rng.choice(conversations)
         client_message_id = f"{client.user_id}-{n}"
         body = f"{client.user_id} says {n}"
@@ -178,12 +203,15 @@ def _plan(users: list[str]) -> list[list[str]]:
     return groups + [[users[a], users[b]] for a, b in pairs]
 
 
-async def _kill_workers(ds: RunningDevserver, rng: random.Random, until: float) -> list[str]:
+async def _kill_workers(ds: RunningDevserver, rng: random.Random, done: asyncio.Event) -> list[str]:
     """Every few seconds, SIGKILL one live worker of a random function, wherever it is in
     its batch; the devserver replaces it, as Lambda replaces a crashed environment."""
     killed: list[str] = []
-    while time.monotonic() + KILL_EVERY_SECONDS < until:
-        await asyncio.sleep(KILL_EVERY_SECONDS)
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), KILL_EVERY_SECONDS)
+        if done.is_set():
+            break
         function = rng.choice(KILLABLE)
         stats = await asyncio.to_thread(admin, ds, "GET", "/__devserver/workers")
         live = [w["pid"] for w in stats[function]["workers"] if w["alive"]]
@@ -197,9 +225,11 @@ async def _kill_workers(ds: RunningDevserver, rng: random.Random, until: float) 
     return killed
 
 
-async def _call_request(client: Client, action: str, data: dict[str, Any]) -> dict[str, Any] | None:
+async def _call_request(
+    client: Client, action: str, data: dict[str, Any], stats: Stats
+) -> dict[str, Any] | None:
     """The reply's data; None when the call moved on (conflict, not_found). Transient
-    failures are retried, reconnecting when the socket died."""
+    failures are retried, reconnecting when the socket died. Error codes are counted."""
     for attempt in range(8):
         if attempt:
             await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
@@ -208,6 +238,7 @@ async def _call_request(client: Client, action: str, data: dict[str, Any]) -> di
         try:
             return await client.call(action, data, timeout=REQUEST_TIMEOUT)
         except RequestFailed as failed:
+            stats.error(action, failed.code)
             if failed.code not in RETRYABLE - {"conflict"}:
                 return None
         except (TimeoutError, ConnectionError):
@@ -215,49 +246,85 @@ async def _call_request(client: Client, action: str, data: dict[str, Any]) -> di
     return None
 
 
-async def _call_loop(caller: Client, callee: Client, deadline: float, calls: list[str]) -> None:
-    """Calls set up and torn down again and again while everything fails around them."""
-    while time.monotonic() < deadline:
+async def _call_loop(
+    caller: Client, callee: Client, done: asyncio.Event, calls: dict[str, str], stats: Stats
+) -> None:
+    """Calls set up, answered and torn down again and again while everything fails around
+    them; ``calls`` maps each call to how far it got (rang, answered, ended)."""
+    while not done.is_set():
         started = await _call_request(
-            caller, "call:initiate", {"calleeId": callee.user_id, "media": "audio", "offer": OFFER}
+            caller,
+            "call:initiate",
+            {"calleeId": callee.user_id, "media": "audio", "offer": OFFER},
+            stats,
         )
         if started is None:  # busy: an earlier attempt's call still rings (until its timeout)
             await asyncio.sleep(1.0)
             continue
-        calls.append(started["callId"])
-        await _call_request(callee, "call:answer", {"callId": started["callId"], "answer": ANSWER})
+        call_id = started["callId"]
+        calls[call_id] = "rang"
+        answer = {"callId": call_id, "answer": ANSWER}
+        if await _call_request(callee, "call:answer", answer, stats) is not None:
+            calls[call_id] = "answered"
         await asyncio.sleep(0.3)
-        await _call_request(caller, "call:end", {"callId": started["callId"]})
+        if await _call_request(caller, "call:end", {"callId": call_id}, stats) is not None:
+            calls[call_id] += ", ended"
 
 
-async def _upload_loop(client: Client, deadline: float, uploads: list[str]) -> None:
+async def _upload_loop(
+    client: Client, done: asyncio.Event, uploads: list[str], stats: Stats
+) -> None:
     """Photos uploaded (presigned PUT), completed and processed while everything fails."""
     photo = png_with_exif(160, 120)
-    while time.monotonic() < deadline:
+    while not done.is_set():
         start = await _call_request(
             client,
             "upload:start",
             {"fileName": "chaos.png", "contentType": "image/png", "size": len(photo)},
+            stats,
         )
         if start is None:
             await asyncio.sleep(1.0)
             continue
         uploads.append(start["uploadId"])
-        await asyncio.to_thread(http, "PUT", start["url"], photo, start["headers"])
-        await _call_request(client, "upload:complete", {"uploadId": start["uploadId"]})
+        status, _, _ = await asyncio.to_thread(http, "PUT", start["url"], photo, start["headers"])
+        assert status == 200, status  # S3 (moto) is not among the failing services
+        await _call_request(client, "upload:complete", {"uploadId": start["uploadId"]}, stats)
         await asyncio.sleep(0.5)
 
 
-def _unsettled_uploads(ds: RunningDevserver, upload_ids: list[str]) -> list[str]:
-    """Uploads not (yet) complete or failed: stuck, if they stay so."""
+def _upload_states(ds: RunningDevserver, upload_ids: list[str]) -> dict[str, str]:
     table, ddb = ds.resources["UploadsTable"], ds.aws("dynamodb")
-    states = {
+    return {
         upload_id: ddb.get_item(
             TableName=table, Key={"uploadId": {"S": upload_id}}, ConsistentRead=True
         )["Item"]["state"]["S"]
         for upload_id in upload_ids
     }
-    return [f"{u}:{state}" for u, state in states.items() if state not in ("complete", "failed")]
+
+
+def _stored_messages(ds: RunningDevserver, conversation_id: str) -> dict[int, dict[str, Any]]:
+    """What the Messages table holds for a conversation, by seq."""
+    pages = (
+        ds.aws("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=ds.resources["MessagesTable"],
+            KeyConditionExpression="conversationId = :c",
+            ExpressionAttributeValues={":c": {"S": conversation_id}},
+            ConsistentRead=True,
+        )
+    )
+    return {
+        int(i["seq"]["N"]): {
+            "messageId": i["messageId"]["S"],
+            "clientMessageId": i["clientMessageId"]["S"],
+            "body": i["body"]["S"],
+            "senderId": i["senderId"]["S"],
+        }
+        for page in pages
+        for i in page["Items"]
+    }
 
 
 def _live_calls(ds: RunningDevserver) -> list[dict[str, Any]]:
@@ -322,7 +389,7 @@ async def _wait_idle(ds: RunningDevserver, timeout: float) -> bool:
     return False
 
 
-@pytest.mark.timeout(600)  # sending is capped at SEND_BUDGET_SECONDS, every wait is bounded
+@pytest.mark.timeout(900)  # a hang guard: every wait below is bounded
 async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevserver) -> None:
     started = time.monotonic()
     ds = start_devserver(
@@ -333,7 +400,7 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
     plan = _plan(users)
     clients = {u: Client(ds, u) for u in users}
     callers = [Client(ds, f"caller{i}-{rng.randrange(16**6):06x}") for i in range(2 * CALL_PAIRS)]
-    calls: list[str] = []
+    calls: dict[str, str] = {}
     uploader = Client(ds, f"uploader-{rng.randrange(16**6):06x}")
     uploads: list[str] = []
     stats = Stats()
@@ -369,23 +436,30 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
             },
         )
         send_started = time.monotonic()
-        deadline = send_started + SEND_BUDGET_SECONDS
-        killer = asyncio.create_task(_kill_workers(ds, random.Random(SEED), deadline))
+        sent = asyncio.Event()  # calls, uploads and kills go on while messages are sent
+
+        async def send_all() -> None:
+            try:
+                await asyncio.gather(
+                    *(
+                        _user_loop(clients[u], of_user[u], random.Random(f"{SEED}-{u}"), stats)
+                        for u in users
+                    )
+                )
+            finally:
+                sent.set()
+
+        killer = asyncio.create_task(_kill_workers(ds, random.Random(SEED), sent))
         await asyncio.wait_for(
             asyncio.gather(
+                send_all(),
                 *(
-                    _user_loop(
-                        clients[u], of_user[u], random.Random(f"{SEED}-{u}"), stats, deadline
-                    )
-                    for u in users
-                ),
-                *(
-                    _call_loop(callers[2 * i], callers[2 * i + 1], deadline, calls)
+                    _call_loop(callers[2 * i], callers[2 * i + 1], sent, calls, stats)
                     for i in range(CALL_PAIRS)
                 ),
-                _upload_loop(uploader, deadline, uploads),
+                _upload_loop(uploader, sent, uploads, stats),
             ),
-            SEND_BUDGET_SECONDS + 90,
+            HANG_GUARD_SECONDS,
         )
         send_seconds = time.monotonic() - send_started
         killed = await killer
@@ -396,6 +470,16 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
 
         # Quiet period: let the delivery queue drain (retries at 2, 4, 8 s).
         drained = await _wait_idle(ds, 40.0)
+        # Real-time delivery, measured before anyone syncs: what arrived by push.
+        # (No sync has run yet: every message a client holds came by push; its own sends
+        # are not pushed back to it.)
+        pushed = sum(
+            1
+            for client in clients.values()
+            for messages in client.messages.values()
+            for message in messages.values()
+            if message["senderId"] != client.user_id
+        )
 
         # Every member reconnects and syncs from its own cursor (highest contiguous seq).
         async def resync(client: Client) -> None:
@@ -409,7 +493,11 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
         # No stuck calls: whatever the faults did, every call ended, was missed or never
         # rang (a ringing one ends by its ring timeout).
         stuck = await _settled(lambda: _live_calls(ds), RING_TIMEOUT_SECONDS + 60)
-        stuck_uploads = await _settled(lambda: _unsettled_uploads(ds, uploads), 90)
+        upload_states = await _settled(
+            lambda: _upload_states(ds, uploads),
+            90,
+            done=lambda states: all(v in ("complete", "failed") for v in states.values()),
+        )
         # Analytics stayed exact through retries, replays and kills.
         counted = await _settled(
             lambda: _messages_counted(ds) - len(stats.acked), 90, done=lambda d: d == 0
@@ -421,6 +509,7 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
         )
 
     # ------------------------------------------------------------------ the guarantee
+    stored = {c: _stored_messages(ds, c) for c in conversations}
     by_conversation: dict[str, list[Acked]] = {c: [] for c in conversations}
     for acked in stats.acked:
         by_conversation[acked.conversation_id].append(acked)
@@ -430,6 +519,16 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
         # Every acknowledged send has its own seq, and they are exactly 1..N.
         assert seqs == list(range(1, n + 1)), f"{conversation_id}: acked seqs not 1..{n}"
         expected = {a.seq: a for a in acked_here}
+        # What is stored is exactly what was acknowledged.
+        assert stored[conversation_id] == {
+            a.seq: {
+                "messageId": a.message_id,
+                "clientMessageId": a.client_message_id,
+                "body": a.body,
+                "senderId": a.sender,
+            }
+            for a in acked_here
+        }, conversation_id
         for member in conversations[conversation_id]:
             got = clients[member].messages.get(conversation_id, {})
             # Gapless, nothing un-acknowledged, nothing missing.
@@ -454,29 +553,47 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
             in_conversation = [a.seq for a in mine if a.conversation_id == conversation_id]
             assert in_conversation == sorted(in_conversation)
 
-    assert not stuck, f"{len(stuck)} call(s) still ringing or active: {stuck[:2]}"
-    assert len(calls) >= 5, f"only {len(calls)} calls set up"
-    assert not stuck_uploads, f"uploads neither complete nor failed: {stuck_uploads[:5]}"
-    assert len(uploads) >= 5, f"only {len(uploads)} uploads started"
-    assert counted == 0, f"analytics counted {counted:+d} messages against the acknowledged"
     total = len(stats.acked)
     duplicates = sum(c.duplicates for c in clients.values())
+    differing = [d for c in clients.values() for d in c.differing_duplicates]
+    expected_pushes = sum(
+        len(by_conversation[c]) * (len(members) - 1) for c, members in conversations.items()
+    )
+    answered = [c for c, how in calls.items() if how.startswith("answered")]
+    completed = [u for u, state in upload_states.items() if state == "complete"]
     print(
         f"\nchaos: {USERS} users, {len(conversations)} conversations, {total} messages "
-        f"acknowledged in {send_seconds:.1f} s ({total / send_seconds:.0f}/s), "
+        f"acknowledged in {send_seconds:.1f} s, "
         f"{stats.send_retries} send retries ({stats.internal} after `internal`), "
-        f"{stats.reconnects} reconnects, "
+        f"{stats.reconnects} reconnects, errors {stats.errors}, "
         f"{faults['total']} management posts failed on purpose {faults['byStatus']} "
         f"of {faults['postsChecked']}, {aws_faults['total']} DynamoDB/SQS requests failed of "
         f"{aws_faults['checked']} {aws_faults['injected']}, {replayed} stream batches "
         f"replayed, {len(killed)} workers killed {killed}, "
-        f"{duplicates} duplicate pushes dropped by clients, {len(calls)} calls set up and torn "
-        f"down, {len(uploads)} uploads, none stuck, analytics exact, "
+        f"{pushed} of {expected_pushes} deliveries by push before the resync "
+        f"({pushed / max(1, expected_pushes):.1%}), "
+        f"{duplicates} duplicate pushes dropped by clients, {len(calls)} calls "
+        f"({len(answered)} answered), {len(uploads)} uploads ({len(completed)} complete), "
         f"delivery queue drained: {drained}, DLQ: {len(dlq)} message(s) "
         f"(recovered by sync), total {time.monotonic() - started:.1f} s"
     )
-    assert total >= MIN_ACKNOWLEDGED, f"only {total} acknowledged in {SEND_BUDGET_SECONDS} s"
+    # Every send was acknowledged in the end (a send that never was fails the run above).
+    assert total == USERS * MESSAGES_PER_USER
+    assert not stuck, f"{len(stuck)} call(s) still ringing or active: {stuck[:2]}"
+    assert counted == 0, f"analytics counted {counted:+d} messages against the acknowledged"
+    # Outcomes, not only settlement: calls were answered, uploads completed.
+    assert len(answered) >= 3 and len(answered) >= len(calls) // 2, calls
+    assert len(completed) >= 3 and len(completed) == len(upload_states), upload_states
+    # Only the errors the injected faults explain; a handler bug shows as `internal`
+    # replies beyond the DynamoDB/SQS requests that were failed on purpose.
+    for action, codes in stats.errors.items():
+        assert set(codes) <= EXPLAINED[action], (action, codes)
+    assert stats.internal <= aws_faults["total"], (stats.internal, aws_faults["total"])
+    # Real time: the pushes carried (nearly) everything before any resync; what the
+    # delivery queue gave up on is small; a duplicate is the same message, field for field.
+    assert pushed >= MIN_PUSHED_SHARE * expected_pushes, (pushed, expected_pushes)
+    assert len(dlq) <= MAX_DLQ, dlq[:3]
+    assert not differing, differing[:2]
+    # The faults really happened.
     assert faults["total"] > 0
     assert aws_faults["total"] > 0 and replayed > 0 and killed
-    # A handler bug would show as `internal` replies beyond what the faults explain.
-    assert stats.internal <= aws_faults["total"], (stats.internal, aws_faults["total"])

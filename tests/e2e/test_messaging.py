@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.effects import Devserver
+
 from .clients import (
     Client,
     Session,
@@ -23,6 +25,7 @@ from .clients import (
     invocations,
     peek_queue,
     presence_set,
+    queue_url,
     set_faults,
 )
 from .conftest import RunningDevserver
@@ -32,7 +35,6 @@ pytestmark = pytest.mark.e2e
 STREAM_TIMEOUT = (
     45.0  # stream consumer + SQS polling, on a loaded 2-core machine (chaos may run alongside)
 )
-QUIET = 2.0  # how long "nothing arrives" is watched for
 # HTTP attempts per management-API post: the layer's client makes one
 # (retries {"mode": "standard", "total_max_attempts": 1}); SQS does the retrying.
 BOTO_ATTEMPTS = 1
@@ -58,6 +60,16 @@ async def _settled(ds: RunningDevserver, *clients: Client) -> None:
     for client in clients:
         connection_id = client.connection_id or await client.find_connection_id()
         await _wait_log(ds, "connection opened", connection_id)
+
+
+def _drained(ds: RunningDevserver, logical_id: str) -> dict[str, int] | None:
+    """The queue's depths once nothing is visible or in flight (None before)."""
+    attributes = ds.aws("sqs").get_queue_attributes(
+        QueueUrl=queue_url(ds, logical_id), AttributeNames=["All"]
+    )["Attributes"]
+    depth = {k: int(v) for k, v in attributes.items() if k.startswith("ApproximateNumber")}
+    visible = depth["ApproximateNumberOfMessages"] + depth["ApproximateNumberOfMessagesNotVisible"]
+    return None if visible else depth
 
 
 def _faults(ds: RunningDevserver) -> Any:
@@ -136,7 +148,9 @@ async def test_reconnecting_user_gets_the_offline_backlog_in_order_unasked(
             lambda: _announcements(a, bob, True) > before,
             STREAM_TIMEOUT,
         )
-        await asyncio.sleep(0.5)
+        # The consumer posts the backlog before the announcement, and bob's frames reach
+        # his socket in order: anything old would be there before his sentinel's pong.
+        await b.sentinel()
         assert b.find("message:new") == []
 
 
@@ -180,12 +194,16 @@ async def test_non_member_is_refused_everything(devserver: RunningDevserver) -> 
             "message:read": {**target, "seq": 1},
         }
         for action, data in refused.items():
+            window = Devserver(devserver.http).window()
             assert await m.error_code(action, data) == "forbidden", action
-        # Nothing changed and nothing leaked.
+            # Nothing happened, to anyone: no push (to alice either), no write, no job.
+            window.assert_nothing_happened(f"{action} by a non-member")
         history = await a.call("message:history", target)
         assert history["lastSeq"] == 1
-        assert m.find("message:new") == []
-        assert m.find("typing") == []
+        await m.sentinel()
+        await a.sentinel()
+        assert m.find("message:new") == [] and m.find("typing") == []
+        assert a.find("typing") == []
 
 
 # ---------------------------------------------------------------------- 410 Gone
@@ -260,10 +278,9 @@ async def test_throttled_push_is_retried_through_the_delivery_queue(
             failures=[{"connectionId": b.connection_id, "status": 429, "count": BOTO_ATTEMPTS}],
         )
         try:
-            started = time.monotonic()
+            window = Devserver(devserver.http).window()
             reply = await a.send(conversation, "throttled once")
             await b.wait_for_messages(conversation, {reply["seq"]}, timeout=20)
-            elapsed = time.monotonic() - started
             faults = await asyncio.to_thread(_faults, devserver)
         finally:
             clear_faults(devserver)
@@ -271,8 +288,16 @@ async def test_throttled_push_is_retried_through_the_delivery_queue(
         assert faults["injected"]["byStatus"] == {"429": BOTO_ATTEMPTS}
         assert faults["injected"]["byConnection"] == {b.connection_id: BOTO_ATTEMPTS}
         assert faults["managementApi"]["failures"][0]["count"] == 0
-        # Delivered by the queue consumer, after the queue's 2 s delay.
-        assert elapsed >= 1.5
+        # The send put the push on the delivery queue; the queue's consumer delivered it.
+        effects = await asyncio.to_thread(window.all_effects)
+        queued = [
+            e
+            for e in effects
+            if e["function"] == "MessageFunction" and e["operation"].startswith("SendMessage")
+        ]
+        assert [e["target"] for e in queued] == [queue_url(devserver, "DeliveryQueue")], effects
+        posts = [(e["function"], e["target"]) for e in effects if e["target"] == b.connection_id]
+        assert posts == [("DeliveryRetryFunction", b.connection_id)], effects
         assert invocations(devserver, "DeliveryRetryFunction") > retries_before
         assert b.messages[conversation][reply["seq"]]["body"] == "throttled once"
 
@@ -348,8 +373,18 @@ async def test_offline_email_is_sent_once_per_digest_window_and_only_when_enable
         prefs = await b.call(
             "preferences:set", {"emailOnOffline": True, "email": bob_mail, "digestMinutes": 1}
         )
-        assert prefs == {"emailOnOffline": True, "email": bob_mail, "digestMinutes": 1}
+        assert prefs == {
+            "emailOnOffline": True,
+            "email": bob_mail,
+            "emailVerified": False,
+            "digestMinutes": 1,
+        }
         await c.call("preferences:set", {"emailOnOffline": False, "email": carol_mail})
+        # Double opt-in: bob enters the code the verification mail brought
+        (code_mail,) = await eventually(lambda: emails_to(devserver, bob_mail), STREAM_TIMEOUT)
+        code = code_mail["subject"].rsplit(" ", 1)[-1]
+        verified = await b.call("preferences:verify-email", {"code": code})
+        assert verified["emailVerified"] is True
         conversation = await a.create_conversation([bob, carol], title="weekend")
         await b.close()
         await c.close()
@@ -363,14 +398,20 @@ async def test_offline_email_is_sent_once_per_digest_window_and_only_when_enable
         # wait for the digest at the end of his 1-minute window: no e-mail storm).
         await eventually(lambda: _notification_count(devserver, bob) == 3, STREAM_TIMEOUT)
         await eventually(lambda: _notification_count(devserver, carol) == 3, STREAM_TIMEOUT)
-        mails = await eventually(lambda: emails_to(devserver, bob_mail), STREAM_TIMEOUT)
-        await asyncio.sleep(QUIET)
-        mails = emails_to(devserver, bob_mail)
+        await eventually(lambda: emails_to(devserver, bob_mail)[1:], STREAM_TIMEOUT)
+        # Every job handled (a job leaves the queue once its invocation has returned), so
+        # the e-mails are all sent; the digest waits, delayed, on the queue.
+        depth = await eventually(lambda: _drained(devserver, "NotificationQueue"), STREAM_TIMEOUT)
+        assert depth["ApproximateNumberOfMessagesDelayed"] >= 1, depth
+        mails = emails_to(devserver, bob_mail)[1:]  # after the verification mail
         assert len(mails) == 1, mails
         assert alice in mails[0]["subject"]
         assert "are you coming? (0)" in mails[0]["body"]
         assert mails[0]["from"] == "no-reply@switchboard.local"
-        assert emails_to(devserver, carol_mail) == []
+        # carol (e-mail off, address never verified) got the code and nothing else
+        assert [m["subject"][:21] for m in emails_to(devserver, carol_mail)] == [
+            "Your Switchboard code"
+        ]
 
         b = await s.connect(bob)
         listed = await b.call("notification:list", {"limit": 10})
@@ -396,16 +437,18 @@ async def test_presence_online_on_first_connect_offline_after_last_disconnect(
         b2 = await s.connect(bob)
         await _settled(devserver, b2)
         await b1.close()
-        # bob is still online on his second device: no offline announcement.
-        await asyncio.sleep(QUIET)
-        assert c.find("presence", lambda d: d["userId"] == bob and not d["online"]) == []
-        assert len(c.find("presence", lambda d: d["userId"] == bob and d["online"])) == 1
+        await eventually(lambda: len(presence_set(devserver, bob)) == 1, STREAM_TIMEOUT)
 
         closed_at = int(time.time() * 1000)
         await b2.close()
         offline = await c.wait_for(
             "presence", lambda d: d["userId"] == bob and not d["online"], STREAM_TIMEOUT
         )
+        # bob stayed online on his second device when the first closed: the stream
+        # consumer handles the closes in order, so an offline announcement for the first
+        # would have come before this one.
+        assert len(c.find("presence", lambda d: d["userId"] == bob and not d["online"])) == 1
+        assert len(c.find("presence", lambda d: d["userId"] == bob and d["online"])) == 1
         assert isinstance(offline["lastSeen"], int)
         assert closed_at - 5000 <= offline["lastSeen"] <= int(time.time() * 1000)
 
@@ -437,6 +480,8 @@ async def test_typing_and_receipts_reach_the_other_member(devserver: RunningDevs
         await c.call("message:read", {"conversationId": conversation, "seq": sent["seq"]})
         read = await b.wait_for("message:read")
         assert read == {"conversationId": conversation, "seq": sent["seq"], "userId": carol}
-        # The sender's own receipts are not pushed back to the reader.
+        # The sender's own receipts are not pushed back to the reader (they would have
+        # come before the replies to her ack and read).
+        await c.sentinel()
         assert c.find("message:delivered") == []
         assert c.find("message:read") == []

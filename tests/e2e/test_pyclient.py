@@ -59,10 +59,36 @@ async def _bodies(stream: EventStream, count: int) -> list[tuple[int, str]]:
     return out
 
 
-async def _nothing_more(stream: EventStream, quiet: float = 2.0) -> None:
-    with pytest.raises(TimeoutError):
-        extra = await stream.get(timeout=quiet)
-        raise AssertionError(f"unexpected {extra}")
+async def _nothing_more(
+    ds: RunningDevserver,
+    stream: EventStream,
+    receiver: Client,
+    sender: Client,
+    conversation: str,
+    old: frozenset[str] = frozenset(),
+) -> None:
+    """Nothing but what was expected reached the receiver's stream: once the server has
+    pushed the backlog of the receiver's (new) connection - the Connections-stream
+    consumer logs it - the sender writes once more, and that message is the next event
+    (a duplicate or a stray message would come first: the stream is in seq order)."""
+
+    def connection_ids() -> list[str]:
+        items = connection_items(ds, receiver.user_id)
+        return [
+            i["connectionId"]["S"]
+            for i in items
+            if i["device"]["S"] == receiver.user_agent and i["connectionId"]["S"] not in old
+        ]
+
+    (connection_id,) = await eventually(connection_ids, TIMEOUT)
+    await eventually(
+        lambda: any(
+            "connection opened" in line and connection_id in line for line in ds.log().splitlines()
+        ),
+        TIMEOUT,
+    )
+    sent = await sender.send_message(conversation, "sentinel")
+    assert await _bodies(stream, 1) == [(sent.seq, "sentinel")]
 
 
 async def test_the_client_that_was_away_gets_every_message_once_in_order(
@@ -92,7 +118,7 @@ async def test_the_client_that_was_away_gets_every_message_once_in_order(
         async with a.events("message:delivered") as delivered, _connected(back) as messages:
             got = await _bodies(messages, 10)
             assert got == [(i, f"while away {i}") for i in range(3, 13)]
-            await _nothing_more(messages)
+            await _nothing_more(devserver, messages, back, a, conversation)
             # Acked automatically: alice is told bob's device got everything up to 12.
             while True:
                 event = await delivered.get(timeout=TIMEOUT)
@@ -130,7 +156,9 @@ async def test_a_dropped_connection_reconnects_by_itself_and_loses_nothing(
         assert (await states.get(timeout=TIMEOUT)).type == "client:connected"
         got = await _bodies(b_messages, 10)
         assert got == [(i, f"during {i}") for i in range(2, 12)]
-        await _nothing_more(b_messages)
+        await _nothing_more(
+            devserver, b_messages, b, a, conversation, frozenset({item["connectionId"]["S"]})
+        )
         assert b.stats.connections == 2
         states.close()
 
@@ -258,3 +286,33 @@ async def test_upload_helper_puts_to_s3_with_progress_and_returns_the_verdict(
             status, _, stored = await asyncio.to_thread(http, "GET", result.url)
             assert status == 200 and stored == data
             assert (await a.uploads.get(result.uploadId)).state == "complete"
+
+
+async def test_search_finds_a_message_and_history_opens_around_it(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    word = f"kettle{uuid.uuid4().hex[:6]}"
+    a, b = _client(devserver, alice), _client(devserver, bob)
+    async with _connected(a), _connected(b):
+        conversation = (await a.create_conversation([bob])).conversationId
+        for i in range(1, 6):
+            await a.send_message(conversation, f"note {i}")
+        sent = await a.send_message(conversation, f"the {word} is BOILING")
+        for i in range(7, 10):
+            await a.send_message(conversation, f"note {i}")
+
+        async def found() -> Any:
+            results = await b.search(f"{word} boil")  # the last word as a prefix
+            return results if results.hits else None
+
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while (results := await found()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "never indexed"
+            await asyncio.sleep(0.1)
+        [hit] = results.hits
+        assert (hit.conversationId, hit.seq, hit.senderId) == (conversation, sent.seq, alice)
+        assert [hit.snippet[s:e] for s, e in hit.highlights] == [word, "BOILING"]
+        assert results.cursor is None
+        page = await b.history(conversation, around_seq=hit.seq, limit=4)
+        assert [m.seq for m in page.messages] == [4, 5, 6, 7]

@@ -13,6 +13,8 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.clients import TIMEOUT, Client, eventually, has_connection_item
 from tests.e2e.conftest import RunningDevserver, StartDevserver
 
+pytestmark = pytest.mark.e2e
+
 
 def _user(name: str = "u") -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"

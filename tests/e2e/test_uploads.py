@@ -132,6 +132,7 @@ async def test_stored_object_unlike_the_declaration_is_refused_and_deleted(
         error = await alice.wait_for("upload:error", timeout=PROCESSING_TIMEOUT)
         assert error == {"uploadId": upload["uploadId"], "code": code, "message": error["message"]}
         await eventually(lambda: not object_exists(devserver, upload["uploadId"]))
+        await alice.sentinel()
         assert not alice.find("upload:complete")
         state = await alice.call("upload:get", {"uploadId": upload["uploadId"]})
         assert state["state"] == "failed" and state["error"]["code"] == code
@@ -158,6 +159,7 @@ async def test_another_user_gets_not_found_and_the_upload_survives(
         unknown = {"uploadId": "Zz" * 12}
         for action in ("upload:complete", "upload:abort", "upload:get"):
             assert await alice.error_code(action, unknown) == "not_found"
+        await mallory.sentinel()  # the refusals were answered: any push of theirs came first
         assert not mallory.find("upload:progress")
         # The owner's upload is untouched: the part still counts, and abort works
         reply = await alice.call("upload:part-done", {"uploadId": upload_id, **part})

@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
-from moto.server import ThreadedMotoServer
 from switchboard.auth import mint_token
 
 from devserver import ACCOUNT_ID, DEV_JWT_SECRET, REGION
+from devserver.aws_faults import moto_server
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
 from devserver.template import FunctionSpec, Template
@@ -54,7 +54,8 @@ class Stack:
             return importlib.import_module(module_name)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION)
+        # A service chosen at run time: boto3's typed overloads want a literal name.
+        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION)  # type: ignore[call-overload]
 
     def table(self, logical_id: str) -> str:
         return self.template.physical_name(logical_id)
@@ -65,7 +66,9 @@ def local_stack(**extra_env: str) -> Iterator[Stack]:
     """An embedded moto server provisioned from template.yaml by the devserver's own code,
     with boto3 pointed at it (the `stack` fixture; the benchmarks use it too)."""
     make_dynamodb_writes_atomic()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # The devserver's moto: faults (off unless configured) and the effect log that
+    # tests/support/effects.py reads to prove a refusal changed nothing.
+    server = moto_server("127.0.0.1")
     server.start()
     try:
         host, port = server.get_host_and_port()

@@ -147,15 +147,23 @@ def scripted_activity(stack: Stack, apps: dict[str, ModuleType]) -> dict[str, An
     tag = uuid.uuid4().hex[:6]
     alice = Client(stack, apps["message"], apps["connect"], f"alice-{tag}")
     bob = Client(stack, apps["message"], apps["connect"], f"bob-{tag}")
+    # alice's second device: one more connection, not one more person online
+    phone = Client(stack, apps["message"], apps["connect"], alice.user_id)
     carol = f"carol-{tag}"  # never online: every message to her is an offline delivery
     conversation = alice.ok("conversation:create", {"members": [bob.user_id, carol], "title": "t"})[
         "conversationId"
     ]
-    sent = [send(alice, conversation, f"a{i}") for i in range(3)] + [send(bob, conversation, "b")]
+    sent = [
+        send(alice, conversation, "a0"),
+        send(alice, conversation, "a1"),
+        send(phone, conversation, "a2"),
+        send(bob, conversation, "b"),
+    ]
     bob.ok("message:ack", {"conversationId": conversation, "seq": 4})
     alice.ok("message:ack", {"conversationId": conversation, "seq": 4})
     bob.ok("message:read", {"conversationId": conversation, "seq": 4})
     bob.ok("typing:start", {"conversationId": conversation})
+    phone.ok("typing:start", {"conversationId": conversation})
     apps["notify"].lambda_handler(
         sqs_event(*(job(carol, conversation, m["seq"]) for m in sent)), FakeContext()
     )
@@ -164,7 +172,22 @@ def scripted_activity(stack: Stack, apps: dict[str, ModuleType]) -> dict[str, An
         "users": (alice.user_id, bob.user_id, carol),
         "conversation": conversation,
         "sent": sent,
-        "connections": {"total": 2, "disconnections": 1, "online": 1, "peak": 2},
+        "connections": {
+            "total": 3,
+            "disconnections": 1,
+            "online": 2,
+            "peak": 3,
+            "onlineUsers": 1,  # alice, on two devices
+            "peakUsers": 2,  # alice and bob
+            "messagesPerSession": round(4 / 3, 4),
+            "typingEventsPerSession": round(2 / 3, 4),
+        },
+        # (messages, typing events) of each session (connection)
+        "sessions": {
+            alice.connection_id: (2, 0),
+            phone.connection_id: (1, 1),
+            bob.connection_id: (1, 1),
+        },
         "messages": {
             "sent": 4,
             "recipients": 8,  # 3 members: 2 recipients per message
@@ -174,7 +197,7 @@ def scripted_activity(stack: Stack, apps: dict[str, ModuleType]) -> dict[str, An
             "onlineDeliveries": 4,
             "conversations": 1,
         },
-        "typing": {bob.user_id: 1},
+        "typing": {bob.user_id: 1, alice.user_id: 1},
     }
 
 
@@ -200,22 +223,37 @@ def assert_counts_equal_truth(api: ModuleType, truth: dict[str, Any]) -> None:
     assert (user["typingEvents"], user["messages"]) == (1, 1), user
     status, user = call(api, f"/api/analytics/sessions/{alice}", token)
     assert (user["sessions"], user["sessionsEnded"], user["online"], user["messages"]) == (
-        1,
+        2,
         0,
         True,
         3,
     )
+    assert user["typingEvents"] == 1
+    assert_sessions(truth, user["recentSessions"], {alice})
     status, active = call(api, "/api/analytics/sessions/active", token)
-    assert [s["userId"] for s in active["sessions"]] == [alice]
+    assert sorted(s["userId"] for s in active["sessions"]) == [alice, alice]
+    assert_sessions(truth, active["sessions"], {alice})
     status, recent = call(api, "/api/analytics/sessions/recent", token)
     assert [s["userId"] for s in recent["sessions"]] == [bob]
     assert recent["sessions"][0]["durationMs"] >= 0
+    assert_sessions(truth, recent["sessions"], {bob})
     status, series = call(api, "/api/analytics/timeseries?metric=messagesSent&bucket=hour", token)
     assert status == 200
     assert sum(p["value"] for p in series["points"]) == truth["messages"]["sent"]
     status, stats = call(api, "/api/analytics/statistics", token)
     assert stats["totals"]["messagesSent"] == truth["messages"]["sent"]
     assert stats["lastHour"]["messagesSent"] == truth["messages"]["sent"]
+
+
+def assert_sessions(truth: dict[str, Any], sessions: list[dict[str, Any]], users: set[str]) -> None:
+    """Each listed session's messages and typing events are exactly its own."""
+    expected = {
+        connection_id: counts
+        for connection_id, counts in truth["sessions"].items()
+        if connection_id.rsplit("-", 1)[0] in users
+    }
+    got = {s["connectionId"]: (s["messages"], s["typingEvents"]) for s in sessions}
+    assert got == expected
 
 
 # ---------------------------------------------------------------------- tests
@@ -236,6 +274,30 @@ def test_real_stream_records_counted_exactly_once_under_replays_and_duplicates(
     feed(apps["aggregator"], list(reversed(records)), size=3)
     # Then every count is still exactly the truth
     assert_counts_equal_truth(apps["api"], truth)
+
+
+def test_distinct_users_and_session_figures_do_not_depend_on_the_order_of_records(
+    stack: Stack, apps: dict[str, ModuleType], clean_metrics: None
+) -> None:
+    # Given the same activity's records, first seen in reverse order (a close before its
+    # open, messages before their session started and after it ended), then in order
+    tap = StreamTap(stack)
+    truth = scripted_activity(stack, apps)
+    records = tap.new_records()
+    feed(apps["aggregator"], list(reversed(records)), size=4)
+    feed(apps["aggregator"], records)
+    # Then everything but the peaks (a maximum over the order seen) is exactly the truth
+    token = admin_token()
+    status, connections = call(apps["api"], "/api/analytics/connections", token)
+    assert status == 200
+    for key in ("total", "disconnections", "online", "onlineUsers", "messagesPerSession"):
+        assert connections[key] == truth["connections"][key], (key, connections)
+    alice, bob, _ = truth["users"]
+    for user in (alice, bob):
+        status, found = call(apps["api"], f"/api/analytics/sessions/{user}", token)
+        assert_sessions(truth, found["recentSessions"], {user})
+    status, recent = call(apps["api"], "/api/analytics/sessions/recent", token)
+    assert_sessions(truth, recent["sessions"], {bob})
 
 
 def test_a_failing_record_is_reported_alone_and_its_retry_counts_once(

@@ -1,7 +1,8 @@
 """The authorization matrix: every action x (owner, member, non-member, stranger, admin)
 against its expected allow/deny, from the one table below. A new action cannot ship
-without its row (the table must cover ``all_actions()`` exactly), and every denied write
-is checked to have changed nothing.
+without its row (the table must cover ``all_actions()`` exactly), and every denial is
+checked to have done nothing, to anyone: no push on any connection, no queue message, no
+write to any table (tests/support/effects.py).
 
 - owner: created the resource (conversation, call, upload); member: another participant;
 - non-member: a user with conversations of their own, not this one; stranger: a user
@@ -24,6 +25,7 @@ from switchboard.wire import all_actions
 from tests.integration.conftest import FakeContext, Stack, token_for
 from tests.integration.test_messaging import Client, new_conversation, send
 from tests.integration.test_routes_match_template import template_routes
+from tests.support.effects import InProcess, Window
 from tests.support.events import frame, ws_event
 
 ROLES = ("owner", "member", "non-member", "stranger", "admin")
@@ -104,45 +106,11 @@ class World:
         reply: dict[str, Any] = json.loads(module.lambda_handler(event, FakeContext())["body"])
         return reply
 
-    def fingerprint(self) -> Any:
-        """What a denied write must not change: every item of the conversation, its
-        messages, and the owner's uploads."""
-        ddb = self.stack.client("dynamodb")
-        items = [
-            ddb.get_item(
-                TableName=self.stack.table("UploadsTable"),
-                Key={"uploadId": {"S": upload_id}},
-                ConsistentRead=True,
-            ).get("Item")
-            for upload_id in self.uploads
-        ]
-        for victim in self.victims:
-            for table, key in (
-                ("UsersTable", {"userId": {"S": victim.user_id}}),
-                ("ConnectionsTable", {"connectionId": {"S": victim.connection_id}}),
-            ):
-                items.append(
-                    ddb.get_item(
-                        TableName=self.stack.table(table), Key=key, ConsistentRead=True
-                    ).get("Item")
-                )
-        items += [
-            ddb.get_item(
-                TableName=self.stack.table("CallsTable"),
-                Key={"pk": {"S": f"call#{call_id}"}},
-                ConsistentRead=True,
-            ).get("Item")
-            for call_id in self.calls
-        ]
-        for table in ("ConversationsTable", "MessagesTable"):
-            pages = ddb.get_paginator("query").paginate(
-                TableName=self.stack.table(table),
-                KeyConditionExpression="conversationId = :c",
-                ExpressionAttributeValues={":c": {"S": self.conversation}},
-                ConsistentRead=True,
-            )
-            items += [item for page in pages for item in page["Items"]]
-        return sorted(json.dumps(item, sort_keys=True) for item in items)
+    def window(self) -> Window:
+        """Watches every effect from now on; the report names the people's connections."""
+        names = {c.connection_id: role for role, c in self.people.items()}
+        names |= {v.connection_id: f"victim {v.user_id}" for v in self.victims}
+        return InProcess().window(names)
 
 
 Data = Callable[[World, str], dict[str, Any]]
@@ -176,11 +144,16 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "message:read": (PARTICIPANTS, conv({"seq": 1})),
     "message:sync": (PARTICIPANTS, lambda w, r: {"cursors": {w.conversation: 0}}),
     "message:history": (PARTICIPANTS, conv()),
+    # a search named to a conversation reads it only for members (a search without one
+    # reads only the caller's own index: tests/integration/test_search.py)
+    "message:search": (PARTICIPANTS, conv({"query": "first"})),
     "typing:start": (PARTICIPANTS, conv()),
     "typing:stop": (PARTICIPANTS, conv()),
     "presence:query": (PARTICIPANTS, lambda w, r: {"userIds": [w.people["owner"].user_id]}),
     "preferences:get": (ALL, lambda w, r: {}),
     "preferences:set": (ALL, lambda w, r: {"digestMinutes": 30}),
+    # one's own address only (the caller's preferences): nobody has a code to enter here
+    "preferences:verify-email": (ALL, lambda w, r: {"code": "000000"}),
     "notification:list": (ALL, lambda w, r: {}),
     "notification:read": (ALL, lambda w, r: {"notificationIds": ["n-not-yours"]}),
     # uploads belong to their owner alone (others get not_found: an id is no proof)
@@ -219,7 +192,8 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
         lambda w, r: {"callId": w.new_call(), "candidate": {"candidate": "candidate:1"}},
     ),
     "call:get-active": (ALL, lambda w, r: {}),
-    "call:ice-servers": (ALL, lambda w, r: {}),
+    # TURN credentials only to the participants of a live call
+    "call:ice-servers": (PARTICIPANTS, lambda w, r: {"callId": w.new_call()}),
 }
 
 
@@ -256,6 +230,8 @@ TOLERATED = {
     ("call:invite", "member"): "conflict",  # only a joined participant invites
     ("upload:complete", "owner"): "conflict",  # nothing was uploaded to the URL yet
     ("upload:part-done", "owner"): "bad_request",  # a small upload is one PUT, no parts
+    # no address is waiting for verification (the code is never right)
+    **{("preferences:verify-email", role): "bad_request" for role in ROLES},
 }
 
 CELLS = [(action, role) for action in sorted(MATRIX) for role in ROLES]
@@ -265,7 +241,7 @@ CELLS = [(action, role) for action in sorted(MATRIX) for role in ROLES]
 def test_authorization_cell(world: World, action: str, role: str) -> None:
     allowed, data = MATRIX[action]
     request = data(world, role)
-    before = world.fingerprint()
+    window = world.window()
     reply = world.call(role, action, request)
     if role in allowed:
         # Allowed means it works - except where the resource's state, not the caller,
@@ -275,4 +251,4 @@ def test_authorization_cell(world: World, action: str, role: str) -> None:
     else:
         assert not reply["ok"], f"{role} may not {action}: {reply}"
         assert reply["error"]["code"] in DENIED_CODES, reply
-        assert world.fingerprint() == before, f"a denied {action} by {role} changed data"
+        window.assert_nothing_happened(f"{action} by the {role}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import ROOT, calls, coldstart, cost, fanout
+from bench import ROOT, calls, coldstart, cost, fanout, search
 from tests.integration.conftest import Stack
 
 
@@ -64,3 +64,20 @@ def test_one_cold_start_is_measured_in_a_fresh_process() -> None:
     assert wall > 0 and cpu > 0
     assert min(coldstart.time_import(subject, coldstart.BASELINE)) > 0
     assert "ConnectionFunction" in coldstart.websocket_functions(template)
+
+
+def test_search_costs_are_counted_from_the_real_indexer_and_handler(stack: Stack) -> None:
+    measured = search.costs(stack, samples={2: 12, 10: 4, 50: 2}, corpus_messages=60)
+    index = measured["index_cost"]
+    # Every posting is one BatchWriteItem item (one write unit): the conversation's scope
+    # plus each member's (a 50-member message: the first 12 terms per member).
+    one = index["members_2"]
+    assert one["write_units_per_message"] == pytest.approx(3 * one["distinct_terms_per_message"])
+    ten = index["members_10"]
+    assert ten["write_units_per_message"] == pytest.approx(11 * ten["distinct_terms_per_message"])
+    assert index["members_50"]["write_units_per_message"] <= 64 + 640
+    for name, query in measured["search_calls"].items():
+        assert query["scans"] == 0, name
+        assert query["calls"] <= 14, (name, query)
+        assert query["by_operation"]["dynamodb.UpdateItem"] == 1, name  # the rate limit
+    assert measured["search_calls"]["common word"]["hits"] > 0

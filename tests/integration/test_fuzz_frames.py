@@ -1,5 +1,6 @@
 """Fuzzing every action through the real handlers (in-process, under moto): each hostile
-frame gets exactly one typed reply, never ``internal``, and stored data stays consistent.
+frame gets exactly one typed reply, never ``internal``, a refused one does nothing to
+anyone (tests/support/effects.py), and stored data stays consistent.
 The frames come from tests/support/fuzz.py; FUZZ_EXAMPLES sets how many per action."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation, send
 from tests.integration.test_routes_match_template import template_routes
 from tests.support import fuzz
+from tests.support.effects import InProcess
 from tests.support.events import frame, ws_event
 
 # One xdist worker runs the whole module (make test: --dist loadgroup), so the
@@ -34,12 +36,16 @@ GENEROUS_LIMITS = {
     "SEND_LIMIT_PER_CONNECTION": "100000",
     "SEND_LIMIT_PER_USER": "100000",
     "CREATE_LIMIT_PER_USER": "100000",
+    "SEARCH_LIMIT_PER_USER": "100000",
 }
 
 
 class Target:
     """The fuzzing user (sometimes with the admin role), a conversation they share with
-    a peer, and the handler module of every function that serves actions."""
+    a peer, the peer's conversation with an outsider, a call and an upload of others (so
+    the fuzzer reaches real refusals, not only unknown ids; everyone is connected, so a
+    push a refusal should not make would be a real post), and the handler module of
+    every function that serves actions."""
 
     def __init__(self, stack: Stack) -> None:
         self.routes = template_routes(stack)
@@ -51,18 +57,45 @@ class Target:
         tag = uuid.uuid4().hex[:6]
         self.user = Client(stack, message, connect, f"fuzzer-{tag}")
         self.peer = Client(stack, message, connect, f"peer-{tag}")
+        self.outsider = Client(stack, message, connect, f"outsider-{tag}")
         self.conversation = new_conversation(self.user, self.peer)
         send(self.peer, self.conversation, "hello")
+        foreign = new_conversation(self.peer, self.outsider)
+        send(self.outsider, foreign, "not for the fuzzer")
         self.known = {
-            "conversationId": [self.conversation],
+            "conversationId": [self.conversation, foreign],
             "userId": [self.peer.user_id, self.user.user_id],
             "calleeId": [self.peer.user_id],
         }
+        self.names = {
+            self.user.connection_id: "the fuzzer",
+            self.peer.connection_id: "the peer",
+            self.outsider.connection_id: "the outsider",
+        }
         self.frames = 0
-        if "upload:start" in all_actions():
-            start = {"fileName": "a.png", "contentType": "image/png", "size": 2048}
-            reply = self.invoke("upload:start", json.dumps(frame("upload:start", start)), False)
-            self.known["uploadId"] = [reply["data"]["uploadId"]]
+        start = {"fileName": "a.png", "contentType": "image/png", "size": 2048}
+        own = self._as(self.user, "upload:start", start)["uploadId"]
+        self.known["uploadId"] = [own, self._as(self.peer, "upload:start", start)["uploadId"]]
+        invite = {
+            "calleeId": self.outsider.user_id,
+            "media": "audio",
+            "offer": {"type": "offer", "sdp": "v=0\r\n"},
+        }
+        self.known["callId"] = [self._as(self.peer, "call:initiate", invite)["callId"]]
+
+    def _as(self, client: Client, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A setup request by someone else than the fuzzer."""
+        module = self.modules[self.routes[action] or ""]
+        event = ws_event(
+            action,
+            body=frame(action, data),
+            connection_id=client.connection_id,
+            user_id=client.user_id,
+        )
+        reply = json.loads(module.lambda_handler(event, FakeContext())["body"])
+        assert reply["ok"], reply
+        result: dict[str, Any] = reply["data"]
+        return result
 
     def invoke(
         self, action: str, raw: str, admin: bool, *, expired: bool = False
@@ -77,10 +110,13 @@ class Target:
             roles="admin" if admin else "",
             token_exp=int(time.time()) - 60 if expired else None,
         )
+        window = InProcess().window(self.names)
         response = module.lambda_handler(event, FakeContext())
         self.frames += 1
         assert response["statusCode"] == 200
         reply = fuzz.check_reply(raw, response["body"])
+        if not reply["ok"]:
+            window.assert_nothing_happened(f"{raw[:300]!r} ({reply['error']})")
         if expired and action != "auth:refresh":
             # An expired connection reaches nothing: refused before the data is read.
             assert not reply["ok"], reply

@@ -159,6 +159,35 @@ def test_concurrent_senders_get_distinct_gapless_seqs(people: Any) -> None:
     assert [m["seq"] for m in history["messages"]] == list(range(1, 19))
 
 
+def test_a_send_that_loses_the_seq_race_is_retried_by_the_server(
+    people: Any, apps: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's send lands between alice's read of lastSeq and her write: her transaction is
+    cancelled, and the server reads again and stores her message next - she never sees
+    the race (deterministic: the test puts bob's send exactly there)."""
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    repository = apps[0].service.conversations
+    read = repository.get
+    raced: list[int] = []
+    racing: list[bool] = []
+
+    def read_then_race(conversation_id: str) -> Any:
+        found = read(conversation_id)
+        if not racing:  # once, and not for bob's own read
+            racing.append(True)
+            raced.append(send(bob, conversation, "in between")["seq"])
+        return found
+
+    monkeypatch.setattr(repository, "get", read_then_race)
+    reply = alice.call(
+        "message:send", {"conversationId": conversation, "clientMessageId": "a1", "body": "mine"}
+    )
+    assert raced == [1]
+    assert reply["ok"], reply
+    assert reply["data"]["seq"] == 2
+
+
 @pytest.mark.parametrize(
     ("action", "extra"),
     [
@@ -280,6 +309,7 @@ def test_preferences_round_trip_and_validation(people: Any) -> None:
     assert alice.ok("preferences:get") == {
         "emailOnOffline": False,
         "email": None,
+        "emailVerified": False,
         "digestMinutes": 15,
     }
     assert alice.error("preferences:set", {"emailOnOffline": True}) == "bad_request"
@@ -290,7 +320,12 @@ def test_preferences_round_trip_and_validation(people: Any) -> None:
     assert (
         saved
         == alice.ok("preferences:get")
-        == {"emailOnOffline": True, "email": "a@example.com", "digestMinutes": 5}
+        == {
+            "emailOnOffline": True,
+            "email": "a@example.com",
+            "emailVerified": False,
+            "digestMinutes": 5,
+        }
     )
 
 

@@ -10,6 +10,7 @@ garbage ``data``, and frames that are not frames at all.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 from typing import Any
@@ -174,13 +175,23 @@ def _b64_json(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
+_serial = itertools.count(1)
+
+
+def unique_ids() -> st.SearchStrategy[str]:
+    """Request ids that are arbitrary text yet never repeat (a counter after the text):
+    with a reused id, an extra or a missing reply would go unseen."""
+    return st.builds(lambda text: f"{text}#{next(_serial)}", st.text(max_size=20))
+
+
 def _nested(depth: int, opener: str, where: str, action: str) -> str:
     """Arrays/objects nested ``depth`` deep, as the whole frame or inside ``data``."""
     open_, close = {"[": ("[", "]"), "{": ('{"a":', "}")}[opener]
     deep = open_ * depth + "0" + close * depth
     if where == "frame":
         return deep
-    return json.dumps({"action": action, "id": "r-1", "data": {"x": 0}}).replace("0}}", deep + "}}")
+    frame = {"action": action, "id": f"nested#{next(_serial)}", "data": {"x": 0}}
+    return json.dumps(frame).replace("0}}", deep + "}}")
 
 
 def deeply_nested(action: str) -> st.SearchStrategy[str]:
@@ -196,7 +207,7 @@ def deeply_nested(action: str) -> st.SearchStrategy[str]:
 
 def frames(action: str, known: dict[str, list[str]]) -> st.SearchStrategy[str]:
     """Raw WebSocket text: mostly frames for ``action``, sometimes malformed ones."""
-    request_id = st.one_of(st.text(min_size=1, max_size=20), st.just("r-1"))
+    request_id = unique_ids()
     good = st.builds(
         lambda rid, data: json.dumps({"action": action, "id": rid, "data": data}),
         request_id,

@@ -212,6 +212,30 @@ def test_group_join_and_leave_tell_the_other_participants() -> None:
     assert types_for(pushes(bob_out, over, "c"), "alice") == ["call:ended"]
 
 
+def test_only_a_ringing_invitee_can_decline() -> None:
+    # The caller does not reject its own call (it cancels it by hanging up), and a callee
+    # who answered hangs up rather than rejects: both are conflicts, and nothing changes
+    call = one_to_one()
+    for user, state in (("alice", call), ("bob", join(call, "bob", "b", T0 + 1))):
+        with pytest.raises(CallConflict) as refused:
+            decline(state, user, T0 + 2)
+        assert refused.value.reason == "call_not_ringing"
+
+
+def test_who_declined_or_left_a_live_group_call_cannot_join_it_again() -> None:
+    # Given a group call that goes on between alice and bob
+    call = join(group(["bob", "carol", "dave"]), "bob", "b", T0 + 1)
+    declined = decline(call, "carol", T0 + 2)
+    dave_in = join(declined, "dave", "d", T0 + 3)
+    dave_out = leave(dave_in, "dave", T0 + 4)
+    assert dave_out.state is CallState.ACTIVE
+    # Then carol (declined) and dave (left) are not ringing any more: joining is a conflict
+    for user, before in (("carol", declined), ("dave", dave_out)):
+        with pytest.raises(CallConflict) as refused:
+            join(before, user, f"{user}-again", T0 + 5)
+        assert refused.value.reason == "call_not_ringing"
+
+
 def test_a_fifth_participant_is_refused_with_call_full() -> None:
     with pytest.raises(CallFull) as refused:
         group(["b", "c", "d", "e"])

@@ -235,6 +235,15 @@ class ScriptedServer:
             return wired(wire.TokenRefreshed(expiresAt=2_000_000_000))
         if action in ("typing:start", "typing:stop"):
             return wired(wire.TypingSent(sent=True))
+        if action == "preferences:verify-email":
+            verified = data["code"] == "012345"
+            view = wire.PreferencesView(
+                emailOnOffline=True,
+                email="me@example.com",
+                emailVerified=verified,
+                digestMinutes=15,
+            )
+            return wired(view)
         return {"echo": data}
 
     # ------------------------------------------------------------------ scripting
@@ -310,6 +319,10 @@ def test_replies_resolve_requests_and_error_replies_raise_typed_errors() -> None
             with pytest.raises(ServerError) as unknown:
                 await client.request("future:thing")
             assert unknown.value.code == "teapot"
+            verified = await client.verify_email("012345")
+            assert verified.emailVerified is True
+            assert server.frames[-1]["action"] == "preferences:verify-email"
+            assert server.frames[-1]["data"] == {"code": "012345"}
             # Replies are matched by id, not by order.
             results = await asyncio.gather(*(client.request("x", {"n": n}) for n in range(20)))
             assert [r["echo"]["n"] for r in results] == list(range(20))
@@ -594,7 +607,9 @@ def test_a_token_provider_token_is_refreshed_before_it_expires() -> None:
 
 def test_keepalive_pings_and_a_silent_server_is_replaced_by_a_new_connection() -> None:
     async def scenario(server: ScriptedServer, url: str) -> None:
-        async with client_for(url, keepalive_interval=0.05, keepalive_timeout=0.2) as client:
+        # Pings every 50 ms, but a pong may take its time on a loaded 2-core machine: the
+        # 3 s timeout only decides how long the silent phase below takes to be noticed.
+        async with client_for(url, keepalive_interval=0.05, keepalive_timeout=3.0) as client:
             await until(lambda: len(server.requests("ping")) >= 2)
             assert client.stats.connections == 1
             server.silent.add("ping")  # a half-dead connection: frames go nowhere

@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import Field
 from switchboard.errors import Forbidden
-from switchboard.protocol import Omitted, WireData, WireModel
+from switchboard.protocol import Omitted, PushData, WireData, WireMismatch, WireModel, push
 from switchboard.router import Request, WebSocketRouter
 
 from tests.support.events import frame, reply_of, ws_event
@@ -196,6 +196,25 @@ def test_lifecycle_routes_return_200_without_body(router: WebSocketRouter) -> No
     assert calls == ["conn-1"]
 
 
+def test_a_payload_that_would_not_parse_back_is_never_sent() -> None:
+    # Given a model whose field is left out when empty but is required (a modelling bug)
+    class Broken(WireData):
+        note: Omitted[str]
+
+    # Then serialising it fails loudly instead of sending what a client cannot parse
+    with pytest.raises(WireMismatch, match="Broken"):
+        Broken(note=None).wire()
+    assert Broken(note="x").wire() == {"note": "x"}
+
+
+def test_a_push_frame_takes_its_type_from_its_model() -> None:
+    class Pinged(PushData):
+        TYPE = "test:pinged"
+        n: int
+
+    assert push(Pinged(n=1)) == {"type": "test:pinged", "data": {"n": 1}}
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -222,3 +241,17 @@ def test_brackets_inside_strings_are_not_nesting(router: WebSocketRouter) -> Non
     body = json.dumps({"action": "cursors", "id": "r-1", "data": {"cursors": keys}})
     assert body.count("[") > 40
     assert reply_of(router.resolve(ws_event("cursors", body=body)))["data"] == {"count": 40}
+
+
+@pytest.mark.timeout(60)  # the quadratic scan it replaces needed minutes for this frame
+@pytest.mark.parametrize("tail", ['\\"', '"', "\\"])
+def test_unterminated_strings_are_counted_in_one_pass(router: WebSocketRouter, tail: str) -> None:
+    # Given a frame at API Gateway's message limit: enough brackets to be counted, then
+    # an unterminated string full of escaped (or bare) quotes
+    body = "[" * 33 + '"' + tail * ((127 * 1024) // len(tail))
+    # When it reaches the router
+    reply = reply_of(router.resolve(ws_event("$default", body=body)))
+    # Then it is refused as too deep, with one typed reply (not a timed-out invocation)
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "bad_request"
+    assert "nested deeper" in reply["error"]["message"]

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { LIMITS, PUSHES, REPLIES, SHAPES } from "../protocol.js";
-import { backoffDelay, ClientEvent, ConversationLog, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
+import { backoffDelay, ClientEvent, ConversationLog, highlightParts, SwitchboardClient, SwitchboardError, userIdOf } from "../switchboard.js";
 
 /**
  * Throws unless `data` has the shape of the typedef `name` (web/protocol.js, generated from
@@ -194,6 +194,22 @@ test("request/reply: data, typed error codes, timeouts", async () => {
   await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === "forbidden" && e.action === "message:send");
   await h.clock.advance(1000);
   await assert.rejects(slow, (e) => e.code === "timeout");
+  h.client.close();
+});
+
+test("verifyEmail and iceServers send what the server checks", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const verified = h.client.verifyEmail("012345");
+  const ice = h.client.iceServers({ callId: "call-1" });
+  await flush();
+  const [verify, servers] = ws.sent;
+  assert.deepEqual([verify.action, verify.data], ["preferences:verify-email", { code: "012345" }]);
+  assert.deepEqual([servers.action, servers.data], ["call:ice-servers", { callId: "call-1" }]);
+  ws.reply(verify, { emailOnOffline: true, email: "b@example.com", emailVerified: true, digestMinutes: 15 });
+  ws.reply(servers, { iceServers: [{ urls: ["stun:s"] }], ttl: 120, expiresAt: 1 });
+  assert.equal((await verified).emailVerified, true);
+  assert.deepEqual(await ice, [{ urls: ["stun:s"] }]);
   h.client.close();
 });
 
@@ -519,4 +535,31 @@ test("a frame over the protocol's message limit is refused before it is sent", a
   await assert.rejects(h.client.request("message:send", { body: big }), (e) => e.code === "payload_too_large");
   assert.equal(ws.requests("message:send").length, 0, "the socket (and its other requests) survives");
   h.client.close();
+});
+
+test("search sends the query and options, and returns hits and the cursor", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const found = h.client.search("red bik", { conversationId: "dm_1", limit: 5 });
+  const around = h.client.historyAround("dm_1", 42, 10);
+  await flush();
+  const [search] = ws.requests("message:search");
+  assert.deepEqual(search.data, { query: "red bik", limit: 5, conversationId: "dm_1" });
+  const hit = { conversationId: "dm_1", seq: 42, messageId: "m42", senderId: "bob", createdAt: 42, snippet: "a red bike", highlights: [[2, 5], [6, 10]], field: "body" };
+  ws.reply(search, { hits: [hit], cursor: null });
+  assert.deepEqual(await found, { hits: [hit], cursor: null });
+  const [history] = ws.requests("message:history");
+  assert.deepEqual(history.data, { conversationId: "dm_1", aroundSeq: 42, limit: 10 });
+  ws.reply(history, { conversationId: "dm_1", messages: [], hasMore: false, lastSeq: 42 });
+  await around;
+  h.client.close();
+});
+
+test("highlightParts splits by code points and ignores bad ranges", () => {
+  assert.deepEqual(highlightParts("🚲🚲 bike!", [[3, 7]]), [
+    { text: "🚲🚲 ", hit: false },
+    { text: "bike", hit: true },
+    { text: "!", hit: false },
+  ]);
+  assert.deepEqual(highlightParts("abc", [[2, 9], [1, 0]]), [{ text: "abc", hit: false }]);
 });

@@ -101,7 +101,7 @@ class TokenVerifier:
             # Cognito marks its tokens: only an ID token is a login for this app (an access
             # token is for calling APIs on the user's behalf, and carries no audience).
             raise InvalidToken("token_use must be 'id'")
-        return _identity(claims)
+        return _identity(claims, self._settings.JWT_ROLES_CLAIM)
 
     def _key_for(self, token: str) -> Any:
         if self._symmetric:
@@ -127,11 +127,11 @@ class ConnectAuthorizer:
         return identity
 
 
-def _identity(claims: dict[str, Any]) -> Identity:
+def _identity(claims: dict[str, Any], roles_claim: str = "roles") -> Identity:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 128 or "," in sub:
         raise InvalidToken("sub must be a non-empty string of at most 128 characters")
-    roles = claims.get("roles", [])
+    roles = claims.get(roles_claim, [])
     if isinstance(roles, str):
         roles = [roles]
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):

@@ -4,7 +4,7 @@ the repositories of one execution environment. Tests inject their own clients in
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -51,3 +51,8 @@ def management_api(endpoint_url: str, max_connections: int = 32) -> ApiGatewayMa
         max_pool_connections=max_connections,
     )
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=config)
+
+
+@cache
+def cloudwatch() -> Any:  # no mypy-boto3 stubs pinned for CloudWatch (read-only use)
+    return boto3.client("cloudwatch", config=_DEFAULT)

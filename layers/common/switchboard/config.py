@@ -8,7 +8,7 @@ first request that happens to need them.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -72,12 +72,23 @@ class SignalingSettings(CallSettings):
     TURN_SECRET_ARN: str
     TURN_URLS: str = ""  # comma-separated turn:/turns: URLs; empty = STUN only
     STUN_URLS: str = ""
-    TURN_CREDENTIAL_TTL_SECONDS: int = 3600
+    # coturn checks a credential when it allocates, not after: a short lifetime is enough
+    # for a call of any length, and is what bounds a revoked user's credentials.
+    TURN_CREDENTIAL_TTL_SECONDS: int = 120
+    TURN_ISSUES_PER_MINUTE: int = 10  # credentials for calls not placed yet (calleeId)
+    RATE_LIMITS_TABLE: str
     TURN_SECRET_MAX_AGE_SECONDS: int = 300
 
 
 class NotificationSettings(MessagingSettings):
     EMAIL_SENDER: str
+    # One-click unsubscribe endpoint (functions/message/unsubscribe.py) for List-Unsubscribe.
+    UNSUBSCRIBE_URL: str
+    MAIL_DAILY_LIMIT_PER_USER: int = 20
+
+
+class UnsubscribeSettings(Settings):
+    USERS_TABLE: str
 
 
 class UploadSettings(DeliverySettings):
@@ -99,7 +110,17 @@ class UploadSettings(DeliverySettings):
     DOWNLOAD_URL_TTL_SECONDS: int = 300
     UPLOAD_TTL_SECONDS: int = 86400
     THUMBNAIL_MAX_PIXELS: int = 256
+    # Decompression-bomb budget, checked on the headers before any pixel is decoded:
+    # one frame's canvas, and canvas x frames (what decoding every frame would cost).
     IMAGE_MAX_PIXELS: int = 40_000_000
+    IMAGE_MAX_TOTAL_PIXELS: int = 100_000_000
+    IMAGE_MAX_FRAMES: int = 1000
+    # Every upload costs a processor run: upload:start per user per window.
+    RATE_LIMITS_TABLE: str
+    UPLOAD_START_LIMIT_PER_USER: int = 30
+    UPLOAD_START_WINDOW_SECONDS: int = 60
+    # A PUT URL lives 60 s + the time the upload takes at this rate (at most the TTL above).
+    UPLOAD_MIN_BYTES_PER_SECOND: int = 64 * 1024
 
     @property
     def allowed_content_types(self) -> frozenset[str]:
@@ -116,6 +137,8 @@ class AuthSettings(Settings):
     JWT_JWKS_URL: str = ""
     JWT_ISSUER: str = ""
     JWT_AUDIENCE: str = ""
+    # The claim that lists the user's roles (Cognito puts its groups in "cognito:groups").
+    JWT_ROLES_CLAIM: str = "roles"
     JWT_LEEWAY_SECONDS: int = 30
     JWT_SECRET_MAX_AGE_SECONDS: int = 300
 
@@ -176,6 +199,14 @@ class AnalyticsApiSettings(AuthorizerSettings):
 
     METRICS_TABLE: str
     QUEUES: dict[str, dict[str, str]] = {}
+    # Where the consumers' EMF queue metrics are (namespace, and the service dimension
+    # Powertools adds): /queues reads processing time and failures from there.
+    POWERTOOLS_METRICS_NAMESPACE: str = "Switchboard"
+    POWERTOOLS_SERVICE_NAME: str = ""
+
+    @property
+    def main_queues(self) -> dict[str, str]:
+        return {label: urls["queue"] for label, urls in self.QUEUES.items() if "queue" in urls}
 
     @classmethod
     def from_env(cls) -> Self:
@@ -188,3 +219,52 @@ class AnalyticsApiSettings(AuthorizerSettings):
                     label = words[0] + "".join(w.title() for w in words[1:])
                     queues.setdefault(label, {})[kind] = value
         return cls.model_validate({**environ, "QUEUES": queues})
+
+
+class AdminDashboardSettings(Settings):
+    """How operators sign in to the dashboard (switchboard/analytics/dashboard.py): the
+    deployment's OpenID Connect provider, authorization code flow with PKCE (a public
+    client: no secret in the page). All empty = no provider (the devserver's dev token)."""
+
+    ADMIN_OIDC_AUTHORIZE_URL: str = ""
+    ADMIN_OIDC_TOKEN_URL: str = ""
+    ADMIN_OIDC_CLIENT_ID: str = ""
+    ADMIN_OIDC_SCOPES: str = "openid"
+    # Which token of the IdP's answer is the API's bearer token (id_token carries the
+    # client id as its audience and, with Cognito, the user's groups).
+    ADMIN_OIDC_TOKEN: Literal["id_token", "access_token"] = "id_token"  # noqa: S105 - a name
+    ADMIN_OIDC_LOGOUT_URL: str = ""
+
+    @property
+    def oidc(self) -> dict[str, str] | None:
+        if not (
+            self.ADMIN_OIDC_AUTHORIZE_URL
+            and self.ADMIN_OIDC_TOKEN_URL
+            and self.ADMIN_OIDC_CLIENT_ID
+        ):
+            return None
+        return {
+            "authorizeUrl": self.ADMIN_OIDC_AUTHORIZE_URL,
+            "tokenUrl": self.ADMIN_OIDC_TOKEN_URL,
+            "clientId": self.ADMIN_OIDC_CLIENT_ID,
+            "scopes": self.ADMIN_OIDC_SCOPES,
+            "token": self.ADMIN_OIDC_TOKEN,
+            "logoutUrl": self.ADMIN_OIDC_LOGOUT_URL,
+        }
+
+
+class SearchSettings(ConnectionSettings):
+    """``message:search`` and the indexer that feeds it from the Messages stream."""
+
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+    SEARCH_INDEX_TABLE: str
+    RATE_LIMITS_TABLE: str
+    RATE_WINDOW_SECONDS: int = 10
+    SEARCH_LIMIT_PER_USER: int = 60
+    # A hostile query's cost: at most this many words, each at most 5 one-page Queries.
+    SEARCH_MAX_WORDS: Annotated[int, Field(ge=1, le=16)] = 8
+    SEARCH_POSTINGS_PER_WORD: Annotated[int, Field(ge=10, le=1000)] = 200
+    # Write amplification of one indexed message (docs/search.md).
+    SEARCH_MAX_TERMS_PER_MESSAGE: Annotated[int, Field(ge=1, le=1000)] = 64
+    SEARCH_USER_POSTINGS_BUDGET: Annotated[int, Field(ge=1)] = 640

@@ -30,7 +30,6 @@ from switchboard.dal.conversations import (
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
-from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
 from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from switchboard.observability import logger
@@ -199,6 +198,7 @@ class MessagingService:
                 created_at=self._now_ms(),
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
+                sender_connection_id=caller.connection_id,
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
@@ -364,9 +364,14 @@ class MessagingService:
 
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
         conversation = self._conversation_for(caller, data.conversationId)
-        messages = self.conversations.messages_before(
-            conversation.conversation_id, data.beforeSeq, data.limit
-        )
+        cid, around = conversation.conversation_id, data.aroundSeq
+        if around is None:
+            messages = self.conversations.messages_before(cid, data.beforeSeq, data.limit)
+        else:  # a page around a search hit: half older, the rest from it on
+            older = data.limit // 2
+            messages = self.conversations.messages_before(cid, around, older) if older else []
+            newer = data.limit - len(messages)
+            messages += self.conversations.messages_after(cid, around - 1, newer)
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
         for message in reversed(messages):  # keep the newest when the budget runs out
@@ -396,6 +401,8 @@ class MessagingService:
             f"{key}#{caller.user_id}#{conversation.conversation_id}",
             self._now_ms(),
             TYPING_WINDOW_MS,
+            # analytics counts typing per session (the window's stream record carries it)
+            connection_id=caller.connection_id,
         ):
             raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(
@@ -427,26 +434,6 @@ class MessagingService:
             ]
         )
 
-    # ------------------------------------------------------------------ preferences
-    def get_preferences(self, caller: Caller) -> wire.PreferencesView:
-        return _wire_prefs(self.users.preferences(caller.user_id))
-
-    def set_preferences(self, caller: Caller, data: wire.PreferencesSet) -> wire.PreferencesView:
-        current = self.users.preferences(caller.user_id)
-        updated = Preferences(
-            email_on_offline=current.email_on_offline
-            if data.emailOnOffline is None
-            else data.emailOnOffline,
-            email=current.email if data.email is None else data.email,
-            digest_minutes=current.digest_minutes
-            if data.digestMinutes is None
-            else data.digestMinutes,
-        )
-        if updated.email_on_offline and not updated.email:
-            raise BadRequest("emailOnOffline needs an email address")
-        self.users.set_preferences(caller.user_id, updated)
-        return _wire_prefs(updated)
-
     # ------------------------------------------------------------------ notifications
     def list_notifications(
         self, caller: Caller, data: wire.NotificationList
@@ -463,14 +450,6 @@ class MessagingService:
         return wire.NotificationsMarked(
             marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
         )
-
-
-def _wire_prefs(prefs: Preferences) -> wire.PreferencesView:
-    return wire.PreferencesView(
-        emailOnOffline=prefs.email_on_offline,
-        email=prefs.email,
-        digestMinutes=prefs.digest_minutes,
-    )
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

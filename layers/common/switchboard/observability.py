@@ -8,3 +8,11 @@ from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
 metrics = Metrics()
+
+# EMF metrics of each SQS batch (switchboard/batch.py publishes them, dimension QueueName;
+# switchboard/analytics/queue_processing.py reads them back).
+QUEUE_METRICS = {
+    "processed": "QueueRecordsProcessed",
+    "failed": "QueueRecordsFailed",
+    "time": "QueueRecordProcessingTime",
+}

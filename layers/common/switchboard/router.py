@@ -179,28 +179,50 @@ class WebSocketRouter:
     def resolve(self, raw_event: dict[str, Any]) -> dict[str, Any]:
         """Lambda proxy response for one API Gateway WebSocket event."""
         event = WebSocketEvent.model_validate(raw_event)
-        route_key = event.request_context.route_key
-        lifecycle = self._lifecycle.get(route_key)
-        if lifecycle is not None:
-            return lifecycle(event) or {"statusCode": 200}
-        if route_key in ("$connect", "$disconnect"):
-            return {"statusCode": 200}
-        return {"statusCode": 200, "body": json.dumps(self._reply(event), default=str)}
+        ctx = event.request_context
+        route_key = ctx.route_key
+        # Every line logged while handling this event names the user and the connection,
+        # and one "handled" line per event gives its action, outcome and duration: what
+        # the Logs Insights queries in template.yaml group by (docs/operations.md).
+        keys = {"connectionId": ctx.connection_id, "route": route_key}
+        if ctx.authorizer is not None:
+            keys["userId"] = ctx.authorizer.user_id
+        logger.append_keys(**keys)
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"action": route_key}
+        try:
+            lifecycle = self._lifecycle.get(route_key)
+            if lifecycle is not None:
+                return lifecycle(event) or {"statusCode": 200}
+            if route_key in ("$connect", "$disconnect"):
+                return {"statusCode": 200}
+            reply = self._reply(event, outcome)
+            return {"statusCode": 200, "body": json.dumps(reply, default=str)}
+        finally:
+            outcome["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
+            logger.info("handled", extra=outcome)
+            logger.remove_keys(list(keys))
 
-    def _reply(self, event: WebSocketEvent) -> dict[str, Any]:
+    def _reply(self, event: WebSocketEvent, outcome: dict[str, Any]) -> dict[str, Any]:
         request_id: str | None = None
+        outcome["ok"] = False
         try:
             frame = _parse_frame(event.body)
             request_id = frame.id
-            return reply_ok(request_id, self._dispatch(event, frame))
+            outcome["action"] = frame.action[:64]
+            data = self._dispatch(event, frame)
+            outcome["ok"] = True
+            return reply_ok(request_id, data)
         except SwitchboardError as exc:
             request_id = request_id or exc.request_id
+            outcome["code"] = exc.code.value
             logger.info(
                 "request refused",
                 extra={"code": exc.code.value, "reason": exc.message, "id": request_id},
             )
             return reply_error(request_id, exc.code, exc.message, exc.details)
         except Exception:
+            outcome["code"] = ErrorCode.INTERNAL.value
             logger.exception("unhandled error", extra={"id": request_id})
             return reply_error(request_id, ErrorCode.INTERNAL, "internal error")
 

@@ -6,6 +6,7 @@ services (the authorizer never loads the messaging stack, analytics never loads 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         DeliverySettings,
         MessagingSettings,
         NotificationSettings,
+        SearchSettings,
         SessionSettings,
         UploadSettings,
     )
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     from switchboard.delivery import Delivery
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
+    from switchboard.preferences import PreferencesService
+    from switchboard.search.indexer import SearchIndexer
+    from switchboard.search.service import SearchService
     from switchboard.sessions import SessionService
     from switchboard.uploads import Limits as UploadLimits
     from switchboard.uploads import UploadProcessor, UploadService
@@ -57,7 +62,7 @@ def delivery(settings: DeliverySettings) -> Delivery:
 
 
 def conversations(
-    settings: MessagingSettings | CallSettings | UploadSettings,
+    settings: MessagingSettings | CallSettings | UploadSettings | SearchSettings,
 ) -> ConversationRepository:
     from switchboard.dal.conversations import ConversationRepository
 
@@ -92,9 +97,22 @@ def messaging(settings: MessagingSettings) -> MessagingService:
     )
 
 
+def preferences(settings: MessagingSettings) -> PreferencesService:
+    from switchboard.dal.ratelimits import RateLimiter
+    from switchboard.dal.users import UserRepository
+    from switchboard.preferences import PreferencesService
+    from switchboard.queues import NotificationQueue
+
+    return PreferencesService(
+        UserRepository(settings.USERS_TABLE),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
+    )
+
+
 def notifications(settings: NotificationSettings) -> NotificationService:
     from switchboard.dal.notifications import NotificationRepository
-    from switchboard.dal.ratelimits import WindowLimiter
+    from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
     from switchboard.notifier import Mailer, NotificationService
     from switchboard.queues import NotificationQueue
 
@@ -107,6 +125,9 @@ def notifications(settings: NotificationSettings) -> NotificationService:
         WindowLimiter(settings.RATE_LIMITS_TABLE),
         NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
         Mailer(settings.EMAIL_SENDER),
+        counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+        unsubscribe_url=settings.UNSUBSCRIBE_URL,
+        daily_mail_limit=settings.MAIL_DAILY_LIMIT_PER_USER,
     )
 
 
@@ -133,6 +154,7 @@ def calls(settings: CallSettings) -> CallService:
 
     ice_servers = None
     if isinstance(settings, SignalingSettings):
+        from switchboard.dal.ratelimits import RateLimiter
         from switchboard.turn import IceServers, secrets_manager_secret, split_urls
 
         ice_servers = IceServers(
@@ -142,6 +164,8 @@ def calls(settings: CallSettings) -> CallService:
             secret=secrets_manager_secret(
                 settings.TURN_SECRET_ARN, settings.TURN_SECRET_MAX_AGE_SECONDS
             ),
+            counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+            issues_per_minute=settings.TURN_ISSUES_PER_MINUTE,
         )
     return CallService(
         CallRepository(settings.CALLS_TABLE, retention_days=settings.CALL_RETENTION_DAYS),
@@ -172,11 +196,17 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
         upload_ttl=settings.UPLOAD_TTL_SECONDS,
         thumbnail_px=settings.THUMBNAIL_MAX_PIXELS,
         image_max_pixels=settings.IMAGE_MAX_PIXELS,
+        image_max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
+        image_max_frames=settings.IMAGE_MAX_FRAMES,
+        starts_per_user=settings.UPLOAD_START_LIMIT_PER_USER,
+        start_window_seconds=settings.UPLOAD_START_WINDOW_SECONDS,
+        min_bytes_per_second=settings.UPLOAD_MIN_BYTES_PER_SECOND,
     )
     return UploadRepository(settings.UPLOADS_TABLE), ObjectStore(settings.UPLOADS_BUCKET), limits
 
 
 def uploads(settings: UploadSettings) -> UploadService:
+    from switchboard.dal.ratelimits import RateLimiter
     from switchboard.uploads import UploadService
 
     repository, store, limits = _upload_parts(settings)
@@ -186,6 +216,7 @@ def uploads(settings: UploadSettings) -> UploadService:
         delivery(settings),
         limits,
         conversations(settings),
+        counters=RateLimiter(settings.RATE_LIMITS_TABLE),
     )
 
 
@@ -194,6 +225,50 @@ def upload_processor(settings: UploadSettings) -> UploadProcessor:
 
     repository, store, limits = _upload_parts(settings)
     return UploadProcessor(repository, store, delivery(settings), limits)
+
+
+# ---------------------------------------------------------------------- search
+def search(settings: SearchSettings) -> SearchService:
+    from switchboard.dal.ratelimits import RateLimiter
+    from switchboard.search.index import SearchIndexRepository
+    from switchboard.search.service import SearchLimits, SearchService
+
+    return SearchService(
+        SearchIndexRepository(settings.SEARCH_INDEX_TABLE),
+        conversations(settings),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        limits=SearchLimits(
+            max_clauses=settings.SEARCH_MAX_WORDS,
+            postings_per_range=settings.SEARCH_POSTINGS_PER_WORD,
+            searches_per_user=settings.SEARCH_LIMIT_PER_USER,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
+        ),
+    )
+
+
+def search_indexer(settings: SearchSettings) -> SearchIndexer:
+    from switchboard.search.index import SearchIndexRepository
+    from switchboard.search.indexer import IndexLimits, SearchIndexer
+
+    return SearchIndexer(
+        SearchIndexRepository(settings.SEARCH_INDEX_TABLE),
+        conversations(settings),
+        IndexLimits(
+            max_terms=settings.SEARCH_MAX_TERMS_PER_MESSAGE,
+            user_postings_budget=settings.SEARCH_USER_POSTINGS_BUDGET,
+        ),
+    )
+
+
+def refreshed_token_exp(settings: SearchSettings) -> Callable[[str], int]:
+    """What the router asks once a connection's token expired (``auth:refresh``)."""
+    from switchboard.dal.connections import ConnectionRepository
+    from switchboard.dal.users import UserRepository
+
+    connections = ConnectionRepository(
+        settings.CONNECTIONS_TABLE, UserRepository(settings.USERS_TABLE)
+    )
+    return connections.refreshed_token_exp
 
 
 # ---------------------------------------------------------------------- sessions
@@ -266,10 +341,18 @@ def analytics_aggregator(settings: AggregatorSettings) -> Aggregator:
 
 def analytics_report(settings: AnalyticsApiSettings) -> AnalyticsReport:
     from switchboard.analytics.queue_depths import QueueMonitor
+    from switchboard.analytics.queue_processing import QueueProcessing
     from switchboard.analytics.report import AnalyticsReport
     from switchboard.dal.metrics import MetricsRepository
 
-    return AnalyticsReport(MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES))
+    processing = QueueProcessing(
+        settings.main_queues,
+        namespace=settings.POWERTOOLS_METRICS_NAMESPACE,
+        service=settings.POWERTOOLS_SERVICE_NAME,
+    )
+    return AnalyticsReport(
+        MetricsRepository(settings.METRICS_TABLE), QueueMonitor(settings.QUEUES), processing
+    )
 
 
 def analytics_access(settings: AnalyticsApiSettings) -> AdminAccess:

@@ -86,7 +86,8 @@ class Aggregator:
                 _publish(contribution)
             else:
                 skipped += 1
-            if contribution.gauges.get("online"):
+            if contribution.gauges.get("online", 0) > 0:
+                # Peaks rise only when a connection opens (a close never raises them).
                 # Also after a duplicate: the first attempt may have died before this.
                 self.repository.raise_peak(contribution.at_ms)
         if skipped:

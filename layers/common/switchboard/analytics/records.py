@@ -73,6 +73,10 @@ class Contribution:
     users: dict[str, dict[str, int]] = field(default_factory=dict)
     session_start: SessionStart | None = None
     session_end: SessionEnd | None = None
+    # Per-session counters ("messages", "typingEvents") of one connection of one user:
+    # (userId, connectionId, {counter: n}). Kept on the user's stats item while the
+    # session is open and folded into the session's items when it ends (dal/metrics.py).
+    session_counts: tuple[str, str, dict[str, int]] | None = None
 
     def is_empty(self) -> bool:
         return not (
@@ -82,6 +86,7 @@ class Contribution:
             or self.users
             or self.session_start
             or self.session_end
+            or self.session_counts
         )
 
 
@@ -157,8 +162,14 @@ def messages(change: StreamChange, lookups: Lookups) -> list[Contribution]:
                 "attachments": len(item.get("attachments") or []),
             },
             users={sender: {"messages": 1}},
+            session_counts=_session(sender, item.get("senderConnectionId"), "messages"),
         )
     ]
+
+
+def _session(user: str, connection_id: Any, counter: str) -> tuple[str, str, dict[str, int]] | None:
+    # Items written before the connection id was recorded count for the user only.
+    return (user, str(connection_id), {counter: 1}) if connection_id else None
 
 
 # ---------------------------------------------------------------------- receipts
@@ -238,6 +249,7 @@ def rate_limits(change: StreamChange, _: Lookups) -> list[Contribution]:
             at_ms=window or change.at_ms,
             counters={"typingEvents": 1},
             users={user: {"typingEvents": 1}},
+            session_counts=_session(user, change.new.get("connectionId"), "typingEvents"),
         )
     ]
 

@@ -9,8 +9,14 @@ from typing import Any
 from switchboard.analytics import histogram
 from switchboard.analytics.periods import SECONDS, Period, bucket_range, key_to_epoch
 from switchboard.analytics.queue_depths import QueueMonitor
+from switchboard.analytics.queue_processing import QueueProcessing
 from switchboard.analytics.records import CALL_ANSWER_MS, CALL_DURATION_MS, DELIVERY_MS
-from switchboard.dal.metrics import MetricsRepository, histograms
+from switchboard.dal.metrics import (
+    SESSION_COUNTERS,
+    MetricsRepository,
+    histograms,
+    session_counters,
+)
 
 # Counters the aggregator adds per bucket (the timeseries API accepts exactly these).
 COUNTERS = (
@@ -40,7 +46,14 @@ COUNTERS = (
     "uploadBytes",
 )
 # Values computed per bucket from its counters, histogram and gauge snapshot.
-DERIVED = ("peakOnline", "deliveryCount", "deliveryP50", "deliveryP95", "deliveryP99")
+DERIVED = (
+    "peakOnline",
+    "peakOnlineUsers",
+    "deliveryCount",
+    "deliveryP50",
+    "deliveryP95",
+    "deliveryP99",
+)
 SERIES = COUNTERS + DERIVED
 MAX_POINTS = 1500
 LATEST_MS = 253_402_300_740_000  # 9999-12-31T23:59:00Z, the last minute bucket there is
@@ -60,11 +73,13 @@ class AnalyticsReport:
         self,
         repository: MetricsRepository,
         queues: QueueMonitor,
+        processing: QueueProcessing | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.repository = repository
         self.queue_monitor = queues
+        self.queue_processing = processing
         self._clock = clock
 
     def _now_ms(self) -> int:
@@ -79,6 +94,14 @@ class AnalyticsReport:
             "disconnections": ended,
             "online": max(0, int(gauges.get("online", 0))),
             "peak": int(gauges.get("peakOnline", 0)),
+            # Distinct people (one user on three devices is one), beside the connections.
+            "onlineUsers": max(0, int(gauges.get("onlineUsers", 0))),
+            "peakUsers": int(gauges.get("peakOnlineUsers", 0)),
+            # A session is one connection, from open to close.
+            "messagesPerSession": _ratio(totals.get("messagesSent", 0), totals.get("connections")),
+            "typingEventsPerSession": _ratio(
+                totals.get("typingEvents", 0), totals.get("connections")
+            ),
             "averageSessionMs": _ratio(totals.get("sessionMs", 0), ended),
         }
 
@@ -142,23 +165,31 @@ class AnalyticsReport:
         }
 
     def queues(self) -> dict[str, Any]:
-        return self.queue_monitor.snapshot()
+        """Depths now (SQS) and, for the main queues, processing over the last hour."""
+        snapshot: dict[str, Any] = self.queue_monitor.snapshot()
+        if self.queue_processing is not None:
+            for label, figures in self.queue_processing.snapshot().items():
+                snapshot.setdefault(label, {})["processing"] = figures
+        return snapshot
 
     def active_sessions(self, limit: int) -> dict[str, Any]:
         now = self._now_ms()
         sessions = [
-            {**_session(s), "durationMs": max(0, now - int(s.get("connectedAt", now)))}
-            for s in self.repository.active_sessions(limit)
+            {**_session(s, stats), "durationMs": max(0, now - int(s.get("connectedAt", now)))}
+            for s, stats in self._with_user_stats(self.repository.active_sessions(limit))
         ]
         return {"count": len(sessions), "sessions": sessions}
 
     def recent_sessions(self, limit: int) -> dict[str, Any]:
-        sessions = [_session(s) for s in self.repository.recent_sessions(limit)]
+        sessions = [
+            _session(s, stats)
+            for s, stats in self._with_user_stats(self.repository.recent_sessions(limit))
+        ]
         return {"count": len(sessions), "sessions": sessions}
 
     def user(self, user_id: str, limit: int) -> dict[str, Any]:
         stats = self.repository.user_stats(user_id)
-        sessions = [_session(s) for s in self.repository.user_sessions(user_id, limit)]
+        sessions = [_session(s, stats) for s in self.repository.user_sessions(user_id, limit)]
         ended = int(stats.get("sessionsEnded", 0))
         return {
             "userId": user_id,
@@ -174,6 +205,13 @@ class AnalyticsReport:
             "uploadBytes": int(stats.get("uploadBytes", 0)),
             "recentSessions": sessions,
         }
+
+    def _with_user_stats(
+        self, sessions: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Each session with its user's stats (where an open session's counters are)."""
+        stats = self.repository.many_user_stats({str(s.get("userId", "")) for s in sessions})
+        return [(s, stats.get(str(s.get("userId", "")), {})) for s in sessions]
 
     def statistics(self) -> dict[str, Any]:
         now = self._now_ms()
@@ -240,8 +278,8 @@ class AnalyticsReport:
 def _value(item: dict[str, Any], metric: str) -> float | int | None:
     if metric in COUNTERS:
         return int(item.get(metric, 0))
-    if metric == "peakOnline":
-        return int(item["peakOnline"]) if "peakOnline" in item else None
+    if metric in ("peakOnline", "peakOnlineUsers"):
+        return int(item[metric]) if metric in item else None
     latency = histograms(item).get(DELIVERY_MS, {})
     if metric == "deliveryCount":
         return sum(latency.values())
@@ -252,10 +290,15 @@ def _ratio(part: Any, whole: Any) -> float | None:
     return round(float(part) / float(whole), 4) if whole else None
 
 
-def _session(item: dict[str, Any]) -> dict[str, Any]:
+def _session(item: dict[str, Any], user_stats: dict[str, Any]) -> dict[str, Any]:
     session: dict[str, Any] = {
         k: item[k]
         for k in ("connectionId", "userId", "connectedAt", "endedAt", "durationMs", "device")
         if k in item
     }
+    # An ended session holds its counters; an open one's are on its user's stats (as is
+    # anything counted for it after it ended): the sum is the session's figure.
+    open_counts = session_counters(user_stats).get(str(item.get("connectionId", "")), {})
+    for name in SESSION_COUNTERS:
+        session[name] = int(item.get(name, 0)) + open_counts.get(name, 0)
     return session

@@ -107,6 +107,9 @@ class StoredMessage:
     created_at: int
     client_message_id: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # The connection it was sent from: analytics counts messages per session. Stored,
+    # never sent on the wire.
+    sender_connection_id: str = ""
 
     def wire(self) -> Message:
         from switchboard.wire.messaging import Message, MessageAttachment
@@ -363,6 +366,7 @@ class ConversationRepository(DynamoRepository):
                         "createdAt": message.created_at,
                         "clientMessageId": message.client_message_id,
                         "attachments": message.attachments or None,
+                        "senderConnectionId": message.sender_connection_id or None,
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(seq)",
@@ -520,6 +524,28 @@ class ConversationRepository(DynamoRepository):
             Limit=limit,
         )
         return [_message(from_item(i)) for i in reversed(response["Items"])]
+
+    def messages_at(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], StoredMessage]:
+        """The stored messages at (conversationId, seq) keys (BatchGetItem; absent ones are
+        left out). Search shows its hits from here: the current text, not the index's."""
+        found: dict[tuple[str, int], StoredMessage] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                self.messages_table: {
+                    "Keys": [
+                        {"conversationId": {"S": c}, "seq": {"N": str(s)}}
+                        for c, s in unique[start : start + 100]
+                    ]
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.messages_table, []):
+                    message = _message(from_item(item))
+                    found[(message.conversation_id, message.seq)] = message
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
 
 
 def _is_transaction_conflict(exc: Exception) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -46,6 +47,116 @@ HISTOGRAM_PREFIX = "h_"
 
 def histogram_attribute(name: str, index: int) -> str:
     return f"{HISTOGRAM_PREFIX}{name}_{index:03d}"
+
+
+# Distinct users online: the user's stats item counts the user's open sessions ("open");
+# the gauge "onlineUsers" moves only when a user's count crosses zero, in the same
+# transaction that moves the count (conditioned on the value read), so it is always the
+# number of users whose count is positive, whatever order the changes arrive in.
+OPEN_SESSIONS = "open"
+ONLINE_USERS = "onlineUsers"
+PEAKS = {"peakOnline": "online", "peakOnlineUsers": ONLINE_USERS}
+PRESENCE_LABEL = "user:presence"
+# Per-session counters live on the user's stats item as ``session:<connectionId>:<name>``
+# while the session is open (an ADD in the message's own transaction: no extra item), and
+# are moved into the session's items when it ends. One counted after the end (the
+# streams are read independently) stays on the stats item; the report adds it back.
+SESSION_COUNTERS = ("messages", "typingEvents")
+SESSION_PREFIX = "session:"
+
+
+def session_attribute(connection_id: str, name: str) -> str:
+    return f"{SESSION_PREFIX}{connection_id}:{name}"
+
+
+def session_counters(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """``session:<connectionId>:<name>`` attributes -> {connectionId: {name: n}}."""
+    found: dict[str, dict[str, int]] = {}
+    for attribute, value in stats.items():
+        if attribute.startswith(SESSION_PREFIX):
+            connection_id, _, name = attribute[len(SESSION_PREFIX) :].rpartition(":")
+            found.setdefault(connection_id, {})[name] = int(value)
+    return found
+
+
+def _set(table: str, key: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """An Update that SETs ``fields`` (typed values) and nothing else of the item."""
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":f{i}": value for i, value in enumerate(fields.values())}
+    assignments = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+    return {
+        "TableName": table,
+        "Key": key,
+        "UpdateExpression": f"SET {assignments}",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _per_user(c: Contribution) -> dict[str, dict[str, int]]:
+    users = {u: {k: v for k, v in values.items() if v} for u, values in c.users.items()}
+    if c.session_counts:
+        user_id, connection_id, counts = c.session_counts
+        per_user = users.setdefault(user_id, {})
+        for name, value in counts.items():
+            per_user[session_attribute(connection_id, name)] = value
+    return users
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A user's stats as read before a session starts (``change`` +1) or ends (-1)."""
+
+    user_id: str
+    open: int | None
+    counters: dict[str, int | None]
+    change: int
+
+    @property
+    def users_online_change(self) -> int:
+        before = self.open or 0
+        return int(before + self.change > 0) - int(before > 0)
+
+    def update(self, table: str, adds: dict[str, int]) -> dict[str, Any]:
+        """The stats Update: ``adds`` and the open-session count, the ended session's
+        counters removed, on condition that all of them are still what was read."""
+        names: dict[str, str] = {"#open": OPEN_SESSIONS}
+        values: dict[str, Any] = {":change": _n(self.change)}
+        clauses = ["#open :change"]
+        for i, (name, value) in enumerate(sorted(adds.items())):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = _n(value)
+            clauses.append(f"#a{i} :a{i}")
+        conditions = []
+        if self.open is None:
+            conditions.append("attribute_not_exists(#open)")
+        else:
+            values[":open"] = _n(self.open)
+            conditions.append("#open = :open")
+        removes = []
+        for i, (attribute, seen) in enumerate(sorted(self.counters.items())):
+            names[f"#s{i}"] = attribute
+            removes.append(f"#s{i}")
+            if seen is None:
+                conditions.append(f"attribute_not_exists(#s{i})")
+            else:
+                values[f":s{i}"] = _n(seen)
+                conditions.append(f"#s{i} = :s{i}")
+        expression = "ADD " + ", ".join(clauses)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        return {
+            "TableName": table,
+            "Key": _key(f"user#{self.user_id}", "#stats"),
+            "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
 
 
 def _n(value: int) -> dict[str, str]:
@@ -93,16 +204,22 @@ class MetricsRepository(DynamoRepository):
     # ------------------------------------------------------------------ writing
     def apply(self, contribution: Contribution) -> bool:
         """Counts ``contribution`` once: False if its marker says it was counted before."""
-        tx = self._transaction(contribution)
         for attempt in range(TRANSACTION_ATTEMPTS):
+            presence = self._presence(contribution)
+            tx = self._transaction(contribution, presence)
             try:
                 tx.write(self.client)
             except ClientError as exc:
-                if "marker" in tx.refused(exc):
+                refused = tx.refused(exc)
+                if "marker" in refused:
                     return False
-                retryable = tx.conflicted(exc) or exc.response.get("Error", {}).get("Code") in (
-                    "TransactionConflictException",
-                    "TransactionInProgressException",
+                # The user's stats changed since they were read (another session of the
+                # user, a message counted meanwhile): read again and retry.
+                retryable = (
+                    PRESENCE_LABEL in refused
+                    or tx.conflicted(exc)
+                    or exc.response.get("Error", {}).get("Code")
+                    in ("TransactionConflictException", "TransactionInProgressException")
                 )
                 if not retryable or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise
@@ -112,7 +229,27 @@ class MetricsRepository(DynamoRepository):
                 return True
         raise AssertionError("unreachable")
 
-    def _transaction(self, c: Contribution) -> Transaction:
+    def _presence(self, c: Contribution) -> Presence | None:
+        """For a session start or end: the user's open sessions and (at the end) that
+        session's counters, as the user's stats item holds them now (one read). The
+        transaction is conditioned on them, so they are what it changes."""
+        session = c.session_start or c.session_end
+        if session is None:
+            return None
+        stats = self.user_stats(session.user_id)
+        attributes = (
+            [session_attribute(session.connection_id, name) for name in SESSION_COUNTERS]
+            if c.session_end
+            else []
+        )
+        return Presence(
+            user_id=session.user_id,
+            open=_int_or_none(stats.get(OPEN_SESSIONS)),
+            counters={a: _int_or_none(stats.get(a)) for a in attributes},
+            change=1 if c.session_start else -1,
+        )
+
+    def _transaction(self, c: Contribution, presence: Presence | None = None) -> Transaction:
         now = int(time.time())
         counters = {k: v for k, v in c.counters.items() if v}
         for name, latencies in c.latencies.items():
@@ -145,10 +282,24 @@ class MetricsRepository(DynamoRepository):
                 update(period, bucket_key(c.at_ms, period), counters, BUCKET_TTL_SECONDS[period])
             update("total", "all", counters)
         gauges = {k: v for k, v in c.gauges.items() if v}
+        if presence is not None and presence.users_online_change:
+            gauges[ONLINE_USERS] = presence.users_online_change
         if gauges:
             update("gauge", "all", gauges)
-        for user_id, per_user in sorted(c.users.items()):
-            update(f"user#{user_id}", "#stats", {k: v for k, v in per_user.items() if v})
+        for user_id, per_user in sorted(_per_user(c).items()):
+            if presence is not None and presence.user_id == user_id:
+                tx.update(PRESENCE_LABEL, presence.update(self.table, per_user))
+            else:
+                update(f"user#{user_id}", "#stats", per_user)
+        if presence is not None and presence.user_id not in c.users:
+            tx.update(PRESENCE_LABEL, presence.update(self.table, {}))
+        self._session_items(tx, c, presence)
+        return tx
+
+    def _session_items(self, tx: Transaction, c: Contribution, presence: Presence | None) -> None:
+        # Every session item is written with SET of its own fields, never replaced whole:
+        # the changes of one session may be applied in any order (a close before its
+        # open, on a replay), and neither may undo what the other wrote.
         if c.session_start:
             s = c.session_start
             session = {
@@ -157,25 +308,21 @@ class MetricsRepository(DynamoRepository):
                 "connectedAt": _n(s.connected_at),
                 **({"device": _s(s.device[:256])} if s.device else {}),
             }
-            tx.put(
+            tx.update(
                 "session:active",
-                {
-                    "TableName": self.table,
-                    "Item": {**_key("sessions#active", s.connection_id), **session},
-                },
+                _set(self.table, _key("sessions#active", s.connection_id), session),
             )
-            tx.put(
+            tx.update(
                 "session:user",
-                {
-                    "TableName": self.table,
-                    "Item": {
-                        **_key(f"user#{s.user_id}", _session_sk(s.connected_at, s.connection_id)),
-                        **session,
-                    },
-                },
+                _set(
+                    self.table,
+                    _key(f"user#{s.user_id}", _session_sk(s.connected_at, s.connection_id)),
+                    session,
+                ),
             )
         if c.session_end:
             e = c.session_end
+            expires = _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS)
             ended = {
                 "connectionId": _s(e.connection_id),
                 "userId": _s(e.user_id),
@@ -183,12 +330,23 @@ class MetricsRepository(DynamoRepository):
                 "endedAt": _n(e.ended_at),
                 "durationMs": _n(e.ended_at - e.connected_at),
             }
-            tx.delete(
-                "session:active-delete",
-                {
-                    "TableName": self.table,
-                    "Key": _key("sessions#active", e.connection_id),
-                },
+            if presence is not None:
+                # The session's counters so far move from the user's stats to its items.
+                for name in SESSION_COUNTERS:
+                    value = presence.counters.get(session_attribute(e.connection_id, name))
+                    ended[name] = _n(value or 0)
+            # The active item is closed, not deleted (a late open must not bring it back):
+            # listings skip closed ones, and it expires after the stream's 24 h.
+            tx.update(
+                "session:active-end",
+                _set(
+                    self.table,
+                    _key("sessions#active", e.connection_id),
+                    {
+                        "endedAt": _n(e.ended_at),
+                        "expiresAt": _n(int(time.time()) + MARKER_TTL_SECONDS),
+                    },
+                ),
             )
             tx.put(
                 "session:ended",
@@ -197,42 +355,41 @@ class MetricsRepository(DynamoRepository):
                     "Item": {
                         **_key("sessions#ended", f"{e.ended_at:013d}#{e.connection_id}"),
                         **ended,
-                        "expiresAt": _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS),
+                        "expiresAt": expires,
                     },
                 },
             )
-            tx.put(
+            tx.update(
                 "session:ended-user",
-                {
-                    "TableName": self.table,
-                    "Item": {
-                        **_key(f"user#{e.user_id}", _session_sk(e.connected_at, e.connection_id)),
-                        **ended,
-                        "expiresAt": _n(e.ended_at // 1000 + ENDED_SESSION_TTL_SECONDS),
-                    },
-                },
+                _set(
+                    self.table,
+                    _key(f"user#{e.user_id}", _session_sk(e.connected_at, e.connection_id)),
+                    {**ended, "expiresAt": expires},
+                ),
             )
-        return tx
 
-    def raise_peak(self, at_ms: int) -> int:
-        """Lifts ``peakOnline`` (gauge, minute, hour) to the current ``online``. A maximum
-        is idempotent by itself, so this runs outside the transaction, after it and again
-        on every retry."""
-        online = int(self.gauges().get("online", 0))
+    def raise_peak(self, at_ms: int) -> dict[str, int]:
+        """Lifts ``peakOnline`` and ``peakOnlineUsers`` (gauge, minute, hour) to the current
+        ``online`` / ``onlineUsers``. A maximum is idempotent by itself, so this runs
+        outside the transaction, after it and again on every retry."""
+        gauges = self.gauges()
+        current = {peak: int(gauges.get(gauge, 0)) for peak, gauge in PEAKS.items()}
         targets = [("gauge", "all")] + [(p, bucket_key(at_ms, p)) for p in PERIODS]
-        for pk, sk in targets:
-            try:
-                self.client.update_item(
-                    TableName=self.table,
-                    Key=_key(pk, sk),
-                    UpdateExpression="SET peakOnline = :v",
-                    ConditionExpression="attribute_not_exists(peakOnline) OR peakOnline < :v",
-                    ExpressionAttributeValues={":v": _n(online)},
-                )
-            except ClientError as exc:
-                if not is_condition_failure(exc):
-                    raise
-        return online
+        for peak, value in current.items():
+            for pk, sk in targets:
+                try:
+                    self.client.update_item(
+                        TableName=self.table,
+                        Key=_key(pk, sk),
+                        UpdateExpression="SET #peak = :v",
+                        ConditionExpression="attribute_not_exists(#peak) OR #peak < :v",
+                        ExpressionAttributeNames={"#peak": peak},
+                        ExpressionAttributeValues={":v": _n(value)},
+                    )
+                except ClientError as exc:
+                    if not is_condition_failure(exc):
+                        raise
+        return current
 
     # ------------------------------------------------------------------ reading
     def _get(self, pk: str, sk: str) -> dict[str, Any]:
@@ -248,6 +405,24 @@ class MetricsRepository(DynamoRepository):
     def user_stats(self, user_id: str) -> dict[str, Any]:
         return self._get(f"user#{user_id}", "#stats")
 
+    def many_user_stats(self, user_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Stats items of several users (BatchGetItem, 100 keys a call), by user id."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = sorted(u for u in user_ids if u)
+        for start in range(0, len(ids), 100):
+            keys = [_key(f"user#{u}", "#stats") for u in ids[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    stats = from_item(item)
+                    found[str(stats["pk"]).removeprefix("user#")] = stats
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(0.05)
+        return found
+
     def buckets(self, period: Period, first: str, last: str) -> dict[str, dict[str, Any]]:
         """Bucket items by key, ``first`` to ``last`` inclusive (one Query, all pages)."""
         found: dict[str, dict[str, Any]] = {}
@@ -259,7 +434,9 @@ class MetricsRepository(DynamoRepository):
         return found
 
     def active_sessions(self, limit: int) -> list[dict[str, Any]]:
-        return list(self._query("pk = :p", {":p": _s("sessions#active")}, limit=limit))
+        return list(
+            self._query("pk = :p", {":p": _s("sessions#active")}, limit=limit, open_only=True)
+        )
 
     def recent_sessions(self, limit: int) -> list[dict[str, Any]]:
         return list(
@@ -283,6 +460,7 @@ class MetricsRepository(DynamoRepository):
         *,
         limit: int | None = None,
         newest_first: bool = False,
+        open_only: bool = False,
     ) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": self.table,
@@ -290,6 +468,8 @@ class MetricsRepository(DynamoRepository):
             "ExpressionAttributeValues": values,
             "ScanIndexForward": not newest_first,
         }
+        if open_only:
+            request["FilterExpression"] = "attribute_not_exists(endedAt)"
         returned = 0
         while True:
             if limit is not None:

@@ -15,19 +15,25 @@ from switchboard.dal.items import is_condition_failure
 class WindowLimiter(DynamoRepository):
     """See the module docstring."""
 
-    def acquire(self, key: str, now_ms: int, window_ms: int) -> bool:
-        """True at most once per ``window_ms`` for ``key`` (the caller may act), else False."""
+    def acquire(self, key: str, now_ms: int, window_ms: int, connection_id: str = "") -> bool:
+        """True at most once per ``window_ms`` for ``key`` (the caller may act), else False.
+        ``connection_id`` is recorded on the window (who opened it, for analytics)."""
+        values = {
+            ":now": {"N": str(now_ms)},
+            ":cutoff": {"N": str(now_ms - window_ms)},
+            ":exp": {"N": str((now_ms + window_ms) // 1000 + 60)},
+        }
+        update = "SET windowStart = :now, expiresAt = :exp"
+        if connection_id:
+            values[":conn"] = {"S": connection_id}
+            update += ", connectionId = :conn"
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"key": {"S": key}},
-                UpdateExpression="SET windowStart = :now, expiresAt = :exp",
+                UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(windowStart) OR windowStart <= :cutoff",
-                ExpressionAttributeValues={
-                    ":now": {"N": str(now_ms)},
-                    ":cutoff": {"N": str(now_ms - window_ms)},
-                    ":exp": {"N": str((now_ms + window_ms) // 1000 + 60)},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if is_condition_failure(exc):
@@ -68,7 +74,18 @@ class RateLimit:
 class RateLimiter(DynamoRepository):
     """Fixed-window counters in the RateLimits table, shared by every Lambda instance: one
     conditional ADD decides, and TTL removes old windows. ``update`` is that write as an
-    item of the caller's own transaction, so a limit on a write costs no extra call."""
+    item of the caller's own transaction, so a limit on a write costs no extra call;
+    ``consume`` is the same write on its own (an action with no transaction to join)."""
+
+    def consume(self, rule: RateLimit, now_ms: int) -> bool:
+        """Counts one hit; False (nothing counted) if the window is full."""
+        try:
+            self.client.update_item(**self.update(rule, now_ms))
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def update(self, rule: RateLimit, now_ms: int) -> dict[str, Any]:
         window = rule.window(now_ms)

@@ -19,13 +19,19 @@ from switchboard.protocol import (
 )
 
 # Feature modules, in the order the docs present them.
-FEATURES = ("sessions", "messaging", "calls", "uploads")
+FEATURES = ("sessions", "messaging", "search", "calls", "uploads")
 
 
 def _modules() -> dict[str, Any]:
-    from switchboard.wire import calls, messaging, sessions, uploads
+    from switchboard.wire import calls, messaging, search, sessions, uploads
 
-    return {"sessions": sessions, "messaging": messaging, "calls": calls, "uploads": uploads}
+    return {
+        "sessions": sessions,
+        "messaging": messaging,
+        "search": search,
+        "calls": calls,
+        "uploads": uploads,
+    }
 
 
 def all_actions() -> dict[str, type[WireModel]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
@@ -60,7 +60,15 @@ class MessageSync(WireModel):
 class MessageHistory(WireModel):
     conversationId: ConversationId
     beforeSeq: Seq | None = None
+    # A page around a seq (a search hit): about half older, the rest from it on.
+    aroundSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
     limit: int = Field(default=50, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> MessageHistory:
+        if self.beforeSeq is not None and self.aroundSeq is not None:
+            raise ValueError("give beforeSeq or aroundSeq, not both")
+        return self
 
 
 class Typing(WireModel):
@@ -78,6 +86,12 @@ class PreferencesSet(WireModel):
         | None
     ) = None
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
+
+
+class PreferencesVerifyEmail(WireModel):
+    """The 6-digit code the verification mail carried."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 
 
 class NotificationList(WireModel):
@@ -191,8 +205,13 @@ class PresenceList(WireData):
 
 
 class PreferencesView(WireData):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
+    ``emailVerified`` stays false (and no notification mail goes out) until the code
+    mailed to ``email`` is entered."""
+
     emailOnOffline: bool
     email: str | None
+    emailVerified: bool
     digestMinutes: int
 
 
@@ -252,6 +271,7 @@ ACTIONS: dict[str, type[WireModel]] = {
     "typing:stop": Typing,
     "presence:query": PresenceQuery,
     "preferences:set": PreferencesSet,
+    "preferences:verify-email": PreferencesVerifyEmail,
     "notification:list": NotificationList,
     "notification:read": NotificationRead,
 }
@@ -269,6 +289,7 @@ REPLIES: dict[str, type[WireData]] = {
     "presence:query": PresenceList,
     "preferences:get": PreferencesView,
     "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
     "notification:list": NotificationPage,
     "notification:read": NotificationsMarked,
 }

@@ -1,23 +1,95 @@
 // Switchboard operations dashboard: polls the analytics HTTP API (admin JWT) and draws
-// plain SVG charts. No build step, no CDN: it runs offline, served by the devserver.
-const API = "/api/analytics";
+// plain SVG charts. No build step, no CDN. Served by the analytics API itself at
+// /admin/index.html (switchboard/analytics/dashboard.py), so every URL here is relative:
+// the same page works on the devserver, on an execute-api URL and under a custom domain.
+const API = new URL("../api/analytics", location.href).pathname;
+const CONFIG = new URL("config.json", location.href).pathname;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const params = new URLSearchParams(location.search);
 const REFRESH_SECONDS = Math.min(300, Math.max(1, Number(params.get("refresh")) || 5));
 const HISTORY = 60; // queue samples kept by the page (GetQueueAttributes is point-in-time)
 const COLORS = ["#2456d6", "#1f9d55", "#c77700", "#8e24aa", "#c62828", "#00838f"];
+const TOKEN_KEY = "sb-admin-token";
+const PKCE_KEY = "sb-admin-pkce";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: params.get("token") || sessionStorage.getItem("sb-admin-token"), timer: 0, queueHistory: [] };
+const state = { token: params.get("token") || sessionStorage.getItem(TOKEN_KEY), timer: 0, queueHistory: [], oidc: null };
 
 class AuthError extends Error {}
 
 async function devToken() {
   // The devserver's developer endpoint (local stack only): a token for the demo admin.
-  const response = await fetch("/__devserver/token?user=admin");
-  if (!response.ok) return null;
-  const body = await response.json();
-  return body.admin ? body.token : null;
+  try {
+    const response = await fetch("/__devserver/token?user=admin");
+    if (!response.ok) return null;
+    const body = await response.json();
+    if (body.admin) $("demo-link").hidden = false;
+    return body.admin ? body.token : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------- OpenID Connect
+// Authorization code flow with PKCE (RFC 7636): the page is a public client, so it holds
+// no secret; the verifier stays in this tab's sessionStorage until the IdP sends the
+// browser back here with ?code=...&state=...
+const base64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const randomString = () => base64url(crypto.getRandomValues(new Uint8Array(32)));
+const redirectUri = () => location.origin + location.pathname;
+
+async function signIn() {
+  const verifier = randomString(), nonce = randomString();
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state: nonce }));
+  const url = new URL(state.oidc.authorizeUrl);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id: state.oidc.clientId,
+    redirect_uri: redirectUri(),
+    scope: state.oidc.scopes,
+    state: nonce,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  }).toString();
+  location.assign(url.toString());
+}
+
+async function finishSignIn() {
+  const code = params.get("code"), returned = params.get("state"), failure = params.get("error");
+  if (!code && !failure) return;
+  history.replaceState(null, "", location.pathname); // the code is single-use: drop it
+  const pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  if (failure) throw new AuthError(`sign-in failed: ${failure}`);
+  if (!pending || pending.state !== returned) throw new AuthError("sign-in failed: the answer does not match this tab's request");
+  const response = await fetch(state.oidc.tokenUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      client_id: state.oidc.clientId,
+      code,
+      redirect_uri: redirectUri(),
+      code_verifier: pending.verifier,
+    }),
+  });
+  const body = response.ok ? await response.json() : {};
+  if (!body[state.oidc.token]) throw new AuthError(`sign-in failed: the identity provider answered ${response.status}`);
+  state.token = body[state.oidc.token];
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  if (state.oidc?.logoutUrl) {
+    const url = new URL(state.oidc.logoutUrl);
+    url.searchParams.set("client_id", state.oidc.clientId);
+    url.searchParams.set("logout_uri", redirectUri());
+    location.assign(url.toString());
+  } else {
+    location.replace(location.pathname);
+  }
 }
 
 async function api(path) {
@@ -44,6 +116,7 @@ function format(value, kind) {
     case "ms": return value < 1000 ? `${number.format(Math.round(value))} ms` : `${(value / 1000).toFixed(2)} s`;
     case "duration": return duration(value);
     case "bytes": return bytes(value);
+    case "decimal": return value.toFixed(2);
     default: return number.format(value);
   }
 }
@@ -90,6 +163,10 @@ function renderQueues(queues) {
         { text: q.depth === undefined ? "–" : format(q.depth), className: "num" },
         { text: q.inFlight === undefined ? "–" : format(q.inFlight), className: "num" },
         { text: q.dlqDepth === undefined ? "–" : format(q.dlqDepth), className: q.dlqDepth > 0 ? "num bad" : "num" },
+        // Main queues: their consumers' records over the last hour (failed receives count).
+        { text: q.processing?.available ? format(q.processing.processed + q.processing.failed) : "–", className: "num" },
+        { text: q.processing?.available ? format(q.processing.failureRate, "percent") : "–", className: q.processing?.failureRate > 0 ? "num bad" : "num" },
+        { text: q.processing?.available ? format(q.processing.processingTimeMs.average, "ms") : "–", className: "num" },
       ]),
     ),
   );
@@ -97,10 +174,10 @@ function renderQueues(queues) {
 
 function renderSessions(active, recent) {
   $("active-sessions").tBodies[0].replaceChildren(
-    ...active.sessions.map((s) => row([{ text: s.userId }, { text: s.device || "–" }, { text: duration(s.durationMs) }])),
+    ...active.sessions.map((s) => row([{ text: s.userId }, { text: s.device || "–" }, { text: duration(s.durationMs) }, { text: format(s.messages), className: "num" }, { text: format(s.typingEvents), className: "num" }])),
   );
   $("recent-sessions").tBodies[0].replaceChildren(
-    ...recent.sessions.map((s) => row([{ text: s.userId }, { text: clock(s.endedAt) }, { text: duration(s.durationMs) }])),
+    ...recent.sessions.map((s) => row([{ text: s.userId }, { text: clock(s.endedAt) }, { text: duration(s.durationMs) }, { text: format(s.messages), className: "num" }, { text: format(s.typingEvents), className: "num" }])),
   );
 }
 
@@ -138,7 +215,7 @@ function drawChart(svg, title, series, unit = "") {
     el("text", { class: "axis-label", x: left, y: height - 6 }, svg).textContent = clock(t0);
     el("text", { class: "axis-label", x: width - right, y: height - 6, "text-anchor": "end" }, svg).textContent = clock(t1);
   }
-  let drawn = 0, nonzero = 0;
+  let drawn = 0, nonzero = 0, legendX = left;
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     // Split at missing values: a gap, not a fake zero.
@@ -157,11 +234,12 @@ function drawChart(svg, title, series, unit = "") {
       if (p.value > 0) nonzero++;
     }
     flush();
-    const legend = el("text", { class: "legend", x: left + i * 140, y: 15, fill: color }, svg);
+    const legend = el("text", { class: "legend", x: legendX, y: 15, fill: color }, svg);
     const last = [...s.points].reverse().find((p) => p.value !== null && p.value !== undefined);
     // Counters: the window's total; gauges and percentiles: the latest value.
     const shown = s.total ? s.points.reduce((a, p) => a + (p.value || 0), 0) : last?.value;
     legend.textContent = `■ ${s.name}${shown === undefined ? "" : ` ${number.format(Math.round(shown))}${unit}`}`;
+    legendX += legend.getComputedTextLength() + 12; // the next one starts after this one
   });
   if (!known.length) {
     el("text", { class: "empty", x: width / 2, y: height / 2, "text-anchor": "middle" }, svg).textContent = "no data yet";
@@ -180,7 +258,7 @@ async function series(metric, from, to) {
 // ---------------------------------------------------------------------------- refresh loop
 async function refresh() {
   const to = Date.now(), from = to - 59 * 60_000;
-  const metrics = ["messagesSent", "messagesDelivered", "offlineDeliveries", "connections", "disconnections", "peakOnline", "deliveryP50", "deliveryP95", "deliveryP99"];
+  const metrics = ["messagesSent", "messagesDelivered", "offlineDeliveries", "connections", "disconnections", "peakOnline", "peakOnlineUsers", "deliveryP50", "deliveryP95", "deliveryP99"];
   const [overview, active, recent, ...points] = await Promise.all([
     api(""),
     api("/sessions/active?limit=50"),
@@ -200,6 +278,7 @@ async function refresh() {
     { name: "opened", total: true, points: s.connections },
     { name: "closed", total: true, points: s.disconnections },
     { name: "peak online", points: s.peakOnline },
+    { name: "peak users", points: s.peakOnlineUsers },
   ]);
   drawChart($("chart-latency"), "Delivery latency", [
     { name: "p50", points: s.deliveryP50 },
@@ -221,18 +300,15 @@ async function refresh() {
 async function tick() {
   clearTimeout(state.timer);
   try {
-    if (!state.token) state.token = await devToken();
-    if (!state.token) throw new AuthError("no admin token");
+    if (!state.token && !state.oidc) state.token = await devToken();
+    if (!state.token) throw new AuthError(state.oidc ? "" : "no admin token");
     await refresh();
-    sessionStorage.setItem("sb-admin-token", state.token);
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    $("sign-out").hidden = false;
     setStatus(`updated ${new Date().toLocaleTimeString()}`, "ok");
   } catch (error) {
     if (error instanceof AuthError) {
-      state.token = null;
-      sessionStorage.removeItem("sb-admin-token");
-      $("token-form").hidden = false;
-      $("token-error").textContent = error.message;
-      setStatus("sign in with an admin token", "error");
+      askToSignIn(error.message);
       return;
     }
     setStatus(`refresh failed: ${error.message}`, "error");
@@ -240,13 +316,38 @@ async function tick() {
   if ($("live").checked) state.timer = setTimeout(tick, REFRESH_SECONDS * 1000);
 }
 
-$("interval").textContent = String(REFRESH_SECONDS);
-$("live").addEventListener("change", () => ($("live").checked ? tick() : clearTimeout(state.timer)));
-$("token-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  state.token = $("token").value.trim();
-  $("token-form").hidden = true;
-  $("token-error").textContent = "";
+function askToSignIn(message) {
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = !state.oidc;
+  $("token-form").hidden = false;
+  $("token-error").textContent = message;
+  setStatus("sign in with an admin token", "error");
+}
+
+async function start() {
+  $("interval").textContent = String(REFRESH_SECONDS);
+  $("live").addEventListener("change", () => ($("live").checked ? tick() : clearTimeout(state.timer)));
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.token = $("token").value.trim();
+    $("token-form").hidden = true;
+    $("token-error").textContent = "";
+    tick();
+  });
+  $("sign-in").addEventListener("click", () => signIn());
+  $("sign-out").addEventListener("click", () => signOut());
+  try {
+    const response = await fetch(CONFIG);
+    state.oidc = response.ok ? (await response.json()).oidc : null;
+    if (state.oidc) $("sign-in").textContent = `Sign in with ${new URL(state.oidc.authorizeUrl).host}`;
+    await finishSignIn();
+  } catch (error) {
+    askToSignIn(error instanceof AuthError ? error.message : `sign-in failed: ${error.message}`);
+    return;
+  }
   tick();
-});
-tick();
+}
+
+start();

@@ -1,0 +1,352 @@
+"""message:search under moto: messages sent through the message function, their Messages
+stream records fed to the real indexer handler, searches through the search handler.
+
+Privacy is checked by what a search does NOT return (a non-member never sees a hit of a
+conversation it is not in, even for a word only that conversation contains) and by
+what a refused search did not touch; edits, tombstones and removals by the stream's
+MODIFY/REMOVE records; the cost bound by counting the AWS calls of hostile queries.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from switchboard.dal.conversations import Conversation, ConversationRepository, StoredMessage
+
+from bench.counting import CallCounter
+from tests.integration.conftest import FakeContext, Stack
+from tests.integration.test_analytics import StreamTap
+from tests.integration.test_messaging import Client, new_conversation, send
+from tests.support.events import frame, ws_event
+
+
+class Searcher:
+    """The search function as one user's connection calls it."""
+
+    def __init__(self, app: ModuleType, client: Client) -> None:
+        self.app, self.client = app, client
+
+    def call(self, data: dict[str, Any]) -> dict[str, Any]:
+        event = ws_event(
+            "message:search",
+            body=frame("message:search", data),
+            connection_id=self.client.connection_id,
+            user_id=self.client.user_id,
+        )
+        reply: dict[str, Any] = json.loads(self.app.lambda_handler(event, FakeContext())["body"])
+        return reply
+
+    def hits(self, query: str, **extra: Any) -> list[dict[str, Any]]:
+        reply = self.call({"query": query, **extra})
+        assert reply["ok"], reply
+        hits: list[dict[str, Any]] = reply["data"]["hits"]
+        return hits
+
+    def seqs(self, query: str, **extra: Any) -> list[tuple[str, int]]:
+        return [(h["conversationId"], h["seq"]) for h in self.hits(query, **extra)]
+
+
+class Index:
+    """Feeds the Messages stream's new records to the indexer handler."""
+
+    def __init__(self, stack: Stack, indexer: ModuleType) -> None:
+        self.tap = StreamTap(stack, ("MessagesTable",))
+        self.indexer = indexer
+
+    def catch_up(self) -> None:
+        records = self.tap.new_records()
+        self.tap.seen |= {r["eventID"] for r in records}
+        for start in range(0, len(records), 100):
+            self.indexer.lambda_handler({"Records": records[start : start + 100]}, FakeContext())
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack) -> dict[str, ModuleType]:
+    return {
+        "message": stack.handler("MessageFunction"),
+        "connect": stack.handler("ConnectionFunction"),
+        "search": stack.handler("SearchFunction"),
+        "indexer": stack.handler("SearchIndexerFunction"),
+    }
+
+
+@pytest.fixture
+def world(stack: Stack, apps: dict[str, ModuleType]) -> Iterator[Any]:
+    tag = uuid.uuid4().hex[:6]
+
+    def person(name: str) -> Client:
+        return Client(stack, apps["message"], apps["connect"], f"{name}-{tag}")
+
+    index = Index(stack, apps["indexer"])
+    yield person, index, (lambda c: Searcher(apps["search"], c))
+
+
+def test_a_member_finds_words_with_stemming_diacritics_and_case(world: Any) -> None:
+    person, index, searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "Is the bike still available?")
+    send(bob, conversation, "Yes! I was RIDING it to the Café yesterday")
+    send(alice, conversation, "great, what is the address")
+    index.catch_up()
+    for user in (alice, bob):
+        search = searcher(user)
+        assert search.seqs("bikes ") == [(conversation, 1)]
+        assert search.seqs("ride ") == [(conversation, 2)]
+        assert search.seqs("CAFE ") == [(conversation, 2)]
+        assert search.seqs("addresses ") == [(conversation, 3)]
+    hit = searcher(bob).hits("riding ")[0]
+    assert hit["senderId"] == bob.user_id
+    assert hit["messageId"] and hit["createdAt"] > 0
+    start, end = hit["highlights"][0]
+    assert hit["snippet"][start:end] == "RIDING"
+
+
+def test_a_non_member_never_sees_a_hit(world: Any, stack: Stack) -> None:
+    person, index, searcher = world
+    alice, bob, mallory = person("alice"), person("bob"), person("mallory")
+    secret = f"zebra{uuid.uuid4().hex[:8]}"  # a word only alice's conversation contains
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, f"the {secret} code is 1234")
+    own = new_conversation(mallory, person("trent"))
+    send(mallory, own, f"{secret} what? (in mallory's own conversation)")
+    index.catch_up()
+    assert searcher(alice).seqs(secret + " ") == [(conversation, 1)]
+    # mallory finds her own message and never alice's: not by a global search, not by the
+    # prefix, and a search naming alice's conversation is refused before any index read.
+    assert searcher(mallory).seqs(secret + " ") == [(own, 1)]
+    assert searcher(mallory).seqs(secret[:6]) == [(own, 1)]
+    counter = CallCounter().watch(apps_client(stack))
+    try:
+        reply = searcher(mallory).call({"query": secret, "conversationId": conversation})
+    finally:
+        counter.close()
+    assert not reply["ok"] and reply["error"]["code"] == "forbidden"
+    assert counter.calls["dynamodb.Query"] == 0
+    assert counter.calls["dynamodb.BatchGetItem"] == 0
+    stranger = person("stranger")
+    assert searcher(stranger).hits(secret) == []
+
+
+def apps_client(stack: Stack) -> Any:
+    from switchboard import aws
+
+    return aws.dynamodb()
+
+
+def test_conversation_scope_phrases_prefixes_and_attachments(world: Any, stack: Stack) -> None:
+    person, index, searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    other = new_conversation(alice, person("carol"))
+    send(alice, conversation, "the red bike is the one from the photo")
+    send(alice, conversation, "a bike, red as a fire truck")
+    send(alice, other, "the red bike in the other chat")
+    # An attachment's file name: stored as message:send stores it (the upload's own name).
+    repo = ConversationRepository(stack.table("ConversationsTable"), stack.table("MessagesTable"))
+    current = repo.get(conversation)
+    assert current is not None
+    repo.append(
+        current,
+        StoredMessage(
+            conversation_id=conversation,
+            seq=current.last_seq + 1,
+            message_id=uuid.uuid4().hex,
+            sender_id=bob.user_id,
+            body="here you go",
+            created_at=current.last_activity_at + 1,
+            client_message_id=uuid.uuid4().hex,
+            attachments=[{"uploadId": "u1", "fileName": "Invoice_March-2026.pdf"}],
+        ),
+    )
+    index.catch_up()
+    search = searcher(alice)
+    assert set(search.seqs('"red bike"')) == {(conversation, 1), (other, 1)}
+    assert search.seqs('"red bike"', conversationId=conversation) == [(conversation, 1)]
+    assert set(search.seqs("red bike ", conversationId=conversation)) == {
+        (conversation, 1),
+        (conversation, 2),
+    }
+    assert search.seqs("phot") == [(conversation, 1)]  # the last word as a prefix
+    assert search.seqs("phot ") == []  # ... unless it was finished with a space
+    [hit] = search.hits("invoices march")
+    assert (hit["conversationId"], hit["seq"], hit["field"]) == (conversation, 3, "attachment")
+    assert [hit["snippet"][s:e] for s, e in hit["highlights"]] == ["Invoice", "March"]
+
+
+def test_edits_reindex_and_deletes_vanish(world: Any, stack: Stack) -> None:
+    person, index, searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "meet at the harbour")
+    send(alice, conversation, "bring the kayak")
+    send(alice, conversation, "and the paddles")
+    index.catch_up()
+    search = searcher(bob)
+    assert search.seqs("harbour") == [(conversation, 1)]
+    ddb, table = stack.client("dynamodb"), stack.table("MessagesTable")
+
+    def key(seq: int) -> dict[str, Any]:
+        return {"conversationId": {"S": conversation}, "seq": {"N": str(seq)}}
+
+    # An edit (MODIFY with a new body), a tombstone (MODIFY with deleted) and a REMOVE.
+    ddb.update_item(
+        TableName=table,
+        Key=key(1),
+        UpdateExpression="SET body = :b",
+        ExpressionAttributeValues={":b": {"S": "meet at the lighthouse"}},
+    )
+    ddb.update_item(
+        TableName=table,
+        Key=key(2),
+        UpdateExpression="SET deleted = :t REMOVE body",
+        ExpressionAttributeValues={":t": {"BOOL": True}},
+    )
+    ddb.delete_item(TableName=table, Key=key(3))
+    # Before the indexer has seen the changes, search already hides what the stored
+    # messages no longer say (each hit is checked against the current text).
+    assert search.seqs("harbour") == []
+    assert search.seqs("kayak") == []
+    index.catch_up()
+    assert search.seqs("lighthouse") == [(conversation, 1)]
+    for word in ("harbour", "kayak", "paddles"):
+        assert search.seqs(word) == [], word
+    # ... and the postings themselves are gone from every scope.
+    postings = ddb.query(
+        TableName=stack.table("SearchIndexTable"),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"u#{bob.user_id}#ka"}},
+    )["Items"]
+    assert postings == []
+
+
+def test_replayed_stream_batches_leave_the_same_index(world: Any, stack: Stack) -> None:
+    person, index, searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "umbrella for sale")
+    records = index.tap.new_records()
+    index.tap.seen |= {r["eventID"] for r in records}
+    for _ in range(3):  # Lambda may deliver a batch more than once
+        index.indexer.lambda_handler({"Records": records}, FakeContext())
+    assert searcher(bob).seqs("umbrellas") == [(conversation, 1)]
+
+
+def test_search_is_rate_limited_and_a_refused_search_reads_nothing(
+    stack: Stack, apps: dict[str, ModuleType]
+) -> None:
+    limited = stack.handler("SearchFunction", SEARCH_LIMIT_PER_USER="2")
+    client = Client(stack, apps["message"], apps["connect"], f"rl-{uuid.uuid4().hex[:6]}")
+    search = Searcher(limited, client)
+    assert search.call({"query": "one"})["ok"]
+    assert search.call({"query": "two"})["ok"]
+    counter = CallCounter().watch(apps_client(stack))
+    try:
+        reply = search.call({"query": "three"})
+    finally:
+        counter.close()
+    assert reply["error"]["code"] == "rate_limited"
+    assert reply["error"]["details"]["retryAfterMs"] > 0
+    assert counter.calls["dynamodb.Query"] == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "alpha bravo charlie delta echo foxtrot golf hotel",  # the most words allowed
+        'alpha "bravo charlie delta" echo foxtrot golf runni',  # phrase + a prefix word
+        "a" * 200,
+    ],
+)
+def test_a_hostile_query_costs_at_most_its_bound(world: Any, stack: Stack, query: str) -> None:
+    person, _index, searcher = world
+    search = searcher(person("hostile"))
+    counter = CallCounter().watch(apps_client(stack))
+    try:
+        reply = search.call({"query": query, "limit": 50})
+    finally:
+        counter.close()
+    assert reply["ok"], reply
+    # 1 rate-limit update + at most 7 exact words (1 Query each) and 1 prefix word (at
+    # most 5 Queries) + the page's BatchGetItem (nothing matched here: none).
+    assert counter.calls["dynamodb.UpdateItem"] == 1
+    assert counter.calls["dynamodb.Query"] <= 12
+    assert counter.calls["dynamodb.Scan"] == 0
+    assert sum(counter.calls.values()) <= 14
+
+
+def test_too_many_words_or_a_bad_cursor_is_a_bad_request(world: Any) -> None:
+    person, _index, searcher = world
+    search = searcher(person("eve"))
+    nine = " ".join(f"word{i}" for i in range(9))
+    assert search.call({"query": nine})["error"]["code"] == "bad_request"
+    assert search.call({"query": "x", "cursor": "!!"})["error"]["code"] == "bad_request"
+    assert search.call({"query": "x", "limit": 51})["error"]["code"] == "bad_request"
+    assert search.call({"query": ""})["error"]["code"] == "bad_request"
+    assert search.hits("the and of") == []  # only stop words: nothing to look for
+
+
+def test_pages_follow_the_cursor_without_repeats(world: Any) -> None:
+    person, index, searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    for i in range(7):
+        send(alice, conversation, f"lamp number {i}")
+    index.catch_up()
+    search = searcher(bob)
+    seen: list[int] = []
+    cursor = None
+    for _ in range(5):
+        reply = search.call({"query": "lamp", "limit": 3} | ({"cursor": cursor} if cursor else {}))
+        assert reply["ok"], reply
+        seen += [h["seq"] for h in reply["data"]["hits"]]
+        cursor = reply["data"]["cursor"]
+        if cursor is None:
+            break
+    assert seen == [7, 6, 5, 4, 3, 2, 1]  # equal scores: newest first
+    other = search.call(
+        {"query": "lamps", "cursor": search.call({"query": "lamp", "limit": 3})["data"]["cursor"]}
+    )
+    assert other["error"]["code"] == "bad_request"
+
+
+def test_history_opens_a_page_around_a_seq(world: Any) -> None:
+    person, _index, _searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    for i in range(1, 21):
+        send(alice, conversation, f"m{i}")
+    page = bob.ok("message:history", {"conversationId": conversation, "aroundSeq": 10, "limit": 6})
+    assert [m["seq"] for m in page["messages"]] == [7, 8, 9, 10, 11, 12]
+    assert page["hasMore"] is True and page["lastSeq"] == 20
+    edge = bob.ok("message:history", {"conversationId": conversation, "aroundSeq": 20, "limit": 6})
+    assert [m["seq"] for m in edge["messages"]] == [17, 18, 19, 20]
+    both = bob.call(
+        "message:history", {"conversationId": conversation, "aroundSeq": 3, "beforeSeq": 5}
+    )
+    assert both["error"]["code"] == "bad_request"
+
+
+def test_sample_events_run_against_the_handlers(apps: dict[str, ModuleType], stack: Stack) -> None:
+    # `sam local invoke -e events/…` inputs: the stream record indexes a message that a
+    # search then finds (its conversation exists, alice is a member).
+    root = Path(__file__).resolve().parents[2] / "events"
+    record = json.loads((root / "search-index-stream.json").read_text())
+    image = record["Records"][0]["dynamodb"]["NewImage"]
+    repo = ConversationRepository(stack.table("ConversationsTable"), stack.table("MessagesTable"))
+    conversation_id = image["conversationId"]["S"]
+    repo.create(
+        Conversation(conversation_id, frozenset({"alice", "bob"}), "alice", 1_795_000_000_000)
+    )
+    stack.client("dynamodb").put_item(TableName=stack.table("MessagesTable"), Item=image)
+    apps["indexer"].lambda_handler(record, FakeContext())
+    search = json.loads((root / "message-search.json").read_text())
+    reply = json.loads(apps["search"].lambda_handler(search, FakeContext())["body"])
+    assert reply["ok"], reply
+    assert (conversation_id, 1) in {(h["conversationId"], h["seq"]) for h in reply["data"]["hits"]}
