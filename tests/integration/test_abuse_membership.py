@@ -1,4 +1,4 @@
-"""Forced membership (issue 14, finding 4): anyone can put anyone in conversations, so what
+"""Forced membership: anyone can put anyone in conversations, so what
 one of the victim's requests costs must not grow with how many they were put in. Each test
 puts the victim in more conversations than the bounded window reads (the window is made
 small here, so the test stays quick) and checks what the DynamoDB calls asked for."""
