@@ -8,9 +8,9 @@ when each message was indexed; with it, membership is checked first (as for hist
 then the conversation's scope is read. Nobody's query ever reads another user's scope.
 
 Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
-costs that alone), one rate-limit UpdateItem, one Query per word (a prefix word: up to 5), one BatchGetItem of
-the page's messages. Everything is bounded by the query's size, never by how many
-conversations or messages the caller has.
+costs that alone), one rate-limit UpdateItem, one Query per word (a prefix word: up to 5),
+one BatchGetItem of the page's messages. Everything is bounded by the query's size, never
+by how many conversations or messages the caller has.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ class SearchService:
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
-        # Counted once the search is allowed: a refusal changes nothing (not even a counter).
+        # Counted once authorised: a refused request changes nothing (the RateLimits table
+        # included), as for every action; the counter still comes before any index read.
         self._count(caller)
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
