@@ -103,7 +103,15 @@ class Calls:
         """Your ringing or active call, or None."""
         return (await self._client.call(wire.ActiveCall, "call:get-active")).call
 
-    async def ice_servers(self) -> wire.IceServers:
-        """STUN, and TURN with REST credentials: pass ``iceServers`` to the peer
-        connection."""
-        return await self._client.call(wire.IceServers, "call:ice-servers")
+    async def ice_servers(
+        self, *, call_id: str | None = None, callee_id: str | None = None
+    ) -> wire.IceServers:
+        """STUN, and TURN with short-lived REST credentials for a call (``call_id`` you are
+        in, or ``callee_id`` you are about to call; with neither, STUN only): pass
+        ``iceServers`` to the peer connection."""
+        data: dict[str, Any] = {}
+        if call_id is not None:
+            data["callId"] = call_id
+        if callee_id is not None:
+            data["calleeId"] = callee_id
+        return await self._client.call(wire.IceServers, "call:ice-servers", data)

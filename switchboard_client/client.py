@@ -638,6 +638,11 @@ class Client:
             data["digestMinutes"] = digest_minutes
         return await self.call(wire.PreferencesView, "preferences:set", data)
 
+    async def verify_email(self, code: str) -> wire.PreferencesView:
+        """Enters the 6-digit code a new address was mailed (double opt-in): until then
+        no notification mail goes there (``emailVerified`` in the preferences)."""
+        return await self.call(wire.PreferencesView, "preferences:verify-email", {"code": code})
+
     async def list_notifications(
         self, *, limit: int = 20, before: str | None = None, unread_only: bool = False
     ) -> wire.NotificationPage:

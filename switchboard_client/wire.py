@@ -98,7 +98,7 @@ MAX_REQUEST_ID_CHARS = 128
 MAX_USER_ID_CHARS = 128
 MAX_CONVERSATION_ID_CHARS = 64
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
-MAX_BODY_CHARS = 20000
+MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
@@ -376,11 +376,15 @@ class Pong(WireModel):
     pong: bool
     serverTime: int
     pid: int
+    connectionId: str
 
 
 class PreferencesView(WireModel):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``: ``emailVerified`` stays false (and no notification mail goes out) until the code mailed to ``email`` is entered."""
+
     emailOnOffline: bool
     email: str | None
+    emailVerified: bool
     digestMinutes: int
 
 
@@ -543,6 +547,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "ping": Pong,
     "preferences:get": PreferencesView,
     "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
     "presence:query": PresenceList,
     "typing:start": TypingSent,
     "typing:stop": TypingSent,

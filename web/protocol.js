@@ -18,7 +18,7 @@ export const LIMITS = Object.freeze({
   MAX_USER_ID_CHARS: 128,
   MAX_CONVERSATION_ID_CHARS: 64,
   MAX_CLIENT_MESSAGE_ID_CHARS: 64,
-  MAX_BODY_CHARS: 20000,
+  MAX_BODY_CHARS: 4000,
   MAX_ATTACHMENTS: 10,
   MAX_TOKEN_CHARS: 8192,
   MAX_SDP_CHARS: 24000,
@@ -55,6 +55,7 @@ export const REPLIES = Object.freeze({
   "ping": "Pong",
   "preferences:get": "PreferencesView",
   "preferences:set": "PreferencesView",
+  "preferences:verify-email": "PreferencesView",
   "presence:query": "PresenceList",
   "typing:start": "TypingSent",
   "typing:stop": "TypingSent",
@@ -132,8 +133,8 @@ export const SHAPES = Object.freeze({
   NotificationPage: {"required": ["notifications", "cursor"], "optional": [], "nested": {"notifications": "Notification[]"}},
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
-  Pong: {"required": ["pong", "serverTime", "pid"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "digestMinutes"], "optional": [], "nested": {}},
+  Pong: {"required": ["pong", "serverTime", "pid", "connectionId"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
@@ -412,11 +413,14 @@ export const SHAPES = Object.freeze({
  * @property {boolean} pong
  * @property {number} serverTime epoch ms on the server
  * @property {number} pid which execution environment answered (diagnostics)
+ * @property {string} connectionId the caller's own connection, as API Gateway's management API and the operators' logs name it
  */
 /**
  * @typedef {object} PreferencesView
+ * The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``: ``emailVerified`` stays false (and no notification mail goes out) until the code mailed to ``email`` is entered.
  * @property {boolean} emailOnOffline
  * @property {string | null} email
+ * @property {boolean} emailVerified
  * @property {number} digestMinutes
  */
 /**

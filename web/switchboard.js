@@ -909,14 +909,26 @@ export class SwitchboardClient {
     if (this.state === State.OPEN) this.request("typing:stop", { conversationId }).catch(ignoreRateLimit);
   }
 
+  /**
+   * Enters the 6-digit code a new e-mail address was sent (double opt-in): until then no
+   * notification mail goes there (`emailVerified: false` in the preferences).
+   * @param {string} code
+   */
+  verifyEmail(code) {
+    return this.request("preferences:verify-email", { code });
+  }
+
   // ------------------------------------------------------------------ calls & uploads
 
   /**
-   * STUN/TURN servers with ephemeral credentials, for `new RTCPeerConnection`.
+   * STUN/TURN servers for `new RTCPeerConnection`. TURN credentials (short-lived) come only
+   * for a call: `{callId}` of a ringing or active call you are in, or `{calleeId}` of the
+   * call you are about to place; with neither, STUN only.
+   * @param {{callId?: string, calleeId?: string}} [purpose]
    * @returns {Promise<import("./protocol.js").IceServer[]>}
    */
-  async iceServers() {
-    return (await this.request("call:ice-servers", {})).iceServers;
+  async iceServers(purpose = {}) {
+    return (await this.request("call:ice-servers", purpose)).iceServers;
   }
 }
 
@@ -1073,7 +1085,7 @@ export class CallSession {
   }
 
   async _setup() {
-    const iceServers = await this.client.iceServers();
+    const iceServers = await this.client.iceServers(this.callId ? { callId: this.callId } : { calleeId: this.peerId });
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.iceTransportPolicy });
     const pc = this.pc;
     if (!this.localStream) {

@@ -1,5 +1,6 @@
 """Messaging actions: conversations, messages, receipts, sync/history, typing, presence,
-preferences and notifications. Each handler is one call into MessagingService."""
+preferences and notifications. Each handler is one call into MessagingService (or, for
+preferences, PreferencesService)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from switchboard.router import Request, WebSocketRouter
 from switchboard.wire import messaging as wire
 
 service = services.messaging(MessagingSettings.from_env())
+preferences = services.preferences(MessagingSettings.from_env())
 router = WebSocketRouter(
     wire.REPLIES, refreshed_token_exp=service.delivery.connections.refreshed_token_exp
 )
@@ -71,12 +73,17 @@ def presence(request: Request[wire.PresenceQuery]) -> wire.PresenceList:
 
 @router.action("preferences:get", EmptyData)
 def get_preferences(request: Request[EmptyData]) -> wire.PreferencesView:
-    return service.get_preferences(request.caller)
+    return preferences.get(request.caller)
 
 
 @router.action("preferences:set", wire.PreferencesSet)
 def set_preferences(request: Request[wire.PreferencesSet]) -> wire.PreferencesView:
-    return service.set_preferences(request.caller, request.data)
+    return preferences.set(request.caller, request.data)
+
+
+@router.action("preferences:verify-email", wire.PreferencesVerifyEmail)
+def verify_email(request: Request[wire.PreferencesVerifyEmail]) -> wire.PreferencesView:
+    return preferences.verify_email(request.caller, request.data)
 
 
 @router.action("notification:list", wire.NotificationList)

@@ -69,9 +69,9 @@ def get_active(request: Request[EmptyData]) -> wire.ActiveCall:
     return service.get_active(request.caller)
 
 
-@router.action("call:ice-servers", EmptyData)
-def ice_servers(request: Request[EmptyData]) -> wire.IceServers:
-    return service.ice_servers_for(request.caller)
+@router.action("call:ice-servers", wire.IceServersFor)
+def ice_servers(request: Request[wire.IceServersFor]) -> wire.IceServers:
+    return service.ice_servers_for(request.caller, request.data)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

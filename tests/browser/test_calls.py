@@ -160,7 +160,7 @@ def test_video_call_through_turn_relay(open_app: OpenApp, turn_server: TurnServe
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id, base_query="ice=relay")
     bob = open_app(bob_id, base_query="ice=relay")
-    ice = alice.eval("() => window.switchboardApp.client.iceServers()")
+    ice = alice.eval("(bob) => window.switchboardApp.client.iceServers({calleeId: bob})", bob_id)
     turn = [s for s in ice if any(u.startswith("turn:") for u in s["urls"])]
     assert turn, ice
     assert turn[0]["username"].endswith(f":{alice_id}")
@@ -182,7 +182,7 @@ def test_turn_refuses_credentials_not_signed_with_the_secret(
     # Given the credentials call:ice-servers issued, and the same with a forged credential
     alice_id = users("alice")[0]
     alice = open_app(alice_id)
-    ice = alice.eval("() => window.switchboardApp.client.iceServers()")
+    ice = alice.eval("() => window.switchboardApp.client.iceServers({calleeId: 'someone'})")
     turn = next(s for s in ice if s.get("credential"))
     forged = {**turn, "credential": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}
     # When a browser gathers relay candidates with each

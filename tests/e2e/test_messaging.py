@@ -154,6 +154,31 @@ async def test_reconnecting_user_gets_the_offline_backlog_in_order_unasked(
         assert b.find("message:new") == []
 
 
+async def test_a_senders_own_message_is_neither_unread_nor_backlog_to_her(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    async with Session(devserver) as s:
+        a = await s.connect(alice)
+        conversation = await a.create_conversation([bob])
+        assert (await a.send(conversation, "mine"))["seq"] == 1
+        await a.close()
+        await _offline(devserver, alice)
+        b = await s.connect(bob)
+        assert (await b.send(conversation, "yours"))["seq"] == 2
+
+        # Alice comes back: the Connections-stream consumer pushes her backlog, which is
+        # bob's message only (hers moved her cursors when she sent it).
+        a = await s.connect(alice)
+        await a.wait_for_messages(conversation, {2}, timeout=STREAM_TIMEOUT)
+        await _settled(devserver, a)  # the consumer is done with this connect
+        assert (await a.call("ping"))["pong"] is True  # sentinel: after every backlog push
+        assert a.message_pushes(conversation) == [2]
+        listed = (await a.call("conversation:list", {}))["conversations"]
+        mine = next(c for c in listed if c["conversationId"] == conversation)
+        assert (mine["ackedSeq"], mine["readSeq"], mine["unread"]) == (1, 1, 1)
+
+
 # ---------------------------------------------------------------------- idempotency
 async def test_retried_send_is_idempotent(devserver: RunningDevserver) -> None:
     alice, bob = _users("alice", "bob")
@@ -373,8 +398,18 @@ async def test_offline_email_is_sent_once_per_digest_window_and_only_when_enable
         prefs = await b.call(
             "preferences:set", {"emailOnOffline": True, "email": bob_mail, "digestMinutes": 1}
         )
-        assert prefs == {"emailOnOffline": True, "email": bob_mail, "digestMinutes": 1}
+        assert prefs == {
+            "emailOnOffline": True,
+            "email": bob_mail,
+            "emailVerified": False,
+            "digestMinutes": 1,
+        }
         await c.call("preferences:set", {"emailOnOffline": False, "email": carol_mail})
+        # Double opt-in: bob enters the code the verification mail brought
+        (code_mail,) = await eventually(lambda: emails_to(devserver, bob_mail), STREAM_TIMEOUT)
+        code = code_mail["subject"].rsplit(" ", 1)[-1]
+        verified = await b.call("preferences:verify-email", {"code": code})
+        assert verified["emailVerified"] is True
         conversation = await a.create_conversation([bob, carol], title="weekend")
         await b.close()
         await c.close()
@@ -388,17 +423,20 @@ async def test_offline_email_is_sent_once_per_digest_window_and_only_when_enable
         # wait for the digest at the end of his 1-minute window: no e-mail storm).
         await eventually(lambda: _notification_count(devserver, bob) == 3, STREAM_TIMEOUT)
         await eventually(lambda: _notification_count(devserver, carol) == 3, STREAM_TIMEOUT)
-        await eventually(lambda: emails_to(devserver, bob_mail), STREAM_TIMEOUT)
+        await eventually(lambda: emails_to(devserver, bob_mail)[1:], STREAM_TIMEOUT)
         # Every job handled (a job leaves the queue once its invocation has returned), so
         # the e-mails are all sent; the digest waits, delayed, on the queue.
         depth = await eventually(lambda: _drained(devserver, "NotificationQueue"), STREAM_TIMEOUT)
         assert depth["ApproximateNumberOfMessagesDelayed"] >= 1, depth
-        mails = emails_to(devserver, bob_mail)
+        mails = emails_to(devserver, bob_mail)[1:]  # after the verification mail
         assert len(mails) == 1, mails
         assert alice in mails[0]["subject"]
         assert "are you coming? (0)" in mails[0]["body"]
         assert mails[0]["from"] == "no-reply@switchboard.local"
-        assert emails_to(devserver, carol_mail) == []
+        # carol (e-mail off, address never verified) got the code and nothing else
+        assert [m["subject"][:21] for m in emails_to(devserver, carol_mail)] == [
+            "Your Switchboard code"
+        ]
 
         b = await s.connect(bob)
         listed = await b.call("notification:list", {"limit": 10})

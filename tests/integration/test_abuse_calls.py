@@ -1,4 +1,4 @@
-"""Abuse of call items (issue 14, finding 9): what others send into a call (SDP, ICE) is
+"""Abuse of call items: what others send into a call (SDP, ICE) is
 ASCII (RFC 8839) and bounded in bytes, so a call item cannot be grown toward DynamoDB's
 400 KB limit, and ending or leaving a call never depends on what others sent."""
 
@@ -70,6 +70,10 @@ def test_the_victim_can_always_end_a_call_whatever_the_caller_sent(
     assert refused == {"rate_limited"}
     size = sum(len(str(v)) for v in call_item(stack, call_id).values())
     assert size < 100_000
-    # And the victim's call:reject and active# cleanup work
-    assert victim.ok("call:reject", {"callId": call_id})["state"] == "rejected"
+    # And the victim's call:end (declining the ringing call) and active# cleanup work
+    assert victim.ok("call:end", {"callId": call_id})["state"] == "rejected"
     assert active_item(stack, victim.user_id) is None
+    assert active_item(stack, attacker.user_id) is None
+    # And the ended call keeps nothing the caller sent
+    ended = call_item(stack, call_id)
+    assert "pendingIce" not in ended and "offer" not in ended

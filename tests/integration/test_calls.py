@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -319,8 +320,8 @@ def test_get_active_and_ice_servers(stack: Stack, people: Any) -> None:
     assert active["callId"] == call_id and active["state"] == "ringing"
     assert active["offer"] == OFFER  # a device that connects while ringing can answer
     assert "offer" not in alice.ok("call:get-active")["call"]
-    # ICE servers: TURN credentials signed with the template's TurnSecret
-    servers = alice.ok("call:ice-servers")
+    # ICE servers: TURN credentials signed with the template's TurnSecret, for the call
+    servers = alice.ok("call:ice-servers", {"callId": call_id})
     [turn] = servers["iceServers"]
     secret_arn = stack.env("SignalingFunction")["TURN_SECRET_ARN"]
     secret = stack.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
@@ -551,3 +552,30 @@ def test_two_callers_ringing_one_callee_at_once_one_gets_busy(people: Any) -> No
     assert len([r for r in replies if r["ok"]]) == 1, replies
     assert [r["error"]["details"]["reason"] for r in replies if not r["ok"]] == ["busy"] * 2
     assert len(bob.frames("call:incoming")) == 1
+
+
+def test_turn_credentials_go_only_to_the_participants_of_a_live_call(
+    stack: Stack, people: Any, apps: dict[str, ModuleType]
+) -> None:
+    alice, bob, mallory = people("alice", "bob", "mallory")
+
+    def has_turn(reply: dict[str, Any]) -> bool:
+        return any("credential" in server for server in reply["data"]["iceServers"])
+
+    # Abuse: anyone asked at any time, for a credential that lived an hour
+    assert not has_turn(mallory.call("call:ice-servers", {}))  # no call: STUN only
+    call_id = initiate(alice, bob)
+    assert has_turn(bob.call("call:ice-servers", {"callId": call_id}))  # ringing: yes
+    assert mallory.error("call:ice-servers", {"callId": call_id}) == "not_found"
+    bob.ok("call:answer", {"callId": call_id, "answer": ANSWER})
+    servers = alice.ok("call:ice-servers", {"callId": call_id})
+    assert servers["ttl"] == 120 and servers["expiresAt"] <= time.time() + 120
+    alice.ok("call:end", {"callId": call_id})
+    assert bob.error("call:ice-servers", {"callId": call_id}) == "conflict"  # ended: no
+    # A caller about to place a call gets them, counted per user
+    signaling = stack.handler("SignalingFunction", TURN_URLS=TURN_URL, TURN_ISSUES_PER_MINUTE="2")
+    limited = Client(stack, signaling, apps["connect"], mallory.user_id)
+    replies = [limited.call("call:ice-servers", {"calleeId": bob.user_id}) for _ in range(3)]
+    assert [r["ok"] for r in replies] == [True, True, False]
+    assert replies[2]["error"]["code"] == "rate_limited"
+    assert limited.error("call:ice-servers", {"calleeId": mallory.user_id}) == "bad_request"

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from moto.ses.models import ses_backends
 from moto.sqs.models import sqs_backends
@@ -43,6 +44,41 @@ def emails_to(address: str) -> list[Any]:
         for m in backend.sent_messages
         if address in getattr(m, "destinations", {}).get("ToAddresses", [])
     ]
+
+
+def queued_jobs(stack: Stack, user_id: str, kind: str) -> list[NotificationJob]:
+    """Jobs for ``user_id`` waiting on the notification queue (read from moto's backend,
+    which also shows delayed ones; the queue is shared, so nothing is taken off it)."""
+    queue_name = stack.resources["NotificationQueue"].rsplit("/", 1)[-1]
+    jobs = [
+        NotificationJob.parse(m.body)
+        for m in sqs_backends[ACCOUNT_ID][REGION].queues[queue_name]._messages
+    ]
+    return [j for j in jobs if j.user_id == user_id and j.kind == kind]
+
+
+def verify_email(stack: Stack, consumer: Any, client: Client, address: str) -> None:
+    """Runs the verification job the last preferences:set queued, and enters the code
+    the mail to ``address`` carries."""
+    (pending,) = queued_jobs(stack, client.user_id, "verify_email")[-1:]
+    consumer.lambda_handler(sqs_event(pending), FakeContext())
+    code = emails_to(address)[-1].subject.rsplit(" ", 1)[-1]
+    assert client.ok("preferences:verify-email", {"code": code})["emailVerified"] is True
+
+
+def sent_headers(consumer: Any) -> list[dict[str, str]]:
+    """The headers of every SendEmail the consumer's SES client makes from now on, as the
+    request carries them (moto keeps the mail but drops its headers)."""
+    seen: list[dict[str, str]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        headers = params["Content"]["Simple"].get("Headers", [])
+        seen.append({h["Name"]: h["Value"] for h in headers})
+
+    consumer.service.mailer.client.meta.events.register(
+        "provide-client-params.sesv2.SendEmail", capture
+    )
+    return seen
 
 
 def job(user_id: str, conversation_id: str, seq: int, preview: str = "hi") -> NotificationJob:
@@ -97,8 +133,11 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
     consumer.lambda_handler(sqs_event(job(bob.user_id, conversation, 1)), FakeContext())
     assert emails_to(address) == []
 
-    # Given e-mail enabled: the first message e-mails at once, the next ones wait for a digest
+    # Given e-mail enabled (and the address verified): the first message e-mails at once,
+    # the next ones wait for a digest
     bob.ok("preferences:set", {"emailOnOffline": True, "email": address, "digestMinutes": 1})
+    verify_email(stack, consumer, bob, address)
+    verification_mails = len(emails_to(address))
     window = InProcess().window()
     for seq in (2, 3, 4):
         alice.ok(
@@ -108,7 +147,7 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
         consumer.lambda_handler(
             sqs_event(job(bob.user_id, conversation, seq, f"msg {seq}")), FakeContext()
         )
-    sent = emails_to(address)
+    sent = emails_to(address)[verification_mails:]
     assert len(sent) == 1
     assert "msg 2" in sent[0].body
 
@@ -127,7 +166,114 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
 
     # When the digest job runs: one e-mail summarising the unread messages
     consumer.lambda_handler(sqs_event(digests[0]), FakeContext())
-    sent = emails_to(address)
+    sent = emails_to(address)[verification_mails:]
     assert len(sent) == 2
     assert sent[1].subject == "3 unread messages in Bike"
     assert "msg 4" in sent[1].body
+
+
+def _people(stack: Stack, *names: str) -> list[Client]:
+    app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
+    tag = uuid.uuid4().hex[:6]
+    return [Client(stack, app, connect, f"{name}-{tag}") for name in names]
+
+
+def test_an_address_nobody_verified_gets_the_verification_mail_and_nothing_else(
+    stack: Stack,
+) -> None:
+    consumer = stack.handler("NotificationFunction")
+    (mallory,) = _people(stack, "mallory")
+    victim = f"victim-{uuid.uuid4().hex[:6]}@example.com"
+    # Given mallory puts a stranger's address in her preferences
+    prefs = mallory.ok("preferences:set", {"emailOnOffline": True, "email": victim})
+    assert prefs["emailVerified"] is False
+    assert mallory.ok("preferences:get")["emailVerified"] is False
+    for pending in queued_jobs(stack, mallory.user_id, "verify_email"):
+        consumer.lambda_handler(sqs_event(pending), FakeContext())
+    # When five conversations write to her while she is offline (attacker-written text)
+    for n in range(5):
+        consumer.lambda_handler(
+            sqs_event(job(mallory.user_id, f"dm_relay{n}", 1, "BUY CHEAP WATCHES")), FakeContext()
+        )
+    # Then the stranger got one mail, the code, with none of that text
+    mails = emails_to(victim)
+    assert [m.subject.startswith("Your Switchboard code") for m in mails] == [True]
+    assert "WATCHES" not in mails[0].body
+    # and a wrong code does not verify the address
+    assert mallory.error("preferences:verify-email", {"code": "000000"}) == "bad_request"
+    assert mallory.ok("preferences:get")["emailVerified"] is False
+
+
+def test_verification_mails_are_capped_per_address_and_a_refused_set_changes_nothing(
+    stack: Stack,
+) -> None:
+    accounts = _people(stack, "m1", "m2", "m3", "m4")
+    victim = f"victim-{uuid.uuid4().hex[:6]}@example.com"
+    # Given three accounts already asked for a code to the same stranger today
+    for account in accounts[:3]:
+        account.ok("preferences:set", {"email": victim})
+    # When a fourth does
+    refused = accounts[3].call("preferences:set", {"emailOnOffline": True, "email": victim})
+    # Then it is refused, and neither its preferences nor the queue changed
+    assert refused["error"]["code"] == "rate_limited"
+    assert accounts[3].ok("preferences:get") == {
+        "emailOnOffline": False,
+        "email": None,
+        "emailVerified": False,
+        "digestMinutes": 15,
+    }
+    assert queued_jobs(stack, accounts[3].user_id, "verify_email") == []
+    assert all(len(queued_jobs(stack, a.user_id, "verify_email")) == 1 for a in accounts[:3])
+
+
+def test_notification_mail_is_capped_per_day_and_carries_one_click_unsubscribe(
+    stack: Stack,
+) -> None:
+    consumer = stack.handler("NotificationFunction", MAIL_DAILY_LIMIT_PER_USER="3")
+    unsubscribe = stack.handler("UnsubscribeFunction")
+    (bob,) = _people(stack, "bob")
+    address = f"{bob.user_id}@example.com"
+    bob.ok("preferences:set", {"emailOnOffline": True, "email": address})
+    verify_email(stack, consumer, bob, address)  # mail 1 of the day: the code
+    headers = sent_headers(consumer)
+    # When four conversations each have a first message for him (one mail each, at most)
+    for n in range(4):
+        consumer.lambda_handler(sqs_event(job(bob.user_id, f"dm_cap{n}", 1)), FakeContext())
+    # Then the day's cap holds: two more mails, each with List-Unsubscribe
+    assert len(emails_to(address)) == 3
+    assert len(headers) == 2
+    for sent in headers:
+        assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert (
+            sent["List-Unsubscribe"].startswith("<https://")
+            and "/api/unsubscribe?" in sent["List-Unsubscribe"]
+        )
+    # And the link works: GET only asks, POST (one click) turns e-mail off
+    query = dict(parse_qsl(urlsplit(headers[0]["List-Unsubscribe"][1:-1]).query))
+    assert http_event(unsubscribe, "GET", query)["statusCode"] == 200
+    assert bob.ok("preferences:get")["emailOnOffline"] is True
+    assert http_event(unsubscribe, "POST", {**query, "t": "forged"})["statusCode"] == 400
+    assert http_event(unsubscribe, "POST", query)["statusCode"] == 200
+    assert bob.ok("preferences:get")["emailOnOffline"] is False
+
+
+def http_event(module: Any, method: str, query: dict[str, str]) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) request to /api/unsubscribe."""
+    event = {
+        "version": "2.0",
+        "routeKey": f"{method} /api/unsubscribe",
+        "rawPath": "/api/unsubscribe",
+        "rawQueryString": urlencode(query),
+        "queryStringParameters": query,
+        "headers": {"content-type": "application/x-www-form-urlencoded"},
+        "requestContext": {
+            "http": {"method": method, "path": "/api/unsubscribe", "sourceIp": "127.0.0.1"},
+            "requestId": uuid.uuid4().hex,
+            "routeKey": f"{method} /api/unsubscribe",
+            "stage": "$default",
+        },
+        "body": "List-Unsubscribe=One-Click" if method == "POST" else None,
+        "isBase64Encoded": False,
+    }
+    response: dict[str, Any] = module.lambda_handler(event, FakeContext())
+    return response

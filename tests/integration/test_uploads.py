@@ -10,11 +10,13 @@ import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.config import Config
+from switchboard.uploads import part_range
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation
@@ -23,6 +25,7 @@ from tests.support.images import (
     exif_of,
     http,
     pdf_of_size,
+    png_plain,
     png_with_exif,
     put_parts,
     size_of,
@@ -366,7 +369,7 @@ def test_concurrent_completes_both_answer_and_complete_once(stack: Stack, people
     assert head["ContentLength"] == len(data)
 
 
-def test_object_replaced_through_a_reused_put_url_is_checked_again(
+def test_object_replaced_through_a_reused_put_url_after_completion_is_never_served(
     stack: Stack, apps: Any, people: Any
 ) -> None:
     _, _, processor = apps
@@ -377,18 +380,112 @@ def test_object_replaced_through_a_reused_put_url_is_checked_again(
     )
     http("PUT", start["url"], photo, start["headers"])
     run_processor(stack, processor)
-    assert upload_record(stack, start["uploadId"])["state"] == "complete"
+    done = upload_record(stack, start["uploadId"])
+    assert done["state"] == "complete"
+    served = http("GET", alice.ok("upload:get", {"uploadId": start["uploadId"]})["url"])[2]
     # When the still-valid PUT URL is used again with something else of the same size
     disguised = elf_executable(len(photo))
     status, _, _ = http("PUT", start["url"], disguised, start["headers"])
     assert status == 200
     run_processor(stack, processor)
-    # Then it is verified again, refused, and nothing of it stays
+    # Then the upload stays what was verified: the new object is deleted, never served
     record = upload_record(stack, start["uploadId"])
-    assert record["state"] == "failed" and record["failureCode"] == "type_mismatch"
+    assert record["state"] == "complete" and record["etag"] == done["etag"]
     assert not object_exists(stack, record["key"])
-    assert not object_exists(stack, record["thumbnailKey"])
-    assert [f["data"]["code"] for f in alice.frames("upload:error")] == ["type_mismatch"]
+    url = alice.ok("upload:get", {"uploadId": start["uploadId"]})["url"]
+    assert http("GET", url)[2] == served and exif_of(served) == {}
+    assert not alice.frames("upload:error")
+
+
+def _put_during_processing(
+    stack: Stack,
+    processor: ModuleType,
+    put: tuple[str, dict[str, str], bytes],
+    after_reads: int,
+) -> list[dict[str, Any]]:
+    """Runs the processor on the waiting events; right after its ``after_reads``-th read
+    of the object, the bytes are PUT to the URL and that PUT's event is handled by a
+    second, concurrent run (as a second Lambda invocation would). Returns both runs'
+    batch responses, the second's first."""
+    store = processor.uploads.store
+    real_read = store.read
+    url, headers, payload = put
+    second: list[dict[str, Any]] = []
+    reads = 0
+
+    def read_then_replace(key: str, etag: str, max_bytes: int | None = None) -> bytes:
+        nonlocal reads
+        data: bytes = real_read(key, etag, max_bytes)
+        reads += 1
+        if reads == after_reads:
+            assert http("PUT", url, payload, headers)[0] == 200
+            second.extend(run_processor_once(stack, processor))
+        return data
+
+    store.read = read_then_replace
+    try:
+        first = run_processor_once(stack, processor)
+    finally:
+        del store.read
+    return second + first
+
+
+@pytest.mark.parametrize(
+    ("content_type", "make", "reads", "outcome"),
+    [
+        # An image: replaced after the processor read all of it (it serves what it read).
+        ("image/png", png_plain, 2, "complete"),
+        # Anything else: replaced after the magic-bytes check, before the verified copy.
+        ("application/pdf", lambda: pdf_of_size(6000), 1, "failed"),
+    ],
+)
+def test_bytes_put_while_an_upload_is_checked_are_never_served_as_verified(
+    stack: Stack, apps: Any, people: Any, content_type: str, make: Any, reads: int, outcome: str
+) -> None:
+    _, _, processor = apps
+    alice, bob = people("alice", "bob")
+    run_processor(stack, processor)  # the queue is shared: events other tests left go first
+    original = make()
+    start = alice.ok(
+        "upload:start", {"fileName": "f", "contentType": content_type, "size": len(original)}
+    )
+    http("PUT", start["url"], original, start["headers"])
+    # When, while the processor checks it, the still-valid URL gets an ELF 3x the size
+    elf = elf_executable(3 * len(original))
+    runs = _put_during_processing(stack, processor, (start["url"], start["headers"], elf), reads)
+    # Then the concurrent run does not drop that event: SQS is left to deliver it again
+    assert len(runs[0]["batchItemFailures"]) == 1
+    for run in runs:
+        if "_receipt" in run:  # redelivered now rather than after the visibility timeout
+            stack.client("sqs").change_message_visibility(
+                QueueUrl=stack.resources["UploadEventsQueue"],
+                ReceiptHandle=run["_receipt"],
+                VisibilityTimeout=0,
+            )
+    run_processor(stack, processor)
+    # And nobody is ever served bytes that were not the ones checked
+    record = upload_record(stack, start["uploadId"])
+    assert record["state"] == outcome
+    assert not object_exists(stack, record["key"])  # the staging object is gone
+    if outcome == "failed":
+        assert [e["data"]["code"] for e in alice.frames("upload:error")] == ["size_mismatch"]
+        return
+    # (served to another member through a message, as in the review)
+    _, connect, _ = apps
+    message_app = stack.handler("MessageFunction")
+    alice_chat = Client(stack, message_app, connect, alice.user_id)
+    conversation = new_conversation(alice_chat, Client(stack, message_app, connect, bob.user_id))
+    attachment = {"uploadId": start["uploadId"]}
+    message = {
+        "conversationId": conversation,
+        "clientMessageId": "c1",
+        "body": "",
+        "attachments": [attachment],
+    }
+    alice_chat.ok("message:send", message)
+    shared = bob.ok("upload:get", {"uploadId": start["uploadId"], "conversationId": conversation})
+    assert http("GET", shared["url"])[2] == original
+    assert len(alice.frames("upload:complete")) == 1
 
 
 def test_processing_that_fails_for_a_transient_reason_is_retried(
@@ -514,3 +611,61 @@ def test_attachments_are_the_senders_completed_uploads_and_members_may_download_
     # The message carries the verified details
     message = bob_chat.ok("message:history", {"conversationId": conversation})["messages"][0]
     assert message["attachments"] == [attachment]
+
+
+def test_upload_start_is_rate_limited_per_user_and_a_refusal_creates_nothing(
+    stack: Stack, apps: Any
+) -> None:
+    _, connect, _ = apps
+    limited = stack.handler("UploadFunction", UPLOAD_START_LIMIT_PER_USER="3")
+    tag = uuid.uuid4().hex[:6]
+    alice = Client(stack, limited, connect, f"alice-{tag}")
+    bob = Client(stack, limited, connect, f"bob-{tag}")
+    start = {"fileName": "a.pdf", "contentType": "application/pdf", "size": 1000}
+    big = {**start, "size": 10 * MiB}  # multipart: would create an S3 multipart upload
+    ids = [alice.ok("upload:start", start)["uploadId"] for _ in range(3)]
+    dynamodb, s3 = stack.client("dynamodb"), stack.client("s3")
+    bucket = stack.resources["UploadsBucket"]
+    items_before = dynamodb.scan(TableName=stack.table("UploadsTable"), Select="COUNT")["Count"]
+    multipart_before = len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+    # When the fourth and fifth come inside the window
+    refused = [alice.call("upload:start", data) for data in (start, big)]
+    # Then they are refused, with when to retry, and nothing was created for them
+    assert [r["error"]["code"] for r in refused] == ["rate_limited", "rate_limited"]
+    assert all(r["error"]["details"]["retryAfterMs"] > 0 for r in refused)
+    assert (
+        dynamodb.scan(TableName=stack.table("UploadsTable"), Select="COUNT")["Count"]
+        == items_before
+    )
+    assert len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == multipart_before
+    assert not alice.frames()
+    # And the limit is per user: bob still starts, and alice's uploads work
+    assert bob.ok("upload:start", start)["method"] == "put"
+    assert alice.ok("upload:get", {"uploadId": ids[0]})["state"] == "uploading"
+
+
+def test_every_presigned_write_is_signed_for_its_exact_length(people: Any) -> None:
+    (alice,) = people("alice")
+    put = alice.ok(
+        "upload:start", {"fileName": "a.pdf", "contentType": "application/pdf", "size": 4321}
+    )
+    size = 11 * MiB + 7
+    multipart = alice.ok(
+        "upload:start", {"fileName": "b.pdf", "contentType": "application/pdf", "size": size}
+    )
+
+    def signed(url: str) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(url).query)
+
+    # The PUT URL signs Content-Length (S3 refuses another length) and lives ~a minute
+    query = signed(put["url"])
+    assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+    assert int(query["X-Amz-Expires"][0]) == 61
+    # Each part URL signs its own length; together they are exactly the declared size
+    lengths = []
+    for part in multipart["parts"]:
+        query = signed(part["url"])
+        assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+        start, end = part_range(part["partNumber"], multipart["partSize"], size)
+        lengths.append(end - start)
+    assert sum(lengths) == size and len(lengths) == 3

@@ -171,7 +171,7 @@ class ScriptedServer:
         if action in self.replies:
             return self.replies[action]
         if action == "ping":
-            return wired(wire.Pong(pong=True, serverTime=0, pid=1))
+            return wired(wire.Pong(pong=True, serverTime=0, pid=1, connectionId="scripted="))
         if action == "conversation:list":
             ids = sorted(self.messages)
             start = int(data.get("cursor") or 0)
@@ -235,6 +235,15 @@ class ScriptedServer:
             return wired(wire.TokenRefreshed(expiresAt=2_000_000_000))
         if action in ("typing:start", "typing:stop"):
             return wired(wire.TypingSent(sent=True))
+        if action == "preferences:verify-email":
+            verified = data["code"] == "012345"
+            view = wire.PreferencesView(
+                emailOnOffline=True,
+                email="me@example.com",
+                emailVerified=verified,
+                digestMinutes=15,
+            )
+            return wired(view)
         return {"echo": data}
 
     # ------------------------------------------------------------------ scripting
@@ -310,6 +319,10 @@ def test_replies_resolve_requests_and_error_replies_raise_typed_errors() -> None
             with pytest.raises(ServerError) as unknown:
                 await client.request("future:thing")
             assert unknown.value.code == "teapot"
+            verified = await client.verify_email("012345")
+            assert verified.emailVerified is True
+            assert server.frames[-1]["action"] == "preferences:verify-email"
+            assert server.frames[-1]["data"] == {"code": "012345"}
             # Replies are matched by id, not by order.
             results = await asyncio.gather(*(client.request("x", {"n": n}) for n in range(20)))
             assert [r["echo"]["n"] for r in results] == list(range(20))

@@ -241,3 +241,17 @@ def test_brackets_inside_strings_are_not_nesting(router: WebSocketRouter) -> Non
     body = json.dumps({"action": "cursors", "id": "r-1", "data": {"cursors": keys}})
     assert body.count("[") > 40
     assert reply_of(router.resolve(ws_event("cursors", body=body)))["data"] == {"count": 40}
+
+
+@pytest.mark.timeout(60)  # the quadratic scan it replaces needed minutes for this frame
+@pytest.mark.parametrize("tail", ['\\"', '"', "\\"])
+def test_unterminated_strings_are_counted_in_one_pass(router: WebSocketRouter, tail: str) -> None:
+    # Given a frame at API Gateway's message limit: enough brackets to be counted, then
+    # an unterminated string full of escaped (or bare) quotes
+    body = "[" * 33 + '"' + tail * ((127 * 1024) // len(tail))
+    # When it reaches the router
+    reply = reply_of(router.resolve(ws_event("$default", body=body)))
+    # Then it is refused as too deep, with one typed reply (not a timed-out invocation)
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == "bad_request"
+    assert "nested deeper" in reply["error"]["message"]

@@ -62,3 +62,30 @@ def test_cfn_lint_is_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_upload_processor_cannot_take_the_accounts_concurrency(
+    transformed: dict[str, Any],
+) -> None:
+    # Abuse: a few bomb uploads a second used to occupy every Lambda the account may run.
+    resources = transformed["Resources"]
+    parameters = transformed.get("Parameters", {})
+    concurrency = parameters["UploadProcessorConcurrency"]["Default"]
+    processor = resources["UploadProcessorFunction"]["Properties"]
+    assert processor["ReservedConcurrentExecutions"] == {"Ref": "UploadProcessorConcurrency"}
+    (mapping,) = [
+        v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+        and v["Properties"]["FunctionName"] == {"Ref": "UploadProcessorFunction"}
+    ]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "UploadProcessorConcurrency"}}
+    assert 2 <= int(concurrency) <= 10
+
+
+def test_the_uploads_bucket_names_its_cors_origins() -> None:
+    template = load_yaml(TEMPLATE)
+    origins = template["Parameters"]["UploadAllowedOrigins"]
+    assert "*" not in origins["Default"] and origins["AllowedPattern"] == "^[^*]+$"
+    (rule,) = template["Resources"]["UploadsBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == {"Ref": "UploadAllowedOrigins"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,7 @@ from switchboard.filetypes import normalize, sniff
 from switchboard.uploads import (
     S3_MAX_PART_BYTES,
     S3_MIN_PART_BYTES,
+    Limits,
     checked_content_type,
     object_key,
     part_count,
@@ -27,7 +29,7 @@ from switchboard.uploads import (
 )
 from switchboard.wire.uploads import PartDone, UploadStart
 
-from tests.support.images import elf_executable, exif_of, pdf_of_size, png_with_exif
+from tests.support.images import BOMBS, elf_executable, exif_of, pdf_of_size, png_with_exif
 
 MiB = 1024 * 1024
 
@@ -150,7 +152,9 @@ def test_wire_models_refuse_bad_input() -> None:
 # ---------------------------------------------------------------------- images
 def test_image_loses_its_exif_and_gets_a_thumbnail() -> None:
     photo = png_with_exif(800, 600)
-    result = images.process(photo, "image/png", thumbnail_px=256, max_pixels=10**7)
+    result = images.process(
+        photo, "image/png", thumbnail_px=256, budget=images.PixelBudget(max_pixels=10**7)
+    )
     assert result.cleaned is not None and exif_of(result.cleaned) == {}
     assert (result.width, result.height) == (800, 600)
     with Image.open(io.BytesIO(result.thumbnail)) as thumb:
@@ -159,7 +163,12 @@ def test_image_loses_its_exif_and_gets_a_thumbnail() -> None:
 
 def test_image_without_metadata_is_kept_byte_for_byte() -> None:
     plain = encoded("JPEG")
-    assert images.process(plain, "image/jpeg", thumbnail_px=16, max_pixels=10**7).cleaned is None
+    assert (
+        images.process(
+            plain, "image/jpeg", thumbnail_px=16, budget=images.PixelBudget(max_pixels=10**7)
+        ).cleaned
+        is None
+    )
 
 
 def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> None:
@@ -167,7 +176,9 @@ def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> No
     exif[0x0112] = 6  # rotate 90° clockwise to display
     out = io.BytesIO()
     Image.new("RGB", (60, 20)).save(out, format="JPEG", exif=exif)
-    result = images.process(out.getvalue(), "image/jpeg", thumbnail_px=256, max_pixels=10**7)
+    result = images.process(
+        out.getvalue(), "image/jpeg", thumbnail_px=256, budget=images.PixelBudget(max_pixels=10**7)
+    )
     assert result.cleaned is not None
     with Image.open(io.BytesIO(result.cleaned)) as upright:
         assert upright.size == (20, 60) and not upright.getexif()
@@ -183,4 +194,76 @@ def test_sideways_jpeg_is_turned_upright_before_its_orientation_tag_goes() -> No
 )
 def test_invalid_images_are_refused(data: bytes, content_type: str) -> None:
     with pytest.raises(images.InvalidImage):
-        images.process(data, content_type, thumbnail_px=64, max_pixels=100 * 100)
+        images.process(
+            data, content_type, thumbnail_px=64, budget=images.PixelBudget(max_pixels=100 * 100)
+        )
+
+
+# ---------------------------------------------------------------------- bombs
+def animated(fmt: str, frames: int = 3, **metadata: object) -> bytes:
+    out = io.BytesIO()
+    first, *rest = [Image.new("RGB", (32, 24), (i * 60, 0, 0)) for i in range(frames)]
+    first.save(out, format=fmt, save_all=True, append_images=rest, duration=100, **metadata)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def frames_of(data: bytes) -> int:
+    with Image.open(io.BytesIO(data)) as image:
+        return int(getattr(image, "n_frames", 1))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "metadata", "marker"),
+    [
+        ("GIF", "image/gif", {"comment": b"secret-comment"}, b"secret-comment"),
+        ("PNG", "image/png", {"exif": b"Exif\x00\x00MM\x00*secret-exif"}, b"secret-exif"),
+        ("WEBP", "image/webp", {"exif": b"Exif\x00\x00MM\x00*secret-exif"}, b"secret-exif"),
+    ],
+)
+def test_an_animation_loses_its_metadata_but_keeps_every_frame_as_it_was(
+    fmt: str, content_type: str, metadata: dict[str, object], marker: bytes
+) -> None:
+    data = animated(fmt, **metadata)
+    assert marker in data and frames_of(data) == 3
+    result = images.process(data, content_type, thumbnail_px=16, budget=images.PixelBudget())
+    assert result.cleaned is not None and marker not in result.cleaned
+    assert frames_of(result.cleaned) == 3 and (result.width, result.height) == (32, 24)
+    # Not re-encoded: the stripped file is the original minus its metadata blocks
+    assert len(data) - len(result.cleaned) < len(marker) + 64
+
+
+def test_an_animation_without_metadata_is_kept_byte_for_byte() -> None:
+    data = animated("GIF")
+    result = images.process(data, "image/gif", thumbnail_px=16, budget=images.PixelBudget())
+    assert result.cleaned is None
+
+
+@pytest.mark.parametrize(("name", "content_type", "make"), BOMBS, ids=[b[0] for b in BOMBS])
+def test_every_bomb_is_refused_from_its_headers(name: str, content_type: str, make: Any) -> None:
+    with pytest.raises(images.InvalidImage):
+        images.process(make(), content_type, thumbnail_px=64, budget=images.PixelBudget())
+
+
+def test_the_budget_counts_every_frame() -> None:
+    budget = images.PixelBudget(max_pixels=100, max_total_pixels=300, max_frames=5)
+    budget.check(10, 10, 3)
+    for width, height, frames in [(11, 10, 1), (10, 10, 4), (1, 1, 6)]:
+        with pytest.raises(images.InvalidImage):
+            budget.check(width, height, frames)
+
+
+def test_a_put_url_lives_as_long_as_its_upload_needs() -> None:
+    limits = Limits(
+        allowed_types=frozenset(),
+        max_bytes=1,
+        multipart_threshold=1,
+        part_bytes=1,
+        max_parts=1,
+        url_ttl=900,
+        download_ttl=1,
+        upload_ttl=1,
+        min_bytes_per_second=64 * 1024,
+    )
+    assert limits.put_url_ttl(1) == 61
+    assert limits.put_url_ttl(2 * MiB) == 60 + 32
+    assert limits.put_url_ttl(100 * MiB) == 900

@@ -144,7 +144,7 @@ const msg = (conversationId, seq, body = `m${seq}`) => ({
   createdAt: seq,
   clientMessageId: `cm-${seq}`,
 });
-const PONG = { pong: true, serverTime: 0, pid: 1 };
+const PONG = { pong: true, serverTime: 0, pid: 1, connectionId: "scripted=" };
 
 test("backoff is full-jitter exponential and capped", () => {
   assert.equal(backoffDelay(0, 500, 30_000, () => 0.999), 499);
@@ -194,6 +194,22 @@ test("request/reply: data, typed error codes, timeouts", async () => {
   await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === "forbidden" && e.action === "message:send");
   await h.clock.advance(1000);
   await assert.rejects(slow, (e) => e.code === "timeout");
+  h.client.close();
+});
+
+test("verifyEmail and iceServers send what the server checks", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const verified = h.client.verifyEmail("012345");
+  const ice = h.client.iceServers({ callId: "call-1" });
+  await flush();
+  const [verify, servers] = ws.sent;
+  assert.deepEqual([verify.action, verify.data], ["preferences:verify-email", { code: "012345" }]);
+  assert.deepEqual([servers.action, servers.data], ["call:ice-servers", { callId: "call-1" }]);
+  ws.reply(verify, { emailOnOffline: true, email: "b@example.com", emailVerified: true, digestMinutes: 15 });
+  ws.reply(servers, { iceServers: [{ urls: ["stun:s"] }], ttl: 120, expiresAt: 1 });
+  assert.equal((await verified).emailVerified, true);
+  assert.deepEqual(await ice, [{ urls: ["stun:s"] }]);
   h.client.close();
 });
 

@@ -46,7 +46,6 @@ class MessagingSettings(DeliverySettings):
     NOTIFICATIONS_TABLE: str
     RATE_LIMITS_TABLE: str
     UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
-    MAX_BODY_CHARS: int = 4000
     # A send is one transaction of 3 items, one per member (their activityAt), 2 rate
     # limits and up to 10 attachments, and DynamoDB allows 100 items per transaction.
     MAX_MEMBERS: Annotated[int, Field(ge=2, le=85)] = 50
@@ -72,12 +71,23 @@ class SignalingSettings(CallSettings):
     TURN_SECRET_ARN: str
     TURN_URLS: str = ""  # comma-separated turn:/turns: URLs; empty = STUN only
     STUN_URLS: str = ""
-    TURN_CREDENTIAL_TTL_SECONDS: int = 3600
+    # coturn checks a credential when it allocates, not after: a short lifetime is enough
+    # for a call of any length, and is what bounds a revoked user's credentials.
+    TURN_CREDENTIAL_TTL_SECONDS: int = 120
+    TURN_ISSUES_PER_MINUTE: int = 10  # credentials for calls not placed yet (calleeId)
+    RATE_LIMITS_TABLE: str
     TURN_SECRET_MAX_AGE_SECONDS: int = 300
 
 
 class NotificationSettings(MessagingSettings):
     EMAIL_SENDER: str
+    # One-click unsubscribe endpoint (functions/message/unsubscribe.py) for List-Unsubscribe.
+    UNSUBSCRIBE_URL: str
+    MAIL_DAILY_LIMIT_PER_USER: int = 20
+
+
+class UnsubscribeSettings(Settings):
+    USERS_TABLE: str
 
 
 class UploadSettings(DeliverySettings):
@@ -99,7 +109,17 @@ class UploadSettings(DeliverySettings):
     DOWNLOAD_URL_TTL_SECONDS: int = 300
     UPLOAD_TTL_SECONDS: int = 86400
     THUMBNAIL_MAX_PIXELS: int = 256
+    # Decompression-bomb budget, checked on the headers before any pixel is decoded:
+    # one frame's canvas, and canvas x frames (what decoding every frame would cost).
     IMAGE_MAX_PIXELS: int = 40_000_000
+    IMAGE_MAX_TOTAL_PIXELS: int = 100_000_000
+    IMAGE_MAX_FRAMES: int = 1000
+    # Every upload costs a processor run: upload:start per user per window.
+    RATE_LIMITS_TABLE: str
+    UPLOAD_START_LIMIT_PER_USER: int = 30
+    UPLOAD_START_WINDOW_SECONDS: int = 60
+    # A PUT URL lives 60 s + the time the upload takes at this rate (at most the TTL above).
+    UPLOAD_MIN_BYTES_PER_SECOND: int = 64 * 1024
 
     @property
     def allowed_content_types(self) -> frozenset[str]:

@@ -7,7 +7,6 @@ how frames reach devices, notifier.py for offline recipients.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import random
 import time
@@ -25,14 +24,22 @@ from switchboard.dal.conversations import (
     GuardRefused,
     SeqConflict,
     StoredMessage,
+    direct_id,
     send_digest,
 )
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
-from switchboard.dal.users import Preferences
 from switchboard.delivery import Delivery
-from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from switchboard.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
+from switchboard.limits import MAX_BODY_CHARS
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
@@ -50,7 +57,7 @@ SYNC_MIN_MESSAGE_BYTES = 128
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_body_chars: int = 4000
+    max_body_chars: int = MAX_BODY_CHARS  # the protocol's limit: clients know it too
     max_members: int = 50
     # Rate limits per window (shared by every Lambda instance through DynamoDB).
     window_seconds: int = 10
@@ -117,8 +124,7 @@ class MessagingService:
             raise BadRequest(f"at most {self.limits.max_members} members")
         if len(members) == 2:
             # One 1:1 conversation per pair and listing: the id is derived from both.
-            key = "|".join([*sorted(members), data.listingId or ""])
-            conversation_id = "dm_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+            conversation_id = direct_id(members, data.listingId)
         else:
             conversation_id = "cv_" + uuid.uuid4().hex
         conversation = Conversation(
@@ -182,7 +188,11 @@ class MessagingService:
     # ------------------------------------------------------------------ messages
     def send(self, caller: Caller, data: wire.MessageSend) -> wire.MessageSent:
         if len(data.body) > self.limits.max_body_chars:
-            raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
+            # The one body limit (MAX_BODY_CHARS); the frame itself is capped at 128 KB.
+            raise PayloadTooLarge(
+                f"body is longer than {self.limits.max_body_chars} characters",
+                details=[{"field": "data.body", "message": "too long"}],
+            )
         if not data.body.strip() and not data.attachments:
             raise BadRequest("a message needs a body or an attachment")
         if len({a.uploadId for a in data.attachments}) < len(data.attachments):
@@ -420,9 +430,13 @@ class MessagingService:
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
         # Contacts are the members of the caller's most recently active conversations
-        # (dal RECENT_CONVERSATIONS): a bounded read, whatever others did to the caller.
+        # (dal RECENT_CONVERSATIONS) and anyone the caller has a 1:1 conversation with (read
+        # by key: groups others put the caller in cannot push those out of the window).
+        # Both reads are bounded, whatever others did to the caller.
         contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
-        strangers = sorted(set(data.userIds) - contacts)
+        strangers = set(data.userIds) - contacts
+        if strangers:
+            strangers -= self.conversations.direct_contacts(caller.user_id, strangers)
         if strangers:
             raise Forbidden(
                 "presence is visible only for people you share a recent conversation with"
@@ -434,26 +448,6 @@ class MessagingService:
                 for p in found.values()
             ]
         )
-
-    # ------------------------------------------------------------------ preferences
-    def get_preferences(self, caller: Caller) -> wire.PreferencesView:
-        return _wire_prefs(self.users.preferences(caller.user_id))
-
-    def set_preferences(self, caller: Caller, data: wire.PreferencesSet) -> wire.PreferencesView:
-        current = self.users.preferences(caller.user_id)
-        updated = Preferences(
-            email_on_offline=current.email_on_offline
-            if data.emailOnOffline is None
-            else data.emailOnOffline,
-            email=current.email if data.email is None else data.email,
-            digest_minutes=current.digest_minutes
-            if data.digestMinutes is None
-            else data.digestMinutes,
-        )
-        if updated.email_on_offline and not updated.email:
-            raise BadRequest("emailOnOffline needs an email address")
-        self.users.set_preferences(caller.user_id, updated)
-        return _wire_prefs(updated)
 
     # ------------------------------------------------------------------ notifications
     def list_notifications(
@@ -471,14 +465,6 @@ class MessagingService:
         return wire.NotificationsMarked(
             marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
         )
-
-
-def _wire_prefs(prefs: Preferences) -> wire.PreferencesView:
-    return wire.PreferencesView(
-        emailOnOffline=prefs.email_on_offline,
-        email=prefs.email,
-        digestMinutes=prefs.digest_minutes,
-    )
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

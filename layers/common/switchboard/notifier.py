@@ -5,6 +5,12 @@ queue (queues.py); this consumer records the notification (idempotent on its id)
 ``notification:new`` if the user came online meanwhile, and e-mails per preferences: at
 most one e-mail per conversation per digest window; messages that arrive inside the
 window are summarised by one digest e-mail when the window ends (a delayed SQS job).
+
+Mail goes only to an address its owner verified (preferences.py): a job for an
+unverified address sends nothing but the verification mail itself. Every user gets at
+most ``daily_mail_limit`` mails a day, whatever their conversations do, and every
+notification mail carries ``List-Unsubscribe`` (RFC 2369) with one-click POST (RFC 8058)
+to the unsubscribe endpoint (functions/message/unsubscribe.py).
 """
 
 from __future__ import annotations
@@ -13,16 +19,22 @@ import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from switchboard import aws
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.notifications import Notification, NotificationRepository
-from switchboard.dal.ratelimits import WindowLimiter
-from switchboard.dal.users import UserRepository
+from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
+from switchboard.dal.users import Preferences, UserRepository
 from switchboard.delivery import Delivery
 from switchboard.observability import logger
 from switchboard.protocol import push
-from switchboard.queues import MAX_SQS_DELAY_SECONDS, NotificationJob, NotificationQueue
+from switchboard.queues import (
+    MAX_SQS_DELAY_SECONDS,
+    VERIFY_EMAIL,
+    NotificationJob,
+    NotificationQueue,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
@@ -39,7 +51,7 @@ class Mailer:
             self._client = aws.sesv2()
         return self._client
 
-    def send(self, to: str, subject: str, text: str) -> None:
+    def send(self, to: str, subject: str, text: str, headers: dict[str, str] | None = None) -> None:
         self.client.send_email(
             FromEmailAddress=self.sender,
             Destination={"ToAddresses": [to]},
@@ -47,6 +59,7 @@ class Mailer:
                 "Simple": {
                     "Subject": {"Data": subject, "Charset": "UTF-8"},
                     "Body": {"Text": {"Data": text, "Charset": "UTF-8"}},
+                    "Headers": [{"Name": k, "Value": v} for k, v in (headers or {}).items()],
                 }
             },
         )
@@ -63,6 +76,9 @@ class NotificationService:
         queue: NotificationQueue,
         mailer: Mailer,
         *,
+        counters: RateLimiter,
+        unsubscribe_url: str,
+        daily_mail_limit: int = 20,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.notifications = notifications
@@ -72,11 +88,17 @@ class NotificationService:
         self.limiter = limiter
         self.queue = queue
         self.mailer = mailer
+        self.counters = counters
+        self.unsubscribe_url = unsubscribe_url
+        self.daily_mail_limit = daily_mail_limit
         self._clock = clock
 
     def handle(self, job: NotificationJob) -> None:
         if job.kind == "digest":
             self._send_digest(job)
+            return
+        if job.kind == VERIFY_EMAIL:
+            self._send_verification(job)
             return
         notification = Notification(
             user_id=job.user_id,
@@ -90,17 +112,66 @@ class NotificationService:
         self._maybe_email(job)
 
     # ------------------------------------------------------------------ e-mail
+    @staticmethod
+    def _mailable(prefs: Preferences) -> tuple[str, str] | None:
+        """Where notification mail may go (the address and its unsubscribe token): mail
+        on, and the address verified by its owner."""
+        # (the unsubscribe token is set with the verification)
+        if prefs.email_on_offline and prefs.email and prefs.email_verified:
+            return (prefs.email, prefs.unsubscribe_token) if prefs.unsubscribe_token else None
+        return None
+
+    def _within_daily_cap(self, user_id: str) -> bool:
+        rule = RateLimit(f"mail#user#{user_id}", self.daily_mail_limit, 86_400)
+        if self.counters.consume(rule, int(self._clock() * 1000)):
+            return True
+        logger.warning("daily mail cap reached", extra={"userId": user_id})
+        return False
+
+    def _send(self, user_id: str, to: tuple[str, str], subject: str, text: str) -> None:
+        address, token = to
+        link = f"{self.unsubscribe_url}?" + urlencode({"u": user_id, "t": token})
+        self.mailer.send(
+            address,
+            subject,
+            text + f"\n\nTo stop these e-mails: {link}",
+            {
+                "List-Unsubscribe": f"<{link}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
+
+    def _send_verification(self, job: NotificationJob) -> None:
+        prefs = self.users.preferences(job.user_id)
+        address = str(job.data.get("email", ""))
+        # Sent only while the address is still the pending one (a later set replaced it,
+        # or it was verified meanwhile: this job is stale).
+        if prefs.email != address or prefs.email_verified:
+            return
+        if not self._within_daily_cap(job.user_id):
+            return
+        self.mailer.send(
+            address,
+            f"Your Switchboard code: {job.data.get('code', '')}",
+            f"Enter {job.data.get('code', '')} in Switchboard to receive notifications at"
+            f" this address. The code is valid for an hour.\n\nIf you did not ask for this,"
+            " ignore this e-mail: nothing more will be sent here unless the code is entered.",
+        )
+        logger.info("verification email sent", extra={"userId": job.user_id})
+
     def _maybe_email(self, job: NotificationJob) -> None:
         prefs = self.users.preferences(job.user_id)
-        if not (prefs.email_on_offline and prefs.email):
+        to = self._mailable(prefs)
+        if to is None:
             return
         now = int(self._clock() * 1000)
         window_ms = prefs.digest_minutes * 60_000
         thread = job.conversation_id or job.kind
         if self.limiter.acquire(f"email#{job.user_id}#{thread}", now, window_ms):
-            subject, text = _single_email(job)
-            self.mailer.send(prefs.email, subject, text)
-            logger.info("email sent", extra={"userId": job.user_id, "emailThread": thread})
+            if self._within_daily_cap(job.user_id):
+                subject, text = _single_email(job)
+                self._send(job.user_id, to, subject, text)
+                logger.info("email sent", extra={"userId": job.user_id, "emailThread": thread})
             return
         # Inside the window: one digest at its end summarises everything that came since.
         if self.limiter.acquire(f"digest#{job.user_id}#{thread}", now, window_ms):
@@ -118,7 +189,8 @@ class NotificationService:
         thread = job.conversation_id or "notifications"
         self.limiter.release(f"digest#{job.user_id}#{thread}")
         prefs = self.users.preferences(job.user_id)
-        if not (prefs.email_on_offline and prefs.email) or job.conversation_id is None:
+        to = self._mailable(prefs)
+        if to is None or job.conversation_id is None:
             return
         conversation = self.conversations.get(job.conversation_id)
         member = self.conversations.member(job.conversation_id, job.user_id)
@@ -133,8 +205,11 @@ class NotificationService:
         self.limiter.force(f"email#{job.user_id}#{thread}", now, prefs.digest_minutes * 60_000)
         title = conversation.title or "a conversation"
         lines = [f"{m.sender_id}: {m.body[:200]}" for m in recent]
-        self.mailer.send(
-            prefs.email,
+        if not self._within_daily_cap(job.user_id):
+            return
+        self._send(
+            job.user_id,
+            to,
             f"{unread} unread message{'s' if unread != 1 else ''} in {title}",
             "\n".join(lines) + "\n\nOpen Switchboard to read and reply.",
         )

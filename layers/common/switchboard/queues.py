@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 MAX_SQS_DELAY_SECONDS = 900
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
+VERIFY_EMAIL = "verify_email"  # the notification job that mails a verification code
 RETRY_BASE_DELAY_SECONDS = 2
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from switchboard.delivery import Delivery
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
+    from switchboard.preferences import PreferencesService
     from switchboard.search.indexer import SearchIndexer
     from switchboard.search.service import SearchService
     from switchboard.sessions import SessionService
@@ -86,7 +87,6 @@ def messaging(settings: MessagingSettings) -> MessagingService:
         RateLimiter(settings.RATE_LIMITS_TABLE),
         UploadRepository(settings.UPLOADS_TABLE),
         limits=Limits(
-            max_body_chars=settings.MAX_BODY_CHARS,
             max_members=settings.MAX_MEMBERS,
             window_seconds=settings.RATE_WINDOW_SECONDS,
             sends_per_user=settings.SEND_LIMIT_PER_USER,
@@ -96,9 +96,22 @@ def messaging(settings: MessagingSettings) -> MessagingService:
     )
 
 
+def preferences(settings: MessagingSettings) -> PreferencesService:
+    from switchboard.dal.ratelimits import RateLimiter
+    from switchboard.dal.users import UserRepository
+    from switchboard.preferences import PreferencesService
+    from switchboard.queues import NotificationQueue
+
+    return PreferencesService(
+        UserRepository(settings.USERS_TABLE),
+        RateLimiter(settings.RATE_LIMITS_TABLE),
+        NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
+    )
+
+
 def notifications(settings: NotificationSettings) -> NotificationService:
     from switchboard.dal.notifications import NotificationRepository
-    from switchboard.dal.ratelimits import WindowLimiter
+    from switchboard.dal.ratelimits import RateLimiter, WindowLimiter
     from switchboard.notifier import Mailer, NotificationService
     from switchboard.queues import NotificationQueue
 
@@ -111,6 +124,9 @@ def notifications(settings: NotificationSettings) -> NotificationService:
         WindowLimiter(settings.RATE_LIMITS_TABLE),
         NotificationQueue(settings.NOTIFICATION_QUEUE_URL),
         Mailer(settings.EMAIL_SENDER),
+        counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+        unsubscribe_url=settings.UNSUBSCRIBE_URL,
+        daily_mail_limit=settings.MAIL_DAILY_LIMIT_PER_USER,
     )
 
 
@@ -137,6 +153,7 @@ def calls(settings: CallSettings) -> CallService:
 
     ice_servers = None
     if isinstance(settings, SignalingSettings):
+        from switchboard.dal.ratelimits import RateLimiter
         from switchboard.turn import IceServers, secrets_manager_secret, split_urls
 
         ice_servers = IceServers(
@@ -146,6 +163,8 @@ def calls(settings: CallSettings) -> CallService:
             secret=secrets_manager_secret(
                 settings.TURN_SECRET_ARN, settings.TURN_SECRET_MAX_AGE_SECONDS
             ),
+            counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+            issues_per_minute=settings.TURN_ISSUES_PER_MINUTE,
         )
     return CallService(
         CallRepository(settings.CALLS_TABLE, retention_days=settings.CALL_RETENTION_DAYS),
@@ -176,11 +195,17 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
         upload_ttl=settings.UPLOAD_TTL_SECONDS,
         thumbnail_px=settings.THUMBNAIL_MAX_PIXELS,
         image_max_pixels=settings.IMAGE_MAX_PIXELS,
+        image_max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
+        image_max_frames=settings.IMAGE_MAX_FRAMES,
+        starts_per_user=settings.UPLOAD_START_LIMIT_PER_USER,
+        start_window_seconds=settings.UPLOAD_START_WINDOW_SECONDS,
+        min_bytes_per_second=settings.UPLOAD_MIN_BYTES_PER_SECOND,
     )
     return UploadRepository(settings.UPLOADS_TABLE), ObjectStore(settings.UPLOADS_BUCKET), limits
 
 
 def uploads(settings: UploadSettings) -> UploadService:
+    from switchboard.dal.ratelimits import RateLimiter
     from switchboard.uploads import UploadService
 
     repository, store, limits = _upload_parts(settings)
@@ -190,6 +215,7 @@ def uploads(settings: UploadSettings) -> UploadService:
         delivery(settings),
         limits,
         conversations(settings),
+        counters=RateLimiter(settings.RATE_LIMITS_TABLE),
     )
 
 

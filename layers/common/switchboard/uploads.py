@@ -5,6 +5,12 @@ The bytes never pass through Lambda: the routes hand out presigned URLs and conf
 S3 holds (ListParts, HeadObject); the processor, fed by S3 ObjectCreated events through
 SQS, checks the stored object against what was declared (size, magic bytes) because a
 presigned PUT does not enforce either, strips image metadata and makes a thumbnail.
+
+Clients write to a staging key (``uploads/``) that is never served: a presigned PUT URL
+stays usable until it expires, so the object there can change while it is checked. The
+processor writes exactly the bytes it verified to a key only it can write (``files/``;
+the routes' role, whose rights the presigned URLs carry, cannot), and that copy is what
+``upload:get`` and ``upload:complete`` hand out. A complete upload never changes again.
 """
 
 from __future__ import annotations
@@ -18,16 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from switchboard.dal.conversations import ConversationRepository
+from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.dal.uploads import (
     ObjectStore,
     PartsRefused,
     StoredPart,
     UploadRecord,
     UploadRepository,
-    bare_etag,
 )
 from switchboard.delivery import Delivery
-from switchboard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from switchboard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
 from switchboard.filetypes import IMAGE_TYPES, SNIFF_BYTES, normalize
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
@@ -40,6 +46,7 @@ S3_MAX_PART_BYTES = 5 * 1024 * MiB
 S3_MAX_PARTS = 10_000
 S3_MAX_PUT_BYTES = 5 * 1024 * MiB
 KEY_PREFIX = "uploads/"  # the bucket notification's filter: processed outputs live elsewhere
+FILE_PREFIX = "files/"  # the verified bytes: only the processor writes here
 THUMBNAIL_PREFIX = "thumbnails/"
 FAILED_RETENTION_SECONDS = 7 * 24 * 3600
 
@@ -63,7 +70,17 @@ class Limits:
     download_ttl: int
     upload_ttl: int
     thumbnail_px: int = 256
-    image_max_pixels: int = 40_000_000
+    image_max_pixels: int = 40_000_000  # one frame's canvas
+    image_max_total_pixels: int = 100_000_000  # canvas x frames
+    image_max_frames: int = 1000
+    starts_per_user: int = 0  # upload:start per user per window (0: unlimited)
+    start_window_seconds: int = 60
+    min_bytes_per_second: int = 64 * 1024  # the slowest link a PUT URL's lifetime allows for
+
+    def put_url_ttl(self, size: int) -> int:
+        """A PUT URL lives as long as its upload needs at the slowest rate allowed (a
+        minute at least, ``url_ttl`` at most): a leaked or kept URL soon stops working."""
+        return min(self.url_ttl, 60 + math.ceil(size / self.min_bytes_per_second))
 
 
 # ---------------------------------------------------------------------- part maths
@@ -131,6 +148,7 @@ class UploadService:
         limits: Limits,
         conversations: ConversationRepository,
         *,
+        counters: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = new_upload_id,
     ) -> None:
@@ -139,6 +157,7 @@ class UploadService:
         self.delivery = delivery
         self.limits = limits
         self.conversations = conversations
+        self.counters = counters
         self._clock = clock
         self._new_id = new_id
 
@@ -154,9 +173,10 @@ class UploadService:
                 f"{data.size} bytes is over the {limits.max_bytes}-byte upload limit",
                 details={"maxBytes": limits.max_bytes},
             )
+        now_ms = self._now_ms()
+        self._count_start(caller, now_ms)
         upload_id = self._new_id()
         key = object_key(caller.user_id, upload_id)
-        now_ms = self._now_ms()
         expires_at = now_ms // 1000 + limits.url_ttl
         multipart = data.size > min(limits.multipart_threshold, S3_MAX_PUT_BYTES)
         record = UploadRecord(
@@ -176,12 +196,14 @@ class UploadService:
         if not multipart:
             self.uploads.create(record)
             logger.info("upload started", extra={"uploadId": upload_id, "method": "put"})
+            ttl = limits.put_url_ttl(data.size)
             return wire.UploadStarted(
                 uploadId=upload_id,
                 method="put",
-                url=self.store.presign_put(key, content_type, limits.url_ttl),
+                # The size is signed into the URL (Content-Length): S3 refuses other sizes.
+                url=self.store.presign_put(key, content_type, ttl, data.size),
                 headers={"Content-Type": content_type},
-                expiresAt=expires_at,
+                expiresAt=now_ms // 1000 + ttl,
             )
         size_per_part = part_size_for(data.size, limits.part_bytes, limits.max_parts)
         count = part_count(data.size, size_per_part)
@@ -203,12 +225,35 @@ class UploadService:
             parts=[
                 wire.PartUrl(
                     partNumber=n,
-                    url=self.store.presign_part(key, s3_upload_id, n, limits.url_ttl),
+                    # Each part's exact length is signed into its URL: the parts add up
+                    # to the declared size, never to 16 x 5 GB.
+                    url=self.store.presign_part(
+                        key,
+                        s3_upload_id,
+                        n,
+                        limits.url_ttl,
+                        _length(part_range(n, size_per_part, data.size)),
+                    ),
                 )
                 for n in range(1, count + 1)
             ],
             expiresAt=expires_at,
         )
+
+    def _count_start(self, caller: Caller, now_ms: int) -> None:
+        """One conditional counter write per start: each upload costs a processor run."""
+        if self.counters is None or not self.limits.starts_per_user:
+            return
+        rule = RateLimit(
+            f"upload#user#{caller.user_id}",
+            self.limits.starts_per_user,
+            self.limits.start_window_seconds,
+        )
+        if not self.counters.consume(rule, now_ms):
+            raise RateLimited(
+                f"rate limit reached: at most {rule.limit} uploads per {rule.window_seconds} s",
+                details={"retryAfterMs": rule.retry_after_ms(now_ms)},
+            )
 
     def part_done(self, caller: Caller, data: wire.PartDone) -> wire.PartConfirmed:
         record = self._owned(caller, data.uploadId)
@@ -258,6 +303,10 @@ class UploadService:
         else:
             head = self.store.head(record.key)
             if head is None:
+                # Or the processor got there first and, done, removed the staging object.
+                current = self._owned(caller, data.uploadId)
+                if current.state != UPLOADING:
+                    return _state_reply(current.uploadId, current.state)
                 raise Conflict("nothing was uploaded to the URL yet")
             stored_bytes = head[0]
         now_ms = self._now_ms()
@@ -388,13 +437,20 @@ class UploadService:
         return record
 
 
+def _length(byte_range: tuple[int, int]) -> int:
+    return byte_range[1] - byte_range[0]
+
+
 def _state_reply(upload_id: str, state: str) -> wire.UploadStateReply:
     return wire.UploadStateReply(uploadId=upload_id, state=state)
 
 
 def download_urls(store: ObjectStore, record: UploadRecord, ttl: int, now: float) -> dict[str, Any]:
+    # Only the verified copy is ever handed out (records completed before there was one
+    # fall back to the staging key).
+    served = record.fileKey or record.key
     urls: dict[str, Any] = {
-        "url": store.presign_get(record.key, ttl, record.fileName),
+        "url": store.presign_get(served, ttl, record.fileName),
         "urlExpiresAt": int(now) + ttl,
     }
     if record.thumbnailKey:
@@ -409,6 +465,10 @@ def _replace(record: UploadRecord, **changes: Any) -> UploadRecord:
 
 
 # ---------------------------------------------------------------------- processor
+class UploadBusy(Exception):
+    """Another run is checking this upload: the event is retried later (SQS)."""
+
+
 class Rejected(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -473,7 +533,9 @@ class UploadProcessor:
 
     def _take(self, bucket: str, key: str, event_etag: str) -> UploadRecord | str:
         """The upload this object belongs to, moved to ``processing`` (returned with the
-        state it had), or what was done instead."""
+        state it had), or what was done instead. Raises UploadBusy while another run
+        checks the upload: the object may have changed since that run read it, so the
+        event is retried (never dropped) once that run is over."""
         if bucket != self.store.bucket:
             logger.warning("event for another bucket ignored", extra={"bucket": bucket})
             return "skipped"
@@ -484,8 +546,10 @@ class UploadProcessor:
             logger.warning("object without an upload deleted", extra={"key": key})
             self.store.delete(key)
             return "deleted"
-        if record.state in (ABORTED, FAILED):
-            self.store.delete(key)  # a PUT that finished after an abort / a failure
+        if record.state in FINAL:
+            # Aborted or failed: a PUT that finished late. Complete: its verified copy is
+            # what is served, and whatever a kept PUT URL wrote since is never looked at.
+            self.store.delete(key)
             return "deleted"
         now_ms = int(self._clock() * 1000)
         taken = self.uploads.transition(
@@ -493,25 +557,21 @@ class UploadProcessor:
             PROCESSABLE,
             PROCESSING,
             values={"processingAt": now_ms, "updatedAt": now_ms},
-            # A complete upload whose object was replaced (a re-used PUT URL) is checked
-            # again; our own rewrite of an image (same ETag as recorded) is not.
             extra_condition=(
-                "OR (#state = :complete AND #etag <> :etag)"
                 # A processing upload nobody finished (its processor died, or handing it
                 # back failed) is taken over once its lease ran out; the event comes back
                 # after the queue's visibility timeout (6 min), longer than the lease.
-                " OR (#state = :processing AND processingAt < :stale)",
-                {"#etag": "etag"},
-                {
-                    ":complete": COMPLETE,
-                    ":etag": bare_etag(event_etag),
-                    ":processing": PROCESSING,
-                    ":stale": now_ms - PROCESSING_LEASE_MS,
-                },
+                "OR (#state = :processing AND processingAt < :stale)",
+                {},
+                {":processing": PROCESSING, ":stale": now_ms - PROCESSING_LEASE_MS},
             ),
         )
         if taken is None:
-            return "skipped"  # a duplicate event, or the event of our own rewrite
+            current = self.uploads.get(record.uploadId)
+            if current is None or current.state in FINAL:
+                self.store.delete(key)
+                return "deleted"
+            raise UploadBusy(record.uploadId)  # being checked by another run
         return _replace(taken, state=record.state)
 
     def _verify_and_process(self, record: UploadRecord) -> UploadRecord | None:
@@ -531,27 +591,35 @@ class UploadProcessor:
                 "type_mismatch",
                 f"the content is not {record.contentType} (it looks like {sniffed.best})",
             )
-        values: dict[str, Any] = {"storedSize": size, "bytes": size}
+        file_key = object_key(record.ownerId, record.uploadId, FILE_PREFIX)
+        values: dict[str, Any] = {"storedSize": size, "bytes": size, "fileKey": file_key}
         if record.contentType in IMAGE_TYPES:
-            values.update(self._process_image(record, etag))
-            etag = values.pop("etag", etag)
-            values["storedSize"] = values.get("storedSize", size)
+            values.update(self._process_image(record, etag, file_key))
+        else:
+            # Only if the object is still the version checked above (a PUT since makes the
+            # copy fail: SQS retries, and the retry checks the new object).
+            self.store.copy_if_match(record.key, etag, file_key)
         now_ms = int(self._clock() * 1000)
         values.update({"etag": etag, "completedAt": now_ms, "updatedAt": now_ms})
-        return self.uploads.transition(
+        done = self.uploads.transition(
             record.uploadId, [PROCESSING], COMPLETE, values=values, remove=["expiresAt"]
         )
+        if done is not None:
+            self.store.delete(record.key)  # the staging object has served its purpose
+        return done
 
-    def _process_image(self, record: UploadRecord, etag: str) -> dict[str, Any]:
+    def _process_image(self, record: UploadRecord, etag: str, file_key: str) -> dict[str, Any]:
         from switchboard import images  # Pillow: only the processor loads it
 
         data = self.store.read(record.key, etag)
+        budget = images.PixelBudget(
+            max_pixels=self.limits.image_max_pixels,
+            max_total_pixels=self.limits.image_max_total_pixels,
+            max_frames=self.limits.image_max_frames,
+        )
         try:
             result = images.process(
-                data,
-                record.contentType,
-                thumbnail_px=self.limits.thumbnail_px,
-                max_pixels=self.limits.image_max_pixels,
+                data, record.contentType, thumbnail_px=self.limits.thumbnail_px, budget=budget
             )
         except images.InvalidImage as exc:
             raise Rejected("invalid_image", f"not a valid image: {exc}"[:300]) from None
@@ -559,17 +627,15 @@ class UploadProcessor:
         thumbnail_key = object_key(record.ownerId, record.uploadId, THUMBNAIL_PREFIX)
         self.store.put(thumbnail_key, result.thumbnail, result.thumbnail_type)
         values.update({"thumbnailKey": thumbnail_key, "thumbnailType": result.thumbnail_type})
-        if result.cleaned is not None:
-            # Written in place: the ObjectCreated it causes finds the upload processing
-            # (or complete with this ETag) and is skipped.
-            values["etag"] = self.store.put(record.key, result.cleaned, record.contentType)
-            values["storedSize"] = len(result.cleaned)
+        # The bytes that were checked (or their cleaned re-encoding), from memory: what is
+        # served cannot be anything else.
+        served = data if result.cleaned is None else result.cleaned
+        self.store.put(file_key, served, record.contentType)
+        values["storedSize"] = len(served)
         return values
 
     def _fail(self, record: UploadRecord, rejection: Rejected) -> None:
         self.store.delete(record.key)
-        if record.thumbnailKey:  # a complete upload whose object was replaced and re-checked
-            self.store.delete(record.thumbnailKey)
         now_ms = int(self._clock() * 1000)
         self.uploads.transition(
             record.uploadId,

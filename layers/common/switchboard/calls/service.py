@@ -231,10 +231,24 @@ class CallService:
             return wire.ActiveCall(call=None)
         return wire.ActiveCall(call=call.wire(for_user=caller.user_id))
 
-    def ice_servers_for(self, caller: Caller) -> wire.IceServers:
+    def ice_servers_for(self, caller: Caller, data: wire.IceServersFor) -> wire.IceServers:
+        """TURN credentials only for a call (see turn.py): the relay is no free proxy."""
         if self.ice_servers is None:
             raise NotFound("no ICE servers are configured")
-        return self.ice_servers.for_user(caller.user_id)
+        if data.callId is not None:
+            call = self.calls.get(data.callId)
+            mine = call.participants.get(caller.user_id) if call else None
+            if call is None or mine is None:
+                raise NotFound("no such call")
+            if not call.live or not mine.in_call:
+                raise Conflict(f"the call is {call.state.value}")
+            return self.ice_servers.for_user(caller.user_id)
+        if data.calleeId is not None:
+            if data.calleeId == caller.user_id:
+                raise BadRequest("a call needs someone else")
+            self.ice_servers.count_issue(caller.user_id)
+            return self.ice_servers.for_user(caller.user_id)
+        return self.ice_servers.stun_only()
 
     # ------------------------------------------------------------------ asynchronous events
     def ring_timed_out(self, timeout: RingTimeout) -> None:

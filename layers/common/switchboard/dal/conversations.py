@@ -2,8 +2,9 @@
 
 ConversationsTable items, all under PK ``conversationId``:
 - ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
-- ``member#<userId>``: ackedSeq, readSeq, and the activity index's keys: ``folder``
-  (``inbox#<userId>``) and ``activityAt`` (the conversation's last activity, epoch ms).
+- ``member#<userId>``: ackedSeq, readSeq, sentSeq (the member's last send), and the
+  activity index's keys: ``folder`` (``inbox#<userId>``) and ``activityAt`` (the
+  conversation's last activity, epoch ms).
 - ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send and a digest of
   what was sent (TTL 24 h): a retry is answered with the reply, a different message
   under the same id with ``conflict`` (as Powertools' idempotency validates payloads).
@@ -14,7 +15,8 @@ the value read to the next one, on condition that it is unchanged and the sender
 member, (2) puts the message and (3) puts the idempotency record if absent. So seq is
 gapless (a seq is consumed only together with its message) and a retried send can never
 take a second seq. The same transaction moves every member's ``activityAt`` (still one
-call), so that:
+call), and the sender's own ackedSeq/readSeq to the new seq (sending is reading: her own
+message is never unread to her, nor pushed back to her as backlog), so that:
 
 The activity index (GSI ``byActivity``: ``folder`` -> ``activityAt``) lists a user's
 conversations most recently active first, a bounded page at a time: what one request
@@ -67,6 +69,13 @@ def member_key(user_id: str) -> str:
 
 def inbox(user_id: str) -> str:
     return f"inbox#{user_id}"
+
+
+def direct_id(members: Iterable[str], listing_id: str | None = None) -> str:
+    """The id of the one 1:1 conversation per pair and listing: derived from both, so a
+    user's 1:1 conversation with someone is found by key, however many others exist."""
+    key = "|".join([*sorted(members), listing_id or ""])
+    return "dm_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +304,30 @@ class ConversationRepository(DynamoRepository):
                     contacts.setdefault(other)
         return list(contacts)
 
+    def direct_contacts(self, user_id: str, others: Iterable[str]) -> set[str]:
+        """Those of ``others`` the user has a 1:1 conversation (without a listing) with: the
+        user's member items in those conversations, read by key (one BatchGetItem per 100),
+        so no number of other conversations can hide them (unlike recent_contacts)."""
+        by_id = {direct_id([user_id, other]): other for other in others if other != user_id}
+        ids = list(by_id)
+        found: set[str] = set()
+        for start in range(0, len(ids), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [
+                        {"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}}
+                        for c in ids[start : start + 100]
+                    ],
+                    "ProjectionExpression": "conversationId",
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    found.add(by_id[item["conversationId"]["S"]])
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
     def member(self, conversation_id: str, user_id: str) -> Member | None:
         response = self.client.get_item(
             TableName=self.table,
@@ -390,6 +423,20 @@ class ConversationRepository(DynamoRepository):
         )
         for user_id in sorted(conversation.members):
             # Each member's place in the activity index, in the same call.
+            expression = "SET activityAt = :now"
+            values = {":now": message.created_at}
+            if user_id == message.sender_id:
+                # Sending is reading, in the same item's update (a transaction may touch an
+                # item once). No condition on the cursors: they cannot be past lastSeq
+                # (acks are clamped to it) and lastSeq's condition above orders the sends,
+                # so this only moves them forward. sentSeq lets analytics see, without a
+                # read, that they moved over her own message only; lastOp (an ack's
+                # lost-answer token) is left alone.
+                expression += (
+                    ", ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now,"
+                    " sentSeq = :seq"
+                )
+                values[":seq"] = message.seq
             tx.update(
                 f"activity:{user_id}",
                 {
@@ -398,9 +445,9 @@ class ConversationRepository(DynamoRepository):
                         "conversationId": {"S": conversation.conversation_id},
                         "sk": {"S": member_key(user_id)},
                     },
-                    "UpdateExpression": "SET activityAt = :now",
+                    "UpdateExpression": expression,
                     "ConditionExpression": "attribute_exists(sk)",
-                    "ExpressionAttributeValues": {":now": {"N": str(message.created_at)}},
+                    "ExpressionAttributeValues": to_item(values),
                 },
             )
         for label, guard in guards.items():

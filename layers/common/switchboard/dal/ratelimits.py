@@ -74,7 +74,18 @@ class RateLimit:
 class RateLimiter(DynamoRepository):
     """Fixed-window counters in the RateLimits table, shared by every Lambda instance: one
     conditional ADD decides, and TTL removes old windows. ``update`` is that write as an
-    item of the caller's own transaction, so a limit on a write costs no extra call."""
+    item of the caller's own transaction, so a limit on a write costs no extra call;
+    ``consume`` is the same write on its own (an action with no transaction to join)."""
+
+    def consume(self, rule: RateLimit, now_ms: int) -> bool:
+        """Counts one hit; False (nothing counted) if the window is full."""
+        try:
+            self.client.update_item(**self.update(rule, now_ms))
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def update(self, rule: RateLimit, now_ms: int) -> dict[str, Any]:
         window = rule.window(now_ms)

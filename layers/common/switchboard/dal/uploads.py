@@ -50,6 +50,7 @@ class UploadRecord:
     partCount: int | None = None
     bytes: int = 0  # confirmed bytes (ListParts) / stored bytes once uploaded
     etag: str | None = None  # of the verified object
+    fileKey: str | None = None  # the verified bytes, written by the processor: what is served
     thumbnailKey: str | None = None
     thumbnailType: str | None = None
     width: int | None = None
@@ -317,14 +318,23 @@ class ObjectStore:
         return self._client
 
     # ------------------------------------------------------------------ presigning
-    def presign_put(self, key: str, content_type: str, ttl: int) -> str:
+    # Content-Length is a signed header of the PUT and part URLs: S3 refuses a body of
+    # any other length (a presigned PUT does not otherwise bound what is sent).
+    def presign_put(self, key: str, content_type: str, ttl: int, content_length: int) -> str:
         return self.client.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": content_length,
+            },
             ExpiresIn=ttl,
         )
 
-    def presign_part(self, key: str, s3_upload_id: str, part_number: int, ttl: int) -> str:
+    def presign_part(
+        self, key: str, s3_upload_id: str, part_number: int, ttl: int, content_length: int
+    ) -> str:
         return self.client.generate_presigned_url(
             "upload_part",
             Params={
@@ -332,6 +342,7 @@ class ObjectStore:
                 "Key": key,
                 "UploadId": s3_upload_id,
                 "PartNumber": part_number,
+                "ContentLength": content_length,
             },
             ExpiresIn=ttl,
         )
@@ -426,6 +437,17 @@ class ObjectStore:
             ContentType=content_type,
         )
         return bare_etag(response.get("ETag", ""))
+
+    def copy_if_match(self, source_key: str, etag: str, target_key: str) -> None:
+        """Copies ``source_key`` in the version ``etag`` only (S3 answers 412 if it changed:
+        raised, so the record is retried), streamed through in parts (memory stays flat).
+        A GET, not CopyObject: its If-Match is the condition S3 and the local stack both
+        honour (moto ignores CopySourceIfMatch), and one GET is one consistent version."""
+        body = self.client.get_object(Bucket=self.bucket, Key=source_key, IfMatch=f'"{etag}"')
+        content_type = body.get("ContentType", "application/octet-stream")
+        self.client.upload_fileobj(
+            body["Body"], self.bucket, target_key, ExtraArgs={"ContentType": content_type}
+        )
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)

@@ -4,7 +4,7 @@ conversation come back in one BatchGetItem, however many users are connected."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import from_item, is_condition_failure, to_item
+from switchboard.dal.transactions import Transaction
 
 BATCH_GET_LIMIT = 100
 
@@ -33,6 +34,21 @@ class Preferences:
     email_on_offline: bool = False
     email: str | None = None
     digest_minutes: int = 15
+    # Double opt-in: no notification mail goes to an address until its owner typed the
+    # code mailed to it. The token makes the mails' one-click unsubscribe link.
+    email_verified: bool = False
+    unsubscribe_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailCheck:
+    """A pending verification: the address, a hash of the code mailed to it, the code's
+    expiry and the wrong guesses so far (stored as the user item's ``emailCheck``)."""
+
+    email: str
+    code_hash: str
+    expires_at: int  # epoch ms
+    attempts: int = 0
 
 
 class UserRepository(DynamoRepository):
@@ -144,22 +160,121 @@ class UserRepository(DynamoRepository):
             email_on_offline=bool(prefs.get("emailOnOffline", False)),
             email=prefs.get("email"),
             digest_minutes=int(prefs.get("digestMinutes", 15)),
+            email_verified=bool(prefs.get("emailVerified", False)),
+            unsubscribe_token=prefs.get("unsubscribeToken"),
         )
 
-    def set_preferences(self, user_id: str, preferences: Preferences) -> None:
+    def set_preferences(
+        self,
+        user_id: str,
+        preferences: Preferences,
+        check: EmailCheck | None = None,
+        guards: Sequence[dict[str, Any]] = (),
+    ) -> bool:
+        """Stores the preferences (with a new pending verification, if ``check``) in one
+        transaction with ``guards`` (rate-limit counters): False, and nothing stored, if
+        a guard refused."""
         prefs = to_item(
             {
                 "emailOnOffline": preferences.email_on_offline,
                 "email": preferences.email,
                 "digestMinutes": preferences.digest_minutes,
+                "emailVerified": preferences.email_verified,
+                "unsubscribeToken": preferences.unsubscribe_token,
             }
         )
-        self.client.update_item(
-            TableName=self.table,
-            Key={"userId": {"S": user_id}},
-            UpdateExpression="SET prefs = :p",
-            ExpressionAttributeValues={":p": {"M": prefs}},
-        )
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"userId": {"S": user_id}},
+            "UpdateExpression": "SET prefs = :p",
+            "ExpressionAttributeValues": {":p": {"M": prefs}},
+        }
+        if check is not None:
+            update["UpdateExpression"] += ", emailCheck = :c"
+            update["ExpressionAttributeValues"][":c"] = {
+                "M": to_item(
+                    {
+                        "email": check.email,
+                        "codeHash": check.code_hash,
+                        "expiresAt": check.expires_at,
+                        "attempts": check.attempts,
+                    }
+                )
+            }
+        if not guards:
+            self.client.update_item(**update)
+            return True
+        tx = Transaction()
+        tx.update("prefs", update)
+        for i, guard in enumerate(guards):
+            tx.update(f"guard:{i}", guard)
+        try:
+            tx.write(self.client)
+        except ClientError as exc:
+            if any(label.startswith("guard:") for label in tx.refused(exc)):
+                return False
+            raise
+        return True
+
+    def confirm_email(
+        self, user_id: str, code_hash: str, now_ms: int, max_attempts: int, token: str
+    ) -> bool:
+        """Marks the address verified if ``code_hash`` is the pending check's, for the
+        address still in the preferences, in time and within ``max_attempts`` guesses (one
+        conditional write); a wrong guess is counted. True if verified."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"userId": {"S": user_id}},
+                UpdateExpression=(
+                    "SET prefs.emailVerified = :true, prefs.unsubscribeToken = :token"
+                    " REMOVE emailCheck"
+                ),
+                ConditionExpression=(
+                    "emailCheck.codeHash = :hash AND emailCheck.expiresAt > :now"
+                    " AND emailCheck.attempts < :max AND emailCheck.email = prefs.email"
+                ),
+                ExpressionAttributeValues={
+                    ":true": {"BOOL": True},
+                    ":token": {"S": token},
+                    ":hash": {"S": code_hash},
+                    ":now": {"N": str(now_ms)},
+                    ":max": {"N": str(max_attempts)},
+                },
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+        else:
+            return True
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"userId": {"S": user_id}},
+                UpdateExpression="SET emailCheck.attempts = emailCheck.attempts + :one",
+                ConditionExpression="attribute_exists(emailCheck)",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+        return False
+
+    def unsubscribe(self, user_id: str, token: str) -> bool:
+        """Turns notification mail off if ``token`` is the user's unsubscribe token."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"userId": {"S": user_id}},
+                UpdateExpression="SET prefs.emailOnOffline = :false",
+                ConditionExpression="prefs.unsubscribeToken = :token",
+                ExpressionAttributeValues={":false": {"BOOL": False}, ":token": {"S": token}},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------------ helpers
     def _batch_get(self, user_ids: list[str], projection: str) -> list[dict[str, Any]]:

@@ -110,6 +110,20 @@ class CallInvite(WireModel):
     userIds: list[UserId] = Field(min_length=1, max_length=16)
 
 
+class IceServersFor(WireModel):
+    """TURN credentials are for a call: ``callId`` for a participant of a ringing or
+    active call, ``calleeId`` for the caller about to place one; neither: STUN only."""
+
+    callId: CallId | None = None
+    calleeId: UserId | None = None
+
+    @model_validator(mode="after")
+    def _one_purpose(self) -> IceServersFor:
+        if self.callId is not None and self.calleeId is not None:
+            raise ValueError("give callId or calleeId, not both")
+        return self
+
+
 # ---------------------------------------------------------------------- replies and pushes
 CallStateName = Literal["ringing", "active", "ended", "rejected", "missed", "cancelled", "busy"]
 
@@ -292,7 +306,7 @@ ACTIONS: dict[str, type[WireModel]] = {
     "call:offer": CallOffer,
     "call:ice-candidate": CallIceCandidate,
     "call:get-active": EmptyData,
-    "call:ice-servers": EmptyData,
+    "call:ice-servers": IceServersFor,
 }
 REPLIES: dict[str, type[WireData]] = {
     "call:initiate": CallStarted,

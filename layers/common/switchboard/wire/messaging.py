@@ -43,7 +43,12 @@ class Attachment(WireModel):
 class MessageSend(WireModel):
     conversationId: ConversationId
     clientMessageId: str = Field(min_length=1, max_length=limits.MAX_CLIENT_MESSAGE_ID_CHARS)
-    body: str = Field(max_length=limits.MAX_BODY_CHARS)
+    # Not validated here: a longer body is `payload_too_large` from the service, the one
+    # check of the one limit (the schema still says maxLength).
+    body: str = Field(
+        json_schema_extra={"maxLength": limits.MAX_BODY_CHARS},
+        description="longer than MAX_BODY_CHARS characters: payload_too_large",
+    )
     attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
 
 
@@ -86,6 +91,12 @@ class PreferencesSet(WireModel):
         | None
     ) = None
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
+
+
+class PreferencesVerifyEmail(WireModel):
+    """The 6-digit code the verification mail carried."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 
 
 class NotificationList(WireModel):
@@ -199,8 +210,13 @@ class PresenceList(WireData):
 
 
 class PreferencesView(WireData):
+    """The reply of ``preferences:get``, ``preferences:set`` and ``preferences:verify-email``:
+    ``emailVerified`` stays false (and no notification mail goes out) until the code
+    mailed to ``email`` is entered."""
+
     emailOnOffline: bool
     email: str | None
+    emailVerified: bool
     digestMinutes: int
 
 
@@ -260,6 +276,7 @@ ACTIONS: dict[str, type[WireModel]] = {
     "typing:stop": Typing,
     "presence:query": PresenceQuery,
     "preferences:set": PreferencesSet,
+    "preferences:verify-email": PreferencesVerifyEmail,
     "notification:list": NotificationList,
     "notification:read": NotificationRead,
 }
@@ -277,6 +294,7 @@ REPLIES: dict[str, type[WireData]] = {
     "presence:query": PresenceList,
     "preferences:get": PreferencesView,
     "preferences:set": PreferencesView,
+    "preferences:verify-email": PreferencesView,
     "notification:list": NotificationPage,
     "notification:read": NotificationsMarked,
 }
