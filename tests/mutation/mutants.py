@@ -182,10 +182,11 @@ MUTANTS: list[Mutant] = [
         "presence-pushed-before-forbidden",
         "push before refusal",
         f"{LAYER}/messaging.py",
-        "        if strangers:\n",
+        "        if strangers:\n            raise Forbidden(\n",
         "        if strangers:\n"
         '            self.delivery.to_users(strangers, {"type": "presence", "data": '
-        '{"userId": caller.user_id, "online": True, "lastSeen": None}})\n',
+        '{"userId": caller.user_id, "online": True, "lastSeen": None}})\n'
+        "            raise Forbidden(\n",
         (MATRIX,),
     ),
     Mutant(
