@@ -27,8 +27,8 @@ from switchboard.dal.notifications import Notification, NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.users import Preferences, UserRepository
 from switchboard.delivery import Delivery
-from switchboard.preferences import code_hash
 from switchboard.observability import logger
+from switchboard.preferences import code_hash
 from switchboard.protocol import push
 from switchboard.queues import (
     MAX_SQS_DELAY_SECONDS,
