@@ -162,6 +162,21 @@ def jpeg_bomb(width: int, height: int, *, progressive: bool) -> bytes:
     return bytes(data)
 
 
+def jpeg_cmyk_bomb(width: int, height: int) -> bytes:
+    """An 8x8 progressive CMYK JPEG with an EXIF Orientation (6: rotate), its frame header
+    rewritten to ``width`` x ``height``: within the pixel budget at 6300 px, 4 bytes a pixel."""
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.new("CMYK", (8, 8), (90, 20, 200, 0)).save(
+        out, format="JPEG", progressive=True, exif=exif
+    )
+    data = bytearray(out.getvalue())
+    at = data.index(b"\xff\xc2") + 5
+    data[at : at + 4] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 # (name, content type, bytes): every allowed image type, still and animated, tiny files
 # whose headers promise more pixels than the processor's budget (40 Mpx a canvas, 100 Mpx
 # over all frames) or more frames than it counts; 9000 px canvases (81 Mpx) are refused by
@@ -187,6 +202,7 @@ BOMBS: list[tuple[str, str, Callable[[], bytes]]] = [
     ("png-still-9000px", "image/png", lambda: png_bomb(9000, 9000)),
     ("webp-still-9000px", "image/webp", lambda: webp_bomb(9000, 9000)),
     ("jpeg-progressive-9000px", "image/jpeg", lambda: jpeg_bomb(9000, 9000, progressive=True)),
+    ("jpeg-cmyk-progressive-6300px", "image/jpeg", lambda: jpeg_cmyk_bomb(6300, 6300)),
 ]
 
 

@@ -39,6 +39,7 @@ from tests.support.images import (
     elf_executable,
     exif_of,
     gif_with_long_comment,
+    jpeg_cmyk_bomb,
     pdf_of_size,
     png_with_exif,
 )
@@ -302,6 +303,16 @@ def test_a_gif_full_of_comment_sub_blocks_is_refused_in_flat_memory(tmp_path: Pa
     # costs ~44 bytes of memory per byte of file: 440 MiB here)
     outcome, grown = peak_growth_mib(tmp_path, data, "image/gif")
     assert "GIF extension data" in outcome
+    assert grown < 32, grown
+
+
+def test_a_cmyk_jpeg_within_the_pixel_budget_is_refused_for_its_bytes(tmp_path: Path) -> None:
+    # Given a 6300x6300 progressive CMYK JPEG with a rotating Orientation (under 40 Mpx,
+    # 4 bytes a pixel: decoded, rotated and thumbnailed it peaked at 610 MiB)
+    data = jpeg_cmyk_bomb(6300, 6300)
+    # When it is processed, Then it is refused from its header, in flat memory
+    outcome, grown = peak_growth_mib(tmp_path, data, "image/jpeg")
+    assert "too many bytes a frame" in outcome
     assert grown < 32, grown
 
 

@@ -45,10 +45,15 @@ class PixelBudget:
     max_pixels: int = 40_000_000  # one frame's canvas
     max_total_pixels: int = 100_000_000  # canvas x frames: what decoding every frame costs
     max_frames: int = 1000
+    # One frame's canvas in bytes (pixels x bands): a CMYK frame costs 4 bytes a pixel
+    # and, decoded, rotated and thumbnailed, a 6300 px one peaked at 610 MiB.
+    max_frame_bytes: int = 120_000_000
 
-    def check(self, width: int, height: int, frames: int) -> None:
+    def check(self, width: int, height: int, frames: int, bands: int = 1) -> None:
         if width * height > self.max_pixels:
             raise InvalidImage(f"too many pixels ({width}x{height})")
+        if width * height * bands > self.max_frame_bytes:
+            raise InvalidImage(f"too many bytes a frame ({width}x{height} x {bands} bands)")
         if frames > self.max_frames:
             raise InvalidImage(f"more than {self.max_frames} frames")
         if width * height * frames > self.max_total_pixels:
@@ -81,7 +86,7 @@ def process(
             if img.format != expected:
                 raise InvalidImage(f"decodes as {img.format}, not {expected}")
             width, height, frames = _extent(img, data, budget)
-            budget.check(width, height, frames)
+            budget.check(width, height, frames, len(img.getbands()))
             if frames > 1:
                 cleaned = _strip_container_metadata(data, expected)
             else:
