@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requirements.txt functions/analytics/requirements.txt functions/upload/requirements.txt constraints.txt | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/common/requirements.in functions/analytics/requirements.in functions/upload/requirements.in constraints.txt | md5sum | cut -c1-12)
 SAM_VENV ?= .venv-sam
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell md5sum requirements-checkov.txt | cut -c1-12)
+SCHEMATHESIS_VENV ?= .venv-schemathesis
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell md5sum requirements-schemathesis.txt | cut -c1-12)
 SAM_CLI_VERSION ?= 1.170.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+export SAM_CLI_TELEMETRY := 0
 ENV ?= default
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 # The AsyncAPI CLI (pinned with its lock in tools/asyncapi/) validates docs/asyncapi.json.
@@ -14,7 +18,8 @@ NPM_TOOLS ?= .npm-tools
 ASYNCAPI := $(NPM_TOOLS)/node_modules/.bin/asyncapi
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev invoke redrive test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli
+.PHONY: venv dev invoke redrive test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli \
+	requirements generate-requirements sam-cli schemathesis
 
 $(STAMP):
 	@test -x $(PY) || $$(scripts/python.sh) -m venv $(VENV)
@@ -41,10 +46,18 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	@$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
 	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
+$(SCHEMATHESIS_STAMP): requirements-schemathesis.txt
+	@test -x $(SCHEMATHESIS_VENV)/bin/python || $$(scripts/python.sh) -m venv $(SCHEMATHESIS_VENV)
+	@echo "installing schemathesis into $(SCHEMATHESIS_VENV) ..."
+	@$(SCHEMATHESIS_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-schemathesis.txt
+	@rm -f $(SCHEMATHESIS_VENV)/.installed-* && touch $@
+
+schemathesis: $(SCHEMATHESIS_STAMP) # the analytics API's OpenAPI checker (tests/e2e/test_schemathesis.py)
+
 scan: $(CHECKOV_STAMP) ## checkov on template.yaml (skips and their reasons: .checkov.yaml + the template)
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
 
-test: venv $(CHECKOV_STAMP) asyncapi-cli ## the whole suite: unit, integration, e2e, browser
+test: venv $(CHECKOV_STAMP) $(SCHEMATHESIS_STAMP) asyncapi-cli ## the whole suite: unit, integration, e2e, browser, schemathesis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 generate: venv ## regenerate what the wire models define: schema, protocol.md tables, AsyncAPI, JS and Python client types
@@ -61,7 +74,7 @@ asyncapi-cli: $(ASYNCAPI) ## the pinned AsyncAPI CLI (tests/unit/test_wire_contr
 test-fast: venv ## unit + integration only
 	$(PY) -m pytest tests/unit tests/integration $(PYTEST_ARGS)
 
-fuzz: venv ## the fuzz suites with many more examples than `make test` runs
+fuzz: venv $(SCHEMATHESIS_STAMP) ## the fuzz suites with many more examples than `make test` runs
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(PY) -m pytest -m fuzz -p no:xdist -s
 
 mutate: venv ## plants each bug of tests/mutation/mutants.py in a copy; its tests must fail (docs/testing.md)
@@ -72,17 +85,35 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-validate: venv ## cfn-lint, a samtranslator transform, and `sam validate --lint` when aws-sam-cli installs
+validate: venv sam-cli ## cfn-lint, a samtranslator transform, `sam validate --lint`, the pinned requirements
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) -m devserver.template --transform template.yaml > /dev/null && echo "samtranslator transform: ok"
-	@if $(MAKE) -s sam-cli >/dev/null 2>&1; then $(SAM_VENV)/bin/sam validate --lint --region us-east-1; \
-	  else echo "aws-sam-cli did not install here: skipped sam validate (cfn-lint + samtranslator ran)"; fi
+	$(SAM_VENV)/bin/sam validate --lint --region us-east-1
+	$(PY) scripts/pinned_requirements.py generate --check
 
-sam-cli: # aws-sam-cli pins an older boto3, so it lives in its own venv
-	@test -x $(SAM_VENV)/bin/sam || { $$(scripts/python.sh) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION); }
+# aws-sam-cli pins an older boto3, so it lives in its own venv. An install that fails
+# fails the target (and leaves no stamp, so the next run tries again).
+$(SAM_STAMP):
+	@test -x $(SAM_VENV)/bin/python || $$(scripts/python.sh) -m venv $(SAM_VENV)
+	@echo "installing aws-sam-cli $(SAM_CLI_VERSION) into $(SAM_VENV) ..."
+	@$(SAM_VENV)/bin/pip install -q --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	@rm -f $(SAM_VENV)/.installed-* && touch $@
 
-build: sam-cli
-	$(SAM_VENV)/bin/sam build --config-env $(ENV)
+sam-cli: $(SAM_STAMP)
+
+requirements: venv ## regenerate the pinned requirements.txt that sam builds from (requirements.in + constraints.txt)
+	$(PY) scripts/pinned_requirements.py generate
+
+generate-requirements: requirements
+
+# sam checks the runtime's interpreter (python3.13) on PATH: put the one scripts/python.sh
+# finds first, so the build works where the default python3 is another version. The built
+# artifacts are then compared with constraints.txt.
+build: venv sam-cli ## sam build, then every artifact's installed versions checked against the lock
+	$(PY) scripts/pinned_requirements.py generate --check
+	python313=$$(scripts/python.sh 3.13) && \
+	  PATH="$$(dirname "$$python313"):$$PATH" $(SAM_VENV)/bin/sam build --config-env $(ENV)
+	$(PY) scripts/pinned_requirements.py verify-build .aws-sam/build
 
 deploy: build
 	$(SAM_VENV)/bin/sam deploy --config-env $(ENV)
@@ -96,4 +127,4 @@ screenshots: venv ## retake docs/screenshots/*.png of the demo app (needs chromi
 pr: lint validate test
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(NPM_TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(SCHEMATHESIS_VENV) $(NPM_TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

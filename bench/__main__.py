@@ -33,9 +33,12 @@ class Plan:
     e2e_steady_seconds: float
     e2e_saturate_seconds: float
     backlog_messages: int = 1000
-    search_messages: int = 2_000
-    search_conversations: int = 20
+    search_messages: int = 1_000
+    search_conversations: int = 10
     search_rounds: int = 5
+    # messages indexed per conversation size for the write-unit count; the calls corpus
+    search_index_samples: tuple[tuple[int, int], ...] = ((2, 40), (10, 10), (50, 4))
+    search_calls_corpus: int = 100
 
 
 QUICK = Plan(
@@ -62,6 +65,8 @@ FULL = Plan(
     search_messages=100_000,
     search_conversations=1_000,
     search_rounds=30,
+    search_index_samples=((2, 200), (10, 50), (50, 20)),
+    search_calls_corpus=300,
 )
 
 
@@ -111,7 +116,12 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     progress.begin("AWS calls per operation (handlers in-process on moto)")
     with local_stack() as stack:
         counted = calls.measure(stack, crowd=plan.calls_crowd, progress=progress.say)
-        search_costs = search.costs(stack, progress=progress.say)
+        search_costs = search.costs(
+            stack,
+            progress=progress.say,
+            samples=dict(plan.search_index_samples),
+            corpus_messages=plan.search_calls_corpus,
+        )
 
     progress.begin("fan-out through gateway.ManagementApi (20 ms per post)")
     fan = fanout.measure(

@@ -61,6 +61,13 @@ def _server_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="template parameter override (repeatable)",
     )
+    p.add_argument(
+        "--turn",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: start coturn on loopback for relayed calls when `turnserver` is "
+        "installed and no TurnUrls is given",
+    )
     p.add_argument("--log-level", default=os.environ.get("SWITCHBOARD_DEV_LOG_LEVEL", "INFO"))
     return p
 
@@ -75,7 +82,7 @@ def _token_main(argv: list[str]) -> int:
     return 0
 
 
-def _banner(ws: str, http: str, management: str, moto: str) -> str:
+def _banner(ws: str, http: str, management: str, moto: str, turn: str) -> str:
     lines = [
         "",
         "Switchboard devserver ready",
@@ -83,6 +90,7 @@ def _banner(ws: str, http: str, management: str, moto: str) -> str:
         f"  HTTP / web  {http}",
         f"  Management  {management}/@connections/{{connectionId}}",
         f"  moto (AWS)  {moto}   (AWS_ENDPOINT_URL={moto} AWS_ACCESS_KEY_ID=testing ...)",
+        f"  TURN        {turn}",
         "",
         "Dev tokens (24 h):",
     ]
@@ -91,9 +99,8 @@ def _banner(ws: str, http: str, management: str, moto: str) -> str:
         lines.append(f"  {user:<6}{' (admin)' if admin else '        '} {tokens[user]}")
     lines += [
         "",
-        "Try it:",
-        f"  websocat '{ws}?token={tokens['alice']}'",
-        f"  python -m websockets '{ws}?token={tokens['alice']}'",
+        "Try it (the websockets client is in .venv; or `npx wscat -c URL`):",
+        f"  .venv/bin/python -m websockets '{ws}?token={tokens['alice']}'",
         '  then send: {"action": "ping", "id": "1"}',
         "",
     ]
@@ -114,6 +121,7 @@ async def _serve(args: argparse.Namespace) -> int:
         schedule_speedup=args.schedule_speedup,
         parameters=dict(p.split("=", 1) for p in args.param),
         ready_file=args.ready_file,
+        turn=args.turn == "auto",
     )
     server = DevServer(options)
     stop = asyncio.Event()
@@ -123,7 +131,13 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         await server.start()
         print(
-            _banner(server.ws_url, server.http_url, server.management_url, server.moto_url),
+            _banner(
+                server.ws_url,
+                server.http_url,
+                server.management_url,
+                server.moto_url,
+                server.turn_note,
+            ),
             flush=True,
         )
         await stop.wait()

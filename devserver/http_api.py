@@ -80,7 +80,10 @@ class HttpRoute:
                 regex += f"/(?P<{_group(match.group(1))}>[^/]+)"
             else:
                 regex += "/" + re.escape(segment)
-        return cls(method.upper(), path, function, re.compile((regex or "/") + "/?"), params)
+        # DOTALL: a parameter may hold any decoded character, a newline too (API Gateway
+        # hands such paths to the function, which answers for them).
+        pattern = re.compile((regex or "/") + "/?", re.DOTALL)
+        return cls(method.upper(), path, function, pattern, params)
 
 
 def _group(name: str) -> str:
@@ -119,7 +122,7 @@ class HttpApi:
         add_fault_routes(app)
         add_email_routes(app)
         install_email_log()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.router.add_route("*", "/{tail:(?s:.*)}", self.handle)
 
     async def _workers(self, _: web.Request) -> web.Response:
         return web.json_response(self.pools.stats(), headers=_CORS)

@@ -79,8 +79,8 @@ def make_queries_read_one_partition() -> None:
     the partition asked for: each Query costs O(table), where DynamoDB's costs O(the page
     read). A big table (the search index after 100,000 messages) made every Query slow, and
     a search makes several. This makes a table Query walk only its partition: the same
-    items in the same order (moto sorts them afterwards), found by the key they are stored
-    under."""
+    items, found by the key they are stored under, handed over in sort-key order (moto
+    sorts them again, in one pass)."""
     from moto.dynamodb.models.table import Table
 
     if getattr(Table.query, "_switchboard_partition", False):
@@ -105,7 +105,11 @@ def make_queries_read_one_partition() -> None:
         stored = self.items.get(key[1])  # .get: the defaultdict must not grow
         if stored is None:
             return []
-        return list(stored.values()) if self.range_key_attr else [stored]
+        if not self.range_key_attr:
+            return [stored]
+        # In sort-key order already (by the plain value: the same order as DynamoType's,
+        # many times faster), so moto's own sort afterwards is one linear pass.
+        return sorted(stored.values(), key=lambda item: item.range_key.cast_value)
 
     query._switchboard_partition = True  # type: ignore[attr-defined]
     Table.query = query  # type: ignore[method-assign]

@@ -1,9 +1,11 @@
 """The whole local stack, in start order: moto, provisioning, workers, APIs, mappings.
 
 Ports are bound first (port 0 = any free port) so the management endpoint functions get
-in their environment is known before their workers start. Shutdown runs in reverse:
-sockets closed first (their `$disconnect` still runs on live workers), then mappings,
-workers and moto.
+in their environment is known before their workers start. When coturn is installed and no
+TurnUrls is given, a TURN server is started on loopback with the TurnSecret before the
+workers, and its URL becomes TurnUrls (and StunUrls, unless given). Shutdown runs in
+reverse: sockets closed first (their `$disconnect` still runs on live workers), then
+mappings, workers, coturn and moto; the ready file goes last.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +31,9 @@ from devserver.http_api import HttpApi
 from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
-from devserver.provision import provision
+from devserver.provision import aws_client, provision
 from devserver.template import Template, load_yaml
+from devserver.turn import INSTALL_HINT, Coturn, coturn_binary, start_coturn
 from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
 from devserver.workers import WorkerPools
 
@@ -50,6 +55,7 @@ class DevServerOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     ready_file: Path | None = None
     web_root: Path | None = None
+    turn: bool = True  # start coturn when installed and TurnUrls is not given
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -79,6 +85,8 @@ class DevServer:
         self.pools: WorkerPools | None = None
         self.ws_api: WebSocketApi | None = None
         self.event_sources: EventSources | None = None
+        self.coturn: Coturn | None = None
+        self.turn_note = ""  # what the banner says about relayed calls
         self.emf: EmfSink | None = None
         self._runners: list[web.AppRunner] = []
 
@@ -96,6 +104,7 @@ class DevServer:
         self.template.moto_url = self.moto_url
         self.template.ws_base_url = f"http://{opts.host}:{ws_port}"
         self.resources = await asyncio.to_thread(provision, self.template, self.moto_url)
+        await asyncio.to_thread(self._start_turn)
 
         functions = self.template.functions()
         self.emf = EmfSink(self.moto_url)
@@ -133,6 +142,36 @@ class DevServer:
         if opts.ready_file is not None:
             self._write_ready_file(opts.ready_file)
 
+    def _start_turn(self) -> None:
+        opts = self.options
+        if "TurnUrls" in opts.parameters:
+            self.turn_note = "TurnUrls as given (--param)"
+            return
+        binary = coturn_binary() if opts.turn else None
+        if binary is None:
+            self.turn_note = (
+                "off: calls get STUN only, `?ice=relay` cannot connect. For relayed calls "
+                f"`{INSTALL_HINT}` (then `make dev` starts it on loopback), or "
+                "--param TurnUrls=turn:HOST:PORT?transport=udp for a coturn of your own "
+                "with static-auth-secret = the TurnSecret"
+            )
+            return
+        secret: str = aws_client("secretsmanager", self.moto_url).get_secret_value(
+            SecretId=self.resources["TurnSecret"]
+        )["SecretString"]
+        workdir = Path(tempfile.mkdtemp(prefix="switchboard-turn-"))
+        try:
+            self.coturn = start_coturn(binary, secret, workdir)
+        except RuntimeError as exc:  # the stack is still useful without relayed calls
+            log.warning("turn     coturn did not start: %s", exc)
+            self.turn_note = "off: coturn did not start (log above); STUN only"
+            return
+        self.template.parameters["TurnUrls"] = [self.coturn.url]
+        if "StunUrls" not in opts.parameters:  # the public default needs the internet
+            self.template.parameters["StunUrls"] = [self.coturn.stun_url]
+        self.turn_note = f"{self.coturn.url} (coturn pid {self.coturn.process.pid}, loopback)"
+        log.info("turn     coturn on %s, log %s", self.coturn.url, self.coturn.log_path)
+
     def _write_ready_file(self, path: Path) -> None:
         doc = {
             "ws": self.ws_url,
@@ -141,6 +180,9 @@ class DevServer:
             "management": self.management_url,
             "resources": self.resources,
             "pid": os.getpid(),
+            "turn": None
+            if self.coturn is None
+            else {"url": self.coturn.url, "log": str(self.coturn.log_path)},
         }
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2))
@@ -156,8 +198,14 @@ class DevServer:
                 await runner.cleanup()
         if self.pools is not None:
             await self.pools.close()
+        if self.coturn is not None:
+            await asyncio.to_thread(self.coturn.stop)
+            shutil.rmtree(self.coturn.log_path.parent, ignore_errors=True)
         if self.emf is not None:
             await self.emf.stop()
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
+        if self.options.ready_file is not None:
+            # A ready file left behind would tell the next reader a dead server is up.
+            self.options.ready_file.unlink(missing_ok=True)
         log.info("devserver stopped")

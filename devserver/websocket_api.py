@@ -9,7 +9,9 @@ What is emulated, as API Gateway does it:
   else API Gateway's `{"message": "Forbidden", ...}` frame.
 - Route responses: only routes that have one send the integration's `body` back.
   Integration errors reach the client as `{"message": "Internal server error", ...}`.
-- 128 KB message limit (close 1009), idle timeout and maximum duration (close 1001).
+- API Gateway's quotas: a frame over 32 KB or a message over 128 KB (a message larger
+  than a frame must be split into several frames) closes the socket with 1009; idle
+  timeout and maximum duration (close 1001).
 - `$disconnect` exactly once after the socket closes, whatever closed it.
 """
 
@@ -25,14 +27,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web, web_ws
+from aiohttp._websocket.reader_py import WebSocketDataQueue, WebSocketReader
+from aiohttp.http_websocket import WebSocketError
 
 from devserver import ACCOUNT_ID, REGION
-from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS, MAX_MESSAGE_BYTES
+from devserver.limits import (
+    IDLE_TIMEOUT_SECONDS,
+    MAX_CONNECTION_SECONDS,
+    MAX_FRAME_BYTES,
+    MAX_MESSAGE_BYTES,
+)
 from devserver.template import Template, TemplateError
 from devserver.workers import InvocationResult, WorkerPools
 
 __all__ = [
+    "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "Connection",
     "WebSocketApi",
@@ -42,6 +52,34 @@ __all__ = [
 
 log = logging.getLogger("devserver.ws")
 
+# API Gateway's WebSocket quotas (devserver/limits.py; not adjustable on AWS): a frame over
+# 32 KB or a message over 128 KB closes the connection with 1009.
+_DATA_OPCODES = frozenset(
+    {WSMsgType.TEXT.value, WSMsgType.BINARY.value, WSMsgType.CONTINUATION.value}
+)
+
+
+class FrameLimitedReader(WebSocketReader):
+    """aiohttp's frame parser with API Gateway's per-frame quota (aiohttp itself limits
+    whole messages only). The pure-Python parser: the compiled one's frame handler cannot
+    be overridden from Python."""
+
+    def _handle_frame(
+        self, fin: bool, opcode: int, payload: bytes | bytearray, compressed: int
+    ) -> None:
+        if opcode in _DATA_OPCODES and len(payload) > MAX_FRAME_BYTES:
+            raise WebSocketError(
+                WSCloseCode.MESSAGE_TOO_BIG,
+                f"frame of {len(payload)} bytes: the limit is {MAX_FRAME_BYTES}",
+            )
+        super()._handle_frame(fin, opcode, payload, compressed)
+
+
+# aiohttp builds each server socket's parser (and the queue it feeds, which must be the
+# pure-Python one too) from these names; the devserver serves no other WebSocket, so every
+# socket it accepts gets API Gateway's frame quota.
+web_ws.WebSocketReader = FrameLimitedReader  # type: ignore[attr-defined]
+web_ws.WebSocketDataQueue = WebSocketDataQueue  # type: ignore[attr-defined]
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -262,7 +300,12 @@ class WebSocketApi:
 
     # ------------------------------------------------------------------ handshake
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, timeout=2.0, autoping=True)
+        # aiohttp refuses a message of max_msg_size bytes; API Gateway accepts 128 KB itself.
+        # No permessage-deflate (API Gateway documents no compression extension): a frame
+        # here is the size it is on the wire, the size API Gateway's quotas limit.
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_MESSAGE_BYTES + 1, timeout=2.0, autoping=True, compress=False
+        )
         if not ws.can_prepare(request).ok:
             return _json(426, {"message": "Upgrade Required"})
         started = time.monotonic()
@@ -272,11 +315,14 @@ class WebSocketApi:
         authorizer_ctx: dict[str, Any] | None = None
 
         if connect is not None and connect.authorizer is not None:
-            refusal, authorizer_ctx = await self._authorize(request, connect, conn_id, connected_at)
+            refusal, authorizer_ctx, why = await self._authorize(
+                request, connect, conn_id, connected_at
+            )
             if refusal is not None:
                 log.info(
-                    "CONNECT    refused %d (authorizer) %.0f ms",
+                    "CONNECT    refused %d by the authorizer (%s) %.0f ms",
                     refusal.status,
+                    why,
                     (time.monotonic() - started) * 1000,
                 )
                 return refusal
@@ -330,7 +376,11 @@ class WebSocketApi:
                     )
                     self._spawn(self._message(request, conn, body))
                 elif msg.type == WSMsgType.ERROR:
-                    log.info("CONNECTION %s error: %r", conn_id, ws.exception())
+                    if isinstance(msg.data, WebSocketError) and conn.closing_code is None:
+                        # aiohttp closed with the error's code (1009 for a frame or message
+                        # over the limits): $disconnect and the log say that, not 1006.
+                        conn.closing_code = msg.data.code
+                    log.info("CONNECTION %s closed: %s", conn_id, msg.data)
                     break
         finally:
             watchdog.cancel()
@@ -344,11 +394,12 @@ class WebSocketApi:
 
     async def _authorize(
         self, request: web.Request, route: Route, conn_id: str, connected_at: int
-    ) -> tuple[web.Response | None, dict[str, Any] | None]:
+    ) -> tuple[web.Response | None, dict[str, Any] | None, str]:
+        """(refusal or None, the authorizer's context, why) -- ``why`` for the one log line."""
         # Identity sources are checked by API Gateway itself: missing -> 401, no Lambda call.
         for source in route.identity_sources:
             if not _identity_value(request, source):
-                return _json(401, {"message": "Unauthorized"}), None
+                return _json(401, {"message": "Unauthorized"}), None, f"no {source}"
         method_arn = (
             f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{self.config.api_id}/"
             f"{self.config.stage}/$connect"
@@ -366,15 +417,18 @@ class WebSocketApi:
         latency = int((time.monotonic() - started) * 1000)
         if not result.ok or not isinstance(result.payload, dict):
             # Exception("Unauthorized") from the authorizer is API Gateway's 401 contract.
-            log.info("AUTHORIZER %s: %s", conn_id, result.error_message or "no policy")
-            return _json(401, {"message": "Unauthorized"}), None
+            return (
+                _json(401, {"message": "Unauthorized"}),
+                None,
+                result.error_message or "no policy",
+            )
         policy = result.payload
         if _policy_effect(policy.get("policyDocument"), method_arn) != "Allow":
-            return _json(403, {"message": "Forbidden"}), None
+            return _json(403, {"message": "Forbidden"}), None, "Deny"
         ctx = {str(k): v for k, v in (policy.get("context") or {}).items()}
         ctx["principalId"] = policy.get("principalId")
         ctx["integrationLatency"] = latency
-        return None, ctx
+        return None, ctx, ""
 
     # ------------------------------------------------------------------ messages
     async def _message(self, request: web.Request, conn: Connection, body: str) -> None:

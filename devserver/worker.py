@@ -80,6 +80,12 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _is_authorizer_refusal(exc: Exception) -> bool:
+    """``raise Exception("Unauthorized")`` is a Lambda authorizer's way to say 401, not a
+    failure: the devserver logs the refusal in one line, without this traceback."""
+    return type(exc) is Exception and exc.args == ("Unauthorized",)
+
+
 def _load_handler(spec: str) -> Callable[[Any, Any], Any]:
     module_name, _, func_name = spec.rpartition(".")
     module = importlib.import_module(module_name.replace("/", "."))
@@ -141,7 +147,8 @@ def main() -> int:
             json.dumps(result)
             response = {"type": "result", "ok": True, "result": result}
         except Exception as exc:
-            traceback.print_exc()
+            if not _is_authorizer_refusal(exc):
+                traceback.print_exc()
             response = {"type": "result", "ok": False, "error": _error(exc)}
         sys.stdout.flush()
         sys.stderr.flush()

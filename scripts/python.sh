@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Prints the newest suitable Python interpreter: python3.13, else 3.12, else 3.11
 # (pyenv installs are looked up directly, because their shims may be inactive).
+# `scripts/python.sh 3.13` prints only a 3.13 (sam build needs the Lambda runtime's).
 set -euo pipefail
-for v in 3.13 3.12 3.11; do
+versions=("$@")
+((${#versions[@]})) || versions=(3.13 3.12 3.11)
+for v in "${versions[@]}"; do
   if command -v "python$v" >/dev/null 2>&1 && "python$v" -c 'import sys' >/dev/null 2>&1; then
     command -v "python$v"; exit 0
   fi
@@ -10,5 +13,5 @@ for v in 3.13 3.12 3.11; do
     if [ -x "$p" ]; then echo "$p"; exit 0; fi
   done
 done
-echo "no python3.13/3.12/3.11 found" >&2
+echo "no python${versions[*]} found" >&2
 exit 1

@@ -98,7 +98,7 @@ MAX_REQUEST_ID_CHARS = 128
 MAX_USER_ID_CHARS = 128
 MAX_CONVERSATION_ID_CHARS = 64
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
-MAX_BODY_CHARS = 20000
+MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
@@ -376,6 +376,7 @@ class Pong(WireModel):
     pong: bool
     serverTime: int
     pid: int
+    connectionId: str
 
 
 class PreferencesView(WireModel):

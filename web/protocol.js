@@ -18,7 +18,7 @@ export const LIMITS = Object.freeze({
   MAX_USER_ID_CHARS: 128,
   MAX_CONVERSATION_ID_CHARS: 64,
   MAX_CLIENT_MESSAGE_ID_CHARS: 64,
-  MAX_BODY_CHARS: 20000,
+  MAX_BODY_CHARS: 4000,
   MAX_ATTACHMENTS: 10,
   MAX_TOKEN_CHARS: 8192,
   MAX_SDP_CHARS: 24000,
@@ -133,7 +133,7 @@ export const SHAPES = Object.freeze({
   NotificationPage: {"required": ["notifications", "cursor"], "optional": [], "nested": {"notifications": "Notification[]"}},
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
-  Pong: {"required": ["pong", "serverTime", "pid"], "optional": [], "nested": {}},
+  Pong: {"required": ["pong", "serverTime", "pid", "connectionId"], "optional": [], "nested": {}},
   PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
@@ -413,6 +413,7 @@ export const SHAPES = Object.freeze({
  * @property {boolean} pong
  * @property {number} serverTime epoch ms on the server
  * @property {number} pid which execution environment answered (diagnostics)
+ * @property {string} connectionId the caller's own connection, as API Gateway's management API and the operators' logs name it
  */
 /**
  * @typedef {object} PreferencesView

@@ -14,15 +14,35 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mangum import Mangum
+from pydantic import BaseModel
 from switchboard import services
 from switchboard.analytics.access import NotAdmin, NotAuthenticated
 from switchboard.analytics.dashboard import dashboard_router
-from switchboard.analytics.report import SERIES, RangeTooLarge
+from switchboard.analytics.report import MAX_POINTS, SERIES
 from switchboard.auth import Identity
 from switchboard.config import AdminDashboardSettings, AnalyticsApiSettings
 from switchboard.observability import logger
 
 PREFIX = "/api/analytics"
+
+
+class Problem(BaseModel):
+    """Every error this API writes itself: ``{"detail": "<what went wrong>"}``."""
+
+    detail: str
+
+
+# Answers every operation can give, documented on the app so that every route (those
+# added later too) declares them: the OpenAPI document is checked against the live API.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": Problem,
+        "description": "No bearer token, or not a valid one",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
+    },
+    403: {"model": Problem, "description": "The token has no admin role"},
+    503: {"model": Problem, "description": "The metrics backend (DynamoDB, SQS) failed: retry"},
+}
 settings = AnalyticsApiSettings.from_env()
 report = services.analytics_report(settings)
 access = services.analytics_access(settings)
@@ -85,21 +105,27 @@ def statistics() -> dict[str, Any]:
     return report.statistics()
 
 
-@api.get("/timeseries", summary="One metric per minute or hour bucket")
+@api.get(
+    "/timeseries",
+    summary="One metric per minute or hour bucket",
+    description=f"At most {MAX_POINTS} buckets: a longer range answers the {MAX_POINTS} "
+    "that end at `to` (`truncated: true`, `from` moved). Times are clamped to "
+    "1970-01-01T00:00Z .. 9999-12-31T23:59Z; `to` before `from` is an empty range.",
+)
 def timeseries(
     metric: Annotated[str, Query(pattern="^(" + "|".join(SERIES) + ")$")],
-    start: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    end: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    start: Annotated[
+        dt.datetime | None,
+        Query(alias="from", description="default: `to` minus an hour (minute) or a day (hour)"),
+    ] = None,
+    end: Annotated[dt.datetime | None, Query(alias="to", description="default: now")] = None,
     bucket: Literal["minute", "hour"] = "minute",
 ) -> dict[str, Any]:
     to_ms = _epoch_ms(end) if end else int(time.time() * 1000)
     from_ms = (
         _epoch_ms(start) if start else to_ms - (3_600_000 if bucket == "minute" else 86_400_000)
     )
-    try:
-        return report.timeseries(metric, from_ms, to_ms, bucket)
-    except (RangeTooLarge, ValueError) as exc:
-        raise HTTPException(422, str(exc)) from None
+    return report.timeseries(metric, from_ms, to_ms, bucket)
 
 
 def _epoch_ms(value: dt.datetime) -> int:
@@ -114,6 +140,7 @@ app = FastAPI(
     openapi_url=f"{PREFIX}/openapi.json",
     docs_url=f"{PREFIX}/docs",
     redoc_url=None,
+    responses=ERRORS,
 )
 app.include_router(api)
 app.include_router(dashboard_router(AdminDashboardSettings.from_env()))  # the admin dashboard

@@ -42,8 +42,14 @@ def on_disconnect(event: WebSocketEvent) -> None:
 
 @router.action("ping", EmptyData)
 def ping(request: Request[EmptyData]) -> wire.Pong:
-    # pid tells which execution environment answered (the devserver runs several).
-    return wire.Pong(pong=True, serverTime=int(time.time() * 1000), pid=os.getpid())
+    # pid tells which execution environment answered (the devserver runs several);
+    # connectionId is the caller's own id, as operators and the management API know it.
+    return wire.Pong(
+        pong=True,
+        serverTime=int(time.time() * 1000),
+        pid=os.getpid(),
+        connectionId=request.caller.connection_id,
+    )
 
 
 @router.action("auth:refresh", wire.AuthRefresh, allow_expired_token=True)

@@ -1,10 +1,10 @@
 """Browser fixtures: headless Chromium (the Debian package, never a downloaded one) driven
 by Playwright against the devserver's demo app, one browser context per user.
 
-- `devserver` is started by the e2e factory (tests/e2e/conftest.py) with loopback-only ICE
-  servers: no public STUN (browser traffic stays on 127.0.0.1) and a TURN URL on a port
-  reserved for `turn_server`, which starts a real coturn there with the devserver's own
-  TURN secret (read from Secrets Manager in moto). `start_devserver` is e2e's, reused.
+- `devserver` is started by the e2e factory (tests/e2e/conftest.py) as `make dev` starts
+  it: with a real coturn on loopback that checks the credentials call:ice-servers mints
+  with the devserver's TurnSecret (`turn_server` describes it), and no public STUN
+  (browser traffic stays on 127.0.0.1). `start_devserver` is e2e's, reused.
 - `browser` is Chromium at /usr/bin/chromium with the flags below: fake camera and
   microphone, loopback ICE candidates allowed (only loopback exists in CI).
 - `open_app(user)` opens the demo app in a fresh context (a fresh device) signed in as
@@ -20,9 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,18 +43,6 @@ __all__ = ["AppPage", "TurnServer", "devserver", "start_devserver"]
 
 CHROMIUM = Path(os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium"))
 TURNSERVER = os.environ.get("SWITCHBOARD_TURNSERVER", "turnserver")
-# Private, shared, link-local (169.254.169.254: cloud metadata) and unique-local ranges:
-# a TURN relay must not reach them. Loopback is left to --allow-loopback-peers.
-DENIED_PEER_RANGES = (
-    "0.0.0.0-0.255.255.255",
-    "10.0.0.0-10.255.255.255",
-    "100.64.0.0-100.127.255.255",
-    "169.254.0.0-169.254.255.255",
-    "172.16.0.0-172.31.255.255",
-    "192.168.0.0-192.168.255.255",
-    "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-    "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-)
 CHROMIUM_FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
@@ -183,30 +168,6 @@ def open_app(open_page: OpenPage) -> OpenApp:
 
 
 # --------------------------------------------------------------------------- TURN
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def turn_port() -> int:
-    """The port the devserver's TurnUrls name; `turn_server` listens on it (UDP and TCP,
-    so it must be free for both)."""
-    for _ in range(50):
-        port = _free_port(socket.SOCK_DGRAM)
-        with socket.socket() as tcp:
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
-
-
 @pytest.fixture(scope="session")
 def oidc_provider() -> Iterator[OidcProvider]:
     """The deployment's IdP for the admin dashboard's sign-in (tests/browser/oidc.py)."""
@@ -219,15 +180,19 @@ def oidc_provider() -> Iterator[OidcProvider]:
 
 @pytest.fixture(scope="session")
 def devserver(
-    tmp_path_factory: pytest.TempPathFactory, turn_port: int, oidc_provider: OidcProvider
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider
 ) -> Iterator[RunningDevserver]:
+    """The devserver as `make dev` runs it with coturn installed: it starts coturn on
+    loopback with its TurnSecret and hands out its URL (devserver/turn.py). No public STUN:
+    browser traffic stays on 127.0.0.1."""
+    require_tool(TURNSERVER, "coturn")
     server = _start(
         tmp_path_factory.mktemp("browser-devserver"),
         [
+            "--turn",
+            "auto",
             "--param",
             "StunUrls=",
-            "--param",
-            f"TurnUrls=turn:127.0.0.1:{turn_port}?transport=udp",
             # The dashboard signs in with this IdP, as a deployment with AdminOidc* does.
             "--param",
             f"AdminOidcAuthorizeUrl={oidc_provider.url}/authorize",
@@ -245,95 +210,20 @@ def devserver(
 
 @dataclass
 class TurnServer:
-    host: str
+    """The devserver's coturn, as its ready file describes it."""
+
+    url: str
     port: int
-    secret: str
-    process: subprocess.Popen[bytes]
     log_path: Path
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, port: int) -> None:
-    ready = f"UDP listener opened on: 127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"turnserver exited {process.returncode}:\n{log_path.read_text()}")
-        if ready in log_path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"turnserver not listening on {port}:\n{log_path.read_text()}")
-
-
-def turn_secret(ds: RunningDevserver) -> str:
-    """The devserver's TURN REST API secret, as call:ice-servers reads it."""
-    arn = ds.resources["TurnSecret"]
-    secret: str = ds.aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-    return secret
-
-
 @pytest.fixture(scope="session")
-def turn_server(
-    devserver: RunningDevserver, turn_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TurnServer]:
-    """A real coturn on 127.0.0.1:`turn_port` accepting the TURN REST API credentials that
-    call:ice-servers hands out (`use-auth-secret`, `static-auth-secret` = the devserver's
-    TurnSecret), relaying on loopback."""
-    binary = require_tool(TURNSERVER, "coturn")
-    workdir = tmp_path_factory.mktemp("turnserver")
-    secret = turn_secret(devserver)
-    relay_low = max(_free_port(socket.SOCK_DGRAM), 1024)
-    log_path = workdir / "turnserver.out"
-    config = workdir / "turnserver.conf"
-    config.write_text("# everything is on the command line; /etc/turnserver.conf is not read\n")
-    args = [
-        binary,
-        "-c",
-        str(config),
-        "--listening-ip=127.0.0.1",
-        "--relay-ip=127.0.0.1",
-        f"--listening-port={turn_port}",
-        f"--min-port={relay_low}",
-        f"--max-port={min(relay_low + 200, 65535)}",
-        "--use-auth-secret",
-        f"--static-auth-secret={secret}",
-        "--realm=switchboard.local",
-        "--fingerprint",
-        "--no-tls",
-        "--no-dtls",
-        "--no-cli",
-        "--no-rfc5780",
-        "--no-stun-backward-compatibility",
-        # Loopback is a "forbidden peer" by default (SSRF protection): allowed here, the
-        # only network this test has.
-        "--allow-loopback-peers",
-        # What a deployed relay must set too (docs/operations.md): bounded allocations
-        # per user and in all, a bounded allocation lifetime, and no relaying to private
-        # or link-local (cloud metadata) addresses.
-        "--user-quota=12",
-        "--total-quota=100",
-        "--max-allocate-lifetime=3600",
-        *(f"--denied-peer-ip={r}" for r in DENIED_PEER_RANGES),
-        "--log-file=stdout",
-        "--verbose",
-        f"--pidfile={workdir / 'turnserver.pid'}",
-        f"--userdb={workdir / 'turnserver.db'}",
-    ]
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    server = TurnServer("127.0.0.1", turn_port, secret, process, log_path)
-    try:
-        _wait_listening(process, log_path, turn_port)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+def turn_server(devserver: RunningDevserver) -> TurnServer:
+    if devserver.turn is None:
+        pytest.fail(f"the devserver started no coturn:\n{devserver.log()[-3000:]}")
+    url = devserver.turn["url"]
+    port = int(url.split("?")[0].rsplit(":", 1)[1])
+    return TurnServer(url, port, Path(devserver.turn["log"]))

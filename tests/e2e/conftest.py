@@ -51,6 +51,7 @@ class RunningDevserver:
     resources: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
+    turn: dict[str, str] | None = None  # {"url", "log"} of the coturn it started
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def token(self, user_id: str, admin: bool = False, ttl: int = 3600) -> str:
@@ -111,6 +112,9 @@ def _start(workdir: Path, args: list[str], env: dict[str, str] | None = None) ->
                 "0",
                 "--ready-file",
                 str(ready),
+                # No coturn unless a test asks for it (`--turn auto`): e2e needs no relay.
+                "--turn",
+                "off",
                 *args,
             ],
             cwd=ROOT,
@@ -137,6 +141,7 @@ def _start(workdir: Path, args: list[str], env: dict[str, str] | None = None) ->
         resources=info["resources"],
         process=process,
         log_path=log_path,
+        turn=info.get("turn"),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
 import time
 import uuid
 from typing import Any
@@ -15,6 +16,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from devserver import DEV_JWT_SECRET
+from devserver.websocket_api import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 from .conftest import RunningDevserver, StartDevserver
 
@@ -304,6 +306,154 @@ async def test_shutdown_closes_sockets_with_1001_and_runs_disconnect_first(
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1001
     assert await asyncio.to_thread(ds.process.wait, 20) == 0
+    # The ready file goes with the server: nobody reads a dead server's URLs from it.
+    assert not (ds.log_path.parent / "ready.json").exists()
     log = ds.log()
     assert f"DISCONNECT {conn_id} 1001 ok" in log
     assert log.index(f"DISCONNECT {conn_id}") < log.index("devserver stopped")
+
+
+# ---------------------------------------------------------------------- API Gateway's quotas
+def _frame_of(size: int) -> str:
+    """A request frame of exactly ``size`` bytes (ASCII) that gets a reply (bad_request:
+    ping takes no data)."""
+    head, tail = '{"action":"ping","id":"big","data":{"pad":"', '"}}'
+    return head + "x" * (size - len(head) - len(tail)) + tail
+
+
+def _fragments(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def _closed_code(ws: Any) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+@pytest.mark.parametrize(
+    ("frames", "size", "accepted"),
+    [
+        pytest.param(1, MAX_FRAME_BYTES, True, id="one frame of 32 KB"),
+        pytest.param(1, MAX_FRAME_BYTES + 1, False, id="one frame of 32 KB + 1"),
+        pytest.param(1, 40 * 1024, False, id="one frame of 40 KB"),
+        pytest.param(4, MAX_MESSAGE_BYTES, True, id="128 KB in four 32 KB frames"),
+        pytest.param(5, MAX_MESSAGE_BYTES + 1, False, id="128 KB + 1 in five frames"),
+    ],
+)
+async def test_frame_and_message_quotas_are_api_gateways(
+    devserver: RunningDevserver, frames: int, size: int, accepted: bool
+) -> None:
+    # Given a client (no compression: API Gateway frames are limited as they travel)
+    async with websockets.connect(
+        devserver.url(devserver.token(_user())), max_size=None, compression=None
+    ) as ws:
+        own = (await _request(ws, {"action": "ping", "id": "who"}))["data"]["connectionId"]
+        text = _frame_of(size)
+        # When it sends a message of `size` bytes in `frames` frames of at most 32 KB + 1
+        chunk = -(-size // frames)
+        await ws.send(text if frames == 1 else _fragments(text, chunk))
+        if accepted:
+            # Then a message within both quotas is routed and answered
+            reply = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert reply["id"] == "big" and reply["error"]["code"] == "bad_request"
+            return
+        # Then anything over a quota closes the socket with 1009, as API Gateway does
+        assert await _closed_code(ws) == 1009
+    # And the devserver's $disconnect (and its log) says 1009, not 1006
+    await _wait_for(lambda: f"DISCONNECT {own} 1009" in devserver.log())
+
+
+# ---------------------------------------------------------------------- what a client sees
+async def test_ping_tells_the_connection_its_id_which_the_management_api_knows(
+    devserver: RunningDevserver,
+) -> None:
+    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+        pong = await _request(ws, {"action": "ping", "id": "p"})
+        own = pong["data"]["connectionId"]
+        management = devserver.management_client()
+        found = await asyncio.to_thread(management.get_connection, ConnectionId=own)
+        assert found["Identity"]["SourceIp"] == "127.0.0.1"
+        await asyncio.to_thread(management.post_to_connection, ConnectionId=own, Data=b"hello")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
+
+
+def _is_compact(raw: str) -> bool:
+    return raw == json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False)
+
+
+async def test_replies_and_pushes_are_the_same_compact_json(devserver: RunningDevserver) -> None:
+    alice, bob = _user(), _user()
+    async with (
+        websockets.connect(devserver.url(devserver.token(alice))) as a,
+        websockets.connect(devserver.url(devserver.token(bob))) as b,
+    ):
+        await a.send(
+            json.dumps({"action": "conversation:create", "id": "c", "data": {"members": [bob]}})
+        )
+        created = await asyncio.wait_for(a.recv(), TIMEOUT)
+        conversation = json.loads(created)["data"]["conversationId"]
+        send = {"conversationId": conversation, "clientMessageId": "m", "body": "hi, there: ok"}
+        await a.send(json.dumps({"action": "message:send", "id": "s", "data": send}))
+        replied = await asyncio.wait_for(a.recv(), TIMEOUT)
+        pushed = await asyncio.wait_for(b.recv(), TIMEOUT)
+        assert json.loads(pushed)["type"] == "message:new"
+        for raw in (created, replied, pushed):
+            assert _is_compact(raw), raw
+
+
+async def test_a_refused_token_is_one_log_line_without_a_traceback(
+    devserver: RunningDevserver,
+) -> None:
+    before = devserver.log()
+    with pytest.raises(InvalidStatus):
+        async with websockets.connect(devserver.url("not.a.token"), open_timeout=TIMEOUT):
+            pass
+    # A sentinel after it: once this connect is logged, the refusal's lines are too.
+    user = _user()
+    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+        await _request(ws, {"action": "ping", "id": "sentinel"})
+    await _wait_for(lambda: f"user={user}" in devserver.log())
+    new = devserver.log()[len(before) :]
+    refused = [line for line in new.splitlines() if "refused 401" in line]
+    assert len(refused) == 1 and "by the authorizer" in refused[0], new[-3000:]
+    assert "Traceback" not in new, new[-3000:]
+    assert "devserver.ws: AUTHORIZER" not in new
+
+
+# ---------------------------------------------------------------------- TURN in `make dev`
+async def test_devserver_starts_coturn_and_hands_out_its_url(
+    start_devserver: StartDevserver,
+) -> None:
+    import os
+    import signal
+
+    if shutil.which(os.environ.get("SWITCHBOARD_TURNSERVER", "turnserver")) is None:
+        pytest.fail("coturn is not installed: apt-get install -y coturn (.ci/run does)")
+    # Given the devserver as `make dev` starts it (coturn installed, no TurnUrls given)
+    ds = start_devserver("--workers", "1", "--turn", "auto")
+    assert ds.turn is not None
+    url = ds.turn["url"]
+    port = int(url.split("?")[0].rsplit(":", 1)[1])
+    assert url == f"turn:127.0.0.1:{port}?transport=udp"
+    # (the banner comes right after the ready file)
+    await _wait_for(lambda: f"TURN        {url} (coturn pid" in ds.log())
+    # When a client asks for ICE servers, it gets that coturn (STUN and TURN, no public
+    # server), with credentials signed by the TurnSecret coturn was started with
+    user = _user()
+    async with websockets.connect(ds.url(ds.token(user))) as ws:
+        servers = (await _request(ws, {"action": "call:ice-servers", "id": "i"}))["data"]
+    stun, turn = servers["iceServers"]
+    assert stun == {"urls": [f"stun:127.0.0.1:{port}"]}
+    assert turn["urls"] == [url] and turn["username"].endswith(f":{user}")
+    secret = ds.aws("secretsmanager").get_secret_value(SecretId=ds.resources["TurnSecret"])
+    assert f"--static-auth-secret={secret['SecretString']}" not in ds.log()  # never logged
+    pid = int(ds.log().split(f"{url} (coturn pid ")[1].split(",")[0])
+    os.kill(pid, 0)  # coturn is running
+    # And shutting the devserver down stops coturn and removes the ready file
+    os.killpg(ds.process.pid, signal.SIGTERM)
+    assert await asyncio.to_thread(ds.process.wait, 30) == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (ds.log_path.parent / "ready.json").exists()

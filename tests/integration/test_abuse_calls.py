@@ -70,6 +70,10 @@ def test_the_victim_can_always_end_a_call_whatever_the_caller_sent(
     assert refused == {"rate_limited"}
     size = sum(len(str(v)) for v in call_item(stack, call_id).values())
     assert size < 100_000
-    # And the victim's call:reject and active# cleanup work
-    assert victim.ok("call:reject", {"callId": call_id})["state"] == "rejected"
+    # And the victim's call:end (declining the ringing call) and active# cleanup work
+    assert victim.ok("call:end", {"callId": call_id})["state"] == "rejected"
     assert active_item(stack, victim.user_id) is None
+    assert active_item(stack, attacker.user_id) is None
+    # And the ended call keeps nothing the caller sent
+    ended = call_item(stack, call_id)
+    assert "pendingIce" not in ended and "offer" not in ended

@@ -97,6 +97,13 @@ def test_ping_replies_with_server_time(stack: Stack, context: FakeContext) -> No
     assert abs(reply["data"]["serverTime"] - time.time() * 1000) < 60_000
 
 
+def test_ping_tells_the_client_its_own_connection_id(stack: Stack, context: FakeContext) -> None:
+    app = stack.handler("ConnectionFunction")
+    event = ws_event("ping", body=frame("ping", request_id="p2"), connection_id="Abc123Def456Gh=")
+    reply = json.loads(app.lambda_handler(event, context)["body"])
+    assert reply["ok"] is True and reply["data"]["connectionId"] == "Abc123Def456Gh="
+
+
 def test_default_route_answers_unknown_action_and_bad_json(
     stack: Stack, context: FakeContext
 ) -> None:

@@ -80,14 +80,21 @@ def test_gone_is_forgotten_and_throttled_is_retried_through_the_queue(
     carol = Client(stack, app, connect, f"carol-{tag}")
     conversation = new_conversation(alice, bob_phone, carol)
 
-    # Given bob's phone is gone and his laptop throttled, when alice sends
+    # Given bob's phone is gone (opened a minute ago: a 410 right after connecting means
+    # "not ready yet", see delivery.CONNECT_GRACE_MS) and his laptop throttled
+    ddb = stack.client("dynamodb")
+    ddb.update_item(
+        TableName=stack.table("ConnectionsTable"),
+        Key={"connectionId": {"S": bob_phone.connection_id}},
+        UpdateExpression="SET connectedAt = connectedAt - :minute",
+        ExpressionAttributeValues={":minute": {"N": "60000"}},
+    )
     failing_posts({bob_phone.connection_id: 410, bob_laptop.connection_id: 429})
     sent = send(alice, conversation, "through the storm")
 
     # Then carol has it at once; the phone is forgotten (its connection item and its place
     # in bob's presence), the laptop is not
     assert [f["data"]["seq"] for f in carol.frames("message:new")] == [sent["seq"]]
-    ddb = stack.client("dynamodb")
     item = ddb.get_item(
         TableName=stack.table("ConnectionsTable"),
         Key={"connectionId": {"S": bob_phone.connection_id}},

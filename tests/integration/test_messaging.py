@@ -209,11 +209,59 @@ def test_non_members_are_refused(people: Any, action: str, extra: dict[str, Any]
     assert mallory.frames("message:new") == []
 
 
-def test_body_limits_and_blank_bodies(people: Any) -> None:
+def test_body_limit_is_one_limit_one_code_one_message(people: Any) -> None:
     alice, bob = people("alice", "bob")
     conversation = new_conversation(alice, bob)
-    too_long = {"conversationId": conversation, "clientMessageId": "a", "body": "x" * 4001}
-    assert alice.error("message:send", too_long) == "bad_request"
+    assert send(alice, conversation, "x" * 4000)["seq"] == 1  # the limit itself is accepted
+    # Just over it and far over it (past the wire model's old 20,000): the same refusal.
+    for length in (4001, 20_000, 20_001, 100_000):
+        data = {"conversationId": conversation, "clientMessageId": f"l{length}"}
+        data["body"] = "y" * length
+        reply = alice.call("message:send", data)
+        assert reply["ok"] is False, length
+        assert reply["error"] == {
+            "code": "payload_too_large",
+            "message": "body is longer than 4000 characters",
+            "details": [{"field": "data.body", "message": "too long"}],
+        }, length
+    # Nothing was stored or pushed: bob saw only the accepted message, lastSeq is still 1.
+    assert [f["data"]["seq"] for f in bob.frames("message:new")] == [1]
+    history = bob.ok("message:history", {"conversationId": conversation})
+    assert history["lastSeq"] == 1
+
+
+def test_sending_moves_the_senders_own_cursors_in_the_same_transaction(people: Any) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+
+    def entry(client: Client) -> dict[str, Any]:
+        listing = client.ok("conversation:list", {})["conversations"]
+        found: dict[str, Any] = next(c for c in listing if c["conversationId"] == conversation)
+        return found
+
+    send(alice, conversation, "mine")
+    assert {k: entry(alice)[k] for k in ("ackedSeq", "readSeq", "unread")} == {
+        "ackedSeq": 1,
+        "readSeq": 1,
+        "unread": 0,
+    }
+    assert {k: entry(bob)[k] for k in ("ackedSeq", "readSeq", "unread")} == {
+        "ackedSeq": 0,
+        "readSeq": 0,
+        "unread": 1,
+    }
+    # Bob answers: sending is reading, his cursors reach his own seq; alice has 1 unread.
+    send(bob, conversation, "yours")
+    assert (entry(bob)["readSeq"], entry(bob)["unread"]) == (2, 0)
+    assert (entry(alice)["readSeq"], entry(alice)["unread"]) == (1, 1)
+    # An ack behind the sender's cursor does not move it (nor push a receipt).
+    assert alice.ok("message:ack", {"conversationId": conversation, "seq": 1})["moved"] is False
+    assert bob.frames("message:delivered") == []
+
+
+def test_blank_bodies_and_missing_ids(people: Any) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
     assert (
         alice.error(
             "message:send", {"conversationId": conversation, "clientMessageId": "b", "body": "  "}

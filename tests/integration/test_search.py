@@ -129,6 +129,7 @@ def test_a_non_member_never_sees_a_hit(world: Any, stack: Stack) -> None:
         counter.close()
     assert not reply["ok"] and reply["error"]["code"] == "forbidden"
     assert counter.calls["dynamodb.Query"] == 0
+    assert counter.calls["dynamodb.UpdateItem"] == 0  # not even counted: nothing changed
     assert counter.calls["dynamodb.BatchGetItem"] == 0
     stranger = person("stranger")
     assert searcher(stranger).hits(secret) == []

@@ -47,8 +47,9 @@ def copy_repository(target: Path) -> None:
             shutil.copy2(source, destination)
 
 
-def run_tests(copy: Path, tests: tuple[str, ...], log: Path) -> tuple[bool, float]:
-    """(passed, seconds) of ``tests`` in the copy, stopping at the first failure."""
+def run_tests(copy: Path, tests: tuple[str, ...], log: Path) -> tuple[int | None, float]:
+    """(pytest's exit code, seconds) of ``tests`` in the copy, stopping at the first
+    failure; None for a run that hung past TIMEOUT_SECONDS."""
     started = time.monotonic()
     with log.open("wb") as out:
         try:
@@ -62,8 +63,8 @@ def run_tests(copy: Path, tests: tuple[str, ...], log: Path) -> tuple[bool, floa
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return False, time.monotonic() - started  # a hang is a failure too
-    return result.returncode == 0, time.monotonic() - started
+            return None, time.monotonic() - started
+    return result.returncode, time.monotonic() - started
 
 
 def _first_failure(log: Path) -> str:
@@ -121,8 +122,8 @@ def main() -> int:
         selections = sorted({tuple(args.tests) if args.tests else m.tests for m in chosen})
         if not args.no_baseline:
             for tests in selections:
-                passed, seconds = run_tests(copy, tests, logs / "baseline.log")
-                if not passed:
+                code, seconds = run_tests(copy, tests, logs / "baseline.log")
+                if code != 0:
                     print((logs / "baseline.log").read_text()[-4000:])
                     print(f"baseline FAILED (unmutated copy): {' '.join(tests)}")
                     return 1
@@ -130,6 +131,7 @@ def main() -> int:
 
         survivors: list[Mutant] = []
         stale: list[str] = []
+        broken: list[str] = []
         for mutant in chosen:
             try:
                 original = apply(copy, mutant)
@@ -139,23 +141,30 @@ def main() -> int:
                 continue
             try:
                 tests = tuple(args.tests) if args.tests else mutant.tests
-                passed, seconds = run_tests(copy, tests, logs / f"{mutant.name}.log")
+                code, seconds = run_tests(copy, tests, logs / f"{mutant.name}.log")
             finally:
                 (copy / mutant.path).write_text(original)
-            verdict = "SURVIVED" if passed else "killed"
-            if passed:
+            # Killed means a test failed (exit 1) or hung. Any other exit (collection
+            # error, no tests, usage) says the run itself broke: no verdict.
+            verdict = {0: "SURVIVED", 1: "killed", None: "killed (hung)"}.get(code, "ERROR")
+            if code == 0:
                 survivors.append(mutant)
                 verdict += " (accepted)" if mutant.accepted else ""
+            elif verdict == "ERROR":
+                broken.append(mutant.name)
+                print((logs / f"{mutant.name}.log").read_text(errors="replace")[-2000:])
             print(f"{verdict:20} {seconds:6.1f} s  {mutant.area:24} {mutant.name}", flush=True)
-            if not passed:
+            if code == 1:
                 print(f"{'':30}by {_first_failure(logs / f'{mutant.name}.log')}", flush=True)
 
-    killed = len(chosen) - len(survivors) - len(stale)
+    killed = len(chosen) - len(survivors) - len(stale) - len(broken)
     print(f"\nmutation score: {killed}/{len(chosen)} killed")
+    if broken:
+        print(f"  no verdict (the test run broke): {', '.join(broken)}")
     for mutant in survivors:
         print(f"  survived: {mutant.name}: {mutant.accepted or 'NOT ACCEPTED'}")
     unaccepted = [m for m in survivors if not m.accepted]
-    return 1 if unaccepted or stale else 0
+    return 1 if unaccepted or stale or broken else 0
 
 
 if __name__ == "__main__":

@@ -93,11 +93,13 @@ def test_bucket_keys_are_utc_and_sortable() -> None:
 class FakeLookups:
     def __init__(self, members: frozenset[str], sent: list[SentMessage]) -> None:
         self._members, self._sent = members, sent
+        self.message_reads = 0
 
     def members(self, conversation_id: str) -> frozenset[str]:
         return self._members
 
     def messages(self, conversation_id: str, after_seq: int, to_seq: int) -> list[SentMessage]:
+        self.message_reads += 1
         return [m for m in self._sent if after_seq < m.seq <= to_seq]
 
 
@@ -214,6 +216,23 @@ def test_read_counts_reads_and_a_cursor_that_did_not_move_counts_nothing() -> No
         change("V", "MODIFY", {**member, "ackedSeq": 2}, {**member, "ackedSeq": 2}), lookups
     )
     assert same == []
+
+
+def test_a_send_moving_the_senders_cursors_over_her_message_only_reads_nothing() -> None:
+    member = {"conversationId": "cv", "sk": "member#alice", "memberId": "alice"}
+    moved = {**member, "ackedSeq": 5, "readSeq": 5, "sentSeq": 5}
+    lookups = FakeLookups(
+        frozenset(),
+        [SentMessage(3, "bob", 0), SentMessage(4, "bob", 0), SentMessage(5, "alice", 0)],
+    )
+    # Her cursors were at 4: only her own message 5 lies in between; nothing is looked up.
+    at_four = {**member, "ackedSeq": 4, "readSeq": 4}
+    assert records.conversations(change("V", "MODIFY", moved, at_four), lookups) == []
+    assert lookups.message_reads == 0
+    # They were behind (bob's 3 and 4 unread): those count, as an ack would.
+    at_two = {**member, "ackedSeq": 2, "readSeq": 2}
+    found = records.conversations(change("V", "MODIFY", moved, at_two), lookups)
+    assert [c.counters for c in found] == [{"messagesDelivered": 2}, {"messagesRead": 2}]
 
 
 def test_conversation_meta_and_idempotency_records() -> None:

@@ -171,7 +171,7 @@ class ScriptedServer:
         if action in self.replies:
             return self.replies[action]
         if action == "ping":
-            return wired(wire.Pong(pong=True, serverTime=0, pid=1))
+            return wired(wire.Pong(pong=True, serverTime=0, pid=1, connectionId="scripted="))
         if action == "conversation:list":
             ids = sorted(self.messages)
             start = int(data.get("cursor") or 0)

@@ -144,7 +144,7 @@ const msg = (conversationId, seq, body = `m${seq}`) => ({
   createdAt: seq,
   clientMessageId: `cm-${seq}`,
 });
-const PONG = { pong: true, serverTime: 0, pid: 1 };
+const PONG = { pong: true, serverTime: 0, pid: 1, connectionId: "scripted=" };
 
 test("backoff is full-jitter exponential and capped", () => {
   assert.equal(backoffDelay(0, 500, 30_000, () => 0.999), 499);

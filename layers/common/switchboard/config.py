@@ -46,7 +46,6 @@ class MessagingSettings(DeliverySettings):
     NOTIFICATIONS_TABLE: str
     RATE_LIMITS_TABLE: str
     UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
-    MAX_BODY_CHARS: int = 4000
     # A send is one transaction of 3 items, one per member (their activityAt), 2 rate
     # limits and up to 10 attachments, and DynamoDB allows 100 items per transaction.
     MAX_MEMBERS: Annotated[int, Field(ge=2, le=85)] = 50

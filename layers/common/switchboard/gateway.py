@@ -10,7 +10,6 @@ than retried into the dead-letter queue.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard import aws
+from switchboard.protocol import to_json
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -70,7 +70,7 @@ def encode(payload: dict[str, Any] | bytes | str) -> bytes:
         return payload
     if isinstance(payload, str):
         return payload.encode()
-    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return to_json(payload).encode()
 
 
 class ManagementApi:

@@ -23,9 +23,9 @@ MAX_REQUEST_ID_CHARS = 128
 MAX_USER_ID_CHARS = 128
 MAX_CONVERSATION_ID_CHARS = 64
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
-# The request model's ceiling; the deployment's MAX_BODY_CHARS setting (4000 by default)
-# lowers it.
-MAX_BODY_CHARS = 20_000
+# A message body's one limit, in characters (Unicode code points): longer is
+# `payload_too_large`, whatever the length.
+MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
 MAX_TOKEN_CHARS = 8192
 # A frame is at most 32 KB: an SDP has to fit in one with its envelope. SDP and ICE are

@@ -31,7 +31,15 @@ from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
 from switchboard.delivery import Delivery
-from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from switchboard.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
+from switchboard.limits import MAX_BODY_CHARS
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
@@ -49,7 +57,7 @@ SYNC_MIN_MESSAGE_BYTES = 128
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_body_chars: int = 4000
+    max_body_chars: int = MAX_BODY_CHARS  # the protocol's limit: clients know it too
     max_members: int = 50
     # Rate limits per window (shared by every Lambda instance through DynamoDB).
     window_seconds: int = 10
@@ -181,7 +189,11 @@ class MessagingService:
     # ------------------------------------------------------------------ messages
     def send(self, caller: Caller, data: wire.MessageSend) -> wire.MessageSent:
         if len(data.body) > self.limits.max_body_chars:
-            raise BadRequest(f"body is longer than {self.limits.max_body_chars} characters")
+            # The one body limit (MAX_BODY_CHARS); the frame itself is capped at 128 KB.
+            raise PayloadTooLarge(
+                f"body is longer than {self.limits.max_body_chars} characters",
+                details=[{"field": "data.body", "message": "too long"}],
+            )
         if not data.body.strip() and not data.attachments:
             raise BadRequest("a message needs a body or an attachment")
         if len({a.uploadId for a in data.attachments}) < len(data.attachments):

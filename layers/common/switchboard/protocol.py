@@ -10,6 +10,7 @@ Server push: ``{"type": "<event>", "data": {...}}``.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -157,3 +158,8 @@ def push(data: PushData) -> dict[str, Any]:
     """A push frame: its type comes from the model, so a frame cannot carry another type's
     data."""
     return {"type": data.TYPE, "data": data.wire()}
+
+
+def to_json(frame: Any) -> str:
+    """Replies and pushes leave as the same compact JSON (every byte is a billed frame)."""
+    return json.dumps(frame, separators=(",", ":"), default=str)

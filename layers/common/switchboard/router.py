@@ -37,6 +37,7 @@ from switchboard.protocol import (
     nesting_depth,
     reply_error,
     reply_ok,
+    to_json,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -197,7 +198,7 @@ class WebSocketRouter:
             if route_key in ("$connect", "$disconnect"):
                 return {"statusCode": 200}
             reply = self._reply(event, outcome)
-            return {"statusCode": 200, "body": json.dumps(reply, default=str)}
+            return {"statusCode": 200, "body": to_json(reply)}
         finally:
             outcome["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
             logger.info("handled", extra=outcome)

@@ -87,7 +87,6 @@ def messaging(settings: MessagingSettings) -> MessagingService:
         RateLimiter(settings.RATE_LIMITS_TABLE),
         UploadRepository(settings.UPLOADS_TABLE),
         limits=Limits(
-            max_body_chars=settings.MAX_BODY_CHARS,
             max_members=settings.MAX_MEMBERS,
             window_seconds=settings.RATE_WINDOW_SECONDS,
             sends_per_user=settings.SEND_LIMIT_PER_USER,

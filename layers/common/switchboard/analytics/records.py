@@ -199,6 +199,8 @@ def conversations(change: StreamChange, lookups: Lookups) -> list[Contribution]:
         after = int(change.new.get(cursor) or 0)
         if after <= before:
             continue
+        if before == after - 1 == int(change.new.get("sentSeq") or 0) - 1:
+            continue  # the member's send moved it over her own message only: nothing to count
         # Cursors are cumulative: (before, after] were delivered (read) just now, minus the
         # user's own messages (their other devices ack those too).
         received = [

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from switchboard.analytics import histogram
-from switchboard.analytics.periods import SECONDS, Period, bucket_range, key_to_epoch
+from switchboard.analytics.periods import (
+    SECONDS,
+    Period,
+    bucket_range,
+    bucket_start,
+    key_to_epoch,
+)
 from switchboard.analytics.queue_depths import QueueMonitor
 from switchboard.analytics.queue_processing import QueueProcessing
 from switchboard.analytics.records import CALL_ANSWER_MS, CALL_DURATION_MS, DELIVERY_MS
@@ -62,10 +68,6 @@ RESOLUTION = {
     "relativeError": round(histogram.RELATIVE_RESOLUTION, 4),
     "note": "a percentile is its bucket's upper bound: >= the true value, < 9.05 % above it",
 }
-
-
-class RangeTooLarge(ValueError):
-    """More points than MAX_POINTS were asked for."""
 
 
 class AnalyticsReport:
@@ -252,14 +254,20 @@ class AnalyticsReport:
 
     # ------------------------------------------------------------------ time series
     def timeseries(self, metric: str, from_ms: int, to_ms: int, period: Period) -> dict[str, Any]:
+        """Every range a client can ask for has an answer (none of these limits fits in an
+        OpenAPI schema): times are clamped to what bucket keys can name (1970 to
+        9999-12-31T23:59Z), ``to`` before ``from`` is an empty range, and a range of more
+        than MAX_POINTS buckets gives the MAX_POINTS that end at ``to`` (``truncated``)."""
         if metric not in SERIES:
             raise ValueError(f"unknown metric {metric!r}")
+        from_ms, to_ms = (min(max(t, 0), LATEST_MS) for t in (from_ms, to_ms))
+        answer: dict[str, Any] = {"metric": metric, "bucket": period, "truncated": False}
         if to_ms < from_ms:
-            raise ValueError("'to' is before 'from'")
-        if from_ms < 0 or to_ms >= LATEST_MS:
-            raise ValueError("'from' and 'to' must lie between 1970 and 9999")
-        if (to_ms - from_ms) // (SECONDS[period] * 1000) + 1 > MAX_POINTS:
-            raise RangeTooLarge(f"at most {MAX_POINTS} {period} buckets per request")
+            return {**answer, "from": from_ms, "to": to_ms, "points": []}
+        last = bucket_start(to_ms, period)
+        if (last - bucket_start(from_ms, period)) // SECONDS[period] + 1 > MAX_POINTS:
+            from_ms = (last - (MAX_POINTS - 1) * SECONDS[period]) * 1000
+            answer["truncated"] = True
         keys = bucket_range(from_ms, to_ms, period)
         items = self.repository.buckets(period, keys[0], keys[-1])
         points = []
@@ -272,7 +280,7 @@ class AnalyticsReport:
                     "value": _value(item, metric),
                 }
             )
-        return {"metric": metric, "bucket": period, "from": from_ms, "to": to_ms, "points": points}
+        return {**answer, "from": from_ms, "to": to_ms, "points": points}
 
 
 def _value(item: dict[str, Any], metric: str) -> float | int | None:

@@ -2,8 +2,9 @@
 
 ConversationsTable items, all under PK ``conversationId``:
 - ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
-- ``member#<userId>``: ackedSeq, readSeq, and the activity index's keys: ``folder``
-  (``inbox#<userId>``) and ``activityAt`` (the conversation's last activity, epoch ms).
+- ``member#<userId>``: ackedSeq, readSeq, sentSeq (the member's last send), and the
+  activity index's keys: ``folder`` (``inbox#<userId>``) and ``activityAt`` (the
+  conversation's last activity, epoch ms).
 - ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send and a digest of
   what was sent (TTL 24 h): a retry is answered with the reply, a different message
   under the same id with ``conflict`` (as Powertools' idempotency validates payloads).
@@ -14,7 +15,8 @@ the value read to the next one, on condition that it is unchanged and the sender
 member, (2) puts the message and (3) puts the idempotency record if absent. So seq is
 gapless (a seq is consumed only together with its message) and a retried send can never
 take a second seq. The same transaction moves every member's ``activityAt`` (still one
-call), so that:
+call), and the sender's own ackedSeq/readSeq to the new seq (sending is reading: her own
+message is never unread to her, nor pushed back to her as backlog), so that:
 
 The activity index (GSI ``byActivity``: ``folder`` -> ``activityAt``) lists a user's
 conversations most recently active first, a bounded page at a time: what one request
@@ -390,6 +392,20 @@ class ConversationRepository(DynamoRepository):
         )
         for user_id in sorted(conversation.members):
             # Each member's place in the activity index, in the same call.
+            expression = "SET activityAt = :now"
+            values = {":now": message.created_at}
+            if user_id == message.sender_id:
+                # Sending is reading, in the same item's update (a transaction may touch an
+                # item once). No condition on the cursors: they cannot be past lastSeq
+                # (acks are clamped to it) and lastSeq's condition above orders the sends,
+                # so this only moves them forward. sentSeq lets analytics see, without a
+                # read, that they moved over her own message only; lastOp (an ack's
+                # lost-answer token) is left alone.
+                expression += (
+                    ", ackedSeq = :seq, readSeq = :seq, ackedAt = :now, readAt = :now,"
+                    " sentSeq = :seq"
+                )
+                values[":seq"] = message.seq
             tx.update(
                 f"activity:{user_id}",
                 {
@@ -398,9 +414,9 @@ class ConversationRepository(DynamoRepository):
                         "conversationId": {"S": conversation.conversation_id},
                         "sk": {"S": member_key(user_id)},
                     },
-                    "UpdateExpression": "SET activityAt = :now",
+                    "UpdateExpression": expression,
                     "ConditionExpression": "attribute_exists(sk)",
-                    "ExpressionAttributeValues": {":now": {"N": str(message.created_at)}},
+                    "ExpressionAttributeValues": to_item(values),
                 },
             )
         for label, guard in guards.items():

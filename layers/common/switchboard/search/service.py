@@ -7,10 +7,10 @@ Privacy: without ``conversationId`` the search reads only the caller's own scope
 when each message was indexed; with it, membership is checked first (as for history),
 then the conversation's scope is read. Nobody's query ever reads another user's scope.
 
-Cost of one search (docs/search.md): one rate-limit UpdateItem, one GetItem when a
-conversation is named, one Query per word (a prefix word: up to 5), one BatchGetItem of
-the page's messages. Everything is bounded by the query's size, never by how many
-conversations or messages the caller has.
+Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
+costs that alone), one rate-limit UpdateItem, one Query per word (a prefix word: up to 5),
+one BatchGetItem of the page's messages. Everything is bounded by the query's size, never
+by how many conversations or messages the caller has.
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ class SearchService:
         except QueryTooComplex as exc:
             raise BadRequest(str(exc)) from None
         offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else 0
-        self._count(caller)
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
@@ -95,6 +94,9 @@ class SearchService:
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
+        # Counted once authorised: a refused request changes nothing (the RateLimits table
+        # included), as for every action; the counter still comes before any index read.
+        self._count(caller)
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
         ranked = rank(query, [self._read(scope, clause) for clause in query.clauses])

@@ -43,7 +43,12 @@ class Attachment(WireModel):
 class MessageSend(WireModel):
     conversationId: ConversationId
     clientMessageId: str = Field(min_length=1, max_length=limits.MAX_CLIENT_MESSAGE_ID_CHARS)
-    body: str = Field(max_length=limits.MAX_BODY_CHARS)
+    # Not validated here: a longer body is `payload_too_large` from the service, the one
+    # check of the one limit (the schema still says maxLength).
+    body: str = Field(
+        json_schema_extra={"maxLength": limits.MAX_BODY_CHARS},
+        description="longer than MAX_BODY_CHARS characters: payload_too_large",
+    )
     attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
 
 

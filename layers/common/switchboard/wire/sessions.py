@@ -21,6 +21,10 @@ class Pong(WireData):
     pong: bool
     serverTime: int = Field(description="epoch ms on the server")
     pid: int = Field(description="which execution environment answered (diagnostics)")
+    connectionId: str = Field(
+        description="the caller's own connection, as API Gateway's management API and the "
+        "operators' logs name it"
+    )
 
 
 class TokenRefreshed(WireData):

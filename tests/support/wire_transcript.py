@@ -3,7 +3,7 @@ uploads) through the functions in-process on moto, printing every raw reply body
 pushed frame with ids, timestamps and signatures replaced by stable placeholders. Two
 checkouts' transcripts, diffed, show any change a client would see on the wire:
 
-    PYTHONPATH=layers/common:. .venv/bin/python scripts/wire_transcript.py | grep -v '^{' > a.txt
+    PYTHONPATH=layers/common:. .venv/bin/python -m tests.support.wire_transcript > a.txt
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def norm(text: str) -> str:
     return text
 
 
-def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
+def main() -> None:
     with local_stack() as stack:
         apps = {
             "msg": stack.handler("MessageFunction"),
@@ -63,7 +63,7 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
                 action, body=frame(action, data), connection_id=cid, user_id=conns[cid]
             )
             body = apps[app].lambda_handler(event, FakeContext())["body"]
-            print(f"{cid} {action}: {norm(body)}")
+            print(f"{cid} {action}: {norm(body)}")  # logs go to stdout too: they start with {
             return json.loads(body).get("data")
 
         a, b, _, c, d = (
