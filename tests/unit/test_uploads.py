@@ -297,10 +297,10 @@ def peak_growth_mib(tmp_path: Path, data: bytes, content_type: str) -> tuple[str
 
 
 def test_a_gif_full_of_comment_sub_blocks_is_refused_in_flat_memory(tmp_path: Path) -> None:
-    # Given a 16x16 GIF carrying a comment of 5 Mi one-byte sub-blocks (10 MiB of file)
+    # Given a 16x16 GIF carrying a comment of 3.5 M one-byte sub-blocks (7 MB of file)
     data = gif_with_long_comment()
     # When it is processed, Then it is refused before Pillow gathers the comment (which
-    # costs ~44 bytes of memory per byte of file: 440 MiB here)
+    # costs ~44 bytes of memory per byte of file: ~300 MiB here)
     outcome, grown = peak_growth_mib(tmp_path, data, "image/gif")
     assert "GIF extension data" in outcome
     assert grown < 32, grown
