@@ -14,9 +14,9 @@ the DLQ when the redrive started are received, sent to the DLQ's one source queu
 their body and message attributes, and deleted from the DLQ only once sent (a failure
 leaves them in the DLQ; at least once, like the move task).
 
-Only queue DLQs can be redriven. ConnectionEventsDLQ and AnalyticsDLQ hold stream batch
-descriptions (no queue sends to them): the command refuses them and points to the replay
-procedure in docs/operations.md. Exit status: 0 done, 1 the task failed, 2 refused.
+Only queue DLQs can be redriven. ConnectionEventsDLQ, SearchIndexDLQ and AnalyticsDLQ hold
+stream batch descriptions (no queue sends to them): the command refuses them and points to
+the replay procedure in docs/operations.md. Exit status: 0 done, 1 the task failed, 2 refused.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Abuse of call items (issue 14, finding 9): what others send into a call (SDP, ICE) is
+"""Abuse of call items: what others send into a call (SDP, ICE) is
 ASCII (RFC 8839) and bounded in bytes, so a call item cannot be grown toward DynamoDB's
 400 KB limit, and ending or leaving a call never depends on what others sent."""
 

@@ -1,4 +1,4 @@
-"""Ghost connections (issue 14, finding 5): API Gateway answers 410 to posts and DELETEs
+"""Ghost connections: API Gateway answers 410 to posts and DELETEs
 for a connection whose $connect has not returned yet. A 410 that young is retried, never
 taken as the connection being gone, and a revocation that met a handshake is re-checked on
 the connection's first stream record. moto's management API never answers 410, so the

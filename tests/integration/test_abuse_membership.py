@@ -1,4 +1,4 @@
-"""Forced membership (issue 14, finding 4): anyone can put anyone in conversations, so what
+"""Forced membership: anyone can put anyone in conversations, so what
 one of the victim's requests costs must not grow with how many they were put in. Each test
 puts the victim in more conversations than the bounded window reads (the window is made
 small here, so the test stays quick) and checks what the DynamoDB calls asked for."""
@@ -160,3 +160,37 @@ def test_the_backlog_of_one_connect_is_capped(
     # And the rest is there for message:sync (conversation:list gives the cursors)
     listing = victim.ok("conversation:list", {"limit": 100})["conversations"]
     assert sum(c["lastSeq"] - c["ackedSeq"] for c in listing) == PUT_IN
+
+
+def test_groups_from_strangers_cannot_hide_a_one_to_one_contact(
+    stack: Stack, apps: dict[str, ModuleType], calls: list[Call]
+) -> None:
+    # Given alice and bob, who talked 1:1, then 10 strangers who each put alice in 10
+    # groups (with someone else): 100 newer conversations fill her whole recent window
+    tag = uuid.uuid4().hex[:6]
+    make = lambda name: Client(stack, apps["message"], apps["connect"], f"{name}-{tag}")  # noqa: E731
+    alice, bob = make("alice"), make("bob")
+    send(bob, new_conversation(bob, alice), "is the bike still available?")
+    for m in range(10):
+        mallory = make(f"mallory{m}")
+        for g in range(10):
+            mallory.ok(
+                "conversation:create",
+                {"members": [alice.user_id, f"x{g}-{tag}"], "title": f"group {m}.{g}"},
+            )
+    assert bob.user_id not in stack_contacts(apps, alice.user_id)
+    # When alice asks for bob's presence
+    calls.clear()
+    reply = alice.ok("presence:query", {"userIds": [bob.user_id]})
+    # Then she gets it (the 1:1 conversation is read by key: one more BatchGetItem)
+    assert [p["userId"] for p in reply["presence"]] == [bob.user_id]
+    assert [q.params.get("Limit") for q in calls if q.operation == "Query"] == [
+        dal.RECENT_CONVERSATIONS + 1
+    ]
+    # and a stranger's presence is still refused
+    assert alice.error("presence:query", {"userIds": [f"nobody-{tag}", bob.user_id]}) == "forbidden"
+
+
+def stack_contacts(apps: dict[str, ModuleType], user_id: str) -> list[str]:
+    repository: dal.ConversationRepository = apps["events"].events.presence.conversations
+    return repository.recent_contacts(user_id)

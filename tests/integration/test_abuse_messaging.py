@@ -1,6 +1,6 @@
 """Abuse cases of messaging, sessions and connections (docs/security.md, "Messaging, calls
-and authentication"): each test is a finding of the review in issue 14, and failed on the
-code before its fix. Handlers are called in-process under moto."""
+and authentication"): each test is a finding of the abuse review, and failed on the code
+before its fix. Handlers are called in-process under moto."""
 
 from __future__ import annotations
 

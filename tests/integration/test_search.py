@@ -351,3 +351,24 @@ def test_sample_events_run_against_the_handlers(apps: dict[str, ModuleType], sta
     reply = json.loads(apps["search"].lambda_handler(search, FakeContext())["body"])
     assert reply["ok"], reply
     assert (conversation_id, 1) in {(h["conversationId"], h["seq"]) for h in reply["data"]["hits"]}
+
+
+def test_made_up_words_cannot_push_a_real_match_out_of_a_prefix_search(world: Any) -> None:
+    # Given bob's real message, then a stranger's 4 messages of 64 made-up "bikz…" words
+    # (256 terms: alphabetically after "bike", more than the 200 postings a range reads)
+    person, index, searcher = world
+    alice, bob, mallory = person("alice"), person("bob"), person("mallory")
+    conversation = new_conversation(bob, alice)
+    send(bob, conversation, "is the bike still available?")
+    index.catch_up()
+    spam = new_conversation(mallory, alice)
+    for m in range(4):
+        send(mallory, spam, " ".join(f"bikz{m}x{k:02d}" for k in range(64)))
+    index.catch_up()
+    # When alice types "bik", the newest messages with a "bik…" word are read, not the
+    # alphabetically last words: bob's message is among them
+    found = searcher(alice).seqs("bik", limit=50)
+    assert (conversation, 1) in found
+    assert {(spam, m + 1) for m in range(4)} <= set(found)
+    # and a longer prefix than the prefix postings hold still narrows to its words
+    assert searcher(alice).seqs("bikz1x0", limit=50) == [(spam, 2)]

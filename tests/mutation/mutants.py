@@ -52,7 +52,8 @@ class Mutant:
 
 def _planted_push(event: str, lookup: str, outsider: str, targets: str, data: str) -> str:
     """Code that pushes ``event`` to ``targets`` when ``outsider`` holds (before the check
-    that refuses the caller): the bug the issue planted in typing:start, for any feature."""
+    that refuses the caller): the typing:start bug the effect log was built to catch, for
+    any feature."""
     return (
         f"        planted = {lookup}\n"
         f"        if planted is not None and {outsider}:\n"
@@ -132,7 +133,7 @@ MUTANTS: list[Mutant] = [
     ),
     # ------------------------------------------------------------ a push before a refusal
     Mutant(
-        "typing-pushed-before-forbidden",  # the issue's own planted bug
+        "typing-pushed-before-forbidden",  # the bug docs/testing.md starts from
         "push before refusal",
         f"{LAYER}/messaging.py",
         TYPING_CHECK,

@@ -75,7 +75,7 @@ def test_build_verifier_refuses_another_version_an_extra_and_a_missing_package(
 ) -> None:
     _fake_build(tmp_path)
     analytics = tmp_path / "AnalyticsApiFunction"
-    # What sam built before the requirements were pinned (issue: pydantic from PyPI).
+    # What sam built before the requirements were pinned (the problem: pydantic from PyPI).
     for info in analytics.glob("pydantic-*.dist-info"):
         (info / "METADATA").write_text("Name: pydantic\nVersion: 2.14.4\n")
     _dist_info(tmp_path / "MessageFunction", "leftpad", "1.0")

@@ -190,3 +190,31 @@ def test_a_seq_bound_hides_what_came_after_it() -> None:
     query = parse_query("bike ", 8)
     reads = [ClauseRead(query.clauses[0], [posting("bike", s, at=s) for s in (1, 2, 3)])]
     assert [c.seq for c in rank(query, reads, max_seq={"c1": 2})] == [2, 1]
+
+
+def _term_posting(term: str, seq: int = 1) -> Posting:
+    return Posting(term, "c1", seq, 1_700_000_000_000, 2, [0, 3], [term + "s"], 9)
+
+
+def test_a_prefix_posting_holds_every_term_of_the_message_that_starts_with_it() -> None:
+    from switchboard.search.index import _prefix_postings, prefix_postings
+
+    made = {p.prefix: p for p in prefix_postings([_term_posting("bike"), _term_posting("bin")])}
+    # prefixes of 2 to 4 characters, one posting per prefix, sorted by time under it
+    assert sorted(made) == ["bi", "bik", "bike", "bin"]
+    item = made["bi"].item("u#alice")
+    assert item["pk"]["S"] == "u#alice#*bi"
+    assert item["sk"]["S"] == "bi#1700000000000#c1#000000000001"
+    assert _prefix_postings(item) == [_term_posting("bike"), _term_posting("bin")]
+
+
+def test_a_members_postings_with_their_prefixes_stay_within_the_budget() -> None:
+    from switchboard.search.index import prefix_postings
+    from switchboard.search.indexer import _within_budget
+
+    terms = [_term_posting(f"{chr(97 + i % 26)}{chr(97 + i // 26)}word") for i in range(64)]
+    for budget in (8, 12, 100, 320):
+        kept = _within_budget(terms, budget)
+        assert kept == terms[: len(kept)] and kept
+        assert len(kept) + len(prefix_postings(kept)) <= budget
+    assert len(_within_budget(terms, 10_000)) == 64

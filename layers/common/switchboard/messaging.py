@@ -7,7 +7,6 @@ how frames reach devices, notifier.py for offline recipients.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import random
 import time
@@ -25,6 +24,7 @@ from switchboard.dal.conversations import (
     GuardRefused,
     SeqConflict,
     StoredMessage,
+    direct_id,
     send_digest,
 )
 from switchboard.dal.notifications import NotificationRepository
@@ -124,8 +124,7 @@ class MessagingService:
             raise BadRequest(f"at most {self.limits.max_members} members")
         if len(members) == 2:
             # One 1:1 conversation per pair and listing: the id is derived from both.
-            key = "|".join([*sorted(members), data.listingId or ""])
-            conversation_id = "dm_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+            conversation_id = direct_id(members, data.listingId)
         else:
             conversation_id = "cv_" + uuid.uuid4().hex
         conversation = Conversation(
@@ -431,9 +430,13 @@ class MessagingService:
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
         # Contacts are the members of the caller's most recently active conversations
-        # (dal RECENT_CONVERSATIONS): a bounded read, whatever others did to the caller.
+        # (dal RECENT_CONVERSATIONS) and anyone the caller has a 1:1 conversation with (read
+        # by key: groups others put the caller in cannot push those out of the window).
+        # Both reads are bounded, whatever others did to the caller.
         contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
-        strangers = sorted(set(data.userIds) - contacts)
+        strangers = set(data.userIds) - contacts
+        if strangers:
+            strangers -= self.conversations.direct_contacts(caller.user_id, strangers)
         if strangers:
             raise Forbidden(
                 "presence is visible only for people you share a recent conversation with"

@@ -71,6 +71,13 @@ def inbox(user_id: str) -> str:
     return f"inbox#{user_id}"
 
 
+def direct_id(members: Iterable[str], listing_id: str | None = None) -> str:
+    """The id of the one 1:1 conversation per pair and listing: derived from both, so a
+    user's 1:1 conversation with someone is found by key, however many others exist."""
+    key = "|".join([*sorted(members), listing_id or ""])
+    return "dm_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     conversation_id: str
@@ -296,6 +303,30 @@ class ConversationRepository(DynamoRepository):
                 if other != user_id:
                     contacts.setdefault(other)
         return list(contacts)
+
+    def direct_contacts(self, user_id: str, others: Iterable[str]) -> set[str]:
+        """Those of ``others`` the user has a 1:1 conversation (without a listing) with: the
+        user's member items in those conversations, read by key (one BatchGetItem per 100),
+        so no number of other conversations can hide them (unlike recent_contacts)."""
+        by_id = {direct_id([user_id, other]): other for other in others if other != user_id}
+        ids = list(by_id)
+        found: set[str] = set()
+        for start in range(0, len(ids), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [
+                        {"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}}
+                        for c in ids[start : start + 100]
+                    ],
+                    "ProjectionExpression": "conversationId",
+                }
+            }
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    found.add(by_id[item["conversationId"]["S"]])
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
 
     def member(self, conversation_id: str, user_id: str) -> Member | None:
         response = self.client.get_item(

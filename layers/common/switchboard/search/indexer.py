@@ -31,8 +31,11 @@ from switchboard.dal.items import from_item
 from switchboard.observability import logger
 from switchboard.search.index import (
     Posting,
+    PrefixPosting,
     SearchIndexRepository,
     conversation_scope,
+    prefix_postings,
+    prefixes,
     user_scope,
 )
 from switchboard.search.text import Document, analyse
@@ -143,19 +146,24 @@ class SearchIndexer:
 
     def _postings(
         self, image: MessageImage | None, members: list[str]
-    ) -> list[tuple[str, Posting]]:
+    ) -> list[tuple[str, Posting | PrefixPosting]]:
         if image is None:
             return []
         document = analyse(image.body, image.file_names, self.limits.max_terms)
         postings = _postings_of(image, document)
-        scoped = [(conversation_scope(image.conversation_id), p) for p in postings]
+        scoped: list[tuple[str, Posting | PrefixPosting]] = []
+        conversation = conversation_scope(image.conversation_id)
+        every: list[Posting | PrefixPosting] = [*postings, *prefix_postings(postings)]
+        scoped.extend((conversation, p) for p in every)
         if members:
             per_member = max(
                 self.limits.min_user_terms, self.limits.user_postings_budget // len(members)
             )
+            kept = _within_budget(postings, per_member)
+            own: list[Posting | PrefixPosting] = [*kept, *prefix_postings(kept)]
             for user_id in members:
                 scope = user_scope(user_id)
-                scoped.extend((scope, p) for p in postings[:per_member])
+                scoped.extend((scope, p) for p in own)
         return scoped
 
 
@@ -173,6 +181,20 @@ def _postings_of(image: MessageImage, document: Document) -> list[Posting]:
         )
         for term, stats in document.terms.items()
     ]
+
+
+def _within_budget(postings: list[Posting], budget: int) -> list[Posting]:
+    """The first term postings whose items, with their prefix postings, number at most
+    ``budget`` (at least one term)."""
+    kept: list[Posting] = []
+    seen: set[str] = set()
+    for posting in postings:
+        new = set(prefixes(posting.term)) - seen
+        if kept and len(kept) + 1 + len(seen) + len(new) > budget:
+            break
+        kept.append(posting)
+        seen |= new
+    return kept
 
 
 def _key_of(key: dict[str, Any]) -> tuple[str, str]:

@@ -9,8 +9,8 @@ then the conversation's scope is read. Nobody's query ever reads another user's 
 
 Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
 costs that alone), one rate-limit UpdateItem, one Query per word (a prefix word: up to 5),
-one BatchGetItem of the page's messages. Everything is bounded by the query's size, never
-by how many conversations or messages the caller has.
+one BatchGetItem of the page's messages (one more per round of hits found stale). Everything
+is bounded by the query's size, never by how many conversations or messages the caller has.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ PREFIX_SHORTER_STEMS = 3  # "runni" also reads the stems "runn", "run" (and "ru"
 @dataclass(frozen=True, slots=True)
 class SearchLimits:
     max_clauses: int = 8  # words (and phrase words) per query
-    postings_per_range: int = 200  # newest postings read per word
+    postings_per_range: int = 200  # newest messages read per range (one Query page)
     searches_per_user: int = 60
     window_seconds: int = 10
 
