@@ -41,7 +41,7 @@ import boto3
 from switchboard import aws
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.items import to_item
-from switchboard.search.index import SearchIndexRepository
+from switchboard.search.index import PREFIX_MAX, PREFIX_MIN, SearchIndexRepository
 from switchboard.search.indexer import Change, IndexLimits, MessageImage, SearchIndexer
 from switchboard.search.text import analyse
 
@@ -227,9 +227,16 @@ def index_cost(
         finally:
             counter.close()
         read_units, write_units = request_units(counter.calls, counter.items)
-        terms = [len(analyse(i.body, [], IndexLimits().max_terms).terms) for i in images]
+        documents = [analyse(i.body, [], IndexLimits().max_terms) for i in images]
+        # The prefixes with postings of their own: PREFIX_MIN..PREFIX_MAX characters of
+        # each term, once per message (computed here from the text, not by the indexer).
+        prefixes = [
+            {t[:k] for t in d.terms for k in range(PREFIX_MIN, min(PREFIX_MAX, len(t)) + 1)}
+            for d in documents
+        ]
         result[f"members_{size}"] = {
-            "distinct_terms_per_message": round(sum(terms) / sample, 2),
+            "distinct_terms_per_message": round(sum(len(d.terms) for d in documents) / sample, 2),
+            "distinct_prefixes_per_message": round(sum(map(len, prefixes)) / sample, 2),
             "write_units_per_message": round(write_units / sample, 2),
             "read_units_per_message": round(read_units / sample, 2),
             "calls_per_message": round(sum(counter.calls.values()) / sample, 2),

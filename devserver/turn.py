@@ -20,6 +20,18 @@ __all__ = ["Coturn", "coturn_binary", "free_udp_and_tcp_port", "start_coturn"]
 
 READY_TIMEOUT = 30.0
 INSTALL_HINT = "apt-get install -y coturn"
+# Private, shared, link-local (169.254.169.254: cloud metadata) and unique-local ranges:
+# a TURN relay must not reach them. Loopback is left to --allow-loopback-peers.
+DENIED_PEER_RANGES = (
+    "0.0.0.0-0.255.255.255",
+    "10.0.0.0-10.255.255.255",
+    "100.64.0.0-100.127.255.255",
+    "169.254.0.0-169.254.255.255",
+    "172.16.0.0-172.31.255.255",
+    "192.168.0.0-192.168.255.255",
+    "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+)
 
 
 def coturn_binary() -> str | None:
@@ -108,6 +120,13 @@ def start_coturn(
         # Loopback is a "forbidden peer" by default (SSRF protection): allowed here, the
         # only network the local stack relays on.
         "--allow-loopback-peers",
+        # What a deployed relay must set too (docs/operations.md): bounded allocations
+        # per user and in all, a bounded allocation lifetime, and no relaying to private
+        # or link-local (cloud metadata) addresses.
+        "--user-quota=12",
+        "--total-quota=100",
+        "--max-allocate-lifetime=3600",
+        *(f"--denied-peer-ip={r}" for r in DENIED_PEER_RANGES),
         "--log-file=stdout",
         "--verbose",
         f"--pidfile={workdir / 'turnserver.pid'}",

@@ -160,12 +160,13 @@ def test_video_call_through_turn_relay(open_app: OpenApp, turn_server: TurnServe
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id, base_query="ice=relay")
     bob = open_app(bob_id, base_query="ice=relay")
+    place_call(alice, bob, alice_id, bob_id)
+    # (the credentials are for someone alice shares a conversation with: place_call made it)
     ice = alice.eval("(bob) => window.switchboardApp.client.iceServers({calleeId: bob})", bob_id)
     turn = [s for s in ice if any(u.startswith("turn:") for u in s["urls"])]
     assert turn, ice
     assert turn[0]["username"].endswith(f":{alice_id}")
     assert turn[0]["urls"] == [f"turn:127.0.0.1:{turn_server.port}?transport=udp"]
-    place_call(alice, bob, alice_id, bob_id)
     # Then the call connects through coturn: relay candidates, media and data flow
     stats = assert_media_flows(alice, bob)
     assert {s["localCandidateType"] for s in stats} == {"relay"}, stats
@@ -180,9 +181,10 @@ def test_turn_refuses_credentials_not_signed_with_the_secret(
     open_app: OpenApp, turn_server: TurnServer
 ) -> None:
     # Given the credentials call:ice-servers issued, and the same with a forged credential
-    alice_id = users("alice")[0]
+    alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id)
-    ice = alice.eval("() => window.switchboardApp.client.iceServers({calleeId: 'someone'})")
+    start_conversation(alice, bob_id)  # credentials are for someone she can call
+    ice = alice.eval("(bob) => window.switchboardApp.client.iceServers({calleeId: bob})", bob_id)
     turn = next(s for s in ice if s.get("credential"))
     forged = {**turn, "credential": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}
     # When a browser gathers relay candidates with each

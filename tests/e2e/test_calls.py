@@ -304,6 +304,8 @@ async def test_ice_servers_give_turn_credentials_signed_with_the_turn_secret(
     [user] = users("carol")
     async with Session(short_ring) as s:
         carol = await s.connect(user)
+        # (credentials are for calling someone carol shares a conversation with)
+        await carol.call("conversation:create", {"members": ["someone"]})
         servers = await carol.call("call:ice-servers", {"calleeId": "someone"})
     stun, turn = servers["iceServers"]
     assert stun == {"urls": ["stun:stun.l.google.com:19302"]}

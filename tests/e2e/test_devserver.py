@@ -57,8 +57,9 @@ async def _wait_for(predicate: Any, timeout: float = TIMEOUT) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _request(ws: Any, frame: dict[str, Any] | str) -> dict[str, Any]:
-    await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+async def _request(ws: Any, frame: dict[str, Any] | str | list[str]) -> dict[str, Any]:
+    # A list is one message in several frames (fragments).
+    await ws.send(json.dumps(frame) if isinstance(frame, dict) else frame)
     reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
     return reply
 
@@ -141,13 +142,15 @@ async def test_deeply_nested_frame_gets_one_bad_request_reply(
     devserver: RunningDevserver,
 ) -> None:
     async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
-        # Given the reviewer's frame: 50,000 "[" (under 128 KB, so API Gateway passes it on)
-        deep = await _request(ws, "[" * 50_000)
+        # Given the reviewer's frame: 50,000 "[" (under 128 KB, so API Gateway passes it on
+        # when it comes, as API Gateway requires, in frames of at most 32 KB)
+        deep = await _request(ws, _fragments("[" * 50_000, MAX_FRAME_BYTES))
         # Then it gets exactly one reply, bad_request, from the $default route
         assert deep["ok"] is False
         assert deep["error"]["code"] == "bad_request"
         nested = '{"action": "ping", "id": "n1", "data": {"x": ' + "[" * 50_000 + "}}"
-        assert (await _request(ws, nested))["error"]["code"] == "bad_request"
+        reply = await _request(ws, _fragments(nested, MAX_FRAME_BYTES))
+        assert reply["error"]["code"] == "bad_request"
         # And the next frame's reply is its own (a second reply would arrive first)
         pong = await _request(ws, {"action": "ping", "id": "after"})
         assert pong["id"] == "after"
@@ -444,7 +447,9 @@ async def test_devserver_starts_coturn_and_hands_out_its_url(
     # server), with credentials signed by the TurnSecret coturn was started with
     user = _user()
     async with websockets.connect(ds.url(ds.token(user))) as ws:
-        servers = (await _request(ws, {"action": "call:ice-servers", "id": "i"}))["data"]
+        # (TURN credentials are issued for a call: here, one about to be placed)
+        ask = {"action": "call:ice-servers", "id": "i", "data": {"calleeId": _user()}}
+        servers = (await _request(ws, ask))["data"]
     stun, turn = servers["iceServers"]
     assert stun == {"urls": [f"stun:127.0.0.1:{port}"]}
     assert turn["urls"] == [url] and turn["username"].endswith(f":{user}")

@@ -410,9 +410,15 @@ def test_calls_table_streams_both_images_for_the_analytics(stack: Stack) -> None
     }
 
 
-def test_sample_events_in_events_dir_run_against_the_handlers(apps: dict[str, ModuleType]) -> None:
+def test_sample_events_in_events_dir_run_against_the_handlers(
+    stack: Stack, apps: dict[str, ModuleType]
+) -> None:
     # `sam local invoke -e events/call-*.json` inputs: each is a valid event for its handler
     root = Path(__file__).resolve().parents[2] / "events"
+    # (the sample's alice asks for credentials to call bob: they share a conversation)
+    Client(stack, stack.handler("MessageFunction"), apps["connect"], "alice").ok(
+        "conversation:create", {"members": ["bob"]}
+    )
     servers = json.loads(
         apps["signaling"].lambda_handler(
             json.loads((root / "call-ice-servers.json").read_text()), FakeContext()
@@ -572,9 +578,14 @@ def test_turn_credentials_go_only_to_the_participants_of_a_live_call(
     assert servers["ttl"] == 120 and servers["expiresAt"] <= time.time() + 120
     alice.ok("call:end", {"callId": call_id})
     assert bob.error("call:ice-servers", {"callId": call_id}) == "conflict"  # ended: no
-    # A caller about to place a call gets them, counted per user
+    # A caller about to place a call gets them only for someone she shares a conversation
+    # with (an attacker's finding: any calleeId did), counted per user
     signaling = stack.handler("SignalingFunction", TURN_URLS=TURN_URL, TURN_ISSUES_PER_MINUTE="2")
     limited = Client(stack, signaling, apps["connect"], mallory.user_id)
+    assert limited.error("call:ice-servers", {"calleeId": bob.user_id}) == "forbidden"
+    assert limited.error("call:ice-servers", {"calleeId": "nobody-at-all"}) == "forbidden"
+    messages = Client(stack, stack.handler("MessageFunction"), apps["connect"], mallory.user_id)
+    messages.ok("conversation:create", {"members": [bob.user_id]})
     replies = [limited.call("call:ice-servers", {"calleeId": bob.user_id}) for _ in range(3)]
     assert [r["ok"] for r in replies] == [True, True, False]
     assert replies[2]["error"]["code"] == "rate_limited"

@@ -226,6 +226,48 @@ def test_verification_mails_are_capped_per_address_and_a_refused_set_changes_not
     assert all(len(queued_jobs(stack, a.user_id, "verify_email")) == 1 for a in accounts[:3])
 
 
+def test_strangers_asking_for_codes_to_an_address_do_not_lock_its_owner_out(
+    stack: Stack,
+) -> None:
+    owner, *strangers = _people(stack, "owner", "s1", "s2", "s3")
+    address = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+    # Given the owner asked for a code to her address, then two strangers did too (the
+    # address's cap, 3 requesters a day, is used up)
+    owner.ok("preferences:set", {"email": address})
+    for stranger in strangers[:2]:
+        stranger.ok("preferences:set", {"email": address})
+    # When the owner asks again (her first mail was lost)
+    assert owner.ok("preferences:set", {"email": address})["email"] == address
+    # Then she gets a new code
+    assert len(queued_jobs(stack, owner.user_id, "verify_email")) == 2
+    # And a third stranger is refused, told it is the address's cap, and queues nothing
+    refused = strangers[2].call("preferences:set", {"email": address})
+    assert refused["error"]["code"] == "rate_limited"
+    assert refused["error"]["details"]["scope"] == "address"
+    assert refused["error"]["details"]["retryAfterMs"] > 0
+    assert queued_jobs(stack, strangers[2].user_id, "verify_email") == []
+
+
+def test_a_code_replaced_by_a_later_set_to_the_same_address_is_never_mailed(
+    stack: Stack,
+) -> None:
+    consumer = stack.handler("NotificationFunction")
+    (alice,) = _people(stack, "alice")
+    address = f"alice-{uuid.uuid4().hex[:6]}@example.com"
+    # Given two sets to the same address, whose jobs run late, in order
+    alice.ok("preferences:set", {"email": address})
+    alice.ok("preferences:set", {"email": address})
+    first, second = queued_jobs(stack, alice.user_id, "verify_email")
+    consumer.lambda_handler(sqs_event(first), FakeContext())
+    # Then the first code (no longer valid) was not mailed; the second is, and works
+    assert emails_to(address) == []
+    consumer.lambda_handler(sqs_event(second), FakeContext())
+    (mail,) = emails_to(address)
+    code = mail.subject.rsplit(" ", 1)[-1]
+    assert code == second.data["code"]
+    assert alice.ok("preferences:verify-email", {"code": code})["emailVerified"] is True
+
+
 def test_notification_mail_is_capped_per_day_and_carries_one_click_unsubscribe(
     stack: Stack,
 ) -> None:

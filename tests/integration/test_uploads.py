@@ -281,6 +281,15 @@ def test_start_refuses_types_and_sizes_outside_the_configuration(people: Any) ->
     assert exe["error"]["details"][0]["field"] == "data.contentType"
     big = {"fileName": "a.pdf", "contentType": "application/pdf", "size": 101 * MiB}
     assert alice.error("upload:start", big) == "payload_too_large"
+    # An image is read whole by Pillow: its own limit is far below the generic one
+    image = alice.call(
+        "upload:start", {"fileName": "a.gif", "contentType": "image/gif", "size": 21 * MiB}
+    )
+    assert image["error"]["code"] == "payload_too_large"
+    assert image["error"]["details"] == {"maxBytes": 20 * MiB}
+    assert alice.ok(
+        "upload:start", {"fileName": "a.pdf", "contentType": "application/pdf", "size": 21 * MiB}
+    )["uploadId"]
     assert alice.error("upload:start", {"fileName": "a", "contentType": "image/png"}) == (
         "bad_request"
     )

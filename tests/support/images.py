@@ -78,6 +78,15 @@ def gif_bomb(
     return out + frame * frames + b"\x3b"
 
 
+def gif_with_long_comment(subblocks: int = 3_500_000) -> bytes:
+    """A 16x16 GIF with a comment of ``subblocks`` one-byte sub-blocks before its frame
+    (7 MB by default, one presigned PUT): Pillow gathers it at ~44 bytes of memory per
+    byte of file."""
+    gif = gif_bomb(16, 16, 1, comment=False)
+    end = 13 + 6  # logical screen + a two-colour palette
+    return gif[:end] + b"\x21\xfe" + b"\x01x" * subblocks + b"\x00" + gif[end:]
+
+
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -154,6 +163,21 @@ def jpeg_bomb(width: int, height: int, *, progressive: bool) -> bytes:
     return bytes(data)
 
 
+def jpeg_cmyk_bomb(width: int, height: int) -> bytes:
+    """An 8x8 progressive CMYK JPEG with an EXIF Orientation (6: rotate), its frame header
+    rewritten to ``width`` x ``height``: within the pixel budget at 6300 px, 4 bytes a pixel."""
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.new("CMYK", (8, 8), (90, 20, 200, 0)).save(
+        out, format="JPEG", progressive=True, exif=exif
+    )
+    data = bytearray(out.getvalue())
+    at = data.index(b"\xff\xc2") + 5
+    data[at : at + 4] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 # (name, content type, bytes): every allowed image type, still and animated, tiny files
 # whose headers promise more pixels than the processor's budget (40 Mpx a canvas, 100 Mpx
 # over all frames) or more frames than it counts; 9000 px canvases (81 Mpx) are refused by
@@ -168,6 +192,7 @@ BOMBS: list[tuple[str, str, Callable[[], bytes]]] = [
         lambda: gif_bomb(16, 16, 3, frame_size=(6000, 6000), comment=True),
     ),
     ("gif-20000-frames", "image/gif", lambda: gif_bomb(64, 64, 20_000, comment=False)),
+    ("gif-7-mb-comment", "image/gif", gif_with_long_comment),
     ("png-still-30000px", "image/png", lambda: png_bomb(30_000, 30_000)),
     ("apng-6000px-8-frames", "image/png", lambda: png_bomb(6000, 6000, frames=8)),
     ("webp-still-16384px", "image/webp", lambda: webp_bomb(16_384, 16_384)),
@@ -178,6 +203,7 @@ BOMBS: list[tuple[str, str, Callable[[], bytes]]] = [
     ("png-still-9000px", "image/png", lambda: png_bomb(9000, 9000)),
     ("webp-still-9000px", "image/webp", lambda: webp_bomb(9000, 9000)),
     ("jpeg-progressive-9000px", "image/jpeg", lambda: jpeg_bomb(9000, 9000, progressive=True)),
+    ("jpeg-cmyk-progressive-6300px", "image/jpeg", lambda: jpeg_cmyk_bomb(6300, 6300)),
 ]
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +34,15 @@ from switchboard.uploads import (
 )
 from switchboard.wire.uploads import PartDone, UploadStart
 
-from tests.support.images import BOMBS, elf_executable, exif_of, pdf_of_size, png_with_exif
+from tests.support.images import (
+    BOMBS,
+    elf_executable,
+    exif_of,
+    gif_with_long_comment,
+    jpeg_cmyk_bomb,
+    pdf_of_size,
+    png_with_exif,
+)
 
 MiB = 1024 * 1024
 
@@ -242,6 +255,65 @@ def test_an_animation_without_metadata_is_kept_byte_for_byte() -> None:
 def test_every_bomb_is_refused_from_its_headers(name: str, content_type: str, make: Any) -> None:
     with pytest.raises(images.InvalidImage):
         images.process(make(), content_type, thumbnail_px=64, budget=images.PixelBudget())
+
+
+# Processes one file and prints how far its peak resident memory grew (ru_maxrss, KiB),
+# after a small image of the same type (Pillow's decoders loaded, caches warm).
+_PEAK_GROWTH = """
+import io, json, resource, sys
+from PIL import Image
+from switchboard import images
+path, content_type, fmt = sys.argv[1:]
+small = io.BytesIO()
+Image.new("RGB", (40, 30)).save(small, format=fmt)
+images.process(small.getvalue(), content_type, thumbnail_px=256, budget=images.PixelBudget())
+data = open(path, "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    images.process(data, content_type, thumbnail_px=256, budget=images.PixelBudget())
+    outcome = "processed"
+except images.InvalidImage as exc:
+    outcome = str(exc)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"outcome": outcome, "grownKiB": grown}))
+"""
+
+
+def peak_growth_mib(tmp_path: Path, data: bytes, content_type: str) -> tuple[str, float]:
+    """Peak memory growth of processing ``data``, in a process of its own (a fresh peak)."""
+    path = tmp_path / "image"
+    path.write_bytes(data)
+    fmt = content_type.removeprefix("image/").upper()
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_GROWTH, str(path), content_type, fmt],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "layers" / "common")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    return str(result["outcome"]), int(result["grownKiB"]) / 1024
+
+
+def test_a_gif_full_of_comment_sub_blocks_is_refused_in_flat_memory(tmp_path: Path) -> None:
+    # Given a 16x16 GIF carrying a comment of 3.5 M one-byte sub-blocks (7 MB of file)
+    data = gif_with_long_comment()
+    # When it is processed, Then it is refused before Pillow gathers the comment (which
+    # costs ~44 bytes of memory per byte of file: ~300 MiB here)
+    outcome, grown = peak_growth_mib(tmp_path, data, "image/gif")
+    assert "GIF extension data" in outcome
+    assert grown < 32, grown
+
+
+def test_a_cmyk_jpeg_within_the_pixel_budget_is_refused_for_its_bytes(tmp_path: Path) -> None:
+    # Given a 6300x6300 progressive CMYK JPEG with a rotating Orientation (under 40 Mpx,
+    # 4 bytes a pixel: decoded, rotated and thumbnailed it peaked at 610 MiB)
+    data = jpeg_cmyk_bomb(6300, 6300)
+    # When it is processed, Then it is refused from its header, in flat memory
+    outcome, grown = peak_growth_mib(tmp_path, data, "image/jpeg")
+    assert "too many bytes a frame" in outcome
+    assert grown < 32, grown
 
 
 def test_the_budget_counts_every_frame() -> None:

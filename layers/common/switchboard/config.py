@@ -114,6 +114,7 @@ class UploadSettings(DeliverySettings):
     IMAGE_MAX_PIXELS: int = 40_000_000
     IMAGE_MAX_TOTAL_PIXELS: int = 100_000_000
     IMAGE_MAX_FRAMES: int = 1000
+    IMAGE_MAX_BYTES: int = 20 * 1024 * 1024  # images are read whole by Pillow
     # Every upload costs a processor run: upload:start per user per window.
     RATE_LIMITS_TABLE: str
     UPLOAD_START_LIMIT_PER_USER: int = 30

@@ -45,10 +45,15 @@ class PixelBudget:
     max_pixels: int = 40_000_000  # one frame's canvas
     max_total_pixels: int = 100_000_000  # canvas x frames: what decoding every frame costs
     max_frames: int = 1000
+    # One frame's canvas in bytes (pixels x bands): a CMYK frame costs 4 bytes a pixel
+    # and, decoded, rotated and thumbnailed, a 6300 px one peaked at 610 MiB.
+    max_frame_bytes: int = 120_000_000
 
-    def check(self, width: int, height: int, frames: int) -> None:
+    def check(self, width: int, height: int, frames: int, bands: int = 1) -> None:
         if width * height > self.max_pixels:
             raise InvalidImage(f"too many pixels ({width}x{height})")
+        if width * height * bands > self.max_frame_bytes:
+            raise InvalidImage(f"too many bytes a frame ({width}x{height} x {bands} bands)")
         if frames > self.max_frames:
             raise InvalidImage(f"more than {self.max_frames} frames")
         if width * height * frames > self.max_total_pixels:
@@ -75,11 +80,13 @@ def process(
     try:
         if expected == "WEBP":
             budget.check(*_webp_canvas(data), 1)
+        elif expected == "GIF":
+            _check_gif_extensions(data)
         with Image.open(io.BytesIO(data)) as img:
             if img.format != expected:
                 raise InvalidImage(f"decodes as {img.format}, not {expected}")
             width, height, frames = _extent(img, data, budget)
-            budget.check(width, height, frames)
+            budget.check(width, height, frames, len(img.getbands()))
             if frames > 1:
                 cleaned = _strip_container_metadata(data, expected)
             else:
@@ -111,12 +118,21 @@ _GIF_IMAGE = 0x2C
 _GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")  # the loop count
 
 
+# Pillow gathers an extension's data (comments above all) sub-block by sub-block when it
+# opens a GIF, at ~44 bytes of memory per byte of file: the blocks are walked first (flat
+# memory) and a file with more extension data than any honest GIF carries is refused.
+GIF_MAX_EXTENSION_BYTES = 64 * 1024
+GIF_MAX_EXTENSION_SUBBLOCKS = 4096
+
+
 def _gif_blocks(data: bytes) -> Iterator[tuple[int, int, int]]:
     """(kind, start, end) of every block after the logical screen: the extension label of
-    a 0x21 block, 0x2C for an image."""
+    a 0x21 block, 0x2C for an image. Refuses extension data over the limits as soon as it
+    gets there."""
     if len(data) < 13:
         raise InvalidImage("truncated GIF")
     pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    extension_bytes = extension_subblocks = 0
     while pos < len(data) and data[pos] != 0x3B:
         start = pos
         if data[pos] == 0x21:
@@ -128,9 +144,25 @@ def _gif_blocks(data: bytes) -> Iterator[tuple[int, int, int]]:
         else:
             raise InvalidImage("malformed GIF block")
         while pos < len(data) and data[pos]:  # data sub-blocks, ended by a zero length
+            if kind != _GIF_IMAGE:
+                extension_bytes += data[pos]
+                extension_subblocks += 1
+                if (
+                    extension_bytes > GIF_MAX_EXTENSION_BYTES
+                    or extension_subblocks > GIF_MAX_EXTENSION_SUBBLOCKS
+                ):
+                    raise InvalidImage(
+                        f"more than {GIF_MAX_EXTENSION_BYTES} bytes or"
+                        f" {GIF_MAX_EXTENSION_SUBBLOCKS} sub-blocks of GIF extension data"
+                    )
             pos += data[pos] + 1
         pos += 1
         yield kind, start, pos
+
+
+def _check_gif_extensions(data: bytes) -> None:
+    for _ in _gif_blocks(data):  # the walk refuses what is over the limits
+        pass
 
 
 def _gif_extent(data: bytes, max_frames: int) -> tuple[int, int, int]:

@@ -28,6 +28,7 @@ from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.users import Preferences, UserRepository
 from switchboard.delivery import Delivery
 from switchboard.observability import logger
+from switchboard.preferences import code_hash
 from switchboard.protocol import push
 from switchboard.queues import (
     MAX_SQS_DELAY_SECONDS,
@@ -144,16 +145,20 @@ class NotificationService:
     def _send_verification(self, job: NotificationJob) -> None:
         prefs = self.users.preferences(job.user_id)
         address = str(job.data.get("email", ""))
-        # Sent only while the address is still the pending one (a later set replaced it,
-        # or it was verified meanwhile: this job is stale).
+        code = str(job.data.get("code", ""))
+        # Sent only while the address and the code are still the pending ones (a later
+        # set replaced them, even with the same address, or the address was verified
+        # meanwhile: this job is stale, its code would not work).
         if prefs.email != address or prefs.email_verified:
+            return
+        if self.users.pending_code_hash(job.user_id) != code_hash(job.user_id, address, code):
             return
         if not self._within_daily_cap(job.user_id):
             return
         self.mailer.send(
             address,
-            f"Your Switchboard code: {job.data.get('code', '')}",
-            f"Enter {job.data.get('code', '')} in Switchboard to receive notifications at"
+            f"Your Switchboard code: {code}",
+            f"Enter {code} in Switchboard to receive notifications at"
             f" this address. The code is valid for an hour.\n\nIf you did not ask for this,"
             " ignore this e-mail: nothing more will be sent here unless the code is entered.",
         )

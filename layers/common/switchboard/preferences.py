@@ -2,7 +2,8 @@
 service a mail relay: ``preferences:set`` accepts any address, but nothing but one
 verification mail (a 6-digit code) goes there until ``preferences:verify-email`` proves
 the address is the caller's. Verification mails are capped per user and per address
-(so neither one account nor many can flood a stranger with them), counted in the same
+(so neither one account nor many can flood a stranger with them; the address cap counts
+requesters, so the address's pending owner may ask again), counted in the same
 transaction as the preferences write: a refused set stores nothing and mails nothing.
 The mail itself is sent by the notification function (notifier.py: it holds the SES
 rights)."""
@@ -92,14 +93,25 @@ class PreferencesService:
         rules = [
             RateLimit(
                 f"verify#user#{caller.user_id}", self.limits.mails_per_user_per_day, DAY_SECONDS
-            ),
-            RateLimit(f"verify#to#{address}", self.limits.mails_per_address_per_day, DAY_SECONDS),
+            )
         ]
+        # The per-address cap counts requesters, not requests: one who is already waiting
+        # for a code to this address (its owner asking again) is bounded by the per-user
+        # cap alone, so strangers asking for codes to it cannot lock its owner out.
+        if not (current.email == data.email and not current.email_verified):
+            rules.append(
+                RateLimit(
+                    f"verify#to#{address}", self.limits.mails_per_address_per_day, DAY_SECONDS
+                )
+            )
         guards = [self.counters.update(rule, now_ms) for rule in rules]
-        if not self.users.set_preferences(caller.user_id, updated, check, guards):
+        refused = self.users.set_preferences(caller.user_id, updated, check, guards)
+        if refused is not None:
+            rule = rules[refused]
+            scope = "address" if rule.key.startswith("verify#to#") else "user"
             raise RateLimited(
-                "too many verification mails today: try again tomorrow",
-                details={"retryAfterMs": rules[0].retry_after_ms(now_ms)},
+                f"too many verification mails today (per {scope}): try again tomorrow",
+                details={"retryAfterMs": rule.retry_after_ms(now_ms), "scope": scope},
             )
         self.queue.enqueue(
             [

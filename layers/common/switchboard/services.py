@@ -197,6 +197,7 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
         image_max_pixels=settings.IMAGE_MAX_PIXELS,
         image_max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
         image_max_frames=settings.IMAGE_MAX_FRAMES,
+        image_max_bytes=settings.IMAGE_MAX_BYTES,
         starts_per_user=settings.UPLOAD_START_LIMIT_PER_USER,
         start_window_seconds=settings.UPLOAD_START_WINDOW_SECONDS,
         min_bytes_per_second=settings.UPLOAD_MIN_BYTES_PER_SECOND,

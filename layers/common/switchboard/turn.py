@@ -10,14 +10,15 @@ The secret lives in Secrets Manager, read through Powertools Parameters and cach
 
 A relay is bandwidth anyone could use as a proxy, so credentials are tied to calls:
 ``call:ice-servers`` hands them to a participant of a ringing or active call (``callId``)
-or to a caller about to place one (``calleeId``, counted: ``issues_per_minute``), and to
-nobody else (STUN only). coturn checks a credential when an allocation is made, not while
-it lives (refreshes of an allocation keep working past the expiry), so the lifetime only
-has to cover the time from the request to the allocation: a short TTL (2 minutes by
-default) is what revocation relies on. ``admin:revoke`` closes the user's connections,
-so no new credential can be asked for, and those already issued expire within the TTL;
-an allocation made before the revocation lives until its peer connection closes (the
-revocation's closed connections end the user's calls).
+or to a caller about to place one (``calleeId``, someone in her recent conversations,
+counted: ``issues_per_minute``), and to nobody else (STUN only). coturn checks a
+credential when an allocation is made, not while it lives (refreshes of an allocation
+keep working past the expiry), so the lifetime only has to cover the time from the
+request to the allocation: a short TTL (2 minutes by default) is what revocation relies
+on. ``admin:revoke`` closes the user's connections, so no new credential can be asked
+for, and those already issued expire within the TTL; an allocation made before the
+revocation lives until its peer connection closes (the revocation's closed connections
+end the user's calls).
 """
 
 from __future__ import annotations

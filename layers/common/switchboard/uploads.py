@@ -73,6 +73,9 @@ class Limits:
     image_max_pixels: int = 40_000_000  # one frame's canvas
     image_max_total_pixels: int = 100_000_000  # canvas x frames
     image_max_frames: int = 1000
+    # Pillow reads a whole image into memory (and more than its size while parsing it):
+    # an image is capped far below the generic limit.
+    image_max_bytes: int = 20 * 1024 * 1024
     starts_per_user: int = 0  # upload:start per user per window (0: unlimited)
     start_window_seconds: int = 60
     min_bytes_per_second: int = 64 * 1024  # the slowest link a PUT URL's lifetime allows for
@@ -172,6 +175,11 @@ class UploadService:
             raise PayloadTooLarge(
                 f"{data.size} bytes is over the {limits.max_bytes}-byte upload limit",
                 details={"maxBytes": limits.max_bytes},
+            )
+        if content_type in IMAGE_TYPES and data.size > limits.image_max_bytes:
+            raise PayloadTooLarge(
+                f"{data.size} bytes is over the {limits.image_max_bytes}-byte image limit",
+                details={"maxBytes": limits.image_max_bytes},
             )
         now_ms = self._now_ms()
         self._count_start(caller, now_ms)

@@ -246,6 +246,11 @@ class CallService:
         if data.calleeId is not None:
             if data.calleeId == caller.user_id:
                 raise BadRequest("a call needs someone else")
+            # Not for any id at all (a relay credential for anyone who asks): the callee
+            # must be a member of one of the caller's recent conversations, which is where
+            # a call is placed from (one Query and one BatchGetItem).
+            if data.calleeId not in self.conversations.recent_contacts(caller.user_id):
+                raise Forbidden("credentials are for calling someone you share a conversation with")
             self.ice_servers.count_issue(caller.user_id)
             return self.ice_servers.for_user(caller.user_id)
         return self.ice_servers.stun_only()

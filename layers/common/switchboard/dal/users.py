@@ -170,10 +170,10 @@ class UserRepository(DynamoRepository):
         preferences: Preferences,
         check: EmailCheck | None = None,
         guards: Sequence[dict[str, Any]] = (),
-    ) -> bool:
+    ) -> int | None:
         """Stores the preferences (with a new pending verification, if ``check``) in one
-        transaction with ``guards`` (rate-limit counters): False, and nothing stored, if
-        a guard refused."""
+        transaction with ``guards`` (rate-limit counters): the index of the first guard
+        that refused (nothing stored), or None once stored."""
         prefs = to_item(
             {
                 "emailOnOffline": preferences.email_on_offline,
@@ -203,7 +203,7 @@ class UserRepository(DynamoRepository):
             }
         if not guards:
             self.client.update_item(**update)
-            return True
+            return None
         tx = Transaction()
         tx.update("prefs", update)
         for i, guard in enumerate(guards):
@@ -211,10 +211,22 @@ class UserRepository(DynamoRepository):
         try:
             tx.write(self.client)
         except ClientError as exc:
-            if any(label.startswith("guard:") for label in tx.refused(exc)):
-                return False
+            refused = [int(label[6:]) for label in tx.refused(exc) if label.startswith("guard:")]
+            if refused:
+                return refused[0]
             raise
-        return True
+        return None
+
+    def pending_code_hash(self, user_id: str) -> str | None:
+        """The code hash of the user's pending verification (None if there is none)."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"userId": {"S": user_id}},
+            ProjectionExpression="emailCheck.codeHash",
+        )
+        check = from_item(response.get("Item", {})).get("emailCheck") or {}
+        value = check.get("codeHash")
+        return str(value) if value is not None else None
 
     def confirm_email(
         self, user_id: str, code_hash: str, now_ms: int, max_attempts: int, token: str
