@@ -41,6 +41,13 @@ def is_condition_failure(exc: Exception) -> bool:
     return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+def outcome_unknown(exc: Exception) -> bool:
+    """A 500 from DynamoDB after botocore's own retries: the write may have landed (its
+    answer was lost), or not. Throttling and validation errors are definite refusals."""
+    response = getattr(exc, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "InternalServerError")
+
+
 def write_token() -> str:
     """A fresh token for a conditional write to carry (see ``carries_token``)."""
     return secrets.token_hex(8)

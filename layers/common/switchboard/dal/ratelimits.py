@@ -9,7 +9,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
-from switchboard.dal.items import is_condition_failure
+from switchboard.dal.items import is_condition_failure, outcome_unknown
+from switchboard.observability import logger
 
 
 class WindowLimiter(DynamoRepository):
@@ -78,12 +79,20 @@ class RateLimiter(DynamoRepository):
     ``consume`` is the same write on its own (an action with no transaction to join)."""
 
     def consume(self, rule: RateLimit, now_ms: int) -> bool:
-        """Counts one hit; False (nothing counted) if the window is full."""
+        """Counts one hit; False (nothing counted) if the window is full.
+
+        A counter whose every answer was lost has counted (botocore's retries each landed
+        too, which only over-counts): the caller goes on, and the action's own writes
+        report a table that is really failing. Refusing instead would turn a lost answer
+        on a counter into ``internal`` for an action that never ran."""
         try:
             self.client.update_item(**self.update(rule, now_ms))
         except ClientError as exc:
             if is_condition_failure(exc):
                 return False
+            if outcome_unknown(exc):
+                logger.warning("rate-limit count answer lost: counted", extra={"key": rule.key})
+                return True
             raise
         return True
 
