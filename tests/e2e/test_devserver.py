@@ -445,10 +445,13 @@ async def test_devserver_starts_coturn_and_hands_out_its_url(
     await _wait_for(lambda: f"TURN        {url} (coturn pid" in ds.log())
     # When a client asks for ICE servers, it gets that coturn (STUN and TURN, no public
     # server), with credentials signed by the TurnSecret coturn was started with
-    user = _user()
+    user, callee = _user(), _user()
     async with websockets.connect(ds.url(ds.token(user))) as ws:
-        # (TURN credentials are issued for a call: here, one about to be placed)
-        ask = {"action": "call:ice-servers", "id": "i", "data": {"calleeId": _user()}}
+        # (TURN credentials are issued for a call: here, one about to be placed to a
+        # contact, someone the caller shares a conversation with)
+        create = {"action": "conversation:create", "id": "c", "data": {"members": [callee]}}
+        assert (await _request(ws, create))["ok"]
+        ask = {"action": "call:ice-servers", "id": "i", "data": {"calleeId": callee}}
         servers = (await _request(ws, ask))["data"]
     stun, turn = servers["iceServers"]
     assert stun == {"urls": [f"stun:127.0.0.1:{port}"]}
