@@ -87,6 +87,8 @@ def test_large_file_goes_multipart_with_progress_per_part(open_app: OpenApp) -> 
     # Then the parts are confirmed one by one (a push per part) up to 100 %
     trace = expect_uploaded(alice)
     pushes = trace["pushes"]
+    # (parts confirmed at once are separate invocations, so their pushes may cross on the
+    # way: the bar keeps the highest, which expect_uploaded checks never goes back)
     assert len(pushes) >= 2, pushes
-    assert pushes == sorted(pushes) and pushes[0] < 100 and pushes[-1] == 100, pushes
+    assert min(pushes) < 100 and max(pushes) == 100, pushes
     expect(alice.page.get_by_role("img", name="Thumbnail of catalogue.pdf")).to_have_count(0)
