@@ -91,6 +91,8 @@ def test_a_failed_queue_or_stream_record_is_logged_with_its_source_and_attempt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Switchboard")
+    # (other tests on this worker may have left metrics disabled in the environment)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
     from switchboard.batch import LoggedBatchProcessor
 
