@@ -278,10 +278,8 @@ class CallParticipantJoined(CallUserEvent):
     TYPE = "call:participant-joined"
 
 
-class CallParticipantLeft(PushData):
+class CallParticipantLeft(CallUserEvent):
     TYPE = "call:participant-left"
-    callId: str
-    userId: str
     reason: str | None
 
 
