@@ -12,6 +12,7 @@ responses are not errors) and include the batch overhead."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -82,7 +83,11 @@ class QueueProcessing:
         """label -> processing figures of the last ``window_seconds`` (unavailable: None)."""
         if not self.queues:
             return {}
-        end = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        # The window ends at the next whole minute, not at "now": CloudWatch takes an
+        # EndTime in the future, and a window cut at the current second (moto truncates
+        # it to the second) would leave out a batch published a moment ago.
+        now = self._clock()
+        end = dt.datetime.fromtimestamp(math.floor(now / 60) * 60 + 60, dt.UTC)
         try:
             values: dict[str, list[float]] = {}
             request: dict[str, Any] = {
