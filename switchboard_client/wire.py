@@ -24,6 +24,7 @@ __all__ = [
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
     "MAX_USER_ID_CHARS",
+    "MAX_WAVEFORM_POINTS",
     "PUSHES",
     "REPLIES",
     "ActiveCall",
@@ -35,10 +36,14 @@ __all__ = [
     "CallIceCandidatePush",
     "CallIncoming",
     "CallInvited",
+    "CallMediaPush",
+    "CallMediaReply",
     "CallOfferPush",
     "CallParticipant",
     "CallParticipantJoined",
     "CallParticipantLeft",
+    "CallRecordingPush",
+    "CallRecordingReply",
     "CallRejected",
     "CallRelayed",
     "CallStarted",
@@ -63,6 +68,7 @@ __all__ = [
     "NotificationsMarked",
     "PartConfirmed",
     "PartUrl",
+    "ParticipantMedia",
     "Pong",
     "PreferencesView",
     "Presence",
@@ -73,6 +79,7 @@ __all__ = [
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
+    "SystemEntry",
     "TokenRefreshed",
     "TypingPush",
     "TypingSent",
@@ -100,6 +107,7 @@ MAX_CONVERSATION_ID_CHARS = 64
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
 MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
+MAX_WAVEFORM_POINTS = 128
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
 
@@ -108,10 +116,17 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+class ParticipantMedia(WireModel):
+    audio: bool
+    video: bool
+    screen: bool
+
+
 class CallParticipant(WireModel):
     userId: str
     state: Literal["invited", "joined", "left", "rejected", "missed", "cancelled"]
     role: Literal["caller", "callee"]
+    media: ParticipantMedia | None = None
 
 
 class Sdp(WireModel):
@@ -134,6 +149,7 @@ class CallView(WireModel):
     endedAt: int | None
     endReason: str | None
     offer: Sdp | None = None
+    recording: list[str] | None = None
 
 
 class ActiveCall(WireModel):
@@ -167,11 +183,13 @@ class CallEnded(WireModel):
 
 
 class CallError(WireModel):
-    """Reserved (a seed event name): refusals come in replies and asynchronous outcomes as ``call:ended``/``call:participant-left``; clients still handle it."""
+    """A failure no reply can report, to the in-call connection (or the owner's devices) it concerns: ``peer_gone`` (a frame relayed to a participant whose connection is gone: their part ends), or an upload code (``type_mismatch``, ``invalid_media``...) when the processor rejected the call's recording."""
 
     callId: str
     code: str
     message: str
+    userId: str | None = None
+    uploadId: str | None = None
 
 
 class Candidate(WireModel):
@@ -204,6 +222,21 @@ class CallInvited(WireModel):
     participants: list[CallParticipant]
 
 
+class CallMediaPush(WireModel):
+    """A participant's microphone/camera/screen state, to the others' in-call connections."""
+
+    callId: str
+    userId: str
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class CallMediaReply(WireModel):
+    callId: str
+    media: ParticipantMedia
+
+
 class CallOfferPush(WireModel):
     callId: str
     offer: Sdp
@@ -219,6 +252,21 @@ class CallParticipantLeft(WireModel):
     callId: str
     userId: str
     reason: str | None
+
+
+class CallRecordingPush(WireModel):
+    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike)."""
+
+    callId: str
+    userId: str
+    state: Literal["started", "stopped"]
+    recording: list[str]
+
+
+class CallRecordingReply(WireModel):
+    callId: str
+    state: Literal["started", "stopped"]
+    recording: list[str]
 
 
 class CallRejected(WireModel):
@@ -292,6 +340,18 @@ class MessageAttachment(WireModel):
     fileName: str | None = None
     contentType: str | None = None
     size: int | None = None
+    kind: Literal["file", "voice", "recording"] | None = None
+    durationMs: int | None = None
+    waveform: list[int] | None = None
+
+
+class SystemEntry(WireModel):
+    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
+
+    event: str
+    callId: str | None = None
+    userId: str | None = None
+    state: str | None = None
 
 
 class Message(WireModel):
@@ -305,6 +365,7 @@ class Message(WireModel):
     createdAt: int
     clientMessageId: str
     attachments: list[MessageAttachment] | None = None
+    system: SystemEntry | None = None
 
 
 class HistoryPage(WireModel):
@@ -453,6 +514,7 @@ class UploadCompletePush(WireModel):
     size: int
     contentType: str
     fileName: str
+    durationMs: int | None = None
 
 
 class UploadError(WireModel):
@@ -516,6 +578,7 @@ class UploadView(WireModel):
     url: str | None = None
     urlExpiresAt: int | None = None
     thumbnailUrl: str | None = None
+    durationMs: int | None = None
     error: UploadFailure | None = None
 
 
@@ -532,7 +595,9 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:invite": CallInvited,
     "call:join": CallStarted,
     "call:leave": CallStateReply,
+    "call:media": CallMediaReply,
     "call:offer": CallRelayed,
+    "call:recording": CallRecordingReply,
     "call:reject": CallStateReply,
     "conversation:create": ConversationCreated,
     "conversation:list": ConversationPage,
@@ -564,9 +629,11 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:error": CallError,
     "call:ice-candidate": CallIceCandidatePush,
     "call:incoming": CallIncoming,
+    "call:media": CallMediaPush,
     "call:offer": CallOfferPush,
     "call:participant-joined": CallParticipantJoined,
     "call:participant-left": CallParticipantLeft,
+    "call:recording": CallRecordingPush,
     "call:rejected": CallRejected,
     "message:delivered": MessageDelivered,
     "message:new": Message,

@@ -226,6 +226,8 @@ class MessagingService:
                     file_name=a.fileName,
                     content_type=a.contentType,
                     size=a.size,
+                    kind=a.kind,
+                    duration_ms=a.durationMs,
                 )
             try:
                 self.conversations.append(conversation, message, guards)

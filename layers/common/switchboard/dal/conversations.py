@@ -119,9 +119,12 @@ class StoredMessage:
     # The connection it was sent from: analytics counts messages per session. Stored,
     # never sent on the wire.
     sender_connection_id: str = ""
+    # A system entry (an event the server records in the conversation, e.g. a call's
+    # recording started/stopped): {"event", ...}; None for what a member wrote.
+    system: dict[str, Any] | None = None
 
     def wire(self) -> Message:
-        from switchboard.wire.messaging import Message, MessageAttachment
+        from switchboard.wire.messaging import Message, MessageAttachment, SystemEntry
 
         return Message(
             conversationId=self.conversation_id,
@@ -132,6 +135,7 @@ class StoredMessage:
             createdAt=self.created_at,
             clientMessageId=self.client_message_id,
             attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
+            system=SystemEntry.model_validate(self.system) if self.system else None,
         )
 
 
@@ -400,6 +404,7 @@ class ConversationRepository(DynamoRepository):
                         "clientMessageId": message.client_message_id,
                         "attachments": message.attachments or None,
                         "senderConnectionId": message.sender_connection_id or None,
+                        "system": message.system,
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(seq)",
@@ -640,4 +645,5 @@ def _message(item: dict[str, Any]) -> StoredMessage:
         created_at=int(item.get("createdAt", 0)),
         client_message_id=item.get("clientMessageId", ""),
         attachments=list(item.get("attachments", [])),
+        system=item.get("system"),
     )

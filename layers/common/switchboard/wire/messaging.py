@@ -34,10 +34,27 @@ class ConversationList(WireModel):
 
 
 class Attachment(WireModel):
+    """``kind`` "voice" / "recording": an upload started with that purpose, for this
+    conversation; ``durationMs`` must be the one the server read from the container
+    (``upload:complete`` gives it); ``waveform`` (voice): levels to draw, 0-255."""
+
     uploadId: str = Field(min_length=1, max_length=128)
     fileName: str | None = Field(default=None, max_length=255)
     contentType: str | None = Field(default=None, max_length=128)
     size: int | None = Field(default=None, ge=0)
+    kind: Literal["file", "voice", "recording"] | None = None
+    durationMs: int | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
+    waveform: list[Annotated[int, Field(ge=0, le=255)]] | None = Field(
+        default=None, max_length=limits.MAX_WAVEFORM_POINTS
+    )
+
+    @model_validator(mode="after")
+    def _media(self) -> Attachment:
+        if self.kind in ("voice", "recording") and self.durationMs is None:
+            raise ValueError(f"a {self.kind} attachment needs durationMs (from upload:complete)")
+        if self.waveform is not None and self.kind != "voice":
+            raise ValueError("waveform is for a voice attachment")
+        return self
 
 
 class MessageSend(WireModel):
@@ -147,6 +164,19 @@ class MessageAttachment(WireData):
     fileName: Omitted[str] = None
     contentType: Omitted[str] = None
     size: Omitted[int] = None
+    kind: Omitted[Literal["file", "voice", "recording"]] = None
+    durationMs: Omitted[int] = Field(default=None, description="voice/recording, from the server")
+    waveform: Omitted[list[int]] = None
+
+
+class SystemEntry(WireData):
+    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped,
+    ``callId``, ``userId`` who recorded)."""
+
+    event: str
+    callId: Omitted[str] = None
+    userId: Omitted[str] = None
+    state: Omitted[str] = None
 
 
 class Message(PushData):
@@ -161,6 +191,7 @@ class Message(PushData):
     createdAt: int
     clientMessageId: str
     attachments: Omitted[list[MessageAttachment]] = None
+    system: Omitted[SystemEntry] = Field(default=None, description="a server's system entry")
 
 
 class MessageSent(WireData):
