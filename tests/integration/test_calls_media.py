@@ -197,7 +197,7 @@ def failing_posts(apps: dict[str, ModuleType]) -> Iterator[Callable[[dict[str, i
     event = "before-call.apigatewaymanagementapi.PostToConnection"
     client.meta.events.register(event, answer)
     try:
-        yield lambda new: outcomes.update(new)
+        yield outcomes.update
     finally:
         client.meta.events.unregister(event, answer)
 
@@ -242,9 +242,9 @@ def upload(device: Device, stack: Stack, data: bytes, **start: Any) -> dict[str,
     uploads.ok("upload:complete", {"uploadId": started["uploadId"]})
     run_processor(stack, device.apps["processor"])
     for frame in reversed(device.frames()):
-        if frame["type"] in ("upload:complete", "upload:error"):
-            if frame["data"]["uploadId"] == started["uploadId"]:
-                return dict(frame["data"], type=frame["type"])
+        ours = frame["data"].get("uploadId") == started["uploadId"]
+        if ours and frame["type"] in ("upload:complete", "upload:error"):
+            return dict(frame["data"], type=frame["type"])
     raise AssertionError("no outcome for the upload")
 
 
