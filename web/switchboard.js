@@ -1288,7 +1288,9 @@ function candidateJSON(c) {
  * `upload:complete` push (`url`, `thumbnailUrl`...), rejects on `upload:error`.
  * @param {SwitchboardClient} client
  * @param {Blob & {name?: string}} file
- * @param {{fileName?: string, contentType?: string, purpose?: string, onProgress?: (p: UploadProgress) => void, timeoutMs?: number}} [options]
+ * `purpose` "voice" (with `conversationId`) or "recording" (with `callId`): a voice
+ * message or call recording; the `upload:complete` push then carries its `durationMs`.
+ * @param {{fileName?: string, contentType?: string, purpose?: string, conversationId?: string, callId?: string, onProgress?: (p: UploadProgress) => void, timeoutMs?: number}} [options]
  */
 export async function uploadFile(client, file, options = {}) {
   const contentType = options.contentType ?? (file.type || "application/octet-stream");
@@ -1296,6 +1298,8 @@ export async function uploadFile(client, file, options = {}) {
   /** @type {Record<string, any>} */
   const data = { fileName, contentType, size: file.size };
   if (options.purpose) data.purpose = options.purpose;
+  if (options.conversationId) data.conversationId = options.conversationId;
+  if (options.callId) data.callId = options.callId;
   const start = await client.request("upload:start", data);
   const uploadId = start.uploadId;
   const progress = { uploadId, phase: /** @type {UploadProgress["phase"]} */ ("uploading"), sentBytes: 0, confirmedPercent: 0, size: file.size };
