@@ -173,7 +173,7 @@ def ffprobe_duration_ms(data: bytes, tmp_path: Path) -> int:
 
 def download(url: str) -> bytes:
     assert url.startswith("http://127.0.0.1:"), url  # the devserver's S3 (moto)
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=30) as response:
         body: bytes = response.read()
     return body
 
@@ -200,7 +200,7 @@ def test_recording_is_announced_uploaded_and_played_by_a_member(
     group_call(alice, [bob])
     decoding(alice, [bob_id])
     # When alice records, both see the indicator, and the conversation says so
-    alice.page.get_by_role("button", name="Record").click()
+    alice.page.get_by_role("button", name="Record", exact=True).click()
     for app in (alice, bob):
         indicator = app.page.get_by_role("status", name="Recording")
         expect(indicator).to_have_text(f"● Recording ({alice_id})")
@@ -219,15 +219,15 @@ def test_recording_is_announced_uploaded_and_played_by_a_member(
     assert played["error"] is None and played["currentTime"] > 0, played
     # Its duration, as the server read it, matches ffprobe's reading of the bytes
     message = bob.eval(LAST_ATTACHMENT, conversation)
-    got = bob.eval(
-        "([u, c]) => window.switchboardApp.client.request('upload:get', {uploadId: u, conversationId: c})",
-        [message["uploadId"], conversation],
-    )
+    got = bob.eval(UPLOAD_GET, [message["uploadId"], conversation])
     data = download(got["url"])
     probed = ffprobe_duration_ms(data, tmp_path)
     assert message["durationMs"] >= 1000, message
     assert abs(probed - message["durationMs"]) <= 200, (probed, message)
 
+
+UPLOAD_GET = """([uploadId, conversationId]) =>
+    window.switchboardApp.client.request("upload:get", {uploadId, conversationId})"""
 
 RECORDED_CHUNKS = """async (wanted) => {
     const recorder = window.switchboardApp.groupCall.recorder;
@@ -269,10 +269,7 @@ def test_voice_message_is_held_sent_and_played_by_the_recipient(
     assert played["error"] is None and played["currentTime"] > 0, played
     progress = voice.get_by_role("progressbar", name="Playback")
     expect(progress).not_to_have_attribute("aria-valuenow", "0")
-    got = bob.eval(
-        "([u, c]) => window.switchboardApp.client.request('upload:get', {uploadId: u, conversationId: c})",
-        [attachment["uploadId"], conversation],
-    )
+    got = bob.eval(UPLOAD_GET, [attachment["uploadId"], conversation])
     assert got["contentType"] == "audio/webm"
     probed = ffprobe_duration_ms(download(got["url"]), tmp_path)
     assert abs(probed - attachment["durationMs"]) <= 200, (probed, attachment)
