@@ -109,10 +109,11 @@ class Calls:
     ) -> wire.CallMediaReply:
         """What your in-call device sends now (microphone, camera, screen share): the
         others get a ``call:media`` push; ``get_active()`` shows everyone's state."""
-        data: dict[str, Any] = {"callId": call_id}
-        for name, value in (("audio", audio), ("video", video), ("screen", screen)):
-            if value is not None:
-                data[name] = value
+        given = {"audio": audio, "video": video, "screen": screen}
+        data: dict[str, Any] = {
+            "callId": call_id,
+            **{name: value for name, value in given.items() if value is not None},
+        }
         return await self._client.call(wire.CallMediaReply, "call:media", data)
 
     async def recording(
