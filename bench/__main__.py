@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, calls, coldstart, cost, e2e, fanout, report, search
+from bench import ROOT, calls, coldstart, cost, e2e, fanout, report, search, signaling
 from bench.stack import local_stack
 
 
@@ -39,6 +39,9 @@ class Plan:
     # messages indexed per conversation size for the write-unit count; the calls corpus
     search_index_samples: tuple[tuple[int, int], ...] = ((2, 40), (10, 10), (50, 4))
     search_calls_corpus: int = 100
+    # call signaling through the devserver: calls placed, candidates relayed per call
+    signaling_rounds: int = 5
+    signaling_candidates: int = 5
 
 
 QUICK = Plan(
@@ -67,6 +70,8 @@ FULL = Plan(
     search_rounds=30,
     search_index_samples=((2, 200), (10, 50), (50, 20)),
     search_calls_corpus=300,
+    signaling_rounds=30,
+    signaling_candidates=10,
 )
 
 
@@ -150,6 +155,15 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     )
     searched.update(search_costs)
 
+    progress.begin("call signaling through the devserver (ring, ICE relay)")
+    with tempfile.TemporaryDirectory(prefix="bench-signaling-") as workdir:
+        signaled = signaling.measure(
+            Path(workdir),
+            rounds=plan.signaling_rounds,
+            candidates=plan.signaling_candidates,
+            progress=progress.say,
+        )
+
     progress.begin("cost model")
     money = cost.model(counted["operations"], indexing=search_costs["index_cost"])
     largest = max(plan.fanout_sizes)
@@ -168,12 +182,15 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "search_p99_ms": searched["search_p99_ms"],
         "search_calls_max": searched["calls_per_search_max"],
         "search_wru_per_message": searched["wru_per_indexed_message_1to1"],
+        "signaling_ring_p99_ms": signaled["signaling_ring_p99_ms"],
+        "signaling_ice_p99_ms": signaled["signaling_ice_p99_ms"],
         "coldstart": cold,
         "calls": counted,
         "fanout": fan,
         "e2e": ends,
         "backlog": backlog,
         "search": searched,
+        "signaling": signaled,
         "cost": money,
     }
 
@@ -190,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    progress = Progress(steps=6)
+    progress = Progress(steps=7)
     started = time.perf_counter()
     machine = conditions(plan)
     results = run(plan, progress)

@@ -88,6 +88,27 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    signaled = results.get("signaling")
+    if signaled:
+        ring, ice = signaled["ring_ms"], signaled["ice_relay_ms"]
+        rows.append(
+            (
+                "Call signaling through the devserver: `call:initiate` -> `call:incoming`, "
+                f"p50 / p99 of {ring['count']} calls [`signaling_ring_p99_ms`]",
+                f"{ring['p50']:.0f} / {ring['p99']:.0f} ms",
+                "reported (seed: < 50)",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "ICE candidate relay, sender -> peer, p50 / p99 of "
+                f"{ice['count']} candidates [`signaling_ice_p99_ms`]",
+                f"{ice['p50']:.0f} / {ice['p99']:.0f} ms",
+                "reported (seed: < 50)",
+                "",
+            )
+        )
     return rows
 
 
