@@ -23,6 +23,9 @@ from switchboard.wire import calls as wire
 # DynamoDB's 400 KB limit (a write over it would fail every later transition).
 MAX_PENDING_CANDIDATES = 64
 MAX_PENDING_ICE_BYTES = 16_384
+# Each recording start and stop writes a system entry into the conversation: a call has at
+# most this many starts, so nobody can flood a conversation by toggling.
+MAX_RECORDING_STARTS = 20
 
 
 class CallState(StrEnum):
@@ -131,6 +134,7 @@ class Call:
     # they may upload one: nobody's recording reaches the conversation unannounced).
     recording: tuple[str, ...] = ()
     recorded_by: tuple[str, ...] = ()
+    recording_starts: int = 0
     version: int = 0
 
     @property
@@ -333,10 +337,13 @@ def set_recording(call: Call, user_id: str, state: str) -> Call:
     if state == "started":
         if user_id in call.recording:
             return call
+        if call.recording_starts >= MAX_RECORDING_STARTS:
+            raise RateLimited(f"a call's recording is started at most {MAX_RECORDING_STARTS} times")
         return replace(
             call,
             recording=(*call.recording, user_id),
             recorded_by=tuple(dict.fromkeys((*call.recorded_by, user_id))),
+            recording_starts=call.recording_starts + 1,
         )
     if user_id not in call.recording:
         return call

@@ -239,6 +239,7 @@ def _item(call: Call, expires_at: int) -> dict[str, Any]:
         "pendingIce": json.dumps(call.pending_ice) if call.pending_ice else None,
         "recording": list(call.recording) or None,
         "recordedBy": list(call.recorded_by) or None,
+        "recordingStarts": call.recording_starts or None,
         "version": call.version,
         "expiresAt": expires_at,
     }
@@ -284,5 +285,6 @@ def _call(item: dict[str, Any]) -> Call:
         pending_ice=json.loads(item["pendingIce"]) if item.get("pendingIce") else {},
         recording=tuple(item.get("recording") or ()),
         recorded_by=tuple(item.get("recordedBy") or ()),
+        recording_starts=int(item.get("recordingStarts") or 0),
         version=int(item["version"]),
     )
