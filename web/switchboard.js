@@ -962,7 +962,8 @@ export function userIdOf(token) {
  * renegotiation (both sides changing tracks at once) resolves without glare.
  *
  * Events (`call.on(type, fn)`): `state` ({state}), `track` ({streams}), `connectionstate`
- * ({state}), `datachannel` ({channel}), `ended` ({reason}).
+ * ({state}), `datachannel` ({channel}), `error` (a `call:error` push), `ended` ({reason}).
+ * Group calls, screen sharing and recording: `GroupCall` in web/calls.js.
  */
 export class CallSession {
   /**
@@ -1142,6 +1143,8 @@ export class CallSession {
     on("call:ended", (d) => this._close(d.reason ?? "ended"));
     on("call:rejected", (d) => this._close(d.reason ?? "rejected"));
     on("call:answered-elsewhere", () => this._close("answered_elsewhere"));
+    // A failure no reply could report (the peer's connection gone: call:ended follows).
+    on("call:error", (d) => this._emit("error", d));
   }
 
   /** @param {RTCSessionDescriptionInit} description */
