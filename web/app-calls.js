@@ -208,6 +208,8 @@ function attach(call) {
     hide();
     state.helpers?.toast(`Group call ended (${reason})`);
   });
+  // Whatever came before these handlers (someone joined while the call was being set up).
+  for (const { userId, stream, screen } of call.remoteStreams()) tile(userId, stream, screen, false);
   renderRecording(call.recording);
   status();
   renderCallButtons();

@@ -68,8 +68,8 @@ class PeerLink {
     this.screenSender = null;
     /** @type {MediaStream | null} the peer's camera/microphone stream */
     this.camera = null;
-    /** @type {Set<string>} remote stream ids seen */
-    this.streams = new Set();
+    /** @type {Map<string, {stream: MediaStream, screen: boolean}>} the peer's streams, by id */
+    this.streams = new Map();
     const pc = new RTCPeerConnection({ iceServers: call.iceServers, iceTransportPolicy: call.iceTransportPolicy });
     this.pc = pc;
     pc.onicecandidate = ({ candidate }) => {
@@ -81,9 +81,11 @@ class PeerLink {
       this.camera ??= stream;
       const screen = stream !== this.camera;
       if (!this.streams.has(stream.id)) {
-        this.streams.add(stream.id);
+        this.streams.set(stream.id, { stream, screen });
         stream.addEventListener("removetrack", () => {
-          if (!stream.getTracks().length) call._emit("trackended", { userId, stream, screen });
+          if (stream.getTracks().length) return;
+          this.streams.delete(stream.id);
+          call._emit("trackended", { userId, stream, screen });
         });
       }
       call._emit("track", { userId, track, stream, screen });
@@ -233,17 +235,23 @@ export class GroupCall extends Emitter {
     /** @type {Record<string, any>} */
     const data = { calleeIds: userIds, media: call.media };
     if (options.conversationId) data.conversationId = options.conversationId;
+    // Signaling that comes before the ICE servers (someone joining at once) waits for them.
+    /** @type {(value?: any) => void} */
+    let ready = () => undefined;
+    call._inbox = new Promise((resolve) => (ready = resolve));
     call._listen();
     try {
       const reply = await client.request("call:initiate", data);
       call.callId = reply.callId;
       call._participants(reply.participants);
+      call.iceServers = await client.iceServers({ callId: call.callId });
     } catch (error) {
       call._close("failed");
       throw error;
+    } finally {
+      ready();
     }
-    call.iceServers = await client.iceServers({ callId: call.callId });
-    call._setState("ringing");
+    if (call.state === "new") call._setState("ringing");
     return call;
   }
 
@@ -283,6 +291,14 @@ export class GroupCall extends Emitter {
     this.mediaState.set(this.client.userId, { audio: true, video: this.media === "video", screen: false });
   }
 
+  /**
+   * Every remote stream now, for a UI that attaches after some arrived (`track` events
+   * tell the rest): `[{userId, stream, screen}]`.
+   */
+  remoteStreams() {
+    return [...this.peers].flatMap(([userId, link]) => [...link.streams.values()].map((s) => ({ userId, ...s })));
+  }
+
   /** @param {Array<{userId: string, state: string, media?: MediaState}>} participants */
   _participants(participants) {
     for (const p of participants) if (p.media) this.mediaState.set(p.userId, p.media);
@@ -310,8 +326,12 @@ export class GroupCall extends Emitter {
     const on = (type, fn) =>
       this._unsubscribe.push(
         this.client.on(type, (data) => {
-          if (!this.callId || data?.callId !== this.callId) return;
-          this._inbox = this._inbox.then(() => fn(data)).catch((error) => this._report(error));
+          // Before call:initiate's reply names the call, its pushes wait (the inbox is
+          // held until then) and are sorted out once the id is known.
+          if (this.callId && data?.callId !== this.callId) return;
+          this._inbox = this._inbox
+            .then(() => (this.callId && data?.callId === this.callId ? fn(data) : undefined))
+            .catch((error) => this._report(error));
         }),
       );
     on("call:offer", (d) => this._link(d.fromUserId, false).onDescription(d.offer));
