@@ -227,3 +227,10 @@ class TimeSeries(Answer):
     from_: int = Field(alias="from")
     to: int
     points: list[Point]
+
+
+class SignInConfig(Answer):
+    """The dashboard's /admin/config.json: the OIDC provider's settings, or None (the
+    devserver's dev token)."""
+
+    oidc: dict[str, str] | None
