@@ -42,7 +42,7 @@ redrive: venv ## one DLQ back to its source queue: make redrive DLQ=DeliveryDLQ 
 
 replay: venv ## a stream DLQ's failed batches replayed to their consumer: make replay DLQ=AnalyticsDLQ [STACK=...]
 	@test -n "$(DLQ)" || { echo "usage: make replay DLQ=<ConnectionEventsDLQ|SearchIndexDLQ|AnalyticsDLQ or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL> AWS_ENDPOINT_URL_LAMBDA=<devserver http URL>)"; exit 2; }
-	$(PY) scripts/replay.py $(DLQ) $(if $(STACK),--stack $(STACK),)
+	$(PY) -m scripts.replay $(DLQ) $(if $(STACK),--stack $(STACK),)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)

@@ -1,8 +1,8 @@
 """Replay a stream consumer's dead-letter queue in one command: the records of every failed
 batch it describes are read from the DynamoDB stream again and given to the consumer.
 
-    python scripts/replay.py AnalyticsDLQ --stack switchboard-dev     # a deployed stack
-    python scripts/replay.py https://sqs.../switchboard-dev-AnalyticsDLQ-XYZ
+    python -m scripts.replay AnalyticsDLQ --stack switchboard-dev     # a deployed stack
+    python -m scripts.replay https://sqs.../switchboard-dev-AnalyticsDLQ-XYZ
     make replay DLQ=AnalyticsDLQ [STACK=switchboard-dev]
     # devserver: AWS_ENDPOINT_URL=<moto URL> AWS_ENDPOINT_URL_LAMBDA=<devserver http URL>
 
@@ -46,7 +46,8 @@ from aws_lambda_powertools.utilities.parser.models import (
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-LOCAL_STACK = "switchboard-local"  # the devserver's physical names: <stack>-<LogicalId>
+from scripts.redrive import queue_url  # the DLQ by logical id (CloudFormation) or URL
+
 STREAM_DLQS = ("ConnectionEventsDLQ", "SearchIndexDLQ", "AnalyticsDLQ")
 EMPTY_PAGES = 5  # consecutive empty GetRecords pages before a range counts as gone
 
@@ -64,16 +65,6 @@ class Outcome:
     replayed: int = 0
     records: int = 0
     failed: int = 0
-
-
-def queue_url(sqs: Any, target: str, stack: str | None) -> str:
-    if target.startswith(("https://", "http://")):
-        return target
-    if stack:
-        cfn = boto3.client("cloudformation")
-        resource = cfn.describe_stack_resource(StackName=stack, LogicalResourceId=target)
-        return str(resource["StackResourceDetail"]["PhysicalResourceId"])
-    return str(sqs.get_queue_url(QueueName=f"{LOCAL_STACK}-{target}")["QueueUrl"])
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -199,7 +190,7 @@ def replay(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python scripts/replay.py", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.replay", description=__doc__.split("\n")[0])
     p.add_argument("dlq", help=f"the DLQ's logical id ({', '.join(STREAM_DLQS)}) or queue URL")
     p.add_argument("--stack", default=os.environ.get("STACK"), help="deployed stack name")
     p.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from typing import Any
@@ -22,9 +21,9 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 
 from .clients import Session, admin, clear_faults, eventually, peek_queue
-from .conftest import ROOT, RunningDevserver, StartDevserver
-from .test_analytics import SETTLE_TIMEOUT, api_get
-from .test_redrive import depth
+from .conftest import RunningDevserver, StartDevserver
+from .test_analytics import SETTLE_TIMEOUT, api_get, stream_records
+from .test_redrive import depth, operator_command
 
 pytestmark = pytest.mark.e2e
 
@@ -35,45 +34,21 @@ AGGREGATOR = "AggregatorFunction"
 
 
 def replay(ds: RunningDevserver, dlq: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": ds.moto,
-        "AWS_ENDPOINT_URL_LAMBDA": ds.http,  # the devserver's Lambda Invoke API
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    }
-    return subprocess.run(
-        [sys.executable, "scripts/replay.py", dlq],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # The Lambda Invoke API is the devserver's own (its HTTP port), the rest moto's.
+    return operator_command(ds, "-m", "scripts.replay", dlq, "--lambda-endpoint-url", ds.http)
 
 
 def stream_positions(ds: RunningDevserver) -> set[tuple[str, int]]:
     """(stream ARN, sequence number) of every record the Messages table's stream holds:
     each send writes one, and the aggregator needs DynamoDB to count it (other tables'
     records of a send may need no call, and are then counted despite the fault)."""
-    ddb, streams = ds.aws("dynamodb"), ds.aws("dynamodbstreams")
-    found: set[tuple[str, int]] = set()
-    for lid in ("MessagesTable",):
-        arn = ddb.describe_table(TableName=ds.resources[lid])["Table"]["LatestStreamArn"]
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            iterator = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            while iterator:
-                response = streams.get_records(ShardIterator=iterator, Limit=1000)
-                if not response["Records"]:
-                    break
-                found |= {(arn, int(r["dynamodb"]["SequenceNumber"])) for r in response["Records"]}
-                iterator = response.get("NextShardIterator")
-    return found
+    table = ds.aws("dynamodb").describe_table(TableName=ds.resources["MessagesTable"])
+    arn = table["Table"]["LatestStreamArn"]
+    return {
+        (arn, int(r["dynamodb"]["SequenceNumber"]))
+        for r in stream_records(ds)
+        if r["eventSourceARN"] == arn
+    }
 
 
 def dead_letters(ds: RunningDevserver) -> list[DynamoDBStreamLambdaOnFailureDestinationModel]:
