@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, calls, coldstart, cost, e2e, fanout, report, search
+from bench import ROOT, allin, calls, coldstart, cost, e2e, fanout, report, search
 from bench.stack import local_stack
 
 
@@ -39,6 +39,9 @@ class Plan:
     # messages indexed per conversation size for the write-unit count; the calls corpus
     search_index_samples: tuple[tuple[int, int], ...] = ((2, 40), (10, 10), (50, 4))
     search_calls_corpus: int = 100
+    # the all-in count: senders (each to its own online recipient) x messages each
+    allin_pairs: int = 5
+    allin_per_pair: int = 4
 
 
 QUICK = Plan(
@@ -67,6 +70,8 @@ FULL = Plan(
     search_rounds=30,
     search_index_samples=((2, 200), (10, 50), (50, 20)),
     search_calls_corpus=300,
+    allin_pairs=10,
+    allin_per_pair=10,
 )
 
 
@@ -116,6 +121,9 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     progress.begin("AWS calls per operation (handlers in-process on moto)")
     with local_stack() as stack:
         counted = calls.measure(stack, crowd=plan.calls_crowd, progress=progress.say)
+        everything = allin.measure(
+            stack, pairs=plan.allin_pairs, per_pair=plan.allin_per_pair, progress=progress.say
+        )
         search_costs = search.costs(
             stack,
             progress=progress.say,
@@ -152,6 +160,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
 
     progress.begin("cost model")
     money = cost.model(counted["operations"], indexing=search_costs["index_cost"])
+    money["all_in"] = cost.all_in(everything)
     largest = max(plan.fanout_sizes)
     return {
         "coldstart_ratio": cold["coldstart_ratio"],
@@ -163,6 +172,8 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "e2e_msgs_per_s": ends["e2e_msgs_per_s"],
         "backlog_seconds": backlog["delivery_seconds"],
         "cost_per_million_messages": money["per_million_messages"],
+        "cost_per_million_all_in": money["all_in"]["per_million"],
+        "cost_per_million_all_in_without_search": money["all_in"]["per_million_without_search"],
         "cost_per_10k_users_month": money["per_10k_users_month"]["total"],
         "search_p50_ms": searched["search_p50_ms"],
         "search_p99_ms": searched["search_p99_ms"],
@@ -170,6 +181,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "search_wru_per_message": searched["wru_per_indexed_message_1to1"],
         "coldstart": cold,
         "calls": counted,
+        "all_in": everything,
         "fanout": fan,
         "e2e": ends,
         "backlog": backlog,

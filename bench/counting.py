@@ -103,3 +103,29 @@ def counting(clients: Iterable[Any]) -> Iterator[CallCounter]:
         yield counter
     finally:
         counter.close()
+
+
+@contextmanager
+def counting_every_client() -> Iterator[CallCounter]:
+    """A CallCounter of every botocore client in this process for the duration of the
+    block, including clients created inside it (a stream consumer's, a fresh management
+    API client): it wraps ``BaseClient._make_api_call``, which runs once per API call
+    whatever the retries, with the call's parameters as the caller gave them."""
+    from botocore.client import BaseClient
+
+    counter = CallCounter()
+    original = BaseClient._make_api_call
+
+    def counted(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.service_name
+        key = f"{service}.{operation_name}"
+        counter.calls[key] += 1
+        if service == "dynamodb":
+            counter.items[key] += items_touched(operation_name, api_params)
+        return original(client, operation_name, api_params)
+
+    BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    try:
+        yield counter
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]

@@ -12,10 +12,15 @@ END = "<!-- bench:results:end -->"
 
 GOALS: dict[str, tuple[str, str, float]] = {
     # key: (label, comparison, goal)
-    "coldstart_ratio": ("Cold start, worst WebSocket function / boto3 + one client", "<=", 1.5),
+    "coldstart_ratio": ("Cold start, worst WebSocket function / boto3 + one client", "<=", 1.3),
     "ddb_calls_per_message": ("DynamoDB calls per 1:1 send (recipient online)", "<=", 3),
     "scan_calls": ("Scans on request paths", "==", 0),
     "fanout_1000_speedup": ("Fan-out to 1,000 connections vs sequential (20 ms/post)", ">=", 10),
+    "cost_per_million_all_in": (
+        "All-in $ per million 1:1 messages (send + streams + queues, search included)",
+        "<=",
+        5.0,
+    ),
 }
 
 

@@ -1,6 +1,10 @@
 """Stream aggregator: DynamoDB Streams of the connections, messages, conversations
 (receipts), notifications (offline deliveries) and rate-limits (typing) tables -> the
-Metrics table, exactly once per change (see switchboard/dal/metrics.py)."""
+Metrics table, exactly once per change (see switchboard/dal/metrics.py).
+
+A batch is applied together (a few transactions for the whole batch: Aggregator.
+handle_batch); if that fails, record by record with partial batch responses, which skips
+what the batch attempt did count (markers) and reports only the records that fail."""
 
 from __future__ import annotations
 
@@ -28,4 +32,9 @@ def aggregate(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return process_partial_response(event, aggregate, processor, context)
+    try:
+        aggregator.handle_batch(event.get("Records") or [])
+    except Exception:
+        logger.exception("batch not applied together: record by record")
+        return process_partial_response(event, aggregate, processor, context)
+    return {"batchItemFailures": []}
