@@ -728,11 +728,9 @@ class Client:
             return
         data = frame.get("data")
         data = data if isinstance(data, dict) else {}
-        if kind == "message:new":
-            self._ingest([data])
-            return
-        if kind == "message:batch":
-            messages = data.get("messages")
+        if kind in ("message:new", "message:batch"):
+            # a batch (the reconnect backlog) is its messages, each as if pushed alone
+            messages = [data] if kind == "message:new" else data.get("messages")
             self._ingest(messages if isinstance(messages, list) else [])
             return
         self._emit(Event(kind, data))
