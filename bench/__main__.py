@@ -33,6 +33,8 @@ class Plan:
     e2e_steady_seconds: float
     e2e_saturate_seconds: float
     backlog_messages: int = 1000
+    # connected users who send nothing while the pairs send (devserver_msgs_per_s)
+    e2e_idle_users: int = 1000
     search_messages: int = 1_000
     search_conversations: int = 10
     search_rounds: int = 5
@@ -50,7 +52,7 @@ QUICK = Plan(
     fanout_sizes=[10, 100, 1000],
     fanout_sequential_posts=100,
     calls_crowd=30,
-    e2e_pairs=3,
+    e2e_pairs=50,
     e2e_load_fraction=0.3,
     e2e_steady_seconds=5,
     e2e_saturate_seconds=3,
@@ -61,7 +63,7 @@ FULL = Plan(
     fanout_sizes=[1, 10, 100, 300, 1000],
     fanout_sequential_posts=1000,
     calls_crowd=100,
-    e2e_pairs=10,
+    e2e_pairs=50,
     e2e_load_fraction=0.3,
     e2e_steady_seconds=30,
     e2e_saturate_seconds=10,
@@ -145,6 +147,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
             steady_seconds=plan.e2e_steady_seconds,
             saturate_seconds=plan.e2e_saturate_seconds,
             backlog_messages=plan.backlog_messages,
+            idle_users=plan.e2e_idle_users,
             progress=progress.say,
         )
     backlog = ends.pop("backlog")
@@ -170,7 +173,11 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "fanout_1000_speedup": fan[f"fanout_{largest}_speedup"],
         "e2e_p99_ms": ends["e2e_p99_ms"],
         "e2e_msgs_per_s": ends["e2e_msgs_per_s"],
-        "backlog_seconds": backlog["delivery_seconds"],
+        "devserver_msgs_per_s": ends["e2e_msgs_per_s"],
+        "load_connect_per_s": ends["idle_users"].get("load_connect_per_s", 0),
+        "backlog_seconds": backlog["batched"]["delivery_seconds"],
+        "backlog_seconds_per_message_posts": backlog["per_message"]["delivery_seconds"],
+        "backlog_speedup": backlog["speedup"],
         "cost_per_million_messages": money["per_million_messages"],
         "cost_per_million_all_in": money["all_in"]["per_million"],
         "cost_per_million_all_in_without_search": money["all_in"]["per_million_without_search"],

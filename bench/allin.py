@@ -53,6 +53,8 @@ class Tally:
     invocations: Counter[str] = field(default_factory=Counter)
     # billed Lambda time per function: sum of the in-process durations, rounded up to 1 ms
     billed_ms: Counter[str] = field(default_factory=Counter)
+    # time in AWS calls per "function service.Operation" (the embedded moto's answers)
+    call_ms: Counter[str] = field(default_factory=Counter)
     records: Counter[str] = field(default_factory=Counter)
 
     def run(self, function: str, call: Callable[[], Any]) -> Any:
@@ -65,6 +67,7 @@ class Tally:
                 self.billed_ms[function] += math.ceil(elapsed)
                 self.invocations[function] += 1
                 self.add(function, counter.calls, counter.items)
+                self.call_ms.update({f"{function} {k}": v for k, v in counter.ms.items()})
 
     def add(self, function: str, calls: Counter[str], items: Counter[str]) -> None:
         self.calls.update(calls)
@@ -314,4 +317,11 @@ def _summary(tally: Tally, messages: int, stack: Stack) -> dict[str, Any]:
             sum(n for k, n in tally.calls.items() if k.startswith("sqs.")) / messages, 3
         ),
         "functions": per_function,
+        # where the in-process time went, per message: the calls' share (moto) per kind
+        "call_ms_per_message": {
+            key: round(ms / messages, 2) for key, ms in tally.call_ms.most_common()
+        },
+        "handler_ms_per_message": {
+            name: round(ms / messages, 2) for name, ms in tally.billed_ms.most_common()
+        },
     }

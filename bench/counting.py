@@ -10,6 +10,7 @@ are billed on), so the cost model works from what the code really did.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,9 @@ class CallCounter:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.items: Counter[str] = Counter()
+        # milliseconds spent in each kind of call (counting_every_client only): where the
+        # time of an in-process run goes, the embedded moto's answers included
+        self.ms: Counter[str] = Counter()
         self._clients: list[Any] = []
 
     def _count(self, event_name: str, params: Any = None, **_: Any) -> None:
@@ -122,7 +126,11 @@ def counting_every_client() -> Iterator[CallCounter]:
         counter.calls[key] += 1
         if service == "dynamodb":
             counter.items[key] += items_touched(operation_name, api_params)
-        return original(client, operation_name, api_params)
+        start = time.perf_counter()
+        try:
+            return original(client, operation_name, api_params)
+        finally:
+            counter.ms[key] += (time.perf_counter() - start) * 1000
 
     BaseClient._make_api_call = counted  # type: ignore[method-assign]
     try:
