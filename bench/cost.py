@@ -220,6 +220,12 @@ def connected_users_month(
         "reconnects": reconnects * reconnect.dollars(prices),
     }
     parts["total"] = sum(parts.values())
+    # The same pings answered by API Gateway itself (a MOCK integration with a route
+    # response, no Lambda): only the two WebSocket messages are billed. See scaling.md.
+    parts["keepalive_pings_mock"] = pings * 2 * prices.websocket_message_per_million / 1e6
+    parts["total_mock"] = (
+        parts["connection_minutes"] + parts["keepalive_pings_mock"] + parts["reconnects"]
+    )
     return {key: round(value, 2) for key, value in parts.items()}
 
 

@@ -227,6 +227,9 @@ def test_cost_of_ten_thousand_connected_users_a_month() -> None:
     # x 1.33334e-5 = 0.800004e-6 + 1 RRU 0.125e-6 + 8 WRU 5e-6) = 23.817... -> 23.82
     assert month["reconnects"] == 23.82
     assert month["total"] == pytest.approx(109.5 + 110.31 + 23.82, abs=0.01)
+    # Answered by a MOCK integration instead: 48,666,666.7 x 2 messages x 1e-6 = 97.33
+    assert month["keepalive_pings_mock"] == 97.33
+    assert month["total_mock"] == pytest.approx(109.5 + 97.33 + 23.82, abs=0.01)
 
 
 # ---------------------------------------------------------------------- cold start
