@@ -105,6 +105,30 @@ def test_call_counter_stops_counting_when_closed_and_counts_scans() -> None:
     assert counter.scans() == 1
 
 
+def test_counting_every_client_sees_clients_made_inside_the_block_and_only_there() -> None:
+    from bench.counting import counting_every_client
+
+    before = _stubbed_dynamodb()
+    with counting_every_client() as counter:
+        during = _stubbed_dynamodb()  # a consumer's own client, created while counting
+        for client in (before, during):
+            stubber = Stubber(client)
+            stubber.add_response("batch_write_item", {})
+            with stubber:
+                client.batch_write_item(
+                    RequestItems={
+                        "t": [{"PutRequest": {"Item": {"pk": {"S": str(i)}}}} for i in range(4)]
+                    }
+                )
+    stubber = Stubber(before)
+    stubber.add_response("get_item", {})
+    with stubber:
+        before.get_item(TableName="t", Key={"pk": {"S": "a"}})  # after the block: not counted
+    assert counter.snapshot() == {"dynamodb.BatchWriteItem": 2}
+    assert counter.items["dynamodb.BatchWriteItem"] == 8
+    assert set(counter.ms) == {"dynamodb.BatchWriteItem"}
+
+
 # ---------------------------------------------------------------------- cost model
 def test_request_units_from_counted_calls() -> None:
     calls = {
