@@ -241,6 +241,19 @@ def measure(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """The send (request path) and what it sets off, per message (see the module doc)."""
+    from switchboard.observability import logger
+
+    level = logger.log_level
+    logger.setLevel("WARNING")  # a line per handled request would drown the progress
+    try:
+        return _measure(stack, pairs, per_pair, progress)
+    finally:
+        logger.setLevel(level)
+
+
+def _measure(
+    stack: Stack, pairs: int, per_pair: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
     app = stack.handler("MessageFunction")
     connect = stack.handler("ConnectionFunction")
     consumers = Consumers(stack)
