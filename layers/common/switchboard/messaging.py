@@ -488,8 +488,12 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
 def _rate_limited(rules: RateLimit | list[RateLimit], now_ms: int) -> RateLimited:
     """``rules`` counted together share a window: one of them refused, all say when."""
     rules = rules if isinstance(rules, list) else [rules]
-    per = {"user": "user", "conn": "connection"}
-    limits = " and ".join(f"{rule.limit} per {per[rule.key.split('#')[1]]}" for rule in rules)
+    per = {"conn": "connection"}  # the keys' second part: send#user#..., send#conn#...
+    limits = " and ".join(
+        f"{rule.limit} per {per.get(kind, kind)}"
+        for rule in rules
+        for kind in [rule.key.split("#")[1] if "#" in rule.key else "window"]
+    )
     return RateLimited(
         f"rate limit reached: at most {limits} per {rules[0].window_seconds} s",
         details={"retryAfterMs": rules[0].retry_after_ms(now_ms)},
