@@ -301,7 +301,12 @@ def all_in_lines(money: dict[str, Any], measured: dict[str, Any]) -> list[str]:
             f"{sum(money['write_units_per_message'].values()):g}",
         )
     )
-    records = ", ".join(f"{k.split('-')[-1]} {n}" for k, n in measured["records"].items() if n)
+    records = ", ".join(
+        f"{source.rsplit('-', 1)[-1]} → {function} {n}"
+        for key, n in measured["records"].items()
+        if n
+        for source, function in [key.split(" -> ")]
+    )
     return [
         "### The all-in cost of a message",
         "",

@@ -22,7 +22,7 @@ from switchboard.observability import logger
 from switchboard.protocol import push, to_json
 from switchboard.wire.messaging import Message, MessageBatch
 
-BACKLOG_PAGE = 100
+BACKLOG_PAGE = 1000  # one Query (up to its 1 MB page) per conversation, usually
 BACKLOG_MAX_MESSAGES = 1000  # pushed on one connect
 BATCH_FRAME_BYTES = 32 * 1024  # one billed WebSocket message (frames may be 128 KB)
 
