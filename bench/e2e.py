@@ -281,6 +281,7 @@ async def backlog(
 
         start = time.perf_counter()
         await absent.connect()
+        handshake = time.perf_counter() - start  # in delivery_seconds too; reported apart
         await absent.wait_for_messages(conversation_id, range(1, messages + 1), timeout=300)
         seconds = absent.last_arrival - start
         order = absent.arrival_order
@@ -294,6 +295,7 @@ async def backlog(
         "frames": len([f for f in absent.pushes if f.get("type", "").startswith("message:")]),
         "fill_seconds": round(fill_seconds, 2),
         "delivery_seconds": round(seconds, 3),
+        "handshake_seconds": round(handshake, 3),
         "delivery_msgs_per_s": round(messages / seconds, 1),
         "delivered": len(absent.messages.get(conversation_id, {})),
         "in_order": order == sorted(order),
