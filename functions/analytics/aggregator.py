@@ -32,9 +32,12 @@ def aggregate(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    try:
-        aggregator.handle_batch(event.get("Records") or [])
-    except Exception:
-        logger.exception("batch not applied together: record by record")
-        return process_partial_response(event, aggregate, processor, context)
-    return {"batchItemFailures": []}
+    records = event.get("Records")
+    if records:  # anything else is Powertools' to refuse, as it always was
+        try:
+            aggregator.handle_batch(records)
+        except Exception:
+            logger.exception("batch not applied together: record by record")
+        else:
+            return {"batchItemFailures": []}
+    return process_partial_response(event, aggregate, processor, context)
