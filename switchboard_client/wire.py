@@ -60,6 +60,7 @@ __all__ = [
     "LastMessage",
     "Message",
     "MessageAttachment",
+    "MessageBatch",
     "MessageDelivered",
     "MessageRead",
     "MessageSent",
@@ -387,6 +388,12 @@ class IceServers(WireModel):
     expiresAt: int
 
 
+class MessageBatch(WireModel):
+    """Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq)."""
+
+    messages: list[Message]
+
+
 class MessageDelivered(WireModel):
     """A member acked up to ``seq``."""
 
@@ -635,6 +642,7 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:participant-left": CallParticipantLeft,
     "call:recording": CallRecordingPush,
     "call:rejected": CallRejected,
+    "message:batch": MessageBatch,
     "message:delivered": MessageDelivered,
     "message:new": Message,
     "message:read": MessageRead,

@@ -83,6 +83,7 @@ export const PUSHES = Object.freeze({
   "call:participant-left": "CallParticipantLeft",
   "call:recording": "CallRecordingPush",
   "call:rejected": "CallRejected",
+  "message:batch": "MessageBatch",
   "message:delivered": "MessageDelivered",
   "message:new": "Message",
   "message:read": "MessageRead",
@@ -137,6 +138,7 @@ export const SHAPES = Object.freeze({
   HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": [], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  MessageBatch: {"required": ["messages"], "optional": [], "nested": {"messages": "Message[]"}},
   MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": [], "nested": {}},
@@ -424,6 +426,11 @@ export const SHAPES = Object.freeze({
  * @property {Array<IceServer>} iceServers
  * @property {number} ttl
  * @property {number} expiresAt
+ */
+/**
+ * @typedef {object} MessageBatch
+ * Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq).
+ * @property {Array<Message>} messages
  */
 /**
  * @typedef {object} MessageDelivered

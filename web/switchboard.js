@@ -390,7 +390,8 @@ export class SwitchboardClient {
     if (this.state === State.CLOSED) return;
     this.userId = userIdOf(token) ?? this.userId;
     this._lastToken = token;
-    const url = `${this.options.url}${this.options.url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+    // backlog=batch: the reconnect backlog comes as `message:batch` frames (up to 32 KB).
+    const url = `${this.options.url}${this.options.url.includes("?") ? "&" : "?"}backlog=batch&token=${encodeURIComponent(token)}`;
     const ws = new this._WebSocket(url);
     this.ws = ws;
     let opened = false;
@@ -678,6 +679,14 @@ export class SwitchboardClient {
       return;
     }
     if (frame.type === "message:new") this._receive(frame.data, "push");
+    if (frame.type === "message:batch") {
+      // Each message of a batch is handled (and seen by `message:new` subscribers) as if
+      // it had come alone, in the batch's (seq) order.
+      for (const message of frame.data?.messages ?? []) {
+        this._receive(message, "push");
+        this._emit("message:new", message, { type: "message:new", data: message });
+      }
+    }
     this._emit(frame.type, frame.data, frame);
   }
 

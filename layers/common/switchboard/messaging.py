@@ -213,11 +213,8 @@ class MessagingService:
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
-            limits = {f"limit:{rule.key}": rule for rule in rules}
-            guards = {
-                label: self.counters.update(rule, message.created_at)
-                for label, rule in limits.items()
-            }
+            # Both in one item (the user's window): one transactional write, not two.
+            guards = {"limit": self.counters.update_together(rules, message.created_at)}
             for position, a in enumerate(data.attachments):
                 guards[f"attachment:{position}"] = self.uploads.share_update(
                     a.uploadId,
@@ -235,8 +232,8 @@ class MessagingService:
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                if refused.label in limits:
-                    raise _rate_limited(limits[refused.label], message.created_at) from None
+                if refused.label == "limit":
+                    raise _rate_limited(rules, message.created_at) from None
                 position = int(refused.label.removeprefix("attachment:"))
                 raise BadRequest(
                     f"attachments[{position}] is not a completed upload of yours, or its "
@@ -490,8 +487,16 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadRequest("invalid cursor") from None
 
 
-def _rate_limited(rule: RateLimit, now_ms: int) -> RateLimited:
+def _rate_limited(rules: RateLimit | list[RateLimit], now_ms: int) -> RateLimited:
+    """``rules`` counted together share a window: one of them refused, all say when."""
+    rules = rules if isinstance(rules, list) else [rules]
+    per = {"conn": "connection"}  # the keys' second part: send#user#..., send#conn#...
+    limits = " and ".join(
+        f"{rule.limit} per {per.get(kind, kind)}"
+        for rule in rules
+        for kind in [rule.key.split("#")[1] if "#" in rule.key else "window"]
+    )
     return RateLimited(
-        f"rate limit reached: at most {rule.limit} per {rule.window_seconds} s",
-        details={"retryAfterMs": rule.retry_after_ms(now_ms)},
+        f"rate limit reached: at most {limits} per {rules[0].window_seconds} s",
+        details={"retryAfterMs": rules[0].retry_after_ms(now_ms)},
     )

@@ -194,6 +194,16 @@ class Message(PushData):
     system: Omitted[SystemEntry] = Field(default=None, description="a server's system entry")
 
 
+class MessageBatch(PushData):
+    """Several stored messages in one frame: the reconnect backlog of a connection opened
+    with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one
+    billed WebSocket message each) in seq order. Each message is handled as a
+    ``message:new`` would be (de-duplicated by conversationId and seq)."""
+
+    TYPE = "message:batch"
+    messages: list[Message]
+
+
 class MessageSent(WireData):
     seq: int
     messageId: str
@@ -331,6 +341,7 @@ REPLIES: dict[str, type[WireData]] = {
 }
 PUSHES: tuple[type[PushData], ...] = (
     Message,
+    MessageBatch,
     MessageDelivered,
     MessageRead,
     TypingPush,
