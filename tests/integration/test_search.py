@@ -9,6 +9,7 @@ MODIFY/REMOVE records; the cost bound by counting the AWS calls of hostile queri
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from switchboard.dal.conversations import Conversation, ConversationRepository, StoredMessage
+from switchboard.search.index import postings_of
 
 from bench.counting import CallCounter
 from tests.integration.conftest import FakeContext, Stack
@@ -218,13 +220,42 @@ def test_edits_reindex_and_deletes_vanish(world: Any, stack: Stack) -> None:
     assert search.seqs("lighthouse") == [(conversation, 1)]
     for word in ("harbour", "kayak", "paddles"):
         assert search.seqs(word) == [], word
-    # ... and the postings themselves are gone from every scope.
-    postings = ddb.query(
-        TableName=stack.table("SearchIndexTable"),
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"u#{bob.user_id}#ka"}},
-    )["Items"]
-    assert postings == []
+    # ... and the documents themselves are gone from every scope: only the edited one is
+    # left, with the new text's terms.
+    for scope in (f"u#{bob.user_id}", f"u#{alice.user_id}", f"c#{conversation}"):
+        documents = ddb.query(
+            TableName=stack.table("SearchIndexTable"),
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": scope}},
+        )["Items"]
+        assert [postings_of(d)[0].seq for d in documents] == [1], scope
+        assert {p.term for p in postings_of(documents[0])} == {"meet", "lighthous"}
+
+
+def test_a_change_that_leaves_the_text_alone_writes_nothing(world: Any, stack: Stack) -> None:
+    person, index, searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "the canoe is blue")
+    index.catch_up()
+    ddb = stack.client("dynamodb")
+    # A change of the message item that is not its text (a reaction, a read marker)
+    ddb.update_item(
+        TableName=stack.table("MessagesTable"),
+        Key={"conversationId": {"S": conversation}, "seq": {"N": "1"}},
+        UpdateExpression="SET reactionCount = :n",
+        ExpressionAttributeValues={":n": {"N": "1"}},
+    )
+    records = index.tap.new_records()
+    index.tap.seen |= {r["eventID"] for r in records}
+    assert [r["eventName"] for r in records] == ["MODIFY"]
+    counter = CallCounter().watch(apps_client(stack))
+    try:
+        index.indexer.lambda_handler({"Records": records}, FakeContext())
+    finally:
+        counter.close()
+    assert counter.calls["dynamodb.BatchWriteItem"] == 0
+    assert searcher(bob).seqs("canoe") == [(conversation, 1)]
 
 
 def test_replayed_stream_batches_leave_the_same_index(world: Any, stack: Stack) -> None:
@@ -277,12 +308,12 @@ def test_a_hostile_query_costs_at_most_its_bound(world: Any, stack: Stack, query
     finally:
         counter.close()
     assert reply["ok"], reply
-    # 1 rate-limit update + at most 7 exact words (1 Query each) and 1 prefix word (at
-    # most 5 Queries) + the page's BatchGetItem (nothing matched here: none).
+    # 1 rate-limit update + at most 4 windows of documents (1 Query each, whatever the
+    # words) + the page's BatchGetItem (nothing matched here: none).
     assert counter.calls["dynamodb.UpdateItem"] == 1
-    assert counter.calls["dynamodb.Query"] <= 12
+    assert counter.calls["dynamodb.Query"] <= 4
     assert counter.calls["dynamodb.Scan"] == 0
-    assert sum(counter.calls.values()) <= 14
+    assert sum(counter.calls.values()) <= 6
 
 
 def test_too_many_words_or_a_bad_cursor_is_a_bad_request(world: Any) -> None:
@@ -318,6 +349,59 @@ def test_pages_follow_the_cursor_without_repeats(world: Any) -> None:
         {"query": "lamps", "cursor": search.call({"query": "lamp", "limit": 3})["data"]["cursor"]}
     )
     assert other["error"]["code"] == "bad_request"
+
+
+def test_a_search_reads_older_windows_within_its_budget_and_the_cursor_goes_on(
+    world: Any, stack: Stack, apps: dict[str, ModuleType]
+) -> None:
+    # Windows of 3 documents, at most 2 per search: a word in the oldest message of 12 is
+    # found by following the cursor, each request reading at most 2 windows.
+    person, index, _searcher = world
+    alice, bob = person("alice"), person("bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "the kettle is on")
+    for i in range(11):
+        send(alice, conversation, f"filler message {i}")
+    send(alice, conversation, "a kettle again")
+    index.catch_up()
+    small = stack.handler(
+        "SearchFunction", SEARCH_DOCUMENTS_PER_READ="3", SEARCH_READS_PER_SEARCH="2"
+    )
+    search = Searcher(small, bob)
+    seen: list[int] = []
+    cursor, requests = None, 0
+    while True:
+        counter = CallCounter().watch(apps_client(stack))
+        try:
+            reply = search.call({"query": "kettle"} | ({"cursor": cursor} if cursor else {}))
+        finally:
+            counter.close()
+        assert reply["ok"], reply
+        assert counter.calls["dynamodb.Query"] <= 2
+        requests += 1
+        seen += [h["seq"] for h in reply["data"]["hits"]]
+        cursor = reply["data"]["cursor"]
+        if cursor is None:
+            break
+    assert seen == [13, 1]
+    assert requests == 3  # 13 documents, 6 per request: 3 requests
+    # A cursor is validated like any input: a forged read position is refused.
+    forged = json.dumps(["not-a-key", 0, json.loads(_decoded(reply_cursor(search)))[2]])
+    bad = search.call({"query": "kettle", "cursor": _encoded(forged)})
+    assert bad["error"]["code"] == "bad_request"
+
+
+def reply_cursor(search: Searcher) -> str:
+    cursor: str = search.call({"query": "kettle", "limit": 1})["data"]["cursor"]
+    return cursor
+
+
+def _decoded(cursor: str) -> str:
+    return base64.urlsafe_b64decode(cursor.encode()).decode()
+
+
+def _encoded(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
 
 
 def test_history_opens_a_page_around_a_seq(world: Any) -> None:

@@ -1,12 +1,11 @@
-"""The search text pipeline, query parsing, the posting ranges a query reads and ranking:
-pure code, no AWS."""
+"""The search text pipeline, query parsing, the index's documents and ranking: pure code,
+no AWS."""
 
 from __future__ import annotations
 
 import pytest
-from switchboard.search.index import Posting, TermRange, partition, sort_key
+from switchboard.search.index import IndexDocument, Posting, postings_of, sort_key
 from switchboard.search.ranking import ClauseRead, rank
-from switchboard.search.service import ranges
 from switchboard.search.text import (
     MAX_TERM_CHARS,
     Clause,
@@ -123,23 +122,23 @@ def test_snippet_offsets_count_code_points_after_emoji() -> None:
     assert cut.highlights == [(3, 7)]
 
 
-# ------------------------------------------------------------------ posting ranges
-def test_keys_keep_a_terms_postings_together_and_ordered_by_time() -> None:
-    assert partition("u#alice", "bike") == "u#alice#bi"
-    older = sort_key("bike", 1_000, "dm_1", 7)
-    newer = sort_key("bike", 20_000, "dm_0", 1)
-    assert older < newer and older.startswith("bike#") and newer.startswith("bike#")
+# ------------------------------------------------------------------ documents
+def test_a_scopes_documents_are_ordered_by_time() -> None:
+    older = sort_key(1_000, "dm_1", 7)
+    newer = sort_key(20_000, "dm_0", 1)
+    assert older < newer
+    assert newer == "0000000020000#dm_0#000000000001"
 
 
-def test_an_exact_word_reads_one_range_and_a_prefix_at_most_five() -> None:
-    assert ranges("s", Clause("bike")) == [TermRange("s", "bike", exact=True)]
-    planned = ranges("s", Clause("runni", prefix="runni"))
-    assert planned[0] == TermRange("s", "runni", exact=False)
-    assert {r.term for r in planned[1:]} == {"runn", "run", "ru"}  # up to 3 letters shorter
-    assert all(r.exact for r in planned[1:])
-    assert len(planned) <= 5
-    happy = ranges("s", Clause("happi", prefix="happy"))
-    assert TermRange("s", "happi", exact=True) in happy  # the stem of the word as typed
+def test_one_document_holds_every_term_of_a_message_and_reads_back() -> None:
+    postings = (_term_posting("bike"), _term_posting("bin"))
+    document = IndexDocument("c1", 1, 1_700_000_000_000, 9, postings)
+    item = document.item("u#alice")
+    assert item["pk"]["S"] == "u#alice"
+    assert item["sk"]["S"] == "1700000000000#c1#000000000001"
+    assert postings_of(item) == list(postings)
+    # a chat message's document is one write unit (under 1 KB)
+    assert len(item["d"]["S"]) < 100
 
 
 # ------------------------------------------------------------------ ranking
@@ -194,27 +193,3 @@ def test_a_seq_bound_hides_what_came_after_it() -> None:
 
 def _term_posting(term: str, seq: int = 1) -> Posting:
     return Posting(term, "c1", seq, 1_700_000_000_000, 2, [0, 3], [term + "s"], 9)
-
-
-def test_a_prefix_posting_holds_every_term_of_the_message_that_starts_with_it() -> None:
-    from switchboard.search.index import _prefix_postings, prefix_postings
-
-    made = {p.prefix: p for p in prefix_postings([_term_posting("bike"), _term_posting("bin")])}
-    # prefixes of 2 to 4 characters, one posting per prefix, sorted by time under it
-    assert sorted(made) == ["bi", "bik", "bike", "bin"]
-    item = made["bi"].item("u#alice")
-    assert item["pk"]["S"] == "u#alice#*bi"
-    assert item["sk"]["S"] == "bi#1700000000000#c1#000000000001"
-    assert _prefix_postings(item) == [_term_posting("bike"), _term_posting("bin")]
-
-
-def test_a_members_postings_with_their_prefixes_stay_within_the_budget() -> None:
-    from switchboard.search.index import prefix_postings
-    from switchboard.search.indexer import _within_budget
-
-    terms = [_term_posting(f"{chr(97 + i % 26)}{chr(97 + i // 26)}word") for i in range(64)]
-    for budget in (8, 12, 100, 320):
-        kept = _within_budget(terms, budget)
-        assert kept == terms[: len(kept)] and kept
-        assert len(kept) + len(prefix_postings(kept)) <= budget
-    assert len(_within_budget(terms, 10_000)) == 64

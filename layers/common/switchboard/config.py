@@ -268,9 +268,10 @@ class SearchSettings(ConnectionSettings):
     RATE_LIMITS_TABLE: str
     RATE_WINDOW_SECONDS: int = 10
     SEARCH_LIMIT_PER_USER: int = 60
-    # A hostile query's cost: at most this many words, each at most 5 one-page Queries.
     SEARCH_MAX_WORDS: Annotated[int, Field(ge=1, le=16)] = 8
-    SEARCH_POSTINGS_PER_WORD: Annotated[int, Field(ge=10, le=1000)] = 200
-    # Write amplification of one indexed message (docs/search.md).
+    # A search's cost: at most this many one-page Queries of this many documents each
+    # (DynamoDB also stops a page at 1 MB); the cursor reads on (docs/search.md).
+    SEARCH_DOCUMENTS_PER_READ: Annotated[int, Field(ge=1, le=1000)] = 500
+    SEARCH_READS_PER_SEARCH: Annotated[int, Field(ge=1, le=10)] = 4
+    # The size of one indexed message's document (docs/search.md).
     SEARCH_MAX_TERMS_PER_MESSAGE: Annotated[int, Field(ge=1, le=1000)] = 64
-    SEARCH_USER_POSTINGS_BUDGET: Annotated[int, Field(ge=1)] = 640

@@ -244,7 +244,8 @@ def search(settings: SearchSettings) -> SearchService:
         RateLimiter(settings.RATE_LIMITS_TABLE),
         limits=SearchLimits(
             max_clauses=settings.SEARCH_MAX_WORDS,
-            postings_per_range=settings.SEARCH_POSTINGS_PER_WORD,
+            documents_per_read=settings.SEARCH_DOCUMENTS_PER_READ,
+            reads_per_search=settings.SEARCH_READS_PER_SEARCH,
             searches_per_user=settings.SEARCH_LIMIT_PER_USER,
             window_seconds=settings.RATE_WINDOW_SECONDS,
         ),
@@ -260,7 +261,6 @@ def search_indexer(settings: SearchSettings) -> SearchIndexer:
         conversations(settings),
         IndexLimits(
             max_terms=settings.SEARCH_MAX_TERMS_PER_MESSAGE,
-            user_postings_budget=settings.SEARCH_USER_POSTINGS_BUDGET,
         ),
     )
 

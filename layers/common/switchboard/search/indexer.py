@@ -1,23 +1,23 @@
 """Keeps the search index in step with the Messages table, from its stream.
 
-Each change of a message becomes postings to put and postings to delete:
-- INSERT: the message's terms, in the conversation's scope and in each member's scope;
-- MODIFY (an edit, a tombstone): the new terms are put, the old terms that are gone are
-  deleted; a tombstone (``deleted`` true or a ``deletedAt``, or no body and no
-  attachments left) is a message with no terms;
-- REMOVE: every old term is deleted.
+Each change of a message becomes documents to put and documents to delete (one document
+per scope: the conversation's and each member's, docs/search.md):
+- INSERT: the message's document in every scope (none for a message without terms);
+- MODIFY (an edit, a tombstone): the new document is put where it differs from the old
+  one (a change that leaves the text alone, such as a reaction, writes nothing); a
+  tombstone (``deleted`` true or a ``deletedAt``, or no body and no attachments left) has
+  no terms, so its documents are deleted;
+- REMOVE: the old documents are deleted.
 
-A batch is applied as a whole: the changes are folded per posting key (the last change
+A batch is applied as a whole: the changes are folded per document key (the last change
 wins, as the stream orders changes of one item), the conversations' members are read in
 one BatchGetItem, and the writes go out 25 at a time. Every write is idempotent, so a
 replayed or retried batch leaves the same index; and search checks each hit against the
-message as stored now, so a stale posting (a membership that changed between the send
+message as stored now, so a stale document (a membership that changed between the send
 and the indexing, a replay of an old image) is never shown for text that is gone.
 
-Write amplification is bounded: at most ``max_terms`` distinct terms per message; in a
-member's scope, at most ``user_postings_budget`` postings per message over all members
-(a big group's members get the first terms of each message in their own scope, while
-the conversation's scope always has all of them: see docs/search.md).
+Write amplification is one item per scope: 1 + M for a message in a conversation of M
+members (a document over 1 KB, which only a long message makes, costs a unit per KB).
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.items import from_item
 from switchboard.observability import logger
 from switchboard.search.index import (
+    IndexDocument,
     Posting,
-    PrefixPosting,
     SearchIndexRepository,
     conversation_scope,
-    prefix_postings,
-    prefixes,
     user_scope,
 )
 from switchboard.search.text import Document, analyse
@@ -44,8 +42,6 @@ from switchboard.search.text import Document, analyse
 @dataclass(frozen=True, slots=True)
 class IndexLimits:
     max_terms: int = 64
-    user_postings_budget: int = 640
-    min_user_terms: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,47 +120,45 @@ class SearchIndexer:
             cid: c.members
             for cid, c in self.conversations.get_many({c.conversation_id for c in changes}).items()
         }
-        # posting key (pk, sk) -> the item to put, or None to delete; the last change wins.
+        # document key (pk, sk) -> the item to put, or None to delete; the last change wins.
         final: dict[tuple[str, str], dict[str, Any] | None] = {}
         for change in changes:
             people = sorted(members.get(change.conversation_id, ()))
-            old = self._postings(change.old, people)
-            new = self._postings(change.new, people)
-            for scope, posting in old:
-                final[_key_of(posting.key(scope))] = None
-            for scope, posting in new:
-                final[_key_of(posting.key(scope))] = posting.item(scope)
+            old = self._items(change.old, people)
+            new = self._items(change.new, people)
+            for key in old.keys() - new.keys():
+                final[key] = None
+            for key, item in new.items():
+                if old.get(key) != item or key in final:
+                    final[key] = item
         puts = [item for item in final.values() if item is not None]
         deletes = [
             {"pk": {"S": pk}, "sk": {"S": sk}} for (pk, sk), item in final.items() if item is None
         ]
-        if final:
-            self.index.write(puts, deletes)
+        self.index.write(puts, deletes)
         report = IndexReport(len(changes), len(puts), len(deletes))
         logger.debug("indexed", extra={"changes": report.changes, "puts": report.puts})
         return report
 
-    def _postings(
+    def _items(
         self, image: MessageImage | None, members: list[str]
-    ) -> list[tuple[str, Posting | PrefixPosting]]:
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The image's document item in every scope, by key (none without terms)."""
         if image is None:
-            return []
+            return {}
         document = analyse(image.body, image.file_names, self.limits.max_terms)
-        postings = _postings_of(image, document)
-        scoped: list[tuple[str, Posting | PrefixPosting]] = []
-        conversation = conversation_scope(image.conversation_id)
-        every: list[Posting | PrefixPosting] = [*postings, *prefix_postings(postings)]
-        scoped.extend((conversation, p) for p in every)
-        if members:
-            per_member = max(
-                self.limits.min_user_terms, self.limits.user_postings_budget // len(members)
-            )
-            kept = _within_budget(postings, per_member)
-            own: list[Posting | PrefixPosting] = [*kept, *prefix_postings(kept)]
-            for user_id in members:
-                scope = user_scope(user_id)
-                scoped.extend((scope, p) for p in own)
-        return scoped
+        if not document.terms:
+            return {}
+        indexed = IndexDocument(
+            image.conversation_id,
+            image.seq,
+            image.created_at,
+            document.length,
+            tuple(_postings_of(image, document)),
+        )
+        scopes = [conversation_scope(image.conversation_id), *map(user_scope, members)]
+        items = (indexed.item(scope) for scope in scopes)
+        return {(item["pk"]["S"], item["sk"]["S"]): item for item in items}
 
 
 def _postings_of(image: MessageImage, document: Document) -> list[Posting]:
@@ -181,21 +175,3 @@ def _postings_of(image: MessageImage, document: Document) -> list[Posting]:
         )
         for term, stats in document.terms.items()
     ]
-
-
-def _within_budget(postings: list[Posting], budget: int) -> list[Posting]:
-    """The first term postings whose items, with their prefix postings, number at most
-    ``budget`` (at least one term)."""
-    kept: list[Posting] = []
-    seen: set[str] = set()
-    for posting in postings:
-        new = set(prefixes(posting.term)) - seen
-        if kept and len(kept) + 1 + len(seen) + len(new) > budget:
-            break
-        kept.append(posting)
-        seen |= new
-    return kept
-
-
-def _key_of(key: dict[str, Any]) -> tuple[str, str]:
-    return (key["pk"]["S"], key["sk"]["S"])

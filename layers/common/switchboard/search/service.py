@@ -1,16 +1,18 @@
-"""``message:search``: reads a bounded number of posting ranges, ranks, and checks the page
-of hits against the messages as stored now (a deleted message or an edit that dropped the
-words is never shown, whatever the index still holds).
+"""``message:search``: reads a bounded number of pages of the scope's newest documents,
+ranks them, and checks the page of hits against the messages as stored now (a deleted
+message or an edit that dropped the words is never shown, whatever the index still holds).
 
 Privacy: without ``conversationId`` the search reads only the caller's own scope
-(``u#<userId>``), which holds postings for the conversations the caller was a member of
+(``u#<userId>``), which holds documents for the conversations the caller was a member of
 when each message was indexed; with it, membership is checked first (as for history),
 then the conversation's scope is read. Nobody's query ever reads another user's scope.
 
 Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
-costs that alone), one rate-limit UpdateItem, one Query per word (a prefix word: up to 5),
-one BatchGetItem of the page's messages (one more per round of hits found stale). Everything
-is bounded by the query's size, never by how many conversations or messages the caller has.
+costs that alone), one rate-limit UpdateItem, one Query per window of documents read
+(at most ``reads_per_search``: a window that fills the page ends the reading), one
+BatchGetItem of the page's messages (one more per round of hits found stale). Everything
+is bounded by the limits, never by how many conversations or messages the caller has;
+the cursor goes on into older windows.
 """
 
 from __future__ import annotations
@@ -32,16 +34,13 @@ from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.errors import BadRequest, Forbidden, NotFound, RateLimited
 from switchboard.router import Caller
 from switchboard.search.index import (
-    Posting,
+    SORT_KEY,
     SearchIndexRepository,
-    TermRange,
     conversation_scope,
     user_scope,
 )
 from switchboard.search.ranking import Candidate, ClauseRead, rank
 from switchboard.search.text import (
-    MIN_PREFIX_CHARS,
-    Clause,
     Query,
     QueryTooComplex,
     Token,
@@ -52,13 +51,12 @@ from switchboard.search.text import (
 )
 from switchboard.wire import search as wire
 
-PREFIX_SHORTER_STEMS = 3  # "runni" also reads the stems "runn", "run" (and "ru")
-
 
 @dataclass(frozen=True, slots=True)
 class SearchLimits:
     max_clauses: int = 8  # words (and phrase words) per query
-    postings_per_range: int = 200  # newest messages read per range (one Query page)
+    documents_per_read: int = 500  # newest documents read per window (one Query page)
+    reads_per_search: int = 4  # windows read at most before a page is returned
     searches_per_user: int = 60
     window_seconds: int = 10
 
@@ -84,7 +82,7 @@ class SearchService:
             query = parse_query(data.query, self.limits.max_clauses)
         except QueryTooComplex as exc:
             raise BadRequest(str(exc)) from None
-        offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else 0
+        before, offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else (None, 0)
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
@@ -99,21 +97,43 @@ class SearchService:
         self._count(caller)
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
-        ranked = rank(query, [self._read(scope, clause) for clause in query.clauses])
         hits: list[wire.SearchHit] = []
+        for _ in range(self.limits.reads_per_search):
+            window = self.index.read(scope, self.limits.documents_per_read, before)
+            postings = [posting for document in window.documents for posting in document]
+            ranked = rank(query, [ClauseRead(clause, postings) for clause in query.clauses])
+            position = self._fill(query, ranked, offset, data.limit, hits)
+            if position < len(ranked):  # the page is full within this window
+                return wire.SearchResult(hits=hits, cursor=_encode_cursor(before, position, data))
+            if window.older is None:  # nothing older: the search is complete
+                return wire.SearchResult(hits=hits, cursor=None)
+            before, offset = window.older, 0
+            if len(hits) >= data.limit:
+                break
+        # The page is full, or the read budget is spent: the cursor reads on from there.
+        return wire.SearchResult(hits=hits, cursor=_encode_cursor(before, 0, data))
+
+    def _fill(
+        self,
+        query: Query,
+        ranked: list[Candidate],
+        offset: int,
+        limit: int,
+        hits: list[wire.SearchHit],
+    ) -> int:
+        """Adds the hits of ``ranked`` from ``offset`` to ``hits`` up to ``limit``; returns
+        the position reached. A candidate whose message is gone or no longer matches is
+        skipped (the index will catch up from the stream)."""
         position = offset
-        # A page is filled from the ranked list; a candidate whose message is gone or no
-        # longer matches is skipped (the index will catch up from the stream).
-        while len(hits) < data.limit and position < len(ranked):
-            page = ranked[position : position + data.limit - len(hits)]
+        while len(hits) < limit and position < len(ranked):
+            page = ranked[position : position + limit - len(hits)]
             position += len(page)
             stored = self.conversations.messages_at([c.key for c in page])
             for candidate in page:
                 hit = _hit(query, candidate, stored.get(candidate.key))
                 if hit is not None:
                     hits.append(hit)
-        cursor = _encode_cursor(position, _digest(data)) if position < len(ranked) else None
-        return wire.SearchResult(hits=hits, cursor=cursor)
+        return position
 
     def _count(self, caller: Caller) -> None:
         rule = RateLimit(
@@ -131,33 +151,6 @@ class SearchService:
                 f"rate limit reached: at most {rule.limit} searches per {rule.window_seconds} s",
                 details={"retryAfterMs": rule.retry_after_ms(now_ms)},
             ) from None
-
-    def _read(self, scope: str, clause: Clause) -> ClauseRead:
-        postings: dict[tuple[str, str, int], Posting] = {}
-        for term_range in ranges(scope, clause):
-            read = self.index.read(term_range, self.limits.postings_per_range)
-            for posting in read.postings:
-                postings.setdefault((posting.term, posting.conversation_id, posting.seq), posting)
-        return ClauseRead(clause, list(postings.values()))
-
-
-def ranges(scope: str, clause: Clause) -> list[TermRange]:
-    """The posting ranges one clause reads: its term; for the last word typed, also every
-    term starting with it, the stem of the word as typed and the stems up to three
-    letters shorter (Snowball stems are the word minus a suffix, so "runni" is "run…")."""
-    if clause.prefix is None:
-        return [TermRange(scope, clause.term, exact=True)]
-    prefix = clause.prefix
-    found = [TermRange(scope, prefix, exact=False)]
-    shortest = max(MIN_PREFIX_CHARS, len(prefix) - PREFIX_SHORTER_STEMS)
-    exact = [clause.term] + [prefix[:k] for k in range(len(prefix) - 1, shortest - 1, -1)]
-    # A term that starts with the prefix is already in the prefix range.
-    found.extend(
-        TermRange(scope, term, exact=True)
-        for term in dict.fromkeys(exact)
-        if not term.startswith(prefix)
-    )
-    return found
 
 
 def _hit(
@@ -201,27 +194,31 @@ def _digest(data: wire.MessageSearch) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _encode_cursor(offset: int, digest: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([offset, digest]).encode()).decode()
+def _encode_cursor(before: str | None, offset: int, data: wire.MessageSearch) -> str:
+    state = [before or "", offset, _digest(data)]
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
 
 
 # The cursor is ours but comes back from the client: validated like any input, and only
-# for the query it was made for.
+# for the query it was made for. It can only move the reading within the caller's scope.
 _CURSOR = TypeAdapter(
     tuple[
+        Annotated[str, StringConstraints(max_length=200)],
         Annotated[int, Field(ge=0, le=100_000)],
         Annotated[str, StringConstraints(min_length=12, max_length=12)],
     ]
 )
 
 
-def _decode_cursor(cursor: str, digest: str) -> int:
+def _decode_cursor(cursor: str, digest: str) -> tuple[str | None, int]:
     try:
-        offset, made_for = _CURSOR.validate_json(
+        before, offset, made_for = _CURSOR.validate_json(
             base64.urlsafe_b64decode(cursor.encode()), strict=True
         )
     except (ValueError, TypeError):
         raise BadRequest("invalid cursor") from None
+    if before and not SORT_KEY.fullmatch(before):
+        raise BadRequest("invalid cursor")
     if made_for != digest:
         raise BadRequest("the cursor belongs to another search")
-    return offset
+    return before or None, offset
