@@ -201,6 +201,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "search_p50_ms": searched["search_p50_ms"],
         "search_p99_ms": searched["search_p99_ms"],
         "search_calls_max": searched["calls_per_search_max"],
+        "search_rru_max": searched["read_units_per_search_max"],
         "search_wru_per_message": searched["wru_per_indexed_message_1to1"],
         "signaling_ring_p99_ms": signaled["signaling_ring_p99_ms"],
         "signaling_ice_p99_ms": signaled["signaling_ice_p99_ms"],

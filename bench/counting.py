@@ -21,7 +21,9 @@ EVENT = "before-call"
 
 def items_touched(operation: str, params: dict[str, Any]) -> int:
     """The number of items a DynamoDB call reads or writes, from its request parameters
-    (a Query or Scan: 1, since what it reads is only known from its response)."""
+    (a Query or Scan: 1, since what it reads is only known from its response). A put of
+    a BatchWriteItem counts once per started KB of its item, as DynamoDB bills it (the
+    search index's documents of long messages pass 1 KB; the other items do not)."""
     if operation == "TransactWriteItems":
         return len(params.get("TransactItems", []))
     if operation == "TransactGetItems":
@@ -29,11 +31,42 @@ def items_touched(operation: str, params: dict[str, Any]) -> int:
     if operation == "BatchGetItem":
         return sum(len(r.get("Keys", [])) for r in params.get("RequestItems", {}).values())
     if operation == "BatchWriteItem":
-        return sum(len(requests) for requests in params.get("RequestItems", {}).values())
+        return sum(
+            write_units(request["PutRequest"]["Item"]) if "PutRequest" in request else 1
+            for requests in params.get("RequestItems", {}).values()
+            for request in requests
+        )
     return 1
 
 
-def _json_body(request: Any) -> dict[str, Any]:
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules: each attribute's name and value (strings and
+    binaries by length, numbers ~1 byte per 2 digits, maps and lists 3 bytes + content)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    [(kind, content)] = value.items()
+    if kind in ("S", "B"):
+        return len(content.encode() if isinstance(content, str) else content)
+    if kind == "N":
+        return len(str(content).strip("-").lstrip("0").replace(".", "")) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + item_bytes(content)
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in content)
+    # SS, NS, BS
+    return sum(_value_bytes({kind[0]: v}) for v in content)
+
+
+def write_units(item: dict[str, Any]) -> int:
+    """The write request units of putting ``item`` (1 per started KB)."""
+    return max(1, -(-item_bytes(item) // 1024))
+
+
+def json_body(request: Any) -> dict[str, Any]:
     """The parameters of a JSON-protocol request (DynamoDB's) as botocore serialised them."""
     body = request.get("body") if isinstance(request, dict) else None
     try:
@@ -60,7 +93,7 @@ class CallCounter:
         key = f"{service}.{operation}"
         self.calls[key] += 1
         if service == "dynamodb":
-            self.items[key] += items_touched(operation, _json_body(params))
+            self.items[key] += items_touched(operation, json_body(params))
 
     def watch(self, *clients: Any) -> CallCounter:
         for client in clients:

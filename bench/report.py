@@ -106,6 +106,14 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
         rows.append(
             (
+                "Read units per search, worst query kind [`search_rru_max`]",
+                f"{results.get('search_rru_max', 0):g}",
+                "reported",
+                "",
+            )
+        )
+        rows.append(
+            (
                 "Write units per indexed 1:1 message [`search_wru_per_message`]",
                 f"{results['search_wru_per_message']:g}",
                 "reported",
@@ -143,8 +151,8 @@ def search_lines(searched: dict[str, Any]) -> list[str]:
         "### Search",
         "",
         f"{searched['corpus_messages']:,} messages in {searched['corpus_conversations']:,} "
-        f"conversations, all in the searching user's index ({searched['postings']:,} "
-        f"postings, stored and indexed in {searched['seeding_seconds']:.0f} s).",
+        f"conversations, all in the searching user's index ({searched['documents']:,} "
+        f"index documents, stored and indexed in {searched['seeding_seconds']:.0f} s).",
         "",
         markdown_table(
             [
@@ -154,11 +162,12 @@ def search_lines(searched: dict[str, Any]) -> list[str]:
                     str(latency[name]["hits"]),
                     f"{latency[name]['p50']:.0f} / {latency[name]['p99']:.0f} ms",
                     f"{calls[name]['calls']:g}",
+                    f"{calls[name].get('read_units', 0):g}",
                     ", ".join(f"{k} x{n}" for k, n in calls[name]["by_operation"].items()),
                 )
                 for name in calls
             ],
-            ("Query kind", "Query", "Hits", "p50 / p99", "AWS calls", "Calls"),
+            ("Query kind", "Query", "Hits", "p50 / p99", "AWS calls", "RRU", "Calls"),
         ),
         "",
         markdown_table(
@@ -168,10 +177,17 @@ def search_lines(searched: dict[str, Any]) -> list[str]:
                     f"{c['write_units_per_message']:g}",
                     f"{c['read_units_per_message']:g}",
                     f"{c['calls_per_message']:g}",
+                    f"{c.get('document_bytes_mean', 0)} / {c.get('document_bytes_max', 0)}",
                 )
                 for name, c in searched["index_cost"].items()
             ],
-            ("Indexing one message", "WRU", "RRU", "Calls (batches of 100)"),
+            (
+                "Indexing one message",
+                "WRU",
+                "RRU",
+                "Calls (batches of 100)",
+                "Document bytes, mean / max",
+            ),
         ),
         "",
     ]

@@ -12,9 +12,9 @@
    rare word, two words, a prefix, a phrase, one conversation) and times each reply.
 
 For the latency figure the devserver runs in this process (its workers are processes as
-always): the corpus items and the indexer's postings are put straight into its embedded
+always): the corpus items and the indexer's documents are put straight into its embedded
 moto's tables, since moto takes about a millisecond per item over its API and a 100,000-
-message corpus is over a million postings. The template copy it runs has the Messages
+message corpus is 300,000 items. The template copy it runs has the Messages
 stream mappings disabled, so the bulk load is not indexed twice nor counted by analytics,
 and a 60 s timeout for SearchFunction (moto, not DynamoDB, is slow to answer a full page).
 Every search is a real request: WebSocket, route, SearchFunction worker, moto over HTTP.
@@ -41,13 +41,13 @@ import boto3
 from switchboard import aws
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.items import to_item
-from switchboard.search.index import PREFIX_MAX, PREFIX_MIN, SearchIndexRepository
+from switchboard.search.index import SearchIndexRepository
 from switchboard.search.indexer import Change, IndexLimits, MessageImage, SearchIndexer
 from switchboard.search.text import analyse
 
 from bench import ROOT
 from bench.cost import request_units
-from bench.counting import CallCounter
+from bench.counting import CallCounter, item_bytes, json_body
 from bench.stats import summary
 from devserver import ACCOUNT_ID, REGION
 from devserver.tokens import mint
@@ -228,21 +228,67 @@ def index_cost(
             counter.close()
         read_units, write_units = request_units(counter.calls, counter.items)
         documents = [analyse(i.body, [], IndexLimits().max_terms) for i in images]
-        # The prefixes with postings of their own: PREFIX_MIN..PREFIX_MAX characters of
-        # each term, once per message (computed here from the text, not by the indexer).
-        prefixes = [
-            {t[:k] for t in d.terms for k in range(PREFIX_MIN, min(PREFIX_MAX, len(t)) + 1)}
-            for d in documents
-        ]
+        sizes = [item_bytes(item) for item in _document_items(ddb, tables, conversation_id)]
         result[f"members_{size}"] = {
             "distinct_terms_per_message": round(sum(len(d.terms) for d in documents) / sample, 2),
-            "distinct_prefixes_per_message": round(sum(map(len, prefixes)) / sample, 2),
+            "document_bytes_mean": round(sum(sizes) / max(len(sizes), 1)),
+            "document_bytes_max": max(sizes, default=0),
             "write_units_per_message": round(write_units / sample, 2),
             "read_units_per_message": round(read_units / sample, 2),
             "calls_per_message": round(sum(counter.calls.values()) / sample, 2),
             "calls": dict(counter.calls),
         }
     return result
+
+
+def _document_items(ddb: Any, tables: dict[str, str], conversation_id: str) -> list[Any]:
+    """The conversation scope's documents (what the indexer wrote there)."""
+    items: list[Any] = []
+    params: dict[str, Any] = {
+        "TableName": tables["SearchIndexTable"],
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": f"c#{conversation_id}"}},
+    }
+    while True:
+        page = ddb.query(**params)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class ReadMeter:
+    """Read request units of the DynamoDB reads a client makes, from their responses, by
+    DynamoDB's rules: a Query is billed on the total size of what it returned (per 4 KB),
+    a GetItem or BatchGetItem per item (per 4 KB each); eventually consistent reads half."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.units, self._consistent = client, 0.0, False
+        client.meta.events.register("before-call.dynamodb.*", self._before)
+        client.meta.events.register("after-call.dynamodb.*", self._after)
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("before-call.dynamodb.*", self._before)
+        self.client.meta.events.unregister("after-call.dynamodb.*", self._after)
+
+    def _before(self, params: Any = None, **_: Any) -> None:
+        request = json_body(params)
+        tables = request.get("RequestItems") or {}
+        self._consistent = bool(request.get("ConsistentRead")) or any(
+            isinstance(r, dict) and r.get("ConsistentRead") for r in tables.values()
+        )
+
+    def _after(self, event_name: str, parsed: Any = None, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        rate = 1.0 if self._consistent else 0.5
+        if operation == "Query":
+            size = sum(item_bytes(i) for i in parsed.get("Items", []))
+            self.units += rate * max(1, -(-size // 4096))
+        elif operation == "GetItem" and "Item" in parsed:
+            self.units += rate * max(1, -(-item_bytes(parsed["Item"]) // 4096))
+        elif operation == "BatchGetItem":
+            for items in parsed.get("Responses", {}).values():
+                self.units += sum(rate * max(1, -(-item_bytes(i) // 4096)) for i in items)
 
 
 @contextmanager
@@ -264,7 +310,7 @@ def template_without_message_streams() -> Iterator[Path]:
         flags=re.MULTILINE,
     )
     assert disabled >= 1, "no Messages stream mapping found in template.yaml"
-    # moto answers a page of 200 postings in ~0.1-1 s (its response serialiser, not the
+    # moto answers a page of 500 documents in ~0.1-1 s (its response serialiser, not the
     # lookup): a loaded machine must not turn a slow answer into a 10 s Lambda timeout.
     text, longer = re.subn(
         r"^(  SearchFunction:\n(?:    .*\n)*?    Properties:\n)",
@@ -323,7 +369,7 @@ def search_calls(
         data: dict[str, Any] = {"query": query, "limit": 20}
         if name == "one conversation":
             data["conversationId"] = first
-        counter = CallCounter().watch(ddb)
+        counter, meter = CallCounter().watch(ddb), ReadMeter(ddb)
         try:
             for _ in range(rounds):
                 event = ws_event(
@@ -336,10 +382,12 @@ def search_calls(
                 assert reply["ok"], reply
         finally:
             counter.close()
+            meter.close()
         result[name] = {
             "query": query,
             "hits": len(reply["data"]["hits"]),
             "calls": round(sum(counter.calls.values()) / rounds, 1),
+            "read_units": round(meter.units / rounds, 1),
             "by_operation": {k: v // rounds for k, v in sorted(counter.calls.items())},
             "scans": counter.calls.get("dynamodb.Scan", 0),
         }
@@ -364,11 +412,12 @@ def costs(
         "search_calls": searching,
         "wru_per_indexed_message_1to1": indexing["members_2"]["write_units_per_message"],
         "calls_per_search_max": max(q["calls"] for q in searching.values()),
+        "read_units_per_search_max": max(q["read_units"] for q in searching.values()),
     }
 
 
 class BulkIndexRepository(SearchIndexRepository):
-    """The indexer's postings written straight into the embedded moto's table (the bench
+    """The indexer's documents written straight into the embedded moto's table (the bench
     runs the devserver in its own process): the same items the indexer would send, without
     25-item HTTP round trips that moto answers in ~1 ms per item. Only the bulk load goes
     this way; every search is a real request through the devserver."""
@@ -445,7 +494,7 @@ def _seed(
     ds: InProcessDevserver, reader: str, messages: int, conversations: int
 ) -> tuple[str, int]:
     """Stores the corpus (the items message:send leaves) and indexes it with the real
-    indexer; returns the first conversation and the number of postings."""
+    indexer; returns the first conversation and the number of index items (documents)."""
     tables = ds.resources
     indexer = SearchIndexer(
         BulkIndexRepository(tables["SearchIndexTable"], ds.moto_table("SearchIndexTable")),
@@ -454,15 +503,15 @@ def _seed(
         ),
         IndexLimits(),
     )
-    first, postings = "", 0
+    first, documents = "", 0
     for conversation_id, members, images, senders in corpus(messages, conversations, reader):
         first = first or conversation_id
         conversation, stored = conversation_items(conversation_id, members, images, senders)
         _insert(ds.moto_table("ConversationsTable"), conversation)
         _insert(ds.moto_table("MessagesTable"), stored)
         for start in range(0, len(images), 100):  # the stream's batch size
-            postings += indexer.apply([Change(None, i) for i in images[start : start + 100]]).puts
-    return first, postings
+            documents += indexer.apply([Change(None, i) for i in images[start : start + 100]]).puts
+    return first, documents
 
 
 def measure(
@@ -476,14 +525,14 @@ def measure(
     with template_without_message_streams() as template, InProcessDevserver(template) as ds:
         progress(f"search: storing and indexing {messages:,} messages")
         started = time.perf_counter()
-        first, postings = _seed(ds, reader, messages, conversations)
+        first, documents = _seed(ds, reader, messages, conversations)
         seeding = time.perf_counter() - started
-        progress(f"search: {postings:,} postings in {seeding:.0f} s; {rounds} rounds")
+        progress(f"search: {documents:,} documents in {seeding:.0f} s; {rounds} rounds")
         latency = asyncio.run(_latencies(ds, reader, first, rounds))  # type: ignore[arg-type]
     return {
         "corpus_messages": messages,
         "corpus_conversations": conversations,
-        "postings": postings,
+        "documents": documents,
         "seeding_seconds": round(seeding, 1),
         "latency_ms": latency,
         "search_p50_ms": latency["all"]["p50"],

@@ -66,8 +66,12 @@ def test_all_in_counts_what_a_send_sets_off(stack: Stack) -> None:
     aggregator = triggered["functions"]["AggregatorFunction"]
     assert aggregator["calls"] == {"dynamodb.TransactWriteItems": 1}
     assert 11 * 2 / 6 <= aggregator["write_units_per_message"] <= 13 * 2 / 6
-    # The search indexer wrote the postings, nothing else queued or pushed
-    assert triggered["functions"]["SearchIndexerFunction"]["write_units_per_message"] > 0
+    # The search indexer wrote one document per scope (the conversation's, each member's:
+    # 3 write units per 1:1 message, in one BatchWriteItem for the batch, after one
+    # BatchGetItem of the members), nothing else queued or pushed
+    indexer = triggered["functions"]["SearchIndexerFunction"]
+    assert indexer["write_units_per_message"] == 3
+    assert indexer["calls"] == {"dynamodb.BatchGetItem": 1, "dynamodb.BatchWriteItem": 1}
     assert triggered["posts_per_message"] == 0
     assert triggered["sqs_per_message"] == 0
     assert measured["records"]["switchboard-local-MessagesTable -> AggregatorFunction"] == 6
@@ -95,18 +99,17 @@ def test_one_cold_start_is_measured_in_a_fresh_process() -> None:
 def test_search_costs_are_counted_from_the_real_indexer_and_handler(stack: Stack) -> None:
     measured = search.costs(stack, samples={2: 12, 10: 4, 50: 2}, corpus_messages=60)
     index = measured["index_cost"]
-    # Every posting is one BatchWriteItem item (one write unit): a term posting per distinct
-    # term and a prefix posting per distinct 2-4 character prefix, in the conversation's
-    # scope and in each member's (within the per-message budget of 640 member postings).
-    for size, scopes in (("members_2", 3), ("members_10", 11)):
+    # One document per scope: the conversation's and each member's, one write unit each
+    # (a chat message's document is well under 1 KB: no more than one unit per scope)
+    for size, scopes in (("members_2", 3), ("members_10", 11), ("members_50", 51)):
         counted = index[size]
-        per_scope = counted["distinct_terms_per_message"] + counted["distinct_prefixes_per_message"]
-        # (the averages are rounded to 2 decimals: a tolerance of a few hundredths)
-        expected = pytest.approx(scopes * per_scope, abs=0.02 * scopes)
-        assert counted["write_units_per_message"] == expected, size
-    assert index["members_50"]["write_units_per_message"] <= 64 + 192 + 640
+        assert counted["write_units_per_message"] == scopes, size
+        assert counted["document_bytes_max"] < 1024, size
+        # and the indexer's calls: BatchWriteItems of 25, one BatchGetItem of members
+        assert counted["calls"]["dynamodb.BatchGetItem"] == 1, size
     for name, query in measured["search_calls"].items():
         assert query["scans"] == 0, name
-        assert query["calls"] <= 14, (name, query)
+        assert query["calls"] <= 6, (name, query)
+        assert 0 < query["read_units"] <= 4 * 128 + 50, (name, query)
         assert query["by_operation"]["dynamodb.UpdateItem"] == 1, name  # the rate limit
     assert measured["search_calls"]["common word"]["hits"] > 0
