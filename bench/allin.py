@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from bench.cost import request_units
-from bench.counting import counting_every_client
+from bench.counting import counting_every_client, write_units
 from bench.search import message_text
 from devserver.event_sources import EventSources
 from tests.integration.conftest import FakeContext, Stack
@@ -56,6 +56,8 @@ class Tally:
     # time in AWS calls per "function service.Operation" (the embedded moto's answers)
     call_ms: Counter[str] = field(default_factory=Counter)
     records: Counter[str] = field(default_factory=Counter)
+    # write units of global secondary index upkeep, by the function whose writes caused it
+    index_units: Counter[str] = field(default_factory=Counter)
 
     def run(self, function: str, call: Callable[[], Any]) -> Any:
         with counting_every_client() as counter:
@@ -149,6 +151,56 @@ class StreamReader:
         return fresh
 
 
+@dataclass(frozen=True)
+class SecondaryIndex:
+    keys: tuple[str, ...]
+    projected: tuple[str, ...] | None  # None: every attribute (ProjectionType ALL)
+
+
+def secondary_indexes(stack: Stack, table: str) -> list[SecondaryIndex]:
+    description = stack.client("dynamodb").describe_table(TableName=table)["Table"]
+    table_keys = tuple(k["AttributeName"] for k in description["KeySchema"])
+    found = []
+    for index in description.get("GlobalSecondaryIndexes", []):
+        keys = tuple(k["AttributeName"] for k in index["KeySchema"])
+        projection = index.get("Projection") or {}
+        projected = None
+        if projection.get("ProjectionType") != "ALL":
+            projected = keys + table_keys + tuple(projection.get("NonKeyAttributes", []))
+        found.append(SecondaryIndex(keys, projected))
+    return found
+
+
+def index_write_units(record: dict[str, Any], indexes: list[SecondaryIndex]) -> int:
+    """What DynamoDB bills to keep a table's global secondary indexes in step with one
+    change (its stream record, old and new images): for each index, a write of the new
+    index item (1 unit per started KB) when one appears or its projection changes, a
+    delete when one goes, and both when its key changes."""
+    change = record.get("dynamodb") or {}
+    old, new = change.get("OldImage"), change.get("NewImage")
+    units = 0
+    for index in indexes:
+
+        def entry(image: dict[str, Any] | None, index: SecondaryIndex = index) -> Any:
+            if not image or not all(k in image for k in index.keys):
+                return None
+            if index.projected is None:
+                return image
+            return {k: v for k, v in image.items() if k in index.projected}
+
+        before, after = entry(old), entry(new)
+        if before is None and after is None or before == after:
+            continue
+        moved = before is not None and after is not None and any(
+            before[k] != after[k] for k in index.keys
+        )
+        if after is None or moved:
+            units += 1  # the old index item's delete
+        if after is not None:
+            units += write_units(after)
+    return units
+
+
 class Consumers:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -156,17 +208,28 @@ class Consumers:
         self.handlers: dict[str, ModuleType] = {}
         self.reader = StreamReader(stack, {s.stream_arn for s in self.streams})
         self.sqs = stack.client("sqs")
+        self.indexes = {s.stream_arn: secondary_indexes(stack, s.table) for s in self.streams}
 
     def handler(self, function: str) -> ModuleType:
         if function not in self.handlers:
             self.handlers[function] = self.stack.handler(function)
         return self.handlers[function]
 
-    def drain(self, tally: Tally) -> None:
+    def drain(self, tally: Tally, sender: Tally | None = None) -> None:
         """Hands every new stream record and queued message to its consumers until none
-        is left (see the module doc)."""
-        for _ in range(MAX_ROUNDS):
+        is left (see the module doc). The records show what the writes cost in secondary
+        index upkeep: those of the first round are the sends' (``sender``'s
+        MessageFunction), later ones the consumers'."""
+        for round_ in range(MAX_ROUNDS):
             fresh = self.reader.take()
+            for arn, records in fresh.items():
+                units = sum(index_write_units(r, self.indexes[arn]) for r in records)
+                if not units:
+                    continue
+                if round_ == 0 and sender is not None:
+                    sender.index_units["MessageFunction"] += units
+                else:
+                    tally.index_units["index upkeep"] += units
             moved = False
             for source in self.streams:
                 records = fresh.get(source.stream_arn, [])
@@ -292,7 +355,7 @@ def _measure(
     request = Tally()
     sent = send_round("m", request)
     triggered = Tally()
-    consumers.drain(triggered)
+    consumers.drain(triggered, sender=request)
     progress(f"all-in: {sent} messages sent and every stream and queue drained")
     return {
         "messages": sent,
@@ -305,9 +368,13 @@ def _measure(
 
 def _summary(tally: Tally, messages: int, stack: Stack) -> dict[str, Any]:
     read_units, write_units = request_units(tally.calls, tally.items)
+    write_units += sum(tally.index_units.values())
     per_function: dict[str, dict[str, Any]] = {}
+    for name in tally.index_units:
+        tally.by_function.setdefault(name, (Counter(), Counter()))
     for name, (calls, items) in sorted(tally.by_function.items()):
         reads, writes = request_units(calls, items)
+        writes += tally.index_units.get(name, 0)
         n = tally.invocations.get(name, 0)
         per_function[name] = {
             "invocations": n,
@@ -316,6 +383,7 @@ def _summary(tally: Tally, messages: int, stack: Stack) -> dict[str, Any]:
             "calls": dict(sorted(calls.items())),
             "read_units_per_message": round(reads / messages, 3),
             "write_units_per_message": round(writes / messages, 3),
+            "index_write_units_per_message": round(tally.index_units[name] / messages, 3),
         }
     return {
         "calls": dict(sorted(tally.calls.items())),
