@@ -189,10 +189,12 @@ def index_write_units(record: dict[str, Any], indexes: list[SecondaryIndex]) -> 
             return {k: v for k, v in image.items() if k in index.projected}
 
         before, after = entry(old), entry(new)
-        if before is None and after is None or before == after:
+        if before == after:  # not in the index, or its index item unchanged
             continue
-        moved = before is not None and after is not None and any(
-            before[k] != after[k] for k in index.keys
+        moved = (
+            before is not None
+            and after is not None
+            and any(before[k] != after[k] for k in index.keys)
         )
         if after is None or moved:
             units += 1  # the old index item's delete
