@@ -442,7 +442,8 @@ def test_sample_events_run_against_the_handlers(apps: dict[str, ModuleType], sta
 
 def test_made_up_words_cannot_push_a_real_match_out_of_a_prefix_search(world: Any) -> None:
     # Given bob's real message, then a stranger's 4 messages of 64 made-up "bikz…" words
-    # (256 terms: alphabetically after "bike", more than the 200 postings a range reads)
+    # (256 terms alphabetically after "bike": the first version's prefix read, 200 terms
+    # in word order, lost bob's message; documents are read by time, all words at once)
     person, index, searcher = world
     alice, bob, mallory = person("alice"), person("bob"), person("mallory")
     conversation = new_conversation(bob, alice)
@@ -452,10 +453,9 @@ def test_made_up_words_cannot_push_a_real_match_out_of_a_prefix_search(world: An
     for m in range(4):
         send(mallory, spam, " ".join(f"bikz{m}x{k:02d}" for k in range(64)))
     index.catch_up()
-    # When alice types "bik", the newest messages with a "bik…" word are read, not the
-    # alphabetically last words: bob's message is among them
+    # When alice types "bik", her newest messages are read: bob's message is among them
     found = searcher(alice).seqs("bik", limit=50)
     assert (conversation, 1) in found
     assert {(spam, m + 1) for m in range(4)} <= set(found)
-    # and a longer prefix than the prefix postings hold still narrows to its words
+    # and a longer prefix narrows to its words
     assert searcher(alice).seqs("bikz1x0", limit=50) == [(spam, 2)]
