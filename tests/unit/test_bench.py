@@ -325,3 +325,54 @@ def test_plots_are_png_files(tmp_path: Path) -> None:
     assert len(written) == 3
     for path in written.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ index upkeep, item sizes
+def _member(activity_at: int, acked: int) -> dict[str, Any]:
+    return {
+        "conversationId": {"S": "dm_1"},
+        "sk": {"S": "member#alice"},
+        "folder": {"S": "inbox#alice"},
+        "activityAt": {"N": str(activity_at)},
+        "ackedSeq": {"N": str(acked)},
+    }
+
+
+def _change(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    images = {"OldImage": old} if old else {}
+    return {"dynamodb": images | ({"NewImage": new} if new else {})}
+
+
+def test_index_upkeep_is_billed_as_dynamodb_keeps_a_secondary_index() -> None:
+    from bench.allin import SecondaryIndex, index_write_units
+
+    every = [SecondaryIndex(("folder", "activityAt"), None)]
+    keys_only = [SecondaryIndex(("folder", "activityAt"), ("folder", "activityAt", "sk"))]
+    # a send moves a member's activityAt (the index's sort key): a delete and a put
+    assert index_write_units(_change(_member(1, 0), _member(2, 0)), every) == 2
+    # an ack changes a projected attribute only: the index item is put again
+    assert index_write_units(_change(_member(1, 0), _member(1, 5)), every) == 1
+    assert index_write_units(_change(_member(1, 0), _member(1, 5)), keys_only) == 0
+    # an item the sparse index does not hold (no folder) costs nothing there
+    meta = {"conversationId": {"S": "dm_1"}, "sk": {"S": "#meta"}, "lastSeq": {"N": "3"}}
+    assert index_write_units(_change(meta, meta | {"lastSeq": {"N": "4"}}), every) == 0
+    assert index_write_units(_change(None, _member(1, 0)), every) == 1  # joins the index
+    assert index_write_units(_change(_member(1, 0), None), every) == 1  # leaves it
+
+
+def test_a_put_is_billed_per_started_kilobyte() -> None:
+    from bench.counting import item_bytes, write_units
+
+    small = {"pk": {"S": "u#alice"}, "d": {"S": "x" * 100}}
+    assert item_bytes(small) == len("pk") + 7 + len("d") + 100
+    assert write_units(small) == 1
+    assert write_units({"pk": {"S": "u#alice"}, "d": {"S": "x" * 1100}}) == 2
+    request = {
+        "RequestItems": {
+            "T": [
+                {"PutRequest": {"Item": {"d": {"S": "x" * 3000}}}},
+                {"DeleteRequest": {"Key": {"pk": {"S": "a"}}}},
+            ]
+        }
+    }
+    assert items_touched("BatchWriteItem", request) == 3 + 1
