@@ -453,7 +453,7 @@ def plot(results: dict[str, Any], directory: Path) -> dict[str, Path]:
         axes.set_xlabel("$ per million 1:1 messages (list prices)")
         axes.set_title(f"All-in cost of a message: ${money['per_million']:.2f} per million")
         axes.invert_yaxis()
-        axes.legend(loc="upper right")
+        axes.legend(loc="lower right")  # the request path, the longest bar, is on top
         written["All-in cost per part and service"] = _save(
             figure, directory / "bench-allin.png", plt
         )
