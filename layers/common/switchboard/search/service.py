@@ -35,6 +35,7 @@ from switchboard.errors import BadRequest, Forbidden, NotFound, RateLimited
 from switchboard.router import Caller
 from switchboard.search.index import (
     SORT_KEY,
+    Posting,
     SearchIndexRepository,
     conversation_scope,
     user_scope,
@@ -100,8 +101,7 @@ class SearchService:
         hits: list[wire.SearchHit] = []
         for _ in range(self.limits.reads_per_search):
             window = self.index.read(scope, self.limits.documents_per_read, before)
-            postings = [posting for document in window.documents for posting in document]
-            ranked = rank(query, [ClauseRead(clause, postings) for clause in query.clauses])
+            ranked = rank(query, _clause_reads(query, window.documents))
             position = self._fill(query, ranked, offset, data.limit, hits)
             if position < len(ranked):  # the page is full within this window
                 return wire.SearchResult(hits=hits, cursor=_encode_cursor(before, position, data))
@@ -151,6 +151,30 @@ class SearchService:
                 f"rate limit reached: at most {rule.limit} searches per {rule.window_seconds} s",
                 details={"retryAfterMs": rule.retry_after_ms(now_ms)},
             ) from None
+
+
+def _clause_reads(query: Query, documents: list[list[Posting]]) -> list[ClauseRead]:
+    """Each clause's candidate postings in a window: its term's, by lookup, and for the
+    last word typed also those whose surface forms start with it (one pass), so a window
+    of hostile 64-word documents costs one pass per query, not one per word."""
+    by_term: dict[str, list[Posting]] = {}
+    for document in documents:
+        for posting in document:
+            by_term.setdefault(posting.term, []).append(posting)
+    reads = []
+    for clause in query.clauses:
+        found = list(by_term.get(clause.term, ()))
+        if clause.prefix is not None:
+            prefix = clause.prefix
+            found += [
+                posting
+                for term, postings in by_term.items()
+                if term != clause.term
+                for posting in postings
+                if any(surface.startswith(prefix) for surface in posting.surfaces)
+            ]
+        reads.append(ClauseRead(clause, found))
+    return reads
 
 
 def _hit(
