@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from switchboard.dal.base import DynamoRepository
+from switchboard.limits import MAX_CONVERSATION_ID_CHARS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 BATCH_WRITE_ITEMS = 25  # DynamoDB's BatchWriteItem limit
 WRITE_ATTEMPTS = 8
 # What a sort key looks like (a cursor carries one back from the client).
-SORT_KEY = re.compile(r"[0-9]{13}#[A-Za-z0-9_.:-]{1,128}#[0-9]{12}")
+SORT_KEY = re.compile(rf"[0-9]{{13}}#[A-Za-z0-9_-]{{1,{MAX_CONVERSATION_ID_CHARS}}}#[0-9]{{12}}")
 
 
 def user_scope(user_id: str) -> str:
