@@ -3,6 +3,8 @@ no AWS."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from switchboard.search.index import IndexDocument, Posting, postings_of, sort_key
 from switchboard.search.ranking import ClauseRead, rank
@@ -136,9 +138,14 @@ def test_one_document_holds_every_term_of_a_message_and_reads_back() -> None:
     item = document.item("u#alice")
     assert item["pk"]["S"] == "u#alice"
     assert item["sk"]["S"] == "1700000000000#c1#000000000001"
-    assert postings_of(item) == list(postings)
-    # a chat message's document is one write unit (under 1 KB)
-    assert len(item["d"]["S"]) < 100
+    # read back with the term as one of its surface forms ...
+    assert postings_of(item) == [replace(p, surfaces=[p.term, *p.surfaces]) for p in postings]
+    assert item["d"]["S"] == "9|bike/2/0,3/bikes;bin/2/0,3/bins"
+    # ... which is not stored when it is one: "bike" written as "bike"
+    plain = replace(_term_posting("bike"), surfaces=["bike"])
+    stored = IndexDocument("c1", 1, 1_700_000_000_000, 9, (plain,)).item("u#alice")
+    assert stored["d"]["S"] == "9|bike/2/0,3/"
+    assert postings_of(stored) == [plain]
 
 
 # ------------------------------------------------------------------ ranking

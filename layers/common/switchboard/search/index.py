@@ -9,6 +9,9 @@ search (docs/search.md explains the trade against one item per term).
 - ``d`` = ``<message length in terms>|<term>/<frequency>/<positions>/<surfaces>;…``: every
   distinct term of the message with what ranking (frequency, length), phrases (positions)
   and prefix matching of the word as written (surface forms) need, packed in one string.
+  A surface form equal to its term is not stored (most are): the term is read back as
+  one, which matches no prefix that its surface forms would not (a stem is the start of
+  its words, or the clause's own term).
   A chat message's document is a few hundred bytes: one write unit per scope.
 
 A search reads a scope's newest documents one Query page at a time (``read``) and matches
@@ -82,7 +85,12 @@ class IndexDocument:
         # Terms and surface forms hold letters, digits and apostrophes only (text.py).
         entries = ";".join(
             "/".join(
-                [p.term, str(p.frequency), ",".join(map(str, p.positions)), ",".join(p.surfaces)]
+                [
+                    p.term,
+                    str(p.frequency),
+                    ",".join(map(str, p.positions)),
+                    ",".join(w for w in p.surfaces if w != p.term),
+                ]
             )
             for p in self.postings
         )
@@ -104,7 +112,7 @@ def postings_of(item: dict[str, Any]) -> list[Posting]:
                 created_at=int(created_at),
                 frequency=int(frequency),
                 positions=[int(p) for p in positions.split(",") if p],
-                surfaces=[w for w in surfaces.split(",") if w],
+                surfaces=[term, *(w for w in surfaces.split(",") if w)],
                 length=int(length),
             )
         )
