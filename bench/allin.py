@@ -13,6 +13,11 @@ another stream). Every botocore call of the process is counted while a handler r
 Before the counted round the same traffic runs once uncounted and is drained, so the
 consumers are warm as they are in a running deployment (cached members, clients).
 
+Billed without a call of its own: a table's global secondary index upkeep, counted from
+the stream records of the writes (``index_write_units``: the first drain round's records
+are the sends', later ones the consumers'), and a put's size (``counting.write_units``:
+a unit per started KB).
+
 What is not a billed AWS call and so not counted: DynamoDB Streams reads by Lambda's
 event source mappings (free for Lambda triggers), SQS polling on an empty queue (a fixed
 cost per mapping, not per message). SQS receives and deletes that carry messages are
