@@ -642,22 +642,41 @@ async function runSearch() {
   if (!query.trim() || !app.client) {
     $("search-results").hidden = true;
     $("search-empty").hidden = true;
+    $("search-more").hidden = true;
+    searchMore = null;
     $("conversation-list").hidden = false;
     return;
   }
-  const { hits } = await app.client.search(query, { limit: 20 });
+  const { hits, cursor } = await app.client.search(query, { limit: 20 });
   if (run !== searchRun) return; // a newer search is on its way
+  searchMore = cursor ? { query, cursor } : null;
   renderSearchResults(hits);
 }
 
-/** @param {import("./protocol.js").SearchHit[]} hits */
-function renderSearchResults(hits) {
+/** Where "Search older messages" goes on: a search reads the newest messages first and its
+ * cursor goes on into older ones (docs/search.md), so a page can be short or empty.
+ * @type {{ query: string, cursor: string } | null} */
+let searchMore = null;
+
+async function searchOlder() {
+  if (!searchMore || !app.client) return;
+  const run = searchRun;
+  const { hits, cursor } = await app.client.search(searchMore.query, { limit: 20, cursor: searchMore.cursor });
+  if (run !== searchRun) return; // the user typed a new search meanwhile
+  searchMore = cursor ? { query: searchMore.query, cursor } : null;
+  renderSearchResults(hits, true);
+}
+
+/**
+ * @param {import("./protocol.js").SearchHit[]} hits
+ * @param {boolean} [more] add to the list (older messages) instead of replacing it
+ */
+function renderSearchResults(hits, more = false) {
   const list = $("search-results");
   list.hidden = false;
   $("conversation-list").hidden = true;
-  $("search-empty").hidden = hits.length > 0;
-  list.replaceChildren(
-    ...hits.map((hit) => {
+  $("search-more").hidden = !searchMore;
+  const items = hits.map((hit) => {
       const li = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
@@ -686,8 +705,10 @@ function renderSearchResults(hits) {
       button.addEventListener("click", () => openConversation(hit.conversationId, hit.seq).catch(showError));
       li.append(button);
       return li;
-    }),
-  );
+    });
+  if (more) list.append(...items);
+  else list.replaceChildren(...items);
+  $("search-empty").hidden = list.childElementCount > 0 || Boolean(searchMore);
 }
 
 // ---------------------------------------------------------------------------- misc
@@ -710,6 +731,7 @@ function toast(text) {
 
 $("composer").addEventListener("submit", send);
 $("search-input").addEventListener("input", onSearchInput);
+$("search-more").addEventListener("click", () => searchOlder().catch(showError));
 $("search").addEventListener("submit", (event) => {
   event.preventDefault();
   clearTimeout(searchTimer);

@@ -193,6 +193,10 @@ def devserver(
             "auto",
             "--param",
             "StunUrls=",
+            # Search reads windows of 10 messages here, so that a message older than the
+            # first request's 40 is found through "Search older messages" (test_search.py).
+            "--param",
+            "SearchDocumentsPerRead=10",
             # The dashboard signs in with this IdP, as a deployment with AdminOidc* does.
             "--param",
             f"AdminOidcAuthorizeUrl={oidc_provider.url}/authorize",

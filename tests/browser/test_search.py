@@ -1,6 +1,7 @@
-"""Search in the demo app (real Chromium): a user types in the search box, sees the hit
-with the matched words highlighted, and opens the conversation scrolled to the message,
-loaded around it (message:history aroundSeq) on a device that never had it."""
+"""Search in the demo app (real Chromium): a user types in the search box, goes on into
+older messages, sees the hit with the matched words highlighted, and opens the
+conversation scrolled to the message, loaded around it (message:history aroundSeq) on a
+device that never had it."""
 
 from __future__ import annotations
 
@@ -40,9 +41,16 @@ def test_search_box_highlights_hits_and_opens_the_conversation_at_the_message(
     # When bob, on another device, types the start of the word
     bob = open_app(bob_id)
     bob.page.get_by_label("Search messages").press_sequentially("folding bromp", delay=20)
-    # Then the hit shows with both words highlighted
+    # Then the first request (4 windows of 10 here: the 40 newest messages) finds nothing
+    # and offers to go on, and going on finds the message
+    older = bob.page.get_by_role("button", name="Search older messages")
+    expect(older).to_be_visible()
     hit = bob.page.locator(".search-hit")
+    expect(hit).to_have_count(0)
+    older.click()
+    # Then the hit shows with both words highlighted, and nothing older is left to read
     expect(hit).to_have_count(1)
+    expect(older).to_be_hidden()
     expect(hit.locator("mark")).to_have_text(["Brompton", "folding"])
     expect(hit).to_contain_text(alice_id)
     # When he opens it, the conversation scrolls to the message, marked
