@@ -515,7 +515,7 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} SearchResult
  * @property {Array<SearchHit>} hits
- * @property {string | null} cursor the next page (null: the last one)
+ * @property {string | null} cursor the next page (null: the last one); a search reads the newest messages first, so a page can hold fewer hits than `limit`, even none, and still have a cursor
  */
 /**
  * @typedef {object} SessionsRevoked

@@ -37,7 +37,12 @@ class SearchHit(WireData):
 
 class SearchResult(WireData):
     hits: list[SearchHit]
-    cursor: str | None = Field(description="the next page (null: the last one)")
+    cursor: str | None = Field(
+        description=(
+            "the next page (null: the last one); a search reads the newest messages first,"
+            " so a page can hold fewer hits than `limit`, even none, and still have a cursor"
+        )
+    )
 
 
 ACTIONS: dict[str, type[WireModel]] = {"message:search": MessageSearch}
