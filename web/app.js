@@ -2,7 +2,7 @@
 // The demo app: every Switchboard feature on one page, built on web/switchboard.js.
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
-import { initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
+import { attachCallScreen, initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -601,6 +601,7 @@ function attachCall(call) {
   };
   call.on("state", status);
   call.on("iceconnectionstate", status);
+  attachCallScreen(call);
   call.on("ended", ({ reason }) => {
     hideCall();
     toast(`Call ended (${reason})`);

@@ -966,51 +966,138 @@ export function userIdOf(token) {
 // ====================================================================== calls
 
 /**
- * One WebRTC call over Switchboard's `call:*` signaling, with the "perfect negotiation"
- * pattern (MDN): the callee is the polite peer, so an offer collision during a
- * renegotiation (both sides changing tracks at once) resolves without glare.
- *
- * Events (`call.on(type, fn)`): `state` ({state}), `track` ({streams}), `connectionstate`
- * ({state}), `datachannel` ({channel}), `error` (a `call:error` push), `ended` ({reason}).
- * Group calls, screen sharing and recording: `GroupCall` in web/calls.js.
+ * A screen or window shared into a call: its video track goes to each of the call's peer
+ * connections as a stream of its own, so the peer gets it as a new track (`ontrack` with
+ * that stream) once the renegotiation that `negotiationneeded` starts is done; taking it
+ * off ends that track on the peer's side (`removetrack`).
  */
-export class CallSession {
+export class ScreenShare {
+  /** @param {MediaStream} stream */
+  constructor(stream) {
+    this.stream = stream;
+    this.track = stream.getVideoTracks()[0];
+    /** @type {Map<RTCPeerConnection, RTCRtpSender>} */
+    this._senders = new Map();
+  }
+
+  /**
+   * The screen or window the user picks (`getDisplayMedia`), or `stream` as given.
+   * @param {MediaStream} [stream]
+   */
+  static async capture(stream) {
+    const screen = stream ?? (await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false }));
+    if (!screen.getVideoTracks().length) throw new SwitchboardError("bad_request", "nothing to share: the stream has no video track");
+    return new ScreenShare(screen);
+  }
+
+  /**
+   * Sends the screen on `pc`. A negotiated video transceiver that sends nothing (one an
+   * earlier share left, or the one bringing the peer's screen) is used again: Chromium
+   * adds an m-section (~5 KB of SDP) per `addTrack` and never recycles one `removeTrack`
+   * left, so a fourth share would push the offer past the server's `MAX_SDP_CHARS` and be
+   * refused. The SDP changes (stream, direction) happen before this returns.
+   * @param {RTCPeerConnection} pc
+   */
+  async addTo(pc) {
+    if (this._senders.has(pc) || pc.signalingState === "closed") return;
+    const idle = pc
+      .getTransceivers()
+      .find((t) => t.receiver.track.kind === "video" && !t.sender.track && t.mid !== null && t.direction !== "stopped");
+    if (!idle) {
+      this._senders.set(pc, pc.addTrack(this.track, this.stream));
+      return;
+    }
+    this._senders.set(pc, idle.sender);
+    idle.sender.setStreams(this.stream);
+    idle.direction = idle.direction.includes("recv") ? "sendrecv" : "sendonly";
+    await idle.sender.replaceTrack(this.track);
+  }
+
+  /** Takes the screen off `pc` (a renegotiation follows by itself). @param {RTCPeerConnection} pc */
+  removeFrom(pc) {
+    const sender = this._senders.get(pc);
+    this._senders.delete(pc);
+    if (sender && pc.signalingState !== "closed") pc.removeTrack(sender);
+  }
+
+  /** Off every connection; the capture ends (the browser's sharing indicator goes away). */
+  stop() {
+    for (const pc of [...this._senders.keys()]) this.removeFrom(pc);
+    for (const track of this.stream.getTracks()) track.stop();
+  }
+}
+
+/**
+ * What one peer sends on one connection, told apart: its first stream is its camera and
+ * microphone, any other a screen it shares (`ScreenShare`); a track without a stream joins
+ * the first. `onEnded` is told when a stream lost its last track (sharing stopped).
+ */
+export class RemoteStreams {
+  /** @param {(ended: {stream: MediaStream, screen: boolean}) => void} onEnded */
+  constructor(onEnded) {
+    /** @type {MediaStream | null} */
+    this.camera = null;
+    /** @type {Map<string, {stream: MediaStream, screen: boolean}>} the streams with tracks now, by id */
+    this.streams = new Map();
+    this._onEnded = onEnded;
+    /** @type {WeakSet<MediaStream>} */
+    this._watched = new WeakSet();
+  }
+
+  /**
+   * From `ontrack`: which stream the track belongs to, and whether it is a screen.
+   * @param {MediaStreamTrack} track @param {readonly MediaStream[]} streams
+   */
+  add(track, streams) {
+    let stream = streams[0];
+    if (!stream) {
+      stream = this.camera ?? new MediaStream();
+      stream.addTrack(track);
+    }
+    this.camera ??= stream;
+    const entry = { stream, screen: stream !== this.camera };
+    this.streams.set(stream.id, entry);
+    if (!this._watched.has(stream)) {
+      this._watched.add(stream);
+      stream.addEventListener("removetrack", () => {
+        if (stream.getTracks().length || !this.streams.delete(stream.id)) return;
+        this._onEnded(entry);
+      });
+    }
+    return entry;
+  }
+}
+
+/**
+ * What a 1:1 `CallSession` and a group call (`GroupCall`, web/calls.js) share: events,
+ * everyone's microphone / camera / screen state (`call:media`, `mediaState` by user, self
+ * included) and screen sharing. A subclass says which peer connections it has.
+ */
+export class MediaCall {
   /**
    * @param {SwitchboardClient} client
-   * @param {{peerId: string, media?: "audio" | "video", polite: boolean, callId?: string,
-   *   iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} options
+   * @param {{callId?: string, media?: "audio" | "video", localStream?: MediaStream}} options
    */
   constructor(client, options) {
     this.client = client;
-    this.peerId = options.peerId;
-    this.media = options.media ?? "video";
-    this.polite = options.polite;
     this.callId = options.callId ?? "";
-    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
+    this.media = options.media ?? "video";
     /** @type {MediaStream | null} */
     this.localStream = options.localStream ?? null;
-    /** @type {MediaStream | null} */
-    this.remoteStream = null;
-    /** @type {RTCPeerConnection | null} */
-    this.pc = null;
-    /** @type {RTCDataChannel | null} */
-    this.dataChannel = null;
     this.state = "new";
-    this.makingOffer = false;
-    this.ignoreOffer = false;
-    this.signalingReady = false; // our connection is the in-call one: ICE may be sent
-    /** @type {RTCIceCandidateInit[]} */
-    this._outbox = [];
-    /** @type {Promise<any>} the last offer/answer sent (candidates follow it) */
-    this._outgoing = Promise.resolve();
-    /** @type {Promise<any>} signaling pushes, handled in order */
-    this._inbox = Promise.resolve();
-    /** Candidates the server refused because the call had ended meanwhile. */
-    this.refusedCandidates = 0;
+    /** @type {ScreenShare | null} the screen this side shares now */
+    this.screen = null;
+    /** @type {Map<string, {audio: boolean, video: boolean, screen: boolean}>} */
+    this.mediaState = new Map();
     /** @type {Map<string, Set<(data: any) => void>>} */
     this._handlers = new Map();
     /** @type {Array<() => void>} */
     this._unsubscribe = [];
+  }
+
+  /** The stream this side shares now, if any. */
+  get screenStream() {
+    return this.screen?.stream ?? null;
   }
 
   /** @param {string} type @param {(data: any) => void} handler */
@@ -1030,6 +1117,137 @@ export class CallSession {
   _setState(state) {
     this.state = state;
     this._emit("state", { state });
+  }
+
+  /** @param {unknown} error */
+  _report(error) {
+    if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
+  }
+
+  /** The peer connections a screen goes to. @returns {RTCPeerConnection[]} */
+  _connections() {
+    return [];
+  }
+
+  /** Someone joined, answered or is us: what they send at first. @param {string} userId */
+  _mediaJoined(userId) {
+    this.mediaState.set(userId, { audio: true, video: this.media === "video", screen: false });
+  }
+
+  /** A `call:media` push. @param {{userId: string, audio: boolean, video: boolean, screen: boolean}} d */
+  _onMedia(d) {
+    const state = { audio: d.audio, video: d.video, screen: d.screen };
+    this.mediaState.set(d.userId, state);
+    this._emit("media", { userId: d.userId, ...state });
+  }
+
+  /**
+   * Microphone / camera on or off: the local track is enabled or disabled (the peer
+   * connections stay as they are) and the others are told (`call:media`).
+   * @param {{audio?: boolean, video?: boolean}} change
+   */
+  async setMedia(change) {
+    for (const track of this.localStream?.getTracks() ?? []) {
+      const wanted = /** @type {Record<string, boolean | undefined>} */ (change)[track.kind];
+      if (wanted !== undefined) track.enabled = wanted;
+    }
+    return this._sendMedia(change);
+  }
+
+  /** @param {{audio?: boolean, video?: boolean, screen?: boolean}} change */
+  async _sendMedia(change) {
+    const reply = await this.client.request("call:media", { callId: this.callId, ...change });
+    this.mediaState.set(this.client.userId, reply.media);
+    this._emit("media", { userId: this.client.userId, ...reply.media });
+    return reply.media;
+  }
+
+  /**
+   * Shares a screen or window (`getDisplayMedia`): a video track of its own to every peer,
+   * renegotiated; the others see it as a new stream (their screen tile) and are told
+   * (`call:media` with `screen: true`). Ends by itself when the browser's "Stop sharing"
+   * is pressed.
+   * @param {MediaStream} [stream] a stream to share instead of asking for a screen
+   */
+  async shareScreen(stream) {
+    if (this.screen) return this.screen.stream;
+    const share = await ScreenShare.capture(stream);
+    if (this.state === "ended") {
+      share.stop();
+      throw new SwitchboardError("conflict", "the call is over");
+    }
+    this.screen = share;
+    share.track.addEventListener("ended", () => this.stopScreen().catch((e) => this._report(e)));
+    await Promise.all(this._connections().map((pc) => share.addTo(pc)));
+    await this._sendMedia({ screen: true });
+    return share.stream;
+  }
+
+  /** Stops sharing: the screen track leaves every peer connection (the camera stays). */
+  async stopScreen() {
+    const share = this.screen;
+    if (!share) return;
+    this.screen = null;
+    share.stop();
+    if (this.state !== "ended") await this._sendMedia({ screen: false });
+  }
+
+  /** The camera, microphone and any shared screen stop (the call is over). */
+  _stopMedia() {
+    this.screen?.stop();
+    this.screen = null;
+    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+  }
+}
+
+/**
+ * One WebRTC call over Switchboard's `call:*` signaling, with the "perfect negotiation"
+ * pattern (MDN): the callee is the polite peer, so an offer collision during a
+ * renegotiation (both sides changing tracks at once) resolves without glare.
+ *
+ * Events (`call.on(type, fn)`): `state` ({state}), `track` ({track, stream, screen}: the
+ * peer's camera stream, or with `screen` the screen it shares), `trackended` ({stream,
+ * screen}: it stopped sharing), `media` ({userId, audio, video, screen}: the peer's
+ * `call:media`), `connectionstate` ({state}), `datachannel` ({channel}), `error` (a
+ * `call:error` push), `ended` ({reason}). `shareScreen()` / `stopScreen()` share a screen;
+ * `setMedia()` mutes. Group calls and recording: `GroupCall` in web/calls.js.
+ */
+export class CallSession extends MediaCall {
+  /**
+   * @param {SwitchboardClient} client
+   * @param {{peerId: string, media?: "audio" | "video", polite: boolean, callId?: string,
+   *   iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} options
+   */
+  constructor(client, options) {
+    super(client, options);
+    this.peerId = options.peerId;
+    this.polite = options.polite;
+    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
+    this.remote = new RemoteStreams((ended) => this._emit("trackended", ended));
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {RTCDataChannel | null} */
+    this.dataChannel = null;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.signalingReady = false; // our connection is the in-call one: ICE may be sent
+    /** @type {RTCIceCandidateInit[]} */
+    this._outbox = [];
+    /** @type {Promise<any>} the last offer/answer sent (candidates follow it) */
+    this._outgoing = Promise.resolve();
+    /** @type {Promise<any>} signaling pushes, handled in order */
+    this._inbox = Promise.resolve();
+    /** Candidates the server refused because the call had ended meanwhile. */
+    this.refusedCandidates = 0;
+  }
+
+  /** The peer's camera and microphone. */
+  get remoteStream() {
+    return this.remote.camera;
+  }
+
+  _connections() {
+    return this.pc ? [this.pc] : [];
   }
 
   /**
@@ -1102,14 +1320,10 @@ export class CallSession {
       this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: this.media === "video" });
     }
     for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
-    pc.ontrack = ({ track, streams }) => {
-      // The first remote stream is "the" remote stream; tracks added later by a
-      // renegotiation (another stream, e.g. a screen) come as their own events.
-      const stream = streams[0] ?? this.remoteStream ?? new MediaStream();
-      if (!streams[0]) stream.addTrack(track);
-      this.remoteStream ??= stream;
-      this._emit("track", { track, stream });
-    };
+    this._mediaJoined(this.client.userId);
+    this._mediaJoined(this.peerId);
+    // The peer's first stream is its camera; a screen it shares later comes as another.
+    pc.ontrack = ({ track, streams }) => this._emit("track", { track, ...this.remote.add(track, streams) });
     pc.ondatachannel = ({ channel }) => {
       this.dataChannel = channel;
       this._emit("datachannel", { channel });
@@ -1141,9 +1355,7 @@ export class CallSession {
           if (data?.callId !== this.callId || !this.callId) return;
           this._inbox = this._inbox
             .then(() => fn(data))
-            .catch((error) => {
-              if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
-            });
+            .catch((error) => this._report(error));
         }),
       );
     on("call:answered", (d) => this._onDescription(d.answer));
@@ -1152,6 +1364,7 @@ export class CallSession {
     on("call:ended", (d) => this._close(d.reason ?? "ended"));
     on("call:rejected", (d) => this._close(d.reason ?? "rejected"));
     on("call:answered-elsewhere", () => this._close("answered_elsewhere"));
+    on("call:media", (d) => this._onMedia(d));
     // A failure no reply could report (the peer's connection gone: call:ended follows).
     on("call:error", (d) => this._emit("error", d));
   }
@@ -1241,7 +1454,7 @@ export class CallSession {
     if (this.state === "ended") return;
     for (const off of this._unsubscribe.splice(0)) off();
     this.pc?.close();
-    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this._stopMedia();
     this._setState("ended");
     this._emit("ended", { reason });
   }

@@ -251,3 +251,86 @@ def test_declined_call_ends_on_the_callers_side(open_app: OpenApp) -> None:
     expect(alice.page.get_by_role("alert")).to_contain_text("Call ended (declined)")
     expect(alice.page.get_by_role("region", name="Call")).to_be_hidden()
     expect(alice.page.get_by_role("button", name=f"Video call {bob_id}")).to_be_enabled()
+
+
+# Frames decoded from the peer's camera (`screen` false) or shared screen (true), waited for
+# (bounded) until more than `after`; -1 while the peer sends no such stream.
+FRAMES_FROM = """async ({screen, after}) => {
+    const call = window.switchboardApp.call;
+    const frames = async () => {
+        const entry = [...call.remote.streams.values()].find((s) => s.screen === screen);
+        const track = entry?.stream.getVideoTracks()[0];
+        if (!track) return -1;
+        let n = 0;
+        (await call.pc.getStats(track)).forEach((s) => {
+            if (s.type === "inbound-rtp") n += s.framesDecoded ?? 0;
+        });
+        return n;
+    };
+    for (let i = 0; i < 300; i++) {
+        const n = await frames();
+        if (n > after) return n;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return await frames();
+}"""
+
+SCREEN_STREAMS = """() => [...window.switchboardApp.call.remote.streams.values()]
+    .filter((s) => s.screen).length"""
+
+TRANSCEIVERS = "() => window.switchboardApp.call.pc.getTransceivers().length"
+
+SCREEN_IN_ACTIVE_CALL = """async (user) => {
+    const {call} = await window.switchboardApp.client.request("call:get-active");
+    return call.participants.find((p) => p.userId === user).media.screen;
+}"""
+
+
+def test_screen_share_in_a_one_to_one_call_and_back_to_the_camera(open_app: OpenApp) -> None:
+    # Given a connected 1:1 video call
+    alice_id, bob_id = users("alice", "bob")
+    alice, bob = open_app(alice_id), open_app(bob_id)
+    place_call(alice, bob, alice_id, bob_id)
+    for app in (alice, bob):
+        status = app.page.get_by_role("status", name="Call status")
+        expect(status).to_have_attribute("data-ice", _any_of(CONNECTED))
+    screen_tile = bob.page.locator("#remote-screen-tile")
+    alice_tile = bob.page.locator("#remote-tile")
+    expect(alice_tile).to_have_attribute("data-screen", "false")
+    screen_frames = 0
+    transceivers = []
+    # Shared four times: each share after the first takes the transceiver the last one
+    # left (an m-section per share would push the fourth offer past MAX_SDP_CHARS)
+    for share in range(4):
+        # When alice shares her screen (the fake desktop, no picker)
+        alice.page.get_by_role("button", name="Share screen").click()
+        expect(alice.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+        # Then bob decodes a new video track, shown as alice's screen tile, and his UI
+        # says she is sharing
+        expect(screen_tile).to_be_visible()
+        expect(alice_tile).to_have_attribute("data-screen", "true")
+        now = bob.eval(FRAMES_FROM, {"screen": True, "after": screen_frames})
+        assert now > screen_frames, (share, now, screen_frames)
+        screen_frames = now
+        if share == 0:
+            expect(screen_tile).to_contain_text(f"{alice_id} (screen)")
+            expect(alice_tile).to_contain_text("sharing")
+            assert bob.eval(SCREEN_IN_ACTIVE_CALL, alice_id) is True
+            width = screen_tile.locator("video").evaluate(
+                "async (v) => { for (let i = 0; i < 100 && !v.videoWidth; i++)"
+                " await new Promise((r) => setTimeout(r, 100)); return v.videoWidth; }"
+            )
+            assert width > 0
+        # When she stops sharing, bob's screen tile goes and his state says so
+        camera = bob.eval(FRAMES_FROM, {"screen": False, "after": 0})
+        alice.page.get_by_role("button", name="Stop sharing").click()
+        expect(screen_tile).to_be_hidden()
+        expect(alice_tile).to_have_attribute("data-screen", "false")
+        assert bob.eval(SCREEN_STREAMS) == 0
+        if share == 0:
+            assert bob.eval(SCREEN_IN_ACTIVE_CALL, alice_id) is False
+            # And he keeps decoding her camera (new frames after the stop)
+            assert bob.eval(FRAMES_FROM, {"screen": False, "after": camera}) > camera
+        transceivers.append(alice.eval(TRANSCEIVERS))
+    assert transceivers == [transceivers[0]] * 4, transceivers
+    hang_up(alice, bob)

@@ -10,33 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Playwright, expect
+from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, AppPage, OpenApp, TurnServer
+from tests.browser.conftest import AppPage, OpenApp, TurnServer
 from tests.browser.conftest import require_tool as require
 from tests.browser.demo import send, start_conversation, users
-
-# getDisplayMedia without a picker: Chromium shares the (virtual) entire screen.
-SCREEN_FLAGS = ["--auto-select-desktop-capture-source=Entire screen"]
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(
-        executable_path=require(CHROMIUM, "chromium"),
-        headless=True,
-        args=[*CHROMIUM_FLAGS, *SCREEN_FLAGS],
-    )
-    try:
-        yield browser
-    finally:
-        browser.close()
-
 
 # Per peer: frames decoded and video tracks decoding, waited for (bounded) until every
 # peer of `peers` reaches `tracks` decoding video tracks and more than `after` frames.
