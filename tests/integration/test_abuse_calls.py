@@ -9,9 +9,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from switchboard.wire.calls import MAX_SDP_CHARS
 
 from tests.integration.conftest import Stack
-from tests.integration.test_calls import OFFER, active_item, call_item, initiate
+from tests.integration.test_calls import ANSWER, OFFER, active_item, call_item, initiate
 from tests.integration.test_messaging import Client
 
 
@@ -77,3 +78,20 @@ def test_the_victim_can_always_end_a_call_whatever_the_caller_sent(
     # And the ended call keeps nothing the caller sent
     ended = call_item(stack, call_id)
     assert "pendingIce" not in ended and "offer" not in ended
+
+
+def test_an_answered_call_carries_its_offer_no_longer(stack: Stack, people: Any) -> None:
+    # Given a 1:1 call placed with an offer as large as the protocol allows
+    caller, callee = people("caller", "callee")
+    padding = "a=x-padding\r\n" * ((MAX_SDP_CHARS - len(OFFER["sdp"])) // 13)
+    offer = {"type": "offer", "sdp": OFFER["sdp"] + padding}
+    call_id = caller.ok(
+        "call:initiate", {"calleeId": callee.user_id, "media": "video", "offer": offer}
+    )["callId"]
+    assert len(call_item(stack, call_id)["offer"]["S"]) > 20_000  # the ringing devices need it
+    # When the callee answers
+    callee.ok("call:answer", {"callId": call_id, "answer": ANSWER})
+    # Then the item drops it: every later write (mute, screen, recording) is small
+    assert "offer" not in call_item(stack, call_id)
+    caller.ok("call:media", {"callId": call_id, "audio": False})
+    assert sum(len(str(v)) for v in call_item(stack, call_id).values()) < 2_000

@@ -255,7 +255,7 @@ class CallService:
         self._in_call_connection(data.callId, caller)
         before, after = self.transition(
             data.callId,
-            lambda call: set_recording(call, caller.user_id, data.state),
+            lambda call: set_recording(call, caller.user_id, data.state, self.now()),
             caller.connection_id,
         )
         recording = list(after.recording)
