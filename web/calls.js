@@ -307,6 +307,11 @@ export class GroupCall extends MediaCall {
     this.peers.delete(userId);
     this.mediaState.delete(userId);
     link?.close();
+    // Whoever leaves stops recording (the server's call says so too): no stale indicator.
+    if (this.recording.includes(userId)) {
+      this.recording = this.recording.filter((u) => u !== userId);
+      this._emit("recording", { userId, state: "stopped", recording: this.recording });
+    }
     this._emit("peerleft", { userId, reason });
   }
 
