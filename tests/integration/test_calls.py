@@ -18,6 +18,7 @@ from switchboard.turn import turn_credentials
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client
 from tests.support.effects import InProcess
+from tests.support.events import ws_event
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\n"}
@@ -336,6 +337,50 @@ def test_disconnect_of_the_in_call_connection_ends_the_call(
     assert alice.frames("call:ended")[0]["data"] == {"callId": call_id, "reason": "disconnected"}
 
 
+@pytest.mark.parametrize("group", [False, True])
+def test_a_join_handled_after_its_connection_closed_holds_nobody(
+    stack: Stack, apps: dict[str, ModuleType], people: Any, group: bool
+) -> None:
+    alice, bob, carol = people("alice", "bob", "carol")
+    bob_laptop = device(stack, apps, bob.user_id)
+    if group:
+        data = {"calleeIds": [bob.user_id, carol.user_id], "media": "video"}
+        call_id = alice.ok("call:initiate", data)["callId"]
+        carol.ok("call:join", {"callId": call_id})
+    else:
+        call_id = initiate(alice, bob)
+    # Given bob's laptop closed while ringing: $disconnect removed the connection and the
+    # teardown its removal drives found nothing to end
+    apps["connect"].lambda_handler(
+        ws_event("$disconnect", connection_id=bob_laptop.connection_id, user_id=bob.user_id),
+        FakeContext(),
+    )
+    apps["events"].lambda_handler(disconnect_record(bob_laptop), FakeContext())
+    assert call_item(stack, call_id)["participants"]["M"][bob.user_id]["M"]["state"]["S"] == (
+        "invited"
+    )
+    # When the answer (or join) it sent just before closing is handled only now
+    if group:
+        bob_laptop.call("call:join", {"callId": call_id})
+    else:
+        bob_laptop.call("call:answer", {"callId": call_id, "answer": ANSWER})
+    # Then his part ends at once, as the disconnect would have ended it: the others are
+    # told, and nobody is held busy by a participant no frame can reach
+    part = call_item(stack, call_id)["participants"]["M"][bob.user_id]["M"]
+    assert (part["state"]["S"], part["reason"]["S"]) == ("left", "disconnected")
+    assert active_item(stack, bob.user_id) is None
+    if group:
+        left = [f["data"] for f in alice.frames("call:participant-left")]
+        assert left == [{"callId": call_id, "userId": bob.user_id, "reason": "disconnected"}]
+        assert call_item(stack, call_id)["state"]["S"] == "active"  # alice and carol go on
+    else:
+        assert alice.frames("call:ended")[-1]["data"] == {
+            "callId": call_id,
+            "reason": "disconnected",
+        }
+        assert active_item(stack, alice.user_id) is None
+
+
 def test_get_active_and_ice_servers(stack: Stack, people: Any) -> None:
     alice, bob = people("alice", "bob")
     assert bob.ok("call:get-active") == {"call": None}
@@ -524,14 +569,15 @@ def test_aws_calls_per_call_action(stack: Stack, apps: dict[str, ModuleType], pe
     for snapshot in (initiate_calls, answer_calls, ice_calls, end_calls):
         assert not any(name.endswith(("Scan", "Query")) for name in snapshot), snapshot
     # Measured: initiate = presence BatchGet + one transaction + the ring-timeout message;
-    # answer = GetItem + one transaction + presence (answered-elsewhere); end = 2 calls.
+    # answer = GetItem + one transaction + presence (answered-elsewhere) + the answering
+    # connection read after the write (a join landing after a close); end = 2 calls.
     assert initiate_calls == {
         "dynamodb.BatchGetItem": 1,
         "dynamodb.TransactWriteItems": 1,
         "sqs.SendMessage": 1,
     }
     assert answer_calls == {
-        "dynamodb.GetItem": 1,
+        "dynamodb.GetItem": 2,
         "dynamodb.TransactWriteItems": 1,
         "dynamodb.BatchGetItem": 1,
     }

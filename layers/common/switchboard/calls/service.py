@@ -150,6 +150,7 @@ class CallService:
             me = after.participants[caller.user_id]
             self._push_to(after, me, peer, signal)
         self._flush_pending(before, caller)
+        self._unless_closed(after, caller)
         return wire.CallAnswerReply(callId=after.call_id, state=_state(after))
 
     def join(self, caller: Caller, data: wire.CallRef) -> wire.CallStarted:
@@ -160,6 +161,8 @@ class CallService:
 
         before, after = self.transition(data.callId, change, caller.connection_id)
         self._flush_pending(before, caller)
+        if after != before:
+            self._unless_closed(after, caller)
         return _started(after)
 
     def reject(self, caller: Caller, data: wire.CallReject) -> wire.CallStateReply:
@@ -450,18 +453,33 @@ class CallService:
             )
             self.delivery.to_connections({sender.connection_id: sender.user_id}, push(error))
 
+        if target.connection_id is not None:
+            self._part_gone(call.call_id, target.user_id, target.connection_id)
+
+    def _unless_closed(self, call: Call, caller: Caller) -> None:
+        """A join that landed after its connection closed (its frame was handled late, by
+        a cold start) would hold a participant nobody can reach: the teardown that the
+        connection's removal drives may have read the call before the join was written.
+        Checked after the write, so the teardown or this check always sees the other."""
+        if self.delivery.connections.get(caller.connection_id) is None:
+            self._part_gone(call.call_id, caller.user_id, caller.connection_id)
+
+    def _part_gone(self, call_id: str, user_id: str, connection_id: str) -> None:
+        """The user's part ends as its ``$disconnect`` would end it, if it is still on
+        ``connection_id``."""
+
         def change(current: Call) -> Call:
-            part = current.participants.get(target.user_id)
-            if part is None or part.connection_id != target.connection_id or not part.in_call:
+            part = current.participants.get(user_id)
+            if part is None or part.connection_id != connection_id or not part.in_call:
                 return current  # moved on meanwhile (left, or rejoined elsewhere)
             if not current.live:
                 return current
-            return leave(current, target.user_id, self.now(), reason="disconnected")
+            return leave(current, user_id, self.now(), reason="disconnected")
 
         try:
-            self.transition(call.call_id, change, None)
+            self.transition(call_id, change, None)
         except (NotFound, Conflict):
-            logger.info("gone peer already out", extra={"callId": call.call_id})
+            logger.info("gone participant already out", extra={"callId": call_id})
 
     def _flush_pending(self, before: Call, caller: Caller) -> None:
         """Candidates sent to this user before they joined, to the device that joined."""
