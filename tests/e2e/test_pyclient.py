@@ -256,6 +256,26 @@ async def test_call_helpers_ring_answer_and_hang_up(devserver: RunningDevserver)
         active = await a.calls.get_active()
         assert active is not None and active.callId == ringing.callId
 
+        # A screen share in the 1:1 call: the renegotiation offer (the screen's track) and
+        # the state reach bob's in-call connection, and call:get-active shows it
+        async with b.events("call:offer", "call:media") as b_share:
+            reoffer = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
+            assert (await a.calls.offer(ringing.callId, reoffer)).sent
+            got = await b_share.get(timeout=TIMEOUT)
+            assert (got.type, got.data["offer"], got.data["fromUserId"]) == (
+                "call:offer",
+                reoffer,
+                alice,
+            )
+            assert (await a.calls.media(ringing.callId, screen=True)).media.screen is True
+            media = await b_share.get(timeout=TIMEOUT)
+            assert media.type == "call:media" and media.data["userId"] == alice
+            assert (media.data["screen"], media.data["video"]) == (True, True)
+        seen = await b.calls.get_active()
+        assert seen is not None
+        [mine] = [p for p in seen.participants if p.userId == alice]
+        assert mine.media is not None and mine.media.screen is True
+
         await a.calls.end(ringing.callId)
         ended = await b_calls.get(timeout=TIMEOUT)
         assert ended.type == "call:ended" and ended.data["reason"] == "hangup"
