@@ -256,7 +256,7 @@ class CallParticipantLeft(WireModel):
 
 
 class CallRecordingPush(WireModel):
-    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike)."""
+    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike); ``stopped`` also when a recorder leaves the call or its connection closes (to those still in it)."""
 
     callId: str
     userId: str

@@ -307,7 +307,8 @@ export class GroupCall extends MediaCall {
     this.peers.delete(userId);
     this.mediaState.delete(userId);
     link?.close();
-    // Whoever leaves stops recording (the server's call says so too): no stale indicator.
+    // Whoever leaves stops recording (the server pushes call:recording too, but a peer
+    // dropped here for a peer_gone call:error may be ahead of it): no stale indicator.
     if (this.recording.includes(userId)) {
       this.recording = this.recording.filter((u) => u !== userId);
       this._emit("recording", { userId, state: "stopped", recording: this.recording });

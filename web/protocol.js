@@ -303,7 +303,7 @@ export const SHAPES = Object.freeze({
  */
 /**
  * @typedef {object} CallRecordingPush
- * Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike).
+ * Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike); ``stopped`` also when a recorder leaves the call or its connection closes (to those still in it).
  * @property {string} callId
  * @property {string} userId
  * @property {"started" | "stopped"} state

@@ -215,6 +215,26 @@ def test_group_join_and_leave_tell_the_other_participants() -> None:
     assert types_for(pushes(bob_out, over, "c"), "alice") == ["call:ended"]
 
 
+def test_a_recorder_who_leaves_is_announced_as_stopped() -> None:
+    call = join(join(group(["bob", "carol"]), "bob", "b", T0 + 1), "carol", "c", T0 + 2)
+    recording = set_recording(call, "carol", "started", T0 + 3)
+    # When carol leaves (or her connection closes) while recording
+    out = pushes(recording, leave(recording, "carol", T0 + 4, reason="disconnected"), None)
+    # Then the others are told her recording stopped, as if she had said so
+    for user in ("alice", "bob"):
+        assert types_for(out, user) == ["call:participant-left", "call:recording"]
+    [stopped] = [p for p in out if p.user_id == "alice" and p.frame["type"] == "call:recording"]
+    assert stopped.frame["data"] == {
+        "callId": call.call_id,
+        "userId": "carol",
+        "state": "stopped",
+        "recording": [],
+    }
+    # A participant who was not recording leaves with no such push
+    out = pushes(call, leave(call, "carol", T0 + 4), "c")
+    assert types_for(out, "alice") == ["call:participant-left"]
+
+
 def test_media_state_is_a_joined_participants_own_and_survives_nothing_else() -> None:
     call = join(group(["bob", "carol"]), "bob", "b", T0 + 1)
     muted = set_media(call, "bob", audio=False, screen=True)
