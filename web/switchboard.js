@@ -24,7 +24,8 @@
  * - `message:send` is idempotent (`clientMessageId`): a send interrupted by a disconnect
  *   is sent again after the reconnect and never stored twice;
  * - throttles `typing:start` to the server's limit and sends `typing:stop` when idle;
- * - `CallSession`: WebRTC with the "perfect negotiation" pattern over `call:*`;
+ * - `CallSession`: WebRTC with the "perfect negotiation" pattern over `call:*`, screen
+ *   sharing and mute state (`MediaCall`, which web/calls.js's group calls share);
  * - `uploadFile()`: presigned PUT or multipart uploads with progress callbacks.
  *
  * Timers, the WebSocket class and randomness are injectable, so the reconnect/resume
@@ -1008,7 +1009,7 @@ export class ScreenShare {
       return;
     }
     this._senders.set(pc, idle.sender);
-    idle.sender.setStreams(this.stream);
+    idle.sender.setStreams?.(this.stream); // the peer sees a new stream (else the last share's id)
     idle.direction = idle.direction.includes("recv") ? "sendrecv" : "sendonly";
     await idle.sender.replaceTrack(this.track);
   }
