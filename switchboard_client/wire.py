@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "EDIT_WINDOW_SECONDS",
     "IDLE_TIMEOUT_SECONDS",
     "MAX_ACTION_CHARS",
     "MAX_ATTACHMENTS",
@@ -17,9 +18,12 @@ __all__ = [
     "MAX_CLIENT_MESSAGE_ID_CHARS",
     "MAX_CONNECTION_SECONDS",
     "MAX_CONVERSATION_ID_CHARS",
+    "MAX_EMOJI_CHARS",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING_DEPTH",
+    "MAX_REACTIONS_PER_USER",
+    "MAX_REACTION_KINDS",
     "MAX_REQUEST_ID_CHARS",
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
@@ -45,6 +49,7 @@ __all__ = [
     "CallStateReply",
     "CallView",
     "Candidate",
+    "ChangesPage",
     "ConversationCreated",
     "ConversationPage",
     "ConversationSummary",
@@ -55,9 +60,13 @@ __all__ = [
     "LastMessage",
     "Message",
     "MessageAttachment",
+    "MessageDeleted",
     "MessageDelivered",
+    "MessageReactions",
     "MessageRead",
     "MessageSent",
+    "MessageUpdated",
+    "MuteState",
     "Notification",
     "NotificationPage",
     "NotificationsMarked",
@@ -67,12 +76,15 @@ __all__ = [
     "PreferencesView",
     "Presence",
     "PresenceList",
+    "Quote",
+    "Reaction",
     "Sdp",
     "SearchHit",
     "SearchResult",
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
+    "ThreadPage",
     "TokenRefreshed",
     "TypingPush",
     "TypingSent",
@@ -102,6 +114,10 @@ MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
+EDIT_WINDOW_SECONDS = 900
+MAX_REACTION_KINDS = 20
+MAX_REACTIONS_PER_USER = 5
+MAX_EMOJI_CHARS = 16
 
 
 class WireModel(BaseModel):
@@ -249,6 +265,60 @@ class CallStateReply(WireModel):
     state: Literal["ringing", "active", "ended", "rejected", "missed", "cancelled", "busy"]
 
 
+class MessageAttachment(WireModel):
+    uploadId: str
+    fileName: str | None = None
+    contentType: str | None = None
+    size: int | None = None
+
+
+class Reaction(WireModel):
+    emoji: str
+    count: int
+    userIds: list[str]
+
+
+class Quote(WireModel):
+    """The message a quote-reply quotes, as it is now (a deleted one: ``deleted``, no text)."""
+
+    seq: int
+    senderId: str
+    snippet: str
+    deleted: bool
+
+
+class Message(WireModel):
+    """A stored message (``message:new``, and in sync and history replies), as it is now: edited (``editedAt``), deleted (``deletedAt``: body empty, no attachments), reacted to, a thread reply (``parentSeq``) or a thread's parent (``replyCount``)."""
+
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    body: str
+    createdAt: int
+    clientMessageId: str
+    attachments: list[MessageAttachment] | None = None
+    version: int | None = None
+    editedAt: int | None = None
+    deletedAt: int | None = None
+    reactions: list[Reaction] | None = None
+    parentSeq: int | None = None
+    replyCount: int | None = None
+    lastReplyAt: int | None = None
+    replyTo: Quote | None = None
+
+
+class ChangesPage(WireModel):
+    """The messages changed (edited, deleted, reacted to, replied to in a thread) after ``afterChange``, each as it is now, oldest change first."""
+
+    conversationId: str
+    messages: list[Message]
+    cursor: int
+    lastChange: int
+    hasMore: bool
+    reset: bool
+
+
 class ConversationCreated(WireModel):
     conversationId: str
     created: bool
@@ -259,6 +329,7 @@ class LastMessage(WireModel):
     senderId: str
     body: str
     createdAt: int
+    deleted: bool | None = None
 
 
 class ConversationSummary(WireModel):
@@ -272,6 +343,8 @@ class ConversationSummary(WireModel):
     ackedSeq: int
     readSeq: int
     unread: int
+    lastChange: int | None = None
+    mutedUntil: int | None = None
 
 
 class ConversationPage(WireModel):
@@ -287,31 +360,12 @@ class CursorMoved(WireModel):
     moved: bool
 
 
-class MessageAttachment(WireModel):
-    uploadId: str
-    fileName: str | None = None
-    contentType: str | None = None
-    size: int | None = None
-
-
-class Message(WireModel):
-    """A stored message (``message:new``, and in sync and history replies)."""
-
-    conversationId: str
-    seq: int
-    messageId: str
-    senderId: str
-    body: str
-    createdAt: int
-    clientMessageId: str
-    attachments: list[MessageAttachment] | None = None
-
-
 class HistoryPage(WireModel):
     conversationId: str
     messages: list[Message]
     hasMore: bool
     lastSeq: int
+    lastChange: int | None = None
 
 
 class IceServer(WireModel):
@@ -326,12 +380,35 @@ class IceServers(WireModel):
     expiresAt: int
 
 
+class MessageDeleted(WireModel):
+    """A deletion: the message is a tombstone from now on (no body, no attachments)."""
+
+    conversationId: str
+    seq: int
+    deletedAt: int
+    version: int
+    change: int
+
+
 class MessageDelivered(WireModel):
     """A member acked up to ``seq``."""
 
     conversationId: str
     seq: int
     userId: str
+
+
+class MessageReactions(WireModel):
+    """A message's reactions after a change (``userId`` turned ``emoji`` ``on`` or off)."""
+
+    conversationId: str
+    seq: int
+    reactions: list[Reaction]
+    userId: str
+    emoji: str
+    on: bool
+    version: int
+    change: int
 
 
 class MessageRead(WireModel):
@@ -346,6 +423,22 @@ class MessageSent(WireModel):
     seq: int
     messageId: str
     createdAt: int
+
+
+class MessageUpdated(WireModel):
+    """An edit: the new body (``message:edit``'s reply, and pushed to the members)."""
+
+    conversationId: str
+    seq: int
+    body: str
+    editedAt: int
+    version: int
+    change: int
+
+
+class MuteState(WireModel):
+    conversationId: str
+    mutedUntil: int | None
 
 
 class Notification(WireModel):
@@ -425,10 +518,18 @@ class SyncedConversation(WireModel):
     lastSeq: int
     messages: list[Message]
     hasMore: bool
+    lastChange: int | None = None
 
 
 class SyncResult(WireModel):
     conversations: dict[str, SyncedConversation]
+
+
+class ThreadPage(WireModel):
+    conversationId: str
+    parent: Message
+    messages: list[Message]
+    hasMore: bool
 
 
 class TokenRefreshed(WireModel):
@@ -536,8 +637,13 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:reject": CallStateReply,
     "conversation:create": ConversationCreated,
     "conversation:list": ConversationPage,
+    "conversation:mute": MuteState,
     "message:ack": CursorMoved,
+    "message:changes": ChangesPage,
+    "message:delete": MessageDeleted,
+    "message:edit": MessageUpdated,
     "message:history": HistoryPage,
+    "message:react": MessageReactions,
     "message:read": CursorMoved,
     "message:search": SearchResult,
     "message:send": MessageSent,
@@ -549,6 +655,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "preferences:set": PreferencesView,
     "preferences:verify-email": PreferencesView,
     "presence:query": PresenceList,
+    "thread:history": ThreadPage,
     "typing:start": TypingSent,
     "typing:stop": TypingSent,
     "upload:abort": UploadStateReply,
@@ -568,9 +675,12 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:participant-joined": CallParticipantJoined,
     "call:participant-left": CallParticipantLeft,
     "call:rejected": CallRejected,
+    "message:deleted": MessageDeleted,
     "message:delivered": MessageDelivered,
     "message:new": Message,
+    "message:reactions": MessageReactions,
     "message:read": MessageRead,
+    "message:updated": MessageUpdated,
     "notification:new": Notification,
     "presence": Presence,
     "typing": TypingPush,

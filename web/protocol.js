@@ -22,6 +22,10 @@ export const LIMITS = Object.freeze({
   MAX_ATTACHMENTS: 10,
   MAX_TOKEN_CHARS: 8192,
   MAX_SDP_CHARS: 24000,
+  EDIT_WINDOW_SECONDS: 900,
+  MAX_REACTION_KINDS: 20,
+  MAX_REACTIONS_PER_USER: 5,
+  MAX_EMOJI_CHARS: 16,
 });
 
 /** The error codes of a failed reply. */
@@ -44,8 +48,13 @@ export const REPLIES = Object.freeze({
   "call:reject": "CallStateReply",
   "conversation:create": "ConversationCreated",
   "conversation:list": "ConversationPage",
+  "conversation:mute": "MuteState",
   "message:ack": "CursorMoved",
+  "message:changes": "ChangesPage",
+  "message:delete": "MessageDeleted",
+  "message:edit": "MessageUpdated",
   "message:history": "HistoryPage",
+  "message:react": "MessageReactions",
   "message:read": "CursorMoved",
   "message:search": "SearchResult",
   "message:send": "MessageSent",
@@ -57,6 +66,7 @@ export const REPLIES = Object.freeze({
   "preferences:set": "PreferencesView",
   "preferences:verify-email": "PreferencesView",
   "presence:query": "PresenceList",
+  "thread:history": "ThreadPage",
   "typing:start": "TypingSent",
   "typing:stop": "TypingSent",
   "upload:abort": "UploadStateReply",
@@ -78,9 +88,12 @@ export const PUSHES = Object.freeze({
   "call:participant-joined": "CallParticipantJoined",
   "call:participant-left": "CallParticipantLeft",
   "call:rejected": "CallRejected",
+  "message:deleted": "MessageDeleted",
   "message:delivered": "MessageDelivered",
   "message:new": "Message",
+  "message:reactions": "MessageReactions",
   "message:read": "MessageRead",
+  "message:updated": "MessageUpdated",
   "notification:new": "Notification",
   "presence": "Presence",
   "typing": "TypingPush",
@@ -116,19 +129,26 @@ export const SHAPES = Object.freeze({
   CallRelayed: {"required": ["callId", "sent"], "optional": [], "nested": {}},
   CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
   CallStateReply: {"required": ["callId", "state"], "optional": [], "nested": {}},
+  MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size"], "nested": {}},
+  Reaction: {"required": ["emoji", "count", "userIds"], "optional": [], "nested": {}},
+  Quote: {"required": ["seq", "senderId", "snippet", "deleted"], "optional": [], "nested": {}},
+  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "version", "editedAt", "deletedAt", "reactions", "parentSeq", "replyCount", "lastReplyAt", "replyTo"], "nested": {"attachments": "MessageAttachment[]", "reactions": "Reaction[]", "replyTo": "Quote"}},
+  ChangesPage: {"required": ["conversationId", "messages", "cursor", "lastChange", "hasMore", "reset"], "optional": [], "nested": {"messages": "Message[]"}},
   ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
-  LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": [], "nested": {}},
-  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": [], "nested": {"lastMessage": "LastMessage"}},
+  LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": ["deleted"], "nested": {}},
+  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": ["lastChange", "mutedUntil"], "nested": {"lastMessage": "LastMessage"}},
   ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
   CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
-  MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size"], "nested": {}},
-  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments"], "nested": {"attachments": "MessageAttachment[]"}},
-  HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": [], "nested": {"messages": "Message[]"}},
+  HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": ["lastChange"], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  MessageDeleted: {"required": ["conversationId", "seq", "deletedAt", "version", "change"], "optional": [], "nested": {}},
   MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
+  MessageReactions: {"required": ["conversationId", "seq", "reactions", "userId", "emoji", "on", "version", "change"], "optional": [], "nested": {"reactions": "Reaction[]"}},
   MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": [], "nested": {}},
+  MessageUpdated: {"required": ["conversationId", "seq", "body", "editedAt", "version", "change"], "optional": [], "nested": {}},
+  MuteState: {"required": ["conversationId", "mutedUntil"], "optional": [], "nested": {}},
   Notification: {"required": ["notificationId", "kind", "data", "createdAt", "read"], "optional": [], "nested": {}},
   NotificationPage: {"required": ["notifications", "cursor"], "optional": [], "nested": {"notifications": "Notification[]"}},
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
@@ -140,8 +160,9 @@ export const SHAPES = Object.freeze({
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
   SearchResult: {"required": ["hits", "cursor"], "optional": [], "nested": {"hits": "SearchHit[]"}},
   SessionsRevoked: {"required": ["userId", "closedConnections", "alreadyClosed", "failedConnections"], "optional": [], "nested": {}},
-  SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": [], "nested": {"messages": "Message[]"}},
+  SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": ["lastChange"], "nested": {"messages": "Message[]"}},
   SyncResult: {"required": ["conversations"], "optional": [], "nested": {"conversations": "{SyncedConversation}"}},
+  ThreadPage: {"required": ["conversationId", "parent", "messages", "hasMore"], "optional": [], "nested": {"parent": "Message", "messages": "Message[]"}},
   TokenRefreshed: {"required": ["expiresAt"], "optional": [], "nested": {}},
   TypingPush: {"required": ["conversationId", "userId", "state"], "optional": [], "nested": {}},
   TypingSent: {"required": ["sent"], "optional": [], "nested": {}},
@@ -290,6 +311,57 @@ export const SHAPES = Object.freeze({
  * @property {"ringing" | "active" | "ended" | "rejected" | "missed" | "cancelled" | "busy"} state
  */
 /**
+ * @typedef {object} MessageAttachment
+ * @property {string} uploadId
+ * @property {string} [fileName]
+ * @property {string} [contentType]
+ * @property {number} [size]
+ */
+/**
+ * @typedef {object} Reaction
+ * @property {string} emoji
+ * @property {number} count
+ * @property {Array<string>} userIds who reacted, in the order they did
+ */
+/**
+ * @typedef {object} Quote
+ * The message a quote-reply quotes, as it is now (a deleted one: ``deleted``, no text).
+ * @property {number} seq
+ * @property {string} senderId
+ * @property {string} snippet the first 100 characters; empty if deleted
+ * @property {boolean} deleted
+ */
+/**
+ * @typedef {object} Message
+ * A stored message (``message:new``, and in sync and history replies), as it is now: edited (``editedAt``), deleted (``deletedAt``: body empty, no attachments), reacted to, a thread reply (``parentSeq``) or a thread's parent (``replyCount``).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {string} body
+ * @property {number} createdAt
+ * @property {string} clientMessageId
+ * @property {Array<MessageAttachment>} [attachments]
+ * @property {number} [version] changes so far (absent: none)
+ * @property {number} [editedAt]
+ * @property {number} [deletedAt]
+ * @property {Array<Reaction>} [reactions]
+ * @property {number} [parentSeq]
+ * @property {number} [replyCount]
+ * @property {number} [lastReplyAt]
+ * @property {Quote} [replyTo]
+ */
+/**
+ * @typedef {object} ChangesPage
+ * The messages changed (edited, deleted, reacted to, replied to in a thread) after ``afterChange``, each as it is now, oldest change first.
+ * @property {string} conversationId
+ * @property {Array<Message>} messages
+ * @property {number} cursor your new change cursor (ask again from it if hasMore)
+ * @property {number} lastChange
+ * @property {boolean} hasMore
+ * @property {boolean} reset true: changes after your cursor have expired; re-read the history
+ */
+/**
  * @typedef {object} ConversationCreated
  * @property {string} conversationId
  * @property {boolean} created false: the 1:1 conversation existed already
@@ -300,6 +372,7 @@ export const SHAPES = Object.freeze({
  * @property {string} senderId
  * @property {string} body the first 200 characters
  * @property {number} createdAt
+ * @property {boolean} [deleted] true: deleted (body is empty)
  */
 /**
  * @typedef {object} ConversationSummary
@@ -313,6 +386,8 @@ export const SHAPES = Object.freeze({
  * @property {number} ackedSeq
  * @property {number} readSeq
  * @property {number} unread
+ * @property {number} [lastChange] the conversation's change cursor (message:changes)
+ * @property {number} [mutedUntil] epoch ms; notifications are off until then (2**53: forever)
  */
 /**
  * @typedef {object} ConversationPage
@@ -327,30 +402,12 @@ export const SHAPES = Object.freeze({
  * @property {boolean} moved false: the cursor was already there (nothing pushed)
  */
 /**
- * @typedef {object} MessageAttachment
- * @property {string} uploadId
- * @property {string} [fileName]
- * @property {string} [contentType]
- * @property {number} [size]
- */
-/**
- * @typedef {object} Message
- * A stored message (``message:new``, and in sync and history replies).
- * @property {string} conversationId
- * @property {number} seq
- * @property {string} messageId
- * @property {string} senderId
- * @property {string} body
- * @property {number} createdAt
- * @property {string} clientMessageId
- * @property {Array<MessageAttachment>} [attachments]
- */
-/**
  * @typedef {object} HistoryPage
  * @property {string} conversationId
  * @property {Array<Message>} messages
  * @property {boolean} hasMore
  * @property {number} lastSeq
+ * @property {number} [lastChange] the conversation's change cursor
  */
 /**
  * @typedef {object} IceServer
@@ -365,11 +422,32 @@ export const SHAPES = Object.freeze({
  * @property {number} expiresAt
  */
 /**
+ * @typedef {object} MessageDeleted
+ * A deletion: the message is a tombstone from now on (no body, no attachments).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {number} deletedAt
+ * @property {number} version
+ * @property {number} change
+ */
+/**
  * @typedef {object} MessageDelivered
  * A member acked up to ``seq``.
  * @property {string} conversationId
  * @property {number} seq
  * @property {string} userId
+ */
+/**
+ * @typedef {object} MessageReactions
+ * A message's reactions after a change (``userId`` turned ``emoji`` ``on`` or off).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {Array<Reaction>} reactions
+ * @property {string} userId
+ * @property {string} emoji
+ * @property {boolean} on
+ * @property {number} version
+ * @property {number} change
  */
 /**
  * @typedef {object} MessageRead
@@ -383,6 +461,21 @@ export const SHAPES = Object.freeze({
  * @property {number} seq
  * @property {string} messageId
  * @property {number} createdAt
+ */
+/**
+ * @typedef {object} MessageUpdated
+ * An edit: the new body (``message:edit``'s reply, and pushed to the members).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} body
+ * @property {number} editedAt
+ * @property {number} version
+ * @property {number} change the conversation's change number of this edit
+ */
+/**
+ * @typedef {object} MuteState
+ * @property {string} conversationId
+ * @property {number | null} mutedUntil epoch ms (2**53: forever); null: not muted
  */
 /**
  * @typedef {object} Notification
@@ -461,10 +554,18 @@ export const SHAPES = Object.freeze({
  * @property {number} lastSeq
  * @property {Array<Message>} messages
  * @property {boolean} hasMore
+ * @property {number} [lastChange] message:changes after your change cursor
  */
 /**
  * @typedef {object} SyncResult
  * @property {Object<string, SyncedConversation>} conversations
+ */
+/**
+ * @typedef {object} ThreadPage
+ * @property {string} conversationId
+ * @property {Message} parent
+ * @property {Array<Message>} messages replies after afterSeq, oldest first
+ * @property {boolean} hasMore
  */
 /**
  * @typedef {object} TokenRefreshed

@@ -13,6 +13,7 @@ from typing import Any
 from switchboard.dal.conversations import RECENT_CONVERSATIONS, ConversationRepository
 from switchboard.delivery import Delivery
 from switchboard.gateway import ConnectionGone, PostRefused
+from switchboard.message_ops import wire_messages
 from switchboard.observability import logger
 from switchboard.protocol import push
 
@@ -55,8 +56,8 @@ class Backlog:
                 )
                 if not page:
                     break
-                for message in page:
-                    frame = push(message.wire())
+                for wired in wire_messages(self.conversations, page):  # quotes as now
+                    frame = push(wired)
                     if not self.delivery.when_ready(
                         connection_id, connected_at, partial(self._post, connection_id, frame)
                     ):

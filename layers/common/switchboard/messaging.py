@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -27,6 +27,7 @@ from switchboard.dal.conversations import (
     direct_id,
     send_digest,
 )
+from switchboard.dal.message_changes import MessageChangeRepository
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
@@ -38,8 +39,10 @@ from switchboard.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    SwitchboardError,
 )
 from switchboard.limits import MAX_BODY_CHARS
+from switchboard.message_ops import current_previews, quote_of, resolve_quotes, wire_messages
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
@@ -82,6 +85,7 @@ class MessagingService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.conversations = conversations
+        self.changes = MessageChangeRepository(conversations)  # threads and quotes
         self.delivery = delivery
         self.users = delivery.users
         self.notification_queue = notification_queue
@@ -158,6 +162,7 @@ class MessagingService:
         after = _decode_cursor(data.cursor) if data.cursor else None
         page = self.conversations.inbox(caller.user_id, data.limit, after)
         found = self.conversations.get_many(m.conversation_id for m in page.members)
+        now = self._now_ms()
         items: list[wire.ConversationSummary] = []
         for member in page.members:
             c = found.get(member.conversation_id)
@@ -177,6 +182,8 @@ class MessagingService:
                     ackedSeq=member.acked_seq,
                     readSeq=member.read_seq,
                     unread=max(0, c.last_seq - member.read_seq),
+                    lastChange=c.last_change,
+                    mutedUntil=member.muted_until if member.muted_until > now else None,
                 )
             )
         next_cursor = None
@@ -198,8 +205,9 @@ class MessagingService:
         if len({a.uploadId for a in data.attachments}) < len(data.attachments):
             raise BadRequest("an upload can be attached once per message")
         rules = self._send_limits(caller)
+        quote: wire.Quote | None = None
         for attempt in range(SEND_ATTEMPTS):
-            conversation = self._conversation_for(caller, data.conversationId)
+            conversation, quote = self._conversation_for_send(caller, data)
             message = StoredMessage(
                 conversation_id=conversation.conversation_id,
                 seq=conversation.last_seq + 1,
@@ -210,6 +218,8 @@ class MessagingService:
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
                 sender_connection_id=caller.connection_id,
+                parent_seq=data.parentSeq,
+                reply_to_seq=data.replyToSeq,
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
@@ -227,29 +237,70 @@ class MessagingService:
                     content_type=a.contentType,
                     size=a.size,
                 )
+            change = self._thread_guards(conversation, message, guards)
             try:
-                self.conversations.append(conversation, message, guards)
+                self.conversations.append(conversation, message, guards, change=change)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                if refused.label in limits:
-                    raise _rate_limited(limits[refused.label], message.created_at) from None
-                position = int(refused.label.removeprefix("attachment:"))
-                raise BadRequest(
-                    f"attachments[{position}] is not a completed upload of yours, or its "
-                    "fileName/contentType/size differ from the upload's",
-                    details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
-                ) from None
+                error = _refusal(refused.label, limits, message.created_at)
+                if error is not None:
+                    raise error from None
+                # another change took the change number: read again and retry
+                self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
             except SeqConflict:
                 # Another member sent at the same moment: read the new lastSeq and retry.
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
         else:
             raise Conflict("the conversation is too busy right now, retry the send")
-        self._deliver(caller, conversation, message)
+        self._deliver(caller, conversation, message, quote)
         return wire.MessageSent(
             seq=message.seq, messageId=message.message_id, createdAt=message.created_at
         )
+
+    def _thread_guards(
+        self, conversation: Conversation, message: StoredMessage, guards: dict[str, Any]
+    ) -> int | None:
+        """A thread reply counts itself on its parent, as the conversation's next change
+        (dal/message_changes.py), in the send's own transaction: adds those guards and
+        returns the change number (None: not a thread reply)."""
+        if message.parent_seq is None:
+            return None
+        change = conversation.last_change + 1
+        cid, now = conversation.conversation_id, message.created_at
+        guards["parent"] = self.changes.parent_update(cid, message.parent_seq, now, change)
+        guards["change"] = self.changes.change_entry(cid, change, message.parent_seq, now)
+        return change
+
+    def _conversation_for_send(
+        self, caller: Caller, data: wire.MessageSend
+    ) -> tuple[Conversation, wire.Quote | None]:
+        """The conversation and, for a quote-reply, the quoted message's preview: in the one
+        read a send makes (a BatchGetItem over both tables instead of a GetItem)."""
+        linked = [s for s in (data.parentSeq, data.replyToSeq) if s is not None]
+        if not linked:
+            return self._conversation_for(caller, data.conversationId), None
+        conversation, messages = self.changes.read(data.conversationId, linked)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        if caller.user_id not in conversation.members:
+            raise Forbidden("you are not a member of this conversation")
+        parent = messages.get(data.parentSeq) if data.parentSeq is not None else None
+        if data.parentSeq is not None and (parent is None or parent.parent_seq is not None):
+            raise BadRequest(
+                "parentSeq is not a message of this conversation, or is a reply itself",
+                details=[{"field": "data.parentSeq", "message": "no such thread"}],
+            )
+        if data.replyToSeq is None:
+            return conversation, None
+        quoted = messages.get(data.replyToSeq)
+        if quoted is None:
+            raise BadRequest(
+                "replyToSeq is not a message of this conversation",
+                details=[{"field": "data.replyToSeq", "message": "no such message"}],
+            )
+        return conversation, quote_of(quoted, data.replyToSeq)
 
     def _repeat_send(
         self, caller: Caller, conversation: Conversation, data: wire.MessageSend
@@ -274,10 +325,16 @@ class MessagingService:
             self._deliver(caller, conversation, stored[0])
         return wire.MessageSent.model_validate(reply)
 
-    def _deliver(self, caller: Caller, conversation: Conversation, message: StoredMessage) -> None:
+    def _deliver(
+        self,
+        caller: Caller,
+        conversation: Conversation,
+        message: StoredMessage,
+        quote: wire.Quote | None = None,
+    ) -> None:
         report = self.delivery.to_users(
             conversation.members,
-            push(message.wire()),
+            push(message.wire(quote)),
             exclude_connection=caller.connection_id,
         )
         offline = [u for u in report.offline_users if u != caller.user_id]
@@ -357,8 +414,7 @@ class MessagingService:
                     conversation_id, after, min(data.limit, items_left, fits)
                 )
                 items_left -= len(messages)
-                for message in messages:
-                    wired = message.wire()
+                for wired in wire_messages(self.conversations, messages):
                     size = len(json.dumps(wired.wire()))
                     if size > budget:
                         budget = 0  # full: no later conversation is queried
@@ -370,6 +426,7 @@ class MessagingService:
                 lastSeq=conversation.last_seq,
                 messages=shown,
                 hasMore=last_shown < conversation.last_seq,
+                lastChange=conversation.last_change,
             )
         return wire.SyncResult(conversations=result)
 
@@ -385,8 +442,9 @@ class MessagingService:
             messages += self.conversations.messages_after(cid, around - 1, newer)
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
+        quotes = resolve_quotes(self.conversations, messages)
         for message in reversed(messages):  # keep the newest when the budget runs out
-            item = message.wire()
+            item = message.wire(quotes.get(message.reply_to_seq) if message.reply_to_seq else None)
             budget -= len(json.dumps(item.wire()))
             if budget < 0:
                 break
@@ -398,6 +456,7 @@ class MessagingService:
             messages=wired,
             hasMore=first > 1,
             lastSeq=conversation.last_seq,
+            lastChange=conversation.last_change,
         )
 
     # ------------------------------------------------------------------ typing, presence
@@ -455,7 +514,7 @@ class MessagingService:
     ) -> wire.NotificationPage:
         page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
         return wire.NotificationPage(
-            notifications=[n.wire() for n in page],
+            notifications=current_previews(self.conversations, [n.wire() for n in page]),
             cursor=page[-1].notification_id if len(page) == data.limit else None,
         )
 
@@ -486,6 +545,25 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         return _CURSOR.validate_json(base64.urlsafe_b64decode(cursor.encode()), strict=True)
     except (ValueError, TypeError):  # binascii.Error and ValidationError are ValueErrors
         raise BadRequest("invalid cursor") from None
+
+
+def _refusal(label: str, limits: dict[str, RateLimit], now_ms: int) -> SwitchboardError | None:
+    """What a send's refused guard means for the sender (None: a race, retry)."""
+    if label in limits:
+        return _rate_limited(limits[label], now_ms)
+    if label == "parent":
+        return BadRequest(
+            "parentSeq is not a message of this conversation, or is a reply itself",
+            details=[{"field": "data.parentSeq", "message": "no such thread"}],
+        )
+    if label == "change":
+        return None
+    position = int(label.removeprefix("attachment:"))
+    return BadRequest(
+        f"attachments[{position}] is not a completed upload of yours, or its "
+        "fileName/contentType/size differ from the upload's",
+        details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
+    )
 
 
 def _rate_limited(rule: RateLimit, now_ms: int) -> RateLimited:

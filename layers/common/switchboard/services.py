@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from switchboard.dal.conversations import ConversationRepository
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.delivery import Delivery
+    from switchboard.message_ops import MessageOpsService
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
     from switchboard.preferences import PreferencesService
@@ -92,6 +93,24 @@ def messaging(settings: MessagingSettings) -> MessagingService:
             sends_per_user=settings.SEND_LIMIT_PER_USER,
             sends_per_connection=settings.SEND_LIMIT_PER_CONNECTION,
             creates_per_user=settings.CREATE_LIMIT_PER_USER,
+        ),
+    )
+
+
+def message_ops(settings: MessagingSettings, shared: MessagingService) -> MessageOpsService:
+    """Edits, deletes, reactions, threads, mute: on the messaging service's own
+    repositories and delivery (one set of clients per function)."""
+    from switchboard.message_ops import MessageOpsLimits, MessageOpsService
+
+    return MessageOpsService(
+        shared.conversations,
+        shared.delivery,
+        shared.counters,
+        settings.UPLOADS_TABLE,
+        limits=MessageOpsLimits(
+            edit_window_seconds=settings.EDIT_WINDOW_SECONDS,
+            ops_per_user=settings.MESSAGE_OP_LIMIT_PER_USER,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
         ),
     )
 

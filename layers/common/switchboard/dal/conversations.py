@@ -51,7 +51,7 @@ from switchboard.dal.transactions import Transaction
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from switchboard.wire.messaging import Message
+    from switchboard.wire.messaging import Message, Quote
 
 META = "#meta"
 ACTIVITY_INDEX = "byActivity"
@@ -89,6 +89,7 @@ class Conversation:
     last_seq: int = 0
     last_message: dict[str, Any] | None = None
     last_activity_at: int = 0
+    last_change: int = 0  # the change stream's cursor (dal/message_changes.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ class Member:
     acked_seq: int = 0
     read_seq: int = 0
     activity_at: int = 0
+    muted_until: int = 0  # epoch ms; notifications are off until then (message_ops.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +121,21 @@ class StoredMessage:
     # The connection it was sent from: analytics counts messages per session. Stored,
     # never sent on the wire.
     sender_connection_id: str = ""
+    # Threads and quotes, edits, deletion, reactions (message_ops.py): ``version`` counts
+    # the changes, ``change`` is the conversation's change number of the latest one.
+    parent_seq: int | None = None
+    reply_to_seq: int | None = None
+    reply_count: int = 0
+    last_reply_at: int | None = None
+    edited_at: int | None = None
+    deleted_at: int | None = None
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    version: int = 0
+    change: int = 0
 
-    def wire(self) -> Message:
-        from switchboard.wire.messaging import Message, MessageAttachment
+    def wire(self, quote: Quote | None = None) -> Message:
+        """``quote``: the preview of the message at reply_to_seq, as it is now."""
+        from switchboard.wire.messaging import Message, MessageAttachment, Reaction
 
         return Message(
             conversationId=self.conversation_id,
@@ -132,6 +146,18 @@ class StoredMessage:
             createdAt=self.created_at,
             clientMessageId=self.client_message_id,
             attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
+            version=self.version or None,
+            editedAt=self.edited_at,
+            deletedAt=self.deleted_at,
+            reactions=[
+                Reaction(emoji=emoji, count=len(users), userIds=list(users))
+                for emoji, users in self.reactions.items()
+            ]
+            or None,
+            parentSeq=self.parent_seq,
+            replyCount=self.reply_count or None,
+            lastReplyAt=self.last_reply_at,
+            replyTo=quote,
         )
 
 
@@ -343,12 +369,16 @@ class ConversationRepository(DynamoRepository):
         conversation: Conversation,
         message: StoredMessage,
         guards: Mapping[str, dict[str, Any]] = _NO_GUARDS,
+        *,
+        change: int | None = None,
     ) -> None:
         """Stores ``message`` as seq ``conversation.last_seq + 1`` (see module doc).
 
         ``guards`` are conditional Updates (rate-limit counters) written in the same
         transaction, by label: if one refuses, nothing is stored and ``GuardRefused`` tells
-        which."""
+        which. ``change``: the send also changes another message (a thread reply's parent,
+        among the guards), as change number ``change`` of the conversation: lastChange
+        moves to it from ``conversation.last_change`` (dal/message_changes.py)."""
         assert message.seq == conversation.last_seq + 1
         preview = {
             "seq": message.seq,
@@ -372,8 +402,10 @@ class ConversationRepository(DynamoRepository):
                 },
                 "UpdateExpression": (
                     "SET lastSeq = :next, lastMessage = :preview, lastActivityAt = :now"
+                    + (", lastChange = :change" if change is not None else "")
                 ),
-                "ConditionExpression": "lastSeq = :current AND contains(members, :sender)",
+                "ConditionExpression": "lastSeq = :current AND contains(members, :sender)"
+                + (f" AND {change_condition(conversation)}" if change is not None else ""),
                 "ExpressionAttributeValues": to_item(
                     {
                         ":next": message.seq,
@@ -381,6 +413,8 @@ class ConversationRepository(DynamoRepository):
                         ":sender": message.sender_id,
                         ":preview": preview,
                         ":now": message.created_at,
+                        ":change": change,
+                        ":lastChange": conversation.last_change if change is not None else None,
                     }
                 ),
             },
@@ -400,6 +434,14 @@ class ConversationRepository(DynamoRepository):
                         "clientMessageId": message.client_message_id,
                         "attachments": message.attachments or None,
                         "senderConnectionId": message.sender_connection_id or None,
+                        "parentSeq": message.parent_seq,
+                        "replyToSeq": message.reply_to_seq,
+                        # the byThread index's key: a thread's replies, by seq
+                        "thread": (
+                            thread_key(message.conversation_id, message.parent_seq)
+                            if message.parent_seq
+                            else None
+                        ),
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(seq)",
@@ -595,6 +637,17 @@ class ConversationRepository(DynamoRepository):
         return found
 
 
+def thread_key(conversation_id: str, parent_seq: int) -> str:
+    return f"{conversation_id}#{parent_seq}"
+
+
+def change_condition(conversation: Conversation) -> str:
+    """The condition (on ``:lastChange``) that lastChange is still what was read."""
+    if conversation.last_change:
+        return "lastChange = :lastChange"
+    return "(attribute_not_exists(lastChange) OR lastChange = :lastChange)"
+
+
 def _is_transaction_conflict(exc: Exception) -> bool:
     return (
         isinstance(exc, ClientError)
@@ -617,6 +670,7 @@ def _conversation(item: dict[str, Any]) -> Conversation:
         last_seq=int(item.get("lastSeq", 0)),
         last_message=item.get("lastMessage"),
         last_activity_at=int(item.get("lastActivityAt", 0)),
+        last_change=int(item.get("lastChange", 0)),
     )
 
 
@@ -627,6 +681,7 @@ def _member(item: dict[str, Any]) -> Member:
         acked_seq=int(item.get("ackedSeq", 0)),
         read_seq=int(item.get("readSeq", 0)),
         activity_at=int(item.get("activityAt", 0)),
+        muted_until=int(item.get("mutedUntil", 0)),
     )
 
 
@@ -640,4 +695,20 @@ def _message(item: dict[str, Any]) -> StoredMessage:
         created_at=int(item.get("createdAt", 0)),
         client_message_id=item.get("clientMessageId", ""),
         attachments=list(item.get("attachments", [])),
+        parent_seq=_optional_int(item.get("parentSeq")),
+        reply_to_seq=_optional_int(item.get("replyToSeq")),
+        reply_count=int(item.get("replyCount", 0)),
+        last_reply_at=_optional_int(item.get("lastReplyAt")),
+        edited_at=_optional_int(item.get("editedAt")),
+        deleted_at=_optional_int(item.get("deletedAt")),
+        # a list, not a map: DynamoDB keeps a list's order (first reacted, first shown)
+        reactions={
+            str(r["emoji"]): [str(u) for u in r["userIds"]] for r in item.get("reactions") or []
+        },
+        version=int(item.get("version", 0)),
+        change=int(item.get("changeSeq", 0)),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -19,15 +19,16 @@ from switchboard.protocol import (
 )
 
 # Feature modules, in the order the docs present them.
-FEATURES = ("sessions", "messaging", "search", "calls", "uploads")
+FEATURES = ("sessions", "messaging", "message_ops", "search", "calls", "uploads")
 
 
 def _modules() -> dict[str, Any]:
-    from switchboard.wire import calls, messaging, search, sessions, uploads
+    from switchboard.wire import calls, message_ops, messaging, search, sessions, uploads
 
     return {
         "sessions": sessions,
         "messaging": messaging,
+        "message_ops": message_ops,
         "search": search,
         "calls": calls,
         "uploads": uploads,

@@ -50,6 +50,10 @@ class MessageSend(WireModel):
         description="longer than MAX_BODY_CHARS characters: payload_too_large",
     )
     attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
+    # Threads and quotes (switchboard/message_ops.py): a reply in the thread of the message
+    # at parentSeq (itself not a reply), and/or a quote of the message at replyToSeq.
+    parentSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
+    replyToSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
 
 
 class Cursor(WireModel):
@@ -122,6 +126,7 @@ class LastMessage(WireData):
     senderId: str
     body: str = Field(description="the first 200 characters")
     createdAt: int
+    deleted: Omitted[bool] = Field(default=None, description="true: deleted (body is empty)")
 
 
 class ConversationSummary(WireData):
@@ -135,6 +140,12 @@ class ConversationSummary(WireData):
     ackedSeq: int
     readSeq: int
     unread: int
+    lastChange: int = Field(
+        default=0, description="the conversation's change cursor (message:changes)"
+    )
+    mutedUntil: Omitted[int] = Field(
+        default=None, description="epoch ms; notifications are off until then (2**53: forever)"
+    )
 
 
 class ConversationPage(WireData):
@@ -149,8 +160,25 @@ class MessageAttachment(WireData):
     size: Omitted[int] = None
 
 
+class Reaction(WireData):
+    emoji: str
+    count: int
+    userIds: list[str] = Field(description="who reacted, in the order they did")
+
+
+class Quote(WireData):
+    """The message a quote-reply quotes, as it is now (a deleted one: ``deleted``, no text)."""
+
+    seq: int
+    senderId: str
+    snippet: str = Field(description="the first 100 characters; empty if deleted")
+    deleted: bool
+
+
 class Message(PushData):
-    """A stored message (``message:new``, and in sync and history replies)."""
+    """A stored message (``message:new``, and in sync and history replies), as it is now:
+    edited (``editedAt``), deleted (``deletedAt``: body empty, no attachments), reacted to,
+    a thread reply (``parentSeq``) or a thread's parent (``replyCount``)."""
 
     TYPE = "message:new"
     conversationId: str
@@ -161,6 +189,14 @@ class Message(PushData):
     createdAt: int
     clientMessageId: str
     attachments: Omitted[list[MessageAttachment]] = None
+    version: Omitted[int] = Field(default=None, description="changes so far (absent: none)")
+    editedAt: Omitted[int] = None
+    deletedAt: Omitted[int] = None
+    reactions: Omitted[list[Reaction]] = None
+    parentSeq: Omitted[int] = None
+    replyCount: Omitted[int] = None
+    lastReplyAt: Omitted[int] = None
+    replyTo: Omitted[Quote] = None
 
 
 class MessageSent(WireData):
@@ -181,6 +217,7 @@ class SyncedConversation(WireData):
     lastSeq: int
     messages: list[Message]
     hasMore: bool
+    lastChange: int = Field(default=0, description="message:changes after your change cursor")
 
 
 class SyncResult(WireData):
@@ -192,6 +229,7 @@ class HistoryPage(WireData):
     messages: list[Message]
     hasMore: bool
     lastSeq: int
+    lastChange: int = Field(default=0, description="the conversation's change cursor")
 
 
 class TypingSent(WireData):
