@@ -71,6 +71,12 @@ class World:
         self.uploads.append(upload_id)
         return upload_id
 
+    def new_message(self) -> int:
+        """A fresh message of the owner's (each cell gets its own: a delete in one cell
+        cannot turn the next cell's edit into a conflict)."""
+        seq: int = send(self.people["owner"], self.conversation, "to change")["seq"]
+        return seq
+
     def hang_up(self) -> None:
         """Ends whatever call the owner and the member are still in (one call at a time)."""
         for role in ("owner", "member"):
@@ -147,6 +153,22 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     # a search named to a conversation reads it only for members (a search without one
     # reads only the caller's own index: tests/integration/test_search.py)
     "message:search": (PARTICIPANTS, conv({"query": "first"})),
+    # edit and delete: the sender alone (the owner sent the message); react: any member
+    "message:edit": (
+        OWNER,
+        lambda w, r: {"conversationId": w.conversation, "seq": w.new_message(), "body": r},
+    ),
+    "message:delete": (
+        OWNER,
+        lambda w, r: {"conversationId": w.conversation, "seq": w.new_message()},
+    ),
+    "message:react": (
+        PARTICIPANTS,
+        lambda w, r: {"conversationId": w.conversation, "seq": w.new_message(), "emoji": "👍"},
+    ),
+    "message:changes": (PARTICIPANTS, conv({"afterChange": 0})),
+    "thread:history": (PARTICIPANTS, conv({"parentSeq": 1})),
+    "conversation:mute": (PARTICIPANTS, conv({"until": 2**50})),
     "typing:start": (PARTICIPANTS, conv()),
     "typing:stop": (PARTICIPANTS, conv()),
     "presence:query": (PARTICIPANTS, lambda w, r: {"userIds": [w.people["owner"].user_id]}),

@@ -36,6 +36,17 @@ def test_counted_calls_meet_the_goals(counted: dict[str, Any]) -> None:
     # Call setup rings the callee (a push) and answers back to the caller (another)
     assert operations["call_setup"]["posts"] >= 2
     assert operations["upload_start"]["dynamodb"] >= 1
+    # Edit, reaction, delete, thread reply and quote-reply: each like a send (3 calls, one
+    # push to the other member)
+    for name in (
+        "message_edit",
+        "message_react",
+        "message_delete",
+        "send_thread_reply",
+        "send_quote",
+    ):
+        assert operations[name]["dynamodb"] <= 3, (name, operations[name])
+        assert operations[name]["posts"] == 1, (name, operations[name])
 
 
 def test_cost_model_and_table_from_counted_calls(counted: dict[str, Any]) -> None:

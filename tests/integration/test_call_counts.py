@@ -69,3 +69,47 @@ def test_no_request_path_scans(stack: Stack, calls: CallCounter) -> None:
         bob.ok(action, data(conversation, bob.user_id))
     assert calls.calls["dynamodb.TransactWriteItems"] >= 1  # the hooks saw the traffic
     assert calls.scans() == 0, calls.snapshot()
+
+
+def test_edit_delete_reaction_and_thread_replies_cost_at_most_three_dynamodb_calls(
+    stack: Stack, calls: CallCounter
+) -> None:
+    app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
+    tag = uuid.uuid4().hex[:6]
+    alice = Client(stack, app, connect, f"alice-{tag}")
+    bob = Client(stack, app, connect, f"bob-{tag}")
+    conversation = alice.ok("conversation:create", {"members": [bob.user_id]})["conversationId"]
+    for body in ("one", "two"):
+        alice.ok(
+            "message:send", {"conversationId": conversation, "clientMessageId": body, "body": body}
+        )
+    at = {"conversationId": conversation, "seq": 2}
+    counted: dict[str, dict[str, int]] = {}
+    for name, client, action, data in (
+        ("edit", alice, "message:edit", {**at, "body": "two!"}),
+        ("react", bob, "message:react", {**at, "emoji": "👍"}),
+        ("unreact", bob, "message:react", {**at, "emoji": "👍", "on": False}),
+        (
+            "thread reply",
+            bob,
+            "message:send",
+            {"conversationId": conversation, "clientMessageId": "t", "body": "t", "parentSeq": 1},
+        ),
+        (
+            "quote",
+            bob,
+            "message:send",
+            {"conversationId": conversation, "clientMessageId": "q", "body": "q", "replyToSeq": 1},
+        ),
+        ("delete", alice, "message:delete", at),
+    ):
+        calls.clear()
+        client.ok(action, data)
+        counted[name] = calls.snapshot()
+        assert calls.service_calls("dynamodb") <= 3, (name, counted[name])
+        assert calls.scans() == 0
+    # One read (conversation and message together), one transaction, the push's presence read
+    for name in ("edit", "react", "unreact", "delete"):
+        assert counted[name]["dynamodb.BatchGetItem"] == 2, counted[name]
+        assert counted[name]["dynamodb.TransactWriteItems"] == 1, counted[name]
+    assert counted["thread reply"]["dynamodb.TransactWriteItems"] == 1
