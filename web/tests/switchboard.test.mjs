@@ -563,3 +563,99 @@ test("highlightParts splits by code points and ignores bad ranges", () => {
   ]);
   assert.deepEqual(highlightParts("abc", [[2, 9], [1, 0]]), [{ text: "abc", hit: false }]);
 });
+
+test("after a reconnect, only what changed since the change cursor is read", async () => {
+  const h = harness();
+  const first = await connected(h);
+  const changed = [];
+  h.client.on(ClientEvent.MESSAGE_CHANGED, (c) => changed.push(c));
+  // conversation:list seeds the change cursor (c1 at change 2)
+  const list = h.client.listConversations();
+  await flush();
+  first.reply(first.requests("conversation:list")[0], {
+    conversations: [
+      {
+        conversationId: "c1", title: null, listingId: null, members: ["alice", "bob"], lastSeq: 2,
+        lastMessage: null, lastActivityAt: 1, ackedSeq: 2, readSeq: 2, unread: 0, lastChange: 2,
+      },
+    ],
+    cursor: null,
+  });
+  await list;
+  assert.equal(h.client.changeCursor("c1"), 2);
+  // A consecutive change push moves the cursor; one after a gap does not
+  first.push({ type: "message:updated", data: { conversationId: "c1", seq: 1, body: "x", editedAt: 5, version: 1, change: 3 } });
+  assert.equal(h.client.changeCursor("c1"), 3);
+  first.push({ type: "message:deleted", data: { conversationId: "c1", seq: 2, deletedAt: 6, version: 1, change: 5 } });
+  assert.equal(h.client.changeCursor("c1"), 3, "change 4 was not seen: read it on resume");
+  first.drop();
+  await h.clock.advance(250);
+  const second = h.last();
+  second.open();
+  await flush();
+  const [sync] = second.requests("message:sync");
+  second.reply(sync, { conversations: { c1: { messages: [], hasMore: false, lastSeq: 2, lastChange: 6 } } });
+  await flush();
+  const [changes] = second.requests("message:changes");
+  assert.deepEqual(changes.data, { conversationId: "c1", afterChange: 3 });
+  const edited = { ...msg("c1", 1, "edited"), version: 2, editedAt: 9 };
+  second.reply(changes, { conversationId: "c1", messages: [edited], cursor: 5, lastChange: 6, hasMore: true, reset: false });
+  await flush();
+  const [, more] = second.requests("message:changes");
+  assert.deepEqual(more.data, { conversationId: "c1", afterChange: 5 }, "pages while hasMore");
+  const tombstone = { ...msg("c1", 2, ""), version: 1, deletedAt: 6 };
+  second.reply(more, { conversationId: "c1", messages: [tombstone], cursor: 6, lastChange: 6, hasMore: false, reset: false });
+  await flush();
+  assert.deepEqual(changed.map((c) => c.message.seq), [1, 2]);
+  assert.equal(h.client.changeCursor("c1"), 6);
+  assert.equal(second.requests("message:changes").length, 2, "caught up: no more reads");
+  h.client.close();
+});
+
+test("edit, delete, react, thread replies, quotes and mute send what the server checks", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const calls = [
+    h.client.editMessage("c1", 3, "fixed"),
+    h.client.deleteMessage("c1", 4),
+    h.client.react("c1", 3, "👍"),
+    h.client.react("c1", 3, "👍", false),
+    h.client.threadHistory("c1", 3, { afterSeq: 5 }),
+    h.client.mute("c1"),
+    h.client.mute("c1", 1_900_000_000_000),
+    h.client.unmute("c1"),
+    h.client.sendMessage("c1", "in thread", { parentSeq: 3, replyToSeq: 2, clientMessageId: "t1" }),
+  ];
+  await flush();
+  assert.deepEqual(
+    ws.sent.map((f) => [f.action, f.data]),
+    [
+      ["message:edit", { conversationId: "c1", seq: 3, body: "fixed" }],
+      ["message:delete", { conversationId: "c1", seq: 4 }],
+      ["message:react", { conversationId: "c1", seq: 3, emoji: "👍", on: true }],
+      ["message:react", { conversationId: "c1", seq: 3, emoji: "👍", on: false }],
+      ["thread:history", { conversationId: "c1", parentSeq: 3, afterSeq: 5, limit: 50 }],
+      ["conversation:mute", { conversationId: "c1", muted: true }],
+      ["conversation:mute", { conversationId: "c1", muted: true, until: 1_900_000_000_000 }],
+      ["conversation:mute", { conversationId: "c1", muted: false }],
+      ["message:send", { conversationId: "c1", clientMessageId: "t1", body: "in thread", parentSeq: 3, replyToSeq: 2 }],
+    ],
+  );
+  const replies = [
+    { conversationId: "c1", seq: 3, body: "fixed", editedAt: 7, version: 1, change: 1 },
+    { conversationId: "c1", seq: 4, deletedAt: 8, version: 1, change: 2 },
+    { conversationId: "c1", seq: 3, reactions: [{ emoji: "👍", count: 1, userIds: ["alice"] }], userId: "alice", emoji: "👍", on: true, version: 2, change: 3 },
+    { conversationId: "c1", seq: 3, reactions: [], userId: "alice", emoji: "👍", on: false, version: 3, change: 4 },
+    { conversationId: "c1", parent: msg("c1", 3), messages: [msg("c1", 6)], hasMore: false },
+    { conversationId: "c1", mutedUntil: 2 ** 53 },
+    { conversationId: "c1", mutedUntil: 1_900_000_000_000 },
+    { conversationId: "c1", mutedUntil: null },
+    { seq: 9, messageId: "m9", createdAt: 9 },
+  ];
+  ws.sent.forEach((request, i) => ws.reply(request, replies[i]));
+  const results = await Promise.all(calls);
+  assert.equal(results[0].body, "fixed");
+  assert.equal(results[4].messages[0].seq, 6);
+  assert.equal(results[8].parentSeq, 3);
+  h.client.close();
+});
