@@ -64,6 +64,7 @@ from switchboard_client.errors import (
     error_from_reply,
 )
 from switchboard_client.inbox import Inbox
+from switchboard_client.message_ops import CHANGE_PUSHES, MessageOps
 from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
 from switchboard_client.wire import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
@@ -162,6 +163,7 @@ class Client:
         backoff: Backoff | None = None,
         auto_ack: bool = True,
         cursors: Mapping[str, int] | None = None,
+        change_cursors: Mapping[str, int] | None = None,
         gap_fill_delay: float = 1.0,
         sync_limit: int = 100,
         typing_interval: float = 2.5,
@@ -191,6 +193,8 @@ class Client:
         self.inbox = Inbox(dict(cursors or {}))
         self.calls = Calls(self)  # call:* signaling helpers
         self.uploads = Uploads(self)  # upload:* helpers and the whole upload flow
+        # edit, delete, react, threads, mute; the change stream read on resume
+        self.messages = MessageOps(self, self._emit, change_cursors)
         self.stats = Stats()
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()  # a socket is usable
@@ -435,13 +439,16 @@ class Client:
         attachments: Iterable[Mapping[str, Any]] | None = None,
         client_message_id: str | None = None,
         timeout: float | None = None,
+        parent_seq: int | None = None,
+        reply_to_seq: int | None = None,
     ) -> Sent:
         """Sends and returns once the message is durably stored. A lost connection, a
         lost reply, an API Gateway error, an expired token (refreshed meanwhile),
         ``rate_limited`` and a busy conversation (``conflict``) are retried with the same
         ``clientMessageId`` until ``timeout`` (the server makes retries idempotent), so one
         call stores the message at most once. If it raises, the message may still have
-        been stored: retry with the same ``client_message_id``."""
+        been stored: retry with the same ``client_message_id``. ``parent_seq``: a reply in
+        that message's thread; ``reply_to_seq``: a quote of that message."""
         loop = asyncio.get_running_loop()
         client_message_id = client_message_id or uuid.uuid4().hex
         data: dict[str, Any] = {
@@ -451,6 +458,10 @@ class Client:
         }
         if attachments:
             data["attachments"] = [dict(a) for a in attachments]
+        if parent_seq is not None:
+            data["parentSeq"] = parent_seq
+        if reply_to_seq is not None:
+            data["replyToSeq"] = reply_to_seq
         deadline = loop.time() + (self.send_timeout if timeout is None else timeout)
         conflicts = 0
         attempt = 0
@@ -731,6 +742,8 @@ class Client:
         if kind == "message:new":
             self._ingest([data])
             return
+        if kind in CHANGE_PUSHES:
+            self.messages.note_push(data)
         self._emit(Event(kind, data))
 
     def _resolve(self, frame: dict[str, Any]) -> None:
@@ -759,6 +772,7 @@ class Client:
                 log.warning("dropped a malformed message", extra={"error": str(exc)})
                 continue
             touched.add(message.conversation_id)
+            self.messages.track(message.conversation_id)
             if self._is_own_pending_send(message):
                 self._deliver(
                     self.inbox.record_own(message.conversation_id, message.seq), ack=False
@@ -857,6 +871,7 @@ class Client:
             acked = conversation.ackedSeq
             self._acked[conversation_id] = acked  # the server's own view, after any ack
             self._deliver(self.inbox.seed(conversation_id, acked))
+            self.messages.seen(conversation_id, conversation.lastChange or 0)
             cursor = self.inbox.cursor(conversation_id) or 0
             if conversation.lastSeq > cursor:
                 behind[conversation_id] = cursor
@@ -864,6 +879,7 @@ class Client:
             self._deliver(released)
         behind.update(self.inbox.gaps())
         await self._sync_from(behind)
+        await self.messages.sync_changes()  # edits, deletes, reactions while away
         self._ack_wakeup.set()
 
     async def _keepalive(self, ws: ClientConnection) -> None:

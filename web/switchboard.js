@@ -708,6 +708,9 @@ export class SwitchboardClient {
       this.duplicates += 1;
       return false;
     }
+    // A conversation first seen by its messages (it started while connected): its changes
+    // are read from the start on resume (at worst more than needed, never less).
+    if (!this._changeCursors.has(message.conversationId)) this._changeCursors.set(message.conversationId, 0);
     this._emit(ClientEvent.MESSAGE, { ...message, source });
     const after = this.log.cursor(message.conversationId);
     if (source !== "self" && this.options.autoAck && after > before) this._scheduleAck(message.conversationId);

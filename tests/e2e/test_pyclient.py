@@ -316,3 +316,57 @@ async def test_search_finds_a_message_and_history_opens_around_it(
         assert results.cursor is None
         page = await b.history(conversation, around_seq=hit.seq, limit=4)
         assert [m.seq for m in page.messages] == [4, 5, 6, 7]
+
+
+async def test_a_client_that_was_away_learns_of_edits_deletes_and_reactions_on_resume(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    a = _client(devserver, alice)
+    b = _client(devserver, bob)
+    async with _connected(a), _connected(b) as b_messages:
+        conversation = (await a.create_conversation([bob])).conversationId
+        for i in range(1, 6):
+            await a.send_message(conversation, f"message {i}")
+        assert [seq for seq, _ in await _bodies(b_messages, 5)] == [1, 2, 3, 4, 5]
+        # Live: bob's client sees alice's edit as a push, and its change cursor follows
+        async with b.events("message:updated") as updates:
+            edited = await a.messages.edit(conversation, 1, "message one")
+            event = await updates.get(timeout=TIMEOUT)
+            assert event.parsed() == wire.MessageUpdated.model_validate(edited.model_dump())
+        await eventually(lambda: b.messages.change_cursors.get(conversation) == 1, TIMEOUT)
+
+        # Bob goes away, keeping his cursors; alice edits, deletes and reacts meanwhile.
+        saved, saved_changes = b.cursors, dict(b.messages.change_cursors)
+        await b.close()
+        await eventually(lambda: not presence_set(devserver, bob), TIMEOUT)
+        await a.messages.edit(conversation, 2, "message two")
+        await a.messages.delete(conversation, 3)
+        reacted = await a.messages.react(conversation, 2, "🎉")
+        await a.messages.edit(conversation, 5, "message five")
+        assert (reacted.change, reacted.version) == (4, 2)
+
+        back = _client(devserver, bob, cursors=saved, change_cursors=saved_changes)
+        changed = back.events("message:changed")
+        try:
+            async with _connected(back):
+                got = {}
+                for _ in range(3):  # seqs 2, 3, 5: each once, as they are now
+                    event = await changed.get(timeout=TIMEOUT)
+                    assert event.message is not None
+                    got[event.message.seq] = event.message
+                assert got[2].body == "message two" and got[2].version == 2
+                assert got[2].raw["reactions"] == [{"emoji": "🎉", "count": 1, "userIds": [alice]}]
+                assert got[3].deleted_at is not None and got[3].body == ""
+                assert got[5].body == "message five" and got[5].edited_at is not None
+                assert back.messages.change_cursors[conversation] == 5
+                # A live change after the resume (the sentinel): it is change 6, the cursor
+                # moves over it, and the resume read nothing more than the three above.
+                async with back.events("message:reactions") as reactions:
+                    await a.messages.react(conversation, 4, "👍")
+                    assert (await reactions.get(timeout=TIMEOUT)).data["change"] == 6
+                assert back.messages.change_cursors[conversation] == 6
+                with pytest.raises(TimeoutError):
+                    await changed.get(timeout=0)
+        finally:
+            changed.close()

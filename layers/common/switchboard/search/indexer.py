@@ -121,9 +121,7 @@ class SearchIndexer:
         # A MODIFY that leaves the searchable part as it was (a reaction, a thread's reply
         # count) changes no posting: skipped, or every reaction would rewrite a message's
         # hundreds of postings.
-        changes = [
-            c for c in (Change.of(r) for r in records) if c is not None and c.old != c.new
-        ]
+        changes = [c for c in (Change.of(r) for r in records) if c is not None and c.old != c.new]
         return self.apply(changes)
 
     def apply(self, changes: list[Change]) -> IndexReport:
