@@ -1,6 +1,7 @@
 // @ts-check
 // The demo app: every Switchboard feature on one page, built on web/switchboard.js.
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
+import { initMessageOps } from "./app-messages.js";
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -46,6 +47,8 @@ const app = {
 };
 // @ts-ignore -- for the browser tests and the curious developer
 window.switchboardApp = app;
+// Edit, delete, reactions, threads, quotes, mute (web/app-messages.js).
+const ops = initMessageOps({ app, $, store, renderMessage, renderConversationList, showError });
 
 // ---------------------------------------------------------------------------- sign in
 
@@ -128,6 +131,7 @@ function wire(client) {
     if (reconnected) loadConversations().catch(showError);
   });
   client.on(ClientEvent.MESSAGE, (message) => onMessage(message));
+  ops.wire(client);
   client.on("message:delivered", (d) => onReceipt(d, "delivered"));
   client.on("message:read", (d) => onReceipt(d, "read"));
   client.on("typing", onTyping);
@@ -184,8 +188,10 @@ async function loadConversationsOnce() {
 
 /** @param {any} message */
 function onMessage(message) {
+  message = ops.withQuote(message);
   const id = message.conversationId;
   store(message);
+  ops.onMessage(message);
   let conversation = app.conversations.get(id);
   if (!conversation) {
     // Someone started a conversation with us: fetch its details.
@@ -283,9 +289,12 @@ function renderConversationList() {
       name.textContent = titleOf(c);
       const preview = document.createElement("span");
       preview.className = "conversation-preview";
-      preview.textContent = c.lastMessage ? `${c.lastMessage.senderId === app.userId ? "You" : c.lastMessage.senderId}: ${c.lastMessage.body || "(attachment)"}` : "No messages yet";
+      const last = c.lastMessage;
+      const said = last?.deleted || last?.deletedAt ? "message deleted" : last?.body || "(attachment)";
+      preview.textContent = last ? `${last.senderId === app.userId ? "You" : last.senderId}: ${said}` : "No messages yet";
       text.append(name, preview);
       button.append(dot, text);
+      ops.decorateConversation(button, c);
       const unread = c.conversationId === app.active ? 0 : c.unread;
       if (unread > 0) {
         const badge = document.createElement("span");
@@ -307,6 +316,7 @@ function renderConversationList() {
  */
 async function openConversation(conversationId, focusSeq) {
   const client = /** @type {SwitchboardClient} */ (app.client);
+  if (app.active !== conversationId) ops.onOpen();
   app.active = conversationId;
   if (focusSeq !== undefined && !app.messages.get(conversationId)?.has(focusSeq)) {
     const page = await client.historyAround(conversationId, focusSeq, 30);
@@ -375,13 +385,14 @@ function renderChatHead() {
     .join(" · ");
   const peer = peerOf(c);
   /** @type {HTMLButtonElement} */ ($("call-button")).disabled = !peer || Boolean(app.call);
+  ops.renderHead(c);
   $("call-button").setAttribute("aria-label", peer ? `Video call ${peer}` : "Calls need a one-to-one conversation");
   $("load-older").hidden = Boolean(app.historyDone.get(app.active));
 }
 
 /** @param {any} message */
 function renderMessage(message) {
-  if (message.conversationId !== app.active) return;
+  if (message.conversationId !== app.active || ops.hidden(message)) return;
   const list = $("messages");
   if (list.querySelector(`[data-seq="${message.seq}"]`)) return;
   const own = message.senderId === app.userId;
@@ -396,6 +407,7 @@ function renderMessage(message) {
   body.className = "body";
   body.textContent = message.body;
   li.append(meta, body);
+  ops.decorate(li, message, body);
   for (const attachment of message.attachments ?? []) {
     const a = document.createElement("p");
     a.className = "attachment";
@@ -463,9 +475,10 @@ async function send(/** @type {SubmitEvent} */ event) {
   const attachment = pendingAttachment;
   if (!body && !attachment) return;
   input.value = "";
-  pendingAttachment = null;
   try {
-    await client.sendMessage(app.active, body, attachment ? { attachments: [attachment] } : {});
+    if (await ops.beforeSend(body)) return; // an edit, saved
+    pendingAttachment = null;
+    await client.sendMessage(app.active, body, { ...(attachment ? { attachments: [attachment] } : {}), ...ops.sendOptions() });
     if (attachment) $("upload").hidden = true;
   } catch (error) {
     input.value = body;

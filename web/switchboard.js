@@ -932,6 +932,9 @@ export class SwitchboardClient {
       clientMessageId,
       ...(data.attachments ? { attachments: data.attachments } : {}),
       ...(data.parentSeq !== undefined ? { parentSeq: data.parentSeq } : {}),
+      // Your own echo names the quoted seq (the server's `replyTo` preview comes with pushes
+      // to the others, history and sync).
+      ...(data.replyToSeq !== undefined ? { replyToSeq: data.replyToSeq } : {}),
     };
     this._receive(message, "self");
     return message;
