@@ -332,10 +332,12 @@ export function initMessageOps(host) {
     $("thread-messages").replaceChildren();
     const page = await app.client.threadHistory(conversationId, parentSeq);
     if (threadParent !== parentSeq || app.active !== conversationId) return;
-    host.store(page.parent);
-    renderThreadParent(page.parent);
+    // The thread's read may be newer than what the timeline shows (an edit whose reply is
+    // still on its way): keep the newer version, and redraw the timeline with it.
+    replace(page.parent);
+    renderThreadParent(stored(parentSeq, conversationId) ?? page.parent);
     for (const reply of page.messages) {
-      host.store(reply);
+      replace(reply);
       renderThreadItem(reply, $("thread-messages"));
     }
     /** @type {HTMLElement} */ ($("thread-input")).focus();
