@@ -525,3 +525,43 @@ def test_unread_counts_come_from_seq_and_the_read_cursor(people: Any) -> None:
     bob.ok("message:read", {"conversationId": conversation, "seq": 2})
     assert bob.ok("conversation:list")["conversations"][0]["unread"] == 1
     assert alice.ok("conversation:list")["conversations"][0]["unread"] == 0
+
+
+def test_a_deleted_messages_attachment_is_no_longer_shared(stack: Stack) -> None:
+    from tests.integration.test_uploads import run_processor
+    from tests.support.images import http, png_plain
+
+    uploads, connect = stack.handler("UploadFunction"), stack.handler("ConnectionFunction")
+    app = stack.handler("MessageFunction")
+    tag = uuid.uuid4().hex[:6]
+    alice_up = Client(stack, uploads, connect, f"alice-{tag}")
+    bob_up = Client(stack, uploads, connect, f"bob-{tag}")
+    alice = Client(stack, app, connect, alice_up.user_id)
+    bob = Client(stack, app, connect, bob_up.user_id)
+    conversation = new_conversation(alice, bob)
+    photo = png_plain()
+    start = alice_up.ok(
+        "upload:start", {"fileName": "me.png", "contentType": "image/png", "size": len(photo)}
+    )
+    assert http("PUT", start["url"], photo, start["headers"])[0] == 200
+    alice_up.ok("upload:complete", {"uploadId": start["uploadId"]})
+    run_processor(stack, stack.handler("UploadProcessorFunction"))
+    attachment = {"uploadId": start["uploadId"], "fileName": "me.png"}
+    alice.ok(
+        "message:send",
+        {
+            "conversationId": conversation,
+            "clientMessageId": "a",
+            "body": "my photo",
+            "attachments": [attachment],
+        },
+    )
+    shared = {"uploadId": start["uploadId"], "conversationId": conversation}
+    assert bob_up.ok("upload:get", shared)["state"] == "complete"
+
+    alice.ok("message:delete", ref(conversation, 1))
+
+    assert bob_up.error("upload:get", shared) == "not_found"
+    assert "attachments" not in history(bob, conversation)[1]
+    # the owner still has her upload (it may be attached elsewhere)
+    assert alice_up.ok("upload:get", {"uploadId": start["uploadId"]})["state"] == "complete"

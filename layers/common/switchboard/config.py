@@ -42,6 +42,13 @@ class DeliverySettings(ConnectionSettings):
     FANOUT_CONCURRENCY: int = 32
 
 
+class DeliveryRetrySettings(DeliverySettings):
+    # A retried message:new is read again before it is posted (message_ops.fresh_retry):
+    # an edit or a delete made while it waited in the queue is what arrives.
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+
+
 class MessagingSettings(DeliverySettings):
     CONVERSATIONS_TABLE: str
     MESSAGES_TABLE: str

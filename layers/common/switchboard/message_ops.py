@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -40,8 +41,10 @@ from switchboard.errors import (
     PayloadTooLarge,
     RateLimited,
 )
+from switchboard.gateway import encode
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
+from switchboard.queues import RetryJob
 from switchboard.router import Caller
 from switchboard.wire import message_ops as wire
 from switchboard.wire.messaging import Message, Notification, Quote
@@ -432,3 +435,23 @@ def _message_key(notification: Notification) -> tuple[str, int] | None:
     if not isinstance(cid, str) or not isinstance(seq, int) or isinstance(seq, bool):
         return None
     return (cid, seq)
+
+
+def fresh_retry(conversations: ConversationRepository, job: RetryJob) -> RetryJob:
+    """A push waiting in the delivery queue, as of now: a ``message:new`` is read again, so
+    a message edited or deleted while its push waited arrives edited or as a tombstone
+    (a retry never resurrects deleted text). Other pushes go as they are (clients order
+    change pushes by ``version``). One BatchGetItem per retried message."""
+    try:
+        frame = json.loads(job.frame)
+        data = frame["data"] if frame.get("type") == Message.TYPE else None
+        key = (str(data["conversationId"]), int(data["seq"])) if data else None
+    except (ValueError, TypeError, KeyError):
+        return job
+    if key is None:
+        return job
+    stored = conversations.messages_at([key]).get(key)
+    if stored is None:
+        return job
+    (current,) = wire_messages(conversations, [stored])
+    return RetryJob(job.connection_id, job.user_id, encode(push(current)).decode())

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         AnalyticsApiSettings,
         AuthorizerSettings,
         CallSettings,
+        DeliveryRetrySettings,
         DeliverySettings,
         MessagingSettings,
         NotificationSettings,
@@ -63,7 +64,11 @@ def delivery(settings: DeliverySettings) -> Delivery:
 
 
 def conversations(
-    settings: MessagingSettings | CallSettings | UploadSettings | SearchSettings,
+    settings: MessagingSettings
+    | CallSettings
+    | UploadSettings
+    | SearchSettings
+    | DeliveryRetrySettings,
 ) -> ConversationRepository:
     from switchboard.dal.conversations import ConversationRepository
 
