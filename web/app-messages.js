@@ -56,6 +56,7 @@ export function initMessageOps(host) {
 
   /** @param {any} message */
   function redraw(message) {
+    requote(message);
     const conversation = app.conversations.get(message.conversationId);
     if (conversation?.lastMessage?.seq === message.seq) {
       conversation.lastMessage = { ...conversation.lastMessage, body: message.body, deleted: Boolean(message.deletedAt) };
@@ -70,6 +71,24 @@ export function initMessageOps(host) {
       }
     }
     if (threadParent === message.seq && message.conversationId === app.active) renderThreadParent(message);
+  }
+
+  /**
+   * The quotes of `message` in other messages follow it: an edit changes their snippet, a
+   * delete leaves "message deleted" (a quote never keeps text its sender took back).
+   * @param {any} message
+   */
+  function requote(message) {
+    for (const other of app.messages.get(message.conversationId)?.values() ?? []) {
+      if (other.replyTo?.seq !== message.seq) continue;
+      const replyTo = message.deletedAt
+        ? { ...other.replyTo, snippet: "", deleted: true }
+        : { ...other.replyTo, snippet: message.body.slice(0, 100) };
+      if (replyTo.snippet === other.replyTo.snippet && replyTo.deleted === other.replyTo.deleted) continue;
+      const updated = { ...other, replyTo };
+      host.store(updated);
+      redraw(updated);
+    }
   }
 
   /** @param {any} client */

@@ -103,8 +103,12 @@ def test_reply_in_thread_and_quote(open_app: OpenApp) -> None:
     send(bob, "Chips it is")
     answer = alice.page.locator("#messages .message.theirs", has_text="Chips it is")
     expect(answer.locator(".quote")).to_have_text("You: Bring snacks")
-    # And once alice deletes the quoted message, the quote says so (no text left)
+    # And once alice deletes the quoted message, the quote says so (no text left): at
+    # once on both devices, and after a reload
     menu(alice, "Bring snacks").get_by_role("menuitem", name="Delete for everyone").click()
+    expect(answer.locator(".quote")).to_have_text("message deleted")
+    live = bob.page.locator("#messages .message.own", has_text="Chips it is")
+    expect(live.locator(".quote")).to_have_text("message deleted")
     bob.page.reload()
     bob.page.get_by_role("status", name="Connection").filter(has_text="online").wait_for()
     bob.page.locator(".conversation", has_text=alice_id).click()
