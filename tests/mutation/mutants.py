@@ -31,6 +31,10 @@ UPLOAD_COMPLETE = (
     "        record = self._owned(caller, data.uploadId)\n"
     "        if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):"
 )
+MESSAGE_OPS = (
+    "tests/unit/test_message_ops.py",
+    "tests/integration/test_message_ops.py",
+)
 FAN_OUT = (
     "tests/unit/test_gateway.py",
     "tests/integration/test_delivery.py",
@@ -91,10 +95,10 @@ MUTANTS: list[Mutant] = [
         "non-member-reaches-conversation",
         "router authorization",
         f"{LAYER}/messaging.py",
-        "        if caller.user_id not in conversation.members:\n"
-        '            raise Forbidden("you are not a member of this conversation")',
-        "        if False:\n"
-        '            raise Forbidden("you are not a member of this conversation")',
+        "    if caller.user_id not in conversation.members:\n"
+        '        raise Forbidden("you are not a member of this conversation")',
+        "    if False:\n"
+        '        raise Forbidden("you are not a member of this conversation")',
         (MATRIX,),
     ),
     Mutant(
@@ -233,8 +237,8 @@ MUTANTS: list[Mutant] = [
         "send-without-seq-guard",
         "send transaction",
         f"{LAYER}/dal/conversations.py",
-        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)",',
-        '"ConditionExpression": "contains(members, :sender)",',
+        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)"\n',
+        '"ConditionExpression": "contains(members, :sender)"\n',
         (MESSAGING, SESSIONS),
         accepted="equivalent: the message Put's attribute_not_exists(seq) in the same "
         "transaction refuses a second message with the same seq, so a stale lastSeq still "
@@ -254,8 +258,8 @@ MUTANTS: list[Mutant] = [
         "send-without-membership-guard",
         "send transaction",
         f"{LAYER}/dal/conversations.py",
-        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)",',
-        '"ConditionExpression": "lastSeq = :current",',
+        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)"\n',
+        '"ConditionExpression": "lastSeq = :current"\n',
         (MESSAGING, SESSIONS, MATRIX),
         accepted="defence in depth: members never change after create, and the service "
         "checks membership on the item it just read, so no test can reach this guard",
@@ -426,6 +430,75 @@ MUTANTS: list[Mutant] = [
         '"ConditionExpression": "version = :v",',
         '"ConditionExpression": "version = :v OR attribute_exists(pk)",',
         CALLS,
+    ),
+    # ------------------------------------------------------------ message operations
+    Mutant(
+        "anyone-edits-a-message",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "            if message.sender_id != caller.user_id:\n"
+        '                raise Forbidden("only its sender may edit a message")',
+        "            if False:\n"
+        '                raise Forbidden("only its sender may edit a message")',
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "anyone-deletes-a-message",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "            if message.sender_id != caller.user_id:\n"
+        '                raise Forbidden("only its sender may delete a message")',
+        "            if False:\n"
+        '                raise Forbidden("only its sender may delete a message")',
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "edit-window-ignored",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "if now - message.created_at > self.limits.edit_window_seconds * 1000:",
+        "if False:",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "tombstone-keeps-the-text",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        'return replace(message, body="", attachments=[], reactions={}, deleted_at=now)',
+        "return replace(message, deleted_at=now)",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "quote-of-a-deleted-message-keeps-its-text",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "    if message is None or message.deleted_at:\n        return Quote(",
+        "    if message is None:\n        return Quote(",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "list-preview-outlives-a-delete",
+        "message operations",
+        f"{LAYER}/dal/message_changes.py",
+        'if last is not None and int(last.get("seq", 0)) == after.seq:',
+        "if False:",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "reaction-twice-is-two",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "                if me in users:\n                    return None",
+        "                if False:\n                    return None",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "mute-ignored-by-the-notifier",
+        "message operations",
+        f"{LAYER}/notifier.py",
+        "        elif member.muted_until > int(self._clock() * 1000):",
+        "        elif False:",
+        MESSAGE_OPS,
     ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(

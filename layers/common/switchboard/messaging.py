@@ -101,12 +101,7 @@ class MessagingService:
         return int(self._clock() * 1000)
 
     def _conversation_for(self, caller: Caller, conversation_id: str) -> Conversation:
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            raise NotFound("conversation not found")
-        if caller.user_id not in conversation.members:
-            raise Forbidden("you are not a member of this conversation")
-        return conversation
+        return _member_of(caller, self.conversations.get(conversation_id))
 
     # ------------------------------------------------------------------ conversations
     def _send_limits(self, caller: Caller) -> list[RateLimit]:
@@ -281,11 +276,8 @@ class MessagingService:
         linked = [s for s in (data.parentSeq, data.replyToSeq) if s is not None]
         if not linked:
             return self._conversation_for(caller, data.conversationId), None
-        conversation, messages = self.changes.read(data.conversationId, linked)
-        if conversation is None:
-            raise NotFound("conversation not found")
-        if caller.user_id not in conversation.members:
-            raise Forbidden("you are not a member of this conversation")
+        found, messages = self.changes.read(data.conversationId, linked)
+        conversation = _member_of(caller, found)
         parent = messages.get(data.parentSeq) if data.parentSeq is not None else None
         if data.parentSeq is not None and (parent is None or parent.parent_seq is not None):
             raise BadRequest(
@@ -524,6 +516,14 @@ class MessagingService:
         return wire.NotificationsMarked(
             marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
         )
+
+
+def _member_of(caller: Caller, conversation: Conversation | None) -> Conversation:
+    if conversation is None:
+        raise NotFound("conversation not found")
+    if caller.user_id not in conversation.members:
+        raise Forbidden("you are not a member of this conversation")
+    return conversation
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:
