@@ -100,20 +100,21 @@ class CallService:
             offer=data.offer.model_dump(exclude_none=True) if data.offer else None,
             conversation_id=data.conversationId,
         )
-        # Scheduled first: a timeout for a call that was never stored is a no-op, while a
-        # stored call without its timeout would ring until its active items expire.
-        self.ring_timeouts.schedule(
-            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
-        )
         busy = self.calls.create(call, self._ringing_until(now))
         if busy:
             if caller.user_id in busy:
-                raise AlreadyInCall()
+                raise AlreadyInCall()  # nothing was written, nothing is scheduled
             # Recorded (without holding anyone) so the statistics count the attempt.
             self.calls.record(
                 replace(call, state=CallState.BUSY, ended_at=now, end_reason="busy", offer=None)
             )
             raise CalleeBusy(busy)
+        # Scheduled once the call is stored, so a refused attempt sends nothing. Should
+        # this send fail, nobody has been rung yet and the stored call's active items
+        # still expire on their own (``_ringing_until`` bounds a lost timeout).
+        self.ring_timeouts.schedule(
+            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
+        )
         self._deliver(pushes(None, call, caller.connection_id))
         logger.info(
             "call initiated",
