@@ -97,8 +97,7 @@ MUTANTS: list[Mutant] = [
         f"{LAYER}/messaging.py",
         "    if caller.user_id not in conversation.members:\n"
         '        raise Forbidden("you are not a member of this conversation")',
-        "    if False:\n"
-        '        raise Forbidden("you are not a member of this conversation")',
+        '    if False:\n        raise Forbidden("you are not a member of this conversation")',
         (MATRIX,),
     ),
     Mutant(
