@@ -143,3 +143,53 @@ def test_mute_and_unread_badges(open_app: OpenApp) -> None:
     expect(
         bob.page.locator(".conversation", has_text=alice_id).get_by_role("img", name="muted")
     ).to_have_count(0)
+
+
+def test_a_device_that_was_offline_shows_the_edits_deletes_and_reactions_it_missed(
+    open_app: OpenApp,
+) -> None:
+    alice_id, bob_id = users("alice", "bob")
+    alice, bob = open_app(alice_id), open_app(bob_id)
+    start_conversation(alice, bob_id)
+    send(alice, "Meet at 5")
+    send(alice, "Bring the map")
+    bob.page.locator(".conversation", has_text=alice_id).click()
+    theirs = bob.page.locator("#messages .message.theirs")
+    expect(theirs.locator(".body")).to_have_text(["Meet at 5", "Bring the map"])
+    # Given bob's device loses its connection and waits (a long backoff) before retrying,
+    # recording what it asks the server from now on
+    bob.eval(
+        """() => {
+          const client = window.switchboardApp.client;
+          client.options.backoffInitialMs = 600000;
+          client.options.backoffMaxMs = 600000;
+          window.asked = [];
+          const request = client.request.bind(client);
+          client.request = (action, data, options) => {
+            window.asked.push(action);
+            return request(action, data, options);
+          };
+          client.dropConnection();
+        }"""
+    )
+    expect(bob.page.get_by_role("status", name="Connection")).to_have_text("reconnecting…")
+    # When alice edits one message, deletes the other and reacts, while he is away
+    menu(alice, "Meet at 5").get_by_role("menuitem", name="Edit").click()
+    box = alice.page.get_by_label("Message", exact=True)
+    box.fill("Meet at 6")
+    box.press("Enter")
+    menu(alice, "Bring the map").get_by_role("menuitem", name="Delete for everyone").click()
+    menu(alice, "Meet at 6").get_by_role("menuitem", name="React 🎉").click()
+    mine = alice.page.locator("#messages .message.own")
+    expect(mine.locator(".body")).to_have_text(["Meet at 6 (edited)", "message deleted"])
+    expect(mine.locator(".reaction")).to_have_text(["🎉 1"])
+    # (bob's closed socket got none of it)
+    expect(theirs.locator(".body")).to_have_text(["Meet at 5", "Bring the map"])
+
+    # Then, back online, his device reads what changed - not the history - and shows it
+    bob.eval("() => window.switchboardApp.client.reconnect()")
+    expect(bob.page.get_by_role("status", name="Connection")).to_have_text("online")
+    expect(theirs.locator(".body")).to_have_text(["Meet at 6 (edited)", "message deleted"])
+    expect(theirs.locator(".reaction")).to_have_text(["🎉 1"])
+    asked = bob.eval("() => window.asked")
+    assert "message:changes" in asked and "message:history" not in asked, asked
