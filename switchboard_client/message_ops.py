@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from switchboard_client import wire
+from switchboard_client.errors import Forbidden, NotFound
 from switchboard_client.models import Event, Message
 
 T = TypeVar("T", bound=wire.WireModel)
@@ -132,7 +133,13 @@ class MessageOps:
             for _ in range(CHANGE_PAGES):
                 if after >= self._last_change.get(conversation_id, 0):
                     break
-                page = await self.changes(conversation_id, after)
+                try:
+                    page = await self.changes(conversation_id, after)
+                except (Forbidden, NotFound):
+                    # left or removed: nothing more to follow there (the others go on)
+                    self.change_cursors.pop(conversation_id, None)
+                    self._last_change.pop(conversation_id, None)
+                    break
                 if page.reset:
                     self._emit(Event(CHANGES_RESET, {"conversationId": conversation_id}))
                 for changed in page.messages:
@@ -143,5 +150,6 @@ class MessageOps:
                 self._last_change[conversation_id] = page.lastChange
                 if not page.hasMore:
                     break
-            self.change_cursors[conversation_id] = after
+            if conversation_id in self.change_cursors:
+                self.change_cursors[conversation_id] = after
         return delivered

@@ -816,7 +816,19 @@ export class SwitchboardClient {
       let after = cursor;
       for (let round = 0; round < 20 && after < (this._lastChange.get(conversationId) ?? 0); round++) {
         /** @type {import("./protocol.js").ChangesPage} */
-        const page = await this.request("message:changes", { conversationId, afterChange: after });
+        let page;
+        try {
+          page = await this.request("message:changes", { conversationId, afterChange: after });
+        } catch (error) {
+          // A conversation the user left or was removed from: nothing more to follow there
+          // (the others' changes still go on).
+          if (error instanceof SwitchboardError && (error.code === "forbidden" || error.code === "not_found")) {
+            this._changeCursors.delete(conversationId);
+            after = -1;
+            break;
+          }
+          throw error;
+        }
         if (page.reset) this._emit(ClientEvent.MESSAGE_CHANGED, { conversationId, reset: true, message: null });
         for (const message of page.messages) {
           read += 1;
@@ -826,7 +838,7 @@ export class SwitchboardClient {
         this._lastChange.set(conversationId, page.lastChange);
         if (!page.hasMore) break;
       }
-      this._changeCursors.set(conversationId, after);
+      if (after >= 0) this._changeCursors.set(conversationId, after);
     }
     return read;
   }

@@ -177,3 +177,37 @@ def test_the_client_reads_changes_only_past_its_cursor_and_only_consecutive_push
         (MESSAGE_CHANGED, 2),
     ]
     assert asyncio.run(ops.sync_changes()) == 0 and len(requester.asked) == 2
+
+
+def test_a_conversation_the_user_left_stops_being_followed_and_the_others_go_on() -> None:
+    from switchboard_client.errors import Forbidden
+
+    class LeftOne(Scripted):
+        async def call(
+            self,
+            model: type[Any],
+            action: str,
+            data: Mapping[str, Any] | None = None,
+            *,
+            timeout: float | None = None,
+        ) -> Any:
+            if (data or {}).get("conversationId") == "left":
+                self.asked.append(dict(data or {}))
+                raise Forbidden("you are not a member of this conversation")
+            return await super().call(model, action, data, timeout=timeout)
+
+    page = {
+        "conversationId": "c",
+        "messages": [_wired(1, 1)],
+        "cursor": 1,
+        "lastChange": 1,
+        "hasMore": False,
+        "reset": False,
+    }
+    requester = LeftOne([page])
+    ops = MessageOps(requester, lambda _: None, {"left": 0, "c": 0})
+    ops.seen("left", 3)
+    ops.seen("c", 1)
+    assert asyncio.run(ops.sync_changes()) == 1
+    assert ops.change_cursors == {"c": 1}
+    assert [a["conversationId"] for a in requester.asked] == ["left", "c"]

@@ -659,3 +659,25 @@ test("edit, delete, react, thread replies, quotes and mute send what the server 
   assert.equal(results[8].parentSeq, 3);
   h.client.close();
 });
+
+test("a conversation the user left stops being followed; the others' changes are still read", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  h.client.seedChangeCursor("left", 1);
+  h.client.seedChangeCursor("c2", 0);
+  h.client._onChangePush({ conversationId: "left", change: 4 });
+  h.client._onChangePush({ conversationId: "c2", change: 2 });
+  const done = h.client.syncChanges();
+  await flush();
+  const [first] = ws.requests("message:changes");
+  assert.deepEqual(first.data, { conversationId: "left", afterChange: 1 });
+  ws.reply(first, { code: "forbidden", message: "you are not a member of this conversation" }, false);
+  await flush();
+  const [, second] = ws.requests("message:changes");
+  assert.deepEqual(second.data, { conversationId: "c2", afterChange: 0 });
+  ws.reply(second, { conversationId: "c2", messages: [msg("c2", 1)], cursor: 2, lastChange: 2, hasMore: false, reset: false });
+  assert.equal(await done, 1);
+  assert.equal(h.client.changeCursor("left"), undefined);
+  assert.equal(h.client.changeCursor("c2"), 2);
+  h.client.close();
+});
