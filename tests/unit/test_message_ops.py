@@ -22,7 +22,7 @@ from switchboard_client.models import Event
 
 @pytest.mark.parametrize(
     "emoji",
-    ["👍", "👍🏽", "❤️", "👨‍👩‍👧‍👦", "🇫🇷", "1️⃣", "#️⃣", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "☕"],
+    ["👍", "👍🏽", "❤️", "👨‍👩‍👧‍👦", "🇫🇷", "1️⃣", "#️⃣", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "☕", "👁️‍🗨️", "🧑🏽‍💻"],
 )
 def test_emoji_are_accepted(emoji: str) -> None:
     assert wire.MessageReact(conversationId="c", seq=1, emoji=emoji).emoji == emoji
@@ -30,7 +30,10 @@ def test_emoji_are_accepted(emoji: str) -> None:
 
 @pytest.mark.parametrize(
     "emoji",
-    ["", "a", "ok", "1", "👍 ", " 👍", "\u202e👍", "\u200d", "\ufe0f", "👍" * 17, "<b>", "👍\n"],
+    [
+        *("", "a", "ok", "1", "👍 ", " 👍", "\u202e👍", "\u200d", "\ufe0f", "👍" * 17, "<b>"),
+        *("👍\n", "👍👍", "🇫🇷🇩🇪", "🇫", "👍🇫🇷"),
+    ],
 )
 def test_anything_but_one_emoji_is_refused(emoji: str) -> None:
     with pytest.raises(ValidationError):

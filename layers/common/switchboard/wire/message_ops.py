@@ -23,18 +23,22 @@ _KEYCAP_BASES = set("0123456789#*")
 
 
 def _is_emoji(value: str) -> bool:
-    symbols = 0
+    """One emoji: one symbol (with its modifiers, variation selectors and keycap, or a
+    ZWJ sequence of symbols, or tag characters), or a flag (two regional indicators).
+    "👍👍" is two, refused."""
+    bases = regional = 0
+    previous = ""
     for ch in value:
         category = unicodedata.category(ch)
-        if category == "So":
-            symbols += 1
-        elif category in ("Sk", "Mn", "Me") or ch in _JOINERS:
-            continue
-        elif ch in _KEYCAP_BASES and "\u20e3" in value:  # 1️⃣: digit + VS16 + keycap
-            symbols += 1
-        else:
+        if "\U0001f1e6" <= ch <= "\U0001f1ff":
+            regional += 1
+        elif category == "So" or (ch in _KEYCAP_BASES and "\u20e3" in value):
+            if previous != "\u200d":  # joined to the one before: the same emoji
+                bases += 1
+        elif not (category in ("Sk", "Mn", "Me") or ch in _JOINERS):
             return False
-    return symbols > 0
+        previous = ch
+    return regional == 2 and bases == 0 if regional else bases == 1
 
 
 class MessageRef(WireModel):
