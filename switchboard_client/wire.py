@@ -28,6 +28,7 @@ __all__ = [
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
     "MAX_USER_ID_CHARS",
+    "MAX_WAVEFORM_POINTS",
     "PUSHES",
     "REPLIES",
     "ActiveCall",
@@ -39,10 +40,14 @@ __all__ = [
     "CallIceCandidatePush",
     "CallIncoming",
     "CallInvited",
+    "CallMediaPush",
+    "CallMediaReply",
     "CallOfferPush",
     "CallParticipant",
     "CallParticipantJoined",
     "CallParticipantLeft",
+    "CallRecordingPush",
+    "CallRecordingReply",
     "CallRejected",
     "CallRelayed",
     "CallStarted",
@@ -60,6 +65,7 @@ __all__ = [
     "LastMessage",
     "Message",
     "MessageAttachment",
+    "MessageBatch",
     "MessageDeleted",
     "MessageDelivered",
     "MessageReactions",
@@ -72,6 +78,7 @@ __all__ = [
     "NotificationsMarked",
     "PartConfirmed",
     "PartUrl",
+    "ParticipantMedia",
     "Pong",
     "PreferencesView",
     "Presence",
@@ -84,6 +91,7 @@ __all__ = [
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
+    "SystemEntry",
     "ThreadPage",
     "TokenRefreshed",
     "TypingPush",
@@ -112,6 +120,7 @@ MAX_CONVERSATION_ID_CHARS = 64
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
 MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
+MAX_WAVEFORM_POINTS = 128
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
 EDIT_WINDOW_SECONDS = 900
@@ -124,10 +133,17 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+class ParticipantMedia(WireModel):
+    audio: bool
+    video: bool
+    screen: bool
+
+
 class CallParticipant(WireModel):
     userId: str
     state: Literal["invited", "joined", "left", "rejected", "missed", "cancelled"]
     role: Literal["caller", "callee"]
+    media: ParticipantMedia | None = None
 
 
 class Sdp(WireModel):
@@ -150,6 +166,7 @@ class CallView(WireModel):
     endedAt: int | None
     endReason: str | None
     offer: Sdp | None = None
+    recording: list[str] | None = None
 
 
 class ActiveCall(WireModel):
@@ -183,11 +200,13 @@ class CallEnded(WireModel):
 
 
 class CallError(WireModel):
-    """Reserved (a seed event name): refusals come in replies and asynchronous outcomes as ``call:ended``/``call:participant-left``; clients still handle it."""
+    """A failure no reply can report, to the in-call connection (or the owner's devices) it concerns: ``peer_gone`` (a frame relayed to a participant whose connection is gone: their part ends), or an upload code (``type_mismatch``, ``invalid_media``...) when the processor rejected the call's recording."""
 
     callId: str
     code: str
     message: str
+    userId: str | None = None
+    uploadId: str | None = None
 
 
 class Candidate(WireModel):
@@ -220,6 +239,21 @@ class CallInvited(WireModel):
     participants: list[CallParticipant]
 
 
+class CallMediaPush(WireModel):
+    """A participant's microphone/camera/screen state, to the others' in-call connections."""
+
+    callId: str
+    userId: str
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class CallMediaReply(WireModel):
+    callId: str
+    media: ParticipantMedia
+
+
 class CallOfferPush(WireModel):
     callId: str
     offer: Sdp
@@ -235,6 +269,21 @@ class CallParticipantLeft(WireModel):
     callId: str
     userId: str
     reason: str | None
+
+
+class CallRecordingPush(WireModel):
+    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike)."""
+
+    callId: str
+    userId: str
+    state: Literal["started", "stopped"]
+    recording: list[str]
+
+
+class CallRecordingReply(WireModel):
+    callId: str
+    state: Literal["started", "stopped"]
+    recording: list[str]
 
 
 class CallRejected(WireModel):
@@ -270,6 +319,18 @@ class MessageAttachment(WireModel):
     fileName: str | None = None
     contentType: str | None = None
     size: int | None = None
+    kind: Literal["file", "voice", "recording"] | None = None
+    durationMs: int | None = None
+    waveform: list[int] | None = None
+
+
+class SystemEntry(WireModel):
+    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
+
+    event: str
+    callId: str | None = None
+    userId: str | None = None
+    state: str | None = None
 
 
 class Reaction(WireModel):
@@ -298,6 +359,7 @@ class Message(WireModel):
     createdAt: int
     clientMessageId: str
     attachments: list[MessageAttachment] | None = None
+    system: SystemEntry | None = None
     version: int | None = None
     editedAt: int | None = None
     deletedAt: int | None = None
@@ -378,6 +440,12 @@ class IceServers(WireModel):
     iceServers: list[IceServer]
     ttl: int
     expiresAt: int
+
+
+class MessageBatch(WireModel):
+    """Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq)."""
+
+    messages: list[Message]
 
 
 class MessageDeleted(WireModel):
@@ -554,6 +622,7 @@ class UploadCompletePush(WireModel):
     size: int
     contentType: str
     fileName: str
+    durationMs: int | None = None
 
 
 class UploadError(WireModel):
@@ -617,6 +686,7 @@ class UploadView(WireModel):
     url: str | None = None
     urlExpiresAt: int | None = None
     thumbnailUrl: str | None = None
+    durationMs: int | None = None
     error: UploadFailure | None = None
 
 
@@ -633,7 +703,9 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:invite": CallInvited,
     "call:join": CallStarted,
     "call:leave": CallStateReply,
+    "call:media": CallMediaReply,
     "call:offer": CallRelayed,
+    "call:recording": CallRecordingReply,
     "call:reject": CallStateReply,
     "conversation:create": ConversationCreated,
     "conversation:list": ConversationPage,
@@ -671,10 +743,13 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:error": CallError,
     "call:ice-candidate": CallIceCandidatePush,
     "call:incoming": CallIncoming,
+    "call:media": CallMediaPush,
     "call:offer": CallOfferPush,
     "call:participant-joined": CallParticipantJoined,
     "call:participant-left": CallParticipantLeft,
+    "call:recording": CallRecordingPush,
     "call:rejected": CallRejected,
+    "message:batch": MessageBatch,
     "message:deleted": MessageDeleted,
     "message:delivered": MessageDelivered,
     "message:new": Message,

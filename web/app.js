@@ -3,6 +3,7 @@
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
 import { initMessageOps } from "./app-messages.js";
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
+import { initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -114,6 +115,7 @@ async function signIn(userId) {
   $("sign-out").hidden = false;
   document.title = `${app.userId} · Switchboard demo`;
   wire(client);
+  initCalls(app, { showError, toast, iceOptions });
   await client.connect();
   await loadConversations();
 }
@@ -388,6 +390,7 @@ function renderChatHead() {
   ops.renderHead(c);
   $("call-button").setAttribute("aria-label", peer ? `Video call ${peer}` : "Calls need a one-to-one conversation");
   $("load-older").hidden = Boolean(app.historyDone.get(app.active));
+  renderCallButtons();
 }
 
 /** @param {any} message */
@@ -400,6 +403,7 @@ function renderMessage(message) {
   li.className = `message ${own ? "own" : "theirs"}`;
   li.dataset.seq = String(message.seq);
   li.dataset.sender = message.senderId;
+  if (message.system) li.classList.add("system"); // e.g. a call's recording started/stopped
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = `${own ? "You" : message.senderId} · ${new Date(message.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
@@ -412,7 +416,9 @@ function renderMessage(message) {
     const a = document.createElement("p");
     a.className = "attachment";
     a.textContent = `Attachment: ${attachment.fileName ?? attachment.uploadId}`;
-    if (own && app.lastUpload?.uploadId === attachment.uploadId && app.lastUpload.thumbnailUrl) {
+    if (attachment.kind === "voice" || attachment.kind === "recording") {
+      renderMediaAttachment(a, attachment, message.conversationId);
+    } else if (own && app.lastUpload?.uploadId === attachment.uploadId && app.lastUpload.thumbnailUrl) {
       const img = document.createElement("img");
       img.src = app.lastUpload.thumbnailUrl;
       img.alt = `Thumbnail of ${attachment.fileName ?? "the attachment"}`;

@@ -565,3 +565,42 @@ def test_a_deleted_messages_attachment_is_no_longer_shared(stack: Stack) -> None
     assert "attachments" not in history(bob, conversation)[1]
     # the owner still has her upload (it may be attached elsewhere)
     assert alice_up.ok("upload:get", {"uploadId": start["uploadId"]})["state"] == "complete"
+
+
+def test_a_system_entry_cannot_be_edited_deleted_reacted_to_or_threaded(
+    people: Any, stack: Stack
+) -> None:
+    from switchboard.dal.conversations import ConversationRepository, StoredMessage
+
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    repository = ConversationRepository(
+        stack.table("ConversationsTable"), stack.table("MessagesTable")
+    )
+    # Given a system entry naming alice (as a call recording's start is recorded)
+    meta = repository.get(conversation)
+    assert meta is not None
+    repository.append(
+        meta,
+        StoredMessage(
+            conversation_id=conversation,
+            seq=1,
+            message_id="sys",
+            sender_id=alice.user_id,
+            body="",
+            created_at=1,
+            client_message_id="system-1",
+            system={"event": "recording-started", "callId": "c1", "userId": alice.user_id},
+        ),
+    )
+    for client, action, extra, code in (
+        (alice, "message:edit", {"body": "nothing happened"}, "conflict"),
+        (alice, "message:delete", {}, "conflict"),
+        (bob, "message:react", {"emoji": "👍"}, "conflict"),
+    ):
+        refused_quietly(client, action, ref(conversation, 1, **extra), code)
+    window = InProcess().window()
+    reply = {"conversationId": conversation, "clientMessageId": "t", "body": "x", "parentSeq": 1}
+    assert bob.error("message:send", reply) == "bad_request"
+    window.assert_nothing_happened("a thread on a system entry")
+    assert history(bob, conversation)[1]["system"]["event"] == "recording-started"

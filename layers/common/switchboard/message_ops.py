@@ -263,6 +263,10 @@ class MessageOpsService:
         message = messages.get(seq)
         if message is None:
             raise NotFound("no message at this seq")
+        if message.system:
+            # The conversation's own record (a call recording started...): the user it
+            # names is its senderId, yet nobody may rewrite, delete or react to it.
+            raise Conflict("a system entry cannot be changed")
         return conversation, message
 
     def _push(self, caller: Caller, conversation: Conversation, data: PushData) -> None:

@@ -218,11 +218,8 @@ class MessagingService:
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
-            limits = {f"limit:{rule.key}": rule for rule in rules}
-            guards = {
-                label: self.counters.update(rule, message.created_at)
-                for label, rule in limits.items()
-            }
+            # Both in one item (the user's window): one transactional write, not two.
+            guards = {"limit": self.counters.update_together(rules, message.created_at)}
             for position, a in enumerate(data.attachments):
                 guards[f"attachment:{position}"] = self.uploads.share_update(
                     a.uploadId,
@@ -231,6 +228,8 @@ class MessagingService:
                     file_name=a.fileName,
                     content_type=a.contentType,
                     size=a.size,
+                    kind=a.kind,
+                    duration_ms=a.durationMs,
                 )
             change = self._thread_guards(conversation, message, guards)
             try:
@@ -239,7 +238,7 @@ class MessagingService:
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                error = _refusal(refused.label, limits, message.created_at)
+                error = _refusal(refused.label, rules, message.created_at)
                 if error is not None:
                     raise error from None
                 # another change took the change number: read again and retry
@@ -279,7 +278,9 @@ class MessagingService:
         found, messages = self.changes.read(data.conversationId, linked)
         conversation = _member_of(caller, found)
         parent = messages.get(data.parentSeq) if data.parentSeq is not None else None
-        if data.parentSeq is not None and (parent is None or parent.parent_seq is not None):
+        if data.parentSeq is not None and (
+            parent is None or parent.parent_seq is not None or parent.system
+        ):
             raise BadRequest(
                 "parentSeq is not a message of this conversation, or is a reply itself",
                 details=[{"field": "data.parentSeq", "message": "no such thread"}],
@@ -547,10 +548,10 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadRequest("invalid cursor") from None
 
 
-def _refusal(label: str, limits: dict[str, RateLimit], now_ms: int) -> SwitchboardError | None:
+def _refusal(label: str, rules: list[RateLimit], now_ms: int) -> SwitchboardError | None:
     """What a send's refused guard means for the sender (None: a race, retry)."""
-    if label in limits:
-        return _rate_limited(limits[label], now_ms)
+    if label == "limit":
+        return _rate_limited(rules, now_ms)
     if label == "parent":
         return BadRequest(
             "parentSeq is not a message of this conversation, or is a reply itself",
@@ -566,8 +567,16 @@ def _refusal(label: str, limits: dict[str, RateLimit], now_ms: int) -> Switchboa
     )
 
 
-def _rate_limited(rule: RateLimit, now_ms: int) -> RateLimited:
+def _rate_limited(rules: RateLimit | list[RateLimit], now_ms: int) -> RateLimited:
+    """``rules`` counted together share a window: one of them refused, all say when."""
+    rules = rules if isinstance(rules, list) else [rules]
+    per = {"conn": "connection"}  # the keys' second part: send#user#..., send#conn#...
+    limits = " and ".join(
+        f"{rule.limit} per {per.get(kind, kind)}"
+        for rule in rules
+        for kind in [rule.key.split("#")[1] if "#" in rule.key else "window"]
+    )
     return RateLimited(
-        f"rate limit reached: at most {rule.limit} per {rule.window_seconds} s",
-        details={"retryAfterMs": rule.retry_after_ms(now_ms)},
+        f"rate limit reached: at most {limits} per {rules[0].window_seconds} s",
+        details={"retryAfterMs": rules[0].retry_after_ms(now_ms)},
     )

@@ -121,6 +121,9 @@ class StoredMessage:
     # The connection it was sent from: analytics counts messages per session. Stored,
     # never sent on the wire.
     sender_connection_id: str = ""
+    # A system entry (an event the server records in the conversation, e.g. a call's
+    # recording started/stopped): {"event", ...}; None for what a member wrote.
+    system: dict[str, Any] | None = None
     # Threads and quotes, edits, deletion, reactions (message_ops.py): ``version`` counts
     # the changes, ``change`` is the conversation's change number of the latest one.
     parent_seq: int | None = None
@@ -135,7 +138,7 @@ class StoredMessage:
 
     def wire(self, quote: Quote | None = None) -> Message:
         """``quote``: the preview of the message at reply_to_seq, as it is now."""
-        from switchboard.wire.messaging import Message, MessageAttachment, Reaction
+        from switchboard.wire.messaging import Message, MessageAttachment, Reaction, SystemEntry
 
         return Message(
             conversationId=self.conversation_id,
@@ -146,6 +149,7 @@ class StoredMessage:
             createdAt=self.created_at,
             clientMessageId=self.client_message_id,
             attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
+            system=SystemEntry.model_validate(self.system) if self.system else None,
             version=self.version or None,
             editedAt=self.edited_at,
             deletedAt=self.deleted_at,
@@ -434,6 +438,7 @@ class ConversationRepository(DynamoRepository):
                         "clientMessageId": message.client_message_id,
                         "attachments": message.attachments or None,
                         "senderConnectionId": message.sender_connection_id or None,
+                        "system": message.system,
                         "parentSeq": message.parent_seq,
                         "replyToSeq": message.reply_to_seq,
                         # the byThread index's key: a thread's replies, by seq
@@ -695,6 +700,7 @@ def _message(item: dict[str, Any]) -> StoredMessage:
         created_at=int(item.get("createdAt", 0)),
         client_message_id=item.get("clientMessageId", ""),
         attachments=list(item.get("attachments", [])),
+        system=item.get("system"),
         parent_seq=_optional_int(item.get("parentSeq")),
         reply_to_seq=_optional_int(item.get("replyToSeq")),
         reply_count=int(item.get("replyCount", 0)),
