@@ -38,6 +38,7 @@ from switchboard_client.errors import (
     UploadFailed,
 )
 from switchboard_client.inbox import Inbox
+from switchboard_client.membership import Membership
 from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
 
@@ -57,6 +58,7 @@ __all__ = [
     "Forbidden",
     "GatewayError",
     "Inbox",
+    "Membership",
     "InternalError",
     "Message",
     "NotFound",

@@ -65,6 +65,7 @@ from switchboard_client.errors import (
 )
 from switchboard_client.inbox import Inbox
 from switchboard_client.models import Event, Message, Sent, Stats
+from switchboard_client.membership import Membership
 from switchboard_client.uploads import Uploads
 from switchboard_client.wire import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
@@ -191,6 +192,7 @@ class Client:
         self.inbox = Inbox(dict(cursors or {}))
         self.calls = Calls(self)  # call:* signaling helpers
         self.uploads = Uploads(self)  # upload:* helpers and the whole upload flow
+        self.membership = Membership(self)  # requests, leave, blocks, group members
         self.stats = Stats()
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()  # a socket is usable

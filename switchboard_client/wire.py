@@ -27,6 +27,8 @@ __all__ = [
     "PUSHES",
     "REPLIES",
     "ActiveCall",
+    "BlockChanged",
+    "BlockList",
     "CallAnswerReply",
     "CallAnswered",
     "CallAnsweredElsewhere",
@@ -45,14 +47,18 @@ __all__ = [
     "CallStateReply",
     "CallView",
     "Candidate",
+    "ConsentChanged",
+    "ConversationAccepted",
     "ConversationCreated",
     "ConversationPage",
+    "ConversationRequest",
     "ConversationSummary",
     "CursorMoved",
     "HistoryPage",
     "IceServer",
     "IceServers",
     "LastMessage",
+    "MembershipChanged",
     "Message",
     "MessageAttachment",
     "MessageDelivered",
@@ -73,6 +79,7 @@ __all__ = [
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
+    "SystemEvent",
     "TokenRefreshed",
     "TypingPush",
     "TypingSent",
@@ -138,6 +145,15 @@ class CallView(WireModel):
 
 class ActiveCall(WireModel):
     call: CallView | None
+
+
+class BlockChanged(WireModel):
+    userId: str
+    blocked: bool
+
+
+class BlockList(WireModel):
+    userIds: list[str]
 
 
 class CallAnswerReply(WireModel):
@@ -249,6 +265,20 @@ class CallStateReply(WireModel):
     state: Literal["ringing", "active", "ended", "rejected", "missed", "cancelled", "busy"]
 
 
+class ConsentChanged(WireModel):
+    """``conversation:accept`` / ``conversation:decline``."""
+
+    conversationId: str
+    changed: bool
+
+
+class ConversationAccepted(WireModel):
+    """A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it)."""
+
+    conversationId: str
+    userId: str
+
+
 class ConversationCreated(WireModel):
     conversationId: str
     created: bool
@@ -272,11 +302,24 @@ class ConversationSummary(WireModel):
     ackedSeq: int
     readSeq: int
     unread: int
+    request: bool
+    roles: dict[str, str]
+    pending: list[str]
 
 
 class ConversationPage(WireModel):
     conversations: list[ConversationSummary]
     cursor: str | None
+
+
+class ConversationRequest(WireModel):
+    """A stranger started a conversation with you: a message request (accept, decline or block). Its messages arrive as usual; your presence, typing and receipts do not reach its members until you accept or reply."""
+
+    conversationId: str
+    fromUserId: str
+    title: str | None
+    listingId: str | None
+    members: list[str]
 
 
 class CursorMoved(WireModel):
@@ -294,6 +337,17 @@ class MessageAttachment(WireModel):
     size: int | None = None
 
 
+class SystemEvent(WireModel):
+    """What changed. ``by`` made the change (for ``left``, the leaver)."""
+
+    kind: Literal["left", "removed", "added", "role", "title"]
+    by: str
+    userIds: list[str] | None = None
+    role: Literal["owner", "admin", "member"] | None = None
+    owner: str | None = None
+    title: str | None = None
+
+
 class Message(WireModel):
     """A stored message (``message:new``, and in sync and history replies)."""
 
@@ -305,6 +359,7 @@ class Message(WireModel):
     createdAt: int
     clientMessageId: str
     attachments: list[MessageAttachment] | None = None
+    system: SystemEvent | None = None
 
 
 class HistoryPage(WireModel):
@@ -324,6 +379,14 @@ class IceServers(WireModel):
     iceServers: list[IceServer]
     ttl: int
     expiresAt: int
+
+
+class MembershipChanged(WireModel):
+    """A membership change, stored as the system entry ``seq`` of the conversation."""
+
+    conversationId: str
+    seq: int
+    members: list[str]
 
 
 class MessageDelivered(WireModel):
@@ -386,6 +449,7 @@ class PreferencesView(WireModel):
     email: str | None
     emailVerified: bool
     digestMinutes: int
+    acceptRequests: bool
 
 
 class Presence(WireModel):
@@ -534,8 +598,15 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:leave": CallStateReply,
     "call:offer": CallRelayed,
     "call:reject": CallStateReply,
+    "conversation:accept": ConsentChanged,
+    "conversation:add-members": MembershipChanged,
     "conversation:create": ConversationCreated,
+    "conversation:decline": ConsentChanged,
+    "conversation:leave": MembershipChanged,
     "conversation:list": ConversationPage,
+    "conversation:remove-member": MembershipChanged,
+    "conversation:set-role": MembershipChanged,
+    "conversation:set-title": MembershipChanged,
     "message:ack": CursorMoved,
     "message:history": HistoryPage,
     "message:read": CursorMoved,
@@ -556,6 +627,9 @@ REPLIES: dict[str, type[WireModel]] = {
     "upload:get": UploadView,
     "upload:part-done": PartConfirmed,
     "upload:start": UploadStarted,
+    "user:block": BlockChanged,
+    "user:blocks": BlockList,
+    "user:unblock": BlockChanged,
 }
 PUSHES: dict[str, type[WireModel]] = {
     "call:answered": CallAnswered,
@@ -568,6 +642,8 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:participant-joined": CallParticipantJoined,
     "call:participant-left": CallParticipantLeft,
     "call:rejected": CallRejected,
+    "conversation:accepted": ConversationAccepted,
+    "conversation:request": ConversationRequest,
     "message:delivered": MessageDelivered,
     "message:new": Message,
     "message:read": MessageRead,

@@ -2,6 +2,7 @@
 // The demo app: every Switchboard feature on one page, built on web/switchboard.js.
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
+import { contactsOf, hiddenSender, loadMembership, onSystemEntry, renderMembers, setupMembership, systemText } from "./app-membership.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -111,8 +112,27 @@ async function signIn(userId) {
   $("sign-out").hidden = false;
   document.title = `${app.userId} · Switchboard demo`;
   wire(client);
+  setupMembership({
+    app,
+    reload: loadConversations,
+    rerender: () => {
+      renderConversationList();
+      renderChatHead();
+      if (app.active) reopenMessages();
+      else $("messages").replaceChildren();
+    },
+    open: openConversation,
+    showError,
+  });
   await client.connect();
+  await loadMembership();
   await loadConversations();
+}
+
+/** Re-renders the open conversation's messages (after a block changes what is hidden). */
+function reopenMessages() {
+  $("messages").replaceChildren();
+  for (const message of sortedMessages(app.active)) renderMessage(message);
 }
 
 // ---------------------------------------------------------------------------- client events
@@ -174,7 +194,8 @@ async function loadConversationsOnce() {
   const client = /** @type {SwitchboardClient} */ (app.client);
   const list = await client.listConversations(100);
   for (const c of list) app.conversations.set(c.conversationId, c);
-  const others = new Set(list.flatMap((/** @type {Conversation} */ c) => c.members).filter((m) => m !== app.userId));
+  // Presence is for contacts: members who accepted (app-membership.js).
+  const others = contactsOf(list, app.userId);
   if (others.size) {
     for (const p of await client.presence([...others].slice(0, 100))) app.presence.set(p.userId, p.online);
   }
@@ -185,6 +206,14 @@ async function loadConversationsOnce() {
 /** @param {any} message */
 function onMessage(message) {
   const id = message.conversationId;
+  if (onSystemEntry(message)) {
+    // This user was removed: the entry is the last thing the conversation sends them.
+    store(message);
+    app.conversations.delete(id);
+    if (app.active === id) renderMessage(message);
+    renderConversationList();
+    return;
+  }
   store(message);
   let conversation = app.conversations.get(id);
   if (!conversation) {
@@ -260,7 +289,8 @@ function peerOf(c) {
 
 function renderConversationList() {
   const list = $("conversation-list");
-  const sorted = [...app.conversations.values()].sort((a, b) => (b.lastActivityAt ?? 0) - (a.lastActivityAt ?? 0));
+  // Requests are listed in their own section (app-membership.js) until accepted.
+  const sorted = [...app.conversations.values()].filter((c) => !c.request).sort((a, b) => (b.lastActivityAt ?? 0) - (a.lastActivityAt ?? 0));
   $("no-conversations").hidden = sorted.length > 0;
   list.replaceChildren(
     ...sorted.map((c) => {
@@ -374,6 +404,7 @@ function renderChatHead() {
     .map((m) => `${m} ${app.presence.get(m) ? "online" : "offline"}`)
     .join(" · ");
   const peer = peerOf(c);
+  renderMembers();
   /** @type {HTMLButtonElement} */ ($("call-button")).disabled = !peer || Boolean(app.call);
   $("call-button").setAttribute("aria-label", peer ? `Video call ${peer}` : "Calls need a one-to-one conversation");
   $("load-older").hidden = Boolean(app.historyDone.get(app.active));
@@ -384,11 +415,19 @@ function renderMessage(message) {
   if (message.conversationId !== app.active) return;
   const list = $("messages");
   if (list.querySelector(`[data-seq="${message.seq}"]`)) return;
-  const own = message.senderId === app.userId;
+  const own = message.senderId === app.userId && !message.system;
   const li = document.createElement("li");
   li.className = `message ${own ? "own" : "theirs"}`;
   li.dataset.seq = String(message.seq);
   li.dataset.sender = message.senderId;
+  if (message.system || hiddenSender(message)) {
+    // A membership change ("bob left"), or a message of someone this user blocked.
+    li.className = `message ${message.system ? "system" : "hidden-message"}`;
+    li.textContent = message.system ? systemText(message.system, app.userId) : `Message from ${message.senderId} hidden (blocked)`;
+    const next = [...list.children].find((el) => Number(/** @type {HTMLElement} */ (el).dataset.seq) > message.seq);
+    list.insertBefore(li, next ?? null);
+    return;
+  }
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = `${own ? "You" : message.senderId} · ${new Date(message.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;

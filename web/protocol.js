@@ -42,8 +42,15 @@ export const REPLIES = Object.freeze({
   "call:leave": "CallStateReply",
   "call:offer": "CallRelayed",
   "call:reject": "CallStateReply",
+  "conversation:accept": "ConsentChanged",
+  "conversation:add-members": "MembershipChanged",
   "conversation:create": "ConversationCreated",
+  "conversation:decline": "ConsentChanged",
+  "conversation:leave": "MembershipChanged",
   "conversation:list": "ConversationPage",
+  "conversation:remove-member": "MembershipChanged",
+  "conversation:set-role": "MembershipChanged",
+  "conversation:set-title": "MembershipChanged",
   "message:ack": "CursorMoved",
   "message:history": "HistoryPage",
   "message:read": "CursorMoved",
@@ -64,6 +71,9 @@ export const REPLIES = Object.freeze({
   "upload:get": "UploadView",
   "upload:part-done": "PartConfirmed",
   "upload:start": "UploadStarted",
+  "user:block": "BlockChanged",
+  "user:blocks": "BlockList",
+  "user:unblock": "BlockChanged",
 });
 
 /** Server push types (frames without an id) -> the typedef of their data. */
@@ -78,6 +88,8 @@ export const PUSHES = Object.freeze({
   "call:participant-joined": "CallParticipantJoined",
   "call:participant-left": "CallParticipantLeft",
   "call:rejected": "CallRejected",
+  "conversation:accepted": "ConversationAccepted",
+  "conversation:request": "ConversationRequest",
   "message:delivered": "MessageDelivered",
   "message:new": "Message",
   "message:read": "MessageRead",
@@ -100,6 +112,8 @@ export const SHAPES = Object.freeze({
   Sdp: {"required": ["type", "sdp"], "optional": [], "nested": {}},
   CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer"], "nested": {"participants": "CallParticipant[]", "offer": "Sdp"}},
   ActiveCall: {"required": ["call"], "optional": [], "nested": {"call": "CallView"}},
+  BlockChanged: {"required": ["userId", "blocked"], "optional": [], "nested": {}},
+  BlockList: {"required": ["userIds"], "optional": [], "nested": {}},
   CallAnswerReply: {"required": ["callId"], "optional": ["state", "sent"], "nested": {}},
   CallAnswered: {"required": ["callId", "answer", "fromUserId"], "optional": [], "nested": {"answer": "Sdp"}},
   CallAnsweredElsewhere: {"required": ["callId", "userId"], "optional": [], "nested": {}},
@@ -116,16 +130,21 @@ export const SHAPES = Object.freeze({
   CallRelayed: {"required": ["callId", "sent"], "optional": [], "nested": {}},
   CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
   CallStateReply: {"required": ["callId", "state"], "optional": [], "nested": {}},
+  ConsentChanged: {"required": ["conversationId", "changed"], "optional": [], "nested": {}},
+  ConversationAccepted: {"required": ["conversationId", "userId"], "optional": [], "nested": {}},
   ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
   LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": [], "nested": {}},
-  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": [], "nested": {"lastMessage": "LastMessage"}},
+  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread", "request", "roles", "pending"], "optional": [], "nested": {"lastMessage": "LastMessage"}},
   ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
+  ConversationRequest: {"required": ["conversationId", "fromUserId", "title", "listingId", "members"], "optional": [], "nested": {}},
   CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
   MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size"], "nested": {}},
-  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments"], "nested": {"attachments": "MessageAttachment[]"}},
+  SystemEvent: {"required": ["kind", "by"], "optional": ["userIds", "role", "owner", "title"], "nested": {}},
+  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "system"], "nested": {"attachments": "MessageAttachment[]", "system": "SystemEvent"}},
   HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": [], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  MembershipChanged: {"required": ["conversationId", "seq", "members"], "optional": [], "nested": {}},
   MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": [], "nested": {}},
@@ -134,7 +153,7 @@ export const SHAPES = Object.freeze({
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
   Pong: {"required": ["pong", "serverTime", "pid", "connectionId"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes", "acceptRequests"], "optional": [], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
@@ -186,6 +205,15 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} ActiveCall
  * @property {CallView | null} call
+ */
+/**
+ * @typedef {object} BlockChanged
+ * @property {string} userId
+ * @property {boolean} blocked whether the user is blocked now
+ */
+/**
+ * @typedef {object} BlockList
+ * @property {Array<string>} userIds
  */
 /**
  * @typedef {object} CallAnswerReply
@@ -290,6 +318,18 @@ export const SHAPES = Object.freeze({
  * @property {"ringing" | "active" | "ended" | "rejected" | "missed" | "cancelled" | "busy"} state
  */
 /**
+ * @typedef {object} ConsentChanged
+ * ``conversation:accept`` / ``conversation:decline``.
+ * @property {string} conversationId
+ * @property {boolean} changed false: it was no request of yours (already accepted)
+ */
+/**
+ * @typedef {object} ConversationAccepted
+ * A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it).
+ * @property {string} conversationId
+ * @property {string} userId
+ */
+/**
  * @typedef {object} ConversationCreated
  * @property {string} conversationId
  * @property {boolean} created false: the 1:1 conversation existed already
@@ -313,11 +353,23 @@ export const SHAPES = Object.freeze({
  * @property {number} ackedSeq
  * @property {number} readSeq
  * @property {number} unread
+ * @property {boolean} request true: a message request you have not accepted
+ * @property {Object<string, string>} roles groups: "owner" and "admin" by user id (everyone else is a member)
+ * @property {Array<string>} pending members who have not accepted yet
  */
 /**
  * @typedef {object} ConversationPage
  * @property {Array<ConversationSummary>} conversations
  * @property {string | null} cursor pass it back for the next page; null: no more
+ */
+/**
+ * @typedef {object} ConversationRequest
+ * A stranger started a conversation with you: a message request (accept, decline or block). Its messages arrive as usual; your presence, typing and receipts do not reach its members until you accept or reply.
+ * @property {string} conversationId
+ * @property {string} fromUserId
+ * @property {string | null} title
+ * @property {string | null} listingId
+ * @property {Array<string>} members
  */
 /**
  * @typedef {object} CursorMoved
@@ -334,6 +386,16 @@ export const SHAPES = Object.freeze({
  * @property {number} [size]
  */
 /**
+ * @typedef {object} SystemEvent
+ * What changed. ``by`` made the change (for ``left``, the leaver).
+ * @property {"left" | "removed" | "added" | "role" | "title"} kind
+ * @property {string} by
+ * @property {Array<string>} [userIds] added: who; left/removed/role: the one member concerned
+ * @property {"owner" | "admin" | "member"} [role] role: the member's new role; left: a new owner, if any
+ * @property {string} [owner] left: the member who became owner as the owner left
+ * @property {string} [title]
+ */
+/**
  * @typedef {object} Message
  * A stored message (``message:new``, and in sync and history replies).
  * @property {string} conversationId
@@ -344,6 +406,7 @@ export const SHAPES = Object.freeze({
  * @property {number} createdAt
  * @property {string} clientMessageId
  * @property {Array<MessageAttachment>} [attachments]
+ * @property {SystemEvent} [system] a membership change (body empty): see membership
  */
 /**
  * @typedef {object} HistoryPage
@@ -363,6 +426,13 @@ export const SHAPES = Object.freeze({
  * @property {Array<IceServer>} iceServers
  * @property {number} ttl
  * @property {number} expiresAt
+ */
+/**
+ * @typedef {object} MembershipChanged
+ * A membership change, stored as the system entry ``seq`` of the conversation.
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {Array<string>} members the members after the change
  */
 /**
  * @typedef {object} MessageDelivered
@@ -422,6 +492,7 @@ export const SHAPES = Object.freeze({
  * @property {string | null} email
  * @property {boolean} emailVerified
  * @property {number} digestMinutes
+ * @property {boolean} acceptRequests false: message requests are refused (starting one is forbidden)
  */
 /**
  * @typedef {object} Presence

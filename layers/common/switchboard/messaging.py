@@ -12,8 +12,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -27,6 +27,7 @@ from switchboard.dal.conversations import (
     direct_id,
     send_digest,
 )
+from switchboard.dal.membership import BlockRepository
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
@@ -38,13 +39,16 @@ from switchboard.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    SwitchboardError,
 )
 from switchboard.limits import MAX_BODY_CHARS
+from switchboard.membership import REFUSED, Consent, request_limit
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
+from switchboard.wire.membership import ConversationAccepted, ConversationRequest
 
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
@@ -64,6 +68,7 @@ class Limits:
     sends_per_user: int = 100
     sends_per_connection: int = 50
     creates_per_user: int = 10
+    requests_per_day: int = 100  # conversations started with strangers (membership.py)
 
 
 class MessagingService:
@@ -92,6 +97,8 @@ class MessagingService:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
+        self.consent = Consent(conversations, delivery)
+        self.blocks = BlockRepository(self.users.table)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -122,11 +129,16 @@ class MessagingService:
             raise BadRequest("a conversation needs at least one other member")
         if len(members) > self.limits.max_members:
             raise BadRequest(f"at most {self.limits.max_members} members")
+        # A block, or a stranger who refuses requests, refuses the whole create; for the
+        # other strangers it is a message request (membership.py).
+        requests = self.consent.open_to(caller.user_id, members)
         if len(members) == 2:
             # One 1:1 conversation per pair and listing: the id is derived from both.
             conversation_id = direct_id(members, data.listingId)
+            roles: dict[str, str] = {}
         else:
             conversation_id = "cv_" + uuid.uuid4().hex
+            roles = {caller.user_id: "owner"}
         conversation = Conversation(
             conversation_id=conversation_id,
             members=members,
@@ -134,20 +146,43 @@ class MessagingService:
             created_at=self._now_ms(),
             title=data.title,
             listing_id=data.listingId,
+            pending=frozenset(requests),
+            roles=roles,
         )
         # Counted in the create's own transaction: a refused or repeated create (the same
         # 1:1 conversation again) is not counted.
-        rule = RateLimit(
-            f"create#user#{caller.user_id}",
-            self.limits.creates_per_user,
-            self.limits.window_seconds,
-        )
+        rules = {
+            "limit": RateLimit(
+                f"create#user#{caller.user_id}",
+                self.limits.creates_per_user,
+                self.limits.window_seconds,
+            )
+        }
+        if requests:
+            rules["requests"] = request_limit(caller.user_id, self.limits.requests_per_day)
         try:
             created = self.conversations.create(
-                conversation, {"limit": self.counters.update(rule, conversation.created_at)}
+                conversation,
+                {
+                    label: self.counters.update(rule, conversation.created_at)
+                    for label, rule in rules.items()
+                },
             )
-        except GuardRefused:
-            raise _rate_limited(rule, conversation.created_at) from None
+        except GuardRefused as refused:
+            raise _rate_limited(rules[refused.label], conversation.created_at) from None
+        if created and requests:
+            self.delivery.to_users(
+                sorted(requests),
+                push(
+                    ConversationRequest(
+                        conversationId=conversation_id,
+                        fromUserId=caller.user_id,
+                        title=data.title,
+                        listingId=data.listingId,
+                        members=sorted(members),
+                    )
+                ),
+            )
         return wire.ConversationCreated(conversationId=conversation_id, created=created)
 
     def list_conversations(
@@ -156,7 +191,9 @@ class MessagingService:
         # One page of the activity index and one BatchGetItem, however many conversations
         # the caller is in (see dal/conversations.py).
         after = _decode_cursor(data.cursor) if data.cursor else None
-        page = self.conversations.inbox(caller.user_id, data.limit, after)
+        page = self.conversations.inbox(
+            caller.user_id, data.limit, after, requests=data.folder == "requests"
+        )
         found = self.conversations.get_many(m.conversation_id for m in page.members)
         items: list[wire.ConversationSummary] = []
         for member in page.members:
@@ -177,6 +214,9 @@ class MessagingService:
                     ackedSeq=member.acked_seq,
                     readSeq=member.read_seq,
                     unread=max(0, c.last_seq - member.read_seq),
+                    request=caller.user_id in c.pending,
+                    roles=dict(c.roles),
+                    pending=sorted(c.pending),
                 )
             )
         next_cursor = None
@@ -227,29 +267,39 @@ class MessagingService:
                     content_type=a.contentType,
                     size=a.size,
                 )
+            # A 1:1 recipient's block list, checked in the same transaction (no extra
+            # call); groups are not refused (the blocker's clients hide the messages).
+            checks = self._consent_checks(caller, conversation)
             try:
-                self.conversations.append(conversation, message, guards)
+                self.conversations.append(conversation, message, guards, checks)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                if refused.label in limits:
-                    raise _rate_limited(limits[refused.label], message.created_at) from None
-                position = int(refused.label.removeprefix("attachment:"))
-                raise BadRequest(
-                    f"attachments[{position}] is not a completed upload of yours, or its "
-                    "fileName/contentType/size differ from the upload's",
-                    details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
-                ) from None
+                raise _send_refusal(refused.label, limits, message.created_at) from None
             except SeqConflict:
+                if conversation.declined_by:
+                    raise Forbidden(REFUSED) from None
                 # Another member sent at the same moment: read the new lastSeq and retry.
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
         else:
             raise Conflict("the conversation is too busy right now, retry the send")
         self._deliver(caller, conversation, message)
+        if caller.user_id in conversation.pending:  # the reply accepted the request
+            self.membership_accepted(caller, conversation)
         return wire.MessageSent(
             seq=message.seq, messageId=message.message_id, createdAt=message.created_at
         )
+
+    def _consent_checks(
+        self, caller: Caller, conversation: Conversation
+    ) -> dict[str, dict[str, Any]]:
+        """A 1:1 recipient's block list, checked in the send's own transaction (no extra
+        call). Groups are not refused: the blocker's clients hide the messages."""
+        other = next(iter(conversation.members - {caller.user_id}), None)
+        if not conversation.direct or other is None:
+            return {}
+        return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}
 
     def _repeat_send(
         self, caller: Caller, conversation: Conversation, data: wire.MessageSend
@@ -310,6 +360,19 @@ class MessagingService:
             },
         )
 
+    def membership_accepted(self, caller: Caller, conversation: Conversation) -> None:
+        others = conversation.accepted() - {caller.user_id}
+        if others:
+            self.delivery.to_users(
+                others,
+                push(
+                    ConversationAccepted(
+                        conversationId=conversation.conversation_id, userId=caller.user_id
+                    )
+                ),
+                private_to=caller.user_id,
+            )
+
     def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> wire.CursorMoved:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
         conversation = self._conversation_for(caller, data.conversationId)
@@ -317,9 +380,11 @@ class MessagingService:
         moved = seq > 0 and self.conversations.advance_cursor(
             conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
-        if moved:
+        # Receipts are for contacts: none while the conversation is a request for the
+        # caller, none to members who have not accepted it, none across a block.
+        others = conversation.accepted() - {caller.user_id}
+        if moved and caller.user_id not in conversation.pending and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
-            others = conversation.members - {caller.user_id}
             self.delivery.to_users(
                 others,
                 push(
@@ -329,17 +394,21 @@ class MessagingService:
                         userId=caller.user_id,
                     )
                 ),
+                private_to=caller.user_id,
             )
         return wire.CursorMoved(conversationId=conversation.conversation_id, seq=seq, moved=moved)
 
     def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
+        bounds: dict[str, int] = {}
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
             if conversation is None:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
-                raise Forbidden(f"you are not a member of {conversation_id}")
+                # A former member reads up to the seq they left at (one GetItem each).
+                bounds[conversation_id] = self.consent.history_bound(caller, conversation)
+                found[conversation_id] = replace(conversation, last_seq=bounds[conversation_id])
         # What one frame may cost is bounded whatever the number of cursors: at most
         # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
         # the reply is full. A conversation left out says hasMore; the client syncs again.
@@ -356,6 +425,7 @@ class MessagingService:
                 messages = self.conversations.messages_after(
                     conversation_id, after, min(data.limit, items_left, fits)
                 )
+                messages = [m for m in messages if m.seq <= conversation.last_seq]
                 items_left -= len(messages)
                 for message in messages:
                     wired = message.wire()
@@ -374,15 +444,24 @@ class MessagingService:
         return wire.SyncResult(conversations=result)
 
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
-        conversation = self._conversation_for(caller, data.conversationId)
+        conversation = self.conversations.get(data.conversationId)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        # A former member keeps the history up to the seq they left at.
+        bound = self.consent.history_bound(caller, conversation)
+        conversation = replace(conversation, last_seq=bound)
         cid, around = conversation.conversation_id, data.aroundSeq
+        if around is not None and around > bound:
+            around = bound
         if around is None:
-            messages = self.conversations.messages_before(cid, data.beforeSeq, data.limit)
+            before = bound + 1 if data.beforeSeq is None else min(data.beforeSeq, bound + 1)
+            messages = self.conversations.messages_before(cid, before, data.limit)
         else:  # a page around a search hit: half older, the rest from it on
             older = data.limit // 2
             messages = self.conversations.messages_before(cid, around, older) if older else []
             newer = data.limit - len(messages)
             messages += self.conversations.messages_after(cid, around - 1, newer)
+            messages = [m for m in messages if m.seq <= bound]
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
         for message in reversed(messages):  # keep the newest when the budget runs out
@@ -416,8 +495,13 @@ class MessagingService:
             connection_id=caller.connection_id,
         ):
             raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
+        # Typing is for contacts: none while this is a request for the caller, none to
+        # members who have not accepted it, none across a block.
+        others = conversation.accepted() - {caller.user_id}
+        if caller.user_id in conversation.pending or not others:
+            return wire.TypingSent(sent=False)
         self.delivery.to_users(
-            conversation.members - {caller.user_id},
+            others,
             push(
                 wire.TypingPush(
                     conversationId=conversation.conversation_id,
@@ -425,27 +509,32 @@ class MessagingService:
                     state=state,
                 )
             ),
+            private_to=caller.user_id,
         )
         return wire.TypingSent(sent=True)
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
-        # Contacts are the members of the caller's most recently active conversations
-        # (dal RECENT_CONVERSATIONS) and anyone the caller has a 1:1 conversation with (read
-        # by key: groups others put the caller in cannot push those out of the window).
-        # Both reads are bounded, whatever others did to the caller.
-        contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
-        strangers = set(data.userIds) - contacts
-        if strangers:
-            strangers -= self.conversations.direct_contacts(caller.user_id, strangers)
-        if strangers:
-            raise Forbidden(
-                "presence is visible only for people you share a recent conversation with"
-            )
-        found = self.users.presence(data.userIds)
+        # Contacts (membership.Consent): an accepted 1:1 conversation, read by key, or the
+        # recent page of accepted conversations (requests live in another folder, so no
+        # number of conversations strangers start can hide a contact). Bounded, whatever
+        # others did to the caller. Block lists come with the presence read itself.
+        wanted = set(data.userIds) - {caller.user_id}
+        refused = Forbidden(
+            "presence is visible only for people you share an accepted conversation with"
+        )
+        if wanted - self.consent.contacts(caller.user_id, wanted):
+            raise refused
+        found = self.users.presence([*data.userIds, caller.user_id], consent=True)
+        me = found[caller.user_id]
+        # Across a block (either way) a contact shows as offline with no lastSeen, as
+        # someone who never connected: refusing would tell the blocked one of the block.
         return wire.PresenceList(
             presence=[
-                wire.Presence(userId=p.user_id, online=p.online, lastSeen=p.last_seen or None)
-                for p in found.values()
+                wire.Presence(userId=u, online=False, lastSeen=None)
+                if caller.user_id in p.blocked or u in me.blocked
+                else wire.Presence(userId=u, online=p.online, lastSeen=p.last_seen or None)
+                for u, p in found.items()
+                if u in data.userIds
             ]
         )
 
@@ -486,6 +575,20 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         return _CURSOR.validate_json(base64.urlsafe_b64decode(cursor.encode()), strict=True)
     except (ValueError, TypeError):  # binascii.Error and ValidationError are ValueErrors
         raise BadRequest("invalid cursor") from None
+
+
+def _send_refusal(label: str, limits: dict[str, RateLimit], now_ms: int) -> SwitchboardError:
+    """The error for a guard of a send's transaction that refused (nothing was stored)."""
+    if label == "consent":
+        return Forbidden(REFUSED)
+    if label in limits:
+        return _rate_limited(limits[label], now_ms)
+    position = int(label.removeprefix("attachment:"))
+    return BadRequest(
+        f"attachments[{position}] is not a completed upload of yours, or its "
+        "fileName/contentType/size differ from the upload's",
+        details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
+    )
 
 
 def _rate_limited(rule: RateLimit, now_ms: int) -> RateLimited:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from switchboard.dal.conversations import ConversationRepository
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.delivery import Delivery
+    from switchboard.membership import MembershipService
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
     from switchboard.preferences import PreferencesService
@@ -91,6 +92,26 @@ def messaging(settings: MessagingSettings) -> MessagingService:
             window_seconds=settings.RATE_WINDOW_SECONDS,
             sends_per_user=settings.SEND_LIMIT_PER_USER,
             sends_per_connection=settings.SEND_LIMIT_PER_CONNECTION,
+            creates_per_user=settings.CREATE_LIMIT_PER_USER,
+        ),
+    )
+
+
+def membership(settings: MessagingSettings, shared: MessagingService) -> MembershipService:
+    """Requests, blocks, leaving and group roles (membership.py), on the message
+    function's repositories and delivery."""
+    from switchboard.dal.membership import BlockRepository, MembershipRepository
+    from switchboard.membership import ConsentLimits, MembershipService
+
+    return MembershipService(
+        shared.conversations,
+        MembershipRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        BlockRepository(settings.USERS_TABLE),
+        shared.delivery,
+        shared.counters,
+        limits=ConsentLimits(
+            max_members=settings.MAX_MEMBERS,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
             creates_per_user=settings.CREATE_LIMIT_PER_USER,
         ),
     )

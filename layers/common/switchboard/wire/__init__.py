@@ -19,15 +19,16 @@ from switchboard.protocol import (
 )
 
 # Feature modules, in the order the docs present them.
-FEATURES = ("sessions", "messaging", "search", "calls", "uploads")
+FEATURES = ("sessions", "messaging", "membership", "search", "calls", "uploads")
 
 
 def _modules() -> dict[str, Any]:
-    from switchboard.wire import calls, messaging, search, sessions, uploads
+    from switchboard.wire import calls, membership, messaging, search, sessions, uploads
 
     return {
         "sessions": sessions,
         "messaging": messaging,
+        "membership": membership,
         "search": search,
         "calls": calls,
         "uploads": uploads,

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
+from switchboard.wire.system import SystemEvent
 
 UserId = Annotated[
     str,
@@ -31,6 +32,9 @@ class ConversationCreate(WireModel):
 class ConversationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=256)
+    folder: Literal["inbox", "requests"] = Field(
+        default="inbox", description="requests: the conversations strangers started with you"
+    )
 
 
 class Attachment(WireModel):
@@ -91,6 +95,9 @@ class PreferencesSet(WireModel):
         | None
     ) = None
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
+    acceptRequests: bool | None = Field(
+        default=None, description="false: nobody new may start a conversation with you"
+    )
 
 
 class PreferencesVerifyEmail(WireModel):
@@ -135,6 +142,11 @@ class ConversationSummary(WireData):
     ackedSeq: int
     readSeq: int
     unread: int
+    request: bool = Field(description="true: a message request you have not accepted")
+    roles: dict[str, str] = Field(
+        description='groups: "owner" and "admin" by user id (everyone else is a member)'
+    )
+    pending: list[str] = Field(description="members who have not accepted yet")
 
 
 class ConversationPage(WireData):
@@ -161,6 +173,9 @@ class Message(PushData):
     createdAt: int
     clientMessageId: str
     attachments: Omitted[list[MessageAttachment]] = None
+    system: Omitted[SystemEvent] = Field(
+        default=None, description="a membership change (body empty): see membership"
+    )
 
 
 class MessageSent(WireData):
@@ -218,6 +233,9 @@ class PreferencesView(WireData):
     email: str | None
     emailVerified: bool
     digestMinutes: int
+    acceptRequests: bool = Field(
+        description="false: message requests are refused (starting one is forbidden)"
+    )
 
 
 class Notification(PushData):
