@@ -221,6 +221,7 @@ def test_verification_mails_are_capped_per_address_and_a_refused_set_changes_not
         "email": None,
         "emailVerified": False,
         "digestMinutes": 15,
+        "acceptRequests": True,
     }
     assert queued_jobs(stack, accounts[3].user_id, "verify_email") == []
     assert all(len(queued_jobs(stack, a.user_id, "verify_email")) == 1 for a in accounts[:3])

@@ -88,7 +88,6 @@ class CallService:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None or not {caller.user_id, *callees} <= conversation.members:
                 raise Forbidden("every participant must be a member of the conversation")
-        self._check_consent(caller, callees, conversation)
         now = self.now()
         call = start(
             self._new_id(),
@@ -102,6 +101,8 @@ class CallService:
             offer=data.offer.model_dump(exclude_none=True) if data.offer else None,
             conversation_id=data.conversationId,
         )
+        # After the call is validated (start() is pure), before anything is written.
+        self._check_consent(caller, callees, conversation)
         # Scheduled first: a timeout for a call that was never stored is a no-op, while a
         # stored call without its timeout would ring until its active items expire.
         self.ring_timeouts.schedule(
@@ -271,11 +272,9 @@ class CallService:
         if data.calleeId is not None:
             if data.calleeId == caller.user_id:
                 raise BadRequest("a call needs someone else")
-            # Not for any id at all (a relay credential for anyone who asks): the callee
-            # must be a member of one of the caller's recent conversations, which is where
-            # a call is placed from (one Query and one BatchGetItem).
-            if data.calleeId not in self.conversations.recent_contacts(caller.user_id):
-                raise Forbidden("credentials are for calling someone you share a conversation with")
+            # Not for any id at all (a relay credential for anyone who asks): only for
+            # someone the caller may ring (the same check as call:initiate).
+            self._check_consent(caller, [data.calleeId], None)
             self.ice_servers.count_issue(caller.user_id)
             return self.ice_servers.for_user(caller.user_id)
         return self.ice_servers.stun_only()
