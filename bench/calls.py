@@ -120,6 +120,7 @@ def measure(
 
         conversation = alice.ok("conversation:create", {"members": [bob.user_id]})
         cid = {"conversationId": conversation["conversationId"]}
+        bob.ok("conversation:accept", cid)  # a request until bob accepts (contacts from now)
         alice.ok("message:send", {**cid, "clientMessageId": "warm", "body": "warm"})
         with run.operation("send_1to1_online"):
             alice.ok("message:send", {**cid, "clientMessageId": "m1", "body": "hi"})
@@ -250,6 +251,9 @@ REQUEST_ACTIONS: list[tuple[str, Callable[[str, str], dict[str, Any]]]] = [
     ("preferences:get", lambda c, u: {}),
     ("preferences:set", lambda c, u: {"digestMinutes": 10}),
     ("notification:list", lambda c, u: {}),
+    ("conversation:accept", lambda c, u: {"conversationId": c}),
+    ("conversation:decline", lambda c, u: {"conversationId": c}),
+    ("user:blocks", lambda c, u: {}),
 ]
 
 NOT_COUNTED = [
