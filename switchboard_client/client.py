@@ -64,8 +64,8 @@ from switchboard_client.errors import (
     error_from_reply,
 )
 from switchboard_client.inbox import Inbox
-from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.membership import Membership
+from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
 from switchboard_client.wire import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 

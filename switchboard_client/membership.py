@@ -19,7 +19,9 @@ class Membership:
         self._client = client
 
     # ------------------------------------------------------------------ requests
-    async def requests(self, *, limit: int = 20, cursor: str | None = None) -> wire.ConversationPage:
+    async def requests(
+        self, *, limit: int = 20, cursor: str | None = None
+    ) -> wire.ConversationPage:
         """The conversations strangers started with you (``request`` is true on each)."""
         data: dict[str, object] = {"limit": limit, "folder": "requests"}
         if cursor is not None:

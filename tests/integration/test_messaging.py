@@ -63,9 +63,7 @@ def people(stack: Stack, apps: tuple[ModuleType, ModuleType]) -> Any:
     return make
 
 
-def new_conversation(
-    owner: Client, *others: Client, accept: bool = True, **extra: Any
-) -> str:
+def new_conversation(owner: Client, *others: Client, accept: bool = True, **extra: Any) -> str:
     """A conversation between contacts: each other member accepts it (it was a message
     request for them, as everyone is a stranger at first). ``accept=False``: left a
     request."""

@@ -172,7 +172,16 @@ class MembershipService:
 
     def decline(self, caller: Caller, data: wire.ConversationRef) -> wire.ConsentChanged:
         for _ in range(CHANGE_ATTEMPTS):
-            conversation = self._conversation_for(caller, data.conversationId)
+            conversation = self.conversations.get(data.conversationId)
+            if conversation is None:
+                raise NotFound("conversation not found")
+            if caller.user_id not in conversation.members:
+                # Declined (or left) already: a retry changes nothing; anyone else is
+                # refused (history_bound raises for a non-member).
+                self.consent.history_bound(caller, conversation)
+                return wire.ConsentChanged(
+                    conversationId=conversation.conversation_id, changed=False
+                )
             if caller.user_id not in conversation.pending:
                 return wire.ConsentChanged(
                     conversationId=conversation.conversation_id, changed=False

@@ -484,6 +484,11 @@ class MessagingService:
         self, caller: Caller, data: wire.Typing, state: Literal["start", "stop"]
     ) -> wire.TypingSent:
         conversation = self._conversation_for(caller, data.conversationId)
+        # Typing is for contacts: none while this is a request for the caller, none to
+        # members who have not accepted it, none across a block (nothing counted either).
+        others = conversation.accepted() - {caller.user_id}
+        if caller.user_id in conversation.pending or not others:
+            return wire.TypingSent(sent=False)
         # Each push costs a presence read and a post per device of every member: both
         # states are limited, each on its own window (a stop right after a start is normal).
         key = "typing" if state == "start" else "typing-stop"
@@ -495,11 +500,6 @@ class MessagingService:
             connection_id=caller.connection_id,
         ):
             raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
-        # Typing is for contacts: none while this is a request for the caller, none to
-        # members who have not accepted it, none across a block.
-        others = conversation.accepted() - {caller.user_id}
-        if caller.user_id in conversation.pending or not others:
-            return wire.TypingSent(sent=False)
         self.delivery.to_users(
             others,
             push(
