@@ -302,9 +302,9 @@ class ConversationSummary(WireModel):
     ackedSeq: int
     readSeq: int
     unread: int
-    request: bool
-    roles: dict[str, str]
-    pending: list[str]
+    request: bool | None = None
+    roles: dict[str, str] | None = None
+    pending: list[str] | None = None
 
 
 class ConversationPage(WireModel):
@@ -449,7 +449,7 @@ class PreferencesView(WireModel):
     email: str | None
     emailVerified: bool
     digestMinutes: int
-    acceptRequests: bool
+    acceptRequests: bool | None = None
 
 
 class Presence(WireModel):

@@ -134,7 +134,7 @@ export const SHAPES = Object.freeze({
   ConversationAccepted: {"required": ["conversationId", "userId"], "optional": [], "nested": {}},
   ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
   LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": [], "nested": {}},
-  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread", "request", "roles", "pending"], "optional": [], "nested": {"lastMessage": "LastMessage"}},
+  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": ["request", "roles", "pending"], "nested": {"lastMessage": "LastMessage"}},
   ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
   ConversationRequest: {"required": ["conversationId", "fromUserId", "title", "listingId", "members"], "optional": [], "nested": {}},
   CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
@@ -153,7 +153,7 @@ export const SHAPES = Object.freeze({
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
   Pong: {"required": ["pong", "serverTime", "pid", "connectionId"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes", "acceptRequests"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": ["acceptRequests"], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
@@ -353,9 +353,9 @@ export const SHAPES = Object.freeze({
  * @property {number} ackedSeq
  * @property {number} readSeq
  * @property {number} unread
- * @property {boolean} request true: a message request you have not accepted
- * @property {Object<string, string>} roles groups: "owner" and "admin" by user id (everyone else is a member)
- * @property {Array<string>} pending members who have not accepted yet
+ * @property {boolean} [request] true: a message request you have not accepted
+ * @property {Object<string, string>} [roles] groups: "owner" and "admin" by user id (everyone else is a member)
+ * @property {Array<string>} [pending] members who have not accepted yet
  */
 /**
  * @typedef {object} ConversationPage
@@ -492,7 +492,7 @@ export const SHAPES = Object.freeze({
  * @property {string | null} email
  * @property {boolean} emailVerified
  * @property {number} digestMinutes
- * @property {boolean} acceptRequests false: message requests are refused (starting one is forbidden)
+ * @property {boolean} [acceptRequests] false: message requests are refused (starting one is forbidden)
  */
 /**
  * @typedef {object} Presence

@@ -142,11 +142,17 @@ class ConversationSummary(WireData):
     ackedSeq: int
     readSeq: int
     unread: int
-    request: bool = Field(description="true: a message request you have not accepted")
-    roles: dict[str, str] = Field(
-        description='groups: "owner" and "admin" by user id (everyone else is a member)'
+    # Defaults: a reply from a server before message requests reads the same.
+    request: bool = Field(
+        default=False, description="true: a message request you have not accepted"
     )
-    pending: list[str] = Field(description="members who have not accepted yet")
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='groups: "owner" and "admin" by user id (everyone else is a member)',
+    )
+    pending: list[str] = Field(
+        default_factory=list, description="members who have not accepted yet"
+    )
 
 
 class ConversationPage(WireData):
@@ -234,7 +240,8 @@ class PreferencesView(WireData):
     emailVerified: bool
     digestMinutes: int
     acceptRequests: bool = Field(
-        description="false: message requests are refused (starting one is forbidden)"
+        default=True,
+        description="false: message requests are refused (starting one is forbidden)",
     )
 
 
