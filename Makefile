@@ -18,7 +18,7 @@ NPM_TOOLS ?= .npm-tools
 ASYNCAPI := $(NPM_TOOLS)/node_modules/.bin/asyncapi
 DEVSERVER_ARGS ?=
 
-.PHONY: venv dev invoke redrive test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli \
+.PHONY: venv dev invoke redrive replay test test-fast fuzz mutate lint validate scan build deploy bench screenshots clean pr generate asyncapi-cli \
 	requirements generate-requirements sam-cli schemathesis
 
 $(STAMP):
@@ -39,6 +39,10 @@ invoke: venv ## sam local invoke without Docker: make invoke FN=ConnectionFuncti
 redrive: venv ## one DLQ back to its source queue: make redrive DLQ=DeliveryDLQ [STACK=switchboard-dev]
 	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<DLQ logical id or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL>)"; exit 2; }
 	$(PY) scripts/redrive.py $(DLQ) $(if $(STACK),--stack $(STACK),)
+
+replay: venv ## a stream DLQ's failed batches replayed to their consumer: make replay DLQ=AnalyticsDLQ [STACK=...]
+	@test -n "$(DLQ)" || { echo "usage: make replay DLQ=<ConnectionEventsDLQ|SearchIndexDLQ|AnalyticsDLQ or URL> [STACK=<stack>] (devserver: AWS_ENDPOINT_URL=<moto URL> AWS_ENDPOINT_URL_LAMBDA=<devserver http URL>)"; exit 2; }
+	$(PY) -m scripts.replay $(DLQ) $(if $(STACK),--stack $(STACK),)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $$(scripts/python.sh) -m venv $(CHECKOV_VENV)

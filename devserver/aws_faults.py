@@ -4,12 +4,13 @@ and DynamoDB stream batches can be delivered twice.
 Configured through `POST /__devserver/faults` next to the management-API faults::
 
     {"aws": {"failRate": 0.1, "services": ["dynamodb", "sqs"], "mode": "both", "seed": 1,
-             "operations": ["TransactWriteItems"]},
+             "operations": ["TransactWriteItems"], "functions": ["AggregatorFunction"]},
      "streams": {"replayRate": 0.2, "seed": 1}}
 
 - `aws`: each request a *function* makes (its boto3 User-Agent carries the app id the
   devserver gives every worker, `AWS_SDK_UA_APP_ID=sbfn-<LogicalId>`) to a listed service
-  (and, if given, one of the listed `operations`) loses a seeded draw with probability
+  (and, if given, one of the listed `operations`, from one of the listed `functions` by
+  logical id) loses a seeded draw with probability
   `failRate` and is answered 500. With mode
   `before` the request never reaches moto (nothing happened); with `after` moto runs it
   and the answer is lost (it happened, the caller cannot know) - the ambiguous failure
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -74,7 +76,9 @@ class AwsFaults:
         self.configure(None)
 
     def configure(self, config: Any) -> None:
-        config = _section(config, "aws", {"failRate", "services", "operations", "mode", "seed"})
+        config = _section(
+            config, "aws", {"failRate", "services", "operations", "functions", "mode", "seed"}
+        )
         services = config.get("services", sorted(SERVICES))
         if not isinstance(services, list) or not set(services) <= set(SERVICES):
             raise _Config(f"aws.services must be a list of {sorted(SERVICES)}")
@@ -83,6 +87,11 @@ class AwsFaults:
             not isinstance(operations, list) or not all(isinstance(o, str) for o in operations)
         ):
             raise _Config("aws.operations must be a list of operation names")
+        functions = config.get("functions")
+        if functions is not None and (
+            not isinstance(functions, list) or not all(isinstance(f, str) for f in functions)
+        ):
+            raise _Config("aws.functions must be a list of function logical ids")
         mode = config.get("mode", "before")
         if mode not in MODES:
             raise _Config(f"aws.mode must be one of {MODES}")
@@ -91,16 +100,20 @@ class AwsFaults:
         with self._lock:
             self.rate, self.services, self.mode, self.seed = rate, set(services), mode, seed
             self.operations = set(operations) if operations is not None else None
+            self.functions = {app_id(f) for f in functions} if functions is not None else None
             self._rng = random.Random(seed)  # noqa: S311 - fault injection, not security
             self.checked = 0
             self.injected: dict[str, int] = {}
 
-    def decide(self, service: str, operation: str) -> str | None:
-        """`before`, `after` or None (let it through) for one request of a function."""
+    def decide(self, service: str, operation: str, function: str = "") -> str | None:
+        """`before`, `after` or None (let it through) for one request of a function (its
+        app id)."""
         with self._lock:
             if not self.rate or service not in self.services:
                 return None
             if self.operations is not None and operation not in self.operations:
+                return None
+            if self.functions is not None and function not in self.functions:
                 return None
             self.checked += 1
             if self._rng.random() >= self.rate:
@@ -116,6 +129,9 @@ class AwsFaults:
                 "failRate": self.rate,
                 "services": sorted(self.services),
                 "operations": sorted(self.operations) if self.operations is not None else None,
+                "functions": sorted(f.removeprefix(APP_ID_PREFIX) for f in self.functions)
+                if self.functions is not None
+                else None,
                 "mode": self.mode,
                 "seed": self.seed,
                 "checked": self.checked,
@@ -188,12 +204,13 @@ class FaultyApp:
         return [body]
 
     def _decision(self, environ: dict[str, Any]) -> str | None:
-        if f"app/{APP_ID_PREFIX}" not in environ.get("HTTP_USER_AGENT", ""):
+        found = re.search(rf"app/({APP_ID_PREFIX}\S+)", environ.get("HTTP_USER_AGENT", ""))
+        if found is None:
             return None
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         for service, prefix in SERVICES.items():
             if target.startswith(prefix):
-                return self.faults.decide(service, target.rsplit(".", 1)[-1])
+                return self.faults.decide(service, target.rsplit(".", 1)[-1], found.group(1))
         return None
 
 

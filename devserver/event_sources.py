@@ -6,7 +6,9 @@
   Several pollers per mapping (as many as the function has workers), like Lambda scaling.
 - `DynamoDB`: polls every shard of the table's stream in order; a failing batch is
   retried (from the first reported `itemIdentifier` with ReportBatchItemFailures), up to
-  MaximumRetryAttempts (-1 = until it succeeds, as on AWS), optionally bisected.
+  MaximumRetryAttempts (-1 = until it succeeds, as on AWS), optionally bisected; then its
+  records are skipped and, with `DestinationConfig.OnFailure`, the invocation record that
+  locates them goes to that queue (devserver/stream_failures.py).
 - `Schedule`/`ScheduleV2`: `rate(...)` expressions, sped up by a factor for development.
 boto3 is synchronous: each call runs in the default thread pool, never on the event loop.
 """
@@ -16,18 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from devserver import ACCOUNT_ID, REGION
 from devserver.aws_faults import STREAM_FAULTS
 from devserver.provision import aws_client
+from devserver.stream_failures import OnFailureDestination
 from devserver.template import FunctionSpec
 from devserver.workers import InvocationResult, WorkerPools
 
@@ -38,6 +42,10 @@ log = logging.getLogger("devserver.events")
 
 async def _call(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, **kwargs)
+
+
+# Sends the invocation record of skipped records: (records, attempts, last result).
+OnFailure = Callable[[list[dict[str, Any]], int, InvocationResult], Coroutine[Any, Any, None]]
 
 
 def _queue_name_from_arn(arn: str) -> str:
@@ -278,6 +286,10 @@ class EventSources:
         max_retries = int(props.get("MaximumRetryAttempts", -1))
         bisect = props.get("BisectBatchOnFunctionError") in (True, "true")
         partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+        destination = OnFailureDestination.of(spec, label, props, self.moto_url)
+        on_failure = (
+            functools.partial(destination.send, stream_arn, shard_id) if destination else None
+        )
         iterator: str | None = (
             await _call(
                 client.get_shard_iterator,
@@ -299,7 +311,9 @@ class EventSources:
             pending += [self._stream_record(r, stream_arn) for r in response.get("Records", [])]
             while pending and not self._stopping.is_set():
                 batch, pending = pending[:batch_size], pending[batch_size:]
-                await self._deliver_stream_batch(spec, label, batch, max_retries, bisect, partial)
+                await self._deliver_stream_batch(
+                    spec, label, batch, max_retries, bisect, partial, on_failure
+                )
             if await self._sleep(0.25):
                 return
 
@@ -311,6 +325,7 @@ class EventSources:
         max_retries: int,
         bisect: bool,
         partial: bool,
+        on_failure: OnFailure | None = None,
     ) -> None:
         """Deliver in order; a failure retries from the failed record (records stay ordered)."""
         attempts = 0
@@ -342,12 +357,17 @@ class EventSources:
                     len(batch) - start_again,
                     max_retries,
                 )
+                if on_failure is not None:
+                    try:
+                        await on_failure(batch[start_again:], attempts, result)
+                    except Exception:
+                        log.exception("%s: the on-failure destination failed", label)
                 return
             batch = batch[start_again:]
             if bisect and not result.ok and len(batch) > 1:
                 half = len(batch) // 2
                 await self._deliver_stream_batch(
-                    spec, label, batch[:half], max_retries, bisect, partial
+                    spec, label, batch[:half], max_retries, bisect, partial, on_failure
                 )
                 batch = batch[half:]
                 continue

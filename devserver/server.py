@@ -28,6 +28,7 @@ from devserver.aws_faults import moto_server
 from devserver.emf import EmfSink
 from devserver.event_sources import EventSources
 from devserver.http_api import HttpApi
+from devserver.lambda_api import add_lambda_routes
 from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
@@ -123,6 +124,7 @@ class DevServer:
         http_app = web.Application(client_max_size=10 * 1024 * 1024)
         web_root = opts.web_root or self.template.base_dir / "web"
         HttpApi(functions, self.pools, web_root).add_routes(http_app)
+        add_lambda_routes(http_app, functions, self.pools)  # Invoke, for scripts/replay.py
 
         for app, sock in ((ws_app, ws_sock), (http_app, http_sock)):
             runner = web.AppRunner(app, access_log=None, handle_signals=False)

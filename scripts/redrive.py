@@ -16,7 +16,7 @@ leaves them in the DLQ; at least once, like the move task).
 
 Only queue DLQs can be redriven. ConnectionEventsDLQ, SearchIndexDLQ and AnalyticsDLQ hold
 stream batch descriptions (no queue sends to them): the command refuses them and points to
-the replay procedure in docs/operations.md. Exit status: 0 done, 1 the task failed, 2 refused.
+`make replay` (scripts/replay.py). Exit status: 0 done, 1 the task failed, 2 refused.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def redrive(sqs: Any, dlq_url: str, *, emulator: bool, wait: bool = True) -> dic
     if not sources:
         raise Refused(
             f"{dlq_url} is no queue's dead-letter queue: it holds stream batch descriptions "
-            "(see 'Replaying a failed range' in docs/operations.md)"
+            "(replay them with `make replay`, see docs/operations.md)"
         )
     arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
@@ -17,6 +18,16 @@ from mangum import Mangum
 from pydantic import BaseModel
 from switchboard import services
 from switchboard.analytics.access import NotAdmin, NotAuthenticated
+from switchboard.analytics.answers import (
+    Connections,
+    Messages,
+    Overview,
+    QueueFigures,
+    Sessions,
+    Statistics,
+    TimeSeries,
+    UserSessions,
+)
 from switchboard.analytics.dashboard import dashboard_router
 from switchboard.analytics.report import MAX_POINTS, SERIES
 from switchboard.auth import Identity
@@ -24,6 +35,7 @@ from switchboard.config import AdminDashboardSettings, AnalyticsApiSettings
 from switchboard.observability import logger
 
 PREFIX = "/api/analytics"
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
 class Problem(BaseModel):
@@ -61,51 +73,59 @@ def admin(
 
 
 api = APIRouter(prefix=PREFIX, dependencies=[Depends(admin)])
+
+
+def get(path: str, **options: Any) -> Callable[[Handler], Handler]:
+    """A GET route whose answer model (its return annotation) is serialised without the
+    optional fields it left unset: an open session has no ``endedAt`` key at all."""
+    return api.get(path, response_model_exclude_unset=True, **options)
+
+
 Limit = Annotated[int, Query(ge=1, le=1000)]
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^,\s]+$")]
 
 
-@api.get("", summary="Everything: connections, messages, queues, sessions")
-def overview() -> dict[str, Any]:
+@get("", summary="Everything: connections, messages, queues, sessions")
+def overview() -> Overview:
     return report.overview()
 
 
-@api.get("/connections")
-def connections() -> dict[str, Any]:
+@get("/connections")
+def connections() -> Connections:
     return report.connections()
 
 
-@api.get("/messages")
-def messages() -> dict[str, Any]:
+@get("/messages")
+def messages() -> Messages:
     return report.messages()
 
 
-@api.get("/queues", summary="Depth, in flight and DLQ depth of every queue")
-def queues() -> dict[str, Any]:
+@get("/queues", summary="Depth, in flight and DLQ depth of every queue")
+def queues() -> dict[str, QueueFigures]:
     return report.queues()
 
 
-@api.get("/sessions/active")
-def active_sessions(limit: Limit = 100) -> dict[str, Any]:
+@get("/sessions/active")
+def active_sessions(limit: Limit = 100) -> Sessions:
     return report.active_sessions(limit)
 
 
-@api.get("/sessions/recent")
-def recent_sessions(limit: Limit = 50) -> dict[str, Any]:
+@get("/sessions/recent")
+def recent_sessions(limit: Limit = 50) -> Sessions:
     return report.recent_sessions(limit)
 
 
-@api.get("/sessions/{userId}", summary="One user: sessions, durations, messages, typing")
-def user_sessions(userId: UserId, limit: Limit = 20) -> dict[str, Any]:
+@get("/sessions/{userId}", summary="One user: sessions, durations, messages, typing")
+def user_sessions(userId: UserId, limit: Limit = 20) -> UserSessions:
     return report.user(userId, limit)
 
 
-@api.get("/statistics")
-def statistics() -> dict[str, Any]:
+@get("/statistics")
+def statistics() -> Statistics:
     return report.statistics()
 
 
-@api.get(
+@get(
     "/timeseries",
     summary="One metric per minute or hour bucket",
     description=f"At most {MAX_POINTS} buckets: a longer range answers the {MAX_POINTS} "
@@ -120,7 +140,7 @@ def timeseries(
     ] = None,
     end: Annotated[dt.datetime | None, Query(alias="to", description="default: now")] = None,
     bucket: Literal["minute", "hour"] = "minute",
-) -> dict[str, Any]:
+) -> TimeSeries:
     to_ms = _epoch_ms(end) if end else int(time.time() * 1000)
     from_ms = (
         _epoch_ms(start) if start else to_ms - (3_600_000 if bucket == "minute" else 86_400_000)

@@ -30,6 +30,11 @@ STREAM_TIMEOUT = 45.0
 
 
 def redrive(ds: RunningDevserver, dlq: str) -> subprocess.CompletedProcess[str]:
+    return operator_command(ds, "scripts/redrive.py", dlq)
+
+
+def operator_command(ds: RunningDevserver, *command: str) -> subprocess.CompletedProcess[str]:
+    """An operator's script, run as against AWS but with the endpoint URL on moto."""
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": ds.moto,
@@ -39,7 +44,7 @@ def redrive(ds: RunningDevserver, dlq: str) -> subprocess.CompletedProcess[str]:
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     }
     return subprocess.run(
-        [sys.executable, "scripts/redrive.py", dlq],
+        [sys.executable, *command],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -90,6 +90,50 @@ def test_schema_has_operations(schema: dict[str, Any]) -> None:
     assert len(_operations(schema)) == 9
 
 
+def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        name = node["$ref"].removeprefix("#/components/schemas/")
+        node = document["components"]["schemas"][name]
+    return node
+
+
+def _untyped(document: dict[str, Any], node: dict[str, Any], seen: set[str]) -> list[str]:
+    """Where a schema says nothing of a body: an object without properties (a bare
+    ``dict[str, Any]``), or a value of any type."""
+    if "$ref" in node:
+        if node["$ref"] in seen:
+            return []
+        seen.add(node["$ref"])
+    node = _resolve(document, node)
+    found: list[str] = []
+    for option in node.get("anyOf", []):
+        found += _untyped(document, option, seen)
+    if "anyOf" in node:
+        return found
+    kind = node.get("type")
+    if kind is None:
+        return [str(node)]
+    if kind == "object":
+        properties = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        if not properties and not isinstance(extra, dict):
+            return [str(node)]
+        for child in [*properties.values(), *([extra] if isinstance(extra, dict) else [])]:
+            found += _untyped(document, child, seen)
+    if kind == "array":
+        found += _untyped(document, node.get("items", {}), seen)
+    return found
+
+
+def test_every_answer_is_described_to_its_last_field(schema: dict[str, Any]) -> None:
+    """The document describes the real bodies: every 200 answer is a model whose every
+    field has a type (no free-form object anywhere in it)."""
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            assert _untyped(schema, body, set()) == [], (method, path)
+
+
 @pytest.mark.parametrize("index", range(9))
 def test_no_request_built_from_the_schema_gets_a_5xx(
     api: ModuleType, schema: dict[str, Any], index: int

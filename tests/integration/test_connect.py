@@ -46,7 +46,8 @@ def test_authorizer_allows_a_valid_token_and_passes_identity(
         "",
         "garbage",
         token_for("alice", ttl_seconds=-100),
-        token_for("a", now=time.time() + 999),
+        # Issued in ~4 months: still not yet valid however long the run (999 s was not)
+        token_for("a", now=time.time() + 10**7),
     ],
 )
 def test_authorizer_refuses_with_unauthorized(

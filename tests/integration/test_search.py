@@ -242,7 +242,10 @@ def test_replayed_stream_batches_leave_the_same_index(world: Any, stack: Stack) 
 def test_search_is_rate_limited_and_a_refused_search_reads_nothing(
     stack: Stack, apps: dict[str, ModuleType]
 ) -> None:
-    limited = stack.handler("SearchFunction", SEARCH_LIMIT_PER_USER="2")
+    # A fixed window aligned to the epoch that cannot end mid-test (10 s ones can, under load)
+    limited = stack.handler(
+        "SearchFunction", SEARCH_LIMIT_PER_USER="2", RATE_WINDOW_SECONDS=str(10**9)
+    )
     client = Client(stack, apps["message"], apps["connect"], f"rl-{uuid.uuid4().hex[:6]}")
     search = Searcher(limited, client)
     assert search.call({"query": "one"})["ok"]

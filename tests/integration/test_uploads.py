@@ -622,11 +622,18 @@ def test_attachments_are_the_senders_completed_uploads_and_members_may_download_
     assert message["attachments"] == [attachment]
 
 
+LONG_WINDOW = str(10**9)  # seconds; the next boundary is in 2033
+
+
 def test_upload_start_is_rate_limited_per_user_and_a_refusal_creates_nothing(
     stack: Stack, apps: Any
 ) -> None:
     _, connect, _ = apps
-    limited = stack.handler("UploadFunction", UPLOAD_START_LIMIT_PER_USER="3")
+    # Windows are fixed and aligned to the epoch: one of ~31 years cannot end mid-test
+    # (a 60 s one did, on a loaded CI machine, and let the fourth start through).
+    limited = stack.handler(
+        "UploadFunction", UPLOAD_START_LIMIT_PER_USER="3", UPLOAD_START_WINDOW_SECONDS=LONG_WINDOW
+    )
     tag = uuid.uuid4().hex[:6]
     alice = Client(stack, limited, connect, f"alice-{tag}")
     bob = Client(stack, limited, connect, f"bob-{tag}")

@@ -63,7 +63,7 @@ def test_percentiles_of_known_data() -> None:
         assert reported is not None
         assert p <= reported < p * 1.0906
     assert histogram.percentile({}, 50) is None
-    assert histogram.summary({})["count"] == 0
+    assert histogram.summary({}).count == 0
 
 
 def test_histograms_merge_exactly() -> None:

@@ -52,6 +52,17 @@ def test_only_the_functions_requests_to_listed_services_fail() -> None:
     assert faults.snapshot()["checked"] == 1
 
 
+def test_a_functions_list_fails_only_the_requests_of_those_functions() -> None:
+    faults, backend = AwsFaults(), CountingApp()
+    faults.configure({"failRate": 1.0, "services": ["dynamodb"], "functions": ["Aggregator"]})
+    app = FaultyApp(backend, faults)
+    aggregator = f"Boto3/1.44 md/x app/{app_id('Aggregator')} cfg/retry-mode#standard"
+    assert call(app, "DynamoDB_20120810.UpdateItem", aggregator).startswith("500")
+    assert call(app, "DynamoDB_20120810.UpdateItem", FUNCTION_UA).startswith("200")
+    assert backend.served == ["DynamoDB_20120810.UpdateItem"]  # the MessageFunction's
+    assert faults.snapshot()["functions"] == ["Aggregator"]
+
+
 def test_a_seed_gives_the_same_decisions() -> None:
     def decisions() -> list[str | None]:
         faults = AwsFaults()
@@ -72,6 +83,7 @@ def test_a_seed_gives_the_same_decisions() -> None:
         {"services": ["s3"]},
         {"mode": "sometimes"},
         {"seed": "x"},
+        {"functions": "AggregatorFunction"},
         {"other": 1},
         [],
     ],

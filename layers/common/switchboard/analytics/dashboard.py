@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from switchboard.analytics.answers import SignInConfig
 from switchboard.config import AdminDashboardSettings
 
 FILES = Path(__file__).with_name("static")
@@ -60,8 +60,8 @@ def dashboard_router(settings: AdminDashboardSettings) -> APIRouter:
         return RedirectResponse(target, status_code=302)
 
     @router.get("/config.json")
-    def sign_in_config() -> dict[str, Any]:
-        return {"oidc": settings.oidc}
+    def sign_in_config() -> SignInConfig:
+        return SignInConfig(oidc=settings.oidc)
 
     @router.get("/{name}")
     def asset(name: str) -> Response:

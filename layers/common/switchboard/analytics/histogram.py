@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from switchboard.analytics.answers import Latency
+
 STEPS_PER_DOUBLING = 8
 MAX_MS = 3_600_000
 # The bucket holding MAX_MS is the last one: it takes everything from ~57 min on.
 LAST_BUCKET = math.floor(math.log2(MAX_MS) * STEPS_PER_DOUBLING) + 1
 RELATIVE_RESOLUTION = 2 ** (1 / STEPS_PER_DOUBLING) - 1  # 0.0905
-PERCENTILES = (50, 95, 99)
 
 
 def bucket_of(value_ms: float) -> int:
@@ -71,8 +72,10 @@ def percentile(histogram: Mapping[int, int], p: float) -> float | None:
     raise AssertionError("unreachable: rank <= total")
 
 
-def summary(histogram: Mapping[int, int]) -> dict[str, float | int | None]:
-    result: dict[str, float | int | None] = {"count": sum(histogram.values())}
-    for p in PERCENTILES:
-        result[f"p{p}"] = percentile(histogram, p)
-    return result
+def summary(histogram: Mapping[int, int]) -> Latency:
+    return Latency(
+        count=sum(histogram.values()),
+        p50=percentile(histogram, 50),
+        p95=percentile(histogram, 95),
+        p99=percentile(histogram, 99),
+    )

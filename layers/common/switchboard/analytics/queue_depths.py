@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from switchboard.analytics.answers import DlqDepth, QueueFigures
 from switchboard.dal.base import SqsClientHolder
 from switchboard.observability import logger
 
@@ -45,15 +46,15 @@ class QueueMonitor(SqsClientHolder):
         stats["available"] = True
         return stats
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        report: dict[str, dict[str, Any]] = {}
+    def snapshot(self) -> dict[str, QueueFigures]:
+        report: dict[str, QueueFigures] = {}
         for label, urls in sorted(self.queues.items()):
             entry: dict[str, Any] = {}
             if "queue" in urls:
                 entry.update(self._stats(urls["queue"]))
             if "dlq" in urls:
                 dlq = self._stats(urls["dlq"])
-                entry["dlq"] = {"depth": dlq.get("depth", 0), "available": dlq["available"]}
+                entry["dlq"] = DlqDepth(depth=dlq.get("depth", 0), available=dlq["available"])
                 entry["dlqDepth"] = dlq.get("depth", 0)
-            report[label] = entry
+            report[label] = QueueFigures(**entry)
         return report

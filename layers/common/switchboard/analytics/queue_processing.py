@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from switchboard import aws
+from switchboard.analytics.answers import Processing, ProcessingTime
 from switchboard.observability import QUEUE_METRICS, logger
 
 WINDOW_SECONDS = 3600
@@ -79,7 +80,7 @@ class QueueProcessing:
                 )
         return queries
 
-    def snapshot(self, window_seconds: int = WINDOW_SECONDS) -> dict[str, dict[str, Any]]:
+    def snapshot(self, window_seconds: int = WINDOW_SECONDS) -> dict[str, Processing]:
         """label -> processing figures of the last ``window_seconds`` (unavailable: None)."""
         if not self.queues:
             return {}
@@ -106,26 +107,24 @@ class QueueProcessing:
         except (ClientError, BotoCoreError) as exc:
             # Depths still answer when CloudWatch does not (nor does it turn into a 500).
             logger.warning("queue processing metrics unavailable", extra={"error": str(exc)})
-            return {label: {"available": False} for label in self.queues}
-        found: dict[str, dict[str, Any]] = {}
+            return {label: Processing(available=False) for label in self.queues}
+        found: dict[str, Processing] = {}
         for i, (label, _name) in enumerate(sorted(self.queues.items())):
             processed = int(sum(values.get(f"q{i}p", [])))
             failed = int(sum(values.get(f"q{i}f", [])))
             samples = int(sum(values.get(f"q{i}n", [])))
             total_ms = sum(values.get(f"q{i}t", []))
             longest = max(values.get(f"q{i}m", []), default=0.0)
-            found[label] = {
-                "available": True,
-                "windowSeconds": window_seconds,
-                "processed": processed,
-                "failed": failed,
-                "failureRate": round(failed / (processed + failed), 4)
-                if processed + failed
-                else None,
-                "processingTimeMs": {
-                    "count": samples,
-                    "average": round(total_ms / samples, 3) if samples else None,
-                    "max": round(longest, 3) if samples else None,
-                },
-            }
+            found[label] = Processing(
+                available=True,
+                windowSeconds=window_seconds,
+                processed=processed,
+                failed=failed,
+                failureRate=round(failed / (processed + failed), 4) if processed + failed else None,
+                processingTimeMs=ProcessingTime(
+                    count=samples,
+                    average=round(total_ms / samples, 3) if samples else None,
+                    max=round(longest, 3) if samples else None,
+                ),
+            )
         return found
