@@ -277,6 +277,8 @@ class ConversationAccepted(WireModel):
 
     conversationId: str
     userId: str
+    ackedSeq: int
+    readSeq: int
 
 
 class ConversationCreated(WireModel):

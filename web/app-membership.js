@@ -11,6 +11,7 @@
  * @property {() => void} rerender re-renders the list, the chat head and the open conversation
  * @property {(conversationId: string) => Promise<void>} open opens a conversation
  * @property {(error: unknown) => void} showError
+ * @property {(receipt: {conversationId: string, seq: number, userId: string}, kind: "delivered" | "read") => void} receipt
  */
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -27,7 +28,12 @@ export function setupMembership(h) {
   host = h;
   const client = h.app.client;
   client.on("conversation:request", () => loadRequests().catch(h.showError));
-  client.on("conversation:accepted", () => h.reload().catch(h.showError));
+  client.on("conversation:accepted", (/** @type {any} */ d) => {
+    // The receipts held back while it was a request, then presence (the reload asks).
+    h.receipt({ conversationId: d.conversationId, seq: d.ackedSeq, userId: d.userId }, "delivered");
+    h.receipt({ conversationId: d.conversationId, seq: d.readSeq, userId: d.userId }, "read");
+    h.reload().catch(h.showError);
+  });
   $("members-button").addEventListener("click", () => toggleMembers());
   $("add-members").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -123,6 +123,7 @@ async function signIn(userId) {
     },
     open: openConversation,
     showError,
+    receipt: onReceipt,
   });
   await client.connect();
   await loadMembership();

@@ -131,7 +131,7 @@ export const SHAPES = Object.freeze({
   CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
   CallStateReply: {"required": ["callId", "state"], "optional": [], "nested": {}},
   ConsentChanged: {"required": ["conversationId", "changed"], "optional": [], "nested": {}},
-  ConversationAccepted: {"required": ["conversationId", "userId"], "optional": [], "nested": {}},
+  ConversationAccepted: {"required": ["conversationId", "userId", "ackedSeq", "readSeq"], "optional": [], "nested": {}},
   ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
   LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": [], "nested": {}},
   ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": ["request", "roles", "pending"], "nested": {"lastMessage": "LastMessage"}},
@@ -328,6 +328,8 @@ export const SHAPES = Object.freeze({
  * A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it).
  * @property {string} conversationId
  * @property {string} userId
+ * @property {number} ackedSeq the receipts held back while it was a request
+ * @property {number} readSeq
  */
 /**
  * @typedef {object} ConversationCreated

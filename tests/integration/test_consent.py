@@ -103,7 +103,8 @@ def test_a_strangers_conversation_is_a_request_until_accepted(people: Any) -> No
     # Then alice is told, they are contacts, and receipts and typing flow
     accepted = alice.frames("conversation:accepted")
     assert [f["data"] for f in accepted] == [
-        {"conversationId": conversation, "userId": bob.user_id}
+        # with the receipts held back while it was a request
+        {"conversationId": conversation, "userId": bob.user_id, "ackedSeq": 1, "readSeq": 1}
     ]
     assert alice.ok("presence:query", {"userIds": [bob.user_id]})["presence"][0]["online"]
     assert bob.ok("typing:start", {"conversationId": conversation}) == {"sent": True}

@@ -157,18 +157,24 @@ class MembershipService:
 
     def announce_accepted(self, caller: Caller, conversation: Conversation) -> None:
         """Tells the members who accepted that the caller did too (they may now see the
-        caller's presence; the push itself is private to the caller: blocks apply)."""
+        caller's presence and receipts; the push is private to the caller: blocks apply)."""
         others = conversation.accepted() - {caller.user_id}
-        if others:
-            self.delivery.to_users(
-                others,
-                push(
-                    wire.ConversationAccepted(
-                        conversationId=conversation.conversation_id, userId=caller.user_id
-                    )
-                ),
-                private_to=caller.user_id,
-            )
+        if not others:
+            return
+        # With the receipts that were held back while it was a request (one GetItem).
+        member = self.conversations.member(conversation.conversation_id, caller.user_id)
+        self.delivery.to_users(
+            others,
+            push(
+                wire.ConversationAccepted(
+                    conversationId=conversation.conversation_id,
+                    userId=caller.user_id,
+                    ackedSeq=member.acked_seq if member else 0,
+                    readSeq=member.read_seq if member else 0,
+                )
+            ),
+            private_to=caller.user_id,
+        )
 
     def decline(self, caller: Caller, data: wire.ConversationRef) -> wire.ConsentChanged:
         for _ in range(CHANGE_ATTEMPTS):

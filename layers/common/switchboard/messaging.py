@@ -286,7 +286,7 @@ class MessagingService:
             raise Conflict("the conversation is too busy right now, retry the send")
         self._deliver(caller, conversation, message)
         if caller.user_id in conversation.pending:  # the reply accepted the request
-            self.membership_accepted(caller, conversation)
+            self.membership_accepted(caller, conversation, message.seq)
         return wire.MessageSent(
             seq=message.seq, messageId=message.message_id, createdAt=message.created_at
         )
@@ -360,14 +360,19 @@ class MessagingService:
             },
         )
 
-    def membership_accepted(self, caller: Caller, conversation: Conversation) -> None:
+    def membership_accepted(self, caller: Caller, conversation: Conversation, seq: int) -> None:
+        """A reply accepted the request: the others are told (membership.py), with the
+        replier's cursors (sending is reading: both are at the reply's seq)."""
         others = conversation.accepted() - {caller.user_id}
         if others:
             self.delivery.to_users(
                 others,
                 push(
                     ConversationAccepted(
-                        conversationId=conversation.conversation_id, userId=caller.user_id
+                        conversationId=conversation.conversation_id,
+                        userId=caller.user_id,
+                        ackedSeq=seq,
+                        readSeq=seq,
                     )
                 ),
                 private_to=caller.user_id,

@@ -95,6 +95,8 @@ class ConversationAccepted(PushData):
     TYPE = "conversation:accepted"
     conversationId: str
     userId: str
+    ackedSeq: int = Field(description="the receipts held back while it was a request")
+    readSeq: int
 
 
 ACTIONS: dict[str, type[WireModel]] = {
