@@ -14,6 +14,8 @@
  * @property {(receipt: {conversationId: string, seq: number, userId: string}, kind: "delivered" | "read") => void} receipt
  */
 
+import { ClientEvent } from "./switchboard.js";
+
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 /** @type {Host | null} */
@@ -28,6 +30,12 @@ export function setupMembership(h) {
   host = h;
   const client = h.app.client;
   client.on("conversation:request", () => loadRequests().catch(h.showError));
+  client.on(ClientEvent.MESSAGE, (/** @type {any} */ message) => {
+    // A message in a request (or one not listed yet): its preview is the request's.
+    if (requests.has(message.conversationId) || !h.app.conversations.has(message.conversationId)) {
+      loadRequests().catch(h.showError);
+    }
+  });
   client.on("conversation:accepted", (/** @type {any} */ d) => {
     // The receipts held back while it was a request, then presence (the reload asks).
     h.receipt({ conversationId: d.conversationId, seq: d.ackedSeq, userId: d.userId }, "delivered");

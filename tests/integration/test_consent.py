@@ -141,6 +141,10 @@ def test_a_declined_request_takes_the_decliner_out(people: Any) -> None:
     )
     assert refusal(reply) == ("forbidden", REFUSED)
     assert bob.ok("conversation:decline", {"conversationId": conversation})["changed"] is False
+    # And alice's listing still shows bob, not yet accepting, as before the decline
+    [listed] = alice.ok("conversation:list", {})["conversations"]
+    assert listed["members"] == sorted([alice.user_id, bob.user_id])
+    assert listed["pending"] == [bob.user_id]
 
 
 def test_refused_requests_and_blocks_look_alike_and_change_nothing(

@@ -200,12 +200,15 @@ class MessagingService:
             c = found.get(member.conversation_id)
             if c is None:
                 continue
+            # A declined 1:1 conversation lists as it did before (the decliner still a
+            # member who has not accepted): the requester cannot tell it from a block.
+            declined = {c.declined_by} if c.declined_by else set()
             items.append(
                 wire.ConversationSummary(
                     conversationId=c.conversation_id,
                     title=c.title,
                     listingId=c.listing_id,
-                    members=sorted(c.members),
+                    members=sorted(c.members | declined),
                     lastSeq=c.last_seq,
                     lastMessage=(
                         wire.LastMessage.model_validate(c.last_message) if c.last_message else None
@@ -216,7 +219,7 @@ class MessagingService:
                     unread=max(0, c.last_seq - member.read_seq),
                     request=caller.user_id in c.pending,
                     roles=dict(c.roles),
-                    pending=sorted(c.pending),
+                    pending=sorted(c.pending | declined),
                 )
             )
         next_cursor = None
@@ -380,14 +383,21 @@ class MessagingService:
 
     def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> wire.CursorMoved:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
-        conversation = self._conversation_for(caller, data.conversationId)
-        seq = min(data.seq, conversation.last_seq)
+        conversation = self.conversations.get(data.conversationId)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        # A former member acks and reads up to their leave entry (their devices ack the
+        # entry itself), telling nobody; anyone else is refused.
+        bound = self.consent.history_bound(caller, conversation)
+        seq = min(data.seq, bound)
         moved = seq > 0 and self.conversations.advance_cursor(
             conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
         # Receipts are for contacts: none while the conversation is a request for the
         # caller, none to members who have not accepted it, none across a block.
         others = conversation.accepted() - {caller.user_id}
+        if caller.user_id not in conversation.members:
+            others = set()
         if moved and caller.user_id not in conversation.pending and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             self.delivery.to_users(
