@@ -397,7 +397,7 @@ class MessagingService:
         # caller, none to members who have not accepted it, none across a block.
         others = conversation.accepted() - {caller.user_id}
         if caller.user_id not in conversation.members:
-            others = set()
+            others = frozenset()
         if moved and caller.user_id not in conversation.pending and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             self.delivery.to_users(
