@@ -74,6 +74,14 @@ def take(out: Path) -> list[Path]:
                 alice.get_by_label("Start a conversation with").fill("bob")
                 alice.get_by_role("button", name="Start", exact=True).click()
                 _send(alice, "Hi Bob, is the bike still for sale?")
+                # Both arrive as message requests: the requests section, then accepted
+                request = bob.locator(".request", has_text="alice")
+                expect(request).to_contain_text("is the bike still for sale?")
+                shot(bob, "requests")
+                request.get_by_role("button", name="Accept").click()
+                alice.locator(".request", has_text="carol").get_by_role(
+                    "button", name="Accept"
+                ).click()
                 bob.locator(".conversation", has_text="alice").click()
                 _send(bob, "Yes! It was serviced last month.")
                 _send(alice, "Great, can I see it on Saturday?")
@@ -105,8 +113,23 @@ def take(out: Path) -> list[Path]:
                 shot(alice, "call")
                 alice.get_by_role("button", name="Hang up").click()
 
+                # A group: bob leaves, alice sees it in the conversation and its members
+                alice.get_by_label("Start a conversation with").fill("bob, carol")
+                alice.get_by_role("button", name="Start", exact=True).click()
+                _send(alice, "Who wants the sofa?")
+                for page in (bob, carol):
+                    page.locator(".request", has_text="alice").get_by_role(
+                        "button", name="Accept"
+                    ).click()
+                bob.locator(".conversation", has_text="alice, carol").click()
+                bob.get_by_role("button", name="Members").click()
+                bob.get_by_role("button", name="Leave conversation").click()
+                expect(alice.locator(".message.system")).to_have_text(["bob left"])
+                alice.get_by_role("button", name="Members").click()
+                shot(alice, "members")
+
                 phone = _open(browser, server.http, "alice", PHONE)
-                expect(phone.locator(".conversation")).to_have_count(2)
+                expect(phone.locator(".conversation")).to_have_count(3)
                 shot(phone, "phone-conversations")
                 phone.locator(".conversation", has_text="bob").click()
                 expect(phone.locator(".message").first).to_be_visible()

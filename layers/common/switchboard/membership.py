@@ -364,11 +364,10 @@ class MembershipService:
     ) -> None:
         # The entry goes to everyone it concerns: the members before the change (a
         # removed one's last push is their removal; it is within what they keep) and the
-        # members added. The caller's other devices get it too; this one has the reply.
+        # members added - the caller's devices too, this one included (the reply has its
+        # seq, not the entry; clients drop a duplicate by seq).
         audience = conversation.members | set(change.add)
-        self.delivery.to_users(
-            audience, push(entry.wire()), exclude_connection=caller.connection_id
-        )
+        self.delivery.to_users(audience, push(entry.wire()))
         requested = sorted(u for u, is_request in change.add.items() if is_request)
         if requested:
             members = sorted((conversation.members | set(change.add)) - change.remove)
