@@ -415,15 +415,14 @@ class MessagingService:
 
     def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
-        bounds: dict[str, int] = {}
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
             if conversation is None:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
                 # A former member reads up to the seq they left at (one GetItem each).
-                bounds[conversation_id] = self.consent.history_bound(caller, conversation)
-                found[conversation_id] = replace(conversation, last_seq=bounds[conversation_id])
+                bound = self.consent.history_bound(caller, conversation)
+                found[conversation_id] = replace(conversation, last_seq=bound)
         # What one frame may cost is bounded whatever the number of cursors: at most
         # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
         # the reply is full. A conversation left out says hasMore; the client syncs again.
