@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, calls, coldstart, cost, e2e, fanout, report, search
+from bench import ROOT, allin, calls, coldstart, cost, e2e, fanout, report, search, signaling
 from bench.stack import local_stack
 
 
@@ -33,12 +33,20 @@ class Plan:
     e2e_steady_seconds: float
     e2e_saturate_seconds: float
     backlog_messages: int = 1000
+    # connected users who send nothing while the pairs send (devserver_msgs_per_s)
+    e2e_idle_users: int = 1000
     search_messages: int = 1_000
     search_conversations: int = 10
     search_rounds: int = 5
     # messages indexed per conversation size for the write-unit count; the calls corpus
     search_index_samples: tuple[tuple[int, int], ...] = ((2, 40), (10, 10), (50, 4))
     search_calls_corpus: int = 100
+    # the all-in count: senders (each to its own online recipient) x messages each
+    allin_pairs: int = 5
+    allin_per_pair: int = 4
+    # call signaling through the devserver: calls placed, candidates relayed per call
+    signaling_rounds: int = 5
+    signaling_candidates: int = 5
 
 
 QUICK = Plan(
@@ -47,7 +55,7 @@ QUICK = Plan(
     fanout_sizes=[10, 100, 1000],
     fanout_sequential_posts=100,
     calls_crowd=30,
-    e2e_pairs=3,
+    e2e_pairs=50,
     e2e_load_fraction=0.3,
     e2e_steady_seconds=5,
     e2e_saturate_seconds=3,
@@ -58,7 +66,7 @@ FULL = Plan(
     fanout_sizes=[1, 10, 100, 300, 1000],
     fanout_sequential_posts=1000,
     calls_crowd=100,
-    e2e_pairs=10,
+    e2e_pairs=50,
     e2e_load_fraction=0.3,
     e2e_steady_seconds=30,
     e2e_saturate_seconds=10,
@@ -67,6 +75,10 @@ FULL = Plan(
     search_rounds=30,
     search_index_samples=((2, 200), (10, 50), (50, 20)),
     search_calls_corpus=300,
+    allin_pairs=10,
+    allin_per_pair=10,
+    signaling_rounds=30,
+    signaling_candidates=10,
 )
 
 
@@ -115,6 +127,11 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
 
     progress.begin("AWS calls per operation (handlers in-process on moto)")
     with local_stack() as stack:
+        # The all-in count first: what calls.measure sets off later (a call's ring timeout,
+        # a delayed SQS message) must not be drained as if the sends had caused it.
+        everything = allin.measure(
+            stack, pairs=plan.allin_pairs, per_pair=plan.allin_per_pair, progress=progress.say
+        )
         counted = calls.measure(stack, crowd=plan.calls_crowd, progress=progress.say)
         search_costs = search.costs(
             stack,
@@ -137,6 +154,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
             steady_seconds=plan.e2e_steady_seconds,
             saturate_seconds=plan.e2e_saturate_seconds,
             backlog_messages=plan.backlog_messages,
+            idle_users=plan.e2e_idle_users,
             progress=progress.say,
         )
     backlog = ends.pop("backlog")
@@ -150,8 +168,18 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     )
     searched.update(search_costs)
 
+    progress.begin("call signaling through the devserver (ring, ICE relay)")
+    with tempfile.TemporaryDirectory(prefix="bench-signaling-") as workdir:
+        signaled = signaling.measure(
+            Path(workdir),
+            rounds=plan.signaling_rounds,
+            candidates=plan.signaling_candidates,
+            progress=progress.say,
+        )
+
     progress.begin("cost model")
     money = cost.model(counted["operations"], indexing=search_costs["index_cost"])
+    money["all_in"] = cost.all_in(everything)
     largest = max(plan.fanout_sizes)
     return {
         "coldstart_ratio": cold["coldstart_ratio"],
@@ -161,19 +189,29 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "fanout_1000_speedup": fan[f"fanout_{largest}_speedup"],
         "e2e_p99_ms": ends["e2e_p99_ms"],
         "e2e_msgs_per_s": ends["e2e_msgs_per_s"],
-        "backlog_seconds": backlog["delivery_seconds"],
+        "devserver_msgs_per_s": ends["e2e_msgs_per_s"],
+        "load_connect_per_s": ends["idle_users"].get("load_connect_per_s", 0),
+        "backlog_seconds": backlog["batched"]["delivery_seconds"],
+        "backlog_seconds_per_message_posts": backlog["per_message"]["delivery_seconds"],
+        "backlog_speedup": backlog["speedup"],
         "cost_per_million_messages": money["per_million_messages"],
+        "cost_per_million_all_in": money["all_in"]["per_million"],
+        "cost_per_million_all_in_without_search": money["all_in"]["per_million_without_search"],
         "cost_per_10k_users_month": money["per_10k_users_month"]["total"],
         "search_p50_ms": searched["search_p50_ms"],
         "search_p99_ms": searched["search_p99_ms"],
         "search_calls_max": searched["calls_per_search_max"],
         "search_wru_per_message": searched["wru_per_indexed_message_1to1"],
+        "signaling_ring_p99_ms": signaled["signaling_ring_p99_ms"],
+        "signaling_ice_p99_ms": signaled["signaling_ice_p99_ms"],
         "coldstart": cold,
         "calls": counted,
+        "all_in": everything,
         "fanout": fan,
         "e2e": ends,
         "backlog": backlog,
         "search": searched,
+        "signaling": signaled,
         "cost": money,
     }
 
@@ -190,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    progress = Progress(steps=6)
+    progress = Progress(steps=7)
     started = time.perf_counter()
     machine = conditions(plan)
     results = run(plan, progress)

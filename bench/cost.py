@@ -220,4 +220,64 @@ def connected_users_month(
         "reconnects": reconnects * reconnect.dollars(prices),
     }
     parts["total"] = sum(parts.values())
+    # The same pings answered by API Gateway itself (a MOCK integration with a route
+    # response, no Lambda): only the two WebSocket messages are billed. See scaling.md.
+    parts["keepalive_pings_mock"] = pings * 2 * prices.websocket_message_per_million / 1e6
+    parts["total_mock"] = (
+        parts["connection_minutes"] + parts["keepalive_pings_mock"] + parts["reconnects"]
+    )
     return {key: round(value, 2) for key, value in parts.items()}
+
+
+def all_in(
+    measured: Mapping[str, Any], prices: Prices | None = None, a: Assumptions | None = None
+) -> dict[str, Any]:
+    """Dollars per million 1:1 messages to an online recipient counting everything a send
+    sets off (bench.allin's counts), per AWS service and per part (the request path, each
+    stream or queue consumer). The request path's Lambda time is the model's assumption
+    (``lambda_ms``: in-process durations on a shared machine are not Lambda's); a
+    consumer's is its measured in-process duration per invocation (a batch), which is an
+    upper bound and a small part either way."""
+    prices, a = prices or Prices(), a or Assumptions()
+    messages = measured["messages"]
+    parts: dict[str, dict[str, float]] = {}
+    for side in ("request", "triggered"):
+        for function, f in measured[side]["functions"].items():
+            calls = f["calls"]
+            posts = calls.get("apigatewaymanagementapi.PostToConnection", 0) / messages
+            invocations = f["invocations"] / messages
+            is_request = side == "request"
+            ms = a.lambda_ms if is_request else f["billed_ms_per_invocation"]
+            memory = f["memory_mb"] or a.memory_mb
+            gb_seconds = invocations * ms / 1000 * memory / 1024
+            sqs = sum(n for k, n in calls.items() if k.startswith("sqs.")) / messages
+            name = "request path" if is_request else function
+            parts[name] = {
+                # the sender's frame in and its reply out, then every push
+                "API Gateway": ((2 if is_request else 0) + posts)
+                * prices.websocket_message_per_million,
+                "Lambda": invocations * prices.lambda_request_per_million
+                + gb_seconds * prices.lambda_gb_second * 1e6,
+                "DynamoDB": f["read_units_per_message"] * prices.read_unit_per_million
+                + f["write_units_per_message"] * prices.write_unit_per_million,
+                "SQS": sqs * prices.sqs_request_per_million,
+            }
+    services = ("API Gateway", "Lambda", "DynamoDB", "SQS")
+    by_service = {s: round(sum(p[s] for p in parts.values()), 3) for s in services}
+    by_part = {name: round(sum(p.values()), 3) for name, p in parts.items()}
+    total = sum(sum(p.values()) for p in parts.values())
+    search = sum(sum(p.values()) for name, p in parts.items() if "Search" in name)
+    return {
+        "per_million": round(total, 2),
+        "per_million_without_search": round(total - search, 2),
+        "by_service": by_service,
+        "by_part": by_part,
+        "parts": {name: {s: round(v, 3) for s, v in p.items()} for name, p in parts.items()},
+        "write_units_per_message": {
+            name: measured[side]["functions"][fn]["write_units_per_message"]
+            for side in ("request", "triggered")
+            for fn in measured[side]["functions"]
+            for name in [("request path" if side == "request" else fn)]
+        },
+        "messages": messages,
+    }

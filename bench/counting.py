@@ -10,6 +10,7 @@ are billed on), so the cost model works from what the code really did.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,9 @@ class CallCounter:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.items: Counter[str] = Counter()
+        # milliseconds spent in each kind of call (counting_every_client only): where the
+        # time of an in-process run goes, the embedded moto's answers included
+        self.ms: Counter[str] = Counter()
         self._clients: list[Any] = []
 
     def _count(self, event_name: str, params: Any = None, **_: Any) -> None:
@@ -103,3 +107,33 @@ def counting(clients: Iterable[Any]) -> Iterator[CallCounter]:
         yield counter
     finally:
         counter.close()
+
+
+@contextmanager
+def counting_every_client() -> Iterator[CallCounter]:
+    """A CallCounter of every botocore client in this process for the duration of the
+    block, including clients created inside it (a stream consumer's, a fresh management
+    API client): it wraps ``BaseClient._make_api_call``, which runs once per API call
+    whatever the retries, with the call's parameters as the caller gave them."""
+    from botocore.client import BaseClient
+
+    counter = CallCounter()
+    original = BaseClient._make_api_call
+
+    def counted(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.service_name
+        key = f"{service}.{operation_name}"
+        counter.calls[key] += 1
+        if service == "dynamodb":
+            counter.items[key] += items_touched(operation_name, api_params)
+        start = time.perf_counter()
+        try:
+            return original(client, operation_name, api_params)
+        finally:
+            counter.ms[key] += (time.perf_counter() - start) * 1000
+
+    BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    try:
+        yield counter
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]

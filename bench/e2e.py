@@ -8,7 +8,9 @@ protocol (tests/e2e/clients.py), started as the e2e tests start it (tests/e2e/co
    throughput, and every recipient stamps each `message:new` on arrival:
    sender-to-recipient latency p50/p95/p99.
 5. Offline backlog: 1,000 messages to a user who is offline, then the user connects:
-   time until all of them have arrived, and whether they arrived in seq order.
+   time until all of them have arrived, and whether they arrived in seq order; once with
+   one ``message:new`` post per message and once with ``backlog=batch`` (``message:batch``
+   frames of up to 32 KB), in the same run: ``backlog_speedup`` is the ratio.
 
 The send-rate limits are raised by template parameters for the run (the bench measures
 the pipeline, not the limiter); traffic goes to 127.0.0.1 only and every wait is bounded.
@@ -38,6 +40,10 @@ UNLIMITED = [
 ]
 
 
+SEND_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 120.0
+
+
 class TimedClient(Client):
     """A Client that stamps the latency of every new message whose body is a send time."""
 
@@ -46,6 +52,21 @@ class TimedClient(Client):
         self.latencies_ms: list[float] = []
         self.arrival_order: list[int] = []
         self.last_arrival = 0.0
+
+    async def send(
+        self, conversation_id: str, body: str, client_message_id: str | None = None
+    ) -> dict[str, Any]:
+        # A loaded machine may answer slower than a test would wait: the bench measures
+        # the rate, so a reply may take up to SEND_TIMEOUT before the run fails.
+        return await self.call(
+            "message:send",
+            {
+                "conversationId": conversation_id,
+                "clientMessageId": client_message_id or uuid.uuid4().hex,
+                "body": body,
+            },
+            timeout=SEND_TIMEOUT,
+        )
 
     def _record(self, message: Frame) -> bool:
         fresh = super()._record(message)
@@ -165,6 +186,34 @@ async def latency_and_throughput(
     }
 
 
+async def idle_crowd(
+    ds: RunningDevserver, users: int, concurrency: int, progress: Callable[[str], None]
+) -> tuple[list[Client], dict[str, Any]]:
+    """``users`` connected users who send nothing (no pings: the devserver, like API
+    Gateway, keeps a socket 10 minutes), ``concurrency`` handshakes at a time:
+    ``load_connect_per_s`` is how fast they got in."""
+    tag = uuid.uuid4().hex[:6]
+    crowd = [Client(ds, f"idle{i}-{tag}") for i in range(users)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def connect(client: Client) -> None:
+        async with gate:
+            # A handshake runs the authorizer and $connect in the devserver's workers: on
+            # a shared 2-core machine a queue of them can take longer than a test waits.
+            await client.connect(timeout=CONNECT_TIMEOUT)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(connect(c) for c in crowd))
+    seconds = time.perf_counter() - start
+    progress(f"e2e: {users} users connected in {seconds:.1f} s ({users / seconds:.1f}/s)")
+    return crowd, {
+        "users": users,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 2),
+        "load_connect_per_s": round(users / seconds, 1),
+    }
+
+
 async def _wait_until(predicate: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -174,7 +223,7 @@ async def _wait_until(predicate: Callable[[], bool], timeout: float) -> None:
 
 
 async def backlog(
-    ds: RunningDevserver, messages: int, progress: Callable[[str], None]
+    ds: RunningDevserver, messages: int, progress: Callable[[str], None], *, batch: bool = False
 ) -> dict[str, Any]:
     """The conversation is created through the API; its messages are then written
     straight into the devserver's DynamoDB as the items a send stores (the layout of
@@ -189,6 +238,7 @@ async def backlog(
     sender = TimedClient(ds, f"backlog-sender-{tag}")
     await sender.connect()
     absent = TimedClient(ds, f"backlog-reader-{tag}")
+    absent.backlog_batch = batch
     try:
         conversation_id = await sender.create_conversation([absent.user_id])
         dynamodb = ds.aws("dynamodb")
@@ -231,16 +281,21 @@ async def backlog(
 
         start = time.perf_counter()
         await absent.connect()
-        await absent.wait_for_messages(conversation_id, range(1, messages + 1), timeout=120)
+        handshake = time.perf_counter() - start  # in delivery_seconds too; reported apart
+        await absent.wait_for_messages(conversation_id, range(1, messages + 1), timeout=300)
         seconds = absent.last_arrival - start
         order = absent.arrival_order
-        progress(f"backlog: delivered on reconnect in {seconds:.2f} s")
+        how = "message:batch frames" if batch else "one post per message"
+        progress(f"backlog: delivered on reconnect in {seconds:.2f} s ({how})")
     finally:
         await asyncio.gather(sender.close(), absent.close(), return_exceptions=True)
     return {
         "messages": messages,
+        "batch": batch,
+        "frames": len([f for f in absent.pushes if f.get("type", "").startswith("message:")]),
         "fill_seconds": round(fill_seconds, 2),
         "delivery_seconds": round(seconds, 3),
+        "handshake_seconds": round(handshake, 3),
         "delivery_msgs_per_s": round(messages / seconds, 1),
         "delivered": len(absent.messages.get(conversation_id, {})),
         "in_order": order == sorted(order),
@@ -256,20 +311,37 @@ def measure(
     steady_seconds: float,
     saturate_seconds: float,
     backlog_messages: int,
+    idle_users: int = 0,
+    connect_concurrency: int = 20,
     workers: int = 2,
     in_flight: int = 1,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
+    """``idle_users`` stay connected (and silent) while the pairs send."""
     start = time.perf_counter()
     with devserver(workdir, workers) as ds:
         progress(f"e2e: devserver ready in {time.perf_counter() - start:.1f} s")
 
         async def run() -> tuple[dict[str, Any], dict[str, Any]]:
-            figures = await latency_and_throughput(
-                ds, pairs, load_fraction, steady_seconds, saturate_seconds, in_flight, progress
-            )
-            offline = await backlog(ds, backlog_messages, progress)
-            return figures, offline
+            # The backlog first: after 1,000 users have connected and left, the
+            # Connections stream's consumer has thousands of records to work through
+            # before it reaches a new connection's (measured: over 120 s here).
+            one_by_one = await backlog(ds, backlog_messages, progress)
+            batched = await backlog(ds, backlog_messages, progress, batch=True)
+            speedup = one_by_one["delivery_seconds"] / batched["delivery_seconds"]
+            crowd, connected = await idle_crowd(ds, idle_users, connect_concurrency, progress)
+            try:
+                figures = await latency_and_throughput(
+                    ds, pairs, load_fraction, steady_seconds, saturate_seconds, in_flight, progress
+                )
+            finally:
+                await asyncio.gather(*(c.close() for c in crowd), return_exceptions=True)
+            figures["idle_users"] = connected
+            return figures, {
+                "per_message": one_by_one,
+                "batched": batched,
+                "speedup": round(speedup, 2),
+            }
 
         figures, offline = asyncio.run(run())
     return {"workers_per_function": workers, **figures, "backlog": offline}

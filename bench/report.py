@@ -12,10 +12,25 @@ END = "<!-- bench:results:end -->"
 
 GOALS: dict[str, tuple[str, str, float]] = {
     # key: (label, comparison, goal)
-    "coldstart_ratio": ("Cold start, worst WebSocket function / boto3 + one client", "<=", 1.5),
+    "coldstart_ratio": ("Cold start, worst WebSocket function / boto3 + one client", "<=", 1.3),
     "ddb_calls_per_message": ("DynamoDB calls per 1:1 send (recipient online)", "<=", 3),
     "scan_calls": ("Scans on request paths", "==", 0),
     "fanout_1000_speedup": ("Fan-out to 1,000 connections vs sequential (20 ms/post)", ">=", 10),
+    "devserver_msgs_per_s": (
+        "Devserver: 1:1 messages/s, 50 sender/receiver pairs, 1,000 more users connected",
+        ">=",
+        100,
+    ),
+    "backlog_speedup": (
+        "Backlog of 1,000 messages: message:batch frames vs one post per message",
+        ">=",
+        5,
+    ),
+    "cost_per_million_all_in": (
+        "All-in $ per million 1:1 messages (send + streams + queues, search included)",
+        "<=",
+        5.0,
+    ),
 }
 
 
@@ -42,25 +57,34 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         )
     )
-    rows.append(
-        (
-            "Sustained throughput through the devserver [`e2e_msgs_per_s`]",
-            f"{results['e2e_msgs_per_s']:.1f} msg/s",
-            "reported",
-            "",
+    idle = e2e.get("idle_users") or {}
+    if idle:
+        rows.append(
+            (
+                f"{idle['users']:,} connections opened, {idle['concurrency']} handshakes at a "
+                "time [`load_connect_per_s`]",
+                f"{results['load_connect_per_s']:.1f} /s",
+                "reported",
+                "",
+            )
         )
-    )
     backlog = results["backlog"]
-    rows.append(
-        (
-            f"Offline backlog: {backlog['messages']:,} messages to a reconnecting user "
-            "[`backlog_seconds`]",
-            f"{backlog['delivery_seconds']:.2f} s"
-            + (", in order" if backlog["in_order"] else ", OUT OF ORDER"),
-            "reported",
-            "",
+    for key, run in (
+        ("backlog_seconds_per_message_posts", "per_message"),
+        ("backlog_seconds", "batched"),
+    ):
+        one = backlog[run]
+        rows.append(
+            (
+                f"Offline backlog: {one['messages']:,} messages to a reconnecting user, "
+                f"{'message:batch frames' if one['batch'] else 'one post per message'} "
+                f"({one['frames']:,} frames) [`{key}`]",
+                f"{one['delivery_seconds']:.2f} s"
+                + (", in order" if one["in_order"] else ", OUT OF ORDER"),
+                "reported",
+                "",
+            )
         )
-    )
     searched = results.get("search")
     if searched:
         rows.append(
@@ -85,6 +109,27 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "Write units per indexed 1:1 message [`search_wru_per_message`]",
                 f"{results['search_wru_per_message']:g}",
                 "reported",
+                "",
+            )
+        )
+    signaled = results.get("signaling")
+    if signaled:
+        ring, ice = signaled["ring_ms"], signaled["ice_relay_ms"]
+        rows.append(
+            (
+                "Call signaling through the devserver: `call:initiate` -> `call:incoming`, "
+                f"p50 / p99 of {ring['count']} calls [`signaling_ring_p99_ms`]",
+                f"{ring['p50']:.0f} / {ring['p99']:.0f} ms",
+                "reported (seed: < 50)",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "ICE candidate relay, sender -> peer, p50 / p99 of "
+                f"{ice['count']} candidates [`signaling_ice_p99_ms`]",
+                f"{ice['p50']:.0f} / {ice['p99']:.0f} ms",
+                "reported (seed: < 50)",
                 "",
             )
         )
@@ -240,6 +285,8 @@ def results_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         ),
         "",
     ]
+    if results["cost"].get("all_in"):
+        parts += all_in_lines(results["cost"]["all_in"], results["all_in"])
     if results.get("search"):
         parts += search_lines(results["search"])
     parts += [
@@ -251,6 +298,48 @@ def results_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
     for title, path in plots.items():
         parts.append(f"![{title}]({path})")
     return "\n".join(parts) + "\n"
+
+
+SERVICES = ("API Gateway", "Lambda", "DynamoDB", "SQS")
+
+
+def all_in_lines(money: dict[str, Any], measured: dict[str, Any]) -> list[str]:
+    """The all-in cost of a message: $ per million per part and AWS service."""
+    rows = [
+        (
+            name,
+            *(f"${part[s]:.2f}" for s in SERVICES),
+            f"${money['by_part'][name]:.2f}",
+            f"{money['write_units_per_message'][name]:g}",
+        )
+        for name, part in money["parts"].items()
+    ]
+    rows.append(
+        (
+            "**all in**",
+            *(f"${money['by_service'][s]:.2f}" for s in SERVICES),
+            f"**${money['per_million']:.2f}**",
+            f"{sum(money['write_units_per_message'].values()):g}",
+        )
+    )
+    records = ", ".join(
+        f"{source.rsplit('-', 1)[-1]} → {function} {n}"
+        for key, n in measured["records"].items()
+        if n
+        for source, function in [key.split(" -> ")]
+    )
+    return [
+        "### The all-in cost of a message",
+        "",
+        f"{measured['messages']} chat-like 1:1 messages to online recipients "
+        f"({measured['pairs']} pairs), then every stream and queue drained through the "
+        f"template's consumers (records handed over: {records}). Per million messages:",
+        "",
+        markdown_table(rows, ("Part", *SERVICES, "Total", "WRU per message")),
+        "",
+        f"Without search indexing: ${money['per_million_without_search']:.2f} per million.",
+        "",
+    ]
 
 
 def import_profile_lines(cold: dict[str, Any]) -> list[str]:
@@ -333,6 +422,25 @@ def plot(results: dict[str, Any], directory: Path) -> dict[str, Path]:
     axes.set_title("Cost per message vs connected users")
     axes.legend()
     written["Cost vs connected users"] = _save(figure, directory / "bench-cost.png", plt)
+
+    money = results["cost"].get("all_in")
+    if money:
+        figure, axes = plt.subplots(figsize=(7, 4))
+        parts = list(money["parts"])
+        left = [0.0] * len(parts)
+        colours = {"API Gateway": "#3b7dd8", "Lambda": "#e8a33d", "DynamoDB": "#5aa55a"}
+        for service in SERVICES:
+            values = [money["parts"][p][service] for p in parts]
+            axes.barh(parts, values, left=left, label=service, color=colours.get(service))
+            left = [a + b for a, b in zip(left, values, strict=True)]
+        axes.axvline(5.0, linestyle="--", color="#b33", label="goal: $5.00 all in")
+        axes.set_xlabel("$ per million 1:1 messages (list prices)")
+        axes.set_title(f"All-in cost of a message: ${money['per_million']:.2f} per million")
+        axes.invert_yaxis()
+        axes.legend(loc="upper right")
+        written["All-in cost per part and service"] = _save(
+            figure, directory / "bench-allin.png", plt
+        )
     return written
 
 

@@ -99,6 +99,33 @@ class Calls:
             data["toUserId"] = to_user_id
         return await self._client.call(wire.CallRelayed, "call:ice-candidate", data)
 
+    async def media(
+        self,
+        call_id: str,
+        *,
+        audio: bool | None = None,
+        video: bool | None = None,
+        screen: bool | None = None,
+    ) -> wire.CallMediaReply:
+        """What your in-call device sends now (microphone, camera, screen share): the
+        others get a ``call:media`` push; ``get_active()`` shows everyone's state."""
+        given = {"audio": audio, "video": video, "screen": screen}
+        data: dict[str, Any] = {
+            "callId": call_id,
+            **{name: value for name, value in given.items() if value is not None},
+        }
+        return await self._client.call(wire.CallMediaReply, "call:media", data)
+
+    async def recording(
+        self, call_id: str, state: Literal["started", "stopped"]
+    ) -> wire.CallRecordingReply:
+        """Announce that you start or stop recording (everyone gets ``call:recording`` and
+        the call's conversation a system entry); upload the recording afterwards with
+        ``client.uploads.upload(..., purpose="recording", call_id=call_id)``."""
+        return await self._client.call(
+            wire.CallRecordingReply, "call:recording", {"callId": call_id, "state": state}
+        )
+
     async def get_active(self) -> wire.CallView | None:
         """Your ringing or active call, or None."""
         return (await self._client.call(wire.ActiveCall, "call:get-active")).call

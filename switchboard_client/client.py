@@ -730,8 +730,10 @@ class Client:
             return
         data = frame.get("data")
         data = data if isinstance(data, dict) else {}
-        if kind == "message:new":
-            self._ingest([data])
+        if kind in ("message:new", "message:batch"):
+            # a batch (the reconnect backlog) is its messages, each as if pushed alone
+            messages = [data] if kind == "message:new" else data.get("messages")
+            self._ingest(messages if isinstance(messages, list) else [])
             return
         self._emit(Event(kind, data))
 
@@ -901,7 +903,7 @@ class Client:
             try:
                 token = await self._token()
                 ws = await websockets.connect(
-                    _with_token(self.url, token),
+                    _with_token(self.url, token),  # with backlog=batch (message:batch)
                     user_agent_header=self.user_agent,
                     open_timeout=self.open_timeout,
                     ping_interval=None,  # the app-level ping keeps API Gateway's idle timer
@@ -1062,8 +1064,13 @@ def _retry_delay(attempt: int) -> float:
 
 def _with_token(url: str, token: str) -> str:
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
-    query.append(("token", token))
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k not in ("token", "backlog")
+    ]
+    # The reconnect backlog as message:batch frames of up to 32 KB (fewer, cheaper posts).
+    query += [("backlog", "batch"), ("token", token)]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 

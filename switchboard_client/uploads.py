@@ -19,7 +19,7 @@ from switchboard_client.errors import RequestTimeout, SwitchboardClientError, Up
 if TYPE_CHECKING:
     from switchboard_client.client import Client
 
-Purpose = Literal["attachment", "listing", "avatar"]
+Purpose = Literal["attachment", "listing", "avatar", "voice", "recording"]
 Progress = Callable[[int, int], None]  # (bytes sent, total bytes)
 CHUNK = 64 * 1024
 HTTP_TIMEOUT = 60.0
@@ -30,13 +30,29 @@ class Uploads:
         self._client = client
 
     async def start(
-        self, file_name: str, content_type: str, size: int, *, purpose: Purpose = "attachment"
+        self,
+        file_name: str,
+        content_type: str,
+        size: int,
+        *,
+        purpose: Purpose = "attachment",
+        conversation_id: str | None = None,
+        call_id: str | None = None,
     ) -> wire.UploadStarted:
-        return await self._client.call(
-            wire.UploadStarted,
-            "upload:start",
-            {"fileName": file_name, "contentType": content_type, "size": size, "purpose": purpose},
-        )
+        """``purpose="voice"`` needs ``conversation_id`` (a voice message for it);
+        ``"recording"`` needs ``call_id`` (a recording you announced with
+        ``client.calls.recording``)."""
+        data: dict[str, Any] = {
+            "fileName": file_name,
+            "contentType": content_type,
+            "size": size,
+            "purpose": purpose,
+        }
+        if conversation_id is not None:
+            data["conversationId"] = conversation_id
+        if call_id is not None:
+            data["callId"] = call_id
+        return await self._client.call(wire.UploadStarted, "upload:start", data)
 
     async def part_done(self, upload_id: str, part_number: int, etag: str) -> wire.PartConfirmed:
         return await self._client.call(
@@ -71,6 +87,8 @@ class Uploads:
         content_type: str,
         *,
         purpose: Purpose = "attachment",
+        conversation_id: str | None = None,
+        call_id: str | None = None,
         on_progress: Progress | None = None,
         timeout: float = 120.0,
     ) -> wire.UploadCompletePush:
@@ -91,7 +109,14 @@ class Uploads:
 
             loop.call_soon_threadsafe(report)
 
-        started = await self.start(file_name, content_type, total, purpose=purpose)
+        started = await self.start(
+            file_name,
+            content_type,
+            total,
+            purpose=purpose,
+            conversation_id=conversation_id,
+            call_id=call_id,
+        )
         upload_id = started.uploadId
         # Subscribed before completing: the verdict may come right after the reply.
         verdicts = self._client.events("upload:complete", "upload:error")

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
     "MAX_USER_ID_CHARS",
+    "MAX_WAVEFORM_POINTS",
     "PUSHES",
     "REPLIES",
     "ActiveCall",
@@ -37,10 +38,14 @@ __all__ = [
     "CallIceCandidatePush",
     "CallIncoming",
     "CallInvited",
+    "CallMediaPush",
+    "CallMediaReply",
     "CallOfferPush",
     "CallParticipant",
     "CallParticipantJoined",
     "CallParticipantLeft",
+    "CallRecordingPush",
+    "CallRecordingReply",
     "CallRejected",
     "CallRelayed",
     "CallStarted",
@@ -61,6 +66,7 @@ __all__ = [
     "MembershipChanged",
     "Message",
     "MessageAttachment",
+    "MessageBatch",
     "MessageDelivered",
     "MessageRead",
     "MessageSent",
@@ -69,6 +75,7 @@ __all__ = [
     "NotificationsMarked",
     "PartConfirmed",
     "PartUrl",
+    "ParticipantMedia",
     "Pong",
     "PreferencesView",
     "Presence",
@@ -79,7 +86,7 @@ __all__ = [
     "SessionsRevoked",
     "SyncResult",
     "SyncedConversation",
-    "SystemEvent",
+    "SystemEntry",
     "TokenRefreshed",
     "TypingPush",
     "TypingSent",
@@ -107,6 +114,7 @@ MAX_CONVERSATION_ID_CHARS = 64
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
 MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
+MAX_WAVEFORM_POINTS = 128
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
 
@@ -115,10 +123,17 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+class ParticipantMedia(WireModel):
+    audio: bool
+    video: bool
+    screen: bool
+
+
 class CallParticipant(WireModel):
     userId: str
     state: Literal["invited", "joined", "left", "rejected", "missed", "cancelled"]
     role: Literal["caller", "callee"]
+    media: ParticipantMedia | None = None
 
 
 class Sdp(WireModel):
@@ -141,6 +156,7 @@ class CallView(WireModel):
     endedAt: int | None
     endReason: str | None
     offer: Sdp | None = None
+    recording: list[str] | None = None
 
 
 class ActiveCall(WireModel):
@@ -183,11 +199,13 @@ class CallEnded(WireModel):
 
 
 class CallError(WireModel):
-    """Reserved (a seed event name): refusals come in replies and asynchronous outcomes as ``call:ended``/``call:participant-left``; clients still handle it."""
+    """A failure no reply can report, to the in-call connection (or the owner's devices) it concerns: ``peer_gone`` (a frame relayed to a participant whose connection is gone: their part ends), or an upload code (``type_mismatch``, ``invalid_media``...) when the processor rejected the call's recording."""
 
     callId: str
     code: str
     message: str
+    userId: str | None = None
+    uploadId: str | None = None
 
 
 class Candidate(WireModel):
@@ -220,6 +238,21 @@ class CallInvited(WireModel):
     participants: list[CallParticipant]
 
 
+class CallMediaPush(WireModel):
+    """A participant's microphone/camera/screen state, to the others' in-call connections."""
+
+    callId: str
+    userId: str
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class CallMediaReply(WireModel):
+    callId: str
+    media: ParticipantMedia
+
+
 class CallOfferPush(WireModel):
     callId: str
     offer: Sdp
@@ -235,6 +268,21 @@ class CallParticipantLeft(WireModel):
     callId: str
     userId: str
     reason: str | None
+
+
+class CallRecordingPush(WireModel):
+    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike)."""
+
+    callId: str
+    userId: str
+    state: Literal["started", "stopped"]
+    recording: list[str]
+
+
+class CallRecordingReply(WireModel):
+    callId: str
+    state: Literal["started", "stopped"]
+    recording: list[str]
 
 
 class CallRejected(WireModel):
@@ -337,17 +385,24 @@ class MessageAttachment(WireModel):
     fileName: str | None = None
     contentType: str | None = None
     size: int | None = None
+    kind: Literal["file", "voice", "recording"] | None = None
+    durationMs: int | None = None
+    waveform: list[int] | None = None
 
 
-class SystemEvent(WireModel):
-    """What changed. ``by`` made the change (for ``left``, the leaver)."""
+class SystemEntry(WireModel):
+    """What a system entry records (its message's ``body`` is empty). Membership changes have ``kind`` (``by`` made the change; for ``left``, the leaver); a call's recording has ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
 
-    kind: Literal["left", "removed", "added", "role", "title"]
-    by: str
+    kind: Literal["left", "removed", "added", "role", "title"] | None = None
+    event: str | None = None
+    by: str | None = None
     userIds: list[str] | None = None
     role: Literal["owner", "admin", "member"] | None = None
     owner: str | None = None
     title: str | None = None
+    callId: str | None = None
+    userId: str | None = None
+    state: str | None = None
 
 
 class Message(WireModel):
@@ -361,7 +416,7 @@ class Message(WireModel):
     createdAt: int
     clientMessageId: str
     attachments: list[MessageAttachment] | None = None
-    system: SystemEvent | None = None
+    system: SystemEntry | None = None
 
 
 class HistoryPage(WireModel):
@@ -389,6 +444,12 @@ class MembershipChanged(WireModel):
     conversationId: str
     seq: int
     members: list[str]
+
+
+class MessageBatch(WireModel):
+    """Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq)."""
+
+    messages: list[Message]
 
 
 class MessageDelivered(WireModel):
@@ -519,6 +580,7 @@ class UploadCompletePush(WireModel):
     size: int
     contentType: str
     fileName: str
+    durationMs: int | None = None
 
 
 class UploadError(WireModel):
@@ -582,6 +644,7 @@ class UploadView(WireModel):
     url: str | None = None
     urlExpiresAt: int | None = None
     thumbnailUrl: str | None = None
+    durationMs: int | None = None
     error: UploadFailure | None = None
 
 
@@ -598,7 +661,9 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:invite": CallInvited,
     "call:join": CallStarted,
     "call:leave": CallStateReply,
+    "call:media": CallMediaReply,
     "call:offer": CallRelayed,
+    "call:recording": CallRecordingReply,
     "call:reject": CallStateReply,
     "conversation:accept": ConsentChanged,
     "conversation:add-members": MembershipChanged,
@@ -640,12 +705,15 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:error": CallError,
     "call:ice-candidate": CallIceCandidatePush,
     "call:incoming": CallIncoming,
+    "call:media": CallMediaPush,
     "call:offer": CallOfferPush,
     "call:participant-joined": CallParticipantJoined,
     "call:participant-left": CallParticipantLeft,
+    "call:recording": CallRecordingPush,
     "call:rejected": CallRejected,
     "conversation:accepted": ConversationAccepted,
     "conversation:request": ConversationRequest,
+    "message:batch": MessageBatch,
     "message:delivered": MessageDelivered,
     "message:new": Message,
     "message:read": MessageRead,

@@ -280,7 +280,7 @@ function applyMembers(conversationId, members) {
 export function onSystemEntry(message) {
   const h = /** @type {Host} */ (host);
   const s = message.system;
-  if (!s) return false;
+  if (!s?.kind) return false; // (a call recording entry is no membership change)
   const c = h.app.conversations.get(message.conversationId);
   if (s.kind === "removed" && (s.userIds ?? []).includes(h.app.userId)) return true;
   if (c && s.kind === "title") c.title = s.title;

@@ -3,6 +3,7 @@
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
 import { contactsOf, hiddenSender, loadMembership, onSystemEntry, renderMembers, setupMembership, systemText } from "./app-membership.js";
+import { initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -125,6 +126,7 @@ async function signIn(userId) {
     showError,
     receipt: onReceipt,
   });
+  initCalls(app, { showError, toast, iceOptions });
   await client.connect();
   await loadMembership();
   await loadConversations();
@@ -409,6 +411,7 @@ function renderChatHead() {
   /** @type {HTMLButtonElement} */ ($("call-button")).disabled = !peer || Boolean(app.call);
   $("call-button").setAttribute("aria-label", peer ? `Video call ${peer}` : "Calls need a one-to-one conversation");
   $("load-older").hidden = Boolean(app.historyDone.get(app.active));
+  renderCallButtons();
 }
 
 /** @param {any} message */
@@ -421,7 +424,7 @@ function renderMessage(message) {
   li.className = `message ${own ? "own" : "theirs"}`;
   li.dataset.seq = String(message.seq);
   li.dataset.sender = message.senderId;
-  if (message.system || hiddenSender(message)) {
+  if (message.system?.kind || hiddenSender(message)) {
     // A membership change ("bob left"), or a message of someone this user blocked.
     li.className = `message ${message.system ? "system" : "hidden-message"}`;
     li.textContent = message.system ? systemText(message.system, app.userId) : `Message from ${message.senderId} hidden (blocked)`;
@@ -429,6 +432,7 @@ function renderMessage(message) {
     list.insertBefore(li, next ?? null);
     return;
   }
+  if (message.system) li.classList.add("system"); // e.g. a call's recording started/stopped
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = `${own ? "You" : message.senderId} · ${new Date(message.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
@@ -440,7 +444,9 @@ function renderMessage(message) {
     const a = document.createElement("p");
     a.className = "attachment";
     a.textContent = `Attachment: ${attachment.fileName ?? attachment.uploadId}`;
-    if (own && app.lastUpload?.uploadId === attachment.uploadId && app.lastUpload.thumbnailUrl) {
+    if (attachment.kind === "voice" || attachment.kind === "recording") {
+      renderMediaAttachment(a, attachment, message.conversationId);
+    } else if (own && app.lastUpload?.uploadId === attachment.uploadId && app.lastUpload.thumbnailUrl) {
       const img = document.createElement("img");
       img.src = app.lastUpload.thumbnailUrl;
       img.alt = `Thumbnail of ${attachment.fileName ?? "the attachment"}`;

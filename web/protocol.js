@@ -20,6 +20,7 @@ export const LIMITS = Object.freeze({
   MAX_CLIENT_MESSAGE_ID_CHARS: 64,
   MAX_BODY_CHARS: 4000,
   MAX_ATTACHMENTS: 10,
+  MAX_WAVEFORM_POINTS: 128,
   MAX_TOKEN_CHARS: 8192,
   MAX_SDP_CHARS: 24000,
 });
@@ -40,7 +41,9 @@ export const REPLIES = Object.freeze({
   "call:invite": "CallInvited",
   "call:join": "CallStarted",
   "call:leave": "CallStateReply",
+  "call:media": "CallMediaReply",
   "call:offer": "CallRelayed",
+  "call:recording": "CallRecordingReply",
   "call:reject": "CallStateReply",
   "conversation:accept": "ConsentChanged",
   "conversation:add-members": "MembershipChanged",
@@ -84,12 +87,15 @@ export const PUSHES = Object.freeze({
   "call:error": "CallError",
   "call:ice-candidate": "CallIceCandidatePush",
   "call:incoming": "CallIncoming",
+  "call:media": "CallMediaPush",
   "call:offer": "CallOfferPush",
   "call:participant-joined": "CallParticipantJoined",
   "call:participant-left": "CallParticipantLeft",
+  "call:recording": "CallRecordingPush",
   "call:rejected": "CallRejected",
   "conversation:accepted": "ConversationAccepted",
   "conversation:request": "ConversationRequest",
+  "message:batch": "MessageBatch",
   "message:delivered": "MessageDelivered",
   "message:new": "Message",
   "message:read": "MessageRead",
@@ -108,9 +114,10 @@ export const PUSHES = Object.freeze({
  * holds, for checking frames.
  */
 export const SHAPES = Object.freeze({
-  CallParticipant: {"required": ["userId", "state", "role"], "optional": [], "nested": {}},
+  ParticipantMedia: {"required": ["audio", "video", "screen"], "optional": [], "nested": {}},
+  CallParticipant: {"required": ["userId", "state", "role"], "optional": ["media"], "nested": {"media": "ParticipantMedia"}},
   Sdp: {"required": ["type", "sdp"], "optional": [], "nested": {}},
-  CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer"], "nested": {"participants": "CallParticipant[]", "offer": "Sdp"}},
+  CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer", "recording"], "nested": {"participants": "CallParticipant[]", "offer": "Sdp"}},
   ActiveCall: {"required": ["call"], "optional": [], "nested": {"call": "CallView"}},
   BlockChanged: {"required": ["userId", "blocked"], "optional": [], "nested": {}},
   BlockList: {"required": ["userIds"], "optional": [], "nested": {}},
@@ -118,14 +125,18 @@ export const SHAPES = Object.freeze({
   CallAnswered: {"required": ["callId", "answer", "fromUserId"], "optional": [], "nested": {"answer": "Sdp"}},
   CallAnsweredElsewhere: {"required": ["callId", "userId"], "optional": [], "nested": {}},
   CallEnded: {"required": ["callId", "reason"], "optional": [], "nested": {}},
-  CallError: {"required": ["callId", "code", "message"], "optional": [], "nested": {}},
+  CallError: {"required": ["callId", "code", "message"], "optional": ["userId", "uploadId"], "nested": {}},
   Candidate: {"required": ["candidate"], "optional": ["sdpMid", "sdpMLineIndex", "usernameFragment"], "nested": {}},
   CallIceCandidatePush: {"required": ["callId", "candidate", "fromUserId"], "optional": [], "nested": {"candidate": "Candidate"}},
   CallIncoming: {"required": ["callId", "callerId", "media", "offer", "group", "participants", "conversationId"], "optional": [], "nested": {"offer": "Sdp", "participants": "CallParticipant[]"}},
   CallInvited: {"required": ["callId", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
+  CallMediaPush: {"required": ["callId", "userId", "audio", "video", "screen"], "optional": [], "nested": {}},
+  CallMediaReply: {"required": ["callId", "media"], "optional": [], "nested": {"media": "ParticipantMedia"}},
   CallOfferPush: {"required": ["callId", "offer", "fromUserId"], "optional": [], "nested": {"offer": "Sdp"}},
   CallParticipantJoined: {"required": ["callId", "userId"], "optional": [], "nested": {}},
   CallParticipantLeft: {"required": ["callId", "userId", "reason"], "optional": [], "nested": {}},
+  CallRecordingPush: {"required": ["callId", "userId", "state", "recording"], "optional": [], "nested": {}},
+  CallRecordingReply: {"required": ["callId", "state", "recording"], "optional": [], "nested": {}},
   CallRejected: {"required": ["callId", "userId", "reason"], "optional": [], "nested": {}},
   CallRelayed: {"required": ["callId", "sent"], "optional": [], "nested": {}},
   CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
@@ -138,13 +149,14 @@ export const SHAPES = Object.freeze({
   ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
   ConversationRequest: {"required": ["conversationId", "fromUserId", "title", "listingId", "members"], "optional": [], "nested": {}},
   CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
-  MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size"], "nested": {}},
-  SystemEvent: {"required": ["kind", "by"], "optional": ["userIds", "role", "owner", "title"], "nested": {}},
-  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "system"], "nested": {"attachments": "MessageAttachment[]", "system": "SystemEvent"}},
+  MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size", "kind", "durationMs", "waveform"], "nested": {}},
+  SystemEntry: {"required": [], "optional": ["kind", "event", "by", "userIds", "role", "owner", "title", "callId", "userId", "state"], "nested": {}},
+  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "system"], "nested": {"attachments": "MessageAttachment[]", "system": "SystemEntry"}},
   HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": [], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
   MembershipChanged: {"required": ["conversationId", "seq", "members"], "optional": [], "nested": {}},
+  MessageBatch: {"required": ["messages"], "optional": [], "nested": {"messages": "Message[]"}},
   MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": [], "nested": {}},
@@ -164,7 +176,7 @@ export const SHAPES = Object.freeze({
   TokenRefreshed: {"required": ["expiresAt"], "optional": [], "nested": {}},
   TypingPush: {"required": ["conversationId", "userId", "state"], "optional": [], "nested": {}},
   TypingSent: {"required": ["sent"], "optional": [], "nested": {}},
-  UploadCompletePush: {"required": ["uploadId", "url", "urlExpiresAt", "size", "contentType", "fileName"], "optional": ["thumbnailUrl"], "nested": {}},
+  UploadCompletePush: {"required": ["uploadId", "url", "urlExpiresAt", "size", "contentType", "fileName"], "optional": ["thumbnailUrl", "durationMs"], "nested": {}},
   UploadError: {"required": ["uploadId", "code", "message"], "optional": [], "nested": {}},
   UploadProcessing: {"required": ["uploadId"], "optional": [], "nested": {}},
   UploadProgress: {"required": ["uploadId", "percent", "bytes"], "optional": [], "nested": {}},
@@ -172,14 +184,21 @@ export const SHAPES = Object.freeze({
   UploadStarted: {"required": ["uploadId", "method", "expiresAt"], "optional": ["url", "headers", "partSize", "parts"], "nested": {"parts": "PartUrl[]"}},
   UploadStateReply: {"required": ["uploadId", "state"], "optional": [], "nested": {}},
   UploadFailure: {"required": ["code", "message"], "optional": [], "nested": {}},
-  UploadView: {"required": ["uploadId", "state", "fileName", "contentType", "size"], "optional": ["bytes", "percent", "method", "createdAt", "conversationId", "url", "urlExpiresAt", "thumbnailUrl", "error"], "nested": {"error": "UploadFailure"}},
+  UploadView: {"required": ["uploadId", "state", "fileName", "contentType", "size"], "optional": ["bytes", "percent", "method", "createdAt", "conversationId", "url", "urlExpiresAt", "thumbnailUrl", "durationMs", "error"], "nested": {"error": "UploadFailure"}},
 });
 
+/**
+ * @typedef {object} ParticipantMedia
+ * @property {boolean} audio
+ * @property {boolean} video
+ * @property {boolean} screen
+ */
 /**
  * @typedef {object} CallParticipant
  * @property {string} userId
  * @property {"invited" | "joined" | "left" | "rejected" | "missed" | "cancelled"} state
  * @property {"caller" | "callee"} role
+ * @property {ParticipantMedia} [media] once joined
  */
 /**
  * @typedef {object} Sdp
@@ -201,6 +220,7 @@ export const SHAPES = Object.freeze({
  * @property {number | null} endedAt
  * @property {string | null} endReason
  * @property {Sdp} [offer] to a participant still ringing
+ * @property {Array<string>} [recording] who is recording now
  */
 /**
  * @typedef {object} ActiveCall
@@ -241,10 +261,12 @@ export const SHAPES = Object.freeze({
  */
 /**
  * @typedef {object} CallError
- * Reserved (a seed event name): refusals come in replies and asynchronous outcomes as ``call:ended``/``call:participant-left``; clients still handle it.
+ * A failure no reply can report, to the in-call connection (or the owner's devices) it concerns: ``peer_gone`` (a frame relayed to a participant whose connection is gone: their part ends), or an upload code (``type_mismatch``, ``invalid_media``...) when the processor rejected the call's recording.
  * @property {string} callId
  * @property {string} code
  * @property {string} message
+ * @property {string} [userId] peer_gone: who is gone
+ * @property {string} [uploadId] a rejected recording
  */
 /**
  * @typedef {object} Candidate
@@ -276,6 +298,20 @@ export const SHAPES = Object.freeze({
  * @property {Array<CallParticipant>} participants
  */
 /**
+ * @typedef {object} CallMediaPush
+ * A participant's microphone/camera/screen state, to the others' in-call connections.
+ * @property {string} callId
+ * @property {string} userId
+ * @property {boolean} audio
+ * @property {boolean} video
+ * @property {boolean} screen
+ */
+/**
+ * @typedef {object} CallMediaReply
+ * @property {string} callId
+ * @property {ParticipantMedia} media
+ */
+/**
  * @typedef {object} CallOfferPush
  * @property {string} callId
  * @property {Sdp} offer
@@ -291,6 +327,20 @@ export const SHAPES = Object.freeze({
  * @property {string} callId
  * @property {string} userId
  * @property {string | null} reason
+ */
+/**
+ * @typedef {object} CallRecordingPush
+ * Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike).
+ * @property {string} callId
+ * @property {string} userId
+ * @property {"started" | "stopped"} state
+ * @property {Array<string>} recording who is recording now
+ */
+/**
+ * @typedef {object} CallRecordingReply
+ * @property {string} callId
+ * @property {"started" | "stopped"} state
+ * @property {Array<string>} recording who is recording now
  */
 /**
  * @typedef {object} CallRejected
@@ -386,16 +436,23 @@ export const SHAPES = Object.freeze({
  * @property {string} [fileName]
  * @property {string} [contentType]
  * @property {number} [size]
+ * @property {"file" | "voice" | "recording"} [kind]
+ * @property {number} [durationMs] voice/recording, from the server
+ * @property {Array<number>} [waveform]
  */
 /**
- * @typedef {object} SystemEvent
- * What changed. ``by`` made the change (for ``left``, the leaver).
- * @property {"left" | "removed" | "added" | "role" | "title"} kind
- * @property {string} by
+ * @typedef {object} SystemEntry
+ * What a system entry records (its message's ``body`` is empty). Membership changes have ``kind`` (``by`` made the change; for ``left``, the leaver); a call's recording has ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded).
+ * @property {"left" | "removed" | "added" | "role" | "title"} [kind] a membership change
+ * @property {string} [event] "call:recording"
+ * @property {string} [by]
  * @property {Array<string>} [userIds] added: who; left/removed/role: the one member concerned
- * @property {"owner" | "admin" | "member"} [role] role: the member's new role; left: a new owner, if any
+ * @property {"owner" | "admin" | "member"} [role] role: the member's new role
  * @property {string} [owner] left: the member who became owner as the owner left
  * @property {string} [title]
+ * @property {string} [callId]
+ * @property {string} [userId]
+ * @property {string} [state]
  */
 /**
  * @typedef {object} Message
@@ -408,7 +465,7 @@ export const SHAPES = Object.freeze({
  * @property {number} createdAt
  * @property {string} clientMessageId
  * @property {Array<MessageAttachment>} [attachments]
- * @property {SystemEvent} [system] a membership change (body empty): see membership
+ * @property {SystemEntry} [system] a system entry (body empty): a membership change, a recording
  */
 /**
  * @typedef {object} HistoryPage
@@ -435,6 +492,11 @@ export const SHAPES = Object.freeze({
  * @property {string} conversationId
  * @property {number} seq
  * @property {Array<string>} members the members after the change
+ */
+/**
+ * @typedef {object} MessageBatch
+ * Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq).
+ * @property {Array<Message>} messages
  */
 /**
  * @typedef {object} MessageDelivered
@@ -562,6 +624,7 @@ export const SHAPES = Object.freeze({
  * @property {number} size
  * @property {string} contentType
  * @property {string} fileName
+ * @property {number} [durationMs] audio/video: read from the container; attach it with this
  */
 /**
  * @typedef {object} UploadError
@@ -622,5 +685,6 @@ export const SHAPES = Object.freeze({
  * @property {string} [url] download URL, once complete
  * @property {number} [urlExpiresAt]
  * @property {string} [thumbnailUrl]
+ * @property {number} [durationMs] audio/video, from the container
  * @property {UploadFailure} [error]
  */

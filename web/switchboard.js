@@ -390,7 +390,8 @@ export class SwitchboardClient {
     if (this.state === State.CLOSED) return;
     this.userId = userIdOf(token) ?? this.userId;
     this._lastToken = token;
-    const url = `${this.options.url}${this.options.url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+    // backlog=batch: the reconnect backlog comes as `message:batch` frames (up to 32 KB).
+    const url = `${this.options.url}${this.options.url.includes("?") ? "&" : "?"}backlog=batch&token=${encodeURIComponent(token)}`;
     const ws = new this._WebSocket(url);
     this.ws = ws;
     let opened = false;
@@ -678,6 +679,14 @@ export class SwitchboardClient {
       return;
     }
     if (frame.type === "message:new") this._receive(frame.data, "push");
+    if (frame.type === "message:batch") {
+      // Each message of a batch is handled (and seen by `message:new` subscribers) as if
+      // it had come alone, in the batch's (seq) order.
+      for (const message of frame.data?.messages ?? []) {
+        this._receive(message, "push");
+        this._emit("message:new", message, { type: "message:new", data: message });
+      }
+    }
     this._emit(frame.type, frame.data, frame);
   }
 
@@ -1069,7 +1078,8 @@ export function userIdOf(token) {
  * renegotiation (both sides changing tracks at once) resolves without glare.
  *
  * Events (`call.on(type, fn)`): `state` ({state}), `track` ({streams}), `connectionstate`
- * ({state}), `datachannel` ({channel}), `ended` ({reason}).
+ * ({state}), `datachannel` ({channel}), `error` (a `call:error` push), `ended` ({reason}).
+ * Group calls, screen sharing and recording: `GroupCall` in web/calls.js.
  */
 export class CallSession {
   /**
@@ -1249,6 +1259,8 @@ export class CallSession {
     on("call:ended", (d) => this._close(d.reason ?? "ended"));
     on("call:rejected", (d) => this._close(d.reason ?? "rejected"));
     on("call:answered-elsewhere", () => this._close("answered_elsewhere"));
+    // A failure no reply could report (the peer's connection gone: call:ended follows).
+    on("call:error", (d) => this._emit("error", d));
   }
 
   /** @param {RTCSessionDescriptionInit} description */
@@ -1395,7 +1407,9 @@ function candidateJSON(c) {
  * `upload:complete` push (`url`, `thumbnailUrl`...), rejects on `upload:error`.
  * @param {SwitchboardClient} client
  * @param {Blob & {name?: string}} file
- * @param {{fileName?: string, contentType?: string, purpose?: string, onProgress?: (p: UploadProgress) => void, timeoutMs?: number}} [options]
+ * `purpose` "voice" (with `conversationId`) or "recording" (with `callId`): a voice
+ * message or call recording; the `upload:complete` push then carries its `durationMs`.
+ * @param {{fileName?: string, contentType?: string, purpose?: string, conversationId?: string, callId?: string, onProgress?: (p: UploadProgress) => void, timeoutMs?: number}} [options]
  */
 export async function uploadFile(client, file, options = {}) {
   const contentType = options.contentType ?? (file.type || "application/octet-stream");
@@ -1403,6 +1417,8 @@ export async function uploadFile(client, file, options = {}) {
   /** @type {Record<string, any>} */
   const data = { fileName, contentType, size: file.size };
   if (options.purpose) data.purpose = options.purpose;
+  if (options.conversationId) data.conversationId = options.conversationId;
+  if (options.callId) data.callId = options.callId;
   const start = await client.request("upload:start", data);
   const uploadId = start.uploadId;
   const progress = { uploadId, phase: /** @type {UploadProgress["phase"]} */ ("uploading"), sentBytes: 0, confirmedPercent: 0, size: file.size };

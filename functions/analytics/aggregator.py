@@ -1,6 +1,10 @@
 """Stream aggregator: DynamoDB Streams of the connections, messages, conversations
 (receipts), notifications (offline deliveries) and rate-limits (typing) tables -> the
-Metrics table, exactly once per change (see switchboard/dal/metrics.py)."""
+Metrics table, exactly once per change (see switchboard/dal/metrics.py).
+
+A batch is applied together (a few transactions for the whole batch: Aggregator.
+handle_batch); if that fails, record by record with partial batch responses, which skips
+what the batch attempt did count (markers) and reports only the records that fail."""
 
 from __future__ import annotations
 
@@ -28,4 +32,12 @@ def aggregate(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    records = event.get("Records")
+    if records:  # anything else is Powertools' to refuse, as it always was
+        try:
+            aggregator.handle_batch(records)
+        except Exception:
+            logger.exception("batch not applied together: record by record")
+        else:
+            return {"batchItemFailures": []}
     return process_partial_response(event, aggregate, processor, context)

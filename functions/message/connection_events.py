@@ -37,6 +37,7 @@ def handle_change(record: DynamoDBRecord) -> None:
             image["userId"],
             int(image.get("connectedAt", now_ms)),
             token_iat=int(image.get("tokenIat", 0)),
+            backlog_batch=image.get("backlogBatch") is True,
         )
     elif record.event_name == DynamoDBRecordEventName.REMOVE and change.old_image:
         events.disconnected(change.old_image["connectionId"], change.old_image["userId"], now_ms)

@@ -74,6 +74,16 @@ def ice_servers(request: Request[wire.IceServersFor]) -> wire.IceServers:
     return service.ice_servers_for(request.caller, request.data)
 
 
+@router.action("call:media", wire.CallMedia)
+def media(request: Request[wire.CallMedia]) -> wire.CallMediaReply:
+    return service.media(request.caller, request.data)
+
+
+@router.action("call:recording", wire.CallRecording)
+def recording(request: Request[wire.CallRecording]) -> wire.CallRecordingReply:
+    return service.recording(request.caller, request.data)
+
+
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return router.resolve(event)

@@ -60,8 +60,10 @@ class Client:
         *,
         device: str | None = None,
         token: str | None = None,
+        backlog_batch: bool = False,
     ) -> None:
         self.ds = ds
+        self.backlog_batch = backlog_batch  # connect with backlog=batch (message:batch)
         self.user_id = user_id
         self.token = token  # None: a fresh dev token at each connect
         # A unique User-Agent: the Connections item's `device`, so tests find the id.
@@ -81,7 +83,8 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
     async def connect(self, timeout: float = CONNECT_TIMEOUT) -> Client:
         self.ws = await websockets.connect(
-            self.ds.url(self.token or self.ds.token(self.user_id)),
+            self.ds.url(self.token or self.ds.token(self.user_id))
+            + ("&backlog=batch" if self.backlog_batch else ""),
             user_agent_header=self.device,
             open_timeout=timeout,
             max_size=None,
@@ -126,6 +129,9 @@ class Client:
                     continue
                 if frame.get("type") == "message:new":
                     self._record(frame["data"])
+                if frame.get("type") == "message:batch":
+                    for message in frame["data"]["messages"]:
+                        self._record(message)
                 async with self._arrived:
                     self.pushes.append(frame)
                     self._arrived.notify_all()

@@ -317,3 +317,14 @@ async def test_ice_servers_give_turn_credentials_signed_with_the_turn_secret(
         secret, user, servers["expiresAt"]
     )
     assert servers["ttl"] == 120  # coturn checks it when allocating: enough for any call
+
+
+async def test_the_signaling_bench_times_every_ring_and_every_relay(
+    devserver: RunningDevserver,
+) -> None:
+    from bench import signaling
+
+    result = await signaling._measure(devserver, rounds=2, candidates=3, progress=lambda _: None)
+    ring, relay = result["ring_ms"], result["ice_relay_ms"]
+    assert (ring["count"], relay["count"]) == (2, 6)
+    assert 0 < ring["p50"] <= ring["p99"] and 0 < relay["p50"] <= relay["p99"]

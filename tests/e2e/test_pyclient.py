@@ -288,6 +288,57 @@ async def test_upload_helper_puts_to_s3_with_progress_and_returns_the_verdict(
             assert (await a.uploads.get(result.uploadId)).state == "complete"
 
 
+async def test_group_call_media_recording_and_voice_through_the_python_client(
+    devserver: RunningDevserver,
+) -> None:
+    media = ROOT / "tests" / "support" / "media"
+    alice, bob = _users("alice", "bob")
+    # A cold upload function (its first import) on a busy machine may take a while.
+    a = _client(devserver, alice, request_timeout=TIMEOUT)
+    b = _client(devserver, bob, request_timeout=TIMEOUT)
+    async with _connected(a), _connected(b):
+        conversation = (await a.create_conversation([bob])).conversationId
+        b_events = b.events("call:incoming", "call:media", "call:recording", "message:new")
+        call = await a.calls.initiate([bob], "video", conversation_id=conversation)
+        assert (await b_events.get(timeout=TIMEOUT)).type == "call:incoming"
+        await b.calls.join(call.callId)
+        # Mute state reaches the other participant
+        assert (await a.calls.media(call.callId, audio=False)).media.audio is False
+        pushed = await b_events.get(timeout=TIMEOUT)
+        assert (pushed.type, pushed.data["audio"]) == ("call:media", False)
+        # A recording is announced (push and system entry), then uploaded and posted
+        await a.calls.recording(call.callId, "started")
+        kinds = {(await b_events.get(timeout=TIMEOUT)).type for _ in range(2)}
+        assert kinds == {"call:recording", "message:new"}
+        recording = (media / "recording.webm").read_bytes()
+        done = await a.uploads.upload(
+            recording, "call.webm", "video/webm", purpose="recording", call_id=call.callId
+        )
+        assert done.durationMs == 1981
+        # A voice message: the server's duration, the client's waveform
+        voice = await a.uploads.upload(
+            (media / "voice.ogg").read_bytes(),
+            "voice.ogg",
+            "audio/ogg",
+            purpose="voice",
+            conversation_id=conversation,
+        )
+        attachment = {
+            "uploadId": voice.uploadId,
+            "kind": "voice",
+            "durationMs": voice.durationMs,
+            "waveform": [10, 200, 40],
+        }
+        await a.send_message(conversation, "", attachments=[attachment])
+        while (event := await b_events.get(timeout=TIMEOUT)).type != "message:new" or not (
+            event.data.get("attachments")
+        ):
+            pass
+        assert event.data["attachments"] == [attachment] and voice.durationMs == 1500
+        await a.calls.end(call.callId)
+        b_events.close()
+
+
 async def test_search_finds_a_message_and_history_opens_around_it(
     devserver: RunningDevserver,
 ) -> None:

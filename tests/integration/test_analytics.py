@@ -276,6 +276,48 @@ def test_real_stream_records_counted_exactly_once_under_replays_and_duplicates(
     assert_counts_equal_truth(apps["api"], truth)
 
 
+def test_a_batch_is_counted_in_one_transaction_and_a_replay_adds_only_what_is_new(
+    stack: Stack, apps: dict[str, ModuleType], clean_metrics: None
+) -> None:
+    from switchboard import aws
+    from switchboard.analytics.periods import PERIODS, bucket_key
+
+    from bench.counting import counting
+
+    # Given 10 messages of one sender and their real stream records
+    tag = uuid.uuid4().hex[:6]
+    alice = Client(stack, apps["message"], apps["connect"], f"alice-{tag}")
+    bob = Client(stack, apps["message"], apps["connect"], f"bob-{tag}")
+    conversation = alice.ok("conversation:create", {"members": [bob.user_id]})["conversationId"]
+    tap = StreamTap(stack, ("MessagesTable",))
+    for i in range(10):
+        send(alice, conversation, f"m{i}")
+    records = tap.new_records()
+    assert len(records) == 10
+    created = [int(r["dynamodb"]["NewImage"]["createdAt"]["N"]) for r in records[:6]]
+    buckets = {(p, bucket_key(at, p)) for at in created for p in PERIODS}
+    # When the first 6 come in one batch
+    with counting([aws.dynamodb()]) as calls:
+        feed(apps["aggregator"], records[:6], size=100)
+    # Then they cost one transaction: 6 markers, the time buckets, the total and alice's
+    # stats (the per-record path wrote 6 transactions of 5 items)
+    assert calls.calls["dynamodb.TransactWriteItems"] == 1, calls.snapshot()
+    assert calls.items["dynamodb.TransactWriteItems"] == 6 + len(buckets) + 2
+    # When the whole batch comes again with 4 more (a retried batch that grew)
+    with counting([aws.dynamodb()]) as calls:
+        feed(apps["aggregator"], records, size=100)
+    # Then the first attempt is cancelled by the 6 existing markers (nothing written) and
+    # the second counts the 4 new ones
+    assert calls.calls["dynamodb.TransactWriteItems"] == 2, calls.snapshot()
+    # And every message is counted exactly once, for the totals and for alice
+    token = admin_token()
+    status, overview = call(apps["api"], "/api/analytics", token)
+    assert status == 200
+    assert overview["messages"]["sent"] == 10
+    status, user = call(apps["api"], f"/api/analytics/sessions/{alice.user_id}", token)
+    assert user["messages"] == 10
+
+
 def test_distinct_users_and_session_figures_do_not_depend_on_the_order_of_records(
     stack: Stack, apps: dict[str, ModuleType], clean_metrics: None
 ) -> None:

@@ -213,6 +213,11 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "call:get-active": (ALL, lambda w, r: {}),
     # TURN credentials only to the participants of a live call
     "call:ice-servers": (PARTICIPANTS, lambda w, r: {"callId": w.new_call()}),
+    "call:media": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "audio": False}),
+    "call:recording": (
+        PARTICIPANTS,
+        lambda w, r: {"callId": w.new_call(), "state": "started"},
+    ),
     # consent and membership: on the 1:1 conversation (accept/decline of a conversation
     # one accepted already is a no-op) or on a fresh group of the owner's
     "conversation:accept": (PARTICIPANTS, conv()),
@@ -279,6 +284,8 @@ TOLERATED = {
     ("call:offer", "owner"): "conflict",  # renegotiation needs the callee joined
     ("call:offer", "member"): "conflict",  # ... and the callee in the call
     ("call:invite", "member"): "conflict",  # only a joined participant invites
+    ("call:media", "member"): "conflict",  # ringing: nothing sent yet
+    ("call:recording", "member"): "conflict",  # only a joined participant records
     ("upload:complete", "owner"): "conflict",  # nothing was uploaded to the URL yet
     ("upload:part-done", "owner"): "bad_request",  # a small upload is one PUT, no parts
     # no address is waiting for verification (the code is never right)
@@ -303,3 +310,48 @@ def test_authorization_cell(world: World, action: str, role: str) -> None:
         assert not reply["ok"], f"{role} may not {action}: {reply}"
         assert reply["error"]["code"] in DENIED_CODES, reply
         window.assert_nothing_happened(f"{action} by the {role}")
+
+
+# ---------------------------------------------------------------------- voice and recordings
+VOICE = {"fileName": "v.webm", "contentType": "audio/webm", "size": 2048, "purpose": "voice"}
+RECORDING = {"fileName": "r.webm", "contentType": "video/webm", "size": 4096}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_voice_upload_is_for_members_of_its_conversation(world: World, role: str) -> None:
+    window = world.window()
+    reply = world.call(role, "upload:start", {**VOICE, "conversationId": world.conversation})
+    if role in PARTICIPANTS:
+        assert reply["ok"], reply
+        world.uploads.append(reply["data"]["uploadId"])
+    else:
+        assert reply["error"]["code"] == "forbidden", reply
+        window.assert_nothing_happened(f"a voice upload by the {role}")
+
+
+def test_a_recording_upload_is_for_participants_who_announced_it(world: World) -> None:
+    # Given a call in the conversation, the owner in it and recording (announced)
+    world.hang_up()
+    member = world.people["member"].user_id
+    started = world.call(
+        "owner",
+        "call:initiate",
+        {"calleeIds": [member], "media": "video", "conversationId": world.conversation},
+    )
+    assert started["ok"], started
+    call_id = started["data"]["callId"]
+    world.calls.append(call_id)
+    assert world.call("owner", "call:recording", {"callId": call_id, "state": "started"})["ok"]
+    data = {**RECORDING, "purpose": "recording", "callId": call_id}
+    # Then the recorder may upload the recording
+    reply = world.call("owner", "upload:start", data)
+    assert reply["ok"], reply
+    world.uploads.append(reply["data"]["uploadId"])
+    # And nobody else may: not the participant who announced none (consent), not anyone
+    # outside the call - and a refusal does nothing to anyone
+    for role in ("member", "non-member", "stranger", "admin"):
+        window = world.window()
+        refused = world.call(role, "upload:start", data)
+        assert refused["error"]["code"] == "forbidden", (role, refused)
+        window.assert_nothing_happened(f"a recording upload by the {role}")
+    world.hang_up()

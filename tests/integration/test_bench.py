@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import ROOT, calls, coldstart, cost, fanout, search
+from bench import ROOT, allin, calls, coldstart, cost, fanout, search
 from tests.integration.conftest import Stack
 
 
@@ -48,6 +48,32 @@ def test_cost_model_and_table_from_counted_calls(counted: dict[str, Any]) -> Non
     assert (
         model["per_10k_users_month"]["total"] > model["per_10k_users_month"]["connection_minutes"]
     )
+
+
+def test_all_in_counts_what_a_send_sets_off(stack: Stack) -> None:
+    measured = allin.measure(stack, pairs=2, per_pair=3)
+    assert measured["messages"] == 6
+    request, triggered = measured["request"], measured["triggered"]
+    # The request path: per send one GetItem, one presence BatchGetItem, one transaction of
+    # 6 items (12 write units) and one push to the online recipient
+    assert request["calls"]["dynamodb.TransactWriteItems"] == 6
+    assert request["items"]["dynamodb.TransactWriteItems"] == 36
+    assert request["write_units_per_message"] == 12
+    assert request["posts_per_message"] == 1
+    # What it set off, drained through the template's consumers: the 6 message records in
+    # one aggregator batch are counted in ONE transaction (6 markers + the minute and hour
+    # buckets, the total, the 2 senders' stats: 11 items, or 12 across a minute boundary)
+    aggregator = triggered["functions"]["AggregatorFunction"]
+    assert aggregator["calls"] == {"dynamodb.TransactWriteItems": 1}
+    assert 11 * 2 / 6 <= aggregator["write_units_per_message"] <= 13 * 2 / 6
+    # The search indexer wrote the postings, nothing else queued or pushed
+    assert triggered["functions"]["SearchIndexerFunction"]["write_units_per_message"] > 0
+    assert triggered["posts_per_message"] == 0
+    assert triggered["sqs_per_message"] == 0
+    assert measured["records"]["switchboard-local-MessagesTable -> AggregatorFunction"] == 6
+    money = cost.all_in(measured)
+    assert set(money["by_part"]) == {"request path", "AggregatorFunction", "SearchIndexerFunction"}
+    assert money["per_million"] == pytest.approx(sum(money["by_part"].values()), abs=0.01)
 
 
 def test_fan_out_reaches_every_connection_through_the_gateway() -> None:

@@ -17,6 +17,7 @@ from switchboard.turn import turn_credentials
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, befriend
+from tests.support.effects import InProcess
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\n"}
@@ -207,15 +208,22 @@ def test_busy_callee_and_busy_caller(stack: Stack, people: Any) -> None:
     alice, bob, carol = people("alice", "bob", "carol")
     initiate(alice, bob)
     # Bob is ringing: carol gets busy, and the refused attempt is recorded for statistics
+    window = InProcess().window()
     reply = carol.call("call:initiate", {"calleeId": bob.user_id, "media": "audio", "offer": OFFER})
     assert reply["error"]["code"] == "conflict"
     assert reply["error"]["details"] == {"reason": "busy", "userIds": [bob.user_id]}
     assert active_item(stack, carol.user_id) is None
-    # Alice, in a call already, cannot start another
+    # ... and that record is all it did: no ring timeout scheduled, no push to anyone
+    assert [(e["operation"], e["target"]) for e in window.effects()] == [
+        ("PutItem", stack.table("CallsTable"))
+    ]
+    # Alice, in a call already, cannot start another, and the refusal does nothing at all
+    window = InProcess().window()
     reply = alice.call(
         "call:initiate", {"calleeId": carol.user_id, "media": "audio", "offer": OFFER}
     )
     assert reply["error"]["details"]["reason"] == "already_in_call"
+    window.assert_nothing_happened("call:initiate by a caller already in a call")
     busy = stack.client("dynamodb").scan(
         TableName=stack.table("CallsTable"),
         FilterExpression="callerId = :c",

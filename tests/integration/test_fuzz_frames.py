@@ -115,7 +115,11 @@ class Target:
         self.frames += 1
         assert response["statusCode"] == 200
         reply = fuzz.check_reply(raw, response["body"])
-        if not reply["ok"]:
+        if not reply["ok"] and (reply["error"].get("details") or {}).get("reason") == "busy":
+            # The one refusal with a documented effect: the attempt is recorded (holding
+            # nobody) for the call statistics; nothing else, and no push to anyone.
+            assert [e["operation"] for e in window.effects()] == ["PutItem"], raw[:300]
+        elif not reply["ok"]:
             window.assert_nothing_happened(f"{raw[:300]!r} ({reply['error']})")
         if expired and action != "auth:refresh":
             # An expired connection reaches nothing: refused before the data is read.

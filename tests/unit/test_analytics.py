@@ -391,3 +391,28 @@ def test_uploads_started_completed_with_bytes_and_failed() -> None:
     assert failed.counters == {"uploadsFailed": 1}
     progress = change("U", "MODIFY", _upload("uploading", bytes=100), _upload("uploading"))
     assert records.uploads(progress, NO_LOOKUPS) == []
+
+
+def test_batched_contributions_fit_transactions_of_at_most_100_items() -> None:
+    from switchboard.dal.metrics import MAX_TRANSACTION_ITEMS, _contribution_adds, _groups
+
+    at = 1_764_000_000_000
+    # 80 messages of 80 different senders: 80 markers + 80 stats items + 3 shared items
+    many = [
+        Contribution(
+            marker=f"msg#c#{i}", at_ms=at, counters={"messagesSent": 1}, users={f"u{i}": {"m": 1}}
+        )
+        for i in range(80)
+    ]
+    groups = list(_groups(list(enumerate(many))))
+    assert [i for group in groups for i, _ in group] == list(range(80))  # all, in order
+    for group in groups:
+        keys = {key for _, c in group for key, _, _ in _contribution_adds(c)}
+        assert len(group) + len(keys) <= MAX_TRANSACTION_ITEMS
+    assert len(groups) == 2
+    # 80 messages of one sender share every counter item: one transaction
+    one_sender = [
+        Contribution(marker=f"m{i}", at_ms=at, counters={"messagesSent": 1}, users={"a": {"m": 1}})
+        for i in range(80)
+    ]
+    assert len(list(_groups(list(enumerate(one_sender))))) == 1

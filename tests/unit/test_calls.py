@@ -26,6 +26,8 @@ from switchboard.calls import (
     leave,
     miss,
     pushes,
+    set_media,
+    set_recording,
     start,
 )
 from switchboard.errors import BadRequest, Forbidden, RateLimited, SwitchboardError
@@ -210,6 +212,45 @@ def test_group_join_and_leave_tell_the_other_participants() -> None:
     over = leave(bob_out, "carol", T0 + 4)
     assert over.state is CallState.ENDED
     assert types_for(pushes(bob_out, over, "c"), "alice") == ["call:ended"]
+
+
+def test_media_state_is_a_joined_participants_own_and_survives_nothing_else() -> None:
+    call = join(group(["bob", "carol"]), "bob", "b", T0 + 1)
+    muted = set_media(call, "bob", audio=False, screen=True)
+    bob = muted.participants["bob"]
+    assert (bob.audio, bob.video, bob.screen) == (False, False, True)  # an audio call: no camera
+    assert muted.participants["alice"] == call.participants["alice"]
+    assert pushes(call, muted, "b") == []  # the service pushes call:media itself
+    [wired] = [p for p in muted.wire(for_user="alice").participants if p.userId == "bob"]
+    assert wired.media is not None and wired.media.screen is True
+    with pytest.raises(CallConflict, match="joined"):
+        set_media(call, "carol", audio=False)  # still ringing
+    with pytest.raises(Forbidden):
+        set_media(call, "mallory", audio=False)
+
+
+def test_recording_starts_stops_and_ends_with_the_recorders_part() -> None:
+    call = join(join(group(["bob", "carol"]), "bob", "b", T0 + 1), "carol", "c", T0 + 2)
+    recording = set_recording(call, "carol", "started")
+    assert recording.recording == ("carol",) and recording.recorded_by == ("carol",)
+    assert set_recording(recording, "carol", "started") == recording  # no change, no entry
+    stopped = set_recording(recording, "carol", "stopped")
+    assert stopped.recording == () and stopped.recorded_by == ("carol",)  # may upload it
+    assert set_recording(stopped, "carol", "stopped") == stopped
+    # Whoever leaves stops recording
+    again = set_recording(stopped, "bob", "started")
+    assert leave(again, "bob", T0 + 3).recording == ()
+    # A call's recording cannot be toggled forever (each toggle is a system entry)
+    for _ in range(30):
+        try:
+            again = set_recording(set_recording(again, "bob", "started"), "bob", "stopped")
+        except RateLimited:
+            break
+    else:
+        pytest.fail("recording toggles are not bounded")
+    assert again.recording_starts == 20
+    with pytest.raises(CallConflict):
+        set_recording(group(["bob"]), "bob", "started")  # not joined
 
 
 def test_only_a_ringing_invitee_can_decline() -> None:

@@ -100,6 +100,7 @@ class ScriptedServer:
         self.gateway_fail: set[str] = set()  # processed, then API Gateway's error frame
         self.backlog_on_connect = backlog_on_connect
         self.duplicate_backlog = False
+        self.backlog_batched = False  # whether a client asked for message:batch frames
         self._server: Server | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -160,9 +161,23 @@ class ScriptedServer:
             self.connections.remove(ws)
 
     async def _push_backlog(self, ws: ServerConnection) -> None:
+        # A client that asks for backlog=batch (ours does) gets message:batch frames of
+        # two messages, as the server packs them; any other one message:new frames.
+        batched = "backlog=batch" in (ws.request.path if ws.request else "")
+        self.backlog_batched = self.backlog_batched or batched
+        copies = 2 if self.duplicate_backlog else 1
         for conversation_id, stored in self.messages.items():
-            for item in stored[self.acked.get(conversation_id, 0) :]:
-                copies = 2 if self.duplicate_backlog else 1
+            items = stored[self.acked.get(conversation_id, 0) :]
+            if batched:
+                for start in range(0, len(items), 2):
+                    frame = {
+                        "type": "message:batch",
+                        "data": {"messages": items[start : start + 2]},
+                    }
+                    for _ in range(copies):
+                        await ws.send(json.dumps(frame))
+                continue
+            for item in items:
                 for _ in range(copies):
                     await ws.send(json.dumps({"type": "message:new", "data": item}))
 
@@ -448,6 +463,7 @@ def test_after_a_drop_the_client_reconnects_with_backoff_and_resumes_every_messa
             assert [e.message.seq for e in events if e.message] == [1, 2, 3, 4, 5, 6]
             assert kinds.index("client:disconnected") < kinds.index("client:reconnecting")
             await until(lambda: server.acked.get("c1") == 6)
+            assert server.backlog_batched  # 4-6 came as message:batch frames (twice)
             assert client.stats.connections == 2
             assert client.stats.failed_attempts >= 3
             # the backlog pushed 4-6 twice (and the resume's sync may have fetched them too)

@@ -181,7 +181,7 @@ test("userIdOf reads the JWT subject", () => {
 test("request/reply: data, typed error codes, timeouts", async () => {
   const h = harness();
   const ws = await connected(h);
-  assert.match(ws.url, /^ws:\/\/test\/dev\?token=/);
+  assert.match(ws.url, /^ws:\/\/test\/dev\?backlog=batch&token=/);
   const ok = h.client.request("ping");
   const bad = h.client.request("message:send", { conversationId: "x" });
   const slow = h.client.request("presence:query", { userIds: ["bob"] }, { timeoutMs: 1000 });
@@ -251,6 +251,23 @@ test("duplicates are dropped and what arrived is acked, batched", async () => {
   assert.equal(h.client.duplicates, 2);
   await h.clock.advance(100);
   assert.deepEqual(ws.requests("message:ack").map((f) => f.data), [{ conversationId: "c1", seq: 2 }]);
+  h.client.close();
+});
+
+test("the backlog comes as message:batch frames: each message handled once, in order", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  assert.match(ws.url, /[?&]backlog=batch&token=/);
+  const raw = [];
+  h.client.on("message:new", (data) => raw.push(data.seq));
+  ws.push({ type: "message:batch", data: { messages: [msg("c1", 1), msg("c1", 2), msg("c1", 3)] } });
+  ws.push({ type: "message:batch", data: { messages: [msg("c1", 3), msg("c1", 4)] } });
+  assert.deepEqual(h.messages.map((m) => m.seq), [1, 2, 3, 4]);
+  assert.deepEqual(h.messages.map((m) => m.source), ["push", "push", "push", "push"]);
+  assert.deepEqual(raw, [1, 2, 3, 3, 4]); // raw subscribers see every frame's messages
+  assert.equal(h.client.duplicates, 1);
+  await h.clock.advance(100);
+  assert.deepEqual(ws.requests("message:ack").map((f) => f.data), [{ conversationId: "c1", seq: 4 }]);
   h.client.close();
 });
 

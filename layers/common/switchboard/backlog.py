@@ -2,10 +2,15 @@
 acked seq, in seq order, without asking (driven by the Connections stream, because API
 Gateway cannot post to a connection before its $connect has returned). The stream record
 can still arrive before the handshake has ended: a 410 then is waited out, never taken as
-the connection being gone (Delivery.when_ready)."""
+the connection being gone (Delivery.when_ready).
+
+A connection opened with ``backlog=batch`` gets it as ``message:batch`` frames of up to
+BATCH_FRAME_BYTES (API Gateway bills a WebSocket message per 32 KB): a 1,000-message
+catch-up is ~10 posts instead of 1,000. Others get one ``message:new`` per message."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -14,10 +19,12 @@ from switchboard.dal.conversations import RECENT_CONVERSATIONS, ConversationRepo
 from switchboard.delivery import Delivery
 from switchboard.gateway import ConnectionGone, PostRefused
 from switchboard.observability import logger
-from switchboard.protocol import push
+from switchboard.protocol import push, to_json
+from switchboard.wire.messaging import Message, MessageBatch
 
-BACKLOG_PAGE = 100
-BACKLOG_MAX_MESSAGES = 1000  # pushed on one connect (each is a post)
+BACKLOG_PAGE = 1000  # one Query (up to its 1 MB page) per conversation, usually
+BACKLOG_MAX_MESSAGES = 1000  # pushed on one connect
+BATCH_FRAME_BYTES = 32 * 1024  # one billed WebSocket message (frames may be 128 KB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,40 +38,59 @@ class Backlog:
         self.conversations = conversations
         self.delivery = delivery
 
-    def deliver(self, connection_id: str, user_id: str, connected_at: int) -> BacklogResult:
-        """Pushes, to this one connection, the messages after the user's acked seq.
-        Posts are sequential per connection so the frames arrive in seq order. A post that
-        fails for a retryable reason goes to the delivery queue (clients order by seq)
-        rather than failing the stream record, which would replay the whole backlog."""
+    def deliver(
+        self, connection_id: str, user_id: str, connected_at: int, *, batch: bool = False
+    ) -> BacklogResult:
+        """Pushes, to this one connection, the messages after the user's acked seq (as
+        ``message:batch`` frames if ``batch``). Posts are sequential per connection so the
+        frames arrive in seq order. A post that fails for a retryable reason goes to the
+        delivery queue (clients order by seq) rather than failing the stream record,
+        which would replay the whole backlog."""
+        packer = _Packer(BATCH_FRAME_BYTES if batch else 0)
+        pushed = 0
+        for message in self._backlog(user_id):
+            for frame in packer.add(message):
+                if not self._send(connection_id, user_id, connected_at, frame):
+                    return BacklogResult(pushed, connection_gone=True)
+            pushed += 1
+        for frame in packer.flush():
+            if not self._send(connection_id, user_id, connected_at, frame):
+                return BacklogResult(pushed, connection_gone=True)
+        return BacklogResult(pushed, connection_gone=False)
+
+    def _backlog(self, user_id: str) -> Iterator[Message]:
         # Bounded per connect, whatever others sent: the RECENT_CONVERSATIONS most recently
         # active conversations, BACKLOG_MAX_MESSAGES messages in all. Clients fetch the
         # rest with message:sync (conversation:list gives every cursor).
         recent = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members
         conversations = self.conversations.get_many(m.conversation_id for m in recent)
-        pushed = 0
+        left = BACKLOG_MAX_MESSAGES
         for member in recent:
             conversation = conversations.get(member.conversation_id)
             if conversation is None or conversation.last_seq <= member.acked_seq:
                 continue
             after = member.acked_seq
-            while after < conversation.last_seq:
-                if pushed >= BACKLOG_MAX_MESSAGES:
-                    return BacklogResult(pushed, connection_gone=False)
+            while after < conversation.last_seq and left > 0:
                 page = self.conversations.messages_after(
-                    member.conversation_id, after, min(BACKLOG_PAGE, BACKLOG_MAX_MESSAGES - pushed)
+                    member.conversation_id, after, min(BACKLOG_PAGE, left)
                 )
                 if not page:
                     break
                 for message in page:
-                    frame = push(message.wire())
-                    if not self.delivery.when_ready(
-                        connection_id, connected_at, partial(self._post, connection_id, frame)
-                    ):
-                        self.delivery.forget(connection_id, user_id)
-                        return BacklogResult(pushed, connection_gone=True)
-                    pushed += 1
+                    yield message.wire()
+                left -= len(page)
                 after = page[-1].seq
-        return BacklogResult(pushed, connection_gone=False)
+
+    def _send(
+        self, connection_id: str, user_id: str, connected_at: int, frame: dict[str, Any]
+    ) -> bool:
+        """Posts one frame once the connection is ready; False (forgotten) if it is gone."""
+        if self.delivery.when_ready(
+            connection_id, connected_at, partial(self._post, connection_id, frame)
+        ):
+            return True
+        self.delivery.forget(connection_id, user_id)
+        return False
 
     def _post(self, connection_id: str, frame: dict[str, Any]) -> bool:
         """False on 410. A post refused for what it is is dropped (never retryable)."""
@@ -78,3 +104,33 @@ class Backlog:
                 extra={"connectionId": connection_id, "reason": refused.reason},
             )
         return True
+
+
+class _Packer:
+    """Messages -> frames: one ``message:new`` each (``limit`` 0), or ``message:batch``
+    frames of at most ``limit`` bytes of JSON (a message bigger than that alone goes in a
+    batch of one: frames may be 128 KB)."""
+
+    # {"type":"message:batch","data":{"messages":[]}}: 46 bytes around the messages
+    _ENVELOPE = len(to_json(push(MessageBatch(messages=[]))))
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending: list[Message] = []
+        self.size = self._ENVELOPE
+
+    def add(self, message: Message) -> list[dict[str, Any]]:
+        if not self.limit:
+            return [push(message)]
+        size = len(to_json(message.wire()).encode()) + 1  # and its comma
+        frames = self.flush() if self.pending and self.size + size > self.limit else []
+        self.pending.append(message)
+        self.size += size
+        return frames
+
+    def flush(self) -> list[dict[str, Any]]:
+        if not self.pending:
+            return []
+        frame = push(MessageBatch(messages=self.pending))
+        self.pending, self.size = [], self._ENVELOPE
+        return [frame]

@@ -98,8 +98,11 @@ class UploadSettings(DeliverySettings):
     CONVERSATIONS_TABLE: str  # upload:get by a member of a conversation it was attached in
     MESSAGES_TABLE: str
     UPLOAD_ALLOWED_CONTENT_TYPES: str = (
-        "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain"
+        "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,"
+        "audio/webm,audio/ogg,video/webm"
     )
+    # upload:start of a call recording checks the call (empty: recordings are refused).
+    CALLS_TABLE: str = ""
     UPLOAD_MAX_BYTES: int = 100 * 1024 * 1024
     UPLOAD_MULTIPART_THRESHOLD_BYTES: int = 8 * 1024 * 1024
     UPLOAD_PART_BYTES: int = 5 * 1024 * 1024
@@ -115,6 +118,9 @@ class UploadSettings(DeliverySettings):
     IMAGE_MAX_TOTAL_PIXELS: int = 100_000_000
     IMAGE_MAX_FRAMES: int = 1000
     IMAGE_MAX_BYTES: int = 20 * 1024 * 1024  # images are read whole by Pillow
+    MEDIA_MAX_BYTES: int = 64 * 1024 * 1024  # audio/video containers are read whole too
+    VOICE_MAX_SECONDS: int = 300
+    RECORDING_MAX_SECONDS: int = 3 * 3600
     # Every upload costs a processor run: upload:start per user per window.
     RATE_LIMITS_TABLE: str
     UPLOAD_START_LIMIT_PER_USER: int = 30

@@ -26,14 +26,20 @@ class ConnectionEvents:
         self.calls = calls
 
     def connected(
-        self, connection_id: str, user_id: str, connected_at: int, *, token_iat: int = 0
+        self,
+        connection_id: str,
+        user_id: str,
+        connected_at: int,
+        *,
+        token_iat: int = 0,
+        backlog_batch: bool = False,
     ) -> None:
         state = self.presence.users.presence([user_id])[user_id]
         if token_iat < state.tokens_valid_after:
             # Revoked after the $connect write (conditioned on the stamp) landed.
             self._close_revoked(connection_id, user_id, connected_at)
             return
-        backlog = self.backlog.deliver(connection_id, user_id, connected_at)
+        backlog = self.backlog.deliver(connection_id, user_id, connected_at, batch=backlog_batch)
         self.presence.connected(connection_id, user_id, connected_at, state=state)
         logger.info(
             "connection opened",

@@ -24,6 +24,8 @@ def open_connection(repository: ConnectionRepository, event: WebSocketEvent) -> 
         roles=ctx.authorizer.roles,
         device=str(ctx.identity.get("userAgent") or ""),
         source_ip=str(ctx.identity.get("sourceIp") or ""),
+        # The client takes its reconnect backlog as message:batch frames (backlog.py).
+        backlog_batch=(event.query or {}).get("backlog") == "batch",
     )
     repository.put(connection)
     logger.info(

@@ -23,6 +23,10 @@ ALIASES = {
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
+# One container, several names: a signature tells the container, not whether it holds
+# sound only (a WebM's magic bytes are the same for audio/webm and video/webm).
+SAME_CONTAINER = {"audio/webm": "video/webm"}
+
 
 def normalize(content_type: str) -> str:
     """``"Image/JPG; charset=x"`` -> ``"image/jpeg"``."""
@@ -35,7 +39,10 @@ class Sniffed:
     candidates: frozenset[str]  # MIME types whose signature matches the bytes
 
     def matches(self, declared: str) -> bool:
-        return normalize(declared) in self.candidates
+        content_type = normalize(declared)
+        return content_type in self.candidates or SAME_CONTAINER.get(content_type, "") in (
+            self.candidates
+        )
 
     @property
     def best(self) -> str:

@@ -27,6 +27,8 @@ MAX_CLIENT_MESSAGE_ID_CHARS = 64
 # `payload_too_large`, whatever the length.
 MAX_BODY_CHARS = 4000
 MAX_ATTACHMENTS = 10
+# A voice message's waveform: levels (0-255) a client draws; its duration comes from the server.
+MAX_WAVEFORM_POINTS = 128
 MAX_TOKEN_CHARS = 8192
 # A frame is at most 32 KB: an SDP has to fit in one with its envelope. SDP and ICE are
 # ASCII (RFC 8839), so their characters are bytes.

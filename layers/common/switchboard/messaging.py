@@ -256,11 +256,8 @@ class MessagingService:
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
-            limits = {f"limit:{rule.key}": rule for rule in rules}
-            guards = {
-                label: self.counters.update(rule, message.created_at)
-                for label, rule in limits.items()
-            }
+            # Both in one item (the user's window): one transactional write, not two.
+            guards = {"limit": self.counters.update_together(rules, message.created_at)}
             for position, a in enumerate(data.attachments):
                 guards[f"attachment:{position}"] = self.uploads.share_update(
                     a.uploadId,
@@ -269,6 +266,8 @@ class MessagingService:
                     file_name=a.fileName,
                     content_type=a.contentType,
                     size=a.size,
+                    kind=a.kind,
+                    duration_ms=a.durationMs,
                 )
             # A 1:1 recipient's block list, checked in the same transaction (no extra
             # call); groups are not refused (the blocker's clients hide the messages).
@@ -279,7 +278,7 @@ class MessagingService:
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                raise _send_refusal(refused.label, limits, message.created_at) from None
+                raise _send_refusal(refused.label, rules, message.created_at) from None
             except SeqConflict:
                 if conversation.declined_by:
                     raise Forbidden(REFUSED) from None
@@ -591,12 +590,12 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadRequest("invalid cursor") from None
 
 
-def _send_refusal(label: str, limits: dict[str, RateLimit], now_ms: int) -> SwitchboardError:
+def _send_refusal(label: str, rules: list[RateLimit], now_ms: int) -> SwitchboardError:
     """The error for a guard of a send's transaction that refused (nothing was stored)."""
     if label == "consent":
         return Forbidden(REFUSED)
-    if label in limits:
-        return _rate_limited(limits[label], now_ms)
+    if label == "limit":
+        return _rate_limited(rules, now_ms)
     position = int(label.removeprefix("attachment:"))
     return BadRequest(
         f"attachments[{position}] is not a completed upload of yours, or its "
@@ -605,8 +604,16 @@ def _send_refusal(label: str, limits: dict[str, RateLimit], now_ms: int) -> Swit
     )
 
 
-def _rate_limited(rule: RateLimit, now_ms: int) -> RateLimited:
+def _rate_limited(rules: RateLimit | list[RateLimit], now_ms: int) -> RateLimited:
+    """``rules`` counted together share a window: one of them refused, all say when."""
+    rules = rules if isinstance(rules, list) else [rules]
+    per = {"conn": "connection"}  # the keys' second part: send#user#..., send#conn#...
+    limits = " and ".join(
+        f"{rule.limit} per {per.get(kind, kind)}"
+        for rule in rules
+        for kind in [rule.key.split("#")[1] if "#" in rule.key else "window"]
+    )
     return RateLimited(
-        f"rate limit reached: at most {rule.limit} per {rule.window_seconds} s",
-        details={"retryAfterMs": rule.retry_after_ms(now_ms)},
+        f"rate limit reached: at most {limits} per {rules[0].window_seconds} s",
+        details={"retryAfterMs": rules[0].retry_after_ms(now_ms)},
     )

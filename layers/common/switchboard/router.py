@@ -83,6 +83,8 @@ class WebSocketEvent(BaseModel):
 
     request_context: RequestContext = Field(alias="requestContext")
     body: str | None = None
+    # $connect only: the URL's query (``token``, ``backlog``)
+    query: dict[str, str] | None = Field(default=None, alias="queryStringParameters")
     headers: dict[str, str] | None = None
 
 

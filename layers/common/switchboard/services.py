@@ -219,6 +219,9 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
         image_max_total_pixels=settings.IMAGE_MAX_TOTAL_PIXELS,
         image_max_frames=settings.IMAGE_MAX_FRAMES,
         image_max_bytes=settings.IMAGE_MAX_BYTES,
+        media_max_bytes=settings.MEDIA_MAX_BYTES,
+        voice_max_seconds=settings.VOICE_MAX_SECONDS,
+        recording_max_seconds=settings.RECORDING_MAX_SECONDS,
         starts_per_user=settings.UPLOAD_START_LIMIT_PER_USER,
         start_window_seconds=settings.UPLOAD_START_WINDOW_SECONDS,
         min_bytes_per_second=settings.UPLOAD_MIN_BYTES_PER_SECOND,
@@ -227,6 +230,7 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
 
 
 def uploads(settings: UploadSettings) -> UploadService:
+    from switchboard.calls.repository import CallRepository
     from switchboard.dal.ratelimits import RateLimiter
     from switchboard.uploads import UploadService
 
@@ -238,6 +242,7 @@ def uploads(settings: UploadSettings) -> UploadService:
         limits,
         conversations(settings),
         counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+        calls=CallRepository(settings.CALLS_TABLE) if settings.CALLS_TABLE else None,
     )
 
 

@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
@@ -33,12 +33,24 @@ from switchboard.dal.uploads import (
     UploadRepository,
 )
 from switchboard.delivery import Delivery
-from switchboard.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RateLimited
+from switchboard.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from switchboard.filetypes import IMAGE_TYPES, SNIFF_BYTES, normalize
+from switchboard.media import AUDIO_TYPES, MEDIA_TYPES
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
 from switchboard.router import Caller
 from switchboard.wire import uploads as wire
+from switchboard.wire.calls import CallError
+
+if TYPE_CHECKING:
+    from switchboard.calls.repository import CallRepository
 
 MiB = 1024 * 1024
 S3_MIN_PART_BYTES = 5 * MiB  # every part but the last (S3 refuses smaller ones)
@@ -76,6 +88,11 @@ class Limits:
     # Pillow reads a whole image into memory (and more than its size while parsing it):
     # an image is capped far below the generic limit.
     image_max_bytes: int = 20 * 1024 * 1024
+    # Audio/video is read whole too (its container parsed for the duration): the same
+    # kind of cap as images, and a duration bound per purpose.
+    media_max_bytes: int = 64 * 1024 * 1024
+    voice_max_seconds: int = 300
+    recording_max_seconds: int = 3 * 3600
     starts_per_user: int = 0  # upload:start per user per window (0: unlimited)
     start_window_seconds: int = 60
     min_bytes_per_second: int = 64 * 1024  # the slowest link a PUT URL's lifetime allows for
@@ -152,6 +169,7 @@ class UploadService:
         conversations: ConversationRepository,
         *,
         counters: RateLimiter | None = None,
+        calls: CallRepository | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = new_upload_id,
     ) -> None:
@@ -161,6 +179,7 @@ class UploadService:
         self.limits = limits
         self.conversations = conversations
         self.counters = counters
+        self.calls = calls
         self._clock = clock
         self._new_id = new_id
 
@@ -181,6 +200,12 @@ class UploadService:
                 f"{data.size} bytes is over the {limits.image_max_bytes}-byte image limit",
                 details={"maxBytes": limits.image_max_bytes},
             )
+        if content_type in MEDIA_TYPES and data.size > limits.media_max_bytes:
+            raise PayloadTooLarge(
+                f"{data.size} bytes is over the {limits.media_max_bytes}-byte audio/video limit",
+                details={"maxBytes": limits.media_max_bytes},
+            )
+        bound = self._bound_to(caller, data, content_type)
         now_ms = self._now_ms()
         self._count_start(caller, now_ms)
         upload_id = self._new_id()
@@ -200,6 +225,8 @@ class UploadService:
             createdAt=now_ms,
             updatedAt=now_ms,
             expiresAt=now_ms // 1000 + limits.upload_ttl,
+            conversationId=bound[0],
+            callId=bound[1],
         )
         if not multipart:
             self.uploads.create(record)
@@ -247,6 +274,35 @@ class UploadService:
             ],
             expiresAt=expires_at,
         )
+
+    def _bound_to(
+        self, caller: Caller, data: wire.UploadStart, content_type: str
+    ) -> tuple[str | None, str | None]:
+        """A voice message or a call recording: (conversationId, callId) it is for, once
+        the caller may post it there (checked before any URL is handed out)."""
+        if data.purpose == "voice":
+            assert data.conversationId is not None  # the wire model requires it
+            if content_type not in AUDIO_TYPES:
+                raise BadRequest(f"a voice message is audio ({sorted(AUDIO_TYPES)})")
+            if self.conversations.member(data.conversationId, caller.user_id) is None:
+                raise Forbidden("you are not a member of this conversation")
+            return data.conversationId, None
+        if data.purpose == "recording":
+            assert data.callId is not None
+            if content_type not in MEDIA_TYPES:
+                raise BadRequest(f"a recording is audio or video ({sorted(MEDIA_TYPES)})")
+            call = self.calls.get(data.callId) if self.calls is not None else None
+            if call is None or caller.user_id not in call.participants:
+                raise Forbidden("you are not a participant of this call")
+            if caller.user_id not in call.recorded_by:
+                # Consent: only a recording everyone was told about (call:recording).
+                raise Forbidden("announce the recording with call:recording first")
+            if call.conversation_id is None:
+                raise BadRequest("the call has no conversation to post its recording in")
+            if self.conversations.member(call.conversation_id, caller.user_id) is None:
+                raise Forbidden("you are not a member of the call's conversation")
+            return call.conversation_id, data.callId
+        return None, None
 
     def _count_start(self, caller: Caller, now_ms: int) -> None:
         """One conditional counter write per start: each upload costs a processor run."""
@@ -413,6 +469,7 @@ class UploadService:
             method=record.method,
             createdAt=record.createdAt,
             **urls,
+            durationMs=record.durationMs,
             error=error,
         )
 
@@ -434,6 +491,7 @@ class UploadService:
             size=record.size,
             conversationId=conversation_id,
             **download_urls(self.store, record, self.limits.download_ttl, self._clock()),
+            durationMs=record.durationMs,
         )
 
     def _owned(self, caller: Caller, upload_id: str) -> UploadRecord:
@@ -531,6 +589,7 @@ class UploadProcessor:
                 size=done.size if done.storedSize is None else done.storedSize,
                 contentType=done.contentType,
                 fileName=done.fileName,
+                durationMs=done.durationMs,
             ),
         )
         logger.info(
@@ -603,6 +662,8 @@ class UploadProcessor:
         values: dict[str, Any] = {"storedSize": size, "bytes": size, "fileKey": file_key}
         if record.contentType in IMAGE_TYPES:
             values.update(self._process_image(record, etag, file_key))
+        elif record.contentType in MEDIA_TYPES:
+            values.update(self._process_media(record, etag, file_key))
         else:
             # Only if the object is still the version checked above (a PUT since makes the
             # copy fail: SQS retries, and the retry checks the new object).
@@ -642,6 +703,28 @@ class UploadProcessor:
         values["storedSize"] = len(served)
         return values
 
+    def _process_media(self, record: UploadRecord, etag: str, file_key: str) -> dict[str, Any]:
+        from switchboard import media  # mutagen / ebmlite: only the processor loads them
+
+        if record.size > self.limits.media_max_bytes:
+            # upload:start refuses these; a limit lowered since still holds here.
+            raise Rejected("too_large", f"over the {self.limits.media_max_bytes}-byte limit")
+        data = self.store.read(record.key, etag)
+        seconds = (
+            self.limits.voice_max_seconds
+            if record.purpose == "voice"
+            else self.limits.recording_max_seconds
+        )
+        try:
+            info = media.probe(data, record.contentType, max_duration_ms=seconds * 1000)
+        except media.InvalidMedia as exc:
+            raise Rejected("invalid_media", f"not a valid recording: {exc}"[:300]) from None
+        if record.purpose == "voice" and info.has_video:
+            raise Rejected("invalid_media", "a voice message has no video")
+        # The bytes that were checked, from memory: what is served cannot be anything else.
+        self.store.put(file_key, data, record.contentType)
+        return {"durationMs": info.duration_ms}
+
     def _fail(self, record: UploadRecord, rejection: Rejected) -> None:
         self.store.delete(record.key)
         now_ms = int(self._clock() * 1000)
@@ -664,6 +747,18 @@ class UploadProcessor:
                 uploadId=record.uploadId, code=rejection.code, message=rejection.message
             ),
         )
+        if record.callId is not None:
+            # The recording of a call: the call's own error push too (the recorder's
+            # call UI shows it without tracking the upload).
+            self._push(
+                record.ownerId,
+                CallError(
+                    callId=record.callId,
+                    code=rejection.code,
+                    message=f"the recording was rejected: {rejection.message}"[:300],
+                    uploadId=record.uploadId,
+                ),
+            )
 
     def _push(self, user_id: str, data: PushData) -> None:
         self.delivery.to_users([user_id], push(data))

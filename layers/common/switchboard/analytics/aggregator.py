@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -95,6 +95,38 @@ class Aggregator:
                 "duplicate stream changes skipped",
                 extra={"table": change.table, "eventName": change.event_name, "skipped": skipped},
             )
+        return applied, skipped
+
+    def handle_batch(self, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+        """Applies a batch of stream records: the contributions of every record that opens
+        or closes no session together (MetricsRepository.apply_many: a few transactions
+        for the batch), then the records that do, one by one (``handle``: they read and
+        condition on the user's open sessions). Each is counted once, whatever was
+        counted before (markers), so if this raises the caller may apply the records one
+        by one. Returns (contributions applied, duplicates skipped)."""
+        together: list[Contribution] = []
+        alone: list[Mapping[str, Any]] = []
+        for record in records:
+            found = contributions(StreamChange.from_record(record), self.sources, self.lookups)
+            if any(c.session_start or c.session_end for c in found):
+                alone.append(record)
+            else:
+                together += found
+        applied = skipped = 0
+        if together:
+            for contribution, counted in zip(
+                together, self.repository.apply_many(together), strict=True
+            ):
+                if counted:
+                    applied += 1
+                    _publish(contribution)
+                else:
+                    skipped += 1
+            if skipped:
+                logger.info("duplicate stream changes skipped", extra={"skipped": skipped})
+        for record in alone:
+            done, duplicates = self.handle(record)
+            applied, skipped = applied + done, skipped + duplicates
         return applied, skipped
 
 

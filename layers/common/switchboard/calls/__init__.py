@@ -24,6 +24,8 @@ from switchboard.calls.model import (
     join,
     leave,
     miss,
+    set_media,
+    set_recording,
     start,
 )
 from switchboard.calls.pushes import Push, incoming_frame, pushes
@@ -46,5 +48,7 @@ __all__ = [
     "leave",
     "miss",
     "pushes",
+    "set_media",
+    "set_recording",
     "start",
 ]

@@ -23,6 +23,9 @@ from switchboard.wire import calls as wire
 # DynamoDB's 400 KB limit (a write over it would fail every later transition).
 MAX_PENDING_CANDIDATES = 64
 MAX_PENDING_ICE_BYTES = 16_384
+# Each recording start and stop writes a system entry into the conversation: a call has at
+# most this many starts, so nobody can flood a conversation by toggling.
+MAX_RECORDING_STARTS = 20
 
 
 class CallState(StrEnum):
@@ -89,16 +92,24 @@ class Participant:
     joined_at: int | None = None
     left_at: int | None = None
     reason: str | None = None
+    # What the participant's device says it sends (call:media); shown on the others' tiles.
+    audio: bool = True
+    video: bool = True
+    screen: bool = False
 
     @property
     def in_call(self) -> bool:
         return self.state in IN_CALL
+
+    def media(self) -> wire.ParticipantMedia:
+        return wire.ParticipantMedia(audio=self.audio, video=self.video, screen=self.screen)
 
     def wire(self) -> wire.CallParticipant:
         return wire.CallParticipant(
             userId=self.user_id,
             state=self.state.value,
             role=self.role,
+            media=self.media() if self.state is PartState.JOINED else None,
         )
 
 
@@ -119,6 +130,11 @@ class Call:
     # Candidates for a participant who has not joined yet: target userId -> [{fromUserId,
     # candidate}], pushed to the device that joins.
     pending_ice: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Who is recording now, and everyone who ever announced a recording of this call (only
+    # they may upload one: nobody's recording reaches the conversation unannounced).
+    recording: tuple[str, ...] = ()
+    recorded_by: tuple[str, ...] = ()
+    recording_starts: int = 0
     version: int = 0
 
     @property
@@ -163,6 +179,7 @@ class Call:
             endedAt=self.ended_at,
             endReason=self.end_reason,
             offer=wire.Sdp.model_validate(self.offer) if self.offer and ringing else None,
+            recording=list(self.recording),
         )
 
 
@@ -187,7 +204,13 @@ def start(
         raise CallFull(max_participants)
     participants = {
         caller_id: Participant(
-            caller_id, "caller", PartState.JOINED, now, connection_id, joined_at=now
+            caller_id,
+            "caller",
+            PartState.JOINED,
+            now,
+            connection_id,
+            joined_at=now,
+            video=media == "video",
         ),
         **{u: Participant(u, "callee", PartState.INVITED, now) for u in callees},
     }
@@ -220,6 +243,9 @@ def join(call: Call, user_id: str, connection_id: str, now: int) -> Call:
         state=PartState.JOINED,
         connection_id=connection_id,
         joined_at=now,
+        audio=True,
+        video=call.media == "video",
+        screen=False,
     )
     pending = {k: v for k, v in call.pending_ice.items() if k != user_id}
     return replace(
@@ -284,6 +310,53 @@ def invite(
     return replace(call, participants=participants, group=True, offer=None)
 
 
+def set_media(
+    call: Call,
+    user_id: str,
+    *,
+    audio: bool | None = None,
+    video: bool | None = None,
+    screen: bool | None = None,
+) -> Call:
+    """``call:media``: what a joined participant sends now (``None``: unchanged)."""
+    me = _joined(call, user_id)
+    changed = replace(
+        me,
+        audio=me.audio if audio is None else audio,
+        video=me.video if video is None else video,
+        screen=me.screen if screen is None else screen,
+    )
+    return replace(call, participants={**call.participants, user_id: changed})
+
+
+def set_recording(call: Call, user_id: str, state: str) -> Call:
+    """``call:recording``: a joined participant starts or stops recording (each person's
+    recording is their own: two may record at once). Starting twice or stopping what was
+    not started is a no-op (the same call back)."""
+    _joined(call, user_id)
+    if state == "started":
+        if user_id in call.recording:
+            return call
+        if call.recording_starts >= MAX_RECORDING_STARTS:
+            raise RateLimited(f"a call's recording is started at most {MAX_RECORDING_STARTS} times")
+        return replace(
+            call,
+            recording=(*call.recording, user_id),
+            recorded_by=tuple(dict.fromkeys((*call.recorded_by, user_id))),
+            recording_starts=call.recording_starts + 1,
+        )
+    if user_id not in call.recording:
+        return call
+    return replace(call, recording=tuple(u for u in call.recording if u != user_id))
+
+
+def _joined(call: Call, user_id: str) -> Participant:
+    me = call.participant(user_id)
+    if not call.live or me.state is not PartState.JOINED:
+        raise CallConflict("call_over", "only a joined participant of a live call can do that")
+    return me
+
+
 def add_pending_candidate(
     call: Call, from_user: str, to_user: str, candidate: dict[str, Any]
 ) -> Call:
@@ -300,8 +373,13 @@ def add_pending_candidate(
 def _part_over(call: Call, part: Participant, state: PartState, now: int, reason: str) -> Call:
     over = replace(part, state=state, left_at=now, reason=reason)
     pending = {k: v for k, v in call.pending_ice.items() if k != part.user_id}
+    # Whoever leaves stops recording (their browser's recorder ends with the call).
+    recording = tuple(u for u in call.recording if u != part.user_id)
     return replace(
-        call, participants={**call.participants, part.user_id: over}, pending_ice=pending
+        call,
+        participants={**call.participants, part.user_id: over},
+        pending_ice=pending,
+        recording=recording,
     )
 
 

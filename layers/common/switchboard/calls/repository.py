@@ -222,6 +222,9 @@ def _item(call: Call, expires_at: int) -> dict[str, Any]:
                     "joinedAt": p.joined_at,
                     "leftAt": p.left_at,
                     "reason": p.reason,
+                    "audio": p.audio,
+                    "video": p.video,
+                    "screen": p.screen,
                 }.items()
                 if v is not None
             }
@@ -234,6 +237,9 @@ def _item(call: Call, expires_at: int) -> dict[str, Any]:
         "durationMs": call.duration_ms,
         "offer": json.dumps(call.offer) if call.offer is not None else None,
         "pendingIce": json.dumps(call.pending_ice) if call.pending_ice else None,
+        "recording": list(call.recording) or None,
+        "recordedBy": list(call.recorded_by) or None,
+        "recordingStarts": call.recording_starts or None,
         "version": call.version,
         "expiresAt": expires_at,
     }
@@ -251,6 +257,9 @@ def _call(item: dict[str, Any]) -> Call:
             joined_at=p.get("joinedAt"),
             left_at=p.get("leftAt"),
             reason=p.get("reason"),
+            audio=bool(p.get("audio", True)),
+            video=bool(p.get("video", item["media"] == "video")),
+            screen=bool(p.get("screen", False)),
         )
         for u, p in item["participants"].items()
     }
@@ -274,5 +283,8 @@ def _call(item: dict[str, Any]) -> Call:
         ended_at=item.get("endedAt"),
         end_reason=item.get("endReason"),
         pending_ice=json.loads(item["pendingIce"]) if item.get("pendingIce") else {},
+        recording=tuple(item.get("recording") or ()),
+        recorded_by=tuple(item.get("recordedBy") or ()),
+        recording_starts=int(item.get("recordingStarts") or 0),
         version=int(item["version"]),
     )

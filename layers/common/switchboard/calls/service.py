@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from switchboard.calls import entries
 from switchboard.calls.model import (
     AlreadyInCall,
     Call,
@@ -26,6 +27,8 @@ from switchboard.calls.model import (
     join,
     leave,
     miss,
+    set_media,
+    set_recording,
     start,
 )
 from switchboard.calls.pushes import Push, pushes
@@ -103,20 +106,21 @@ class CallService:
         )
         # After the call is validated (start() is pure), before anything is written.
         self._check_consent(caller, callees, conversation)
-        # Scheduled first: a timeout for a call that was never stored is a no-op, while a
-        # stored call without its timeout would ring until its active items expire.
-        self.ring_timeouts.schedule(
-            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
-        )
         busy = self.calls.create(call, self._ringing_until(now))
         if busy:
             if caller.user_id in busy:
-                raise AlreadyInCall()
+                raise AlreadyInCall()  # nothing was written, nothing is scheduled
             # Recorded (without holding anyone) so the statistics count the attempt.
             self.calls.record(
                 replace(call, state=CallState.BUSY, ended_at=now, end_reason="busy", offer=None)
             )
             raise CalleeBusy(busy)
+        # Scheduled once the call is stored, so a refused attempt sends nothing. Should
+        # this send fail, nobody has been rung yet and the stored call's active items
+        # still expire on their own (``_ringing_until`` bounds a lost timeout).
+        self.ring_timeouts.schedule(
+            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
+        )
         self._deliver(pushes(None, call, caller.connection_id))
         logger.info(
             "call initiated",
@@ -250,6 +254,83 @@ class CallService:
         self._relay(caller, data.callId, data.toUserId, signal)
         return wire.CallRelayed(callId=data.callId, sent=True)
 
+    def media(self, caller: Caller, data: wire.CallMedia) -> wire.CallMediaReply:
+        """Mute, camera, screen state: stored (``call:get-active`` shows it) and pushed to
+        the other joined participants' in-call connections."""
+        self._in_call_connection(data.callId, caller)
+        _, after = self.transition(
+            data.callId,
+            lambda call: set_media(
+                call, caller.user_id, audio=data.audio, video=data.video, screen=data.screen
+            ),
+            caller.connection_id,
+        )
+        me = after.participants[caller.user_id]
+        frame = push(
+            wire.CallMediaPush(callId=after.call_id, userId=me.user_id, **me.media().model_dump())
+        )
+        self._to_joined(after, frame, exclude=caller.user_id)
+        return wire.CallMediaReply(callId=after.call_id, media=me.media())
+
+    def recording(self, caller: Caller, data: wire.CallRecording) -> wire.CallRecordingReply:
+        """Recording with consent: every joined participant is told (``call:recording``)
+        and the call's conversation gets a system entry, both before the recorder's reply
+        (a client starts its MediaRecorder only after it)."""
+        self._in_call_connection(data.callId, caller)
+        before, after = self.transition(
+            data.callId,
+            lambda call: set_recording(call, caller.user_id, data.state),
+            caller.connection_id,
+        )
+        recording = list(after.recording)
+        if after != before:
+            frame = push(
+                wire.CallRecordingPush(
+                    callId=after.call_id,
+                    userId=caller.user_id,
+                    state=data.state,
+                    recording=recording,
+                )
+            )
+            self._to_joined(after, frame, exclude=None)
+            if after.conversation_id is not None:
+                verb = "started" if data.state == "started" else "stopped"
+                entries.post(
+                    self.conversations,
+                    self.delivery,
+                    after.conversation_id,
+                    user_id=caller.user_id,
+                    body=f"{caller.user_id} {verb} recording the call",
+                    system={
+                        "event": "call:recording",
+                        "callId": after.call_id,
+                        "userId": caller.user_id,
+                        "state": data.state,
+                    },
+                    dedup_key=f"call-{after.call_id}-{after.version}"[:64],
+                    now=self.now(),
+                )
+        logger.info(
+            "call recording",
+            extra={"callId": after.call_id, "userId": caller.user_id, "state": data.state},
+        )
+        return wire.CallRecordingReply(callId=after.call_id, state=data.state, recording=recording)
+
+    def _in_call_connection(self, call_id: str, caller: Caller) -> None:
+        """Only the device that is in the call speaks for the user in it."""
+        call = self._get(call_id)
+        me = call.participant(caller.user_id)
+        if call.live and me.state is PartState.JOINED and me.connection_id != caller.connection_id:
+            raise Forbidden("only your in-call connection can do that")
+
+    def _to_joined(self, call: Call, frame: dict[str, Any], exclude: str | None) -> None:
+        targets = {
+            p.connection_id: p.user_id
+            for p in call.joined()
+            if p.connection_id and p.user_id != exclude
+        }
+        self.delivery.to_connections(targets, frame)
+
     def get_active(self, caller: Caller) -> wire.ActiveCall:
         call_id = self.calls.active_call_id(caller.user_id, self.now())
         call = self.calls.get(call_id) if call_id else None
@@ -374,7 +455,35 @@ class CallService:
         if target.connection_id is None:
             return
         frame = push(signal(call.call_id, sender.user_id))
-        self.delivery.to_connections({target.connection_id: target.user_id}, frame)
+        report = self.delivery.to_connections({target.connection_id: target.user_id}, frame)
+        if target.connection_id in report.gone:
+            self._peer_gone(call, sender, target)
+
+    def _peer_gone(self, call: Call, sender: Participant, target: Participant) -> None:
+        """A frame for a participant whose in-call connection is gone (API Gateway said
+        410): the sender is told with ``call:error`` (its reply only says the frame was
+        handed over), and the target's part ends as its ``$disconnect`` would end it."""
+        if sender.connection_id:
+            error = wire.CallError(
+                callId=call.call_id,
+                code="peer_gone",
+                message=f"{target.user_id}'s connection is gone",
+                userId=target.user_id,
+            )
+            self.delivery.to_connections({sender.connection_id: sender.user_id}, push(error))
+
+        def change(current: Call) -> Call:
+            part = current.participants.get(target.user_id)
+            if part is None or part.connection_id != target.connection_id or not part.in_call:
+                return current  # moved on meanwhile (left, or rejoined elsewhere)
+            if not current.live:
+                return current
+            return leave(current, target.user_id, self.now(), reason="disconnected")
+
+        try:
+            self.transition(call.call_id, change, None)
+        except (NotFound, Conflict):
+            logger.info("gone peer already out", extra={"callId": call.call_id})
 
     def _flush_pending(self, before: Call, caller: Caller) -> None:
         """Candidates sent to this user before they joined, to the device that joined."""

@@ -30,6 +30,7 @@ class Connection:
     token_iat: int = 0
     device: str = ""
     source_ip: str = ""
+    backlog_batch: bool = False
 
 
 class TooManyConnections(Exception):
@@ -71,6 +72,8 @@ class ConnectionRepository(DynamoRepository):
             item["device"] = {"S": connection.device[:256]}
         if connection.source_ip:
             item["sourceIp"] = {"S": connection.source_ip}
+        if connection.backlog_batch:
+            item["backlogBatch"] = {"BOOL": True}
         for attempt in range(2):
             tx = Transaction()
             tx.put("connection", {"TableName": self.table, "Item": item})
@@ -210,4 +213,5 @@ def _from_item(item: dict[str, Any]) -> Connection:
         roles=frozenset(item.get("roles", {}).get("SS", [])),
         device=item.get("device", {}).get("S", ""),
         source_ip=item.get("sourceIp", {}).get("S", ""),
+        backlog_batch=item.get("backlogBatch", {}).get("BOOL") is True,
     )

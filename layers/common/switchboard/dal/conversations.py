@@ -145,11 +145,13 @@ class StoredMessage:
     # The connection it was sent from: analytics counts messages per session. Stored,
     # never sent on the wire.
     sender_connection_id: str = ""
-    # A system entry (membership change: "bob left"): wire.SystemEvent's fields.
+    # A system entry (an event the server records in the conversation: a membership
+    # change, a call's recording): wire.SystemEntry's fields; None for what a member wrote.
     system: dict[str, Any] | None = None
 
     def wire(self) -> Message:
         from switchboard.wire.messaging import Message, MessageAttachment
+        from switchboard.wire.system import SystemEntry
 
         return Message(
             conversationId=self.conversation_id,
@@ -160,16 +162,8 @@ class StoredMessage:
             createdAt=self.created_at,
             clientMessageId=self.client_message_id,
             attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
-            system=_system_event(self.system),
+            system=SystemEntry.model_validate(self.system) if self.system else None,
         )
-
-
-def _system_event(system: dict[str, Any] | None) -> Any:
-    if not system:
-        return None
-    from switchboard.wire.membership import SystemEvent
-
-    return SystemEvent.model_validate(system)
 
 
 def send_digest(body: str, attachments: Sequence[dict[str, Any]]) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,4 +109,34 @@ class RateLimiter(DynamoRepository):
                 ":limit": {"N": str(rule.limit)},
                 ":exp": {"N": str((window + 2) * rule.window_seconds + 60)},
             },
+        }
+
+    def update_together(self, rules: Sequence[RateLimit], now_ms: int) -> dict[str, Any]:
+        """``update`` of several rules of one action in ONE item: the first rule's window
+        item counts the first rule in ``hits`` and each other rule in an attribute of its
+        own (``hits:<key>``), all ADDed by one Update conditioned on every count being
+        under its limit. The rules must share a window length. One item instead of one per
+        rule: in a transaction, 2 write units fewer per extra rule."""
+        first = rules[0]
+        if any(rule.window_seconds != first.window_seconds for rule in rules):
+            raise ValueError("rules counted together must share their window length")
+        window = first.window(now_ms)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {
+            ":one": {"N": "1"},
+            ":exp": {"N": str((window + 2) * first.window_seconds + 60)},
+        }
+        adds, conditions = [], []
+        for i, rule in enumerate(rules):
+            names[f"#h{i}"] = "hits" if i == 0 else f"hits:{rule.key}"
+            values[f":limit{i}"] = {"N": str(rule.limit)}
+            adds.append(f"#h{i} :one")
+            conditions.append(f"(attribute_not_exists(#h{i}) OR #h{i} < :limit{i})")
+        return {
+            "TableName": self.table,
+            "Key": {"key": {"S": f"{first.key}#{window}"}},
+            "UpdateExpression": "ADD " + ", ".join(adds) + " SET expiresAt = :exp",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }

@@ -67,6 +67,11 @@ class UploadRecord:
     confirmedParts: frozenset[int] = field(default_factory=frozenset)
     # Conversations a message of the owner's attached it to: their members may download it.
     sharedIn: frozenset[str] = field(default_factory=frozenset)
+    # A voice message or call recording: the conversation it is for (checked when it is
+    # started and again when attached), the call, and the duration read from the container.
+    conversationId: str | None = None
+    callId: str | None = None
+    durationMs: int | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> UploadRecord:
@@ -108,10 +113,14 @@ class UploadRepository(DynamoRepository):
         file_name: str | None = None,
         content_type: str | None = None,
         size: int | None = None,
+        kind: str | None = None,
+        duration_ms: int | None = None,
     ) -> dict[str, Any]:
         """The Update, in a send's transaction, that attaches an upload to a conversation
         (its members may then download it). Its condition is the check: the sender's own,
-        complete upload, and what the message says of it (name, type, size) is true."""
+        complete upload, and what the message says of it (name, type, size) is true; a
+        voice message or recording was uploaded as one, for this conversation, and its
+        duration is the one the processor read from the container."""
         conditions = ["ownerId = :owner", "#state = :complete"]
         names = {"#state": "state"}
         values: dict[str, Any] = {
@@ -127,6 +136,15 @@ class UploadRepository(DynamoRepository):
             conditions.append("#size = :size")
             names["#size"] = "size"
             values[":size"] = {"N": str(size)}
+        if kind in ("voice", "recording"):
+            conditions += [
+                "purpose = :purpose",
+                "conversationId = :for",
+                "durationMs = :duration",
+            ]
+            values[":purpose"] = {"S": kind}
+            values[":for"] = {"S": conversation_id}
+            values[":duration"] = {"N": str(duration_ms if duration_ms is not None else -1)}
         return {
             "TableName": self.table,
             "Key": {"uploadId": {"S": upload_id}},

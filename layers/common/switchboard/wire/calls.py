@@ -110,6 +110,30 @@ class CallInvite(WireModel):
     userIds: list[UserId] = Field(min_length=1, max_length=16)
 
 
+class CallMedia(WireModel):
+    """What the caller's in-call device sends: microphone, camera, screen share on or off
+    (fields left out keep their value)."""
+
+    callId: CallId
+    audio: bool | None = None
+    video: bool | None = None
+    screen: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> CallMedia:
+        if self.audio is None and self.video is None and self.screen is None:
+            raise ValueError("give at least one of audio, video, screen")
+        return self
+
+
+class CallRecording(WireModel):
+    """Recording with consent: announced to every participant (a ``call:recording`` push)
+    and in the call's conversation (a system entry) before and after."""
+
+    callId: CallId
+    state: Literal["started", "stopped"]
+
+
 class IceServersFor(WireModel):
     """TURN credentials are for a call: ``callId`` for a participant of a ringing or
     active call, ``calleeId`` for the caller about to place one; neither: STUN only."""
@@ -144,10 +168,17 @@ class Candidate(WireData):
     usernameFragment: Omitted[str] = None
 
 
+class ParticipantMedia(WireData):
+    audio: bool
+    video: bool
+    screen: bool
+
+
 class CallParticipant(WireData):
     userId: str
     state: Literal["invited", "joined", "left", "rejected", "missed", "cancelled"]
     role: Literal["caller", "callee"]
+    media: Omitted[ParticipantMedia] = Field(default=None, description="once joined")
 
 
 class CallStarted(WireData):
@@ -187,6 +218,17 @@ class CallRelayed(WireData):
     sent: bool
 
 
+class CallMediaReply(WireData):
+    callId: str
+    media: ParticipantMedia
+
+
+class CallRecordingReply(WireData):
+    callId: str
+    state: Literal["started", "stopped"]
+    recording: list[str] = Field(description="who is recording now")
+
+
 class CallView(WireData):
     callId: str
     state: CallStateName
@@ -200,6 +242,7 @@ class CallView(WireData):
     endedAt: int | None
     endReason: str | None
     offer: Omitted[Sdp] = Field(default=None, description="to a participant still ringing")
+    recording: list[str] = Field(default_factory=list, description="who is recording now")
 
 
 class ActiveCall(WireData):
@@ -283,14 +326,40 @@ class CallParticipantLeft(CallUserEvent):
     reason: str | None
 
 
+class CallMediaPush(PushData):
+    """A participant's microphone/camera/screen state, to the others' in-call connections."""
+
+    TYPE = "call:media"
+    callId: str
+    userId: str
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class CallRecordingPush(PushData):
+    """Someone started or stopped recording: to every joined participant (the recorder's
+    other participants and the recorder's own in-call connection alike)."""
+
+    TYPE = "call:recording"
+    callId: str
+    userId: str
+    state: Literal["started", "stopped"]
+    recording: list[str] = Field(description="who is recording now")
+
+
 class CallError(PushData):
-    """Reserved (a seed event name): refusals come in replies and asynchronous outcomes as
-    ``call:ended``/``call:participant-left``; clients still handle it."""
+    """A failure no reply can report, to the in-call connection (or the owner's devices)
+    it concerns: ``peer_gone`` (a frame relayed to a participant whose connection is
+    gone: their part ends), or an upload code (``type_mismatch``, ``invalid_media``...)
+    when the processor rejected the call's recording."""
 
     TYPE = "call:error"
     callId: str
     code: str
     message: str
+    userId: Omitted[str] = Field(default=None, description="peer_gone: who is gone")
+    uploadId: Omitted[str] = Field(default=None, description="a rejected recording")
 
 
 ACTIONS: dict[str, type[WireModel]] = {
@@ -305,6 +374,8 @@ ACTIONS: dict[str, type[WireModel]] = {
     "call:ice-candidate": CallIceCandidate,
     "call:get-active": EmptyData,
     "call:ice-servers": IceServersFor,
+    "call:media": CallMedia,
+    "call:recording": CallRecording,
 }
 REPLIES: dict[str, type[WireData]] = {
     "call:initiate": CallStarted,
@@ -318,6 +389,8 @@ REPLIES: dict[str, type[WireData]] = {
     "call:ice-candidate": CallRelayed,
     "call:get-active": ActiveCall,
     "call:ice-servers": IceServers,
+    "call:media": CallMediaReply,
+    "call:recording": CallRecordingReply,
 }
 PUSHES: tuple[type[PushData], ...] = (
     CallIncoming,
@@ -329,5 +402,7 @@ PUSHES: tuple[type[PushData], ...] = (
     CallAnsweredElsewhere,
     CallParticipantJoined,
     CallParticipantLeft,
+    CallMediaPush,
+    CallRecordingPush,
     CallError,
 )

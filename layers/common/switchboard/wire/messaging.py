@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
-from switchboard.wire.system import SystemEvent
+from switchboard.wire.system import SystemEntry
 
 UserId = Annotated[
     str,
@@ -38,10 +38,27 @@ class ConversationList(WireModel):
 
 
 class Attachment(WireModel):
+    """``kind`` "voice" / "recording": an upload started with that purpose, for this
+    conversation; ``durationMs`` must be the one the server read from the container
+    (``upload:complete`` gives it); ``waveform`` (voice): levels to draw, 0-255."""
+
     uploadId: str = Field(min_length=1, max_length=128)
     fileName: str | None = Field(default=None, max_length=255)
     contentType: str | None = Field(default=None, max_length=128)
     size: int | None = Field(default=None, ge=0)
+    kind: Literal["file", "voice", "recording"] | None = None
+    durationMs: int | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
+    waveform: list[Annotated[int, Field(ge=0, le=255)]] | None = Field(
+        default=None, max_length=limits.MAX_WAVEFORM_POINTS
+    )
+
+    @model_validator(mode="after")
+    def _media(self) -> Attachment:
+        if self.kind in ("voice", "recording") and self.durationMs is None:
+            raise ValueError(f"a {self.kind} attachment needs durationMs (from upload:complete)")
+        if self.waveform is not None and self.kind != "voice":
+            raise ValueError("waveform is for a voice attachment")
+        return self
 
 
 class MessageSend(WireModel):
@@ -165,6 +182,9 @@ class MessageAttachment(WireData):
     fileName: Omitted[str] = None
     contentType: Omitted[str] = None
     size: Omitted[int] = None
+    kind: Omitted[Literal["file", "voice", "recording"]] = None
+    durationMs: Omitted[int] = Field(default=None, description="voice/recording, from the server")
+    waveform: Omitted[list[int]] = None
 
 
 class Message(PushData):
@@ -179,9 +199,19 @@ class Message(PushData):
     createdAt: int
     clientMessageId: str
     attachments: Omitted[list[MessageAttachment]] = None
-    system: Omitted[SystemEvent] = Field(
-        default=None, description="a membership change (body empty): see membership"
+    system: Omitted[SystemEntry] = Field(
+        default=None, description="a system entry (body empty): a membership change, a recording"
     )
+
+
+class MessageBatch(PushData):
+    """Several stored messages in one frame: the reconnect backlog of a connection opened
+    with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one
+    billed WebSocket message each) in seq order. Each message is handled as a
+    ``message:new`` would be (de-duplicated by conversationId and seq)."""
+
+    TYPE = "message:batch"
+    messages: list[Message]
 
 
 class MessageSent(WireData):
@@ -325,6 +355,7 @@ REPLIES: dict[str, type[WireData]] = {
 }
 PUSHES: tuple[type[PushData], ...] = (
     Message,
+    MessageBatch,
     MessageDelivered,
     MessageRead,
     TypingPush,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
 from switchboard.wire.messaging import ConversationId
@@ -21,10 +21,29 @@ ETag = Annotated[
 
 
 class UploadStart(WireModel):
+    """``purpose`` "voice": a voice message for ``conversationId`` (a member's, audio
+    only); "recording": a recording of ``callId`` (by a participant who announced it with
+    ``call:recording``), for the call's conversation."""
+
     fileName: str = Field(min_length=1, max_length=255)
     contentType: str = Field(min_length=3, max_length=128)
     size: int = Field(ge=1, le=5 * 1024**4)  # S3's maximum object size; config lowers it
-    purpose: Literal["attachment", "listing", "avatar"] = "attachment"
+    purpose: Literal["attachment", "listing", "avatar", "voice", "recording"] = "attachment"
+    conversationId: ConversationId | None = None
+    callId: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _purpose_needs(self) -> UploadStart:
+        if self.purpose == "voice" and (self.conversationId is None or self.callId is not None):
+            raise ValueError("a voice upload needs conversationId (and no callId)")
+        if self.purpose == "recording" and (self.callId is None or self.conversationId):
+            raise ValueError("a recording upload needs callId (and no conversationId)")
+        if self.purpose not in ("voice", "recording") and (self.callId or self.conversationId):
+            raise ValueError("conversationId/callId are for voice and recording uploads")
+        return self
 
 
 class PartDone(WireModel):
@@ -120,6 +139,7 @@ class UploadView(WireData):
     url: Omitted[str] = Field(default=None, description="download URL, once complete")
     urlExpiresAt: Omitted[int] = None
     thumbnailUrl: Omitted[str] = None
+    durationMs: Omitted[int] = Field(default=None, description="audio/video, from the container")
     error: Omitted[UploadFailure] = None
 
 
@@ -137,6 +157,9 @@ class UploadCompletePush(PushData):
     size: int
     contentType: str
     fileName: str
+    durationMs: Omitted[int] = Field(
+        default=None, description="audio/video: read from the container; attach it with this"
+    )
 
 
 class UploadError(PushData):
