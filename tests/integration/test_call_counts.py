@@ -55,10 +55,11 @@ def test_one_to_one_send_costs_at_most_three_dynamodb_calls(
     assert in_a_crowd == alone
     assert calls.service_calls("dynamodb") <= 3, alone
     assert alone["dynamodb.TransactWriteItems"] == 1
-    # Six items, two write units each (a transaction's price): the conversation's seq
-    # counter, the message, the idempotency record, both members' activity (the sender's
-    # cursors too), and ONE rate-limit item counting both the user and the connection
-    assert calls.items["dynamodb.TransactWriteItems"] == 6
+    # Seven items: the conversation's seq counter, the message, the idempotency record,
+    # both members' activity (the sender's cursors too), ONE rate-limit item counting
+    # both the user and the connection, and the recipient's block list (a ConditionCheck:
+    # read, not written)
+    assert calls.items["dynamodb.TransactWriteItems"] == 7
     assert alone.get("sqs.SendMessageBatch", 0) == 0  # bob is online: no notification job
 
 

@@ -115,7 +115,8 @@ class Target:
         self.frames += 1
         assert response["statusCode"] == 200
         reply = fuzz.check_reply(raw, response["body"])
-        if not reply["ok"] and (reply["error"].get("details") or {}).get("reason") == "busy":
+        details = reply["error"].get("details") if not reply["ok"] else None
+        if isinstance(details, dict) and details.get("reason") == "busy":
             # The one refusal with a documented effect: the attempt is recorded (holding
             # nobody) for the call statistics; nothing else, and no push to anyone.
             assert [e["operation"] for e in window.effects()] == ["PutItem"], raw[:300]
