@@ -115,7 +115,7 @@ class Target:
         self.frames += 1
         assert response["statusCode"] == 200
         reply = fuzz.check_reply(raw, response["body"])
-        details = reply["error"].get("details") if not reply["ok"] else None
+        details = {} if reply["ok"] else reply["error"].get("details")
         if isinstance(details, dict) and details.get("reason") == "busy":
             # The one refusal with a documented effect: the attempt is recorded (holding
             # nobody) for the call statistics; nothing else, and no push to anyone.
