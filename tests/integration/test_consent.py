@@ -141,6 +141,9 @@ def test_a_declined_request_takes_the_decliner_out(people: Any) -> None:
     )
     assert refusal(reply) == ("forbidden", REFUSED)
     assert bob.ok("conversation:decline", {"conversationId": conversation})["changed"] is False
+    # Starting it again is refused too, exactly as it would be after a block
+    again = alice.call("conversation:create", {"members": [bob.user_id]})
+    assert refusal(again) == ("forbidden", REFUSED)
     # And alice's listing still shows bob, not yet accepting, as before the decline
     [listed] = alice.ok("conversation:list", {})["conversations"]
     assert listed["members"] == sorted([alice.user_id, bob.user_id])

@@ -170,6 +170,12 @@ class MessagingService:
             )
         except GuardRefused as refused:
             raise _rate_limited(rules[refused.label], conversation.created_at) from None
+        if not created and conversation.direct:
+            # The same 1:1 again: if the other one declined it, this is refused exactly as
+            # a block is (one read more, only on this repeat path).
+            existing = self.conversations.get(conversation_id)
+            if existing is not None and existing.declined_by not in (None, caller.user_id):
+                raise Forbidden(REFUSED)
         if created and requests:
             self.delivery.to_users(
                 sorted(requests),
