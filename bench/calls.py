@@ -120,6 +120,7 @@ def measure(
 
         conversation = alice.ok("conversation:create", {"members": [bob.user_id]})
         cid = {"conversationId": conversation["conversationId"]}
+        bob.ok("conversation:accept", cid)  # a request until bob accepts (contacts from now)
         alice.ok("message:send", {**cid, "clientMessageId": "warm", "body": "warm"})
         with run.operation("send_1to1_online"):
             alice.ok("message:send", {**cid, "clientMessageId": "m1", "body": "hi"})
@@ -280,6 +281,9 @@ REQUEST_ACTIONS: list[tuple[str, Callable[[str, str], dict[str, Any]]]] = [
     ("message:changes", lambda c, u: {"conversationId": c, "afterChange": 0}),
     ("thread:history", lambda c, u: {"conversationId": c, "parentSeq": 1}),
     ("conversation:mute", lambda c, u: {"conversationId": c, "until": 2**50}),
+    ("conversation:accept", lambda c, u: {"conversationId": c}),
+    ("conversation:decline", lambda c, u: {"conversationId": c}),
+    ("user:blocks", lambda c, u: {}),
 ]
 
 NOT_COUNTED = [

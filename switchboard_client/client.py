@@ -64,6 +64,7 @@ from switchboard_client.errors import (
     error_from_reply,
 )
 from switchboard_client.inbox import Inbox
+from switchboard_client.membership import Membership
 from switchboard_client.message_ops import CHANGE_PUSHES, MessageOps
 from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
@@ -195,6 +196,7 @@ class Client:
         self.uploads = Uploads(self)  # upload:* helpers and the whole upload flow
         # edit, delete, react, threads, mute; the change stream read on resume
         self.messages = MessageOps(self, self._emit, change_cursors)
+        self.membership = Membership(self)  # requests, leave, blocks, group members
         self.stats = Stats()
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()  # a socket is usable

@@ -32,6 +32,8 @@ __all__ = [
     "PUSHES",
     "REPLIES",
     "ActiveCall",
+    "BlockChanged",
+    "BlockList",
     "CallAnswerReply",
     "CallAnswered",
     "CallAnsweredElsewhere",
@@ -55,14 +57,18 @@ __all__ = [
     "CallView",
     "Candidate",
     "ChangesPage",
+    "ConsentChanged",
+    "ConversationAccepted",
     "ConversationCreated",
     "ConversationPage",
+    "ConversationRequest",
     "ConversationSummary",
     "CursorMoved",
     "HistoryPage",
     "IceServer",
     "IceServers",
     "LastMessage",
+    "MembershipChanged",
     "Message",
     "MessageAttachment",
     "MessageBatch",
@@ -171,6 +177,15 @@ class CallView(WireModel):
 
 class ActiveCall(WireModel):
     call: CallView | None
+
+
+class BlockChanged(WireModel):
+    userId: str
+    blocked: bool
+
+
+class BlockList(WireModel):
+    userIds: list[str]
 
 
 class CallAnswerReply(WireModel):
@@ -325,9 +340,15 @@ class MessageAttachment(WireModel):
 
 
 class SystemEntry(WireModel):
-    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
+    """What a system entry records (its message's ``body`` is empty). Membership changes have ``kind`` (``by`` made the change; for ``left``, the leaver); a call's recording has ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
 
-    event: str
+    kind: Literal["left", "removed", "added", "role", "title"] | None = None
+    event: str | None = None
+    by: str | None = None
+    userIds: list[str] | None = None
+    role: Literal["owner", "admin", "member"] | None = None
+    owner: str | None = None
+    title: str | None = None
     callId: str | None = None
     userId: str | None = None
     state: str | None = None
@@ -381,6 +402,22 @@ class ChangesPage(WireModel):
     reset: bool
 
 
+class ConsentChanged(WireModel):
+    """``conversation:accept`` / ``conversation:decline``."""
+
+    conversationId: str
+    changed: bool
+
+
+class ConversationAccepted(WireModel):
+    """A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it)."""
+
+    conversationId: str
+    userId: str
+    ackedSeq: int
+    readSeq: int
+
+
 class ConversationCreated(WireModel):
     conversationId: str
     created: bool
@@ -407,11 +444,24 @@ class ConversationSummary(WireModel):
     unread: int
     lastChange: int | None = None
     mutedUntil: int | None = None
+    request: bool | None = None
+    roles: dict[str, str] | None = None
+    pending: list[str] | None = None
 
 
 class ConversationPage(WireModel):
     conversations: list[ConversationSummary]
     cursor: str | None
+
+
+class ConversationRequest(WireModel):
+    """A stranger started a conversation with you: a message request (accept, decline or block). Its messages arrive as usual; your presence, typing and receipts do not reach its members until you accept or reply."""
+
+    conversationId: str
+    fromUserId: str
+    title: str | None
+    listingId: str | None
+    members: list[str]
 
 
 class CursorMoved(WireModel):
@@ -440,6 +490,14 @@ class IceServers(WireModel):
     iceServers: list[IceServer]
     ttl: int
     expiresAt: int
+
+
+class MembershipChanged(WireModel):
+    """A membership change, stored as the system entry ``seq`` of the conversation."""
+
+    conversationId: str
+    seq: int
+    members: list[str]
 
 
 class MessageBatch(WireModel):
@@ -547,6 +605,7 @@ class PreferencesView(WireModel):
     email: str | None
     emailVerified: bool
     digestMinutes: int
+    acceptRequests: bool | None = None
 
 
 class Presence(WireModel):
@@ -707,9 +766,16 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:offer": CallRelayed,
     "call:recording": CallRecordingReply,
     "call:reject": CallStateReply,
+    "conversation:accept": ConsentChanged,
+    "conversation:add-members": MembershipChanged,
     "conversation:create": ConversationCreated,
+    "conversation:decline": ConsentChanged,
+    "conversation:leave": MembershipChanged,
     "conversation:list": ConversationPage,
     "conversation:mute": MuteState,
+    "conversation:remove-member": MembershipChanged,
+    "conversation:set-role": MembershipChanged,
+    "conversation:set-title": MembershipChanged,
     "message:ack": CursorMoved,
     "message:changes": ChangesPage,
     "message:delete": MessageDeleted,
@@ -735,6 +801,9 @@ REPLIES: dict[str, type[WireModel]] = {
     "upload:get": UploadView,
     "upload:part-done": PartConfirmed,
     "upload:start": UploadStarted,
+    "user:block": BlockChanged,
+    "user:blocks": BlockList,
+    "user:unblock": BlockChanged,
 }
 PUSHES: dict[str, type[WireModel]] = {
     "call:answered": CallAnswered,
@@ -749,6 +818,8 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:participant-left": CallParticipantLeft,
     "call:recording": CallRecordingPush,
     "call:rejected": CallRejected,
+    "conversation:accepted": ConversationAccepted,
+    "conversation:request": ConversationRequest,
     "message:batch": MessageBatch,
     "message:deleted": MessageDeleted,
     "message:delivered": MessageDelivered,

@@ -3,6 +3,7 @@
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
 import { initMessageOps } from "./app-messages.js";
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
+import { contactsOf, hiddenSender, loadMembership, onSystemEntry, renderMembers, setupMembership, systemText } from "./app-membership.js";
 import { initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -115,9 +116,29 @@ async function signIn(userId) {
   $("sign-out").hidden = false;
   document.title = `${app.userId} · Switchboard demo`;
   wire(client);
+  setupMembership({
+    app,
+    reload: loadConversations,
+    rerender: () => {
+      renderConversationList();
+      renderChatHead();
+      if (app.active) reopenMessages();
+      else $("messages").replaceChildren();
+    },
+    open: openConversation,
+    showError,
+    receipt: onReceipt,
+  });
   initCalls(app, { showError, toast, iceOptions });
   await client.connect();
+  await loadMembership();
   await loadConversations();
+}
+
+/** Re-renders the open conversation's messages (after a block changes what is hidden). */
+function reopenMessages() {
+  $("messages").replaceChildren();
+  for (const message of sortedMessages(app.active)) renderMessage(message);
 }
 
 // ---------------------------------------------------------------------------- client events
@@ -180,7 +201,8 @@ async function loadConversationsOnce() {
   const client = /** @type {SwitchboardClient} */ (app.client);
   const list = await client.listConversations(100);
   for (const c of list) app.conversations.set(c.conversationId, c);
-  const others = new Set(list.flatMap((/** @type {Conversation} */ c) => c.members).filter((m) => m !== app.userId));
+  // Presence is for contacts: members who accepted (app-membership.js).
+  const others = contactsOf(list, app.userId);
   if (others.size) {
     for (const p of await client.presence([...others].slice(0, 100))) app.presence.set(p.userId, p.online);
   }
@@ -192,6 +214,14 @@ async function loadConversationsOnce() {
 function onMessage(message) {
   message = ops.withQuote(message);
   const id = message.conversationId;
+  if (onSystemEntry(message)) {
+    // This user was removed: the entry is the last thing the conversation sends them.
+    store(message);
+    app.conversations.delete(id);
+    if (app.active === id) renderMessage(message);
+    renderConversationList();
+    return;
+  }
   store(message);
   ops.onMessage(message);
   let conversation = app.conversations.get(id);
@@ -268,7 +298,8 @@ function peerOf(c) {
 
 function renderConversationList() {
   const list = $("conversation-list");
-  const sorted = [...app.conversations.values()].sort((a, b) => (b.lastActivityAt ?? 0) - (a.lastActivityAt ?? 0));
+  // Requests are listed in their own section (app-membership.js) until accepted.
+  const sorted = [...app.conversations.values()].filter((c) => !c.request).sort((a, b) => (b.lastActivityAt ?? 0) - (a.lastActivityAt ?? 0));
   $("no-conversations").hidden = sorted.length > 0;
   list.replaceChildren(
     ...sorted.map((c) => {
@@ -386,6 +417,7 @@ function renderChatHead() {
     .map((m) => `${m} ${app.presence.get(m) ? "online" : "offline"}`)
     .join(" · ");
   const peer = peerOf(c);
+  renderMembers();
   /** @type {HTMLButtonElement} */ ($("call-button")).disabled = !peer || Boolean(app.call);
   ops.renderHead(c);
   $("call-button").setAttribute("aria-label", peer ? `Video call ${peer}` : "Calls need a one-to-one conversation");
@@ -398,11 +430,19 @@ function renderMessage(message) {
   if (message.conversationId !== app.active || ops.hidden(message)) return;
   const list = $("messages");
   if (list.querySelector(`[data-seq="${message.seq}"]`)) return;
-  const own = message.senderId === app.userId;
+  const own = message.senderId === app.userId && !message.system;
   const li = document.createElement("li");
   li.className = `message ${own ? "own" : "theirs"}`;
   li.dataset.seq = String(message.seq);
   li.dataset.sender = message.senderId;
+  if (message.system?.kind || hiddenSender(message)) {
+    // A membership change ("bob left"), or a message of someone this user blocked.
+    li.className = `message ${message.system ? "system" : "hidden-message"}`;
+    li.textContent = message.system ? systemText(message.system, app.userId) : `Message from ${message.senderId} hidden (blocked)`;
+    const next = [...list.children].find((el) => Number(/** @type {HTMLElement} */ (el).dataset.seq) > message.seq);
+    list.insertBefore(li, next ?? null);
+    return;
+  }
   if (message.system) li.classList.add("system"); // e.g. a call's recording started/stopped
   const meta = document.createElement("span");
   meta.className = "meta";

@@ -49,9 +49,16 @@ export const REPLIES = Object.freeze({
   "call:offer": "CallRelayed",
   "call:recording": "CallRecordingReply",
   "call:reject": "CallStateReply",
+  "conversation:accept": "ConsentChanged",
+  "conversation:add-members": "MembershipChanged",
   "conversation:create": "ConversationCreated",
+  "conversation:decline": "ConsentChanged",
+  "conversation:leave": "MembershipChanged",
   "conversation:list": "ConversationPage",
   "conversation:mute": "MuteState",
+  "conversation:remove-member": "MembershipChanged",
+  "conversation:set-role": "MembershipChanged",
+  "conversation:set-title": "MembershipChanged",
   "message:ack": "CursorMoved",
   "message:changes": "ChangesPage",
   "message:delete": "MessageDeleted",
@@ -77,6 +84,9 @@ export const REPLIES = Object.freeze({
   "upload:get": "UploadView",
   "upload:part-done": "PartConfirmed",
   "upload:start": "UploadStarted",
+  "user:block": "BlockChanged",
+  "user:blocks": "BlockList",
+  "user:unblock": "BlockChanged",
 });
 
 /** Server push types (frames without an id) -> the typedef of their data. */
@@ -93,6 +103,8 @@ export const PUSHES = Object.freeze({
   "call:participant-left": "CallParticipantLeft",
   "call:recording": "CallRecordingPush",
   "call:rejected": "CallRejected",
+  "conversation:accepted": "ConversationAccepted",
+  "conversation:request": "ConversationRequest",
   "message:batch": "MessageBatch",
   "message:deleted": "MessageDeleted",
   "message:delivered": "MessageDelivered",
@@ -120,6 +132,8 @@ export const SHAPES = Object.freeze({
   Sdp: {"required": ["type", "sdp"], "optional": [], "nested": {}},
   CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer", "recording"], "nested": {"participants": "CallParticipant[]", "offer": "Sdp"}},
   ActiveCall: {"required": ["call"], "optional": [], "nested": {"call": "CallView"}},
+  BlockChanged: {"required": ["userId", "blocked"], "optional": [], "nested": {}},
+  BlockList: {"required": ["userIds"], "optional": [], "nested": {}},
   CallAnswerReply: {"required": ["callId"], "optional": ["state", "sent"], "nested": {}},
   CallAnswered: {"required": ["callId", "answer", "fromUserId"], "optional": [], "nested": {"answer": "Sdp"}},
   CallAnsweredElsewhere: {"required": ["callId", "userId"], "optional": [], "nested": {}},
@@ -141,19 +155,23 @@ export const SHAPES = Object.freeze({
   CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
   CallStateReply: {"required": ["callId", "state"], "optional": [], "nested": {}},
   MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size", "kind", "durationMs", "waveform"], "nested": {}},
-  SystemEntry: {"required": ["event"], "optional": ["callId", "userId", "state"], "nested": {}},
+  SystemEntry: {"required": [], "optional": ["kind", "event", "by", "userIds", "role", "owner", "title", "callId", "userId", "state"], "nested": {}},
   Reaction: {"required": ["emoji", "count", "userIds"], "optional": [], "nested": {}},
   Quote: {"required": ["seq", "senderId", "snippet", "deleted"], "optional": [], "nested": {}},
   Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "system", "version", "editedAt", "deletedAt", "reactions", "parentSeq", "replyCount", "lastReplyAt", "replyTo"], "nested": {"attachments": "MessageAttachment[]", "system": "SystemEntry", "reactions": "Reaction[]", "replyTo": "Quote"}},
   ChangesPage: {"required": ["conversationId", "messages", "cursor", "lastChange", "hasMore", "reset"], "optional": [], "nested": {"messages": "Message[]"}},
+  ConsentChanged: {"required": ["conversationId", "changed"], "optional": [], "nested": {}},
+  ConversationAccepted: {"required": ["conversationId", "userId", "ackedSeq", "readSeq"], "optional": [], "nested": {}},
   ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
   LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": ["deleted"], "nested": {}},
-  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": ["lastChange", "mutedUntil"], "nested": {"lastMessage": "LastMessage"}},
+  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": ["lastChange", "mutedUntil", "request", "roles", "pending"], "nested": {"lastMessage": "LastMessage"}},
   ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
+  ConversationRequest: {"required": ["conversationId", "fromUserId", "title", "listingId", "members"], "optional": [], "nested": {}},
   CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
   HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": ["lastChange"], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  MembershipChanged: {"required": ["conversationId", "seq", "members"], "optional": [], "nested": {}},
   MessageBatch: {"required": ["messages"], "optional": [], "nested": {"messages": "Message[]"}},
   MessageDeleted: {"required": ["conversationId", "seq", "deletedAt", "version", "change"], "optional": [], "nested": {}},
   MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
@@ -167,7 +185,7 @@ export const SHAPES = Object.freeze({
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
   Pong: {"required": ["pong", "serverTime", "pid", "connectionId"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": ["acceptRequests"], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
@@ -228,6 +246,15 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} ActiveCall
  * @property {CallView | null} call
+ */
+/**
+ * @typedef {object} BlockChanged
+ * @property {string} userId
+ * @property {boolean} blocked whether the user is blocked now
+ */
+/**
+ * @typedef {object} BlockList
+ * @property {Array<string>} userIds
  */
 /**
  * @typedef {object} CallAnswerReply
@@ -373,8 +400,14 @@ export const SHAPES = Object.freeze({
  */
 /**
  * @typedef {object} SystemEntry
- * What a system entry records: ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded).
- * @property {string} event
+ * What a system entry records (its message's ``body`` is empty). Membership changes have ``kind`` (``by`` made the change; for ``left``, the leaver); a call's recording has ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded).
+ * @property {"left" | "removed" | "added" | "role" | "title"} [kind] a membership change
+ * @property {string} [event] "call:recording"
+ * @property {string} [by]
+ * @property {Array<string>} [userIds] added: who; left/removed/role: the one member concerned
+ * @property {"owner" | "admin" | "member"} [role] role: the member's new role
+ * @property {string} [owner] left: the member who became owner as the owner left
+ * @property {string} [title]
  * @property {string} [callId]
  * @property {string} [userId]
  * @property {string} [state]
@@ -404,7 +437,7 @@ export const SHAPES = Object.freeze({
  * @property {number} createdAt
  * @property {string} clientMessageId
  * @property {Array<MessageAttachment>} [attachments]
- * @property {SystemEntry} [system] a server's system entry
+ * @property {SystemEntry} [system] a system entry (body empty): a membership change, a recording
  * @property {number} [version] changes so far (absent: none)
  * @property {number} [editedAt]
  * @property {number} [deletedAt]
@@ -423,6 +456,20 @@ export const SHAPES = Object.freeze({
  * @property {number} lastChange
  * @property {boolean} hasMore
  * @property {boolean} reset true: changes after your cursor have expired; re-read the history
+ */
+/**
+ * @typedef {object} ConsentChanged
+ * ``conversation:accept`` / ``conversation:decline``.
+ * @property {string} conversationId
+ * @property {boolean} changed false: it was no request of yours (already accepted)
+ */
+/**
+ * @typedef {object} ConversationAccepted
+ * A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it).
+ * @property {string} conversationId
+ * @property {string} userId
+ * @property {number} ackedSeq the receipts held back while it was a request
+ * @property {number} readSeq
  */
 /**
  * @typedef {object} ConversationCreated
@@ -451,11 +498,23 @@ export const SHAPES = Object.freeze({
  * @property {number} unread
  * @property {number} [lastChange] the conversation's change cursor (message:changes)
  * @property {number} [mutedUntil] epoch ms; notifications are off until then (2**53: forever)
+ * @property {boolean} [request] true: a message request you have not accepted
+ * @property {Object<string, string>} [roles] groups: "owner" and "admin" by user id (everyone else is a member)
+ * @property {Array<string>} [pending] members who have not accepted yet
  */
 /**
  * @typedef {object} ConversationPage
  * @property {Array<ConversationSummary>} conversations
  * @property {string | null} cursor pass it back for the next page; null: no more
+ */
+/**
+ * @typedef {object} ConversationRequest
+ * A stranger started a conversation with you: a message request (accept, decline or block). Its messages arrive as usual; your presence, typing and receipts do not reach its members until you accept or reply.
+ * @property {string} conversationId
+ * @property {string} fromUserId
+ * @property {string | null} title
+ * @property {string | null} listingId
+ * @property {Array<string>} members
  */
 /**
  * @typedef {object} CursorMoved
@@ -483,6 +542,13 @@ export const SHAPES = Object.freeze({
  * @property {Array<IceServer>} iceServers
  * @property {number} ttl
  * @property {number} expiresAt
+ */
+/**
+ * @typedef {object} MembershipChanged
+ * A membership change, stored as the system entry ``seq`` of the conversation.
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {Array<string>} members the members after the change
  */
 /**
  * @typedef {object} MessageBatch
@@ -583,6 +649,7 @@ export const SHAPES = Object.freeze({
  * @property {string | null} email
  * @property {boolean} emailVerified
  * @property {number} digestMinutes
+ * @property {boolean} [acceptRequests] false: message requests are refused (starting one is forbidden)
  */
 /**
  * @typedef {object} Presence

@@ -1046,6 +1046,113 @@ export class SwitchboardClient {
     return (await this.request("presence:query", { userIds })).presence;
   }
 
+  // ------------------------------------------------------------------ consent & membership
+  // Message requests, leaving, blocks, group members and roles (docs/protocol.md,
+  // "Consent and membership"). Their pushes: `conversation:request`,
+  // `conversation:accepted`; changes arrive as `message:new` with a `system` object.
+
+  /**
+   * The conversations strangers started with you (`request: true` on each).
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
+   */
+  async listRequests(limit = 50) {
+    const reply = await this.request("conversation:list", { limit, folder: "requests" });
+    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    return reply.conversations ?? [];
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").ConsentChanged>}
+   */
+  acceptConversation(conversationId) {
+    return this.request("conversation:accept", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").ConsentChanged>}
+   */
+  declineConversation(conversationId) {
+    return this.request("conversation:decline", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  leaveConversation(conversationId) {
+    return this.request("conversation:leave", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string[]} members
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  addMembers(conversationId, members) {
+    return this.request("conversation:add-members", { conversationId, members });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  removeMember(conversationId, userId) {
+    return this.request("conversation:remove-member", { conversationId, userId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} userId
+   * @param {"admin" | "member"} role
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  setRole(conversationId, userId, role) {
+    return this.request("conversation:set-role", { conversationId, userId, role });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} title
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  setTitle(conversationId, title) {
+    return this.request("conversation:set-title", { conversationId, title });
+  }
+
+  /**
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").BlockChanged>}
+   */
+  block(userId) {
+    return this.request("user:block", { userId });
+  }
+
+  /**
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").BlockChanged>}
+   */
+  unblock(userId) {
+    return this.request("user:unblock", { userId });
+  }
+
+  /** @returns {Promise<string[]>} whom you blocked */
+  async blocks() {
+    return (await this.request("user:blocks", {})).userIds;
+  }
+
+  /**
+   * False: nobody new may start a conversation with you.
+   * @param {boolean} accept
+   * @returns {Promise<import("./protocol.js").PreferencesView>}
+   */
+  setAcceptRequests(accept) {
+    return this.request("preferences:set", { acceptRequests: accept });
+  }
+
   // ------------------------------------------------------------------ typing
 
   /**

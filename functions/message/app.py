@@ -13,14 +13,16 @@ from switchboard.config import MessagingSettings
 from switchboard.observability import logger
 from switchboard.protocol import EmptyData
 from switchboard.router import Request, WebSocketRouter
+from switchboard.wire import membership as membership_wire
 from switchboard.wire import message_ops as ops_wire
 from switchboard.wire import messaging as wire
 
 service = services.messaging(MessagingSettings.from_env())
 preferences = services.preferences(MessagingSettings.from_env())
+membership = services.membership(MessagingSettings.from_env(), service)
 message_ops = services.message_ops(MessagingSettings.from_env(), service)
 router = WebSocketRouter(
-    {**wire.REPLIES, **ops_wire.REPLIES},
+    {**wire.REPLIES, **membership_wire.REPLIES, **ops_wire.REPLIES},
     refreshed_token_exp=service.delivery.connections.refreshed_token_exp,
 )
 
@@ -128,6 +130,61 @@ def thread_history(request: Request[ops_wire.ThreadHistory]) -> ops_wire.ThreadP
 @router.action("conversation:mute", ops_wire.ConversationMute)
 def mute(request: Request[ops_wire.ConversationMute]) -> ops_wire.MuteState:
     return message_ops.mute(request.caller, request.data)
+
+
+# ---------------------------------------------------------------- consent and membership
+@router.action("conversation:accept", membership_wire.ConversationRef)
+def accept(request: Request[membership_wire.ConversationRef]) -> membership_wire.ConsentChanged:
+    return membership.accept(request.caller, request.data)
+
+
+@router.action("conversation:decline", membership_wire.ConversationRef)
+def decline(request: Request[membership_wire.ConversationRef]) -> membership_wire.ConsentChanged:
+    return membership.decline(request.caller, request.data)
+
+
+@router.action("conversation:leave", membership_wire.ConversationRef)
+def leave(request: Request[membership_wire.ConversationRef]) -> membership_wire.MembershipChanged:
+    return membership.leave(request.caller, request.data)
+
+
+@router.action("conversation:add-members", membership_wire.MembersAdd)
+def add_members(
+    request: Request[membership_wire.MembersAdd],
+) -> membership_wire.MembershipChanged:
+    return membership.add_members(request.caller, request.data)
+
+
+@router.action("conversation:remove-member", membership_wire.MemberRemove)
+def remove_member(
+    request: Request[membership_wire.MemberRemove],
+) -> membership_wire.MembershipChanged:
+    return membership.remove_member(request.caller, request.data)
+
+
+@router.action("conversation:set-role", membership_wire.RoleSet)
+def set_role(request: Request[membership_wire.RoleSet]) -> membership_wire.MembershipChanged:
+    return membership.set_role(request.caller, request.data)
+
+
+@router.action("conversation:set-title", membership_wire.TitleSet)
+def set_title(request: Request[membership_wire.TitleSet]) -> membership_wire.MembershipChanged:
+    return membership.set_title(request.caller, request.data)
+
+
+@router.action("user:block", membership_wire.UserRef)
+def block(request: Request[membership_wire.UserRef]) -> membership_wire.BlockChanged:
+    return membership.block(request.caller, request.data)
+
+
+@router.action("user:unblock", membership_wire.UserRef)
+def unblock(request: Request[membership_wire.UserRef]) -> membership_wire.BlockChanged:
+    return membership.unblock(request.caller, request.data)
+
+
+@router.action("user:blocks", EmptyData)
+def blocks(request: Request[EmptyData]) -> membership_wire.BlockList:
+    return membership.list_blocks(request.caller)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

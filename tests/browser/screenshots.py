@@ -81,6 +81,14 @@ def take(out: Path) -> list[Path]:
                 alice.get_by_label("Start a conversation with").fill("bob")
                 alice.get_by_role("button", name="Start", exact=True).click()
                 _send(alice, "Hi Bob, is the bike still for sale?")
+                # Both arrive as message requests: the requests section, then accepted
+                request = bob.locator(".request", has_text="alice")
+                expect(request).to_contain_text("is the bike still for sale?")
+                shot(bob, "requests")
+                request.get_by_role("button", name="Accept").click()
+                alice.locator(".request", has_text="carol").get_by_role(
+                    "button", name="Accept"
+                ).click()
                 bob.locator(".conversation", has_text="alice").click()
                 _send(bob, "Yes! It was serviced last month.")
                 _send(alice, "Great, can I see it on Saturday?")
@@ -99,6 +107,7 @@ def take(out: Path) -> list[Path]:
                 )
                 expect(alice.get_by_role("img", name="Thumbnail of bike.png")).to_be_visible()
                 shot(alice, "upload")
+                _send(alice, "Here it is")  # (the photo goes with it)
 
                 alice.get_by_role("button", name="Video call bob").click()
                 bob.get_by_role("alertdialog", name="Incoming call").wait_for()

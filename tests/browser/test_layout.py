@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenApp, OpenPage
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 UNNAMED_CONTROLS = """() => [...document.querySelectorAll("button, input, textarea, video, a")]
     .filter((el) => el.offsetParent !== null || el.type === "file")
@@ -44,6 +44,7 @@ def test_phone_width_list_then_chat_then_back(open_app: OpenApp) -> None:
     send(alice, "hello from a laptop")
     # Given bob on a phone-sized screen
     bob = open_app(bob_id, viewport=PHONE)
+    accept_request(bob, alice_id)
     page = bob.page
     # Then the conversation list fills the screen, without sideways scrolling
     chat = page.get_by_role("region", name="Select a conversation")

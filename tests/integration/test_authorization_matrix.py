@@ -46,6 +46,8 @@ class World:
     routes: dict[str, str | None]
     people: dict[str, Client]
     conversation: str
+    group: str  # owner's group with member and friend (a contact of the owner's)
+    friend: Client
     uploads: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     victims: list[Client] = field(default_factory=list)
@@ -83,6 +85,17 @@ class World:
             active = self.call(role, "call:get-active", {})["data"]["call"]
             if active:
                 assert self.call(role, "call:end", {"callId": active["callId"]})["ok"]
+
+    def new_group(self, *, with_friend: bool = True) -> str:
+        """A fresh group of the owner's with the member (and the friend): each cell that
+        changes membership gets its own, so no cell depends on another's outcome."""
+        # without the friend: with a stranger instead (a request for them), still a group
+        third = self.friend.user_id if with_friend else f"x-{uuid.uuid4().hex[:6]}"
+        others = [self.people["member"].user_id, third]
+        reply = self.call("owner", "conversation:create", {"members": others})
+        assert reply["ok"], reply
+        group: str = reply["data"]["conversationId"]
+        return group
 
     def new_call(self, *, group: bool = False) -> str:
         """A fresh call from the owner to the member (each cell gets its own)."""
@@ -126,6 +139,11 @@ ANSWER = {"type": "answer", "sdp": "v=0\r\n"}
 
 def conv(extra: dict[str, Any] | None = None) -> Data:
     return lambda w, _role: {"conversationId": w.conversation, **(extra or {})}
+
+
+def peer(w: World, role: str) -> str:
+    """Whom a role calls: the owner and the member each other, everyone else the owner."""
+    return w.people["member" if role == "owner" else "owner"].user_id
 
 
 # action -> (who is allowed, the request's data for a role)
@@ -192,11 +210,12 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "upload:get": (OWNER, lambda w, r: {"uploadId": w.new_upload()}),
     # calls: owner = the caller, member = the callee; only participants may act on a call
     # (for them a state refusal such as conflict is fine: it is not a denial)
+    # a call rings only contacts: the owner and the member are, nobody else is theirs
     "call:initiate": (
-        ALL,
+        PARTICIPANTS,
         lambda w, r: (
             w.hang_up(),
-            {"calleeId": f"x-{uuid.uuid4().hex[:6]}", "media": "audio", "offer": OFFER},
+            {"calleeId": peer(w, r), "media": "audio", "offer": OFFER},
         )[1],
     ),
     "call:answer": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "answer": ANSWER}),
@@ -206,7 +225,7 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "call:join": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(group=True)}),
     "call:invite": (
         PARTICIPANTS,
-        lambda w, r: {"callId": w.new_call(), "userIds": [f"x-{uuid.uuid4().hex[:6]}"]},
+        lambda w, r: {"callId": w.new_call(), "userIds": [w.friend.user_id]},
     ),
     "call:offer": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "offer": OFFER}),
     "call:ice-candidate": (
@@ -221,14 +240,43 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
         PARTICIPANTS,
         lambda w, r: {"callId": w.new_call(), "state": "started"},
     ),
+    # consent and membership: on the 1:1 conversation (accept/decline of a conversation
+    # one accepted already is a no-op) or on a fresh group of the owner's
+    "conversation:accept": (PARTICIPANTS, conv()),
+    "conversation:decline": (PARTICIPANTS, conv()),
+    "conversation:leave": (PARTICIPANTS, lambda w, r: {"conversationId": w.new_group()}),
+    "conversation:add-members": (
+        OWNER,
+        lambda w, r: {
+            "conversationId": w.new_group(with_friend=False),
+            "members": [w.friend.user_id],
+        },
+    ),
+    "conversation:remove-member": (
+        OWNER,
+        lambda w, r: {"conversationId": w.new_group(), "userId": w.friend.user_id},
+    ),
+    "conversation:set-role": (
+        OWNER,
+        lambda w, r: {"conversationId": w.new_group(), "userId": w.friend.user_id, "role": "admin"},
+    ),
+    "conversation:set-title": (
+        OWNER,
+        lambda w, r: {"conversationId": w.group, "title": f"renamed by {r}"},
+    ),
+    # one's own block list only
+    "user:block": (ALL, lambda w, r: {"userId": f"x-{uuid.uuid4().hex[:6]}"}),
+    "user:unblock": (ALL, lambda w, r: {"userId": f"x-{uuid.uuid4().hex[:6]}"}),
+    "user:blocks": (ALL, lambda w, r: {}),
 }
 
 
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> World:
     routes = template_routes(stack)
+    # The membership cells each create a fresh group: no create rate limit in the way.
     modules = {
-        function: stack.handler(function)
+        function: stack.handler(function, CREATE_LIMIT_PER_USER="1000")
         for function in {f for key, f in routes.items() if f and not key.startswith("$")}
     }
     connect, message = modules["ConnectionFunction"], modules["MessageFunction"]
@@ -237,7 +285,10 @@ def world(stack: Stack) -> World:
     conversation = new_conversation(people["owner"], people["member"])
     send(people["owner"], conversation, "first")
     new_conversation(people["non-member"], Client(stack, message, connect, f"other-{tag}"))
-    return World(stack, modules, routes, people, conversation)
+    friend = Client(stack, message, connect, f"friend-{tag}")
+    new_conversation(people["owner"], friend)  # the owner's contact: groups take them in
+    group = new_conversation(people["owner"], people["member"], friend)
+    return World(stack, modules, routes, people, conversation, group, friend)
 
 
 def test_the_matrix_covers_every_action() -> None:

@@ -49,6 +49,7 @@ class Target:
 
     def __init__(self, stack: Stack) -> None:
         self.routes = template_routes(stack)
+        self.users_table = stack.table("UsersTable")
         self.modules: dict[str, ModuleType] = {}
         for function in {f for key, f in self.routes.items() if f and not key.startswith("$")}:
             self.modules[function] = stack.handler(function, **GENEROUS_LIMITS)
@@ -120,6 +121,12 @@ class Target:
             # The one refusal with a documented effect: the attempt is recorded (holding
             # nobody) for the call statistics; nothing else, and no push to anyone.
             assert [e["operation"] for e in window.effects()] == ["PutItem"], raw[:300]
+        elif not reply["ok"] and reply["error"]["message"] == "wrong or expired code":
+            # A wrong e-mail code is counted (five void the code: no brute force), on the
+            # caller's own Users item; nothing else happens.
+            assert [(e["operation"], e["target"]) for e in window.effects()] == [
+                ("UpdateItem", self.users_table)
+            ], raw[:300]
         elif not reply["ok"]:
             window.assert_nothing_happened(f"{raw[:300]!r} ({reply['error']})")
         if expired and action != "auth:refresh":

@@ -237,6 +237,7 @@ def test_verification_mails_are_capped_per_address_and_a_refused_set_changes_not
         "email": None,
         "emailVerified": False,
         "digestMinutes": 15,
+        "acceptRequests": True,
     }
     assert queued_jobs(stack, accounts[3].user_id, "verify_email") == []
     assert all(len(queued_jobs(stack, a.user_id, "verify_email")) == 1 for a in accounts[:3])
@@ -337,3 +338,37 @@ def http_event(module: Any, method: str, query: dict[str, str]) -> dict[str, Any
     }
     response: dict[str, Any] = module.lambda_handler(event, FakeContext())
     return response
+
+
+def test_a_digest_never_mails_what_was_said_after_its_reader_left(stack: Stack) -> None:
+    consumer = stack.handler("NotificationFunction")
+    alice, bob, carol = _people(stack, "alice", "bob", "carol")
+    conversation = alice.ok(
+        "conversation:create", {"members": [bob.user_id, carol.user_id], "title": "Trip"}
+    )["conversationId"]
+    address = f"{bob.user_id}@example.com"
+    bob.ok("preferences:set", {"emailOnOffline": True, "email": address, "digestMinutes": 1})
+    verify_email(stack, consumer, bob, address)
+    mails = len(emails_to(address))
+
+    def say(body: str) -> None:
+        alice.ok(
+            "message:send",
+            {"conversationId": conversation, "clientMessageId": body[:8], "body": body},
+        )
+
+    # Given a digest window open while bob was a member, and bob leaving before it ends
+    say("before bob left")
+    bob.ok("conversation:leave", {"conversationId": conversation})
+    say("SECRET-after-bob-left")
+    digest = NotificationJob(
+        kind="digest",
+        user_id=bob.user_id,
+        created_at=int(time.time() * 1000),
+        source=f"digest#{conversation}",
+        conversation_id=conversation,
+    )
+    # When the digest job runs
+    consumer.lambda_handler(sqs_event(digest), FakeContext())
+    # Then bob is mailed nothing about a conversation he left (least of all what followed)
+    assert emails_to(address)[mails:] == []

@@ -18,6 +18,7 @@ SESSIONS = "tests/integration/test_sessions.py"
 CALLS = ("tests/unit/test_calls.py", "tests/integration/test_calls.py")
 ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATRIX)
 FIDELITY = ("tests/unit/test_moto_fidelity.py",)
+CONSENT = "tests/integration/test_consent.py"
 ANALYTICS = ("tests/unit/test_analytics.py", "tests/integration/test_analytics.py")
 TYPING_CHECK = "    ) -> wire.TypingSent:\n"  # the plant goes first in typing()
 # The state change of call:answer, and upload:complete's ownership check (the planted
@@ -105,17 +106,16 @@ MUTANTS: list[Mutant] = [
         "router authorization",
         f"{LAYER}/messaging.py",
         "            if caller.user_id not in conversation.members:\n"
-        '                raise Forbidden(f"you are not a member of {conversation_id}")',
-        "            if False:\n"
-        '                raise Forbidden(f"you are not a member of {conversation_id}")',
+        "                # A former member reads up to the seq they left at",
+        "            if False:\n                # A former member reads up to the seq they left at",
         (MATRIX,),
     ),
     Mutant(
         "stranger-sees-presence",
         "router authorization",
         f"{LAYER}/messaging.py",
-        "        if strangers:\n            raise Forbidden(",
-        "        if False:\n            raise Forbidden(",
+        "        if wanted - self.consent.contacts(caller.user_id, wanted):\n",
+        "        if False:\n",
         (MATRIX,),
     ),
     Mutant(
@@ -185,11 +185,12 @@ MUTANTS: list[Mutant] = [
         "presence-pushed-before-forbidden",
         "push before refusal",
         f"{LAYER}/messaging.py",
-        "        if strangers:\n            raise Forbidden(\n",
-        "        if strangers:\n"
-        '            self.delivery.to_users(strangers, {"type": "presence", "data": '
+        "        if wanted - self.consent.contacts(caller.user_id, wanted):\n"
+        "            raise refused\n",
+        "        if wanted - self.consent.contacts(caller.user_id, wanted):\n"
+        '            self.delivery.to_users(wanted, {"type": "presence", "data": '
         '{"userId": caller.user_id, "online": True, "lastSeen": None}})\n'
-        "            raise Forbidden(\n",
+        "            raise refused\n",
         (MATRIX,),
     ),
     Mutant(
@@ -260,8 +261,9 @@ MUTANTS: list[Mutant] = [
         '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)"\n',
         '"ConditionExpression": "lastSeq = :current"\n',
         (MESSAGING, SESSIONS, MATRIX),
-        accepted="defence in depth: members never change after create, and the service "
-        "checks membership on the item it just read, so no test can reach this guard",
+        accepted="defence in depth: every membership change moves lastSeq (a system "
+        "entry), and the service checks membership on the item it just read, so the seq "
+        "guard already refuses a send that read the members before a removal",
     ),
     Mutant(
         "send-twice-for-one-client-id",
@@ -284,15 +286,9 @@ MUTANTS: list[Mutant] = [
         "send transaction",
         f"{LAYER}/dal/conversations.py",
         "        for label, guard in guards.items():\n            tx.update(label, guard)\n"
-        "        try:\n            tx.write(self.client)\n        except ClientError as exc:\n"
-        "            reasons = tx.reasons(exc)\n            if not reasons:\n"
-        "                raise\n            refused = tx.refused(exc)\n"
-        '            if "idempotency" in refused:',
+        "        for label, check in checks.items():\n",
         "        for label, guard in []:\n            tx.update(label, guard)\n"
-        "        try:\n            tx.write(self.client)\n        except ClientError as exc:\n"
-        "            reasons = tx.reasons(exc)\n            if not reasons:\n"
-        "                raise\n            refused = tx.refused(exc)\n"
-        '            if "idempotency" in refused:',
+        "        for label, check in checks.items():\n",
         (SESSIONS,),
     ),
     Mutant(
@@ -498,6 +494,31 @@ MUTANTS: list[Mutant] = [
         "        elif member.muted_until > int(self._clock() * 1000):",
         "        elif False:",
         MESSAGE_OPS,
+    ),
+    # ------------------------------------------------------------ consent and membership
+    Mutant(
+        "send-ignores-blocks",
+        "consent",
+        f"{LAYER}/messaging.py",
+        '        return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}',
+        "        return {}",
+        (CONSENT,),
+    ),
+    Mutant(
+        "requester-sees-the-recipients-typing",
+        "consent",
+        f"{LAYER}/messaging.py",
+        "        if caller.user_id in conversation.pending or not others:",
+        "        if not others:",
+        (CONSENT,),
+    ),
+    Mutant(
+        "leaver-stays-a-member",
+        "consent",
+        f"{LAYER}/dal/membership.py",
+        'expression += " DELETE members :remove, pending :remove"',
+        'expression += " DELETE pending :remove"',
+        (CONSENT,),
     ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(

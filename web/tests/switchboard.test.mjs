@@ -213,6 +213,33 @@ test("verifyEmail and iceServers send what the server checks", async () => {
   h.client.close();
 });
 
+test("consent and membership actions send what the server checks, replies are typed", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const calls = [
+    [h.client.listRequests(10), "conversation:list", { limit: 10, folder: "requests" }, { conversations: [], cursor: null }],
+    [h.client.acceptConversation("c1"), "conversation:accept", { conversationId: "c1" }, { conversationId: "c1", changed: true }],
+    [h.client.declineConversation("c1"), "conversation:decline", { conversationId: "c1" }, { conversationId: "c1", changed: false }],
+    [h.client.leaveConversation("c2"), "conversation:leave", { conversationId: "c2" }, { conversationId: "c2", seq: 3, members: ["a"] }],
+    [h.client.addMembers("c2", ["d"]), "conversation:add-members", { conversationId: "c2", members: ["d"] }, { conversationId: "c2", seq: 4, members: ["a", "d"] }],
+    [h.client.removeMember("c2", "d"), "conversation:remove-member", { conversationId: "c2", userId: "d" }, { conversationId: "c2", seq: 5, members: ["a"] }],
+    [h.client.setRole("c2", "d", "admin"), "conversation:set-role", { conversationId: "c2", userId: "d", role: "admin" }, { conversationId: "c2", seq: 6, members: ["a"] }],
+    [h.client.setTitle("c2", "sofa"), "conversation:set-title", { conversationId: "c2", title: "sofa" }, { conversationId: "c2", seq: 7, members: ["a"] }],
+    [h.client.block("m"), "user:block", { userId: "m" }, { userId: "m", blocked: true }],
+    [h.client.unblock("m"), "user:unblock", { userId: "m" }, { userId: "m", blocked: false }],
+    [h.client.blocks(), "user:blocks", {}, { userIds: ["m"] }],
+    [h.client.setAcceptRequests(false), "preferences:set", { acceptRequests: false }, { emailOnOffline: false, email: null, emailVerified: false, digestMinutes: 15, acceptRequests: false }],
+  ];
+  await flush();
+  assert.deepEqual(ws.sent.map((f) => [f.action, f.data]), calls.map(([, action, data]) => [action, data]));
+  calls.forEach(([, , , reply], i) => ws.reply(ws.sent[i], reply));
+  const results = await Promise.all(calls.map(([promise]) => promise));
+  assert.deepEqual(results[1], { conversationId: "c1", changed: true });
+  assert.deepEqual(results[10], ["m"]);
+  assert.equal(results[11].acceptRequests, false);
+  h.client.close();
+});
+
 test("duplicates are dropped and what arrived is acked, batched", async () => {
   const h = harness();
   const ws = await connected(h);

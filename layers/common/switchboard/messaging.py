@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
@@ -27,6 +27,7 @@ from switchboard.dal.conversations import (
     direct_id,
     send_digest,
 )
+from switchboard.dal.membership import BlockRepository
 from switchboard.dal.message_changes import MessageChangeRepository
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
@@ -42,12 +43,14 @@ from switchboard.errors import (
     SwitchboardError,
 )
 from switchboard.limits import MAX_BODY_CHARS
+from switchboard.membership import REFUSED, Consent, request_limit
 from switchboard.message_ops import current_previews, quote_of, resolve_quotes, wire_messages
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
+from switchboard.wire.membership import ConversationAccepted, ConversationRequest
 
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
@@ -67,6 +70,7 @@ class Limits:
     sends_per_user: int = 100
     sends_per_connection: int = 50
     creates_per_user: int = 10
+    requests_per_day: int = 100  # conversations started with strangers (membership.py)
 
 
 class MessagingService:
@@ -96,6 +100,8 @@ class MessagingService:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
+        self.consent = Consent(conversations, delivery)
+        self.blocks = BlockRepository(self.users.table)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -121,11 +127,16 @@ class MessagingService:
             raise BadRequest("a conversation needs at least one other member")
         if len(members) > self.limits.max_members:
             raise BadRequest(f"at most {self.limits.max_members} members")
+        # A block, or a stranger who refuses requests, refuses the whole create; for the
+        # other strangers it is a message request (membership.py).
+        requests = self.consent.open_to(caller.user_id, members)
         if len(members) == 2:
             # One 1:1 conversation per pair and listing: the id is derived from both.
             conversation_id = direct_id(members, data.listingId)
+            roles: dict[str, str] = {}
         else:
             conversation_id = "cv_" + uuid.uuid4().hex
+            roles = {caller.user_id: "owner"}
         conversation = Conversation(
             conversation_id=conversation_id,
             members=members,
@@ -133,20 +144,49 @@ class MessagingService:
             created_at=self._now_ms(),
             title=data.title,
             listing_id=data.listingId,
+            pending=frozenset(requests),
+            roles=roles,
         )
         # Counted in the create's own transaction: a refused or repeated create (the same
         # 1:1 conversation again) is not counted.
-        rule = RateLimit(
-            f"create#user#{caller.user_id}",
-            self.limits.creates_per_user,
-            self.limits.window_seconds,
-        )
+        rules = {
+            "limit": RateLimit(
+                f"create#user#{caller.user_id}",
+                self.limits.creates_per_user,
+                self.limits.window_seconds,
+            )
+        }
+        if requests:
+            rules["requests"] = request_limit(caller.user_id, self.limits.requests_per_day)
         try:
             created = self.conversations.create(
-                conversation, {"limit": self.counters.update(rule, conversation.created_at)}
+                conversation,
+                {
+                    label: self.counters.update(rule, conversation.created_at)
+                    for label, rule in rules.items()
+                },
             )
-        except GuardRefused:
-            raise _rate_limited(rule, conversation.created_at) from None
+        except GuardRefused as refused:
+            raise _rate_limited(rules[refused.label], conversation.created_at) from None
+        if not created and conversation.direct:
+            # The same 1:1 again: if the other one declined it, this is refused exactly as
+            # a block is (one read more, only on this repeat path).
+            existing = self.conversations.get(conversation_id)
+            if existing is not None and existing.declined_by not in (None, caller.user_id):
+                raise Forbidden(REFUSED)
+        if created and requests:
+            self.delivery.to_users(
+                sorted(requests),
+                push(
+                    ConversationRequest(
+                        conversationId=conversation_id,
+                        fromUserId=caller.user_id,
+                        title=data.title,
+                        listingId=data.listingId,
+                        members=sorted(members),
+                    )
+                ),
+            )
         return wire.ConversationCreated(conversationId=conversation_id, created=created)
 
     def list_conversations(
@@ -155,7 +195,9 @@ class MessagingService:
         # One page of the activity index and one BatchGetItem, however many conversations
         # the caller is in (see dal/conversations.py).
         after = _decode_cursor(data.cursor) if data.cursor else None
-        page = self.conversations.inbox(caller.user_id, data.limit, after)
+        page = self.conversations.inbox(
+            caller.user_id, data.limit, after, requests=data.folder == "requests"
+        )
         found = self.conversations.get_many(m.conversation_id for m in page.members)
         now = self._now_ms()
         items: list[wire.ConversationSummary] = []
@@ -163,12 +205,15 @@ class MessagingService:
             c = found.get(member.conversation_id)
             if c is None:
                 continue
+            # A declined 1:1 conversation lists as it did before (the decliner still a
+            # member who has not accepted): the requester cannot tell it from a block.
+            declined = {c.declined_by} if c.declined_by else set()
             items.append(
                 wire.ConversationSummary(
                     conversationId=c.conversation_id,
                     title=c.title,
                     listingId=c.listing_id,
-                    members=sorted(c.members),
+                    members=sorted(c.members | declined),
                     lastSeq=c.last_seq,
                     lastMessage=(
                         wire.LastMessage.model_validate(c.last_message) if c.last_message else None
@@ -179,6 +224,9 @@ class MessagingService:
                     unread=max(0, c.last_seq - member.read_seq),
                     lastChange=c.last_change,
                     mutedUntil=member.muted_until if member.muted_until > now else None,
+                    request=caller.user_id in c.pending,
+                    roles=dict(c.roles),
+                    pending=sorted(c.pending | declined),
                 )
             )
         next_cursor = None
@@ -232,23 +280,30 @@ class MessagingService:
                     duration_ms=a.durationMs,
                 )
             change = self._thread_guards(conversation, message, guards)
+            # A 1:1 recipient's block list, checked in the same transaction (no extra
+            # call); groups are not refused (the blocker's clients hide the messages).
+            checks = self._consent_checks(caller, conversation)
             try:
-                self.conversations.append(conversation, message, guards, change=change)
+                self.conversations.append(conversation, message, guards, checks, change=change)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                error = _refusal(refused.label, rules, message.created_at)
+                error = _send_refusal(refused.label, rules, message.created_at)
                 if error is not None:
                     raise error from None
                 # another change took the change number: read again and retry
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
             except SeqConflict:
+                if conversation.declined_by:
+                    raise Forbidden(REFUSED) from None
                 # Another member sent at the same moment: read the new lastSeq and retry.
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
         else:
             raise Conflict("the conversation is too busy right now, retry the send")
         self._deliver(caller, conversation, message, quote)
+        if caller.user_id in conversation.pending:  # the reply accepted the request
+            self.membership_accepted(caller, conversation, message.seq)
         return wire.MessageSent(
             seq=message.seq, messageId=message.message_id, createdAt=message.created_at
         )
@@ -294,6 +349,16 @@ class MessagingService:
                 details=[{"field": "data.replyToSeq", "message": "no such message"}],
             )
         return conversation, quote_of(quoted, data.replyToSeq)
+
+    def _consent_checks(
+        self, caller: Caller, conversation: Conversation
+    ) -> dict[str, dict[str, Any]]:
+        """A 1:1 recipient's block list, checked in the send's own transaction (no extra
+        call). Groups are not refused: the blocker's clients hide the messages."""
+        other = next(iter(conversation.members - {caller.user_id}), None)
+        if not conversation.direct or other is None:
+            return {}
+        return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}
 
     def _repeat_send(
         self, caller: Caller, conversation: Conversation, data: wire.MessageSend
@@ -360,16 +425,43 @@ class MessagingService:
             },
         )
 
+    def membership_accepted(self, caller: Caller, conversation: Conversation, seq: int) -> None:
+        """A reply accepted the request: the others are told (membership.py), with the
+        replier's cursors (sending is reading: both are at the reply's seq)."""
+        others = conversation.accepted() - {caller.user_id}
+        if others:
+            self.delivery.to_users(
+                others,
+                push(
+                    ConversationAccepted(
+                        conversationId=conversation.conversation_id,
+                        userId=caller.user_id,
+                        ackedSeq=seq,
+                        readSeq=seq,
+                    )
+                ),
+                private_to=caller.user_id,
+            )
+
     def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> wire.CursorMoved:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
-        conversation = self._conversation_for(caller, data.conversationId)
-        seq = min(data.seq, conversation.last_seq)
+        conversation = self.conversations.get(data.conversationId)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        # A former member acks and reads up to their leave entry (their devices ack the
+        # entry itself), telling nobody; anyone else is refused.
+        bound = self.consent.history_bound(caller, conversation)
+        seq = min(data.seq, bound)
         moved = seq > 0 and self.conversations.advance_cursor(
             conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
-        if moved:
+        # Receipts are for contacts: none while the conversation is a request for the
+        # caller, none to members who have not accepted it, none across a block.
+        others = conversation.accepted() - {caller.user_id}
+        if caller.user_id not in conversation.members:
+            others = frozenset()
+        if moved and caller.user_id not in conversation.pending and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
-            others = conversation.members - {caller.user_id}
             self.delivery.to_users(
                 others,
                 push(
@@ -379,6 +471,7 @@ class MessagingService:
                         userId=caller.user_id,
                     )
                 ),
+                private_to=caller.user_id,
             )
         return wire.CursorMoved(conversationId=conversation.conversation_id, seq=seq, moved=moved)
 
@@ -389,7 +482,9 @@ class MessagingService:
             if conversation is None:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
-                raise Forbidden(f"you are not a member of {conversation_id}")
+                # A former member reads up to the seq they left at (one GetItem each).
+                bound = self.consent.history_bound(caller, conversation)
+                found[conversation_id] = replace(conversation, last_seq=bound)
         # What one frame may cost is bounded whatever the number of cursors: at most
         # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
         # the reply is full. A conversation left out says hasMore; the client syncs again.
@@ -406,6 +501,7 @@ class MessagingService:
                 messages = self.conversations.messages_after(
                     conversation_id, after, min(data.limit, items_left, fits)
                 )
+                messages = [m for m in messages if m.seq <= conversation.last_seq]
                 items_left -= len(messages)
                 for wired in wire_messages(self.conversations, messages):
                     size = len(json.dumps(wired.wire()))
@@ -424,15 +520,24 @@ class MessagingService:
         return wire.SyncResult(conversations=result)
 
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
-        conversation = self._conversation_for(caller, data.conversationId)
+        conversation = self.conversations.get(data.conversationId)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        # A former member keeps the history up to the seq they left at.
+        bound = self.consent.history_bound(caller, conversation)
+        conversation = replace(conversation, last_seq=bound)
         cid, around = conversation.conversation_id, data.aroundSeq
+        if around is not None and around > bound:
+            around = bound
         if around is None:
-            messages = self.conversations.messages_before(cid, data.beforeSeq, data.limit)
+            before = bound + 1 if data.beforeSeq is None else min(data.beforeSeq, bound + 1)
+            messages = self.conversations.messages_before(cid, before, data.limit)
         else:  # a page around a search hit: half older, the rest from it on
             older = data.limit // 2
             messages = self.conversations.messages_before(cid, around, older) if older else []
             newer = data.limit - len(messages)
             messages += self.conversations.messages_after(cid, around - 1, newer)
+            messages = [m for m in messages if m.seq <= bound]
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
         quotes = resolve_quotes(self.conversations, messages)
@@ -457,6 +562,11 @@ class MessagingService:
         self, caller: Caller, data: wire.Typing, state: Literal["start", "stop"]
     ) -> wire.TypingSent:
         conversation = self._conversation_for(caller, data.conversationId)
+        # Typing is for contacts: none while this is a request for the caller, none to
+        # members who have not accepted it, none across a block (nothing counted either).
+        others = conversation.accepted() - {caller.user_id}
+        if caller.user_id in conversation.pending or not others:
+            return wire.TypingSent(sent=False)
         # Each push costs a presence read and a post per device of every member: both
         # states are limited, each on its own window (a stop right after a start is normal).
         key = "typing" if state == "start" else "typing-stop"
@@ -469,7 +579,7 @@ class MessagingService:
         ):
             raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(
-            conversation.members - {caller.user_id},
+            others,
             push(
                 wire.TypingPush(
                     conversationId=conversation.conversation_id,
@@ -477,27 +587,32 @@ class MessagingService:
                     state=state,
                 )
             ),
+            private_to=caller.user_id,
         )
         return wire.TypingSent(sent=True)
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
-        # Contacts are the members of the caller's most recently active conversations
-        # (dal RECENT_CONVERSATIONS) and anyone the caller has a 1:1 conversation with (read
-        # by key: groups others put the caller in cannot push those out of the window).
-        # Both reads are bounded, whatever others did to the caller.
-        contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
-        strangers = set(data.userIds) - contacts
-        if strangers:
-            strangers -= self.conversations.direct_contacts(caller.user_id, strangers)
-        if strangers:
-            raise Forbidden(
-                "presence is visible only for people you share a recent conversation with"
-            )
-        found = self.users.presence(data.userIds)
+        # Contacts (membership.Consent): an accepted 1:1 conversation, read by key, or the
+        # recent page of accepted conversations (requests live in another folder, so no
+        # number of conversations strangers start can hide a contact). Bounded, whatever
+        # others did to the caller. Block lists come with the presence read itself.
+        wanted = set(data.userIds) - {caller.user_id}
+        refused = Forbidden(
+            "presence is visible only for people you share an accepted conversation with"
+        )
+        if wanted - self.consent.contacts(caller.user_id, wanted):
+            raise refused
+        found = self.users.presence([*data.userIds, caller.user_id], consent=True)
+        me = found[caller.user_id]
+        # Across a block (either way) a contact shows as offline with no lastSeen, as
+        # someone who never connected: refusing would tell the blocked one of the block.
         return wire.PresenceList(
             presence=[
-                wire.Presence(userId=p.user_id, online=p.online, lastSeen=p.last_seen or None)
-                for p in found.values()
+                wire.Presence(userId=u, online=False, lastSeen=None)
+                if caller.user_id in p.blocked or u in me.blocked
+                else wire.Presence(userId=u, online=p.online, lastSeen=p.last_seen or None)
+                for u, p in found.items()
+                if u in data.userIds
             ]
         )
 
@@ -548,8 +663,11 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadRequest("invalid cursor") from None
 
 
-def _refusal(label: str, rules: list[RateLimit], now_ms: int) -> SwitchboardError | None:
-    """What a send's refused guard means for the sender (None: a race, retry)."""
+def _send_refusal(label: str, rules: list[RateLimit], now_ms: int) -> SwitchboardError | None:
+    """The error for a guard of a send's transaction that refused (nothing was stored);
+    None: a race on the change number (a thread reply's), read again and retry."""
+    if label == "consent":
+        return Forbidden(REFUSED)
     if label == "limit":
         return _rate_limited(rules, now_ms)
     if label == "parent":

@@ -233,8 +233,8 @@ class NotificationService:
             return
         conversation = self.conversations.get(job.conversation_id)
         member = self.conversations.member(job.conversation_id, job.user_id)
-        if conversation is None or member is None:
-            return
+        if conversation is None or member is None or member.left_seq is not None:
+            return  # a former member gets nothing more from it, least of all later messages
         if member.muted_until > int(self._clock() * 1000):
             return  # muted meanwhile: the window's messages are not mailed either
         unread = conversation.last_seq - member.read_seq

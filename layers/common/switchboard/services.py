@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from switchboard.dal.conversations import ConversationRepository
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.delivery import Delivery
+    from switchboard.membership import MembershipService
     from switchboard.message_ops import MessageOpsService
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
@@ -116,6 +117,26 @@ def message_ops(settings: MessagingSettings, shared: MessagingService) -> Messag
             edit_window_seconds=settings.EDIT_WINDOW_SECONDS,
             ops_per_user=settings.MESSAGE_OP_LIMIT_PER_USER,
             window_seconds=settings.RATE_WINDOW_SECONDS,
+        ),
+    )
+
+
+def membership(settings: MessagingSettings, shared: MessagingService) -> MembershipService:
+    """Requests, blocks, leaving and group roles (membership.py), on the message
+    function's repositories and delivery."""
+    from switchboard.dal.membership import BlockRepository, MembershipRepository
+    from switchboard.membership import ConsentLimits, MembershipService
+
+    return MembershipService(
+        shared.conversations,
+        MembershipRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        BlockRepository(settings.USERS_TABLE),
+        shared.delivery,
+        shared.counters,
+        limits=ConsentLimits(
+            max_members=settings.MAX_MEMBERS,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
+            creates_per_user=settings.CREATE_LIMIT_PER_USER,
         ),
     )
 

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
+from switchboard.wire.system import SystemEntry
 
 UserId = Annotated[
     str,
@@ -31,6 +32,9 @@ class ConversationCreate(WireModel):
 class ConversationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=256)
+    folder: Literal["inbox", "requests"] = Field(
+        default="inbox", description="requests: the conversations strangers started with you"
+    )
 
 
 class Attachment(WireModel):
@@ -112,6 +116,9 @@ class PreferencesSet(WireModel):
         | None
     ) = None
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
+    acceptRequests: bool | None = Field(
+        default=None, description="false: nobody new may start a conversation with you"
+    )
 
 
 class PreferencesVerifyEmail(WireModel):
@@ -163,6 +170,17 @@ class ConversationSummary(WireData):
     mutedUntil: Omitted[int] = Field(
         default=None, description="epoch ms; notifications are off until then (2**53: forever)"
     )
+    # Defaults: a reply from a server before message requests reads the same.
+    request: bool = Field(
+        default=False, description="true: a message request you have not accepted"
+    )
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='groups: "owner" and "admin" by user id (everyone else is a member)',
+    )
+    pending: list[str] = Field(
+        default_factory=list, description="members who have not accepted yet"
+    )
 
 
 class ConversationPage(WireData):
@@ -178,16 +196,6 @@ class MessageAttachment(WireData):
     kind: Omitted[Literal["file", "voice", "recording"]] = None
     durationMs: Omitted[int] = Field(default=None, description="voice/recording, from the server")
     waveform: Omitted[list[int]] = None
-
-
-class SystemEntry(WireData):
-    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped,
-    ``callId``, ``userId`` who recorded)."""
-
-    event: str
-    callId: Omitted[str] = None
-    userId: Omitted[str] = None
-    state: Omitted[str] = None
 
 
 class Reaction(WireData):
@@ -219,7 +227,9 @@ class Message(PushData):
     createdAt: int
     clientMessageId: str
     attachments: Omitted[list[MessageAttachment]] = None
-    system: Omitted[SystemEntry] = Field(default=None, description="a server's system entry")
+    system: Omitted[SystemEntry] = Field(
+        default=None, description="a system entry (body empty): a membership change, a recording"
+    )
     version: Omitted[int] = Field(default=None, description="changes so far (absent: none)")
     editedAt: Omitted[int] = None
     deletedAt: Omitted[int] = None
@@ -297,6 +307,10 @@ class PreferencesView(WireData):
     email: str | None
     emailVerified: bool
     digestMinutes: int
+    acceptRequests: bool = Field(
+        default=True,
+        description="false: message requests are refused (starting one is forbidden)",
+    )
 
 
 class Notification(PushData):
