@@ -604,3 +604,71 @@ def test_a_system_entry_cannot_be_edited_deleted_reacted_to_or_threaded(
     assert bob.error("message:send", reply) == "bad_request"
     window.assert_nothing_happened("a thread on a system entry")
     assert history(bob, conversation)[1]["system"]["event"] == "recording-started"
+
+
+# ---------------------------------------------------------------------- with consent
+def test_membership_system_entries_cannot_be_edited_deleted_reacted_to_or_threaded(
+    people: Any,
+) -> None:
+    # Given "alice removed bob": a system entry whose sender is alice, the actor
+    alice, bob, carol = people("alice", "bob", "carol")
+    group = new_conversation(alice, bob, carol)
+    send(alice, group, "hello")
+    alice.ok("conversation:remove-member", {"conversationId": group, "userId": bob.user_id})
+    entry = history(alice, group)[2]
+    assert (entry["senderId"], entry["system"]["kind"]) == (alice.user_id, "removed")
+    # Then not even its "sender" rewrites or deletes it, and nobody reacts or threads on it
+    for client, action, extra in (
+        (alice, "message:edit", {"body": "carol removed bob"}),
+        (alice, "message:delete", {}),
+        (alice, "message:react", {"emoji": "👍"}),
+        (carol, "message:react", {"emoji": "👍"}),
+    ):
+        refused_quietly(client, action, ref(group, 2, **extra), "conflict")
+    for client in (alice, carol):
+        window = InProcess().window()
+        thread = {"conversationId": group, "clientMessageId": "t", "body": "x", "parentSeq": 2}
+        assert client.error("message:send", thread) == "bad_request"
+        window.assert_nothing_happened(f"a thread on a system entry by {client.user_id}")
+    assert history(carol, group)[2] == entry
+
+
+def test_a_blocked_user_cannot_reach_the_blocker_by_edit_or_react(people: Any) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "hi")
+    send(bob, conversation, "hi alice")
+    bob.ok("user:block", {"userId": alice.user_id})
+    # Then alice's edit of her message and reaction to bob's are refused as her send is
+    # (the same forbidden, from the change's own transaction), and nothing reaches bob
+    refused_quietly(alice, "message:edit", ref(conversation, 1, body="hi again"), "forbidden")
+    refused_quietly(alice, "message:react", ref(conversation, 2, emoji="👍"), "forbidden")
+    reply = alice.call("message:react", ref(conversation, 2, emoji="👍"))
+    assert reply["error"]["message"] == "they do not accept messages from you"
+    seen = history(bob, conversation)
+    assert (seen[1]["body"], "reactions" in seen[2]) == ("hi", False)
+    # Her own retraction still works (it takes content away, it brings none)
+    alice.ok("message:delete", ref(conversation, 1))
+    # And once unblocked, she reaches him again
+    bob.ok("user:unblock", {"userId": alice.user_id})
+    alice.ok("message:react", ref(conversation, 2, emoji="👍"))
+
+
+def test_a_deleted_message_takes_no_thread_replies(people: Any, stack: Stack) -> None:
+    from switchboard.dal.conversations import ConversationRepository
+    from switchboard.dal.message_changes import MessageChangeRepository
+
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "soon gone")
+    alice.ok("message:delete", ref(conversation, 1))
+    window = InProcess().window()
+    thread = {"conversationId": conversation, "clientMessageId": "t", "body": "x", "parentSeq": 1}
+    assert bob.error("message:send", thread) == "bad_request"
+    window.assert_nothing_happened("a thread reply to a deleted message")
+    # And the send's own transaction refuses it too (a delete racing the reply's read)
+    changes = MessageChangeRepository(
+        ConversationRepository(stack.table("ConversationsTable"), stack.table("MessagesTable"))
+    )
+    with pytest.raises(changes.client.exceptions.ConditionalCheckFailedException):
+        changes.client.update_item(**changes.parent_update(conversation, 1, 1, 99))

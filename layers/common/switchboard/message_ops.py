@@ -12,6 +12,10 @@ Rules:
 - Each edit, delete or reaction that changes something is pushed to the members and
   counts against one rate limit per user (the pushes it causes are bounded), in the
   change's own transaction; one that changes nothing is neither written nor pushed.
+- Consent (membership.py) holds here as for a send: in a 1:1 conversation, an edit or a
+  reaction of a user the other member blocked is refused with the send's own
+  ``forbidden`` (a ConditionCheck on the blocker's block list, in the change's
+  transaction). Deleting one's own message is not: it takes content away, brings none.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from switchboard.dal.conversations import (
     GuardRefused,
     StoredMessage,
 )
+from switchboard.dal.membership import BlockRepository
 from switchboard.dal.message_changes import ChangeConflict, MessageChangeRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.delivery import Delivery
@@ -42,6 +47,7 @@ from switchboard.errors import (
     RateLimited,
 )
 from switchboard.gateway import encode
+from switchboard.membership import REFUSED
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
 from switchboard.queues import RetryJob
@@ -72,6 +78,7 @@ class MessageOpsService:
         delivery: Delivery,
         counters: RateLimiter,
         uploads_table: str,
+        blocks: BlockRepository,
         *,
         limits: MessageOpsLimits = MessageOpsLimits(),
         clock: Callable[[], float] = time.time,
@@ -82,6 +89,7 @@ class MessageOpsService:
         self.delivery = delivery
         self.counters = counters
         self.uploads_table = uploads_table
+        self.blocks = blocks
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
@@ -151,7 +159,9 @@ class MessageOpsService:
                 change=message.change,
             )
 
-        return self._change(caller, data.conversationId, data.seq, change, reply, revoke)
+        return self._change(
+            caller, data.conversationId, data.seq, change, reply, revoke, reaches=False
+        )
 
     # ------------------------------------------------------------------ reactions
     def react(self, caller: Caller, data: wire.MessageReact) -> wire.MessageReactions:
@@ -210,12 +220,16 @@ class MessageOpsService:
         change: Callable[[StoredMessage, int], StoredMessage | None],
         reply: Callable[[StoredMessage], R],
         extra_guards: Callable[[StoredMessage], dict[str, dict[str, Any]]] | None = None,
+        *,
+        reaches: bool = True,
     ) -> R:
         """Reads the message and its conversation (one BatchGetItem), applies ``change``
         (None: nothing to do, the message as it is is the answer), writes it as the
         conversation's next change (one TransactWriteItems, with the rate limit) and
         pushes ``reply`` of the result to the members (one presence read): 3 DynamoDB
-        calls. A change that changes nothing is neither written nor pushed."""
+        calls. A change that changes nothing is neither written nor pushed. ``reaches``:
+        the change brings something to the others (an edit, a reaction), so a 1:1
+        member who blocked the caller refuses it, as a send (membership.py)."""
         rule = RateLimit(
             f"msgop#user#{caller.user_id}", self.limits.ops_per_user, self.limits.window_seconds
         )
@@ -232,9 +246,14 @@ class MessageOpsService:
             guards = {"limit": self.counters.update(rule, now)}
             if extra_guards is not None:
                 guards |= {k: v for k, v in extra_guards(message).items() if k not in skip_guards}
+            checks = self._consent_checks(caller, conversation) if reaches else {}
             try:
-                self.changes.commit(conversation, caller.user_id, message, updated, now, guards)
+                self.changes.commit(
+                    conversation, caller.user_id, message, updated, now, guards, checks
+                )
             except GuardRefused as refused:
+                if refused.label == "consent":
+                    raise Forbidden(REFUSED) from None
                 if refused.label == "limit":
                     raise RateLimited(
                         f"rate limit reached: at most {rule.limit} edits, deletes and "
@@ -251,6 +270,15 @@ class MessageOpsService:
             self._push(caller, conversation, answer)
             return answer
         raise Conflict("the message is changing too often right now, retry")
+
+    def _consent_checks(
+        self, caller: Caller, conversation: Conversation
+    ) -> dict[str, dict[str, Any]]:
+        """As a send's (messaging.py): the other member's block list, in a 1:1 only."""
+        other = next(iter(conversation.members - {caller.user_id}), None)
+        if not conversation.direct or other is None:
+            return {}
+        return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}
 
     def _read(
         self, caller: Caller, conversation_id: str, seq: int

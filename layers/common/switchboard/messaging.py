@@ -334,10 +334,10 @@ class MessagingService:
         conversation = _member_of(caller, found)
         parent = messages.get(data.parentSeq) if data.parentSeq is not None else None
         if data.parentSeq is not None and (
-            parent is None or parent.parent_seq is not None or parent.system
+            parent is None or parent.parent_seq is not None or parent.system or parent.deleted_at
         ):
             raise BadRequest(
-                "parentSeq is not a message of this conversation, or is a reply itself",
+                "parentSeq is not a message of this conversation, is deleted, or is a reply itself",
                 details=[{"field": "data.parentSeq", "message": "no such thread"}],
             )
         if data.replyToSeq is None:
@@ -672,7 +672,7 @@ def _send_refusal(label: str, rules: list[RateLimit], now_ms: int) -> Switchboar
         return _rate_limited(rules, now_ms)
     if label == "parent":
         return BadRequest(
-            "parentSeq is not a message of this conversation, or is a reply itself",
+            "parentSeq is not a message of this conversation, is deleted, or is a reply itself",
             details=[{"field": "data.parentSeq", "message": "no such thread"}],
         )
     if label == "change":

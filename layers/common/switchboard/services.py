@@ -113,6 +113,7 @@ def message_ops(settings: MessagingSettings, shared: MessagingService) -> Messag
         shared.delivery,
         shared.counters,
         settings.UPLOADS_TABLE,
+        shared.blocks,
         limits=MessageOpsLimits(
             edit_window_seconds=settings.EDIT_WINDOW_SECONDS,
             ops_per_user=settings.MESSAGE_OP_LIMIT_PER_USER,

@@ -166,10 +166,12 @@ class MessageChangeRepository:
         after: StoredMessage,
         now_ms: int,
         guards: dict[str, dict[str, Any]],
+        checks: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Writes ``after`` (a new state of ``before``: body, attachments, editedAt,
-        deletedAt, reactions) as change ``after.change`` (see module doc).
-        ``ChangeConflict``: read again and retry; ``GuardRefused``: a guard refused."""
+        deletedAt, reactions) as change ``after.change`` (see module doc), with ``checks``
+        (ConditionChecks: a 1:1 recipient's block list). ``ChangeConflict``: read again
+        and retry; ``GuardRefused``: a guard or a check refused (its label)."""
         assert after.change == conversation.last_change + 1
         assert after.version == before.version + 1
         cid = conversation.conversation_id
@@ -239,7 +241,9 @@ class MessageChangeRepository:
         tx.update("change", self.change_entry(cid, after.change, after.seq, now_ms))
         for label, guard in guards.items():
             tx.update(label, guard)
-        self._write(tx, guards)
+        for label, check in (checks or {}).items():
+            tx.condition_check(label, check)
+        self._write(tx, {**guards, **(checks or {})})
 
     def change_entry(
         self, conversation_id: str, change: int, seq: int, now_ms: int
@@ -263,15 +267,19 @@ class MessageChangeRepository:
         self, conversation_id: str, parent_seq: int, now_ms: int, change: int
     ) -> dict[str, Any]:
         """The Update, in a thread reply's send, that counts the reply on its parent:
-        refused unless the parent exists and is not itself a reply (threads are one level
-        deep). ADD, not a value read before: concurrent replies all count."""
+        refused unless the parent exists, is not deleted and is not itself a reply (threads
+        are one level deep). ADD, not a value read before: concurrent replies all count."""
         return {
             "TableName": self.messages_table,
             "Key": {"conversationId": {"S": conversation_id}, "seq": {"N": str(parent_seq)}},
             "UpdateExpression": (
                 "ADD replyCount :one, version :one SET lastReplyAt = :now, changeSeq = :change"
             ),
-            "ConditionExpression": "attribute_exists(seq) AND attribute_not_exists(parentSeq)",
+            # A deleted message takes no replies (a delete may land after the send's read)
+            "ConditionExpression": (
+                "attribute_exists(seq) AND attribute_not_exists(parentSeq)"
+                " AND attribute_not_exists(deletedAt)"
+            ),
             "ExpressionAttributeValues": to_item({":one": 1, ":now": now_ms, ":change": change}),
         }
 
