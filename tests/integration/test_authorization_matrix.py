@@ -377,3 +377,46 @@ def test_a_recording_upload_is_for_participants_who_announced_it(world: World) -
         assert refused["error"]["code"] == "forbidden", (role, refused)
         window.assert_nothing_happened(f"a recording upload by the {role}")
     world.hang_up()
+
+
+# A former member (left with conversation:leave) of a group: for the message operations,
+# a cell of its own. Their own message (seq 1, sent before they left) is the target, so a
+# refusal cannot come from "only its sender" or "no such message".
+FORMER_MEMBER_CELLS: dict[str, dict[str, Any]] = {
+    "message:edit": {"seq": 1, "body": "after I left"},
+    "message:delete": {"seq": 1},
+    "message:react": {"seq": 1, "emoji": "👍"},
+    "message:changes": {"afterChange": 0},
+    "thread:history": {"parentSeq": 1},
+    "conversation:mute": {"until": 2**50},
+}
+
+
+@pytest.fixture(scope="module")
+def former_member(world: World) -> tuple[Client, str]:
+    message, connect = world.modules["MessageFunction"], world.modules["ConnectionFunction"]
+    former = Client(world.stack, message, connect, f"former-{uuid.uuid4().hex[:6]}")
+    group = new_conversation(world.people["owner"], world.people["member"], former)
+    send(former, group, "mine, before I left")
+    world.people["owner"].ok("message:react", {"conversationId": group, "seq": 1, "emoji": "👀"})
+    former.ok("conversation:leave", {"conversationId": group})
+    return former, group
+
+
+def test_the_former_member_cells_are_the_message_operations() -> None:
+    operations = {a for a in all_actions() if a.startswith(("message:", "thread:"))}
+    operations -= {"message:send", "message:ack", "message:read", "message:sync"}
+    operations -= {"message:history", "message:search"}
+    assert set(FORMER_MEMBER_CELLS) == operations | {"conversation:mute"}
+
+
+@pytest.mark.parametrize("action", sorted(FORMER_MEMBER_CELLS))
+def test_a_former_member_is_denied_message_operations(
+    world: World, former_member: tuple[Client, str], action: str
+) -> None:
+    former, group = former_member
+    window = world.window()
+    reply = former.call(action, {"conversationId": group, **FORMER_MEMBER_CELLS[action]})
+    assert not reply["ok"], f"a former member may not {action}: {reply}"
+    assert reply["error"]["code"] in DENIED_CODES, reply
+    window.assert_nothing_happened(f"{action} by a former member")

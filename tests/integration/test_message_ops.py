@@ -672,3 +672,44 @@ def test_a_deleted_message_takes_no_thread_replies(people: Any, stack: Stack) ->
     )
     with pytest.raises(changes.client.exceptions.ConditionalCheckFailedException):
         changes.client.update_item(**changes.parent_update(conversation, 1, 1, 99))
+
+
+def post(client: Client, conversation: str, body: str, **extra: Any) -> None:
+    data = {"conversationId": conversation, "clientMessageId": uuid.uuid4().hex, "body": body}
+    client.ok("message:send", {**data, **extra})
+
+
+def test_a_former_member_sees_nothing_that_changed_after_they_left(people: Any) -> None:
+    alice, bob, carol = people("alice", "bob", "carol")
+    group = new_conversation(alice, bob, carol)
+    send(alice, group, "the plan")  # 1
+    post(carol, group, "edited before", replyToSeq=1)  # 2
+    carol.ok("message:edit", ref(group, 2, body="edited before bob left"))
+    alice.ok("message:react", ref(group, 2, emoji="👀"))
+    send(alice, group, "deleted later")  # 3
+    bob.ok("conversation:leave", {"conversationId": group})  # 4: "bob left"
+    # After the leave: an edit, reactions, a thread reply, a delete
+    alice.ok("message:edit", ref(group, 1, body="the secret new plan"))
+    carol.ok("message:react", ref(group, 1, emoji="👍"))
+    post(carol, group, "in the thread", parentSeq=1)  # 5
+    alice.ok("message:delete", ref(group, 3))
+
+    page = bob.ok("message:history", {"conversationId": group})
+    synced = bob.ok("message:sync", {"cursors": {group: 0}})["conversations"][group]
+    for messages in (page["messages"], synced["messages"]):
+        seen = {m["seq"]: m for m in messages}
+        assert sorted(seen) == [1, 2, 3, 4]
+        # the edit after the leave is withheld (its new text never reaches bob), and no
+        # reaction, thread count or change count is shown to him
+        assert seen[1]["body"] == "" and "secret" not in str(messages)
+        for m in messages:
+            assert not {"reactions", "replyCount", "lastReplyAt", "version"} & set(m), m
+        # what he saw before he left stays: carol's edit, her quote of message 1
+        assert seen[2]["body"] == "edited before bob left"
+        assert seen[2]["replyTo"]["snippet"] == ""
+        # a sender's delete takes the text from everyone, former members included
+        assert (seen[3]["body"], "deletedAt" in seen[3]) == ("", True)
+    assert page["lastChange"] == synced["lastChange"] == 0
+    refused_quietly(
+        bob, "message:changes", {"conversationId": group, "afterChange": 0}, "forbidden"
+    )

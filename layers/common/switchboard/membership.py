@@ -96,12 +96,17 @@ class Consent:
     def history_bound(self, caller: Caller, conversation: Conversation) -> int:
         """The last seq the caller may read: lastSeq for a member, the seq they left at
         for a former member (one GetItem, only then); Forbidden for anyone else."""
+        return self.reader(caller, conversation)[0]
+
+    def reader(self, caller: Caller, conversation: Conversation) -> tuple[int, int | None]:
+        """``history_bound`` and, for a former member, when they left (epoch ms; 0 if
+        they left before that was recorded): None for a member."""
         if caller.user_id in conversation.members:
-            return conversation.last_seq
+            return conversation.last_seq, None
         member = self.conversations.member(conversation.conversation_id, caller.user_id)
         if member is None or member.left_seq is None:
             raise Forbidden("you are not a member of this conversation")
-        return member.left_seq
+        return member.left_seq, member.left_at or 0
 
 
 def role_of(conversation: Conversation, user_id: str) -> str:
@@ -192,7 +197,7 @@ class MembershipService:
                 return wire.ConsentChanged(
                     conversationId=conversation.conversation_id, changed=False
                 )
-            if self.membership.decline(conversation, caller.user_id):
+            if self.membership.decline(conversation, caller.user_id, self._now_ms()):
                 logger.info("request declined", extra={"conversationId": data.conversationId})
                 return wire.ConsentChanged(
                     conversationId=conversation.conversation_id, changed=True

@@ -403,17 +403,45 @@ def quote_of(message: StoredMessage | None, seq: int) -> Quote:
     )
 
 
+def as_left(message: StoredMessage, left_at: int) -> StoredMessage:
+    """A message as a member who left at ``left_at`` (epoch ms) may see it: nothing that
+    may have changed after they left. Reactions, thread counts and change counts carry no
+    time of their own, so none is shown; an edit made after the leave is withheld with
+    the text and attachments it replaced (the earlier text is not kept): ``body`` empty,
+    ``editedAt`` set. A delete is shown (the sender took the text back from everyone)."""
+    late_edit = message.edited_at is not None and message.edited_at > left_at
+    return replace(
+        message,
+        body="" if late_edit else message.body,
+        attachments=[] if late_edit else message.attachments,
+        reactions={},
+        reply_count=0,
+        last_reply_at=None,
+        version=0,
+        change=0,
+    )
+
+
 def wire_messages(
-    conversations: ConversationRepository, messages: list[StoredMessage]
+    conversations: ConversationRepository,
+    messages: list[StoredMessage],
+    *,
+    left_at: int | None = None,
 ) -> list[Message]:
     """``messages`` on the wire, each quote resolved to the quoted message as it is now
-    (those not among ``messages``: one BatchGetItem)."""
-    quotes = resolve_quotes(conversations, messages)
+    (those not among ``messages``: one BatchGetItem). ``left_at``: for a former member,
+    as they may see them (``as_left``)."""
+    if left_at is not None:
+        messages = [as_left(m, left_at) for m in messages]
+    quotes = resolve_quotes(conversations, messages, left_at=left_at)
     return [m.wire(quotes.get(m.reply_to_seq) if m.reply_to_seq else None) for m in messages]
 
 
 def resolve_quotes(
-    conversations: ConversationRepository, messages: Iterable[StoredMessage]
+    conversations: ConversationRepository,
+    messages: Iterable[StoredMessage],
+    *,
+    left_at: int | None = None,
 ) -> dict[int, Quote]:
     page = list(messages)
     quoted = {m.reply_to_seq for m in page if m.reply_to_seq}
@@ -426,6 +454,8 @@ def resolve_quotes(
     if missing:
         found = conversations.messages_at([(cid, s) for s in missing])
         known |= {s: found.get((cid, s)) for s in missing}
+    if left_at is not None:
+        known = {s: as_left(m, left_at) if m else None for s, m in known.items()}
     return {s: quote_of(known.get(s), s) for s in quoted}
 
 

@@ -44,7 +44,13 @@ from switchboard.errors import (
 )
 from switchboard.limits import MAX_BODY_CHARS
 from switchboard.membership import REFUSED, Consent, request_limit
-from switchboard.message_ops import current_previews, quote_of, resolve_quotes, wire_messages
+from switchboard.message_ops import (
+    as_left,
+    current_previews,
+    quote_of,
+    resolve_quotes,
+    wire_messages,
+)
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
@@ -477,14 +483,16 @@ class MessagingService:
 
     def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
+        left_at: dict[str, int] = {}  # former members' conversations: when they left
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
             if conversation is None:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
                 # A former member reads up to the seq they left at (one GetItem each).
-                bound = self.consent.history_bound(caller, conversation)
+                bound, left = self.consent.reader(caller, conversation)
                 found[conversation_id] = replace(conversation, last_seq=bound)
+                left_at[conversation_id] = left or 0
         # What one frame may cost is bounded whatever the number of cursors: at most
         # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
         # the reply is full. A conversation left out says hasMore; the client syncs again.
@@ -503,7 +511,8 @@ class MessagingService:
                 )
                 messages = [m for m in messages if m.seq <= conversation.last_seq]
                 items_left -= len(messages)
-                for wired in wire_messages(self.conversations, messages):
+                left = left_at.get(conversation_id)
+                for wired in wire_messages(self.conversations, messages, left_at=left):
                     size = len(json.dumps(wired.wire()))
                     if size > budget:
                         budget = 0  # full: no later conversation is queried
@@ -515,7 +524,8 @@ class MessagingService:
                 lastSeq=conversation.last_seq,
                 messages=shown,
                 hasMore=last_shown < conversation.last_seq,
-                lastChange=conversation.last_change,
+                # a former member has no change stream (message:changes is for members)
+                lastChange=0 if conversation_id in left_at else conversation.last_change,
             )
         return wire.SyncResult(conversations=result)
 
@@ -524,7 +534,7 @@ class MessagingService:
         if conversation is None:
             raise NotFound("conversation not found")
         # A former member keeps the history up to the seq they left at.
-        bound = self.consent.history_bound(caller, conversation)
+        bound, left_at = self.consent.reader(caller, conversation)
         conversation = replace(conversation, last_seq=bound)
         cid, around = conversation.conversation_id, data.aroundSeq
         if around is not None and around > bound:
@@ -540,7 +550,9 @@ class MessagingService:
             messages = [m for m in messages if m.seq <= bound]
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
-        quotes = resolve_quotes(self.conversations, messages)
+        if left_at is not None:  # as a former member may see them (message_ops.as_left)
+            messages = [as_left(m, left_at) for m in messages]
+        quotes = resolve_quotes(self.conversations, messages, left_at=left_at)
         for message in reversed(messages):  # keep the newest when the budget runs out
             item = message.wire(quotes.get(message.reply_to_seq) if message.reply_to_seq else None)
             budget -= len(json.dumps(item.wire()))
@@ -554,7 +566,7 @@ class MessagingService:
             messages=wired,
             hasMore=first > 1,
             lastSeq=conversation.last_seq,
-            lastChange=conversation.last_change,
+            lastChange=conversation.last_change if left_at is None else 0,
         )
 
     # ------------------------------------------------------------------ typing, presence

@@ -126,6 +126,8 @@ class Member:
     muted_until: int = 0  # epoch ms; notifications are off until then (message_ops.py)
     folder: str | None = None
     left_seq: int | None = None  # set once the user left, declined or was removed
+    # When (epoch ms): what changed after it is not theirs to see (message_ops.as_left).
+    left_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -755,6 +757,7 @@ def _member(item: dict[str, Any]) -> Member:
         muted_until=int(item.get("mutedUntil", 0)),
         folder=item.get("folder"),
         left_seq=int(item["leftSeq"]) if "leftSeq" in item else None,
+        left_at=int(item["leftAt"]) if "leftAt" in item else None,
     )
 
 

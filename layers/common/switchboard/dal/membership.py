@@ -146,7 +146,7 @@ class MembershipRepository(DynamoRepository):
             raise
         return True
 
-    def decline(self, conversation: Conversation, user_id: str) -> bool:
+    def decline(self, conversation: Conversation, user_id: str, now_ms: int) -> bool:
         """Takes the user out of a conversation that is a request for them, silently (no
         system entry): they keep what was delivered (leftSeq = lastSeq). A 1:1
         conversation remembers who declined (``declinedBy``): the requester's next send
@@ -173,9 +173,12 @@ class MembershipRepository(DynamoRepository):
             {
                 "TableName": self.table,
                 "Key": _key(conversation.conversation_id, member_key(user_id)),
-                "UpdateExpression": "REMOVE folder SET leftSeq = :seq",
+                "UpdateExpression": "REMOVE folder SET leftSeq = :seq, leftAt = :at",
                 "ConditionExpression": "attribute_exists(sk)",
-                "ExpressionAttributeValues": {":seq": {"N": str(conversation.last_seq)}},
+                "ExpressionAttributeValues": {
+                    ":seq": {"N": str(conversation.last_seq)},
+                    ":at": {"N": str(now_ms)},
+                },
             },
         )
         try:
@@ -248,9 +251,12 @@ class MembershipRepository(DynamoRepository):
                 {
                     "TableName": self.table,
                     "Key": _key(conversation.conversation_id, member_key(user_id)),
-                    "UpdateExpression": "REMOVE folder SET leftSeq = :seq",
+                    "UpdateExpression": "REMOVE folder SET leftSeq = :seq, leftAt = :at",
                     "ConditionExpression": "attribute_exists(sk)",
-                    "ExpressionAttributeValues": {":seq": {"N": str(entry.seq)}},
+                    "ExpressionAttributeValues": {
+                        ":seq": {"N": str(entry.seq)},
+                        ":at": {"N": str(now)},
+                    },
                 },
             )
         for user_id, is_request in sorted(add.items()):

@@ -311,11 +311,12 @@ class MessageChangeRepository:
         return member, message
 
     def set_mute(self, conversation_id: str, user_id: str, until: int | None) -> bool:
-        """Sets (None: removes) the member's mutedUntil; False if not a member."""
+        """Sets (None: removes) the member's mutedUntil; False if not a member (a former
+        member's item stays, with leftSeq: that is no member)."""
         request: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}},
-            "ConditionExpression": "attribute_exists(sk)",
+            "ConditionExpression": "attribute_exists(sk) AND attribute_not_exists(leftSeq)",
         }
         if until is None:
             request["UpdateExpression"] = "REMOVE mutedUntil"
