@@ -495,6 +495,30 @@ MUTANTS: list[Mutant] = [
         "        elif False:",
         MESSAGE_OPS,
     ),
+    Mutant(
+        "blocked-user-edits-and-reacts",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "            checks = self._consent_checks(caller, conversation) if reaches else {}",
+        "            checks = {}",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "deleted-message-takes-thread-replies",
+        "message operations",
+        f"{LAYER}/dal/message_changes.py",
+        '                " AND attribute_not_exists(deletedAt)"',
+        '                ""',
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "former-member-sees-later-changes",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "    if left_at is not None:\n        messages = [as_left(m, left_at) for m in messages]",
+        "    if False:\n        messages = [as_left(m, left_at) for m in messages]",
+        MESSAGE_OPS,
+    ),
     # ------------------------------------------------------------ consent and membership
     Mutant(
         "send-ignores-blocks",
