@@ -169,6 +169,9 @@ export function initMessageOps(host) {
       link.addEventListener("click", () => openThread(message.seq).catch(showError));
       li.append(link);
     }
+    // A system entry (a call's recording; "bob left" is drawn by app-membership.js): the
+    // server refuses every edit, delete, reaction and thread on it, so no menu.
+    if (message.system) return;
     const more = document.createElement("button");
     more.type = "button";
     more.className = "message-menu-button secondary";
