@@ -377,6 +377,9 @@ async def test_a_client_that_was_away_learns_of_edits_deletes_and_reactions_on_r
     b = _client(devserver, bob)
     async with _connected(a), _connected(b) as b_messages:
         conversation = (await a.create_conversation([bob])).conversationId
+        # bob accepts: his resume lists his accepted conversations (a request is listed
+        # in its own folder, which the client's resume does not read)
+        await b.membership.accept(conversation)
         for i in range(1, 6):
             await a.send_message(conversation, f"message {i}")
         assert [seq for seq, _ in await _bodies(b_messages, 5)] == [1, 2, 3, 4, 5]
