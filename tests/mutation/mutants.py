@@ -355,8 +355,8 @@ MUTANTS: list[Mutant] = [
         "aggregator-marker-unique-per-attempt",
         "aggregator exactly-once",
         f"{LAYER}/dal/metrics.py",
-        '**_key(f"marker#{c.marker}", "#"),',
-        '**_key(f"marker#{c.marker}#{time.time_ns()}", "#"),',
+        '**_key(f"marker#{marker}", "#"),',
+        '**_key(f"marker#{marker}#{time.time_ns()}", "#"),',
         ANALYTICS,
     ),
     Mutant(
