@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Playwright, expect
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, AppPage, OpenApp, TurnServer
 from tests.browser.conftest import require_tool as require
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 # getDisplayMedia without a picker: Chromium shares the (virtual) entire screen.
 SCREEN_FLAGS = ["--auto-select-desktop-capture-source=Entire screen"]
@@ -89,6 +89,9 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
     alice, bob, carol = open_app(alice_id), open_app(bob_id), open_app(carol_id)
     everyone = [alice, bob, carol]
     start_conversation(alice, bob_id, carol_id)
+    # Calls ring contacts: both accept alice's group first
+    accept_request(bob, alice_id)
+    accept_request(carol, alice_id)
     group_call(alice, [bob, carol])
     # Then each of the three decodes video from both others (three peer connections)
     for app in everyone:
@@ -195,6 +198,7 @@ def test_recording_is_announced_uploaded_and_played_by_a_member(
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     conversation = start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # calls ring contacts
     send(alice, "Shall we record the walkthrough?")
     bob.page.get_by_role("button", name=alice_id).click()
     group_call(alice, [bob])
@@ -250,6 +254,7 @@ def test_voice_message_is_held_sent_and_played_by_the_recipient(
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     conversation = start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # then it is in bob's conversations, not his requests
     send(alice, "Listen to this")
     bob.page.get_by_role("button", name=alice_id).click()
     # When alice holds the voice button for a while and lets go
@@ -293,6 +298,9 @@ def test_group_call_through_turn_relay(open_app: OpenApp, turn_server: TurnServe
     apps = [open_app(u, base_query="ice=relay") for u in (alice_id, bob_id, carol_id)]
     alice, bob, carol = apps
     start_conversation(alice, bob_id, carol_id)
+    # Calls ring contacts: both accept alice's group first
+    accept_request(bob, alice_id)
+    accept_request(carol, alice_id)
     group_call(alice, [bob, carol])
     # Then every pair connects through coturn and decodes video
     for app in apps:
