@@ -151,7 +151,7 @@ function wire(client) {
     el.textContent = { open: "online", connecting: "connecting…", reconnecting: "reconnecting…", closed: "offline", idle: "offline" }[state] ?? state;
   });
   client.on(ClientEvent.OPEN, ({ reconnected }) => {
-    if (reconnected) loadConversations().catch(showError);
+    if (reconnected) loadConversations().then(markRead).catch(showError);
   });
   client.on(ClientEvent.MESSAGE, (message) => onMessage(message));
   ops.wire(client);
@@ -507,8 +507,13 @@ function markRead() {
   const last = sortedMessages(id).at(-1);
   const conversation = app.conversations.get(id);
   if (!last || !conversation || last.seq <= conversation.readSeq) return;
+  const previous = conversation.readSeq;
   conversation.readSeq = last.seq;
-  client.markRead(id, last.seq).catch(showError);
+  client.markRead(id, last.seq).catch((error) => {
+    if (conversation.readSeq === last.seq) conversation.readSeq = previous; // the next one retries
+    // A receipt lost to a dropped connection is sent again once it is back (see OPEN).
+    if (!(error instanceof SwitchboardError && ["disconnected", "closed", "timeout"].includes(error.code))) showError(error);
+  });
 }
 
 // ---------------------------------------------------------------------------- composer

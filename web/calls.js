@@ -18,7 +18,13 @@
  * to everyone already in; of each pair, the peer with the smaller user id is polite.
  */
 
-import { ClientEvent, SwitchboardError, uploadFile } from "./switchboard.js";
+import {
+  candidateJSON,
+  ClientEvent,
+  descriptionJSON,
+  SwitchboardError,
+  uploadFile,
+} from "./switchboard.js";
 
 /** @typedef {import("./switchboard.js").SwitchboardClient} SwitchboardClient */
 /** @typedef {{audio: boolean, video: boolean, screen: boolean}} MediaState */
@@ -609,21 +615,5 @@ export function downsample(levels, points) {
     const bucket = levels.slice(Math.floor((i * levels.length) / points), Math.floor(((i + 1) * levels.length) / points));
     out.push(Math.round(Math.max(0, ...bucket)));
   }
-  return out;
-}
-
-/** @param {RTCSessionDescription | null} d */
-function descriptionJSON(d) {
-  if (!d) throw new SwitchboardError("bad_request", "no local description");
-  return { type: d.type, sdp: d.sdp };
-}
-
-/** @param {RTCIceCandidateInit} c */
-function candidateJSON(c) {
-  /** @type {Record<string, any>} */
-  const out = { candidate: c.candidate ?? "" };
-  if (c.sdpMid != null) out.sdpMid = c.sdpMid;
-  if (c.sdpMLineIndex != null) out.sdpMLineIndex = c.sdpMLineIndex;
-  if (c.usernameFragment != null) out.usernameFragment = c.usernameFragment;
   return out;
 }

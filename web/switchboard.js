@@ -1546,13 +1546,13 @@ export class CallSession {
 }
 
 /** @param {RTCSessionDescription | null} d */
-function descriptionJSON(d) {
+export function descriptionJSON(d) {
   if (!d) throw new SwitchboardError("bad_request", "no local description");
   return { type: d.type, sdp: d.sdp };
 }
 
 /** @param {RTCIceCandidateInit} c */
-function candidateJSON(c) {
+export function candidateJSON(c) {
   /** @type {Record<string, any>} */
   const out = { candidate: c.candidate ?? "" };
   if (c.sdpMid != null) out.sdpMid = c.sdpMid;

@@ -182,6 +182,10 @@ def download(url: str) -> bytes:
 
 
 PLAYED = """async (selector) => {
+    // The player is added once upload:get answered with the file's URL.
+    for (let i = 0; i < 300 && !document.querySelector(selector); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+    }
     const media = document.querySelector(selector);
     media.muted = true;  // autoplay policy: a muted element may play without a gesture
     await media.play();

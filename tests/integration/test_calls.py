@@ -204,32 +204,48 @@ def test_two_devices_answering_at_once_exactly_one_wins(
     assert len(alice.frames("call:answered")) == 1
 
 
-def test_busy_callee_and_busy_caller(stack: Stack, people: Any) -> None:
+def test_busy_callee_and_busy_caller(
+    stack: Stack, apps: dict[str, ModuleType], people: Any
+) -> None:
     alice, bob, carol = people("alice", "bob", "carol")
+    ring_queue = stack.env("SignalingFunction")["RING_TIMEOUT_QUEUE_URL"]
     initiate(alice, bob)
+    drain(ring_queue, stack)
     # Bob is ringing: carol gets busy, and the refused attempt is recorded for statistics
     window = InProcess().window()
     reply = carol.call("call:initiate", {"calleeId": bob.user_id, "media": "audio", "offer": OFFER})
     assert reply["error"]["code"] == "conflict"
     assert reply["error"]["details"] == {"reason": "busy", "userIds": [bob.user_id]}
     assert active_item(stack, carol.user_id) is None
-    # ... and that record is all it did: no ring timeout scheduled, no push to anyone
+    # ... and that record is all it stored; its ring timeout (scheduled before the store,
+    # so that no stored call can lose it) is the only other effect, and no push to anyone
     assert [(e["operation"], e["target"]) for e in window.effects()] == [
-        ("PutItem", stack.table("CallsTable"))
+        ("SendMessage", ring_queue),
+        ("PutItem", stack.table("CallsTable")),
     ]
-    # Alice, in a call already, cannot start another, and the refusal does nothing at all
+    # Alice, in a call already, cannot start another; nothing is stored or pushed
     window = InProcess().window()
     reply = alice.call(
         "call:initiate", {"calleeId": carol.user_id, "media": "audio", "offer": OFFER}
     )
     assert reply["error"]["details"]["reason"] == "already_in_call"
-    window.assert_nothing_happened("call:initiate by a caller already in a call")
+    assert [(e["operation"], e["target"]) for e in window.effects()] == [
+        ("SendMessage", ring_queue)
+    ]
     busy = stack.client("dynamodb").scan(
         TableName=stack.table("CallsTable"),
         FilterExpression="callerId = :c",
         ExpressionAttributeValues={":c": {"S": carol.user_id}},
     )["Items"]
     assert [i["state"]["S"] for i in busy] == ["busy"]
+    # When the two refused attempts' timeouts arrive, they find nothing to end
+    timeouts = drain(ring_queue, stack)
+    assert len(timeouts) == 2
+    window = InProcess().window()
+    result = apps["ring"].lambda_handler(sqs_event(*timeouts), FakeContext())
+    assert result == {"batchItemFailures": []}
+    window.assert_nothing_happened("the ring timeout of a refused call:initiate")
+    assert alice.frames("call:ended") == bob.frames("call:ended") == []
 
 
 def test_ice_goes_only_to_the_in_call_connection(

@@ -20,6 +20,7 @@ from switchboard.uploads import part_range
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation
+from tests.support.events import upload_event_records
 from tests.support.images import (
     elf_executable,
     exif_of,
@@ -63,19 +64,7 @@ def run_processor_once(stack: Stack, processor: ModuleType) -> list[dict[str, An
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     if not messages:
         return []
-    records = [
-        {
-            "messageId": m["MessageId"],
-            "receiptHandle": m["ReceiptHandle"],
-            "body": m["Body"],
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:UploadEventsQueue",
-            "awsRegion": "us-east-1",
-        }
-        for m in messages
-    ]
+    records = upload_event_records(messages)
     try:
         response: dict[str, Any] = processor.lambda_handler({"Records": records}, FakeContext())
     except BatchProcessingError:  # every record failed: the invocation fails, all stay

@@ -21,6 +21,7 @@ from typing import Any
 threading.stack_size(512 * 1024)
 
 from functions.upload import processor  # noqa: E402 - after the stack size, before the limits
+from tests.support.events import upload_event_records  # noqa: E402
 
 
 class Context:
@@ -55,19 +56,7 @@ def main(memory_mib: int, cpu_seconds: int) -> None:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             break
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:UploadEventsQueue",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
+        records = upload_event_records(messages)
         response = processor.lambda_handler({"Records": records}, Context())
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         for m in messages:

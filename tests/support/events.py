@@ -60,3 +60,21 @@ def reply_of(response: dict[str, Any]) -> dict[str, Any]:
     assert response["statusCode"] == 200
     parsed: dict[str, Any] = json.loads(response["body"])
     return parsed
+
+
+def upload_event_records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SQS event records, as Lambda hands them to the upload processor, of messages
+    received from UploadEventsQueue."""
+    return [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:UploadEventsQueue",
+            "awsRegion": "us-east-1",
+        }
+        for m in messages
+    ]

@@ -106,21 +106,23 @@ class CallService:
         )
         # After the call is validated (start() is pure), before anything is written.
         self._check_consent(caller, callees, conversation)
+        # Scheduled before the call is stored: a timeout for a call that was never stored
+        # (refused as busy or already in a call, or a write that failed) finds nothing to
+        # end, while a stored call whose timeout was lost to a crash or a failed send
+        # between the two steps would ring on. A refusal therefore costs one no-op
+        # message on the timeout queue, and nothing else.
+        self.ring_timeouts.schedule(
+            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
+        )
         busy = self.calls.create(call, self._ringing_until(now))
         if busy:
             if caller.user_id in busy:
-                raise AlreadyInCall()  # nothing was written, nothing is scheduled
+                raise AlreadyInCall()  # nothing was written; the timeout will find nothing
             # Recorded (without holding anyone) so the statistics count the attempt.
             self.calls.record(
                 replace(call, state=CallState.BUSY, ended_at=now, end_reason="busy", offer=None)
             )
             raise CalleeBusy(busy)
-        # Scheduled once the call is stored, so a refused attempt sends nothing. Should
-        # this send fail, nobody has been rung yet and the stored call's active items
-        # still expire on their own (``_ringing_until`` bounds a lost timeout).
-        self.ring_timeouts.schedule(
-            RingTimeout(call.call_id, callees), self.limits.ring_timeout_seconds
-        )
         self._deliver(pushes(None, call, caller.connection_id))
         logger.info(
             "call initiated",
