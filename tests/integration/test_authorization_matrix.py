@@ -95,6 +95,10 @@ class World:
         reply = self.call("owner", "conversation:create", {"members": others})
         assert reply["ok"], reply
         group: str = reply["data"]["conversationId"]
+        # A group is an invitation for everyone in it: the member (and the friend) accept
+        assert self.call("member", "conversation:accept", {"conversationId": group})["ok"]
+        if with_friend:
+            self.friend.ok("conversation:accept", {"conversationId": group})
         return group
 
     def new_call(self, *, group: bool = False) -> str:
@@ -286,7 +290,7 @@ def world(stack: Stack) -> World:
     send(people["owner"], conversation, "first")
     new_conversation(people["non-member"], Client(stack, message, connect, f"other-{tag}"))
     friend = Client(stack, message, connect, f"friend-{tag}")
-    new_conversation(people["owner"], friend)  # the owner's contact: groups take them in
+    new_conversation(people["owner"], friend)  # the owner's contact
     group = new_conversation(people["owner"], people["member"], friend)
     return World(stack, modules, routes, people, conversation, group, friend)
 

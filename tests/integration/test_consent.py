@@ -368,7 +368,7 @@ def test_owners_and_admins_manage_members_and_every_change_is_an_entry(
 ) -> None:
     alice, bob, carol, dave, erin = people("alice", "bob", "carol", "dave", "erin")
     group = new_conversation(alice, bob, carol)
-    new_conversation(alice, dave)  # dave is alice's contact: added, he is in at once
+    new_conversation(alice, dave)  # dave is alice's contact
     requests_before = len(dave.frames("conversation:request"))
     # A plain member may not add or remove (nothing happens)
     window = InProcess().window()
@@ -388,7 +388,8 @@ def test_owners_and_admins_manage_members_and_every_change_is_an_entry(
         == "forbidden"
     )
     window.assert_nothing_happened("membership changes by a plain member")
-    # The owner adds a contact (accepted) and a stranger (a request for her)
+    # The owner adds a contact and a stranger: an invitation for both (joining a group
+    # makes its members one's contacts, so a contact cannot do that for dave either)
     added = alice.ok(
         "conversation:add-members",
         {"conversationId": group, "members": [dave.user_id, erin.user_id]},
@@ -400,11 +401,22 @@ def test_owners_and_admins_manage_members_and_every_change_is_an_entry(
         dave.user_id,
         erin.user_id,
     }
-    assert erin.frames("conversation:request")[-1]["data"]["conversationId"] == group
-    assert len(dave.frames("conversation:request")) == requests_before
+    for invited in (dave, erin):
+        assert invited.frames("conversation:request")[-1]["data"]["conversationId"] == group
+        requests = invited.ok("conversation:list", {"folder": "requests"})["conversations"]
+        assert [(c["conversationId"], c["request"]) for c in requests] == [(group, True)]
+    assert len(dave.frames("conversation:request")) == requests_before + 1
     assert dave.frames("message:new")[-1]["data"]["system"]["kind"] == "added"
+    # Until dave accepts, he cannot be made an admin; then he can
+    assert (
+        alice.error(
+            "conversation:set-role",
+            {"conversationId": group, "userId": dave.user_id, "role": "admin"},
+        )
+        == "bad_request"
+    )
+    dave.ok("conversation:accept", {"conversationId": group})
     assert group in [c["conversationId"] for c in dave.ok("conversation:list", {})["conversations"]]
-    assert erin.ok("conversation:list", {"folder": "requests"})["conversations"][0]["request"]
     # An admin removes a plain member, who stops receiving at once
     alice.ok(
         "conversation:set-role", {"conversationId": group, "userId": bob.user_id, "role": "admin"}
@@ -484,3 +496,59 @@ def test_a_disconnected_leaver_gets_no_notification(
     assert jobs == []
     queued = [e for e in window.effects() if e["service"] == "sqs"]
     assert queued == [], queued  # carol is online, bob is no member: nobody to notify
+
+
+def test_a_contact_cannot_make_strangers_your_contacts_nor_pull_you_back_into_a_group(
+    stack: Stack, apps: dict[str, ModuleType], people: Any
+) -> None:
+    alice, bob, mallory = people("alice", "bob", "mallory")
+    new_conversation(alice, bob)  # alice and bob are contacts; mallory is a stranger to bob
+    # Alice puts bob into a group with mallory: an invitation for bob, not a membership
+    group = alice.ok("conversation:create", {"members": [bob.user_id, mallory.user_id]})[
+        "conversationId"
+    ]
+    mallory.ok("conversation:accept", {"conversationId": group})
+    assert bob.frames("conversation:request")[-1]["data"]["conversationId"] == group
+    # ... so mallory sees none of bob's presence, and cannot ring him through the group
+    window = InProcess().window()
+    assert mallory.error("presence:query", {"userIds": [bob.user_id]}) == "forbidden"
+    window.assert_nothing_happened("presence:query of an invitee who has not accepted")
+    # Bob accepts: now they share an accepted conversation, by his own choice
+    bob.ok("conversation:accept", {"conversationId": group})
+    assert [
+        p["userId"] for p in mallory.ok("presence:query", {"userIds": [bob.user_id]})["presence"]
+    ] == [bob.user_id]
+    # Bob leaves; alice (a contact) adds him back: an invitation again, not a membership
+    bob.ok("conversation:leave", {"conversationId": group})
+    requests = len(bob.frames("conversation:request"))
+    alice.ok("conversation:add-members", {"conversationId": group, "members": [bob.user_id]})
+    assert len(bob.frames("conversation:request")) == requests + 1
+    listed = bob.ok("conversation:list", {"folder": "requests"})["conversations"]
+    assert [(c["conversationId"], c["request"]) for c in listed] == [(group, True)]
+    assert mallory.error("presence:query", {"userIds": [bob.user_id]}) == "forbidden"
+
+
+def test_title_role_and_remove_changes_are_rate_limited(
+    stack: Stack, apps: dict[str, ModuleType], people: Any
+) -> None:
+    alice, bob, carol = people("alice", "bob", "carol")
+    group = new_conversation(alice, bob, carol)
+    limit = apps["message"].membership.limits.manages_per_minute
+    for i in range(limit):
+        alice.ok("conversation:set-title", {"conversationId": group, "title": f"t{i}"})
+    # One more, of any kind, is refused with a retry hint, and nothing happens to anyone
+    window = InProcess().window()
+    for action, data in (
+        ("conversation:set-title", {"conversationId": group, "title": "spam"}),
+        (
+            "conversation:set-role",
+            {"conversationId": group, "userId": bob.user_id, "role": "admin"},
+        ),
+        ("conversation:remove-member", {"conversationId": group, "userId": carol.user_id}),
+    ):
+        reply = alice.call(action, data)
+        assert reply["error"]["code"] == "rate_limited", reply
+        assert reply["error"]["details"]["retryAfterMs"] > 0
+    window.assert_nothing_happened("membership changes past the rate limit")
+    # Leaving is never limited
+    bob.ok("conversation:leave", {"conversationId": group})

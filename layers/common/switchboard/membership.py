@@ -50,7 +50,10 @@ class ConsentLimits:
     max_members: int = 50
     window_seconds: int = 10
     creates_per_user: int = 10  # also counts add-members
-    requests_per_day: int = 100  # conversations started with strangers, per user
+    requests_per_day: int = 100  # requests and group invitations started, per user
+    # Title, role and remove changes per user and minute: each is a transaction over
+    # every member's item and a push to each member, so a storm of them is capped.
+    manages_per_minute: int = 10
 
 
 class Consent:
@@ -241,9 +244,12 @@ class MembershipService:
                 raise BadRequest("everyone named is a member already")
             if len(conversation.members) + len(new) > self.limits.max_members:
                 raise BadRequest(f"at most {self.limits.max_members} members")
-            requests = self.consent.open_to(caller.user_id, new)
+            # Refused as a create is (a block, a stranger who refuses requests); for
+            # everyone added, contacts too, it is an invitation to accept: joining a group
+            # makes its members one's contacts, and someone who left is not pulled back.
+            self.consent.open_to(caller.user_id, new)
             event = SystemEvent(kind="added", by=caller.user_id, userIds=new)
-            return _Change(event, add={u: u in requests for u in new})
+            return _Change(event, add=dict.fromkeys(new, True))
 
         return self._apply(caller, data.conversationId, change)
 
@@ -349,8 +355,11 @@ class MembershipService:
         raise Conflict("the conversation is too busy right now, retry")
 
     def _rules(self, caller: Caller, change: _Change) -> list[RateLimit]:
-        """Adding counts as creating, and requests as requests, in the change's own
-        transaction: a refused change counts nothing."""
+        """Adding counts as creating, and requests as requests; a title, role or remove
+        change counts as managing. All in the change's own transaction: a refused change
+        counts nothing. Leaving is never limited."""
+        if change.event.kind in ("title", "role", "removed"):
+            return [RateLimit(f"manage#user#{caller.user_id}", self.limits.manages_per_minute, 60)]
         if not change.add:
             return []
         rules = [

@@ -134,8 +134,12 @@ class MessagingService:
         if len(members) > self.limits.max_members:
             raise BadRequest(f"at most {self.limits.max_members} members")
         # A block, or a stranger who refuses requests, refuses the whole create; for the
-        # other strangers it is a message request (membership.py).
+        # other strangers it is a message request (membership.py). A group is an
+        # invitation for everyone in it but its creator, contacts too: accepting it makes
+        # its members one's contacts, so nobody can make strangers one's contacts for them.
         requests = self.consent.open_to(caller.user_id, members)
+        if len(members) > 2:
+            requests = set(members - {caller.user_id})
         if len(members) == 2:
             # One 1:1 conversation per pair and listing: the id is derived from both.
             conversation_id = direct_id(members, data.listingId)
