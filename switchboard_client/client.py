@@ -430,9 +430,7 @@ class Client:
         first, following the pages."""
         cursor: str | None = None
         for _ in range(LIST_MAX_PAGES):
-            page = await self.list_conversations(
-                limit=page_size, cursor=cursor, requests=requests
-            )
+            page = await self.list_conversations(limit=page_size, cursor=cursor, requests=requests)
             for conversation in page.conversations:
                 yield conversation
             cursor = page.cursor
