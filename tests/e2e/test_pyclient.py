@@ -234,10 +234,8 @@ async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) ->
                 process.stdin.write(f"/accept {request}\n".encode())
                 await process.stdin.drain()
                 await _line(process, f"* accepted {request}", seen)
-                assert (await accepted.get(timeout=TIMEOUT)).data == {
-                    "conversationId": request,
-                    "userId": alice,
-                }
+                told = (await accepted.get(timeout=TIMEOUT)).data
+                assert (told["conversationId"], told["userId"]) == (request, alice)
                 await c.typing(request)
                 await _line(process, f"* {carol} is typing in {request}", seen)
 
