@@ -413,20 +413,24 @@ class Client:
         return reply
 
     async def list_conversations(
-        self, *, limit: int = 20, cursor: str | None = None
+        self, *, limit: int = 20, cursor: str | None = None, requests: bool = False
     ) -> wire.ConversationPage:
+        """A page of the inbox or (``requests``) of the message requests folder."""
         data: dict[str, Any] = {"limit": limit}
+        if requests:
+            data["folder"] = "requests"
         if cursor is not None:
             data["cursor"] = cursor
         return await self.call(wire.ConversationPage, "conversation:list", data)
 
     async def iter_conversations(
-        self, *, page_size: int = LIST_PAGE
+        self, *, page_size: int = LIST_PAGE, requests: bool = False
     ) -> AsyncIterator[wire.ConversationSummary]:
-        """Every conversation, newest activity first, following the pages."""
+        """Every conversation of the inbox (or of the requests folder), newest activity
+        first, following the pages."""
         cursor: str | None = None
         for _ in range(LIST_MAX_PAGES):
-            page = await self.list_conversations(limit=page_size, cursor=cursor)
+            page = await self.list_conversations(limit=page_size, cursor=cursor, requests=requests)
             for conversation in page.conversations:
                 yield conversation
             cursor = page.cursor
@@ -868,9 +872,10 @@ class Client:
 
     async def _resume(self) -> None:
         """After a connect: seed unknown conversations from the server's ackedSeq, then
-        sync every conversation whose lastSeq is past its cursor."""
+        sync every conversation whose lastSeq is past its cursor: the inbox's and the
+        message requests' (their messages are delivered as usual)."""
         behind: dict[str, int] = {}
-        async for conversation in self.iter_conversations():
+        async for conversation in self._every_conversation():
             conversation_id = conversation.conversationId
             acked = conversation.ackedSeq
             self._acked[conversation_id] = acked  # the server's own view, after any ack
@@ -885,6 +890,12 @@ class Client:
         await self._sync_from(behind)
         await self.messages.sync_changes()  # edits, deletes, reactions while away
         self._ack_wakeup.set()
+
+    async def _every_conversation(self) -> AsyncIterator[wire.ConversationSummary]:
+        async for conversation in self.iter_conversations():
+            yield conversation
+        async for conversation in self.iter_conversations(requests=True):
+            yield conversation
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         loop = asyncio.get_running_loop()

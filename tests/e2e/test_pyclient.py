@@ -177,7 +177,7 @@ async def _line(process: asyncio.subprocess.Process, needle: str, seen: list[str
 
 
 async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) -> None:
-    alice, bob = _users("alice", "bob")
+    alice, bob, carol = _users("alice", "bob", "carol")
     b = _client(devserver, bob)
     async with _connected(b) as b_messages:
         process = await asyncio.create_subprocess_exec(
@@ -209,7 +209,11 @@ async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) ->
             assert await _bodies(b_messages, 1) == [(1, "hello from the terminal")]
             await _line(process, "* sent #1", seen)
 
-            # ... what arrives is printed (and marked read), typing too.
+            # ... what arrives is printed (and marked read), typing too, once bob accepted
+            # the request alice's first message was (typing and receipts flow between
+            # contacts only): the CLI says so.
+            await b.membership.accept(conversation)
+            await _line(process, f"* {bob} accepted {conversation}", seen)
             async with b.events("message:read") as receipts:
                 await b.typing(conversation)
                 await _line(process, f"* {bob} is typing in {conversation}", seen)
@@ -217,6 +221,23 @@ async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) ->
                 await _line(process, f"[{conversation} #2] {bob}: hello from python", seen)
                 read = await receipts.get(timeout=TIMEOUT)
                 assert read.data == {"conversationId": conversation, "seq": 2, "userId": alice}
+
+            # A stranger's conversation is shown as a request, which the CLI user accepts:
+            # carol's typing reaches them only then.
+            c = _client(devserver, carol)
+            async with _connected(c), c.events("conversation:accepted") as accepted:
+                request = (await c.create_conversation([alice])).conversationId
+                await _line(process, f"* request from {carol} in {request}: /accept", seen)
+                process.stdin.write(b"/requests\n")
+                await process.stdin.drain()
+                await _line(process, f"* request {request} with {carol}: 0 unread", seen)
+                process.stdin.write(f"/accept {request}\n".encode())
+                await process.stdin.drain()
+                await _line(process, f"* accepted {request}", seen)
+                told = (await accepted.get(timeout=TIMEOUT)).data
+                assert (told["conversationId"], told["userId"]) == (request, alice)
+                await c.typing(request)
+                await _line(process, f"* {carol} is typing in {request}", seen)
 
             # End of input ends the session cleanly.
             process.stdin.close()
@@ -232,7 +253,8 @@ async def test_call_helpers_ring_answer_and_hang_up(devserver: RunningDevserver)
     a = _client(devserver, alice)
     b = _client(devserver, bob)
     async with _connected(a), _connected(b):
-        await a.create_conversation([bob])
+        # Calls ring only contacts: bob accepts alice's conversation first
+        await b.membership.accept((await a.create_conversation([bob])).conversationId)
         a_calls = a.events("call:answered", "call:ice-candidate", "call:ended")
         b_calls = b.events("call:incoming", "call:ended")
         offer = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}
@@ -298,6 +320,7 @@ async def test_group_call_media_recording_and_voice_through_the_python_client(
     b = _client(devserver, bob, request_timeout=TIMEOUT)
     async with _connected(a), _connected(b):
         conversation = (await a.create_conversation([bob])).conversationId
+        await b.membership.accept(conversation)  # calls ring only accepted members
         b_events = b.events("call:incoming", "call:media", "call:recording", "message:new")
         call = await a.calls.initiate([bob], "video", conversation_id=conversation)
         assert (await b_events.get(timeout=TIMEOUT)).type == "call:incoming"

@@ -164,6 +164,33 @@ def test_the_backlog_of_one_connect_is_capped(
     assert sum(c["lastSeq"] - c["ackedSeq"] for c in listing) == PUT_IN
 
 
+def test_a_connect_pushes_a_contacts_backlog_before_the_requests_and_then_theirs(
+    stack: Stack, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a victim with two unread messages from a contact, then newer message requests
+    # from three strangers, one message each: more than one connect pushes
+    monkeypatch.setattr(backlog, "BACKLOG_MAX_MESSAGES", 3)
+    tag = uuid.uuid4().hex[:6]
+    make = lambda name: Client(stack, apps["message"], apps["connect"], f"{name}-{tag}")  # noqa: E731
+    victim, friend = make("victim"), make("friend")
+    chat = new_conversation(friend, victim)
+    for i in range(2):
+        send(friend, chat, f"friend {i}")
+    for i in range(3):
+        stranger = make(f"stranger{i}")
+        send(stranger, new_conversation(stranger, victim, accept=False), f"spam {i}")
+    live = len(victim.frames("message:new"))
+    # When the victim connects
+    result = apps["events"].events.backlog.deliver(
+        victim.connection_id, victim.user_id, connected_at=0
+    )
+    # Then the contact's messages come first, however recent the requests, and a request's
+    # message (delivered as usual) fills what is left of the cap
+    bodies = [f["data"]["body"] for f in victim.frames("message:new")[live:]]
+    assert result.pushed == 3
+    assert bodies[:2] == ["friend 0", "friend 1"] and bodies[2].startswith("spam "), bodies
+
+
 def test_groups_from_strangers_cannot_hide_a_contact(
     stack: Stack, apps: dict[str, ModuleType], calls: list[Call]
 ) -> None:

@@ -61,9 +61,14 @@ class Backlog:
 
     def _backlog(self, user_id: str) -> Iterator[Message]:
         # Bounded per connect, whatever others sent: the RECENT_CONVERSATIONS most recently
-        # active conversations, BACKLOG_MAX_MESSAGES messages in all. Clients fetch the
-        # rest with message:sync (conversation:list gives every cursor).
-        recent = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members
+        # active conversations of each folder, BACKLOG_MAX_MESSAGES messages in all.
+        # Clients fetch the rest with message:sync (conversation:list gives every cursor).
+        # A request's messages are delivered as usual, so its folder is read too; after
+        # the inbox, so no number of strangers' requests can crowd out a contact's backlog.
+        recent = [
+            *self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members,
+            *self.conversations.inbox(user_id, RECENT_CONVERSATIONS, requests=True).members,
+        ]
         conversations = self.conversations.get_many(m.conversation_id for m in recent)
         left = BACKLOG_MAX_MESSAGES
         for member in recent:
