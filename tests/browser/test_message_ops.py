@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import Locator, expect
 
 from tests.browser.conftest import AppPage, OpenApp
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 
 def menu(app: AppPage, text: str) -> Locator:
@@ -25,6 +25,7 @@ def test_edit_react_and_delete_reach_the_other_device(open_app: OpenApp) -> None
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # a stranger's conversation is a request until accepted
     send(alice, "See you at 5")
     bob.page.locator(".conversation", has_text=alice_id).click()
     theirs = bob.page.locator("#messages .message.theirs")
@@ -68,6 +69,7 @@ def test_reply_in_thread_and_quote(open_app: OpenApp) -> None:
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     send(alice, "Who is in for Sunday?")
     send(alice, "Bring snacks")
     bob.page.locator(".conversation", has_text=alice_id).click()
@@ -120,6 +122,7 @@ def test_mute_and_unread_badges(open_app: OpenApp) -> None:
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     send(alice, "one")
     send(alice, "two")
     row = bob.page.locator(".conversation", has_text=alice_id)
@@ -151,6 +154,7 @@ def test_a_device_that_was_offline_shows_the_edits_deletes_and_reactions_it_miss
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     send(alice, "Meet at 5")
     send(alice, "Bring the map")
     bob.page.locator(".conversation", has_text=alice_id).click()
