@@ -129,9 +129,10 @@ def test_mute_and_unread_badges(open_app: OpenApp) -> None:
     expect(row.get_by_label("2 unread")).to_be_visible()
     row.click()
     expect(row.get_by_label("2 unread")).to_have_count(0)
-    mute = bob.page.get_by_role("button", name="Mute", exact=True)
+    # (named for what it mutes: a group call's microphone button is "Mute" too)
+    mute = bob.page.get_by_role("button", name="Mute notifications", exact=True)
     mute.click()
-    unmute = bob.page.get_by_role("button", name="Unmute")
+    unmute = bob.page.get_by_role("button", name="Unmute notifications", exact=True)
     expect(unmute).to_have_attribute("aria-pressed", "true")
     expect(row.get_by_role("img", name="muted")).to_be_visible()
     # The mute is the server's: a reload still shows it
@@ -141,8 +142,8 @@ def test_mute_and_unread_badges(open_app: OpenApp) -> None:
         bob.page.locator(".conversation", has_text=alice_id).get_by_role("img", name="muted")
     ).to_be_visible()
     bob.page.locator(".conversation", has_text=alice_id).click()
-    bob.page.get_by_role("button", name="Unmute").click()
-    expect(bob.page.get_by_role("button", name="Mute", exact=True)).to_be_visible()
+    bob.page.get_by_role("button", name="Unmute notifications", exact=True).click()
+    expect(bob.page.get_by_role("button", name="Mute notifications", exact=True)).to_be_visible()
     expect(
         bob.page.locator(".conversation", has_text=alice_id).get_by_role("img", name="muted")
     ).to_have_count(0)
