@@ -68,6 +68,12 @@ def _server_parser() -> argparse.ArgumentParser:
         help="auto: start coturn on loopback for relayed calls when `turnserver` is "
         "installed and no TurnUrls is given",
     )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="shut down when the process that started it exits (tests and benchmarks: "
+        "a killed test run leaves no devserver behind)",
+    )
     p.add_argument("--log-level", default=os.environ.get("SWITCHBOARD_DEV_LOG_LEVEL", "INFO"))
     return p
 
@@ -107,6 +113,15 @@ def _banner(ws: str, http: str, management: str, moto: str, turn: str) -> str:
     return "\n".join(lines)
 
 
+async def _when_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Sets ``stop`` once the parent has exited (the process is re-parented), so a test
+    run killed with SIGKILL, which cannot clean up, still leaves no devserver running."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("the process that started the devserver exited: shutting down")
+    stop.set()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from devserver.server import DevServer, DevServerOptions
 
@@ -128,6 +143,9 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watchdog = (
+        loop.create_task(_when_orphaned(os.getppid(), stop)) if args.exit_with_parent else None
+    )
     try:
         await server.start()
         print(
@@ -143,6 +161,8 @@ async def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         log.info("shutting down: closing connections ($disconnect), then workers and moto")
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await server.stop()
     return 0
 

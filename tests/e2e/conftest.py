@@ -115,6 +115,7 @@ def _start(workdir: Path, args: list[str], env: dict[str, str] | None = None) ->
                 # No coturn unless a test asks for it (`--turn auto`): e2e needs no relay.
                 "--turn",
                 "off",
+                "--exit-with-parent",  # a killed test run leaves no devserver behind
                 *args,
             ],
             cwd=ROOT,
