@@ -426,11 +426,18 @@ export function initMessageOps(host) {
   /** @param {any} c */
   const isMuted = (c) => Boolean(c?.mutedUntil && c.mutedUntil > Date.now());
 
-  /** The chat head's mute button. @param {any} c */
+  /**
+   * The chat head's mute button. Its accessible name says what it mutes: a group call's
+   * microphone button is also "Mute", and a screen reader must tell the two apart.
+   * @param {any} c
+   */
   function renderHead(c) {
     const button = /** @type {HTMLButtonElement} */ ($("mute-button"));
+    const verb = isMuted(c) ? "Unmute" : "Mute";
     button.disabled = !c;
-    button.textContent = isMuted(c) ? "Unmute" : "Mute";
+    button.textContent = verb;
+    button.setAttribute("aria-label", `${verb} notifications`);
+    button.title = `${verb} this conversation's notifications`;
     button.setAttribute("aria-pressed", String(isMuted(c)));
   }
 

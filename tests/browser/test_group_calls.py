@@ -99,8 +99,11 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
         for other in everyone:
             if other is not app:
                 expect(tile(app, other.user)).to_be_visible()
-    # When bob mutes, the others' tiles of bob say so
-    bob.page.get_by_role("button", name="Mute").click()
+    # When bob mutes (his microphone: the group call's button, not the chat head's
+    # "Mute notifications"), the others' tiles of bob say so
+    bob_call = bob.page.get_by_role("region", name="Group call")
+    expect(bob.page.get_by_role("button", name="Mute", exact=True)).to_have_count(1)
+    bob_call.get_by_role("button", name="Mute", exact=True).click()
     for app in (alice, carol):
         expect(tile(app, bob_id)).to_have_attribute("data-audio", "false")
         expect(tile(app, bob_id)).to_contain_text("muted")
@@ -124,7 +127,7 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
         expect(tile(app, alice_id)).to_have_attribute("data-screen", "false")
         expect(tile(app, alice_id)).to_be_visible()
     # When carol leaves, alice and bob keep decoding each other (new frames after it)
-    carol.page.get_by_role("button", name="Leave").click()
+    carol.page.get_by_role("button", name="Leave", exact=True).click()
     expect(carol.page.get_by_role("region", name="Group call")).to_be_hidden()
     for app, other in ((alice, bob_id), (bob, alice_id)):
         expect(tile(app, carol_id)).to_have_count(0)
@@ -132,7 +135,7 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
         expect(status).to_have_attribute("data-peers", "1")
         before = app.eval("async () => await window.switchboardApp.groupCall.stats()")
         decoding(app, [other], after={other: before[other]["framesDecoded"]})
-    alice.page.get_by_role("button", name="Leave").click()
+    alice.page.get_by_role("button", name="Leave", exact=True).click()
     expect(bob.page.get_by_role("alert")).to_contain_text("Group call ended")
 
 
@@ -314,4 +317,4 @@ def test_group_call_through_turn_relay(open_app: OpenApp, turn_server: TurnServe
     log = turn_server.log()
     for user in (alice_id, bob_id, carol_id):
         assert f":{user}>: incoming packet ALLOCATE processed, success" in log, log[-3000:]
-    alice.page.get_by_role("button", name="Leave").click()
+    alice.page.get_by_role("button", name="Leave", exact=True).click()
