@@ -23,6 +23,11 @@
  *   network never loses or repeats a message;
  * - `message:send` is idempotent (`clientMessageId`): a send interrupted by a disconnect
  *   is sent again after the reconnect and never stored twice;
+ * - edits, deletes, reactions, thread replies, quotes and mute (`editMessage`,
+ *   `deleteMessage`, `react`, `sendMessage` with `parentSeq`/`replyToSeq`, `threadHistory`,
+ *   `mute`); after a reconnect it reads what changed while it was away from each
+ *   conversation's change cursor (`message:changes`, `client:message-changed` events),
+ *   never the whole history;
  * - throttles `typing:start` to the server's limit and sends `typing:stop` when idle;
  * - `CallSession`: WebRTC with the "perfect negotiation" pattern over `call:*`, screen
  *   sharing and mute state (`MediaCall`, which web/calls.js's group calls share);
@@ -86,6 +91,8 @@ export const ClientEvent = Object.freeze({
   CLOSE: "client:close",
   RECONNECTING: "client:reconnecting",
   SYNCED: "client:synced",
+  /** A stored message changed while the client was away (read by `syncChanges`). */
+  MESSAGE_CHANGED: "client:message-changed",
   AUTH_FAILED: "client:auth-failed",
   ERROR: "client:error",
 });
@@ -228,6 +235,10 @@ export class SwitchboardClient {
     this.ws = null;
     this.userId = "";
     this.log = new ConversationLog();
+    /** @type {Map<string, number>} per conversation: every change up to it is applied */
+    this._changeCursors = new Map();
+    /** @type {Map<string, number>} per conversation: the latest change number known */
+    this._lastChange = new Map();
     /** Duplicated `message:new` frames dropped so far. */
     this.duplicates = 0;
     /** How many times the socket opened (1 = first connection). */
@@ -680,6 +691,9 @@ export class SwitchboardClient {
       return;
     }
     if (frame.type === "message:new") this._receive(frame.data, "push");
+    if (frame.type === "message:updated" || frame.type === "message:deleted" || frame.type === "message:reactions") {
+      this._onChangePush(frame.data);
+    }
     if (frame.type === "message:batch") {
       // Each message of a batch is handled (and seen by `message:new` subscribers) as if
       // it had come alone, in the batch's (seq) order.
@@ -704,6 +718,9 @@ export class SwitchboardClient {
       this.duplicates += 1;
       return false;
     }
+    // A conversation first seen by its messages (it started while connected): its changes
+    // are read from the start on resume (at worst more than needed, never less).
+    if (!this._changeCursors.has(message.conversationId)) this._changeCursors.set(message.conversationId, 0);
     this._emit(ClientEvent.MESSAGE, { ...message, source });
     const after = this.log.cursor(message.conversationId);
     if (source !== "self" && this.options.autoAck && after > before) this._scheduleAck(message.conversationId);
@@ -753,9 +770,11 @@ export class SwitchboardClient {
           for (const [conversationId, page] of Object.entries(reply.conversations ?? {})) {
             for (const message of page.messages ?? []) this._receive({ ...message, conversationId }, "sync");
             if (page.hasMore) more = true;
+            this._lastChange.set(conversationId, page.lastChange ?? 0);
           }
           if (!more) break;
         }
+        await this.syncChanges();
         this._emit(ClientEvent.SYNCED, { cursors: this.log.cursors() });
       } finally {
         this._syncing = null;
@@ -764,12 +783,155 @@ export class SwitchboardClient {
     return this._syncing;
   }
 
+  // ------------------------------------------------------------------ changes
+
+  /**
+   * Track a conversation's change cursor (the `lastChange` of `conversation:list` or of
+   * a history page you rendered): changes after it are read on the next resume.
+   * @param {string} conversationId
+   * @param {number} change
+   */
+  seedChangeCursor(conversationId, change) {
+    if (!this._changeCursors.has(conversationId)) this._changeCursors.set(conversationId, change);
+    this._lastChange.set(conversationId, Math.max(change, this._lastChange.get(conversationId) ?? 0));
+  }
+
+  /** @param {string} conversationId @returns {number | undefined} */
+  changeCursor(conversationId) {
+    return this._changeCursors.get(conversationId);
+  }
+
+  /**
+   * A change push (`message:updated`, `message:deleted`, `message:reactions`): the cursor
+   * moves only over consecutive changes, so a lost push is read on the next resume.
+   * @param {{conversationId: string, change: number}} data
+   */
+  _onChangePush(data) {
+    const cursor = this._changeCursors.get(data.conversationId);
+    if (cursor !== undefined && data.change === cursor + 1) this._changeCursors.set(data.conversationId, data.change);
+    this._lastChange.set(data.conversationId, Math.max(data.change, this._lastChange.get(data.conversationId) ?? 0));
+  }
+
+  /**
+   * Reads, for every tracked conversation whose `lastChange` is past its change cursor,
+   * the messages changed since (`message:changes`, paged), emitting `client:message-changed`
+   * for each (the message as it is now; apply it if its `version` is above yours). A
+   * `reset` (the changes expired) is emitted as `client:message-changed` with `reset: true`:
+   * re-read that conversation's history. Runs after every resume.
+   * @returns {Promise<number>} how many changed messages were read
+   */
+  async syncChanges() {
+    let read = 0;
+    for (const [conversationId, cursor] of [...this._changeCursors]) {
+      let after = cursor;
+      for (let round = 0; round < 20 && after < (this._lastChange.get(conversationId) ?? 0); round++) {
+        /** @type {import("./protocol.js").ChangesPage} */
+        let page;
+        try {
+          page = await this.request("message:changes", { conversationId, afterChange: after });
+        } catch (error) {
+          // A conversation the user left or was removed from: nothing more to follow there
+          // (the others' changes still go on).
+          if (error instanceof SwitchboardError && (error.code === "forbidden" || error.code === "not_found")) {
+            this._changeCursors.delete(conversationId);
+            after = -1;
+            break;
+          }
+          throw error;
+        }
+        if (page.reset) this._emit(ClientEvent.MESSAGE_CHANGED, { conversationId, reset: true, message: null });
+        for (const message of page.messages) {
+          read += 1;
+          this._emit(ClientEvent.MESSAGE_CHANGED, { conversationId, reset: false, message });
+        }
+        after = page.cursor;
+        this._lastChange.set(conversationId, page.lastChange);
+        if (!page.hasMore) break;
+      }
+      if (after >= 0) this._changeCursors.set(conversationId, after);
+    }
+    return read;
+  }
+
+  /**
+   * Edits your message (within the edit window, `LIMITS.EDIT_WINDOW_SECONDS`).
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {string} body
+   * @returns {Promise<import("./protocol.js").MessageUpdated>}
+   */
+  editMessage(conversationId, seq, body) {
+    // Idempotent (the same body again changes nothing): safe to send again after a drop.
+    return this.request("message:edit", { conversationId, seq, body }, { resend: true });
+  }
+
+  /**
+   * Deletes your message for everyone (a tombstone keeps its seq).
+   * @param {string} conversationId
+   * @param {number} seq
+   * @returns {Promise<import("./protocol.js").MessageDeleted>}
+   */
+  deleteMessage(conversationId, seq) {
+    return this.request("message:delete", { conversationId, seq }, { resend: true });
+  }
+
+  /**
+   * Reacts with one emoji (`on` false: takes it back). Idempotent.
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {string} emoji
+   * @param {boolean} [on]
+   * @returns {Promise<import("./protocol.js").MessageReactions>}
+   */
+  react(conversationId, seq, emoji, on = true) {
+    return this.request("message:react", { conversationId, seq, emoji, on }, { resend: true });
+  }
+
+  /**
+   * A thread's parent and its replies after `afterSeq`, oldest first.
+   * @param {string} conversationId
+   * @param {number} parentSeq
+   * @param {{afterSeq?: number, limit?: number}} [options]
+   * @returns {Promise<import("./protocol.js").ThreadPage>}
+   */
+  threadHistory(conversationId, parentSeq, options = {}) {
+    return this.request("thread:history", {
+      conversationId,
+      parentSeq,
+      afterSeq: options.afterSeq ?? 0,
+      limit: options.limit ?? 50,
+    });
+  }
+
+  /**
+   * Mutes a conversation's notifications and e-mail until `until` (epoch ms), or until
+   * unmuted if omitted.
+   * @param {string} conversationId
+   * @param {number} [until]
+   * @returns {Promise<import("./protocol.js").MuteState>}
+   */
+  mute(conversationId, until) {
+    /** @type {Record<string, any>} */
+    const data = { conversationId, muted: true };
+    if (until !== undefined) data.until = until;
+    return this.request("conversation:mute", data, { resend: true });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").MuteState>}
+   */
+  unmute(conversationId) {
+    return this.request("conversation:mute", { conversationId, muted: false }, { resend: true });
+  }
+
   /**
    * Sends a message; resolves with the stored message once it is durable. Safe to retry:
-   * the same `clientMessageId` is used across reconnects.
+   * the same `clientMessageId` is used across reconnects. `parentSeq`: a reply in that
+   * message's thread; `replyToSeq`: a quote of that message.
    * @param {string} conversationId
    * @param {string} body
-   * @param {{attachments?: Message["attachments"], clientMessageId?: string, timeoutMs?: number}} [options]
+   * @param {{attachments?: Message["attachments"], clientMessageId?: string, timeoutMs?: number, parentSeq?: number, replyToSeq?: number}} [options]
    * @returns {Promise<Message>}
    */
   async sendMessage(conversationId, body, options = {}) {
@@ -777,6 +939,8 @@ export class SwitchboardClient {
     /** @type {Record<string, any>} */
     const data = { conversationId, clientMessageId, body };
     if (options.attachments?.length) data.attachments = options.attachments;
+    if (options.parentSeq !== undefined) data.parentSeq = options.parentSeq;
+    if (options.replyToSeq !== undefined) data.replyToSeq = options.replyToSeq;
     this.stopTyping(conversationId);
     const reply = await this.request("message:send", data, { resend: true, timeoutMs: options.timeoutMs ?? 30_000 });
     /** @type {Message} */
@@ -789,6 +953,10 @@ export class SwitchboardClient {
       createdAt: reply.createdAt,
       clientMessageId,
       ...(data.attachments ? { attachments: data.attachments } : {}),
+      ...(data.parentSeq !== undefined ? { parentSeq: data.parentSeq } : {}),
+      // Your own echo names the quoted seq (the server's `replyTo` preview comes with pushes
+      // to the others, history and sync).
+      ...(data.replyToSeq !== undefined ? { replyToSeq: data.replyToSeq } : {}),
     };
     this._receive(message, "self");
     return message;
@@ -855,7 +1023,10 @@ export class SwitchboardClient {
    */
   async listConversations(limit = 50) {
     const reply = await this.request("conversation:list", { limit });
-    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    for (const c of reply.conversations ?? []) {
+      this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+      this.seedChangeCursor(c.conversationId, c.lastChange ?? 0);
+    }
     return reply.conversations ?? [];
   }
 
@@ -874,6 +1045,113 @@ export class SwitchboardClient {
    */
   async presence(userIds) {
     return (await this.request("presence:query", { userIds })).presence;
+  }
+
+  // ------------------------------------------------------------------ consent & membership
+  // Message requests, leaving, blocks, group members and roles (docs/protocol.md,
+  // "Consent and membership"). Their pushes: `conversation:request`,
+  // `conversation:accepted`; changes arrive as `message:new` with a `system` object.
+
+  /**
+   * The conversations strangers started with you (`request: true` on each).
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
+   */
+  async listRequests(limit = 50) {
+    const reply = await this.request("conversation:list", { limit, folder: "requests" });
+    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    return reply.conversations ?? [];
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").ConsentChanged>}
+   */
+  acceptConversation(conversationId) {
+    return this.request("conversation:accept", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").ConsentChanged>}
+   */
+  declineConversation(conversationId) {
+    return this.request("conversation:decline", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  leaveConversation(conversationId) {
+    return this.request("conversation:leave", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string[]} members
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  addMembers(conversationId, members) {
+    return this.request("conversation:add-members", { conversationId, members });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  removeMember(conversationId, userId) {
+    return this.request("conversation:remove-member", { conversationId, userId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} userId
+   * @param {"admin" | "member"} role
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  setRole(conversationId, userId, role) {
+    return this.request("conversation:set-role", { conversationId, userId, role });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} title
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  setTitle(conversationId, title) {
+    return this.request("conversation:set-title", { conversationId, title });
+  }
+
+  /**
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").BlockChanged>}
+   */
+  block(userId) {
+    return this.request("user:block", { userId });
+  }
+
+  /**
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").BlockChanged>}
+   */
+  unblock(userId) {
+    return this.request("user:unblock", { userId });
+  }
+
+  /** @returns {Promise<string[]>} whom you blocked */
+  async blocks() {
+    return (await this.request("user:blocks", {})).userIds;
+  }
+
+  /**
+   * False: nobody new may start a conversation with you.
+   * @param {boolean} accept
+   * @returns {Promise<import("./protocol.js").PreferencesView>}
+   */
+  setAcceptRequests(accept) {
+    return this.request("preferences:set", { acceptRequests: accept });
   }
 
   // ------------------------------------------------------------------ typing

@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import AppPage, OpenApp, TurnServer
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 CONNECTED = ("connected", "completed")
 
@@ -52,6 +52,7 @@ FRAMES_DECODED = """async () => {
 
 def place_call(alice: AppPage, bob: AppPage, alice_id: str, bob_id: str) -> None:
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # a call rings only contacts
     send(alice, "Can I call you?")
     # When alice presses the call button, bob's devices ring; he accepts
     alice.page.get_by_role("button", name=f"Video call {bob_id}").click()
@@ -184,6 +185,7 @@ def test_turn_refuses_credentials_not_signed_with_the_secret(
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id)
     start_conversation(alice, bob_id)  # credentials are for someone she can call
+    accept_request(open_app(bob_id), alice_id)
     ice = alice.eval("(bob) => window.switchboardApp.client.iceServers({calleeId: bob})", bob_id)
     turn = next(s for s in ice if s.get("credential"))
     forged = {**turn, "credential": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}
@@ -221,6 +223,7 @@ def test_every_device_rings_and_stops_when_one_answers(open_app: OpenApp) -> Non
     bob_phone = open_app(bob_id)
     bob_laptop = open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob_phone, alice_id)
     # When alice calls, both of bob's devices ring
     alice.page.get_by_role("button", name=f"Video call {bob_id}").click()
     rings = [
@@ -243,6 +246,7 @@ def test_declined_call_ends_on_the_callers_side(open_app: OpenApp) -> None:
     alice = open_app(alice_id)
     bob = open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     alice.page.get_by_role("button", name=f"Video call {bob_id}").click()
     ring = bob.page.get_by_role("alertdialog", name="Incoming call")
     # When bob declines

@@ -13,7 +13,7 @@ from switchboard.wire.calls import MAX_SDP_CHARS
 
 from tests.integration.conftest import Stack
 from tests.integration.test_calls import ANSWER, OFFER, active_item, call_item, initiate
-from tests.integration.test_messaging import Client
+from tests.integration.test_messaging import Client, befriend
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,15 @@ def apps(stack: Stack) -> dict[str, ModuleType]:
 
 @pytest.fixture
 def people(stack: Stack, apps: dict[str, ModuleType]) -> Any:
+    """Connected users, contacts of each other (a call rings only contacts) - except
+    mallory, nobody's contact."""
+    message = stack.handler("MessageFunction")
+
     def make(*names: str) -> list[Client]:
         tag = uuid.uuid4().hex[:6]
-        return [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        made = [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        befriend(message, *(c for c in made if not c.user_id.startswith("mallory-")))
+        return made
 
     return make
 

@@ -16,7 +16,7 @@ import pytest
 from switchboard.turn import turn_credentials
 
 from tests.integration.conftest import FakeContext, Stack
-from tests.integration.test_messaging import Client
+from tests.integration.test_messaging import Client, befriend
 from tests.support.effects import InProcess
 from tests.support.events import ws_event
 
@@ -41,9 +41,15 @@ def apps(stack: Stack) -> dict[str, ModuleType]:
 
 @pytest.fixture
 def people(stack: Stack, apps: dict[str, ModuleType]) -> Any:
+    """Connected users, contacts of each other (a call rings only contacts) - except
+    mallory, nobody's contact."""
+    message = stack.handler("MessageFunction")
+
     def make(*names: str) -> list[Client]:
         tag = uuid.uuid4().hex[:6]
-        return [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        made = [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        befriend(message, *(c for c in made if not c.user_id.startswith("mallory-")))
+        return made
 
     return make
 
@@ -484,9 +490,13 @@ def test_sample_events_in_events_dir_run_against_the_handlers(
 ) -> None:
     # `sam local invoke -e events/call-*.json` inputs: each is a valid event for its handler
     root = Path(__file__).resolve().parents[2] / "events"
-    # (the sample's alice asks for credentials to call bob: they share a conversation)
-    Client(stack, stack.handler("MessageFunction"), apps["connect"], "alice").ok(
+    # (the sample's alice asks for credentials to call bob: they are contacts)
+    message = stack.handler("MessageFunction")
+    created = Client(stack, message, apps["connect"], "alice").ok(
         "conversation:create", {"members": ["bob"]}
+    )
+    Client(stack, message, apps["connect"], "bob").call(
+        "conversation:accept", {"conversationId": created["conversationId"]}
     )
     servers = json.loads(
         apps["signaling"].lambda_handler(
@@ -568,11 +578,12 @@ def test_aws_calls_per_call_action(stack: Stack, apps: dict[str, ModuleType], pe
     assert ice_calls == {"dynamodb.GetItem": 1}
     for snapshot in (initiate_calls, answer_calls, ice_calls, end_calls):
         assert not any(name.endswith(("Scan", "Query")) for name in snapshot), snapshot
-    # Measured: initiate = presence BatchGet + one transaction + the ring-timeout message;
-    # answer = GetItem + one transaction + presence (answered-elsewhere) + the answering
-    # connection read after the write (a join landing after a close); end = 2 calls.
+    # Measured: initiate = the consent reads (the callee's block list, the 1:1 conversation
+    # by key: 2 BatchGets) + presence BatchGet + one transaction + the ring-timeout
+    # message; answer = GetItem + one transaction + presence (answered-elsewhere) + the
+    # answering connection read after the write (a join landing after a close); end = 2.
     assert initiate_calls == {
-        "dynamodb.BatchGetItem": 1,
+        "dynamodb.BatchGetItem": 3,
         "dynamodb.TransactWriteItems": 1,
         "sqs.SendMessage": 1,
     }
@@ -654,8 +665,14 @@ def test_turn_credentials_go_only_to_the_participants_of_a_live_call(
     limited = Client(stack, signaling, apps["connect"], mallory.user_id)
     assert limited.error("call:ice-servers", {"calleeId": bob.user_id}) == "forbidden"
     assert limited.error("call:ice-servers", {"calleeId": "nobody-at-all"}) == "forbidden"
-    messages = Client(stack, stack.handler("MessageFunction"), apps["connect"], mallory.user_id)
-    messages.ok("conversation:create", {"members": [bob.user_id]})
+    message_function = stack.handler("MessageFunction")
+    messages = Client(stack, message_function, apps["connect"], mallory.user_id)
+    created = messages.ok("conversation:create", {"members": [bob.user_id]})
+    # A request is not enough (a call rings only contacts): bob accepts it
+    assert limited.error("call:ice-servers", {"calleeId": bob.user_id}) == "forbidden"
+    Client(stack, message_function, apps["connect"], bob.user_id).ok(
+        "conversation:accept", {"conversationId": created["conversationId"]}
+    )
     replies = [limited.call("call:ice-servers", {"calleeId": bob.user_id}) for _ in range(3)]
     assert [r["ok"] for r in replies] == [True, True, False]
     assert replies[2]["error"]["code"] == "rate_limited"

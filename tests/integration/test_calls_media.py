@@ -18,7 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from tests.integration.conftest import Stack
-from tests.integration.test_messaging import Client
+from tests.integration.test_messaging import Client, befriend
 from tests.integration.test_uploads import run_processor, upload_record
 from tests.support.images import http
 
@@ -59,6 +59,7 @@ def people(stack: Stack, apps: dict[str, ModuleType]) -> Callable[..., list[Devi
             device = Device(stack, apps["signaling"], apps["connect"], f"{name}-{tag}")
             device.apps = apps
             made.append(device)
+        befriend(apps["message"], *made)  # a call rings only contacts
         return made
 
     return make

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from switchboard.wire import calls as wire
 
 if TYPE_CHECKING:
     from switchboard.calls.repository import CallRepository
-    from switchboard.dal.conversations import ConversationRepository
+    from switchboard.dal.conversations import Conversation, ConversationRepository
     from switchboard.delivery import Delivery
     from switchboard.queues import NotificationQueue, RingTimeoutQueue
     from switchboard.router import Caller
@@ -86,6 +86,7 @@ class CallService:
     # ------------------------------------------------------------------ actions
     def initiate(self, caller: Caller, data: wire.CallInitiate) -> wire.CallStarted:
         callees = data.callees
+        conversation = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None or not {caller.user_id, *callees} <= conversation.members:
@@ -103,6 +104,8 @@ class CallService:
             offer=data.offer.model_dump(exclude_none=True) if data.offer else None,
             conversation_id=data.conversationId,
         )
+        # After the call is validated (start() is pure), before anything is written.
+        self._check_consent(caller, callees, conversation)
         # Scheduled before the call is stored: a timeout for a call that was never stored
         # (refused as busy or already in a call, or a write that failed) finds nothing to
         # end, while a stored call whose timeout was lost to a crash or a failed send
@@ -126,6 +129,28 @@ class CallService:
             extra={"callId": call.call_id, "callees": callees, "group": call.group},
         )
         return _started(call)
+
+    def _check_consent(
+        self, caller: Caller, callees: Sequence[str], conversation: Conversation | None
+    ) -> None:
+        """A call rings only people who accept the caller: contacts, or members who
+        accepted the conversation it is placed in (the caller too), and never someone who
+        blocked the caller. One refusal (membership.REFUSED) for all three, decided on the
+        same reads, so a block cannot be told from a stranger."""
+        from switchboard.membership import REFUSED, Consent
+
+        consent = Consent(self.conversations, self.delivery)
+        if conversation is not None:
+            accepted = conversation.accepted()
+            strangers = {c for c in callees if c not in accepted}
+            if caller.user_id not in accepted:
+                strangers = set(callees)
+        else:
+            strangers = set(callees)
+        states = self.delivery.users.presence(sorted(set(callees)), consent=True)
+        strangers -= consent.contacts(caller.user_id, strangers) if strangers else set()
+        if strangers or any(caller.user_id in states[c].blocked for c in callees):
+            raise Forbidden(REFUSED)
 
     def answer(self, caller: Caller, data: wire.CallAnswer) -> wire.CallAnswerReply:
         answer = wire.Sdp.model_validate(data.answer.model_dump(exclude_none=True))
@@ -185,6 +210,7 @@ class CallService:
     def invite(self, caller: Caller, data: wire.CallInvite) -> wire.CallInvited:
         if caller.user_id in data.userIds:
             raise BadRequest("you cannot invite yourself")
+        self._check_consent(caller, data.userIds, None)  # an invite rings too
         before, after = self.transition(
             data.callId,
             lambda call: invite(
@@ -332,11 +358,9 @@ class CallService:
         if data.calleeId is not None:
             if data.calleeId == caller.user_id:
                 raise BadRequest("a call needs someone else")
-            # Not for any id at all (a relay credential for anyone who asks): the callee
-            # must be a member of one of the caller's recent conversations, which is where
-            # a call is placed from (one Query and one BatchGetItem).
-            if data.calleeId not in self.conversations.recent_contacts(caller.user_id):
-                raise Forbidden("credentials are for calling someone you share a conversation with")
+            # Not for any id at all (a relay credential for anyone who asks): only for
+            # someone the caller may ring (the same check as call:initiate).
+            self._check_consent(caller, [data.calleeId], None)
             self.ice_servers.count_issue(caller.user_id)
             return self.ice_servers.for_user(caller.user_id)
         return self.ice_servers.stun_only()

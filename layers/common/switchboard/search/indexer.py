@@ -5,7 +5,9 @@ Each change of a message becomes postings to put and postings to delete:
 - MODIFY (an edit, a tombstone): the new terms are put, the old terms that are gone are
   deleted; a tombstone (``deleted`` true or a ``deletedAt``, or no body and no
   attachments left) is a message with no terms;
-- REMOVE: every old term is deleted.
+- REMOVE: every old term is deleted;
+- a MODIFY that leaves body and file names as they were (a reaction, a reply count) is
+  skipped.
 
 A batch is applied as a whole: the changes are folded per posting key (the last change
 wins, as the stream orders changes of one item), the conversations' members are read in
@@ -116,7 +118,10 @@ class SearchIndexer:
         self.limits = limits
 
     def handle_records(self, records: Iterable[dict[str, Any]]) -> IndexReport:
-        changes = [c for c in (Change.of(r) for r in records) if c is not None]
+        # A MODIFY that leaves the searchable part as it was (a reaction, a thread's reply
+        # count) changes no posting: skipped, or every reaction would rewrite a message's
+        # hundreds of postings.
+        changes = [c for c in (Change.of(r) for r in records) if c is not None and c.old != c.new]
         return self.apply(changes)
 
     def apply(self, changes: list[Change]) -> IndexReport:

@@ -4,8 +4,9 @@ words is never shown, whatever the index still holds).
 
 Privacy: without ``conversationId`` the search reads only the caller's own scope
 (``u#<userId>``), which holds postings for the conversations the caller was a member of
-when each message was indexed; with it, membership is checked first (as for history),
-then the conversation's scope is read. Nobody's query ever reads another user's scope.
+when each message was indexed; with it, membership is checked first (as for history: a
+former member - left, removed, declined - finds only what came up to the seq they left
+at), then the conversation's scope is read. Nobody's query ever reads another user's scope.
 
 Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
 costs that alone), one rate-limit UpdateItem, one Query per word (a prefix word: up to 5),
@@ -85,12 +86,16 @@ class SearchService:
         except QueryTooComplex as exc:
             raise BadRequest(str(exc)) from None
         offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else 0
+        bound: int | None = None  # a former member searches up to the seq they left at
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
                 raise NotFound("conversation not found")
             if caller.user_id not in conversation.members:
-                raise Forbidden("you are not a member of this conversation")
+                former = self.conversations.member(data.conversationId, caller.user_id)
+                if former is None or former.left_seq is None:
+                    raise Forbidden("you are not a member of this conversation")
+                bound = former.left_seq
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
@@ -100,6 +105,8 @@ class SearchService:
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
         ranked = rank(query, [self._read(scope, clause) for clause in query.clauses])
+        if bound is not None:
+            ranked = [c for c in ranked if c.key[1] <= bound]
         hits: list[wire.SearchHit] = []
         position = offset
         # A page is filled from the ranked list; a candidate whose message is gone or no
