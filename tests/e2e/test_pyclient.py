@@ -353,6 +353,10 @@ async def test_group_call_media_recording_and_voice_through_the_python_client(
         await a.calls.recording(call.callId, "started")
         kinds = {(await b_events.get(timeout=TIMEOUT)).type for _ in range(2)}
         assert kinds == {"call:recording", "message:new"}
+        # The file lasts 1,981 ms: it is recorded for that long before it is stopped and
+        # uploaded (the server refuses a recording longer than it was announced for)
+        await asyncio.sleep(2.0)
+        await a.calls.recording(call.callId, "stopped")
         recording = (media / "recording.webm").read_bytes()
         done = await a.uploads.upload(
             recording, "call.webm", "video/webm", purpose="recording", call_id=call.callId
