@@ -375,24 +375,12 @@ export function initMessageOps(host) {
   function renderThreadParent(parent) {
     const holder = $("thread-parent");
     holder.replaceChildren();
-    const li = document.createElement("div");
-    li.className = `message ${parent.senderId === app.userId ? "own" : "theirs"}`;
-    li.dataset.seq = String(parent.seq);
-    const meta = document.createElement("span");
-    meta.className = "meta";
-    meta.textContent = parent.senderId === app.userId ? "You" : parent.senderId;
-    const body = document.createElement("p");
-    body.className = "body";
-    body.textContent = parent.body;
-    li.append(meta, body);
-    decorate(li, parent, body, { inThread: true });
-    holder.append(li);
+    holder.append(threadMessage("div", parent));
   }
 
-  /** @param {any} message @param {HTMLElement} list */
-  function renderThreadItem(message, list) {
-    if (list.querySelector(`[data-seq="${message.seq}"]`)) return;
-    const li = document.createElement("li");
+  /** A message of the thread panel (its parent or a reply). @param {string} tag @param {any} message */
+  function threadMessage(tag, message) {
+    const li = document.createElement(tag);
     li.className = `message ${message.senderId === app.userId ? "own" : "theirs"}`;
     li.dataset.seq = String(message.seq);
     const meta = document.createElement("span");
@@ -403,6 +391,13 @@ export function initMessageOps(host) {
     body.textContent = message.body;
     li.append(meta, body);
     decorate(li, message, body, { inThread: true });
+    return li;
+  }
+
+  /** @param {any} message @param {HTMLElement} list */
+  function renderThreadItem(message, list) {
+    if (list.querySelector(`[data-seq="${message.seq}"]`)) return;
+    const li = threadMessage("li", message);
     const after = [...list.children].find((el) => Number(/** @type {HTMLElement} */ (el).dataset.seq) > message.seq);
     list.insertBefore(li, after ?? null);
   }
