@@ -120,6 +120,7 @@ def measure(
 
         conversation = alice.ok("conversation:create", {"members": [bob.user_id]})
         cid = {"conversationId": conversation["conversationId"]}
+        bob.ok("conversation:accept", cid)  # a request until bob accepts (contacts from now)
         alice.ok("message:send", {**cid, "clientMessageId": "warm", "body": "warm"})
         with run.operation("send_1to1_online"):
             alice.ok("message:send", {**cid, "clientMessageId": "m1", "body": "hi"})
@@ -155,6 +156,9 @@ def measure(
             for action, data in REQUEST_ACTIONS:
                 bob.ok(action, data(conversation["conversationId"], bob.user_id))
 
+        message_operations(run, alice, bob, conversation["conversationId"])
+        progress("calls: edit, delete, reaction, thread reply and quote counted")
+
         unavailable = feature_operations(stack, run, alice, bob, context)
         progress("calls: call setup and upload start counted")
     finally:
@@ -170,6 +174,30 @@ def measure(
         "scan_calls": scans,
         "not_counted": NOT_COUNTED + unavailable,
     }
+
+
+def message_operations(run: Counted, alice: Client, bob: Client, conversation: str) -> None:
+    """An edit, a reaction, a thread reply, a quote-reply and a delete of the online 1:1
+    conversation's message (seq 2): each at most 3 DynamoDB calls, like a send."""
+    at = {"conversationId": conversation, "seq": 2}
+    with run.operation("message_edit"):
+        alice.ok("message:edit", {**at, "body": "hi!"})
+    with run.operation("message_react"):
+        bob.ok("message:react", {**at, "emoji": "👍"})
+    with run.operation("send_thread_reply"):
+        bob.ok(
+            "message:send",
+            {"conversationId": conversation, "clientMessageId": "t1", "body": "re", "parentSeq": 2},
+        )
+    with run.operation("send_quote"):
+        bob.ok(
+            "message:send",
+            {"conversationId": conversation, "clientMessageId": "q1", "body": "q", "replyToSeq": 2},
+        )
+    with run.operation("message_delete"):
+        alice.ok("message:delete", at)
+    if bob.frames("message:deleted")[-1]["data"]["seq"] != 2:
+        raise RuntimeError("the counted delete was not pushed")
 
 
 def feature_operations(
@@ -250,6 +278,12 @@ REQUEST_ACTIONS: list[tuple[str, Callable[[str, str], dict[str, Any]]]] = [
     ("preferences:get", lambda c, u: {}),
     ("preferences:set", lambda c, u: {"digestMinutes": 10}),
     ("notification:list", lambda c, u: {}),
+    ("message:changes", lambda c, u: {"conversationId": c, "afterChange": 0}),
+    ("thread:history", lambda c, u: {"conversationId": c, "parentSeq": 1}),
+    ("conversation:mute", lambda c, u: {"conversationId": c, "until": 2**50}),
+    ("conversation:accept", lambda c, u: {"conversationId": c}),
+    ("conversation:decline", lambda c, u: {"conversationId": c}),
+    ("user:blocks", lambda c, u: {}),
 ]
 
 NOT_COUNTED = [

@@ -43,6 +43,9 @@ async def _round(ds: RunningDevserver, index: int, candidates: int) -> tuple[flo
     await caller.connect()
     await callee.connect()
     try:
+        # Calls ring only contacts: the pair first shares an accepted conversation.
+        conversation = await caller.create_conversation([callee.user_id])
+        await callee.call("conversation:accept", {"conversationId": conversation})
         sent = time.perf_counter()
         started = await caller.call(
             "call:initiate", {"calleeId": callee.user_id, "media": "audio", "offer": OFFER}

@@ -6,8 +6,10 @@ As `sam local invoke` does, it gives the function exactly the template's environ
 process of devserver/worker.py: CodeUri + layers on the path, isolated interpreter), and
 prints START / the function's logs / END / REPORT to stderr and the result (or the error
 payload) as JSON to stdout. The AWS it meets is a fresh moto, provisioned from the template
-(empty tables and queues); pushes to connections go to moto's management API, which
-accepts any connection id. Placeholders in the event are filled in first, so the sample
+(empty tables and queues) with the sample data of events/sample-data/ put in through the
+functions themselves (alice started a conversation with bob, who accepted it: they are
+contacts, so the call events ring); pushes to connections go to moto's management API,
+which accepts any connection id. Placeholders in the event are filled in first, so the sample
 events in events/ carry no stale credentials: `<dev token:USER>` and
 `<dev admin token:USER>` become dev JWTs that the local authorizer accepts.
 
@@ -33,11 +35,19 @@ from moto.server import ThreadedMotoServer
 
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import provision
-from devserver.template import Template
+from devserver.template import FunctionSpec, Template
 from devserver.tokens import mint
 from devserver.workers import FunctionPool, InvocationResult, function_environment
 
-__all__ = ["Invocation", "fill_placeholders", "invoke_all", "main"]
+__all__ = ["SAMPLE_DATA", "Invocation", "fill_placeholders", "invoke_all", "main"]
+
+# The sample data every invocation meets, (function, event file) in order: what a sample
+# event needs that a fresh stack lacks (calls ring only contacts).
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "events" / "sample-data"
+SAMPLE_DATA = [
+    ("MessageFunction", "1-alice-starts-a-conversation-with-bob.json"),
+    ("MessageFunction", "2-bob-accepts-it.json"),
+]
 
 _PLACEHOLDER = re.compile(r"<dev (admin )?token:([A-Za-z0-9_.@-]{1,64})>")
 
@@ -73,20 +83,50 @@ def _local_aws(template: Template) -> Iterator[str]:
 
 async def _run(template: Template, moto_url: str, invocations: Sequence[Invocation]) -> None:
     specs = {spec.logical_id: spec for spec in template.functions()}
+    await _put_sample_data(specs, moto_url)
     pools: dict[str, FunctionPool] = {}
     try:
         for invocation in invocations:
             if invocation.function not in pools:
                 spec = specs[invocation.function]
-                env = function_environment(spec, moto_url)
-                # moto's management API answers on its bare URL only (not under a stage).
-                env["WEBSOCKET_ENDPOINT"] = moto_url
-                pools[invocation.function] = FunctionPool(spec, env, 1)
+                pools[invocation.function] = FunctionPool(spec, _environment(spec, moto_url), 1)
                 await pools[invocation.function].start()
             invocation.result = await pools[invocation.function].invoke(invocation.event)
     finally:
         # Closing waits for the workers' output, so every log line is out before REPORT.
         await asyncio.gather(*(pool.close() for pool in pools.values()))
+
+
+def _environment(spec: FunctionSpec, moto_url: str) -> dict[str, str]:
+    env = function_environment(spec, moto_url)
+    # moto's management API answers on its bare URL only (not under a stage).
+    env["WEBSOCKET_ENDPOINT"] = moto_url
+    return env
+
+
+async def _put_sample_data(specs: dict[str, FunctionSpec], moto_url: str) -> None:
+    """Runs the sample data's events through their functions, in workers of their own
+    that are closed (their output done) before the invocations start: the sample data's
+    log lines never mix with an invocation's."""
+    pools: dict[str, FunctionPool] = {}
+    quiet = [logging.getLogger(f"fn.{function}") for function, _ in SAMPLE_DATA]
+    for function_log in quiet:
+        function_log.disabled = True
+    try:
+        for function, name in SAMPLE_DATA:
+            if function not in pools:
+                spec = specs[function]
+                pools[function] = FunctionPool(spec, _environment(spec, moto_url), 1)
+                await pools[function].start()
+            event = fill_placeholders(json.loads((SAMPLE_DATA_DIR / name).read_text()))
+            result = await pools[function].invoke(event)
+            reply = json.loads(result.payload["body"]) if result.ok else result.error
+            if not (result.ok and reply and reply.get("ok")):
+                raise RuntimeError(f"the sample data's {name} failed: {reply}")
+    finally:
+        await asyncio.gather(*(pool.close() for pool in pools.values()))
+        for function_log in quiet:
+            function_log.disabled = False
 
 
 def invoke_all(template: Template, invocations: Sequence[Invocation]) -> None:

@@ -38,6 +38,8 @@ from switchboard_client.errors import (
     UploadFailed,
 )
 from switchboard_client.inbox import Inbox
+from switchboard_client.membership import Membership
+from switchboard_client.message_ops import MessageOps
 from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
 
@@ -58,7 +60,9 @@ __all__ = [
     "GatewayError",
     "Inbox",
     "InternalError",
+    "Membership",
     "Message",
+    "MessageOps",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",

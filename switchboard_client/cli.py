@@ -2,8 +2,11 @@
 
 Lines typed on stdin are sent to the current conversation; incoming messages, presence,
 typing and read receipts are printed. Commands: ``/to USER[,USER…]`` (open the
-conversation with them), ``/conv ID`` (switch), ``/list``, ``/quit``. End of input
-(Ctrl-D) quits. Without ``--token`` (or ``$SWITCHBOARD_TOKEN``) a dev token is minted
+conversation with them), ``/conv ID`` (switch), ``/list``, ``/requests`` (message
+requests: conversations strangers started with you), ``/accept [ID]`` and
+``/decline [ID]`` (a request; the current conversation without ID: the other members
+see your presence, typing and receipts only once you accept or reply), ``/quit``. End of
+input (Ctrl-D) quits. Without ``--token`` (or ``$SWITCHBOARD_TOKEN``) a dev token is minted
 for ``--user`` with the devserver's dev secret (run from the repository root).
 """
 
@@ -88,6 +91,14 @@ class Chat:
                 self.current = message.conversation_id  # reply to whoever wrote first
             self._to_read[message.conversation_id] = message.seq
             self._read_wakeup.set()
+        elif event.type == "conversation:request":
+            conversation_id = data.get("conversationId")
+            self.say(
+                f"* request from {data.get('fromUserId')} in {conversation_id}: "
+                f"/accept {conversation_id} or /decline {conversation_id}"
+            )
+        elif event.type == "conversation:accepted" and who != self.me:
+            self.say(f"* {who} accepted {data.get('conversationId')}")
         elif event.type == "presence":
             self.say(f"* {who} is {'online' if data.get('online') else 'offline'}")
         elif event.type == "typing":
@@ -130,10 +141,24 @@ class Chat:
         elif command == "/conv" and rest.strip():
             self.current = rest.strip()
             self.say(f"* writing to {self.current}")
-        elif command == "/list":
-            async for c in self.client.iter_conversations():
+        elif command in ("/list", "/requests"):
+            requests = command == "/requests"
+            async for c in self.client.iter_conversations(requests=requests):
                 members = ", ".join(m for m in c.members if m != self.me)
-                self.say(f"* {c.conversationId} with {members}: {c.unread} unread")
+                kind = "request " if requests else ""
+                self.say(f"* {kind}{c.conversationId} with {members}: {c.unread} unread")
+        elif command in ("/accept", "/decline"):
+            conversation_id = rest.strip() or self.current
+            if conversation_id is None:
+                self.say(f"* {command} ID (see /requests)")
+                return True
+            membership = self.client.membership
+            act = membership.accept if command == "/accept" else membership.decline
+            changed = (await act(conversation_id)).changed
+            done = "accepted" if command == "/accept" else "declined"
+            self.say(
+                f"* {done} {conversation_id}" if changed else f"* no request {conversation_id}"
+            )
         elif self.current is None:
             self.say("* no conversation yet: /to USER (or wait for someone to write)")
         else:

@@ -64,6 +64,8 @@ from switchboard_client.errors import (
     error_from_reply,
 )
 from switchboard_client.inbox import Inbox
+from switchboard_client.membership import Membership
+from switchboard_client.message_ops import CHANGE_PUSHES, MessageOps
 from switchboard_client.models import Event, Message, Sent, Stats
 from switchboard_client.uploads import Uploads
 from switchboard_client.wire import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
@@ -162,6 +164,7 @@ class Client:
         backoff: Backoff | None = None,
         auto_ack: bool = True,
         cursors: Mapping[str, int] | None = None,
+        change_cursors: Mapping[str, int] | None = None,
         gap_fill_delay: float = 1.0,
         sync_limit: int = 100,
         typing_interval: float = 2.5,
@@ -191,6 +194,9 @@ class Client:
         self.inbox = Inbox(dict(cursors or {}))
         self.calls = Calls(self)  # call:* signaling helpers
         self.uploads = Uploads(self)  # upload:* helpers and the whole upload flow
+        # edit, delete, react, threads, mute; the change stream read on resume
+        self.messages = MessageOps(self, self._emit, change_cursors)
+        self.membership = Membership(self)  # requests, leave, blocks, group members
         self.stats = Stats()
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()  # a socket is usable
@@ -407,20 +413,24 @@ class Client:
         return reply
 
     async def list_conversations(
-        self, *, limit: int = 20, cursor: str | None = None
+        self, *, limit: int = 20, cursor: str | None = None, requests: bool = False
     ) -> wire.ConversationPage:
+        """A page of the inbox or (``requests``) of the message requests folder."""
         data: dict[str, Any] = {"limit": limit}
+        if requests:
+            data["folder"] = "requests"
         if cursor is not None:
             data["cursor"] = cursor
         return await self.call(wire.ConversationPage, "conversation:list", data)
 
     async def iter_conversations(
-        self, *, page_size: int = LIST_PAGE
+        self, *, page_size: int = LIST_PAGE, requests: bool = False
     ) -> AsyncIterator[wire.ConversationSummary]:
-        """Every conversation, newest activity first, following the pages."""
+        """Every conversation of the inbox (or of the requests folder), newest activity
+        first, following the pages."""
         cursor: str | None = None
         for _ in range(LIST_MAX_PAGES):
-            page = await self.list_conversations(limit=page_size, cursor=cursor)
+            page = await self.list_conversations(limit=page_size, cursor=cursor, requests=requests)
             for conversation in page.conversations:
                 yield conversation
             cursor = page.cursor
@@ -435,13 +445,16 @@ class Client:
         attachments: Iterable[Mapping[str, Any]] | None = None,
         client_message_id: str | None = None,
         timeout: float | None = None,
+        parent_seq: int | None = None,
+        reply_to_seq: int | None = None,
     ) -> Sent:
         """Sends and returns once the message is durably stored. A lost connection, a
         lost reply, an API Gateway error, an expired token (refreshed meanwhile),
         ``rate_limited`` and a busy conversation (``conflict``) are retried with the same
         ``clientMessageId`` until ``timeout`` (the server makes retries idempotent), so one
         call stores the message at most once. If it raises, the message may still have
-        been stored: retry with the same ``client_message_id``."""
+        been stored: retry with the same ``client_message_id``. ``parent_seq``: a reply in
+        that message's thread; ``reply_to_seq``: a quote of that message."""
         loop = asyncio.get_running_loop()
         client_message_id = client_message_id or uuid.uuid4().hex
         data: dict[str, Any] = {
@@ -451,6 +464,10 @@ class Client:
         }
         if attachments:
             data["attachments"] = [dict(a) for a in attachments]
+        if parent_seq is not None:
+            data["parentSeq"] = parent_seq
+        if reply_to_seq is not None:
+            data["replyToSeq"] = reply_to_seq
         deadline = loop.time() + (self.send_timeout if timeout is None else timeout)
         conflicts = 0
         attempt = 0
@@ -733,6 +750,8 @@ class Client:
             messages = [data] if kind == "message:new" else data.get("messages")
             self._ingest(messages if isinstance(messages, list) else [])
             return
+        if kind in CHANGE_PUSHES:
+            self.messages.note_push(data)
         self._emit(Event(kind, data))
 
     def _resolve(self, frame: dict[str, Any]) -> None:
@@ -761,6 +780,7 @@ class Client:
                 log.warning("dropped a malformed message", extra={"error": str(exc)})
                 continue
             touched.add(message.conversation_id)
+            self.messages.track(message.conversation_id)
             if self._is_own_pending_send(message):
                 self._deliver(
                     self.inbox.record_own(message.conversation_id, message.seq), ack=False
@@ -852,13 +872,15 @@ class Client:
 
     async def _resume(self) -> None:
         """After a connect: seed unknown conversations from the server's ackedSeq, then
-        sync every conversation whose lastSeq is past its cursor."""
+        sync every conversation whose lastSeq is past its cursor: the inbox's and the
+        message requests' (their messages are delivered as usual)."""
         behind: dict[str, int] = {}
-        async for conversation in self.iter_conversations():
+        async for conversation in self._every_conversation():
             conversation_id = conversation.conversationId
             acked = conversation.ackedSeq
             self._acked[conversation_id] = acked  # the server's own view, after any ack
             self._deliver(self.inbox.seed(conversation_id, acked))
+            self.messages.seen(conversation_id, conversation.lastChange or 0)
             cursor = self.inbox.cursor(conversation_id) or 0
             if conversation.lastSeq > cursor:
                 behind[conversation_id] = cursor
@@ -866,7 +888,14 @@ class Client:
             self._deliver(released)
         behind.update(self.inbox.gaps())
         await self._sync_from(behind)
+        await self.messages.sync_changes()  # edits, deletes, reactions while away
         self._ack_wakeup.set()
+
+    async def _every_conversation(self) -> AsyncIterator[wire.ConversationSummary]:
+        async for conversation in self.iter_conversations():
+            yield conversation
+        async for conversation in self.iter_conversations(requests=True):
+            yield conversation
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         loop = asyncio.get_running_loop()

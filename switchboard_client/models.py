@@ -21,6 +21,11 @@ class Message:
     created_at: int
     client_message_id: str | None = None
     attachments: tuple[dict[str, Any], ...] = ()
+    # Changes (docs/protocol.md, "Message operations"): apply a newer version over an older.
+    version: int = 0
+    edited_at: int | None = None
+    deleted_at: int | None = None  # a tombstone: body empty, no attachments
+    parent_seq: int | None = None  # a reply in the thread of that message
     # The frame's data as received (fields this client version does not know included).
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -49,10 +54,22 @@ class Message:
                 created_at=int(data.get("createdAt", 0)),
                 client_message_id=None if client_message_id is None else str(client_message_id),
                 attachments=tuple(a for a in attachments if isinstance(a, dict)),
+                version=_int(data.get("version")) or 0,
+                edited_at=_int(data.get("editedAt")),
+                deleted_at=_int(data.get("deletedAt")),
+                parent_seq=_int(data.get("parentSeq")),
                 raw=dict(data),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a message: {exc}") from exc
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("not an integer")  # noqa: TRY004 - bad wire data
+    return value
 
 
 @dataclass(frozen=True, slots=True)

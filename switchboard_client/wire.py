@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "EDIT_WINDOW_SECONDS",
     "IDLE_TIMEOUT_SECONDS",
     "MAX_ACTION_CHARS",
     "MAX_ATTACHMENTS",
@@ -17,9 +18,12 @@ __all__ = [
     "MAX_CLIENT_MESSAGE_ID_CHARS",
     "MAX_CONNECTION_SECONDS",
     "MAX_CONVERSATION_ID_CHARS",
+    "MAX_EMOJI_CHARS",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING_DEPTH",
+    "MAX_REACTIONS_PER_USER",
+    "MAX_REACTION_KINDS",
     "MAX_REQUEST_ID_CHARS",
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
@@ -28,6 +32,8 @@ __all__ = [
     "PUSHES",
     "REPLIES",
     "ActiveCall",
+    "BlockChanged",
+    "BlockList",
     "CallAnswerReply",
     "CallAnswered",
     "CallAnsweredElsewhere",
@@ -50,20 +56,29 @@ __all__ = [
     "CallStateReply",
     "CallView",
     "Candidate",
+    "ChangesPage",
+    "ConsentChanged",
+    "ConversationAccepted",
     "ConversationCreated",
     "ConversationPage",
+    "ConversationRequest",
     "ConversationSummary",
     "CursorMoved",
     "HistoryPage",
     "IceServer",
     "IceServers",
     "LastMessage",
+    "MembershipChanged",
     "Message",
     "MessageAttachment",
     "MessageBatch",
+    "MessageDeleted",
     "MessageDelivered",
+    "MessageReactions",
     "MessageRead",
     "MessageSent",
+    "MessageUpdated",
+    "MuteState",
     "Notification",
     "NotificationPage",
     "NotificationsMarked",
@@ -74,6 +89,8 @@ __all__ = [
     "PreferencesView",
     "Presence",
     "PresenceList",
+    "Quote",
+    "Reaction",
     "Sdp",
     "SearchHit",
     "SearchResult",
@@ -81,6 +98,7 @@ __all__ = [
     "SyncResult",
     "SyncedConversation",
     "SystemEntry",
+    "ThreadPage",
     "TokenRefreshed",
     "TypingPush",
     "TypingSent",
@@ -111,6 +129,10 @@ MAX_ATTACHMENTS = 10
 MAX_WAVEFORM_POINTS = 128
 MAX_TOKEN_CHARS = 8192
 MAX_SDP_CHARS = 24000
+EDIT_WINDOW_SECONDS = 900
+MAX_REACTION_KINDS = 20
+MAX_REACTIONS_PER_USER = 5
+MAX_EMOJI_CHARS = 16
 
 
 class WireModel(BaseModel):
@@ -155,6 +177,15 @@ class CallView(WireModel):
 
 class ActiveCall(WireModel):
     call: CallView | None
+
+
+class BlockChanged(WireModel):
+    userId: str
+    blocked: bool
+
+
+class BlockList(WireModel):
+    userIds: list[str]
 
 
 class CallAnswerReply(WireModel):
@@ -256,7 +287,7 @@ class CallParticipantLeft(WireModel):
 
 
 class CallRecordingPush(WireModel):
-    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike)."""
+    """Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike); ``stopped`` also when a recorder leaves the call or its connection closes (to those still in it)."""
 
     callId: str
     userId: str
@@ -298,6 +329,95 @@ class CallStateReply(WireModel):
     state: Literal["ringing", "active", "ended", "rejected", "missed", "cancelled", "busy"]
 
 
+class MessageAttachment(WireModel):
+    uploadId: str
+    fileName: str | None = None
+    contentType: str | None = None
+    size: int | None = None
+    kind: Literal["file", "voice", "recording"] | None = None
+    durationMs: int | None = None
+    waveform: list[int] | None = None
+
+
+class SystemEntry(WireModel):
+    """What a system entry records (its message's ``body`` is empty). Membership changes have ``kind`` (``by`` made the change; for ``left``, the leaver); a call's recording has ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
+
+    kind: Literal["left", "removed", "added", "role", "title"] | None = None
+    event: str | None = None
+    by: str | None = None
+    userIds: list[str] | None = None
+    role: Literal["owner", "admin", "member"] | None = None
+    owner: str | None = None
+    title: str | None = None
+    callId: str | None = None
+    userId: str | None = None
+    state: str | None = None
+
+
+class Reaction(WireModel):
+    emoji: str
+    count: int
+    userIds: list[str]
+
+
+class Quote(WireModel):
+    """The message a quote-reply quotes, as it is now (a deleted one: ``deleted``, no text)."""
+
+    seq: int
+    senderId: str
+    snippet: str
+    deleted: bool
+
+
+class Message(WireModel):
+    """A stored message (``message:new``, and in sync and history replies), as it is now: edited (``editedAt``), deleted (``deletedAt``: body empty, no attachments), reacted to, a thread reply (``parentSeq``) or a thread's parent (``replyCount``)."""
+
+    conversationId: str
+    seq: int
+    messageId: str
+    senderId: str
+    body: str
+    createdAt: int
+    clientMessageId: str
+    attachments: list[MessageAttachment] | None = None
+    system: SystemEntry | None = None
+    version: int | None = None
+    editedAt: int | None = None
+    deletedAt: int | None = None
+    reactions: list[Reaction] | None = None
+    parentSeq: int | None = None
+    replyCount: int | None = None
+    lastReplyAt: int | None = None
+    replyTo: Quote | None = None
+
+
+class ChangesPage(WireModel):
+    """The messages changed (edited, deleted, reacted to, replied to in a thread) after ``afterChange``, each as it is now, oldest change first."""
+
+    conversationId: str
+    messages: list[Message]
+    cursor: int
+    lastChange: int
+    hasMore: bool
+    reset: bool
+
+
+class ConsentChanged(WireModel):
+    """``conversation:accept`` / ``conversation:decline``."""
+
+    conversationId: str
+    changed: bool
+
+
+class ConversationAccepted(WireModel):
+    """A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it)."""
+
+    conversationId: str
+    userId: str
+    ackedSeq: int
+    readSeq: int
+
+
 class ConversationCreated(WireModel):
     conversationId: str
     created: bool
@@ -308,6 +428,7 @@ class LastMessage(WireModel):
     senderId: str
     body: str
     createdAt: int
+    deleted: bool | None = None
 
 
 class ConversationSummary(WireModel):
@@ -321,11 +442,26 @@ class ConversationSummary(WireModel):
     ackedSeq: int
     readSeq: int
     unread: int
+    lastChange: int | None = None
+    mutedUntil: int | None = None
+    request: bool | None = None
+    roles: dict[str, str] | None = None
+    pending: list[str] | None = None
 
 
 class ConversationPage(WireModel):
     conversations: list[ConversationSummary]
     cursor: str | None
+
+
+class ConversationRequest(WireModel):
+    """A stranger started a conversation with you: a message request (accept, decline or block). Its messages arrive as usual; your presence, typing and receipts do not reach its members until you accept or reply."""
+
+    conversationId: str
+    fromUserId: str
+    title: str | None
+    listingId: str | None
+    members: list[str]
 
 
 class CursorMoved(WireModel):
@@ -336,44 +472,12 @@ class CursorMoved(WireModel):
     moved: bool
 
 
-class MessageAttachment(WireModel):
-    uploadId: str
-    fileName: str | None = None
-    contentType: str | None = None
-    size: int | None = None
-    kind: Literal["file", "voice", "recording"] | None = None
-    durationMs: int | None = None
-    waveform: list[int] | None = None
-
-
-class SystemEntry(WireModel):
-    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded)."""
-
-    event: str
-    callId: str | None = None
-    userId: str | None = None
-    state: str | None = None
-
-
-class Message(WireModel):
-    """A stored message (``message:new``, and in sync and history replies)."""
-
-    conversationId: str
-    seq: int
-    messageId: str
-    senderId: str
-    body: str
-    createdAt: int
-    clientMessageId: str
-    attachments: list[MessageAttachment] | None = None
-    system: SystemEntry | None = None
-
-
 class HistoryPage(WireModel):
     conversationId: str
     messages: list[Message]
     hasMore: bool
     lastSeq: int
+    lastChange: int | None = None
 
 
 class IceServer(WireModel):
@@ -388,10 +492,28 @@ class IceServers(WireModel):
     expiresAt: int
 
 
+class MembershipChanged(WireModel):
+    """A membership change, stored as the system entry ``seq`` of the conversation."""
+
+    conversationId: str
+    seq: int
+    members: list[str]
+
+
 class MessageBatch(WireModel):
     """Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq)."""
 
     messages: list[Message]
+
+
+class MessageDeleted(WireModel):
+    """A deletion: the message is a tombstone from now on (no body, no attachments)."""
+
+    conversationId: str
+    seq: int
+    deletedAt: int
+    version: int
+    change: int
 
 
 class MessageDelivered(WireModel):
@@ -400,6 +522,19 @@ class MessageDelivered(WireModel):
     conversationId: str
     seq: int
     userId: str
+
+
+class MessageReactions(WireModel):
+    """A message's reactions after a change (``userId`` turned ``emoji`` ``on`` or off)."""
+
+    conversationId: str
+    seq: int
+    reactions: list[Reaction]
+    userId: str
+    emoji: str
+    on: bool
+    version: int
+    change: int
 
 
 class MessageRead(WireModel):
@@ -414,6 +549,22 @@ class MessageSent(WireModel):
     seq: int
     messageId: str
     createdAt: int
+
+
+class MessageUpdated(WireModel):
+    """An edit: the new body (``message:edit``'s reply, and pushed to the members)."""
+
+    conversationId: str
+    seq: int
+    body: str
+    editedAt: int
+    version: int
+    change: int
+
+
+class MuteState(WireModel):
+    conversationId: str
+    mutedUntil: int | None
 
 
 class Notification(WireModel):
@@ -454,6 +605,7 @@ class PreferencesView(WireModel):
     email: str | None
     emailVerified: bool
     digestMinutes: int
+    acceptRequests: bool | None = None
 
 
 class Presence(WireModel):
@@ -493,10 +645,18 @@ class SyncedConversation(WireModel):
     lastSeq: int
     messages: list[Message]
     hasMore: bool
+    lastChange: int | None = None
 
 
 class SyncResult(WireModel):
     conversations: dict[str, SyncedConversation]
+
+
+class ThreadPage(WireModel):
+    conversationId: str
+    parent: Message
+    messages: list[Message]
+    hasMore: bool
 
 
 class TokenRefreshed(WireModel):
@@ -606,10 +766,22 @@ REPLIES: dict[str, type[WireModel]] = {
     "call:offer": CallRelayed,
     "call:recording": CallRecordingReply,
     "call:reject": CallStateReply,
+    "conversation:accept": ConsentChanged,
+    "conversation:add-members": MembershipChanged,
     "conversation:create": ConversationCreated,
+    "conversation:decline": ConsentChanged,
+    "conversation:leave": MembershipChanged,
     "conversation:list": ConversationPage,
+    "conversation:mute": MuteState,
+    "conversation:remove-member": MembershipChanged,
+    "conversation:set-role": MembershipChanged,
+    "conversation:set-title": MembershipChanged,
     "message:ack": CursorMoved,
+    "message:changes": ChangesPage,
+    "message:delete": MessageDeleted,
+    "message:edit": MessageUpdated,
     "message:history": HistoryPage,
+    "message:react": MessageReactions,
     "message:read": CursorMoved,
     "message:search": SearchResult,
     "message:send": MessageSent,
@@ -621,6 +793,7 @@ REPLIES: dict[str, type[WireModel]] = {
     "preferences:set": PreferencesView,
     "preferences:verify-email": PreferencesView,
     "presence:query": PresenceList,
+    "thread:history": ThreadPage,
     "typing:start": TypingSent,
     "typing:stop": TypingSent,
     "upload:abort": UploadStateReply,
@@ -628,6 +801,9 @@ REPLIES: dict[str, type[WireModel]] = {
     "upload:get": UploadView,
     "upload:part-done": PartConfirmed,
     "upload:start": UploadStarted,
+    "user:block": BlockChanged,
+    "user:blocks": BlockList,
+    "user:unblock": BlockChanged,
 }
 PUSHES: dict[str, type[WireModel]] = {
     "call:answered": CallAnswered,
@@ -642,10 +818,15 @@ PUSHES: dict[str, type[WireModel]] = {
     "call:participant-left": CallParticipantLeft,
     "call:recording": CallRecordingPush,
     "call:rejected": CallRejected,
+    "conversation:accepted": ConversationAccepted,
+    "conversation:request": ConversationRequest,
     "message:batch": MessageBatch,
+    "message:deleted": MessageDeleted,
     "message:delivered": MessageDelivered,
     "message:new": Message,
+    "message:reactions": MessageReactions,
     "message:read": MessageRead,
+    "message:updated": MessageUpdated,
     "notification:new": Notification,
     "presence": Presence,
     "typing": TypingPush,

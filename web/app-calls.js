@@ -1,7 +1,8 @@
 // @ts-check
 // The demo app's group calls, screen sharing, recording and voice messages (web/calls.js).
-// app.js calls `initCalls` once signed in, `renderCallButtons` with the chat head, and
-// `renderMediaAttachment` for a voice message or a recording in the message list.
+// app.js calls `initCalls` once signed in, `renderCallButtons` with the chat head,
+// `attachCallScreen` with a 1:1 call (its screen sharing), and `renderMediaAttachment` for
+// a voice message or a recording in the message list.
 import { GroupCall, recordVoice, sendVoiceMessage } from "./calls.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -89,6 +90,9 @@ function build() {
   voice.addEventListener("keyup", (e) => {
     if (e.key === " " || e.key === "Enter") finishVoice(true).catch(report);
   });
+
+  // The 1:1 call panel (index.html) shares a screen too.
+  $("call-share-screen").addEventListener("click", () => toggleCallScreen().catch(report));
 }
 
 /** @param {unknown} error */
@@ -377,4 +381,57 @@ export async function renderMediaAttachment(element, attachment, conversationId)
   } catch {
     element.append(" (not available)");
   }
+}
+
+// ---------------------------------------------------------------------------- 1:1 calls
+
+/**
+ * Screen sharing in the 1:1 call panel (index.html, a CallSession): the Share screen /
+ * Stop sharing button, the peer's screen as a tile of its own, and the peer's microphone,
+ * camera and screen state on its tile (its `call:media`).
+ * @param {import("./switchboard.js").CallSession} call
+ */
+export function attachCallScreen(call) {
+  const tile = $("remote-screen-tile");
+  const video = /** @type {HTMLVideoElement} */ ($("remote-screen"));
+  const button = $("call-share-screen");
+  const render = () => {
+    const sharing = Boolean(call.screen);
+    button.textContent = sharing ? "Stop sharing" : "Share screen";
+    button.setAttribute("aria-pressed", String(sharing));
+    button.toggleAttribute("disabled", call.state !== "active");
+    const peer = call.mediaState.get(call.peerId);
+    const remote = $("remote-tile");
+    if (!peer) return;
+    remote.dataset.audio = String(peer.audio);
+    remote.dataset.video = String(peer.video);
+    remote.dataset.screen = String(peer.screen);
+    const flags = `${peer.audio ? "" : " · muted"}${peer.video ? "" : " · camera off"}${peer.screen ? " · sharing" : ""}`;
+    $("remote-label").textContent = `${call.peerId}${flags}`;
+  };
+  const hideScreen = () => {
+    tile.hidden = true;
+    video.srcObject = null;
+  };
+  call.on("track", ({ stream, screen }) => {
+    if (!screen) return;
+    video.srcObject = stream;
+    $("remote-screen-label").textContent = `${call.peerId} (screen)`;
+    tile.hidden = false;
+  });
+  call.on("trackended", ({ screen }) => screen && hideScreen());
+  call.on("media", render);
+  call.on("state", render);
+  call.on("ended", () => {
+    hideScreen();
+    render();
+  });
+  render();
+}
+
+async function toggleCallScreen() {
+  const call = state.app?.call;
+  if (!call) return;
+  if (call.screen) await call.stopScreen();
+  else await call.shareScreen();
 }

@@ -1,8 +1,10 @@
 // @ts-check
 // The demo app: every Switchboard feature on one page, built on web/switchboard.js.
 // `?user=alice` signs in directly; `?ice=relay` forces calls through TURN.
+import { initMessageOps } from "./app-messages.js";
 import { CallSession, ClientEvent, highlightParts, SwitchboardClient, SwitchboardError, uploadFile } from "./switchboard.js";
-import { initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
+import { contactsOf, hiddenSender, loadMembership, onSystemEntry, renderMembers, setupMembership, systemText } from "./app-membership.js";
+import { attachCallScreen, initCalls, renderCallButtons, renderMediaAttachment } from "./app-calls.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.search);
@@ -47,6 +49,8 @@ const app = {
 };
 // @ts-ignore -- for the browser tests and the curious developer
 window.switchboardApp = app;
+// Edit, delete, reactions, threads, quotes, mute (web/app-messages.js).
+const ops = initMessageOps({ app, $, store, renderMessage, renderConversationList, showError });
 
 // ---------------------------------------------------------------------------- sign in
 
@@ -112,9 +116,29 @@ async function signIn(userId) {
   $("sign-out").hidden = false;
   document.title = `${app.userId} · Switchboard demo`;
   wire(client);
+  setupMembership({
+    app,
+    reload: loadConversations,
+    rerender: () => {
+      renderConversationList();
+      renderChatHead();
+      if (app.active) reopenMessages();
+      else $("messages").replaceChildren();
+    },
+    open: openConversation,
+    showError,
+    receipt: onReceipt,
+  });
   initCalls(app, { showError, toast, iceOptions });
   await client.connect();
+  await loadMembership();
   await loadConversations();
+}
+
+/** Re-renders the open conversation's messages (after a block changes what is hidden). */
+function reopenMessages() {
+  $("messages").replaceChildren();
+  for (const message of sortedMessages(app.active)) renderMessage(message);
 }
 
 // ---------------------------------------------------------------------------- client events
@@ -130,6 +154,7 @@ function wire(client) {
     if (reconnected) loadConversations().then(markRead).catch(showError);
   });
   client.on(ClientEvent.MESSAGE, (message) => onMessage(message));
+  ops.wire(client);
   client.on("message:delivered", (d) => onReceipt(d, "delivered"));
   client.on("message:read", (d) => onReceipt(d, "read"));
   client.on("typing", onTyping);
@@ -176,7 +201,8 @@ async function loadConversationsOnce() {
   const client = /** @type {SwitchboardClient} */ (app.client);
   const list = await client.listConversations(100);
   for (const c of list) app.conversations.set(c.conversationId, c);
-  const others = new Set(list.flatMap((/** @type {Conversation} */ c) => c.members).filter((m) => m !== app.userId));
+  // Presence is for contacts: members who accepted (app-membership.js).
+  const others = contactsOf(list, app.userId);
   if (others.size) {
     for (const p of await client.presence([...others].slice(0, 100))) app.presence.set(p.userId, p.online);
   }
@@ -186,8 +212,18 @@ async function loadConversationsOnce() {
 
 /** @param {any} message */
 function onMessage(message) {
+  message = ops.withQuote(message);
   const id = message.conversationId;
+  if (onSystemEntry(message)) {
+    // This user was removed: the entry is the last thing the conversation sends them.
+    store(message);
+    app.conversations.delete(id);
+    if (app.active === id) renderMessage(message);
+    renderConversationList();
+    return;
+  }
   store(message);
+  ops.onMessage(message);
   let conversation = app.conversations.get(id);
   if (!conversation) {
     // Someone started a conversation with us: fetch its details.
@@ -262,7 +298,8 @@ function peerOf(c) {
 
 function renderConversationList() {
   const list = $("conversation-list");
-  const sorted = [...app.conversations.values()].sort((a, b) => (b.lastActivityAt ?? 0) - (a.lastActivityAt ?? 0));
+  // Requests are listed in their own section (app-membership.js) until accepted.
+  const sorted = [...app.conversations.values()].filter((c) => !c.request).sort((a, b) => (b.lastActivityAt ?? 0) - (a.lastActivityAt ?? 0));
   $("no-conversations").hidden = sorted.length > 0;
   list.replaceChildren(
     ...sorted.map((c) => {
@@ -285,9 +322,12 @@ function renderConversationList() {
       name.textContent = titleOf(c);
       const preview = document.createElement("span");
       preview.className = "conversation-preview";
-      preview.textContent = c.lastMessage ? `${c.lastMessage.senderId === app.userId ? "You" : c.lastMessage.senderId}: ${c.lastMessage.body || "(attachment)"}` : "No messages yet";
+      const last = c.lastMessage;
+      const said = last?.deleted || last?.deletedAt ? "message deleted" : last?.body || "(attachment)";
+      preview.textContent = last ? `${last.senderId === app.userId ? "You" : last.senderId}: ${said}` : "No messages yet";
       text.append(name, preview);
       button.append(dot, text);
+      ops.decorateConversation(button, c);
       const unread = c.conversationId === app.active ? 0 : c.unread;
       if (unread > 0) {
         const badge = document.createElement("span");
@@ -309,6 +349,7 @@ function renderConversationList() {
  */
 async function openConversation(conversationId, focusSeq) {
   const client = /** @type {SwitchboardClient} */ (app.client);
+  if (app.active !== conversationId) ops.onOpen();
   app.active = conversationId;
   if (focusSeq !== undefined && !app.messages.get(conversationId)?.has(focusSeq)) {
     const page = await client.historyAround(conversationId, focusSeq, 30);
@@ -376,7 +417,9 @@ function renderChatHead() {
     .map((m) => `${m} ${app.presence.get(m) ? "online" : "offline"}`)
     .join(" · ");
   const peer = peerOf(c);
+  renderMembers();
   /** @type {HTMLButtonElement} */ ($("call-button")).disabled = !peer || Boolean(app.call);
+  ops.renderHead(c);
   $("call-button").setAttribute("aria-label", peer ? `Video call ${peer}` : "Calls need a one-to-one conversation");
   $("load-older").hidden = Boolean(app.historyDone.get(app.active));
   renderCallButtons();
@@ -384,14 +427,22 @@ function renderChatHead() {
 
 /** @param {any} message */
 function renderMessage(message) {
-  if (message.conversationId !== app.active) return;
+  if (message.conversationId !== app.active || ops.hidden(message)) return;
   const list = $("messages");
   if (list.querySelector(`[data-seq="${message.seq}"]`)) return;
-  const own = message.senderId === app.userId;
+  const own = message.senderId === app.userId && !message.system;
   const li = document.createElement("li");
   li.className = `message ${own ? "own" : "theirs"}`;
   li.dataset.seq = String(message.seq);
   li.dataset.sender = message.senderId;
+  if (message.system?.kind || hiddenSender(message)) {
+    // A membership change ("bob left"), or a message of someone this user blocked.
+    li.className = `message ${message.system ? "system" : "hidden-message"}`;
+    li.textContent = message.system ? systemText(message.system, app.userId) : `Message from ${message.senderId} hidden (blocked)`;
+    const next = [...list.children].find((el) => Number(/** @type {HTMLElement} */ (el).dataset.seq) > message.seq);
+    list.insertBefore(li, next ?? null);
+    return;
+  }
   if (message.system) li.classList.add("system"); // e.g. a call's recording started/stopped
   const meta = document.createElement("span");
   meta.className = "meta";
@@ -400,6 +451,7 @@ function renderMessage(message) {
   body.className = "body";
   body.textContent = message.body;
   li.append(meta, body);
+  ops.decorate(li, message, body);
   for (const attachment of message.attachments ?? []) {
     const a = document.createElement("p");
     a.className = "attachment";
@@ -474,9 +526,10 @@ async function send(/** @type {SubmitEvent} */ event) {
   const attachment = pendingAttachment;
   if (!body && !attachment) return;
   input.value = "";
-  pendingAttachment = null;
   try {
-    await client.sendMessage(app.active, body, attachment ? { attachments: [attachment] } : {});
+    if (await ops.beforeSend(body)) return; // an edit, saved
+    pendingAttachment = null;
+    await client.sendMessage(app.active, body, { ...(attachment ? { attachments: [attachment] } : {}), ...ops.sendOptions() });
     if (attachment) $("upload").hidden = true;
   } catch (error) {
     input.value = body;
@@ -601,6 +654,7 @@ function attachCall(call) {
   };
   call.on("state", status);
   call.on("iceconnectionstate", status);
+  attachCallScreen(call);
   call.on("ended", ({ reason }) => {
     hideCall();
     toast(`Call ended (${reason})`);

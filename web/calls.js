@@ -20,35 +20,15 @@
 
 import {
   candidateJSON,
-  ClientEvent,
   descriptionJSON,
+  MediaCall,
+  RemoteStreams,
   SwitchboardError,
   uploadFile,
 } from "./switchboard.js";
 
 /** @typedef {import("./switchboard.js").SwitchboardClient} SwitchboardClient */
 /** @typedef {{audio: boolean, video: boolean, screen: boolean}} MediaState */
-
-/** A small event emitter (`on` returns the unsubscribe function). */
-class Emitter {
-  constructor() {
-    /** @type {Map<string, Set<(data: any) => void>>} */
-    this._handlers = new Map();
-  }
-
-  /** @param {string} type @param {(data: any) => void} handler */
-  on(type, handler) {
-    let set = this._handlers.get(type);
-    if (!set) this._handlers.set(type, (set = new Set()));
-    set.add(handler);
-    return () => set.delete(handler);
-  }
-
-  /** @param {string} type @param {any} data */
-  _emit(type, data) {
-    for (const handler of this._handlers.get(type) ?? []) handler(data);
-  }
-}
 
 /**
  * One peer of a mesh call: a peer connection negotiated with one other participant.
@@ -70,32 +50,14 @@ class PeerLink {
     this.early = [];
     /** @type {Promise<any>} this side's descriptions, in order (candidates follow them) */
     this._outgoing = Promise.resolve();
-    /** @type {RTCRtpSender | null} */
-    this.screenSender = null;
-    /** @type {MediaStream | null} the peer's camera/microphone stream */
-    this.camera = null;
-    /** @type {Map<string, {stream: MediaStream, screen: boolean}>} the peer's streams, by id */
-    this.streams = new Map();
+    /** The peer's camera/microphone stream and the screen it shares. */
+    this.remote = new RemoteStreams(({ stream, screen }) => call._emit("trackended", { userId, stream, screen }));
     const pc = new RTCPeerConnection({ iceServers: call.iceServers, iceTransportPolicy: call.iceTransportPolicy });
     this.pc = pc;
     pc.onicecandidate = ({ candidate }) => {
       if (candidate) this._send("call:ice-candidate", { candidate: candidateJSON(candidate.toJSON()) }, false);
     };
-    pc.ontrack = ({ track, streams }) => {
-      const stream = streams[0] ?? new MediaStream([track]);
-      // The first stream of a peer is its camera and microphone; another is its screen.
-      this.camera ??= stream;
-      const screen = stream !== this.camera;
-      if (!this.streams.has(stream.id)) {
-        this.streams.set(stream.id, { stream, screen });
-        stream.addEventListener("removetrack", () => {
-          if (stream.getTracks().length) return;
-          this.streams.delete(stream.id);
-          call._emit("trackended", { userId, stream, screen });
-        });
-      }
-      call._emit("track", { userId, track, stream, screen });
-    };
+    pc.ontrack = ({ track, streams }) => call._emit("track", { userId, track, ...this.remote.add(track, streams) });
     pc.oniceconnectionstatechange = () => call._emit("iceconnectionstate", { userId, state: pc.iceConnectionState });
     pc.onnegotiationneeded = async () => {
       // The answering side waits for the first offer (its tracks go into the answer).
@@ -116,8 +78,8 @@ class PeerLink {
   _addLocalTracks() {
     const stream = this.call.localStream;
     if (stream) for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
-    const screen = this.call.screenStream;
-    if (screen) this.screenSender = this.pc.addTrack(screen.getVideoTracks()[0], screen);
+    // Its SDP changes are made at once (the answer that follows carries them).
+    this.call.screen?.addTo(this.pc).catch((error) => this.call._report(error));
   }
 
   /** @param {RTCSessionDescriptionInit} description */
@@ -169,17 +131,8 @@ class PeerLink {
     return sent;
   }
 
-  /** Adds the screen track (a renegotiation follows by itself). @param {MediaStream} screen */
-  addScreen(screen) {
-    if (!this.screenSender) this.screenSender = this.pc.addTrack(screen.getVideoTracks()[0], screen);
-  }
-
-  removeScreen() {
-    if (this.screenSender) this.pc.removeTrack(this.screenSender);
-    this.screenSender = null;
-  }
-
   close() {
+    this.call.screen?.removeFrom(this.pc);
     this.pc.close();
   }
 }
@@ -193,38 +146,26 @@ class PeerLink {
  * `recording` ({userId, state, recording}), `iceconnectionstate` ({userId, state}),
  * `error` ({code, message, userId?, uploadId?}: a `call:error` push), `ended` ({reason}).
  */
-export class GroupCall extends Emitter {
+export class GroupCall extends MediaCall {
   /**
    * @param {SwitchboardClient} client
    * @param {{callId?: string, media?: "audio" | "video", conversationId?: string | null,
    *   iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} options
    */
   constructor(client, options) {
-    super();
-    this.client = client;
-    this.callId = options.callId ?? "";
-    this.media = options.media ?? "video";
+    super(client, options);
     this.conversationId = options.conversationId ?? null;
     this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
-    /** @type {MediaStream | null} */
-    this.localStream = options.localStream ?? null;
-    /** @type {MediaStream | null} */
-    this.screenStream = null;
     /** @type {RTCIceServer[]} */
     this.iceServers = [];
     /** @type {Map<string, PeerLink>} */
     this.peers = new Map();
-    /** @type {Map<string, MediaState>} every participant's media state, self included */
-    this.mediaState = new Map();
     /** @type {string[]} who is recording now */
     this.recording = [];
-    this.state = "new";
     /** @type {MediaRecorder | null} */
     this.recorder = null;
     /** Candidates refused because the peer or the call moved on (its push says so). */
     this.refusedCandidates = 0;
-    /** @type {Array<() => void>} */
-    this._unsubscribe = [];
     /** @type {Promise<any>} signaling pushes, handled in arrival order */
     this._inbox = Promise.resolve();
   }
@@ -294,7 +235,7 @@ export class GroupCall extends Emitter {
 
   async _media() {
     this.localStream ??= await navigator.mediaDevices.getUserMedia({ audio: true, video: this.media === "video" });
-    this.mediaState.set(this.client.userId, { audio: true, video: this.media === "video", screen: false });
+    this._mediaJoined(this.client.userId);
   }
 
   /**
@@ -302,18 +243,16 @@ export class GroupCall extends Emitter {
    * tell the rest): `[{userId, stream, screen}]`.
    */
   remoteStreams() {
-    return [...this.peers].flatMap(([userId, link]) => [...link.streams.values()].map((s) => ({ userId, ...s })));
+    return [...this.peers].flatMap(([userId, link]) => [...link.remote.streams.values()].map((s) => ({ userId, ...s })));
+  }
+
+  _connections() {
+    return [...this.peers.values()].map((link) => link.pc);
   }
 
   /** @param {Array<{userId: string, state: string, media?: MediaState}>} participants */
   _participants(participants) {
     for (const p of participants) if (p.media) this.mediaState.set(p.userId, p.media);
-  }
-
-  /** @param {string} state */
-  _setState(state) {
-    this.state = state;
-    this._emit("state", { state });
   }
 
   /** @param {string} userId @param {boolean} offerer */
@@ -345,15 +284,11 @@ export class GroupCall extends Emitter {
     on("call:ice-candidate", (d) => this._link(d.fromUserId, false).onCandidate(d.candidate));
     on("call:participant-joined", (d) => {
       if (this.state === "ringing") this._setState("active");
-      this.mediaState.set(d.userId, { audio: true, video: this.media === "video", screen: false });
+      this._mediaJoined(d.userId);
       this._emit("joined", { userId: d.userId }); // it offers to us: its link comes with the offer
     });
     on("call:participant-left", (d) => this._drop(d.userId, d.reason ?? "left"));
-    on("call:media", (d) => {
-      const state = { audio: d.audio, video: d.video, screen: d.screen };
-      this.mediaState.set(d.userId, state);
-      this._emit("media", { userId: d.userId, ...state });
-    });
+    on("call:media", (d) => this._onMedia(d));
     on("call:recording", (d) => {
       this.recording = d.recording;
       this._emit("recording", { userId: d.userId, state: d.state, recording: d.recording });
@@ -372,12 +307,13 @@ export class GroupCall extends Emitter {
     this.peers.delete(userId);
     this.mediaState.delete(userId);
     link?.close();
+    // Whoever leaves stops recording (the server pushes call:recording too, but a peer
+    // dropped here for a peer_gone call:error may be ahead of it): no stale indicator.
+    if (this.recording.includes(userId)) {
+      this.recording = this.recording.filter((u) => u !== userId);
+      this._emit("recording", { userId, state: "stopped", recording: this.recording });
+    }
     this._emit("peerleft", { userId, reason });
-  }
-
-  /** @param {unknown} error */
-  _report(error) {
-    if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
   }
 
   /** A relayed candidate refused because its peer or the call moved on. @param {unknown} error */
@@ -385,52 +321,6 @@ export class GroupCall extends Emitter {
     if (error instanceof SwitchboardError && ["forbidden", "conflict", "not_found"].includes(error.code)) {
       this.refusedCandidates += 1;
     } else this._report(error);
-  }
-
-  /**
-   * Microphone / camera on or off: the local track is enabled or disabled (the peer
-   * connections stay as they are) and the others are told (`call:media`).
-   * @param {{audio?: boolean, video?: boolean}} change
-   */
-  async setMedia(change) {
-    for (const track of this.localStream?.getTracks() ?? []) {
-      const wanted = /** @type {Record<string, boolean | undefined>} */ (change)[track.kind];
-      if (wanted !== undefined) track.enabled = wanted;
-    }
-    return this._sendMedia(change);
-  }
-
-  /** @param {{audio?: boolean, video?: boolean, screen?: boolean}} change */
-  async _sendMedia(change) {
-    const reply = await this.client.request("call:media", { callId: this.callId, ...change });
-    this.mediaState.set(this.client.userId, reply.media);
-    return reply.media;
-  }
-
-  /**
-   * Shares a screen or window (`getDisplayMedia`): a second video track to every peer,
-   * renegotiated; the others see it as a new stream (their screen tile). Ends by itself
-   * when the browser's "Stop sharing" is pressed.
-   * @param {MediaStream} [stream] a stream to share instead of asking for a screen
-   */
-  async shareScreen(stream) {
-    if (this.screenStream) return this.screenStream;
-    const screen = stream ?? (await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false }));
-    this.screenStream = screen;
-    screen.getVideoTracks()[0].addEventListener("ended", () => this.stopScreen().catch((e) => this._report(e)));
-    for (const link of this.peers.values()) link.addScreen(screen);
-    await this._sendMedia({ screen: true });
-    return screen;
-  }
-
-  /** Stops sharing: the screen track leaves every peer connection (the camera stays). */
-  async stopScreen() {
-    const screen = this.screenStream;
-    if (!screen) return;
-    this.screenStream = null;
-    for (const link of this.peers.values()) link.removeScreen();
-    for (const track of screen.getTracks()) track.stop();
-    if (this.state !== "ended") await this._sendMedia({ screen: false });
   }
 
   /**
@@ -444,7 +334,7 @@ export class GroupCall extends Emitter {
     await this.client.request("call:recording", { callId: this.callId, state: "started" });
     const audio = new AudioContext();
     const mix = audio.createMediaStreamDestination();
-    const streams = [this.localStream, ...[...this.peers.values()].map((l) => l.camera)];
+    const streams = [this.localStream, ...[...this.peers.values()].map((l) => l.remote.camera)];
     for (const stream of streams) {
       if (stream?.getAudioTracks().length) audio.createMediaStreamSource(stream).connect(mix);
     }
@@ -508,7 +398,7 @@ export class GroupCall extends Emitter {
     if (this.recorder?.state === "recording") this.recorder.stop();
     for (const link of this.peers.values()) link.close();
     this.peers.clear();
-    for (const track of [...(this.localStream?.getTracks() ?? []), ...(this.screenStream?.getTracks() ?? [])]) track.stop();
+    this._stopMedia();
     this._setState("ended");
     this._emit("ended", { reason });
   }

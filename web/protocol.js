@@ -23,6 +23,10 @@ export const LIMITS = Object.freeze({
   MAX_WAVEFORM_POINTS: 128,
   MAX_TOKEN_CHARS: 8192,
   MAX_SDP_CHARS: 24000,
+  EDIT_WINDOW_SECONDS: 900,
+  MAX_REACTION_KINDS: 20,
+  MAX_REACTIONS_PER_USER: 5,
+  MAX_EMOJI_CHARS: 16,
 });
 
 /** The error codes of a failed reply. */
@@ -45,10 +49,22 @@ export const REPLIES = Object.freeze({
   "call:offer": "CallRelayed",
   "call:recording": "CallRecordingReply",
   "call:reject": "CallStateReply",
+  "conversation:accept": "ConsentChanged",
+  "conversation:add-members": "MembershipChanged",
   "conversation:create": "ConversationCreated",
+  "conversation:decline": "ConsentChanged",
+  "conversation:leave": "MembershipChanged",
   "conversation:list": "ConversationPage",
+  "conversation:mute": "MuteState",
+  "conversation:remove-member": "MembershipChanged",
+  "conversation:set-role": "MembershipChanged",
+  "conversation:set-title": "MembershipChanged",
   "message:ack": "CursorMoved",
+  "message:changes": "ChangesPage",
+  "message:delete": "MessageDeleted",
+  "message:edit": "MessageUpdated",
   "message:history": "HistoryPage",
+  "message:react": "MessageReactions",
   "message:read": "CursorMoved",
   "message:search": "SearchResult",
   "message:send": "MessageSent",
@@ -60,6 +76,7 @@ export const REPLIES = Object.freeze({
   "preferences:set": "PreferencesView",
   "preferences:verify-email": "PreferencesView",
   "presence:query": "PresenceList",
+  "thread:history": "ThreadPage",
   "typing:start": "TypingSent",
   "typing:stop": "TypingSent",
   "upload:abort": "UploadStateReply",
@@ -67,6 +84,9 @@ export const REPLIES = Object.freeze({
   "upload:get": "UploadView",
   "upload:part-done": "PartConfirmed",
   "upload:start": "UploadStarted",
+  "user:block": "BlockChanged",
+  "user:blocks": "BlockList",
+  "user:unblock": "BlockChanged",
 });
 
 /** Server push types (frames without an id) -> the typedef of their data. */
@@ -83,10 +103,15 @@ export const PUSHES = Object.freeze({
   "call:participant-left": "CallParticipantLeft",
   "call:recording": "CallRecordingPush",
   "call:rejected": "CallRejected",
+  "conversation:accepted": "ConversationAccepted",
+  "conversation:request": "ConversationRequest",
   "message:batch": "MessageBatch",
+  "message:deleted": "MessageDeleted",
   "message:delivered": "MessageDelivered",
   "message:new": "Message",
+  "message:reactions": "MessageReactions",
   "message:read": "MessageRead",
+  "message:updated": "MessageUpdated",
   "notification:new": "Notification",
   "presence": "Presence",
   "typing": "TypingPush",
@@ -107,6 +132,8 @@ export const SHAPES = Object.freeze({
   Sdp: {"required": ["type", "sdp"], "optional": [], "nested": {}},
   CallView: {"required": ["callId", "state", "media", "callerId", "group", "conversationId", "participants", "createdAt", "answeredAt", "endedAt", "endReason"], "optional": ["offer", "recording"], "nested": {"participants": "CallParticipant[]", "offer": "Sdp"}},
   ActiveCall: {"required": ["call"], "optional": [], "nested": {"call": "CallView"}},
+  BlockChanged: {"required": ["userId", "blocked"], "optional": [], "nested": {}},
+  BlockList: {"required": ["userIds"], "optional": [], "nested": {}},
   CallAnswerReply: {"required": ["callId"], "optional": ["state", "sent"], "nested": {}},
   CallAnswered: {"required": ["callId", "answer", "fromUserId"], "optional": [], "nested": {"answer": "Sdp"}},
   CallAnsweredElsewhere: {"required": ["callId", "userId"], "optional": [], "nested": {}},
@@ -127,34 +154,46 @@ export const SHAPES = Object.freeze({
   CallRelayed: {"required": ["callId", "sent"], "optional": [], "nested": {}},
   CallStarted: {"required": ["callId", "state", "participants"], "optional": [], "nested": {"participants": "CallParticipant[]"}},
   CallStateReply: {"required": ["callId", "state"], "optional": [], "nested": {}},
-  ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
-  LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": [], "nested": {}},
-  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": [], "nested": {"lastMessage": "LastMessage"}},
-  ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
-  CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
   MessageAttachment: {"required": ["uploadId"], "optional": ["fileName", "contentType", "size", "kind", "durationMs", "waveform"], "nested": {}},
-  SystemEntry: {"required": ["event"], "optional": ["callId", "userId", "state"], "nested": {}},
-  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "system"], "nested": {"attachments": "MessageAttachment[]", "system": "SystemEntry"}},
-  HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": [], "nested": {"messages": "Message[]"}},
+  SystemEntry: {"required": [], "optional": ["kind", "event", "by", "userIds", "role", "owner", "title", "callId", "userId", "state"], "nested": {}},
+  Reaction: {"required": ["emoji", "count", "userIds"], "optional": [], "nested": {}},
+  Quote: {"required": ["seq", "senderId", "snippet", "deleted"], "optional": [], "nested": {}},
+  Message: {"required": ["conversationId", "seq", "messageId", "senderId", "body", "createdAt", "clientMessageId"], "optional": ["attachments", "system", "version", "editedAt", "deletedAt", "reactions", "parentSeq", "replyCount", "lastReplyAt", "replyTo"], "nested": {"attachments": "MessageAttachment[]", "system": "SystemEntry", "reactions": "Reaction[]", "replyTo": "Quote"}},
+  ChangesPage: {"required": ["conversationId", "messages", "cursor", "lastChange", "hasMore", "reset"], "optional": [], "nested": {"messages": "Message[]"}},
+  ConsentChanged: {"required": ["conversationId", "changed"], "optional": [], "nested": {}},
+  ConversationAccepted: {"required": ["conversationId", "userId", "ackedSeq", "readSeq"], "optional": [], "nested": {}},
+  ConversationCreated: {"required": ["conversationId", "created"], "optional": [], "nested": {}},
+  LastMessage: {"required": ["seq", "senderId", "body", "createdAt"], "optional": ["deleted"], "nested": {}},
+  ConversationSummary: {"required": ["conversationId", "title", "listingId", "members", "lastSeq", "lastMessage", "lastActivityAt", "ackedSeq", "readSeq", "unread"], "optional": ["lastChange", "mutedUntil", "request", "roles", "pending"], "nested": {"lastMessage": "LastMessage"}},
+  ConversationPage: {"required": ["conversations", "cursor"], "optional": [], "nested": {"conversations": "ConversationSummary[]"}},
+  ConversationRequest: {"required": ["conversationId", "fromUserId", "title", "listingId", "members"], "optional": [], "nested": {}},
+  CursorMoved: {"required": ["conversationId", "seq", "moved"], "optional": [], "nested": {}},
+  HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": ["lastChange"], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  MembershipChanged: {"required": ["conversationId", "seq", "members"], "optional": [], "nested": {}},
   MessageBatch: {"required": ["messages"], "optional": [], "nested": {"messages": "Message[]"}},
+  MessageDeleted: {"required": ["conversationId", "seq", "deletedAt", "version", "change"], "optional": [], "nested": {}},
   MessageDelivered: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
+  MessageReactions: {"required": ["conversationId", "seq", "reactions", "userId", "emoji", "on", "version", "change"], "optional": [], "nested": {"reactions": "Reaction[]"}},
   MessageRead: {"required": ["conversationId", "seq", "userId"], "optional": [], "nested": {}},
   MessageSent: {"required": ["seq", "messageId", "createdAt"], "optional": [], "nested": {}},
+  MessageUpdated: {"required": ["conversationId", "seq", "body", "editedAt", "version", "change"], "optional": [], "nested": {}},
+  MuteState: {"required": ["conversationId", "mutedUntil"], "optional": [], "nested": {}},
   Notification: {"required": ["notificationId", "kind", "data", "createdAt", "read"], "optional": [], "nested": {}},
   NotificationPage: {"required": ["notifications", "cursor"], "optional": [], "nested": {"notifications": "Notification[]"}},
   NotificationsMarked: {"required": ["marked"], "optional": [], "nested": {}},
   PartConfirmed: {"required": ["uploadId", "percent", "bytes", "partNumber"], "optional": [], "nested": {}},
   Pong: {"required": ["pong", "serverTime", "pid", "connectionId"], "optional": [], "nested": {}},
-  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": [], "nested": {}},
+  PreferencesView: {"required": ["emailOnOffline", "email", "emailVerified", "digestMinutes"], "optional": ["acceptRequests"], "nested": {}},
   Presence: {"required": ["userId", "online", "lastSeen"], "optional": [], "nested": {}},
   PresenceList: {"required": ["presence"], "optional": [], "nested": {"presence": "Presence[]"}},
   SearchHit: {"required": ["conversationId", "seq", "messageId", "senderId", "createdAt", "snippet", "highlights", "field"], "optional": [], "nested": {}},
   SearchResult: {"required": ["hits", "cursor"], "optional": [], "nested": {"hits": "SearchHit[]"}},
   SessionsRevoked: {"required": ["userId", "closedConnections", "alreadyClosed", "failedConnections"], "optional": [], "nested": {}},
-  SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": [], "nested": {"messages": "Message[]"}},
+  SyncedConversation: {"required": ["lastSeq", "messages", "hasMore"], "optional": ["lastChange"], "nested": {"messages": "Message[]"}},
   SyncResult: {"required": ["conversations"], "optional": [], "nested": {"conversations": "{SyncedConversation}"}},
+  ThreadPage: {"required": ["conversationId", "parent", "messages", "hasMore"], "optional": [], "nested": {"parent": "Message", "messages": "Message[]"}},
   TokenRefreshed: {"required": ["expiresAt"], "optional": [], "nested": {}},
   TypingPush: {"required": ["conversationId", "userId", "state"], "optional": [], "nested": {}},
   TypingSent: {"required": ["sent"], "optional": [], "nested": {}},
@@ -207,6 +246,15 @@ export const SHAPES = Object.freeze({
 /**
  * @typedef {object} ActiveCall
  * @property {CallView | null} call
+ */
+/**
+ * @typedef {object} BlockChanged
+ * @property {string} userId
+ * @property {boolean} blocked whether the user is blocked now
+ */
+/**
+ * @typedef {object} BlockList
+ * @property {Array<string>} userIds
  */
 /**
  * @typedef {object} CallAnswerReply
@@ -303,7 +351,7 @@ export const SHAPES = Object.freeze({
  */
 /**
  * @typedef {object} CallRecordingPush
- * Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike).
+ * Someone started or stopped recording: to every joined participant (the recorder's other participants and the recorder's own in-call connection alike); ``stopped`` also when a recorder leaves the call or its connection closes (to those still in it).
  * @property {string} callId
  * @property {string} userId
  * @property {"started" | "stopped"} state
@@ -341,6 +389,89 @@ export const SHAPES = Object.freeze({
  * @property {"ringing" | "active" | "ended" | "rejected" | "missed" | "cancelled" | "busy"} state
  */
 /**
+ * @typedef {object} MessageAttachment
+ * @property {string} uploadId
+ * @property {string} [fileName]
+ * @property {string} [contentType]
+ * @property {number} [size]
+ * @property {"file" | "voice" | "recording"} [kind]
+ * @property {number} [durationMs] voice/recording, from the server
+ * @property {Array<number>} [waveform]
+ */
+/**
+ * @typedef {object} SystemEntry
+ * What a system entry records (its message's ``body`` is empty). Membership changes have ``kind`` (``by`` made the change; for ``left``, the leaver); a call's recording has ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded).
+ * @property {"left" | "removed" | "added" | "role" | "title"} [kind] a membership change
+ * @property {string} [event] "call:recording"
+ * @property {string} [by]
+ * @property {Array<string>} [userIds] added: who; left/removed/role: the one member concerned
+ * @property {"owner" | "admin" | "member"} [role] role: the member's new role
+ * @property {string} [owner] left: the member who became owner as the owner left
+ * @property {string} [title]
+ * @property {string} [callId]
+ * @property {string} [userId]
+ * @property {string} [state]
+ */
+/**
+ * @typedef {object} Reaction
+ * @property {string} emoji
+ * @property {number} count
+ * @property {Array<string>} userIds who reacted, in the order they did
+ */
+/**
+ * @typedef {object} Quote
+ * The message a quote-reply quotes, as it is now (a deleted one: ``deleted``, no text).
+ * @property {number} seq
+ * @property {string} senderId
+ * @property {string} snippet the first 100 characters; empty if deleted
+ * @property {boolean} deleted
+ */
+/**
+ * @typedef {object} Message
+ * A stored message (``message:new``, and in sync and history replies), as it is now: edited (``editedAt``), deleted (``deletedAt``: body empty, no attachments), reacted to, a thread reply (``parentSeq``) or a thread's parent (``replyCount``).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} messageId
+ * @property {string} senderId
+ * @property {string} body
+ * @property {number} createdAt
+ * @property {string} clientMessageId
+ * @property {Array<MessageAttachment>} [attachments]
+ * @property {SystemEntry} [system] a system entry (body empty): a membership change, a recording
+ * @property {number} [version] changes so far (absent: none)
+ * @property {number} [editedAt]
+ * @property {number} [deletedAt]
+ * @property {Array<Reaction>} [reactions]
+ * @property {number} [parentSeq]
+ * @property {number} [replyCount]
+ * @property {number} [lastReplyAt]
+ * @property {Quote} [replyTo]
+ */
+/**
+ * @typedef {object} ChangesPage
+ * The messages changed (edited, deleted, reacted to, replied to in a thread) after ``afterChange``, each as it is now, oldest change first.
+ * @property {string} conversationId
+ * @property {Array<Message>} messages
+ * @property {number} cursor your new change cursor (ask again from it if hasMore)
+ * @property {number} lastChange
+ * @property {boolean} hasMore
+ * @property {boolean} reset true: changes after your cursor have expired; re-read the history
+ */
+/**
+ * @typedef {object} ConsentChanged
+ * ``conversation:accept`` / ``conversation:decline``.
+ * @property {string} conversationId
+ * @property {boolean} changed false: it was no request of yours (already accepted)
+ */
+/**
+ * @typedef {object} ConversationAccepted
+ * A member accepted the conversation (``conversation:accept``, or a reply): you are contacts now, each other's presence becomes visible (query it).
+ * @property {string} conversationId
+ * @property {string} userId
+ * @property {number} ackedSeq the receipts held back while it was a request
+ * @property {number} readSeq
+ */
+/**
  * @typedef {object} ConversationCreated
  * @property {string} conversationId
  * @property {boolean} created false: the 1:1 conversation existed already
@@ -351,6 +482,7 @@ export const SHAPES = Object.freeze({
  * @property {string} senderId
  * @property {string} body the first 200 characters
  * @property {number} createdAt
+ * @property {boolean} [deleted] true: deleted (body is empty)
  */
 /**
  * @typedef {object} ConversationSummary
@@ -364,11 +496,25 @@ export const SHAPES = Object.freeze({
  * @property {number} ackedSeq
  * @property {number} readSeq
  * @property {number} unread
+ * @property {number} [lastChange] the conversation's change cursor (message:changes)
+ * @property {number} [mutedUntil] epoch ms; notifications are off until then (2**53: forever)
+ * @property {boolean} [request] true: a message request you have not accepted
+ * @property {Object<string, string>} [roles] groups: "owner" and "admin" by user id (everyone else is a member)
+ * @property {Array<string>} [pending] members who have not accepted yet
  */
 /**
  * @typedef {object} ConversationPage
  * @property {Array<ConversationSummary>} conversations
  * @property {string | null} cursor pass it back for the next page; null: no more
+ */
+/**
+ * @typedef {object} ConversationRequest
+ * A stranger started a conversation with you: a message request (accept, decline or block). Its messages arrive as usual; your presence, typing and receipts do not reach its members until you accept or reply.
+ * @property {string} conversationId
+ * @property {string} fromUserId
+ * @property {string | null} title
+ * @property {string | null} listingId
+ * @property {Array<string>} members
  */
 /**
  * @typedef {object} CursorMoved
@@ -378,42 +524,12 @@ export const SHAPES = Object.freeze({
  * @property {boolean} moved false: the cursor was already there (nothing pushed)
  */
 /**
- * @typedef {object} MessageAttachment
- * @property {string} uploadId
- * @property {string} [fileName]
- * @property {string} [contentType]
- * @property {number} [size]
- * @property {"file" | "voice" | "recording"} [kind]
- * @property {number} [durationMs] voice/recording, from the server
- * @property {Array<number>} [waveform]
- */
-/**
- * @typedef {object} SystemEntry
- * What a system entry records: ``event`` "call:recording" (``state`` started/stopped, ``callId``, ``userId`` who recorded).
- * @property {string} event
- * @property {string} [callId]
- * @property {string} [userId]
- * @property {string} [state]
- */
-/**
- * @typedef {object} Message
- * A stored message (``message:new``, and in sync and history replies).
- * @property {string} conversationId
- * @property {number} seq
- * @property {string} messageId
- * @property {string} senderId
- * @property {string} body
- * @property {number} createdAt
- * @property {string} clientMessageId
- * @property {Array<MessageAttachment>} [attachments]
- * @property {SystemEntry} [system] a server's system entry
- */
-/**
  * @typedef {object} HistoryPage
  * @property {string} conversationId
  * @property {Array<Message>} messages
  * @property {boolean} hasMore
  * @property {number} lastSeq
+ * @property {number} [lastChange] the conversation's change cursor
  */
 /**
  * @typedef {object} IceServer
@@ -428,9 +544,25 @@ export const SHAPES = Object.freeze({
  * @property {number} expiresAt
  */
 /**
+ * @typedef {object} MembershipChanged
+ * A membership change, stored as the system entry ``seq`` of the conversation.
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {Array<string>} members the members after the change
+ */
+/**
  * @typedef {object} MessageBatch
  * Several stored messages in one frame: the reconnect backlog of a connection opened with ``backlog=batch`` in its URL's query, packed into frames of at most 32 KB (one billed WebSocket message each) in seq order. Each message is handled as a ``message:new`` would be (de-duplicated by conversationId and seq).
  * @property {Array<Message>} messages
+ */
+/**
+ * @typedef {object} MessageDeleted
+ * A deletion: the message is a tombstone from now on (no body, no attachments).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {number} deletedAt
+ * @property {number} version
+ * @property {number} change
  */
 /**
  * @typedef {object} MessageDelivered
@@ -438,6 +570,18 @@ export const SHAPES = Object.freeze({
  * @property {string} conversationId
  * @property {number} seq
  * @property {string} userId
+ */
+/**
+ * @typedef {object} MessageReactions
+ * A message's reactions after a change (``userId`` turned ``emoji`` ``on`` or off).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {Array<Reaction>} reactions
+ * @property {string} userId
+ * @property {string} emoji
+ * @property {boolean} on
+ * @property {number} version
+ * @property {number} change
  */
 /**
  * @typedef {object} MessageRead
@@ -451,6 +595,21 @@ export const SHAPES = Object.freeze({
  * @property {number} seq
  * @property {string} messageId
  * @property {number} createdAt
+ */
+/**
+ * @typedef {object} MessageUpdated
+ * An edit: the new body (``message:edit``'s reply, and pushed to the members).
+ * @property {string} conversationId
+ * @property {number} seq
+ * @property {string} body
+ * @property {number} editedAt
+ * @property {number} version
+ * @property {number} change the conversation's change number of this edit
+ */
+/**
+ * @typedef {object} MuteState
+ * @property {string} conversationId
+ * @property {number | null} mutedUntil epoch ms (2**53: forever); null: not muted
  */
 /**
  * @typedef {object} Notification
@@ -490,6 +649,7 @@ export const SHAPES = Object.freeze({
  * @property {string | null} email
  * @property {boolean} emailVerified
  * @property {number} digestMinutes
+ * @property {boolean} [acceptRequests] false: message requests are refused (starting one is forbidden)
  */
 /**
  * @typedef {object} Presence
@@ -529,10 +689,18 @@ export const SHAPES = Object.freeze({
  * @property {number} lastSeq
  * @property {Array<Message>} messages
  * @property {boolean} hasMore
+ * @property {number} [lastChange] message:changes after your change cursor
  */
 /**
  * @typedef {object} SyncResult
  * @property {Object<string, SyncedConversation>} conversations
+ */
+/**
+ * @typedef {object} ThreadPage
+ * @property {string} conversationId
+ * @property {Message} parent
+ * @property {Array<Message>} messages replies after afterSeq, oldest first
+ * @property {boolean} hasMore
  */
 /**
  * @typedef {object} TokenRefreshed

@@ -23,8 +23,14 @@
  *   network never loses or repeats a message;
  * - `message:send` is idempotent (`clientMessageId`): a send interrupted by a disconnect
  *   is sent again after the reconnect and never stored twice;
+ * - edits, deletes, reactions, thread replies, quotes and mute (`editMessage`,
+ *   `deleteMessage`, `react`, `sendMessage` with `parentSeq`/`replyToSeq`, `threadHistory`,
+ *   `mute`); after a reconnect it reads what changed while it was away from each
+ *   conversation's change cursor (`message:changes`, `client:message-changed` events),
+ *   never the whole history;
  * - throttles `typing:start` to the server's limit and sends `typing:stop` when idle;
- * - `CallSession`: WebRTC with the "perfect negotiation" pattern over `call:*`;
+ * - `CallSession`: WebRTC with the "perfect negotiation" pattern over `call:*`, screen
+ *   sharing and mute state (`MediaCall`, which web/calls.js's group calls share);
  * - `uploadFile()`: presigned PUT or multipart uploads with progress callbacks.
  *
  * Timers, the WebSocket class and randomness are injectable, so the reconnect/resume
@@ -85,6 +91,8 @@ export const ClientEvent = Object.freeze({
   CLOSE: "client:close",
   RECONNECTING: "client:reconnecting",
   SYNCED: "client:synced",
+  /** A stored message changed while the client was away (read by `syncChanges`). */
+  MESSAGE_CHANGED: "client:message-changed",
   AUTH_FAILED: "client:auth-failed",
   ERROR: "client:error",
 });
@@ -227,6 +235,10 @@ export class SwitchboardClient {
     this.ws = null;
     this.userId = "";
     this.log = new ConversationLog();
+    /** @type {Map<string, number>} per conversation: every change up to it is applied */
+    this._changeCursors = new Map();
+    /** @type {Map<string, number>} per conversation: the latest change number known */
+    this._lastChange = new Map();
     /** Duplicated `message:new` frames dropped so far. */
     this.duplicates = 0;
     /** How many times the socket opened (1 = first connection). */
@@ -679,6 +691,9 @@ export class SwitchboardClient {
       return;
     }
     if (frame.type === "message:new") this._receive(frame.data, "push");
+    if (frame.type === "message:updated" || frame.type === "message:deleted" || frame.type === "message:reactions") {
+      this._onChangePush(frame.data);
+    }
     if (frame.type === "message:batch") {
       // Each message of a batch is handled (and seen by `message:new` subscribers) as if
       // it had come alone, in the batch's (seq) order.
@@ -703,6 +718,9 @@ export class SwitchboardClient {
       this.duplicates += 1;
       return false;
     }
+    // A conversation first seen by its messages (it started while connected): its changes
+    // are read from the start on resume (at worst more than needed, never less).
+    if (!this._changeCursors.has(message.conversationId)) this._changeCursors.set(message.conversationId, 0);
     this._emit(ClientEvent.MESSAGE, { ...message, source });
     const after = this.log.cursor(message.conversationId);
     if (source !== "self" && this.options.autoAck && after > before) this._scheduleAck(message.conversationId);
@@ -752,9 +770,11 @@ export class SwitchboardClient {
           for (const [conversationId, page] of Object.entries(reply.conversations ?? {})) {
             for (const message of page.messages ?? []) this._receive({ ...message, conversationId }, "sync");
             if (page.hasMore) more = true;
+            this._lastChange.set(conversationId, page.lastChange ?? 0);
           }
           if (!more) break;
         }
+        await this.syncChanges();
         this._emit(ClientEvent.SYNCED, { cursors: this.log.cursors() });
       } finally {
         this._syncing = null;
@@ -763,12 +783,155 @@ export class SwitchboardClient {
     return this._syncing;
   }
 
+  // ------------------------------------------------------------------ changes
+
+  /**
+   * Track a conversation's change cursor (the `lastChange` of `conversation:list` or of
+   * a history page you rendered): changes after it are read on the next resume.
+   * @param {string} conversationId
+   * @param {number} change
+   */
+  seedChangeCursor(conversationId, change) {
+    if (!this._changeCursors.has(conversationId)) this._changeCursors.set(conversationId, change);
+    this._lastChange.set(conversationId, Math.max(change, this._lastChange.get(conversationId) ?? 0));
+  }
+
+  /** @param {string} conversationId @returns {number | undefined} */
+  changeCursor(conversationId) {
+    return this._changeCursors.get(conversationId);
+  }
+
+  /**
+   * A change push (`message:updated`, `message:deleted`, `message:reactions`): the cursor
+   * moves only over consecutive changes, so a lost push is read on the next resume.
+   * @param {{conversationId: string, change: number}} data
+   */
+  _onChangePush(data) {
+    const cursor = this._changeCursors.get(data.conversationId);
+    if (cursor !== undefined && data.change === cursor + 1) this._changeCursors.set(data.conversationId, data.change);
+    this._lastChange.set(data.conversationId, Math.max(data.change, this._lastChange.get(data.conversationId) ?? 0));
+  }
+
+  /**
+   * Reads, for every tracked conversation whose `lastChange` is past its change cursor,
+   * the messages changed since (`message:changes`, paged), emitting `client:message-changed`
+   * for each (the message as it is now; apply it if its `version` is above yours). A
+   * `reset` (the changes expired) is emitted as `client:message-changed` with `reset: true`:
+   * re-read that conversation's history. Runs after every resume.
+   * @returns {Promise<number>} how many changed messages were read
+   */
+  async syncChanges() {
+    let read = 0;
+    for (const [conversationId, cursor] of [...this._changeCursors]) {
+      let after = cursor;
+      for (let round = 0; round < 20 && after < (this._lastChange.get(conversationId) ?? 0); round++) {
+        /** @type {import("./protocol.js").ChangesPage} */
+        let page;
+        try {
+          page = await this.request("message:changes", { conversationId, afterChange: after });
+        } catch (error) {
+          // A conversation the user left or was removed from: nothing more to follow there
+          // (the others' changes still go on).
+          if (error instanceof SwitchboardError && (error.code === "forbidden" || error.code === "not_found")) {
+            this._changeCursors.delete(conversationId);
+            after = -1;
+            break;
+          }
+          throw error;
+        }
+        if (page.reset) this._emit(ClientEvent.MESSAGE_CHANGED, { conversationId, reset: true, message: null });
+        for (const message of page.messages) {
+          read += 1;
+          this._emit(ClientEvent.MESSAGE_CHANGED, { conversationId, reset: false, message });
+        }
+        after = page.cursor;
+        this._lastChange.set(conversationId, page.lastChange);
+        if (!page.hasMore) break;
+      }
+      if (after >= 0) this._changeCursors.set(conversationId, after);
+    }
+    return read;
+  }
+
+  /**
+   * Edits your message (within the edit window, `LIMITS.EDIT_WINDOW_SECONDS`).
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {string} body
+   * @returns {Promise<import("./protocol.js").MessageUpdated>}
+   */
+  editMessage(conversationId, seq, body) {
+    // Idempotent (the same body again changes nothing): safe to send again after a drop.
+    return this.request("message:edit", { conversationId, seq, body }, { resend: true });
+  }
+
+  /**
+   * Deletes your message for everyone (a tombstone keeps its seq).
+   * @param {string} conversationId
+   * @param {number} seq
+   * @returns {Promise<import("./protocol.js").MessageDeleted>}
+   */
+  deleteMessage(conversationId, seq) {
+    return this.request("message:delete", { conversationId, seq }, { resend: true });
+  }
+
+  /**
+   * Reacts with one emoji (`on` false: takes it back). Idempotent.
+   * @param {string} conversationId
+   * @param {number} seq
+   * @param {string} emoji
+   * @param {boolean} [on]
+   * @returns {Promise<import("./protocol.js").MessageReactions>}
+   */
+  react(conversationId, seq, emoji, on = true) {
+    return this.request("message:react", { conversationId, seq, emoji, on }, { resend: true });
+  }
+
+  /**
+   * A thread's parent and its replies after `afterSeq`, oldest first.
+   * @param {string} conversationId
+   * @param {number} parentSeq
+   * @param {{afterSeq?: number, limit?: number}} [options]
+   * @returns {Promise<import("./protocol.js").ThreadPage>}
+   */
+  threadHistory(conversationId, parentSeq, options = {}) {
+    return this.request("thread:history", {
+      conversationId,
+      parentSeq,
+      afterSeq: options.afterSeq ?? 0,
+      limit: options.limit ?? 50,
+    });
+  }
+
+  /**
+   * Mutes a conversation's notifications and e-mail until `until` (epoch ms), or until
+   * unmuted if omitted.
+   * @param {string} conversationId
+   * @param {number} [until]
+   * @returns {Promise<import("./protocol.js").MuteState>}
+   */
+  mute(conversationId, until) {
+    /** @type {Record<string, any>} */
+    const data = { conversationId, muted: true };
+    if (until !== undefined) data.until = until;
+    return this.request("conversation:mute", data, { resend: true });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").MuteState>}
+   */
+  unmute(conversationId) {
+    return this.request("conversation:mute", { conversationId, muted: false }, { resend: true });
+  }
+
   /**
    * Sends a message; resolves with the stored message once it is durable. Safe to retry:
-   * the same `clientMessageId` is used across reconnects.
+   * the same `clientMessageId` is used across reconnects. `parentSeq`: a reply in that
+   * message's thread; `replyToSeq`: a quote of that message.
    * @param {string} conversationId
    * @param {string} body
-   * @param {{attachments?: Message["attachments"], clientMessageId?: string, timeoutMs?: number}} [options]
+   * @param {{attachments?: Message["attachments"], clientMessageId?: string, timeoutMs?: number, parentSeq?: number, replyToSeq?: number}} [options]
    * @returns {Promise<Message>}
    */
   async sendMessage(conversationId, body, options = {}) {
@@ -776,6 +939,8 @@ export class SwitchboardClient {
     /** @type {Record<string, any>} */
     const data = { conversationId, clientMessageId, body };
     if (options.attachments?.length) data.attachments = options.attachments;
+    if (options.parentSeq !== undefined) data.parentSeq = options.parentSeq;
+    if (options.replyToSeq !== undefined) data.replyToSeq = options.replyToSeq;
     this.stopTyping(conversationId);
     const reply = await this.request("message:send", data, { resend: true, timeoutMs: options.timeoutMs ?? 30_000 });
     /** @type {Message} */
@@ -788,6 +953,10 @@ export class SwitchboardClient {
       createdAt: reply.createdAt,
       clientMessageId,
       ...(data.attachments ? { attachments: data.attachments } : {}),
+      ...(data.parentSeq !== undefined ? { parentSeq: data.parentSeq } : {}),
+      // Your own echo names the quoted seq (the server's `replyTo` preview comes with pushes
+      // to the others, history and sync).
+      ...(data.replyToSeq !== undefined ? { replyToSeq: data.replyToSeq } : {}),
     };
     this._receive(message, "self");
     return message;
@@ -854,7 +1023,10 @@ export class SwitchboardClient {
    */
   async listConversations(limit = 50) {
     const reply = await this.request("conversation:list", { limit });
-    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    for (const c of reply.conversations ?? []) {
+      this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+      this.seedChangeCursor(c.conversationId, c.lastChange ?? 0);
+    }
     return reply.conversations ?? [];
   }
 
@@ -873,6 +1045,113 @@ export class SwitchboardClient {
    */
   async presence(userIds) {
     return (await this.request("presence:query", { userIds })).presence;
+  }
+
+  // ------------------------------------------------------------------ consent & membership
+  // Message requests, leaving, blocks, group members and roles (docs/protocol.md,
+  // "Consent and membership"). Their pushes: `conversation:request`,
+  // `conversation:accepted`; changes arrive as `message:new` with a `system` object.
+
+  /**
+   * The conversations strangers started with you (`request: true` on each).
+   * @param {number} [limit]
+   * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
+   */
+  async listRequests(limit = 50) {
+    const reply = await this.request("conversation:list", { limit, folder: "requests" });
+    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    return reply.conversations ?? [];
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").ConsentChanged>}
+   */
+  acceptConversation(conversationId) {
+    return this.request("conversation:accept", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").ConsentChanged>}
+   */
+  declineConversation(conversationId) {
+    return this.request("conversation:decline", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  leaveConversation(conversationId) {
+    return this.request("conversation:leave", { conversationId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string[]} members
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  addMembers(conversationId, members) {
+    return this.request("conversation:add-members", { conversationId, members });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  removeMember(conversationId, userId) {
+    return this.request("conversation:remove-member", { conversationId, userId });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} userId
+   * @param {"admin" | "member"} role
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  setRole(conversationId, userId, role) {
+    return this.request("conversation:set-role", { conversationId, userId, role });
+  }
+
+  /**
+   * @param {string} conversationId
+   * @param {string} title
+   * @returns {Promise<import("./protocol.js").MembershipChanged>}
+   */
+  setTitle(conversationId, title) {
+    return this.request("conversation:set-title", { conversationId, title });
+  }
+
+  /**
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").BlockChanged>}
+   */
+  block(userId) {
+    return this.request("user:block", { userId });
+  }
+
+  /**
+   * @param {string} userId
+   * @returns {Promise<import("./protocol.js").BlockChanged>}
+   */
+  unblock(userId) {
+    return this.request("user:unblock", { userId });
+  }
+
+  /** @returns {Promise<string[]>} whom you blocked */
+  async blocks() {
+    return (await this.request("user:blocks", {})).userIds;
+  }
+
+  /**
+   * False: nobody new may start a conversation with you.
+   * @param {boolean} accept
+   * @returns {Promise<import("./protocol.js").PreferencesView>}
+   */
+  setAcceptRequests(accept) {
+    return this.request("preferences:set", { acceptRequests: accept });
   }
 
   // ------------------------------------------------------------------ typing
@@ -966,51 +1245,138 @@ export function userIdOf(token) {
 // ====================================================================== calls
 
 /**
- * One WebRTC call over Switchboard's `call:*` signaling, with the "perfect negotiation"
- * pattern (MDN): the callee is the polite peer, so an offer collision during a
- * renegotiation (both sides changing tracks at once) resolves without glare.
- *
- * Events (`call.on(type, fn)`): `state` ({state}), `track` ({streams}), `connectionstate`
- * ({state}), `datachannel` ({channel}), `error` (a `call:error` push), `ended` ({reason}).
- * Group calls, screen sharing and recording: `GroupCall` in web/calls.js.
+ * A screen or window shared into a call: its video track goes to each of the call's peer
+ * connections as a stream of its own, so the peer gets it as a new track (`ontrack` with
+ * that stream) once the renegotiation that `negotiationneeded` starts is done; taking it
+ * off ends that track on the peer's side (`removetrack`).
  */
-export class CallSession {
+export class ScreenShare {
+  /** @param {MediaStream} stream */
+  constructor(stream) {
+    this.stream = stream;
+    this.track = stream.getVideoTracks()[0];
+    /** @type {Map<RTCPeerConnection, RTCRtpSender>} */
+    this._senders = new Map();
+  }
+
+  /**
+   * The screen or window the user picks (`getDisplayMedia`), or `stream` as given.
+   * @param {MediaStream} [stream]
+   */
+  static async capture(stream) {
+    const screen = stream ?? (await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false }));
+    if (!screen.getVideoTracks().length) throw new SwitchboardError("bad_request", "nothing to share: the stream has no video track");
+    return new ScreenShare(screen);
+  }
+
+  /**
+   * Sends the screen on `pc`. A negotiated video transceiver that sends nothing (one an
+   * earlier share left, or the one bringing the peer's screen) is used again: Chromium
+   * adds an m-section (~5 KB of SDP) per `addTrack` and never recycles one `removeTrack`
+   * left, so a fourth share would push the offer past the server's `MAX_SDP_CHARS` and be
+   * refused. The SDP changes (stream, direction) happen before this returns.
+   * @param {RTCPeerConnection} pc
+   */
+  async addTo(pc) {
+    if (this._senders.has(pc) || pc.signalingState === "closed") return;
+    const idle = pc
+      .getTransceivers()
+      .find((t) => t.receiver.track.kind === "video" && !t.sender.track && t.mid !== null && t.direction !== "stopped");
+    if (!idle) {
+      this._senders.set(pc, pc.addTrack(this.track, this.stream));
+      return;
+    }
+    this._senders.set(pc, idle.sender);
+    idle.sender.setStreams?.(this.stream); // the peer sees a new stream (else the last share's id)
+    idle.direction = idle.direction.includes("recv") ? "sendrecv" : "sendonly";
+    await idle.sender.replaceTrack(this.track);
+  }
+
+  /** Takes the screen off `pc` (a renegotiation follows by itself). @param {RTCPeerConnection} pc */
+  removeFrom(pc) {
+    const sender = this._senders.get(pc);
+    this._senders.delete(pc);
+    if (sender && pc.signalingState !== "closed") pc.removeTrack(sender);
+  }
+
+  /** Off every connection; the capture ends (the browser's sharing indicator goes away). */
+  stop() {
+    for (const pc of [...this._senders.keys()]) this.removeFrom(pc);
+    for (const track of this.stream.getTracks()) track.stop();
+  }
+}
+
+/**
+ * What one peer sends on one connection, told apart: its first stream is its camera and
+ * microphone, any other a screen it shares (`ScreenShare`); a track without a stream joins
+ * the first. `onEnded` is told when a stream lost its last track (sharing stopped).
+ */
+export class RemoteStreams {
+  /** @param {(ended: {stream: MediaStream, screen: boolean}) => void} onEnded */
+  constructor(onEnded) {
+    /** @type {MediaStream | null} */
+    this.camera = null;
+    /** @type {Map<string, {stream: MediaStream, screen: boolean}>} the streams with tracks now, by id */
+    this.streams = new Map();
+    this._onEnded = onEnded;
+    /** @type {WeakSet<MediaStream>} */
+    this._watched = new WeakSet();
+  }
+
+  /**
+   * From `ontrack`: which stream the track belongs to, and whether it is a screen.
+   * @param {MediaStreamTrack} track @param {readonly MediaStream[]} streams
+   */
+  add(track, streams) {
+    let stream = streams[0];
+    if (!stream) {
+      stream = this.camera ?? new MediaStream();
+      stream.addTrack(track);
+    }
+    this.camera ??= stream;
+    const entry = { stream, screen: stream !== this.camera };
+    this.streams.set(stream.id, entry);
+    if (!this._watched.has(stream)) {
+      this._watched.add(stream);
+      stream.addEventListener("removetrack", () => {
+        if (stream.getTracks().length || !this.streams.delete(stream.id)) return;
+        this._onEnded(entry);
+      });
+    }
+    return entry;
+  }
+}
+
+/**
+ * What a 1:1 `CallSession` and a group call (`GroupCall`, web/calls.js) share: events,
+ * everyone's microphone / camera / screen state (`call:media`, `mediaState` by user, self
+ * included) and screen sharing. A subclass says which peer connections it has.
+ */
+export class MediaCall {
   /**
    * @param {SwitchboardClient} client
-   * @param {{peerId: string, media?: "audio" | "video", polite: boolean, callId?: string,
-   *   iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} options
+   * @param {{callId?: string, media?: "audio" | "video", localStream?: MediaStream}} options
    */
   constructor(client, options) {
     this.client = client;
-    this.peerId = options.peerId;
-    this.media = options.media ?? "video";
-    this.polite = options.polite;
     this.callId = options.callId ?? "";
-    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
+    this.media = options.media ?? "video";
     /** @type {MediaStream | null} */
     this.localStream = options.localStream ?? null;
-    /** @type {MediaStream | null} */
-    this.remoteStream = null;
-    /** @type {RTCPeerConnection | null} */
-    this.pc = null;
-    /** @type {RTCDataChannel | null} */
-    this.dataChannel = null;
     this.state = "new";
-    this.makingOffer = false;
-    this.ignoreOffer = false;
-    this.signalingReady = false; // our connection is the in-call one: ICE may be sent
-    /** @type {RTCIceCandidateInit[]} */
-    this._outbox = [];
-    /** @type {Promise<any>} the last offer/answer sent (candidates follow it) */
-    this._outgoing = Promise.resolve();
-    /** @type {Promise<any>} signaling pushes, handled in order */
-    this._inbox = Promise.resolve();
-    /** Candidates the server refused because the call had ended meanwhile. */
-    this.refusedCandidates = 0;
+    /** @type {ScreenShare | null} the screen this side shares now */
+    this.screen = null;
+    /** @type {Map<string, {audio: boolean, video: boolean, screen: boolean}>} */
+    this.mediaState = new Map();
     /** @type {Map<string, Set<(data: any) => void>>} */
     this._handlers = new Map();
     /** @type {Array<() => void>} */
     this._unsubscribe = [];
+  }
+
+  /** The stream this side shares now, if any. */
+  get screenStream() {
+    return this.screen?.stream ?? null;
   }
 
   /** @param {string} type @param {(data: any) => void} handler */
@@ -1030,6 +1396,137 @@ export class CallSession {
   _setState(state) {
     this.state = state;
     this._emit("state", { state });
+  }
+
+  /** @param {unknown} error */
+  _report(error) {
+    if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
+  }
+
+  /** The peer connections a screen goes to. @returns {RTCPeerConnection[]} */
+  _connections() {
+    return [];
+  }
+
+  /** Someone joined, answered or is us: what they send at first. @param {string} userId */
+  _mediaJoined(userId) {
+    this.mediaState.set(userId, { audio: true, video: this.media === "video", screen: false });
+  }
+
+  /** A `call:media` push. @param {{userId: string, audio: boolean, video: boolean, screen: boolean}} d */
+  _onMedia(d) {
+    const state = { audio: d.audio, video: d.video, screen: d.screen };
+    this.mediaState.set(d.userId, state);
+    this._emit("media", { userId: d.userId, ...state });
+  }
+
+  /**
+   * Microphone / camera on or off: the local track is enabled or disabled (the peer
+   * connections stay as they are) and the others are told (`call:media`).
+   * @param {{audio?: boolean, video?: boolean}} change
+   */
+  async setMedia(change) {
+    for (const track of this.localStream?.getTracks() ?? []) {
+      const wanted = /** @type {Record<string, boolean | undefined>} */ (change)[track.kind];
+      if (wanted !== undefined) track.enabled = wanted;
+    }
+    return this._sendMedia(change);
+  }
+
+  /** @param {{audio?: boolean, video?: boolean, screen?: boolean}} change */
+  async _sendMedia(change) {
+    const reply = await this.client.request("call:media", { callId: this.callId, ...change });
+    this.mediaState.set(this.client.userId, reply.media);
+    this._emit("media", { userId: this.client.userId, ...reply.media });
+    return reply.media;
+  }
+
+  /**
+   * Shares a screen or window (`getDisplayMedia`): a video track of its own to every peer,
+   * renegotiated; the others see it as a new stream (their screen tile) and are told
+   * (`call:media` with `screen: true`). Ends by itself when the browser's "Stop sharing"
+   * is pressed.
+   * @param {MediaStream} [stream] a stream to share instead of asking for a screen
+   */
+  async shareScreen(stream) {
+    if (this.screen) return this.screen.stream;
+    const share = await ScreenShare.capture(stream);
+    if (this.state === "ended") {
+      share.stop();
+      throw new SwitchboardError("conflict", "the call is over");
+    }
+    this.screen = share;
+    share.track.addEventListener("ended", () => this.stopScreen().catch((e) => this._report(e)));
+    await Promise.all(this._connections().map((pc) => share.addTo(pc)));
+    await this._sendMedia({ screen: true });
+    return share.stream;
+  }
+
+  /** Stops sharing: the screen track leaves every peer connection (the camera stays). */
+  async stopScreen() {
+    const share = this.screen;
+    if (!share) return;
+    this.screen = null;
+    share.stop();
+    if (this.state !== "ended") await this._sendMedia({ screen: false });
+  }
+
+  /** The camera, microphone and any shared screen stop (the call is over). */
+  _stopMedia() {
+    this.screen?.stop();
+    this.screen = null;
+    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+  }
+}
+
+/**
+ * One WebRTC call over Switchboard's `call:*` signaling, with the "perfect negotiation"
+ * pattern (MDN): the callee is the polite peer, so an offer collision during a
+ * renegotiation (both sides changing tracks at once) resolves without glare.
+ *
+ * Events (`call.on(type, fn)`): `state` ({state}), `track` ({track, stream, screen}: the
+ * peer's camera stream, or with `screen` the screen it shares), `trackended` ({stream,
+ * screen}: it stopped sharing), `media` ({userId, audio, video, screen}: the peer's
+ * `call:media`), `connectionstate` ({state}), `datachannel` ({channel}), `error` (a
+ * `call:error` push), `ended` ({reason}). `shareScreen()` / `stopScreen()` share a screen;
+ * `setMedia()` mutes. Group calls and recording: `GroupCall` in web/calls.js.
+ */
+export class CallSession extends MediaCall {
+  /**
+   * @param {SwitchboardClient} client
+   * @param {{peerId: string, media?: "audio" | "video", polite: boolean, callId?: string,
+   *   iceTransportPolicy?: RTCIceTransportPolicy, localStream?: MediaStream}} options
+   */
+  constructor(client, options) {
+    super(client, options);
+    this.peerId = options.peerId;
+    this.polite = options.polite;
+    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
+    this.remote = new RemoteStreams((ended) => this._emit("trackended", ended));
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {RTCDataChannel | null} */
+    this.dataChannel = null;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.signalingReady = false; // our connection is the in-call one: ICE may be sent
+    /** @type {RTCIceCandidateInit[]} */
+    this._outbox = [];
+    /** @type {Promise<any>} the last offer/answer sent (candidates follow it) */
+    this._outgoing = Promise.resolve();
+    /** @type {Promise<any>} signaling pushes, handled in order */
+    this._inbox = Promise.resolve();
+    /** Candidates the server refused because the call had ended meanwhile. */
+    this.refusedCandidates = 0;
+  }
+
+  /** The peer's camera and microphone. */
+  get remoteStream() {
+    return this.remote.camera;
+  }
+
+  _connections() {
+    return this.pc ? [this.pc] : [];
   }
 
   /**
@@ -1102,14 +1599,10 @@ export class CallSession {
       this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: this.media === "video" });
     }
     for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
-    pc.ontrack = ({ track, streams }) => {
-      // The first remote stream is "the" remote stream; tracks added later by a
-      // renegotiation (another stream, e.g. a screen) come as their own events.
-      const stream = streams[0] ?? this.remoteStream ?? new MediaStream();
-      if (!streams[0]) stream.addTrack(track);
-      this.remoteStream ??= stream;
-      this._emit("track", { track, stream });
-    };
+    this._mediaJoined(this.client.userId);
+    this._mediaJoined(this.peerId);
+    // The peer's first stream is its camera; a screen it shares later comes as another.
+    pc.ontrack = ({ track, streams }) => this._emit("track", { track, ...this.remote.add(track, streams) });
     pc.ondatachannel = ({ channel }) => {
       this.dataChannel = channel;
       this._emit("datachannel", { channel });
@@ -1141,9 +1634,7 @@ export class CallSession {
           if (data?.callId !== this.callId || !this.callId) return;
           this._inbox = this._inbox
             .then(() => fn(data))
-            .catch((error) => {
-              if (this.state !== "ended") this.client._emit(ClientEvent.ERROR, error);
-            });
+            .catch((error) => this._report(error));
         }),
       );
     on("call:answered", (d) => this._onDescription(d.answer));
@@ -1152,6 +1643,7 @@ export class CallSession {
     on("call:ended", (d) => this._close(d.reason ?? "ended"));
     on("call:rejected", (d) => this._close(d.reason ?? "rejected"));
     on("call:answered-elsewhere", () => this._close("answered_elsewhere"));
+    on("call:media", (d) => this._onMedia(d));
     // A failure no reply could report (the peer's connection gone: call:ended follows).
     on("call:error", (d) => this._emit("error", d));
   }
@@ -1241,7 +1733,7 @@ export class CallSession {
     if (this.state === "ended") return;
     for (const off of this._unsubscribe.splice(0)) off();
     this.pc?.close();
-    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    this._stopMedia();
     this._setState("ended");
     this._emit("ended", { reason });
   }

@@ -52,6 +52,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # getDisplayMedia without a picker: Chromium shares the (virtual) entire screen.
+    "--auto-select-desktop-capture-source=Entire screen",
 ]
 # The bound of every Playwright action, wait and expect(): generous for a busy 2-core CI
 # machine (a Lambda invocation there can take seconds), still bounded. Never a timing

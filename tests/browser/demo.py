@@ -30,3 +30,12 @@ def send(app: AppPage, text: str) -> None:
     box.fill(text)
     box.press("Enter")
     expect(app.page.locator(".message.own .body", has_text=text)).to_be_visible()
+
+
+def accept_request(app: AppPage, from_user: str) -> None:
+    """Accepts, in the requests section, the conversation ``from_user`` started: until
+    then it is a message request (no presence, typing or receipts either way)."""
+    request = app.page.locator(".request", has_text=from_user)
+    request.get_by_role("button", name="Accept").click()
+    expect(request).to_have_count(0)
+    expect(app.page.locator(".conversation", has_text=from_user)).to_be_visible()

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.e2e.conftest import ROOT, _start
@@ -34,6 +34,13 @@ def _send(page: Page, text: str) -> None:
     box.fill(text)
     box.press("Enter")
     expect(page.locator(".message.own .body", has_text=text)).to_be_visible()
+
+
+def _message_menu(page: Page, text: str) -> Locator:
+    message = page.locator("#messages .message").filter(has=page.locator(".body", has_text=text))
+    message.hover()
+    message.get_by_role("button", name="Message actions").click()
+    return page.get_by_role("menu", name="Message actions")
 
 
 def _photo() -> bytes:
@@ -74,6 +81,14 @@ def take(out: Path) -> list[Path]:
                 alice.get_by_label("Start a conversation with").fill("bob")
                 alice.get_by_role("button", name="Start", exact=True).click()
                 _send(alice, "Hi Bob, is the bike still for sale?")
+                # Both arrive as message requests: the requests section, then accepted
+                request = bob.locator(".request", has_text="alice")
+                expect(request).to_contain_text("is the bike still for sale?")
+                shot(bob, "requests")
+                request.get_by_role("button", name="Accept").click()
+                alice.locator(".request", has_text="carol").get_by_role(
+                    "button", name="Accept"
+                ).click()
                 bob.locator(".conversation", has_text="alice").click()
                 _send(bob, "Yes! It was serviced last month.")
                 _send(alice, "Great, can I see it on Saturday?")
@@ -92,6 +107,7 @@ def take(out: Path) -> list[Path]:
                 )
                 expect(alice.get_by_role("img", name="Thumbnail of bike.png")).to_be_visible()
                 shot(alice, "upload")
+                _send(alice, "Here it is")  # (the photo goes with it)
 
                 alice.get_by_role("button", name="Video call bob").click()
                 bob.get_by_role("alertdialog", name="Incoming call").wait_for()
@@ -104,6 +120,39 @@ def take(out: Path) -> list[Path]:
                 alice.wait_for_timeout(1500)  # a few frames of the fake camera
                 shot(alice, "call")
                 alice.get_by_role("button", name="Hang up").click()
+
+                # Message operations: a reaction, an edit, a tombstone, a quote, a thread
+                alice.locator(".conversation", has_text="carol").click()
+                _send(alice, "Yes, shipping to Lyon is 12 €.")
+                _send(alice, "It leaves on Monday")
+                carol.locator(".conversation", has_text="alice").click()
+                _message_menu(carol, "shipping to Lyon").get_by_role(
+                    "menuitem", name="React 👍"
+                ).click()
+                _message_menu(carol, "It leaves on").get_by_role(
+                    "menuitem", name="Reply in thread"
+                ).click()
+                carol.get_by_label("Reply in thread").fill("Perfect, I will order today")
+                carol.get_by_role("button", name="Reply", exact=True).click()
+                _send(carol, "Wrong chat, sorry")
+                _message_menu(carol, "Wrong chat").get_by_role(
+                    "menuitem", name="Delete for everyone"
+                ).click()
+                _message_menu(carol, "shipping to Lyon").get_by_role(
+                    "menuitem", name="Quote"
+                ).click()
+                _send(carol, "Does that include insurance?")
+                _message_menu(alice, "It leaves on Monday").get_by_role(
+                    "menuitem", name="Edit"
+                ).click()
+                box = alice.get_by_label("Message", exact=True)
+                box.fill("It leaves on Tuesday")
+                box.press("Enter")
+                alice.get_by_role("button", name="1 reply").click()
+                expect(alice.locator("#thread-messages .body")).to_have_count(1)
+                expect(alice.locator(".tombstone")).to_have_count(1)
+                shot(alice, "message-ops")
+                alice.get_by_role("button", name="Close the thread").click()
 
                 phone = _open(browser, server.http, "alice", PHONE)
                 expect(phone.locator(".conversation")).to_have_count(2)

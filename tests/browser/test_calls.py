@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.browser.conftest import AppPage, OpenApp, TurnServer
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 CONNECTED = ("connected", "completed")
 
@@ -52,6 +52,7 @@ FRAMES_DECODED = """async () => {
 
 def place_call(alice: AppPage, bob: AppPage, alice_id: str, bob_id: str) -> None:
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # a call rings only contacts
     send(alice, "Can I call you?")
     # When alice presses the call button, bob's devices ring; he accepts
     alice.page.get_by_role("button", name=f"Video call {bob_id}").click()
@@ -184,6 +185,7 @@ def test_turn_refuses_credentials_not_signed_with_the_secret(
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id)
     start_conversation(alice, bob_id)  # credentials are for someone she can call
+    accept_request(open_app(bob_id), alice_id)
     ice = alice.eval("(bob) => window.switchboardApp.client.iceServers({calleeId: bob})", bob_id)
     turn = next(s for s in ice if s.get("credential"))
     forged = {**turn, "credential": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}
@@ -221,6 +223,7 @@ def test_every_device_rings_and_stops_when_one_answers(open_app: OpenApp) -> Non
     bob_phone = open_app(bob_id)
     bob_laptop = open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob_phone, alice_id)
     # When alice calls, both of bob's devices ring
     alice.page.get_by_role("button", name=f"Video call {bob_id}").click()
     rings = [
@@ -243,6 +246,7 @@ def test_declined_call_ends_on_the_callers_side(open_app: OpenApp) -> None:
     alice = open_app(alice_id)
     bob = open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     alice.page.get_by_role("button", name=f"Video call {bob_id}").click()
     ring = bob.page.get_by_role("alertdialog", name="Incoming call")
     # When bob declines
@@ -251,3 +255,86 @@ def test_declined_call_ends_on_the_callers_side(open_app: OpenApp) -> None:
     expect(alice.page.get_by_role("alert")).to_contain_text("Call ended (declined)")
     expect(alice.page.get_by_role("region", name="Call")).to_be_hidden()
     expect(alice.page.get_by_role("button", name=f"Video call {bob_id}")).to_be_enabled()
+
+
+# Frames decoded from the peer's camera (`screen` false) or shared screen (true), waited for
+# (bounded) until more than `after`; -1 while the peer sends no such stream.
+FRAMES_FROM = """async ({screen, after}) => {
+    const call = window.switchboardApp.call;
+    const frames = async () => {
+        const entry = [...call.remote.streams.values()].find((s) => s.screen === screen);
+        const track = entry?.stream.getVideoTracks()[0];
+        if (!track) return -1;
+        let n = 0;
+        (await call.pc.getStats(track)).forEach((s) => {
+            if (s.type === "inbound-rtp") n += s.framesDecoded ?? 0;
+        });
+        return n;
+    };
+    for (let i = 0; i < 300; i++) {
+        const n = await frames();
+        if (n > after) return n;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return await frames();
+}"""
+
+SCREEN_STREAMS = """() => [...window.switchboardApp.call.remote.streams.values()]
+    .filter((s) => s.screen).length"""
+
+TRANSCEIVERS = "() => window.switchboardApp.call.pc.getTransceivers().length"
+
+SCREEN_IN_ACTIVE_CALL = """async (user) => {
+    const {call} = await window.switchboardApp.client.request("call:get-active");
+    return call.participants.find((p) => p.userId === user).media.screen;
+}"""
+
+
+def test_screen_share_in_a_one_to_one_call_and_back_to_the_camera(open_app: OpenApp) -> None:
+    # Given a connected 1:1 video call
+    alice_id, bob_id = users("alice", "bob")
+    alice, bob = open_app(alice_id), open_app(bob_id)
+    place_call(alice, bob, alice_id, bob_id)
+    for app in (alice, bob):
+        status = app.page.get_by_role("status", name="Call status")
+        expect(status).to_have_attribute("data-ice", _any_of(CONNECTED))
+    screen_tile = bob.page.locator("#remote-screen-tile")
+    alice_tile = bob.page.locator("#remote-tile")
+    expect(alice_tile).to_have_attribute("data-screen", "false")
+    screen_frames = 0
+    transceivers = []
+    # Shared four times: each share after the first takes the transceiver the last one
+    # left (an m-section per share would push the fourth offer past MAX_SDP_CHARS)
+    for share in range(4):
+        # When alice shares her screen (the fake desktop, no picker)
+        alice.page.get_by_role("button", name="Share screen").click()
+        expect(alice.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+        # Then bob decodes a new video track, shown as alice's screen tile, and his UI
+        # says she is sharing
+        expect(screen_tile).to_be_visible()
+        expect(alice_tile).to_have_attribute("data-screen", "true")
+        now = bob.eval(FRAMES_FROM, {"screen": True, "after": screen_frames})
+        assert now > screen_frames, (share, now, screen_frames)
+        screen_frames = now
+        if share == 0:
+            expect(screen_tile).to_contain_text(f"{alice_id} (screen)")
+            expect(alice_tile).to_contain_text("sharing")
+            assert bob.eval(SCREEN_IN_ACTIVE_CALL, alice_id) is True
+            width = screen_tile.locator("video").evaluate(
+                "async (v) => { for (let i = 0; i < 100 && !v.videoWidth; i++)"
+                " await new Promise((r) => setTimeout(r, 100)); return v.videoWidth; }"
+            )
+            assert width > 0
+        # When she stops sharing, bob's screen tile goes and his state says so
+        camera = bob.eval(FRAMES_FROM, {"screen": False, "after": 0})
+        alice.page.get_by_role("button", name="Stop sharing").click()
+        expect(screen_tile).to_be_hidden()
+        expect(alice_tile).to_have_attribute("data-screen", "false")
+        assert bob.eval(SCREEN_STREAMS) == 0
+        if share == 0:
+            assert bob.eval(SCREEN_IN_ACTIVE_CALL, alice_id) is False
+        # And he keeps decoding her camera (new frames after the stop)
+        assert bob.eval(FRAMES_FROM, {"screen": False, "after": camera}) > camera
+        transceivers.append(alice.eval(TRANSCEIVERS))
+    assert transceivers == [transceivers[0]] * 4, transceivers
+    hang_up(alice, bob)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenApp
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 
 def test_two_users_chat_with_presence_typing_and_read_ticks(open_app: OpenApp) -> None:
@@ -15,8 +15,9 @@ def test_two_users_chat_with_presence_typing_and_read_ticks(open_app: OpenApp) -
     # Given alice and bob, each signed in on their own device
     alice = open_app(alice_id)
     bob = open_app(bob_id)
-    # When alice starts a conversation with bob and writes
+    # When alice starts a conversation with bob (a request: he accepts it) and writes
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     send(alice, "Hi Bob, is the bike still for sale?")
     # Then bob's list shows it with an unread badge and alice online
     row = bob.page.locator(".conversation", has_text=alice_id)
@@ -54,6 +55,7 @@ def test_offline_user_gets_every_message_in_order_on_return(open_app: OpenApp) -
     alice = open_app(alice_id)
     bob = open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     send(alice, "first")
     bob.page.locator(".conversation", has_text=alice_id).click()
     expect(bob.page.locator(".message .body")).to_have_text(["first"])
@@ -93,6 +95,7 @@ def test_history_scroll_back_loads_older_messages(open_app: OpenApp) -> None:
         conversation_id,
     )
     bob = open_app(bob_id)
+    accept_request(bob, alice_id)  # (the receipts held back until then follow)
     expect(alice.page.locator(".message.own .ticks").last).to_have_attribute(
         "aria-label", "delivered"
     )
@@ -115,6 +118,7 @@ def test_dropped_connection_resumes_without_loss_or_duplicates(open_app: OpenApp
     alice = open_app(alice_id)
     bob = open_app(bob_id)
     start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)
     send(alice, "before the drop")
     bob.page.locator(".conversation", has_text=alice_id).click()
     expect(bob.page.locator(".message .body")).to_have_text(["before the drop"])

@@ -10,33 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Playwright, expect
+from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, AppPage, OpenApp, TurnServer
+from tests.browser.conftest import AppPage, OpenApp, TurnServer
 from tests.browser.conftest import require_tool as require
-from tests.browser.demo import send, start_conversation, users
-
-# getDisplayMedia without a picker: Chromium shares the (virtual) entire screen.
-SCREEN_FLAGS = ["--auto-select-desktop-capture-source=Entire screen"]
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(
-        executable_path=require(CHROMIUM, "chromium"),
-        headless=True,
-        args=[*CHROMIUM_FLAGS, *SCREEN_FLAGS],
-    )
-    try:
-        yield browser
-    finally:
-        browser.close()
-
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 # Per peer: frames decoded and video tracks decoding, waited for (bounded) until every
 # peer of `peers` reaches `tracks` decoding video tracks and more than `after` frames.
@@ -89,6 +70,9 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
     alice, bob, carol = open_app(alice_id), open_app(bob_id), open_app(carol_id)
     everyone = [alice, bob, carol]
     start_conversation(alice, bob_id, carol_id)
+    # Calls ring contacts: both accept alice's group first
+    accept_request(bob, alice_id)
+    accept_request(carol, alice_id)
     group_call(alice, [bob, carol])
     # Then each of the three decodes video from both others (three peer connections)
     for app in everyone:
@@ -96,8 +80,11 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
         for other in everyone:
             if other is not app:
                 expect(tile(app, other.user)).to_be_visible()
-    # When bob mutes, the others' tiles of bob say so
-    bob.page.get_by_role("button", name="Mute").click()
+    # When bob mutes (his microphone: the group call's button, not the chat head's
+    # "Mute notifications"), the others' tiles of bob say so
+    bob_call = bob.page.get_by_role("region", name="Group call")
+    expect(bob.page.get_by_role("button", name="Mute", exact=True)).to_have_count(1)
+    bob_call.get_by_role("button", name="Mute", exact=True).click()
     for app in (alice, carol):
         expect(tile(app, bob_id)).to_have_attribute("data-audio", "false")
         expect(tile(app, bob_id)).to_contain_text("muted")
@@ -121,7 +108,7 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
         expect(tile(app, alice_id)).to_have_attribute("data-screen", "false")
         expect(tile(app, alice_id)).to_be_visible()
     # When carol leaves, alice and bob keep decoding each other (new frames after it)
-    carol.page.get_by_role("button", name="Leave").click()
+    carol.page.get_by_role("button", name="Leave", exact=True).click()
     expect(carol.page.get_by_role("region", name="Group call")).to_be_hidden()
     for app, other in ((alice, bob_id), (bob, alice_id)):
         expect(tile(app, carol_id)).to_have_count(0)
@@ -129,7 +116,7 @@ def test_three_person_mesh_media_state_screen_share_and_one_leaves(open_app: Ope
         expect(status).to_have_attribute("data-peers", "1")
         before = app.eval("async () => await window.switchboardApp.groupCall.stats()")
         decoding(app, [other], after={other: before[other]["framesDecoded"]})
-    alice.page.get_by_role("button", name="Leave").click()
+    alice.page.get_by_role("button", name="Leave", exact=True).click()
     expect(bob.page.get_by_role("alert")).to_contain_text("Group call ended")
 
 
@@ -199,6 +186,7 @@ def test_recording_is_announced_uploaded_and_played_by_a_member(
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     conversation = start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # calls ring contacts
     send(alice, "Shall we record the walkthrough?")
     bob.page.get_by_role("button", name=alice_id).click()
     group_call(alice, [bob])
@@ -254,6 +242,7 @@ def test_voice_message_is_held_sent_and_played_by_the_recipient(
     alice_id, bob_id = users("alice", "bob")
     alice, bob = open_app(alice_id), open_app(bob_id)
     conversation = start_conversation(alice, bob_id)
+    accept_request(bob, alice_id)  # then it is in bob's conversations, not his requests
     send(alice, "Listen to this")
     bob.page.get_by_role("button", name=alice_id).click()
     # When alice holds the voice button for a while and lets go
@@ -297,6 +286,9 @@ def test_group_call_through_turn_relay(open_app: OpenApp, turn_server: TurnServe
     apps = [open_app(u, base_query="ice=relay") for u in (alice_id, bob_id, carol_id)]
     alice, bob, carol = apps
     start_conversation(alice, bob_id, carol_id)
+    # Calls ring contacts: both accept alice's group first
+    accept_request(bob, alice_id)
+    accept_request(carol, alice_id)
     group_call(alice, [bob, carol])
     # Then every pair connects through coturn and decodes video
     for app in apps:
@@ -306,4 +298,4 @@ def test_group_call_through_turn_relay(open_app: OpenApp, turn_server: TurnServe
     log = turn_server.log()
     for user in (alice_id, bob_id, carol_id):
         assert f":{user}>: incoming packet ALLOCATE processed, success" in log, log[-3000:]
-    alice.page.get_by_role("button", name="Leave").click()
+    alice.page.get_by_role("button", name="Leave", exact=True).click()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenApp, OpenPage
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 UNNAMED_CONTROLS = """() => [...document.querySelectorAll("button, input, textarea, video, a")]
     .filter((el) => el.offsetParent !== null || el.type === "file")
@@ -14,6 +14,7 @@ UNNAMED_CONTROLS = """() => [...document.querySelectorAll("button, input, textar
     .map((el) => el.outerHTML.slice(0, 120))"""
 
 PHONE = {"width": 390, "height": 780}
+HELLO = "hello from a laptop: is the bike still for sale? I could pick it up tomorrow"
 
 
 def test_sign_in_with_the_keyboard(open_page: OpenPage) -> None:
@@ -41,11 +42,15 @@ def test_phone_width_list_then_chat_then_back(open_app: OpenApp) -> None:
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id)
     start_conversation(alice, bob_id)
-    send(alice, "hello from a laptop")
+    send(alice, HELLO)
     # Given bob on a phone-sized screen
     bob = open_app(bob_id, viewport=PHONE)
     page = bob.page
-    # Then the conversation list fills the screen, without sideways scrolling
+    # Then alice's request, a one-line preview of a long message, fits the screen
+    expect(page.locator(".request", has_text=alice_id)).to_contain_text("hello from a laptop")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    accept_request(bob, alice_id)
+    # And the conversation list fills the screen, without sideways scrolling
     chat = page.get_by_role("region", name="Select a conversation")
     expect(chat).to_be_hidden()
     row = page.locator(".conversation", has_text=alice_id)
@@ -53,10 +58,16 @@ def test_phone_width_list_then_chat_then_back(open_app: OpenApp) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     # When he opens the conversation, the chat replaces the list
     row.click()
-    expect(page.locator(".message .body")).to_have_text(["hello from a laptop"])
+    expect(page.locator(".message .body")).to_have_text([HELLO])
     expect(row).to_be_hidden()
+    # (the chat head's actions - mute, members, call, group call - wrap under the title)
+    expect(page.get_by_role("button", name="Group call")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.evaluate(UNNAMED_CONTROLS) == []
+    page.get_by_role("button", name="Members").click()
+    expect(page.get_by_role("list", name="Member list").locator(".member")).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="Members").click()
     # And "Back to conversations" brings the list back
     page.get_by_role("button", name="Back to conversations").click()
     expect(row).to_be_visible()

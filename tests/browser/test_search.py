@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenApp
-from tests.browser.demo import start_conversation, users
+from tests.browser.demo import accept_request, start_conversation, users
 
 BURIED_SEQ = 5
 TOTAL = 45
@@ -22,6 +22,7 @@ def test_search_box_highlights_hits_and_opens_the_conversation_at_the_message(
     bob_phone = open_app(bob_id)
     # Given a long conversation, with one message about a Brompton far back in it
     conversation = start_conversation(alice, bob_id)
+    accept_request(bob_phone, alice_id)
     alice.eval(
         """async ([id, total, buried]) => {
             const client = window.switchboardApp.client;

@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import AppPage, OpenApp
-from tests.browser.demo import send, start_conversation, users
+from tests.browser.demo import accept_request, send, start_conversation, users
 
 WATCH_PROGRESS = """() => {
     const app = window.switchboardApp;
@@ -69,6 +69,7 @@ def test_image_upload_shows_progress_and_thumbnail(open_app: OpenApp) -> None:
     expect(bubble.get_by_role("img", name="Thumbnail of bike.png")).to_be_visible()
     # And bob, a member of the conversation, sees it too (upload:get through it)
     bob = open_app(bob_id)
+    accept_request(bob, alice_id)
     bob.page.locator(".conversation", has_text=alice_id).click()
     received = bob.page.locator(".message", has_text="Here is a photo")
     expect(received.get_by_role("img", name="Thumbnail of bike.png")).to_be_visible()

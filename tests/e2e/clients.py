@@ -410,6 +410,18 @@ class Session:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
 
+async def befriend(ds: RunningDevserver, *user_ids: str) -> None:
+    """Makes every pair of ``user_ids`` contacts (a 1:1 conversation the second accepts),
+    through short-lived connections of their own: calls ring only contacts, and presence
+    and typing flow only between them."""
+    async with Session(ds) as s:
+        clients = {u: await s.connect(u) for u in user_ids}
+        for i, first in enumerate(user_ids):
+            for second in user_ids[i + 1 :]:
+                created = await clients[first].create_conversation([second])
+                await clients[second].call("conversation:accept", {"conversationId": created})
+
+
 # ---------------------------------------------------------------------- devserver admin
 def admin(ds: RunningDevserver, method: str, path: str, body: Any = None) -> Any:
     assert ds.http.startswith("http://127.0.0.1"), ds.http

@@ -116,6 +116,9 @@ async def test_call_transitions_succeed_when_every_write_answer_is_lost(
         Client(devserver, _user("caller")) as caller,
         Client(devserver, _user("callee")) as callee,
     ):
+        # Calls ring only contacts: the pair first shares an accepted conversation.
+        pair = await caller.create_conversation([callee.user_id])
+        await callee.call("conversation:accept", {"conversationId": pair})
         async with lost_answers(devserver, "TransactWriteItems", "PutItem") as injected:
             started = await caller.call(
                 "call:initiate", {"calleeId": callee.user_id, "media": "audio", "offer": offer}
@@ -135,6 +138,8 @@ async def test_a_receipt_whose_answer_was_lost_still_moves_and_is_pushed(
     alice, bob = Client(devserver, _user("alice")), Client(devserver, _user("bob"))
     async with alice, bob:
         conversation = await alice.create_conversation([bob.user_id])
+        # Receipts flow between contacts: bob accepts alice's request first.
+        await bob.call("conversation:accept", {"conversationId": conversation})
         await alice.send(conversation, "did you get this?")
         async with lost_answers(devserver, "UpdateItem"):
             acked = await bob.call("message:ack", {"conversationId": conversation, "seq": 1})

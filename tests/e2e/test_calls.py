@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from switchboard.turn import turn_credentials
 
-from tests.e2e.clients import Client, Session
+from tests.e2e.clients import Client, Session, befriend
 from tests.e2e.conftest import RunningDevserver, _start
 
 pytestmark = pytest.mark.e2e
@@ -86,6 +86,7 @@ async def test_call_rings_every_device_answered_on_one_ice_only_there_then_hangu
     devserver: RunningDevserver,
 ) -> None:
     alice_id, bob_id, mallory_id = users("alice", "bob", "mallory")
+    await befriend(devserver, alice_id, bob_id)  # calls ring only contacts
     async with Session(devserver) as s:
         alice = await s.connect(alice_id)
         bob_phone = await s.connect(bob_id)
@@ -144,6 +145,7 @@ async def test_two_devices_answering_at_once_exactly_one_wins(
     devserver: RunningDevserver,
 ) -> None:
     alice_id, bob_id = users("alice", "bob")
+    await befriend(devserver, alice_id, bob_id)
     async with Session(devserver) as s:
         alice = await s.connect(alice_id)
         devices = [await s.connect(bob_id) for _ in range(3)]
@@ -166,6 +168,7 @@ async def test_two_devices_answering_at_once_exactly_one_wins(
 
 async def test_busy_callee_and_reject(devserver: RunningDevserver) -> None:
     alice_id, bob_id, carol_id = users("alice", "bob", "carol")
+    await befriend(devserver, alice_id, bob_id, carol_id)
     async with Session(devserver) as s:
         alice = await s.connect(alice_id)
         bob = await s.connect(bob_id)
@@ -196,6 +199,7 @@ async def test_disconnect_of_the_in_call_connection_ends_the_call(
     devserver: RunningDevserver,
 ) -> None:
     alice_id, bob_id = users("alice", "bob")
+    await befriend(devserver, alice_id, bob_id)
     async with Session(devserver) as s:
         alice = await s.connect(alice_id)
         bob = await s.connect(bob_id)
@@ -218,6 +222,7 @@ async def test_group_call_join_offer_leave_and_a_fifth_is_refused(
 ) -> None:
     names = users("alice", "bob", "carol", "dave", "erin")
     alice_id, bob_id, carol_id, dave_id, erin_id = names
+    await befriend(devserver, *names)
     async with Session(devserver) as s:
         alice, bob, carol, dave, erin = [await s.connect(n) for n in names]
         too_many = await error_of(
@@ -278,6 +283,7 @@ async def test_ring_timeout_misses_the_call_tells_both_and_notifies_the_callee(
     short_ring: RunningDevserver,
 ) -> None:
     alice_id, bob_id = users("alice", "bob")
+    await befriend(short_ring, alice_id, bob_id)
     async with Session(short_ring) as s:
         alice = await s.connect(alice_id)
         bob = await s.connect(bob_id)
@@ -301,12 +307,12 @@ async def test_ring_timeout_misses_the_call_tells_both_and_notifies_the_callee(
 async def test_ice_servers_give_turn_credentials_signed_with_the_turn_secret(
     short_ring: RunningDevserver,
 ) -> None:
-    [user] = users("carol")
+    user, contact = users("carol", "dave")
+    # (credentials are for calling a contact: someone carol shares an accepted conversation with)
+    await befriend(short_ring, user, contact)
     async with Session(short_ring) as s:
         carol = await s.connect(user)
-        # (credentials are for calling someone carol shares a conversation with)
-        await carol.call("conversation:create", {"members": ["someone"]})
-        servers = await carol.call("call:ice-servers", {"calleeId": "someone"})
+        servers = await carol.call("call:ice-servers", {"calleeId": contact})
     stun, turn = servers["iceServers"]
     assert stun == {"urls": ["stun:stun.l.google.com:19302"]}
     assert turn["urls"] == [TURN_URL]

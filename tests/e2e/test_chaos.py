@@ -415,6 +415,10 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
             )
             conversations[conversation_id] = members
         of_user = {u: [c for c, members in conversations.items() if u in members] for u in users}
+        for caller, callee in zip(callers[::2], callers[1::2], strict=True):
+            # Calls ring only contacts: each calling pair shares an accepted conversation.
+            pair = await caller.create_conversation([callee.user_id])
+            await callee.call("conversation:accept", {"conversationId": pair})
 
         # Faults: the first 60 posts answer 500, then 5 % answer 429; 3 % of the functions'
         # DynamoDB/SQS requests fail (before or after they happen); a quarter of the stream

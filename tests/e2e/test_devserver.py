@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from devserver import DEV_JWT_SECRET
 from devserver.websocket_api import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
+from .clients import befriend
 from .conftest import RunningDevserver, StartDevserver
 
 pytestmark = pytest.mark.e2e
@@ -401,9 +402,12 @@ async def test_replies_and_pushes_are_the_same_compact_json(devserver: RunningDe
         send = {"conversationId": conversation, "clientMessageId": "m", "body": "hi, there: ok"}
         await a.send(json.dumps({"action": "message:send", "id": "s", "data": send}))
         replied = await asyncio.wait_for(a.recv(), TIMEOUT)
+        # bob never talked to alice: her conversation reaches him as a request first
+        requested = await asyncio.wait_for(b.recv(), TIMEOUT)
         pushed = await asyncio.wait_for(b.recv(), TIMEOUT)
+        assert json.loads(requested)["type"] == "conversation:request"
         assert json.loads(pushed)["type"] == "message:new"
-        for raw in (created, replied, pushed):
+        for raw in (created, replied, requested, pushed):
             assert _is_compact(raw), raw
 
 
@@ -446,13 +450,15 @@ async def test_devserver_starts_coturn_and_hands_out_its_url(
     # When a client asks for ICE servers, it gets that coturn (STUN and TURN, no public
     # server), with credentials signed by the TurnSecret coturn was started with
     user, callee = _user(), _user()
+    # (TURN credentials are issued for a call: here, one about to be placed to a contact,
+    # someone who accepted a conversation with the caller)
+    await befriend(ds, user, callee)
     async with websockets.connect(ds.url(ds.token(user))) as ws:
-        # (TURN credentials are issued for a call: here, one about to be placed to a
-        # contact, someone the caller shares a conversation with)
-        create = {"action": "conversation:create", "id": "c", "data": {"members": [callee]}}
-        assert (await _request(ws, create))["ok"]
         ask = {"action": "call:ice-servers", "id": "i", "data": {"calleeId": callee}}
-        servers = (await _request(ws, ask))["data"]
+        reply = await _request(ws, ask)
+        while reply["type"] != "reply":  # (a contact's presence may come first)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        servers = reply["data"]
     stun, turn = servers["iceServers"]
     assert stun == {"urls": [f"stun:127.0.0.1:{port}"]}
     assert turn["urls"] == [url] and turn["username"].endswith(f":{user}")

@@ -91,6 +91,8 @@ def test_hostile_frames_through_the_devserver(devserver: RunningDevserver) -> No
         connect(devserver.url(devserver.token(user)), open_timeout=TIMEOUT, max_size=None) as ws,
     ):
         conversation = _call(ws, "conversation:create", {"members": [peer]})["conversationId"]
+        # The peer accepts: typing (the oracle check below) flows only between contacts.
+        _call(peer_ws, "conversation:accept", {"conversationId": conversation})
         foreign = _call(outsider_ws, "conversation:create", {"members": [peer]})
         known = {
             "conversationId": [conversation, foreign["conversationId"]],

@@ -18,6 +18,7 @@ from .clients import (
     Client,
     Session,
     admin,
+    befriend,
     clear_faults,
     emails_to,
     eventually,
@@ -124,7 +125,8 @@ async def test_reconnecting_user_gets_the_offline_backlog_in_order_unasked(
         for i in range(1, 31):
             assert (await a.send(conversation, f"message {i}"))["seq"] == i
 
-        # No message:sync: the Connections-stream consumer pushes the backlog on connect.
+        # No message:sync: the Connections-stream consumer pushes the backlog on connect,
+        # a message request's too (alice is a stranger to bob: her dm is one).
         b = await s.connect(bob)
         await b.wait_for_messages(conversation, range(1, 31), timeout=STREAM_TIMEOUT)
         arrival = list(dict.fromkeys(b.message_pushes(conversation)))
@@ -133,6 +135,8 @@ async def test_reconnecting_user_gets_the_offline_backlog_in_order_unasked(
             f"message {i}" for i in range(1, 31)
         ]
 
+        # bob accepts: receipts (and presence) flow between contacts only
+        await b.call("conversation:accept", {"conversationId": conversation})
         acked = await b.call("message:ack", {"conversationId": conversation, "seq": 30})
         assert acked == {"conversationId": conversation, "seq": 30, "moved": True}
         delivered = await a.wait_for("message:delivered", lambda d: d["userId"] == bob)
@@ -403,6 +407,7 @@ async def test_offline_email_is_sent_once_per_digest_window_and_only_when_enable
             "email": bob_mail,
             "emailVerified": False,
             "digestMinutes": 1,
+            "acceptRequests": True,  # the default: strangers may start a request
         }
         await c.call("preferences:set", {"emailOnOffline": False, "email": carol_mail})
         # Double opt-in: bob enters the code the verification mail brought
@@ -452,7 +457,19 @@ async def test_presence_online_on_first_connect_offline_after_last_disconnect(
     bob, carol = _users("bob", "carol")
     async with Session(devserver) as s:
         c = await s.connect(carol)
-        await c.create_conversation([bob])
+        # Presence flows only between contacts: bob accepts carol's conversation on a
+        # device of his whose connect was handled before (announced to nobody), and its
+        # close is announced to carol, a contact now: nothing of it is left to come.
+        first = await s.connect(bob)
+        await _settled(devserver, first)
+        conversation = await c.create_conversation([bob])
+        await first.call("conversation:accept", {"conversationId": conversation})
+        await first.close()
+        await c.wait_for(
+            "presence", lambda d: d["userId"] == bob and not d["online"], STREAM_TIMEOUT
+        )
+        assert c.find("presence", lambda d: d["userId"] == bob and d["online"]) == []
+        c.pushes.clear()
 
         b1 = await s.connect(bob)
         online = await c.wait_for(
@@ -486,6 +503,7 @@ async def test_presence_online_on_first_connect_offline_after_last_disconnect(
 
 async def test_typing_and_receipts_reach_the_other_member(devserver: RunningDevserver) -> None:
     bob, carol = _users("bob", "carol")
+    await befriend(devserver, bob, carol)  # typing and receipts flow only between contacts
     async with Session(devserver) as s:
         b = await s.connect(bob)
         c = await s.connect(carol)

@@ -177,7 +177,7 @@ async def _line(process: asyncio.subprocess.Process, needle: str, seen: list[str
 
 
 async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) -> None:
-    alice, bob = _users("alice", "bob")
+    alice, bob, carol = _users("alice", "bob", "carol")
     b = _client(devserver, bob)
     async with _connected(b) as b_messages:
         process = await asyncio.create_subprocess_exec(
@@ -209,7 +209,11 @@ async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) ->
             assert await _bodies(b_messages, 1) == [(1, "hello from the terminal")]
             await _line(process, "* sent #1", seen)
 
-            # ... what arrives is printed (and marked read), typing too.
+            # ... what arrives is printed (and marked read), typing too, once bob accepted
+            # the request alice's first message was (typing and receipts flow between
+            # contacts only): the CLI says so.
+            await b.membership.accept(conversation)
+            await _line(process, f"* {bob} accepted {conversation}", seen)
             async with b.events("message:read") as receipts:
                 await b.typing(conversation)
                 await _line(process, f"* {bob} is typing in {conversation}", seen)
@@ -217,6 +221,23 @@ async def test_the_cli_chats_with_another_client(devserver: RunningDevserver) ->
                 await _line(process, f"[{conversation} #2] {bob}: hello from python", seen)
                 read = await receipts.get(timeout=TIMEOUT)
                 assert read.data == {"conversationId": conversation, "seq": 2, "userId": alice}
+
+            # A stranger's conversation is shown as a request, which the CLI user accepts:
+            # carol's typing reaches them only then.
+            c = _client(devserver, carol)
+            async with _connected(c), c.events("conversation:accepted") as accepted:
+                request = (await c.create_conversation([alice])).conversationId
+                await _line(process, f"* request from {carol} in {request}: /accept", seen)
+                process.stdin.write(b"/requests\n")
+                await process.stdin.drain()
+                await _line(process, f"* request {request} with {carol}: 0 unread", seen)
+                process.stdin.write(f"/accept {request}\n".encode())
+                await process.stdin.drain()
+                await _line(process, f"* accepted {request}", seen)
+                told = (await accepted.get(timeout=TIMEOUT)).data
+                assert (told["conversationId"], told["userId"]) == (request, alice)
+                await c.typing(request)
+                await _line(process, f"* {carol} is typing in {request}", seen)
 
             # End of input ends the session cleanly.
             process.stdin.close()
@@ -232,7 +253,8 @@ async def test_call_helpers_ring_answer_and_hang_up(devserver: RunningDevserver)
     a = _client(devserver, alice)
     b = _client(devserver, bob)
     async with _connected(a), _connected(b):
-        await a.create_conversation([bob])
+        # Calls ring only contacts: bob accepts alice's conversation first
+        await b.membership.accept((await a.create_conversation([bob])).conversationId)
         a_calls = a.events("call:answered", "call:ice-candidate", "call:ended")
         b_calls = b.events("call:incoming", "call:ended")
         offer = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}
@@ -255,6 +277,26 @@ async def test_call_helpers_ring_answer_and_hang_up(devserver: RunningDevserver)
         assert relayed.type == "call:ice-candidate" and relayed.data["candidate"] == candidate
         active = await a.calls.get_active()
         assert active is not None and active.callId == ringing.callId
+
+        # A screen share in the 1:1 call: the renegotiation offer (the screen's track) and
+        # the state reach bob's in-call connection, and call:get-active shows it
+        async with b.events("call:offer", "call:media") as b_share:
+            reoffer = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
+            assert (await a.calls.offer(ringing.callId, reoffer)).sent
+            got = await b_share.get(timeout=TIMEOUT)
+            assert (got.type, got.data["offer"], got.data["fromUserId"]) == (
+                "call:offer",
+                reoffer,
+                alice,
+            )
+            assert (await a.calls.media(ringing.callId, screen=True)).media.screen is True
+            media = await b_share.get(timeout=TIMEOUT)
+            assert media.type == "call:media" and media.data["userId"] == alice
+            assert (media.data["screen"], media.data["video"]) == (True, True)
+        seen = await b.calls.get_active()
+        assert seen is not None
+        [mine] = [p for p in seen.participants if p.userId == alice]
+        assert mine.media is not None and mine.media.screen is True
 
         await a.calls.end(ringing.callId)
         ended = await b_calls.get(timeout=TIMEOUT)
@@ -298,6 +340,7 @@ async def test_group_call_media_recording_and_voice_through_the_python_client(
     b = _client(devserver, bob, request_timeout=TIMEOUT)
     async with _connected(a), _connected(b):
         conversation = (await a.create_conversation([bob])).conversationId
+        await b.membership.accept(conversation)  # calls ring only accepted members
         b_events = b.events("call:incoming", "call:media", "call:recording", "message:new")
         call = await a.calls.initiate([bob], "video", conversation_id=conversation)
         assert (await b_events.get(timeout=TIMEOUT)).type == "call:incoming"
@@ -310,6 +353,10 @@ async def test_group_call_media_recording_and_voice_through_the_python_client(
         await a.calls.recording(call.callId, "started")
         kinds = {(await b_events.get(timeout=TIMEOUT)).type for _ in range(2)}
         assert kinds == {"call:recording", "message:new"}
+        # The file lasts 1,981 ms: it is recorded for that long before it is stopped and
+        # uploaded (the server refuses a recording longer than it was announced for)
+        await asyncio.sleep(2.0)
+        await a.calls.recording(call.callId, "stopped")
         recording = (media / "recording.webm").read_bytes()
         done = await a.uploads.upload(
             recording, "call.webm", "video/webm", purpose="recording", call_id=call.callId
@@ -367,3 +414,60 @@ async def test_search_finds_a_message_and_history_opens_around_it(
         assert results.cursor is None
         page = await b.history(conversation, around_seq=hit.seq, limit=4)
         assert [m.seq for m in page.messages] == [4, 5, 6, 7]
+
+
+async def test_a_client_that_was_away_learns_of_edits_deletes_and_reactions_on_resume(
+    devserver: RunningDevserver,
+) -> None:
+    alice, bob = _users("alice", "bob")
+    a = _client(devserver, alice)
+    b = _client(devserver, bob)
+    async with _connected(a), _connected(b) as b_messages:
+        conversation = (await a.create_conversation([bob])).conversationId
+        # bob accepts: his resume lists his accepted conversations (a request is listed
+        # in its own folder, which the client's resume does not read)
+        await b.membership.accept(conversation)
+        for i in range(1, 6):
+            await a.send_message(conversation, f"message {i}")
+        assert [seq for seq, _ in await _bodies(b_messages, 5)] == [1, 2, 3, 4, 5]
+        # Live: bob's client sees alice's edit as a push, and its change cursor follows
+        async with b.events("message:updated") as updates:
+            edited = await a.messages.edit(conversation, 1, "message one")
+            event = await updates.get(timeout=TIMEOUT)
+            assert event.parsed() == wire.MessageUpdated.model_validate(edited.model_dump())
+        await eventually(lambda: b.messages.change_cursors.get(conversation) == 1, TIMEOUT)
+
+        # Bob goes away, keeping his cursors; alice edits, deletes and reacts meanwhile.
+        saved, saved_changes = b.cursors, dict(b.messages.change_cursors)
+        await b.close()
+        await eventually(lambda: not presence_set(devserver, bob), TIMEOUT)
+        await a.messages.edit(conversation, 2, "message two")
+        await a.messages.delete(conversation, 3)
+        reacted = await a.messages.react(conversation, 2, "🎉")
+        await a.messages.edit(conversation, 5, "message five")
+        assert (reacted.change, reacted.version) == (4, 2)
+
+        back = _client(devserver, bob, cursors=saved, change_cursors=saved_changes)
+        changed = back.events("message:changed")
+        try:
+            async with _connected(back):
+                got = {}
+                for _ in range(3):  # seqs 2, 3, 5: each once, as they are now
+                    event = await changed.get(timeout=TIMEOUT)
+                    assert event.message is not None
+                    got[event.message.seq] = event.message
+                assert got[2].body == "message two" and got[2].version == 2
+                assert got[2].raw["reactions"] == [{"emoji": "🎉", "count": 1, "userIds": [alice]}]
+                assert got[3].deleted_at is not None and got[3].body == ""
+                assert got[5].body == "message five" and got[5].edited_at is not None
+                assert back.messages.change_cursors[conversation] == 5
+                # A live change after the resume (the sentinel): it is change 6, the cursor
+                # moves over it, and the resume read nothing more than the three above.
+                async with back.events("message:reactions") as reactions:
+                    await a.messages.react(conversation, 4, "👍")
+                    assert (await reactions.get(timeout=TIMEOUT)).data["change"] == 6
+                assert back.messages.change_cursors[conversation] == 6
+                with pytest.raises(TimeoutError):
+                    await changed.get(timeout=0)
+        finally:
+            changed.close()

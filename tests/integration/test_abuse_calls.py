@@ -9,10 +9,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from switchboard.wire.calls import MAX_SDP_CHARS
 
 from tests.integration.conftest import Stack
-from tests.integration.test_calls import OFFER, active_item, call_item, initiate
-from tests.integration.test_messaging import Client
+from tests.integration.test_calls import ANSWER, OFFER, active_item, call_item, initiate
+from tests.integration.test_messaging import Client, befriend
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,15 @@ def apps(stack: Stack) -> dict[str, ModuleType]:
 
 @pytest.fixture
 def people(stack: Stack, apps: dict[str, ModuleType]) -> Any:
+    """Connected users, contacts of each other (a call rings only contacts) - except
+    mallory, nobody's contact."""
+    message = stack.handler("MessageFunction")
+
     def make(*names: str) -> list[Client]:
         tag = uuid.uuid4().hex[:6]
-        return [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        made = [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        befriend(message, *(c for c in made if not c.user_id.startswith("mallory-")))
+        return made
 
     return make
 
@@ -77,3 +84,20 @@ def test_the_victim_can_always_end_a_call_whatever_the_caller_sent(
     # And the ended call keeps nothing the caller sent
     ended = call_item(stack, call_id)
     assert "pendingIce" not in ended and "offer" not in ended
+
+
+def test_an_answered_call_carries_its_offer_no_longer(stack: Stack, people: Any) -> None:
+    # Given a 1:1 call placed with an offer as large as the protocol allows
+    caller, callee = people("caller", "callee")
+    padding = "a=x-padding\r\n" * ((MAX_SDP_CHARS - len(OFFER["sdp"])) // 13)
+    offer = {"type": "offer", "sdp": OFFER["sdp"] + padding}
+    call_id = caller.ok(
+        "call:initiate", {"calleeId": callee.user_id, "media": "video", "offer": offer}
+    )["callId"]
+    assert len(call_item(stack, call_id)["offer"]["S"]) > 20_000  # the ringing devices need it
+    # When the callee answers
+    callee.ok("call:answer", {"callId": call_id, "answer": ANSWER})
+    # Then the item drops it: every later write (mute, screen, recording) is small
+    assert "offer" not in call_item(stack, call_id)
+    caller.ok("call:media", {"callId": call_id, "audio": False})
+    assert sum(len(str(v)) for v in call_item(stack, call_id).values()) < 2_000

@@ -112,7 +112,8 @@ def test_presence_query_reads_a_bounded_window(
     assert presence_reply["presence"][0]["userId"] == attacker.user_id
     queries = [c for c in calls if c.operation == "Query"]
     assert [q.params.get("Limit") for q in queries] == [WINDOW + 1]
-    assert conversation_keys_read(calls, stack) <= WINDOW
+    # the window, and the two member items of the 1:1 conversation (read by key)
+    assert conversation_keys_read(calls, stack) <= WINDOW + 2
 
 
 def test_presence_announcement_reads_a_bounded_window_and_audience(
@@ -129,7 +130,8 @@ def test_presence_announcement_reads_a_bounded_window_and_audience(
     assert [q.params.get("Limit") for q in calls if q.operation == "Query"] == [WINDOW + 1]
     assert conversation_keys_read(calls, stack) <= WINDOW
     users = stack.table("UsersTable")
-    assert sum(c.keys_read(users) for c in calls if c.operation == "BatchGetItem") == 1
+    # the audience of one, and the victim's own item (whom they blocked), in one read
+    assert sum(c.keys_read(users) for c in calls if c.operation == "BatchGetItem") == 2
 
 
 def test_the_backlog_of_one_connect_is_capped(
@@ -162,7 +164,34 @@ def test_the_backlog_of_one_connect_is_capped(
     assert sum(c["lastSeq"] - c["ackedSeq"] for c in listing) == PUT_IN
 
 
-def test_groups_from_strangers_cannot_hide_a_one_to_one_contact(
+def test_a_connect_pushes_a_contacts_backlog_before_the_requests_and_then_theirs(
+    stack: Stack, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a victim with two unread messages from a contact, then newer message requests
+    # from three strangers, one message each: more than one connect pushes
+    monkeypatch.setattr(backlog, "BACKLOG_MAX_MESSAGES", 3)
+    tag = uuid.uuid4().hex[:6]
+    make = lambda name: Client(stack, apps["message"], apps["connect"], f"{name}-{tag}")  # noqa: E731
+    victim, friend = make("victim"), make("friend")
+    chat = new_conversation(friend, victim)
+    for i in range(2):
+        send(friend, chat, f"friend {i}")
+    for i in range(3):
+        stranger = make(f"stranger{i}")
+        send(stranger, new_conversation(stranger, victim, accept=False), f"spam {i}")
+    live = len(victim.frames("message:new"))
+    # When the victim connects
+    result = apps["events"].events.backlog.deliver(
+        victim.connection_id, victim.user_id, connected_at=0
+    )
+    # Then the contact's messages come first, however recent the requests, and a request's
+    # message (delivered as usual) fills what is left of the cap
+    bodies = [f["data"]["body"] for f in victim.frames("message:new")[live:]]
+    assert result.pushed == 3
+    assert bodies[:2] == ["friend 0", "friend 1"] and bodies[2].startswith("spam "), bodies
+
+
+def test_groups_from_strangers_cannot_hide_a_contact(
     stack: Stack, apps: dict[str, ModuleType], calls: list[Call]
 ) -> None:
     # Given alice and bob, who talked 1:1, then 10 strangers who each put alice in 10
@@ -178,15 +207,21 @@ def test_groups_from_strangers_cannot_hide_a_one_to_one_contact(
                 "conversation:create",
                 {"members": [alice.user_id, f"x{g}-{tag}"], "title": f"group {m}.{g}"},
             )
-    assert bob.user_id not in stack_contacts(apps, alice.user_id)
+    # Then those groups are requests for alice, in their own folder: her page of accepted
+    # conversations (her presence audience) still has bob
+    assert stack_contacts(apps, alice.user_id) == [bob.user_id]
+    requests = alice.ok("conversation:list", {"folder": "requests", "limit": 100})
+    assert len(requests["conversations"]) == 100
+    assert all(c["request"] for c in requests["conversations"])
+    assert alice.ok("conversation:list", {"limit": 100})["conversations"][0]["members"] == sorted(
+        [alice.user_id, bob.user_id]
+    )
     # When alice asks for bob's presence
     calls.clear()
     reply = alice.ok("presence:query", {"userIds": [bob.user_id]})
-    # Then she gets it (the 1:1 conversation is read by key: one more BatchGetItem)
+    # Then she gets it (the 1:1 conversation is read by key: no window read at all)
     assert [p["userId"] for p in reply["presence"]] == [bob.user_id]
-    assert [q.params.get("Limit") for q in calls if q.operation == "Query"] == [
-        dal.RECENT_CONVERSATIONS + 1
-    ]
+    assert [q for q in calls if q.operation == "Query"] == []
     # and a stranger's presence is still refused
     assert alice.error("presence:query", {"userIds": [f"nobody-{tag}", bob.user_id]}) == "forbidden"
 

@@ -46,6 +46,8 @@ class World:
     routes: dict[str, str | None]
     people: dict[str, Client]
     conversation: str
+    group: str  # owner's group with member and friend (a contact of the owner's)
+    friend: Client
     uploads: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     victims: list[Client] = field(default_factory=list)
@@ -71,12 +73,33 @@ class World:
         self.uploads.append(upload_id)
         return upload_id
 
+    def new_message(self) -> int:
+        """A fresh message of the owner's (each cell gets its own: a delete in one cell
+        cannot turn the next cell's edit into a conflict)."""
+        seq: int = send(self.people["owner"], self.conversation, "to change")["seq"]
+        return seq
+
     def hang_up(self) -> None:
         """Ends whatever call the owner and the member are still in (one call at a time)."""
         for role in ("owner", "member"):
             active = self.call(role, "call:get-active", {})["data"]["call"]
             if active:
                 assert self.call(role, "call:end", {"callId": active["callId"]})["ok"]
+
+    def new_group(self, *, with_friend: bool = True) -> str:
+        """A fresh group of the owner's with the member (and the friend): each cell that
+        changes membership gets its own, so no cell depends on another's outcome."""
+        # without the friend: with a stranger instead (a request for them), still a group
+        third = self.friend.user_id if with_friend else f"x-{uuid.uuid4().hex[:6]}"
+        others = [self.people["member"].user_id, third]
+        reply = self.call("owner", "conversation:create", {"members": others})
+        assert reply["ok"], reply
+        group: str = reply["data"]["conversationId"]
+        # A group is an invitation for everyone in it: the member (and the friend) accept
+        assert self.call("member", "conversation:accept", {"conversationId": group})["ok"]
+        if with_friend:
+            self.friend.ok("conversation:accept", {"conversationId": group})
+        return group
 
     def new_call(self, *, group: bool = False) -> str:
         """A fresh call from the owner to the member (each cell gets its own)."""
@@ -122,6 +145,11 @@ def conv(extra: dict[str, Any] | None = None) -> Data:
     return lambda w, _role: {"conversationId": w.conversation, **(extra or {})}
 
 
+def peer(w: World, role: str) -> str:
+    """Whom a role calls: the owner and the member each other, everyone else the owner."""
+    return w.people["member" if role == "owner" else "owner"].user_id
+
+
 # action -> (who is allowed, the request's data for a role)
 MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "ping": (ALL, lambda w, r: {}),
@@ -147,6 +175,22 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     # a search named to a conversation reads it only for members (a search without one
     # reads only the caller's own index: tests/integration/test_search.py)
     "message:search": (PARTICIPANTS, conv({"query": "first"})),
+    # edit and delete: the sender alone (the owner sent the message); react: any member
+    "message:edit": (
+        OWNER,
+        lambda w, r: {"conversationId": w.conversation, "seq": w.new_message(), "body": r},
+    ),
+    "message:delete": (
+        OWNER,
+        lambda w, r: {"conversationId": w.conversation, "seq": w.new_message()},
+    ),
+    "message:react": (
+        PARTICIPANTS,
+        lambda w, r: {"conversationId": w.conversation, "seq": w.new_message(), "emoji": "👍"},
+    ),
+    "message:changes": (PARTICIPANTS, conv({"afterChange": 0})),
+    "thread:history": (PARTICIPANTS, conv({"parentSeq": 1})),
+    "conversation:mute": (PARTICIPANTS, conv({"until": 2**50})),
     "typing:start": (PARTICIPANTS, conv()),
     "typing:stop": (PARTICIPANTS, conv()),
     "presence:query": (PARTICIPANTS, lambda w, r: {"userIds": [w.people["owner"].user_id]}),
@@ -170,11 +214,12 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "upload:get": (OWNER, lambda w, r: {"uploadId": w.new_upload()}),
     # calls: owner = the caller, member = the callee; only participants may act on a call
     # (for them a state refusal such as conflict is fine: it is not a denial)
+    # a call rings only contacts: the owner and the member are, nobody else is theirs
     "call:initiate": (
-        ALL,
+        PARTICIPANTS,
         lambda w, r: (
             w.hang_up(),
-            {"calleeId": f"x-{uuid.uuid4().hex[:6]}", "media": "audio", "offer": OFFER},
+            {"calleeId": peer(w, r), "media": "audio", "offer": OFFER},
         )[1],
     ),
     "call:answer": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "answer": ANSWER}),
@@ -184,7 +229,7 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
     "call:join": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(group=True)}),
     "call:invite": (
         PARTICIPANTS,
-        lambda w, r: {"callId": w.new_call(), "userIds": [f"x-{uuid.uuid4().hex[:6]}"]},
+        lambda w, r: {"callId": w.new_call(), "userIds": [w.friend.user_id]},
     ),
     "call:offer": (PARTICIPANTS, lambda w, r: {"callId": w.new_call(), "offer": OFFER}),
     "call:ice-candidate": (
@@ -199,14 +244,43 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
         PARTICIPANTS,
         lambda w, r: {"callId": w.new_call(), "state": "started"},
     ),
+    # consent and membership: on the 1:1 conversation (accept/decline of a conversation
+    # one accepted already is a no-op) or on a fresh group of the owner's
+    "conversation:accept": (PARTICIPANTS, conv()),
+    "conversation:decline": (PARTICIPANTS, conv()),
+    "conversation:leave": (PARTICIPANTS, lambda w, r: {"conversationId": w.new_group()}),
+    "conversation:add-members": (
+        OWNER,
+        lambda w, r: {
+            "conversationId": w.new_group(with_friend=False),
+            "members": [w.friend.user_id],
+        },
+    ),
+    "conversation:remove-member": (
+        OWNER,
+        lambda w, r: {"conversationId": w.new_group(), "userId": w.friend.user_id},
+    ),
+    "conversation:set-role": (
+        OWNER,
+        lambda w, r: {"conversationId": w.new_group(), "userId": w.friend.user_id, "role": "admin"},
+    ),
+    "conversation:set-title": (
+        OWNER,
+        lambda w, r: {"conversationId": w.group, "title": f"renamed by {r}"},
+    ),
+    # one's own block list only
+    "user:block": (ALL, lambda w, r: {"userId": f"x-{uuid.uuid4().hex[:6]}"}),
+    "user:unblock": (ALL, lambda w, r: {"userId": f"x-{uuid.uuid4().hex[:6]}"}),
+    "user:blocks": (ALL, lambda w, r: {}),
 }
 
 
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> World:
     routes = template_routes(stack)
+    # The membership cells each create a fresh group: no create rate limit in the way.
     modules = {
-        function: stack.handler(function)
+        function: stack.handler(function, CREATE_LIMIT_PER_USER="1000")
         for function in {f for key, f in routes.items() if f and not key.startswith("$")}
     }
     connect, message = modules["ConnectionFunction"], modules["MessageFunction"]
@@ -215,7 +289,10 @@ def world(stack: Stack) -> World:
     conversation = new_conversation(people["owner"], people["member"])
     send(people["owner"], conversation, "first")
     new_conversation(people["non-member"], Client(stack, message, connect, f"other-{tag}"))
-    return World(stack, modules, routes, people, conversation)
+    friend = Client(stack, message, connect, f"friend-{tag}")
+    new_conversation(people["owner"], friend)  # the owner's contact
+    group = new_conversation(people["owner"], people["member"], friend)
+    return World(stack, modules, routes, people, conversation, group, friend)
 
 
 def test_the_matrix_covers_every_action() -> None:
@@ -304,3 +381,46 @@ def test_a_recording_upload_is_for_participants_who_announced_it(world: World) -
         assert refused["error"]["code"] == "forbidden", (role, refused)
         window.assert_nothing_happened(f"a recording upload by the {role}")
     world.hang_up()
+
+
+# A former member (left with conversation:leave) of a group: for the message operations,
+# a cell of its own. Their own message (seq 1, sent before they left) is the target, so a
+# refusal cannot come from "only its sender" or "no such message".
+FORMER_MEMBER_CELLS: dict[str, dict[str, Any]] = {
+    "message:edit": {"seq": 1, "body": "after I left"},
+    "message:delete": {"seq": 1},
+    "message:react": {"seq": 1, "emoji": "👍"},
+    "message:changes": {"afterChange": 0},
+    "thread:history": {"parentSeq": 1},
+    "conversation:mute": {"until": 2**50},
+}
+
+
+@pytest.fixture(scope="module")
+def former_member(world: World) -> tuple[Client, str]:
+    message, connect = world.modules["MessageFunction"], world.modules["ConnectionFunction"]
+    former = Client(world.stack, message, connect, f"former-{uuid.uuid4().hex[:6]}")
+    group = new_conversation(world.people["owner"], world.people["member"], former)
+    send(former, group, "mine, before I left")
+    world.people["owner"].ok("message:react", {"conversationId": group, "seq": 1, "emoji": "👀"})
+    former.ok("conversation:leave", {"conversationId": group})
+    return former, group
+
+
+def test_the_former_member_cells_are_the_message_operations() -> None:
+    operations = {a for a in all_actions() if a.startswith(("message:", "thread:"))}
+    operations -= {"message:send", "message:ack", "message:read", "message:sync"}
+    operations -= {"message:history", "message:search"}
+    assert set(FORMER_MEMBER_CELLS) == operations | {"conversation:mute"}
+
+
+@pytest.mark.parametrize("action", sorted(FORMER_MEMBER_CELLS))
+def test_a_former_member_is_denied_message_operations(
+    world: World, former_member: tuple[Client, str], action: str
+) -> None:
+    former, group = former_member
+    window = world.window()
+    reply = former.call(action, {"conversationId": group, **FORMER_MEMBER_CELLS[action]})
+    assert not reply["ok"], f"a former member may not {action}: {reply}"
+    assert reply["error"]["code"] in DENIED_CODES, reply
+    window.assert_nothing_happened(f"{action} by a former member")

@@ -16,8 +16,9 @@ import pytest
 from switchboard.turn import turn_credentials
 
 from tests.integration.conftest import FakeContext, Stack
-from tests.integration.test_messaging import Client
+from tests.integration.test_messaging import Client, befriend
 from tests.support.effects import InProcess
+from tests.support.events import ws_event
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\n"}
@@ -40,9 +41,15 @@ def apps(stack: Stack) -> dict[str, ModuleType]:
 
 @pytest.fixture
 def people(stack: Stack, apps: dict[str, ModuleType]) -> Any:
+    """Connected users, contacts of each other (a call rings only contacts) - except
+    mallory, nobody's contact."""
+    message = stack.handler("MessageFunction")
+
     def make(*names: str) -> list[Client]:
         tag = uuid.uuid4().hex[:6]
-        return [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        made = [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        befriend(message, *(c for c in made if not c.user_id.startswith("mallory-")))
+        return made
 
     return make
 
@@ -203,7 +210,7 @@ def test_busy_callee_and_busy_caller(
 ) -> None:
     alice, bob, carol = people("alice", "bob", "carol")
     ring_queue = stack.env("SignalingFunction")["RING_TIMEOUT_QUEUE_URL"]
-    initiate(alice, bob)
+    ringing = initiate(alice, bob)
     drain(ring_queue, stack)
     # Bob is ringing: carol gets busy, and the refused attempt is recorded for statistics
     window = InProcess().window()
@@ -233,8 +240,13 @@ def test_busy_callee_and_busy_caller(
     )["Items"]
     assert [i["state"]["S"] for i in busy] == ["busy"]
     # When the two refused attempts' timeouts arrive, they find nothing to end
-    timeouts = drain(ring_queue, stack)
-    assert len(timeouts) == 2
+    # (the queue is shared with the other tests' calls: these people's are picked out)
+    timeouts = [
+        t
+        for t in drain(ring_queue, stack)
+        if t["callId"] != ringing and set(t["userIds"]) & {bob.user_id, carol.user_id}
+    ]
+    assert sorted(t["userIds"] for t in timeouts) == [[bob.user_id], [carol.user_id]]
     window = InProcess().window()
     result = apps["ring"].lambda_handler(sqs_event(*timeouts), FakeContext())
     assert result == {"batchItemFailures": []}
@@ -334,6 +346,50 @@ def test_disconnect_of_the_in_call_connection_ends_the_call(
     item = call_item(stack, call_id)
     assert item["state"]["S"] == "ended" and item["endReason"]["S"] == "disconnected"
     assert alice.frames("call:ended")[0]["data"] == {"callId": call_id, "reason": "disconnected"}
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_join_handled_after_its_connection_closed_holds_nobody(
+    stack: Stack, apps: dict[str, ModuleType], people: Any, group: bool
+) -> None:
+    alice, bob, carol = people("alice", "bob", "carol")
+    bob_laptop = device(stack, apps, bob.user_id)
+    if group:
+        data = {"calleeIds": [bob.user_id, carol.user_id], "media": "video"}
+        call_id = alice.ok("call:initiate", data)["callId"]
+        carol.ok("call:join", {"callId": call_id})
+    else:
+        call_id = initiate(alice, bob)
+    # Given bob's laptop closed while ringing: $disconnect removed the connection and the
+    # teardown its removal drives found nothing to end
+    apps["connect"].lambda_handler(
+        ws_event("$disconnect", connection_id=bob_laptop.connection_id, user_id=bob.user_id),
+        FakeContext(),
+    )
+    apps["events"].lambda_handler(disconnect_record(bob_laptop), FakeContext())
+    assert call_item(stack, call_id)["participants"]["M"][bob.user_id]["M"]["state"]["S"] == (
+        "invited"
+    )
+    # When the answer (or join) it sent just before closing is handled only now
+    if group:
+        bob_laptop.call("call:join", {"callId": call_id})
+    else:
+        bob_laptop.call("call:answer", {"callId": call_id, "answer": ANSWER})
+    # Then his part ends at once, as the disconnect would have ended it: the others are
+    # told, and nobody is held busy by a participant no frame can reach
+    part = call_item(stack, call_id)["participants"]["M"][bob.user_id]["M"]
+    assert (part["state"]["S"], part["reason"]["S"]) == ("left", "disconnected")
+    assert active_item(stack, bob.user_id) is None
+    if group:
+        left = [f["data"] for f in alice.frames("call:participant-left")]
+        assert left == [{"callId": call_id, "userId": bob.user_id, "reason": "disconnected"}]
+        assert call_item(stack, call_id)["state"]["S"] == "active"  # alice and carol go on
+    else:
+        assert alice.frames("call:ended")[-1]["data"] == {
+            "callId": call_id,
+            "reason": "disconnected",
+        }
+        assert active_item(stack, alice.user_id) is None
 
 
 def test_get_active_and_ice_servers(stack: Stack, people: Any) -> None:
@@ -439,9 +495,13 @@ def test_sample_events_in_events_dir_run_against_the_handlers(
 ) -> None:
     # `sam local invoke -e events/call-*.json` inputs: each is a valid event for its handler
     root = Path(__file__).resolve().parents[2] / "events"
-    # (the sample's alice asks for credentials to call bob: they share a conversation)
-    Client(stack, stack.handler("MessageFunction"), apps["connect"], "alice").ok(
+    # (the sample's alice asks for credentials to call bob: they are contacts)
+    message = stack.handler("MessageFunction")
+    created = Client(stack, message, apps["connect"], "alice").ok(
         "conversation:create", {"members": ["bob"]}
+    )
+    Client(stack, message, apps["connect"], "bob").call(
+        "conversation:accept", {"conversationId": created["conversationId"]}
     )
     servers = json.loads(
         apps["signaling"].lambda_handler(
@@ -523,15 +583,17 @@ def test_aws_calls_per_call_action(stack: Stack, apps: dict[str, ModuleType], pe
     assert ice_calls == {"dynamodb.GetItem": 1}
     for snapshot in (initiate_calls, answer_calls, ice_calls, end_calls):
         assert not any(name.endswith(("Scan", "Query")) for name in snapshot), snapshot
-    # Measured: initiate = presence BatchGet + one transaction + the ring-timeout message;
-    # answer = GetItem + one transaction + presence (answered-elsewhere); end = 2 calls.
+    # Measured: initiate = the consent reads (the callee's block list, the 1:1 conversation
+    # by key: 2 BatchGets) + presence BatchGet + one transaction + the ring-timeout
+    # message; answer = GetItem + one transaction + presence (answered-elsewhere) + the
+    # answering connection read after the write (a join landing after a close); end = 2.
     assert initiate_calls == {
-        "dynamodb.BatchGetItem": 1,
+        "dynamodb.BatchGetItem": 3,
         "dynamodb.TransactWriteItems": 1,
         "sqs.SendMessage": 1,
     }
     assert answer_calls == {
-        "dynamodb.GetItem": 1,
+        "dynamodb.GetItem": 2,
         "dynamodb.TransactWriteItems": 1,
         "dynamodb.BatchGetItem": 1,
     }
@@ -608,8 +670,14 @@ def test_turn_credentials_go_only_to_the_participants_of_a_live_call(
     limited = Client(stack, signaling, apps["connect"], mallory.user_id)
     assert limited.error("call:ice-servers", {"calleeId": bob.user_id}) == "forbidden"
     assert limited.error("call:ice-servers", {"calleeId": "nobody-at-all"}) == "forbidden"
-    messages = Client(stack, stack.handler("MessageFunction"), apps["connect"], mallory.user_id)
-    messages.ok("conversation:create", {"members": [bob.user_id]})
+    message_function = stack.handler("MessageFunction")
+    messages = Client(stack, message_function, apps["connect"], mallory.user_id)
+    created = messages.ok("conversation:create", {"members": [bob.user_id]})
+    # A request is not enough (a call rings only contacts): bob accepts it
+    assert limited.error("call:ice-servers", {"calleeId": bob.user_id}) == "forbidden"
+    Client(stack, message_function, apps["connect"], bob.user_id).ok(
+        "conversation:accept", {"conversationId": created["conversationId"]}
+    )
     replies = [limited.call("call:ice-servers", {"calleeId": bob.user_id}) for _ in range(3)]
     assert [r["ok"] for r in replies] == [True, True, False]
     assert replies[2]["error"]["code"] == "rate_limited"

@@ -6,6 +6,7 @@ audio/video containers, verified by the processor, durations read from them)."""
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from tests.integration.conftest import Stack
-from tests.integration.test_messaging import Client
+from tests.integration.test_messaging import Client, befriend
 from tests.integration.test_uploads import run_processor, upload_record
 from tests.support.images import http
 
@@ -58,6 +59,7 @@ def people(stack: Stack, apps: dict[str, ModuleType]) -> Callable[..., list[Devi
             device = Device(stack, apps["signaling"], apps["connect"], f"{name}-{tag}")
             device.apps = apps
             made.append(device)
+        befriend(apps["message"], *made)  # a call rings only contacts
         return made
 
     return make
@@ -335,8 +337,20 @@ def test_media_that_is_not_what_it_claims_is_rejected(stack: Stack, people: Any)
     assert upload_record(stack, bad["uploadId"])["state"] == "failed"
 
 
+def announce_recording(
+    device: Device, call_id: str, monkeypatch: pytest.MonkeyPatch, at_ms: int, for_ms: int
+) -> None:
+    """``call:recording`` started at ``at_ms`` and stopped ``for_ms`` later (the call
+    service's clock)."""
+    service = device.apps["signaling"].service
+    for state, now in (("started", at_ms), ("stopped", at_ms + for_ms)):
+        monkeypatch.setattr(service, "_clock", lambda now=now: now / 1000)
+        device.ok("call:recording", {"callId": call_id, "state": state})
+    monkeypatch.undo()
+
+
 def test_a_recording_lands_in_the_conversation_and_a_rejected_one_is_a_call_error(
-    stack: Stack, people: Any
+    stack: Stack, people: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice, bob = people("alice", "bob")
     conversation = conversation_of(alice, bob)
@@ -347,8 +361,7 @@ def test_a_recording_lands_in_the_conversation_and_a_rejected_one_is_a_call_erro
         "upload:start", {**start, "contentType": "video/webm", "size": len(RECORDING)}
     )
     assert early["error"]["code"] == "forbidden"
-    alice.ok("call:recording", {"callId": call_id, "state": "started"})
-    alice.ok("call:recording", {"callId": call_id, "state": "stopped"})
+    announce_recording(alice, call_id, monkeypatch, int(time.time() * 1000), 3000)
     # A broken recording: rejected, and her call UI hears of it as call:error
     broken = RECORDING[:40] + bytes(len(RECORDING) - 40)
     bad = upload(alice, stack, broken, contentType="video/webm", **start)
@@ -380,3 +393,38 @@ def test_a_recording_lands_in_the_conversation_and_a_rejected_one_is_a_call_erro
         "upload:get", {"uploadId": done["uploadId"], "conversationId": conversation}
     )
     assert http("GET", view["url"])[2] == RECORDING
+
+
+def test_a_recording_may_not_outlast_what_its_recorder_announced(
+    stack: Stack, people: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given alice announced recording for half a second ("started", then "stopped")
+    alice, bob = people("alice", "bob")
+    conversation = conversation_of(alice, bob)
+    call_id = group_call(alice, bob, conversation=conversation)
+    now = int(time.time() * 1000)
+    announce_recording(alice, call_id, monkeypatch, now, 500)
+    start = {"fileName": "call.webm", "purpose": "recording", "callId": call_id}
+    # When she uploads a recording of 2 s (she went on recording after "stopped")
+    longer = upload(alice, stack, RECORDING, contentType="video/webm", **start)
+    # Then it is rejected (her call UI hears of it), never usable in the conversation
+    assert (longer["type"], longer["code"]) == ("upload:error", "invalid_media"), longer
+    [error] = [f["data"] for f in alice.frames("call:error")]
+    assert "announced" in error["message"] and error["uploadId"] == longer["uploadId"]
+    assert upload_record(stack, longer["uploadId"])["state"] == "failed"
+    attach = {"uploadId": longer["uploadId"], "kind": "recording", "durationMs": 1981}
+    sent = alice.via("message").call(
+        "message:send",
+        {
+            "conversationId": conversation,
+            "clientMessageId": uuid.uuid4().hex,
+            "body": "",
+            "attachments": [attach],
+        },
+    )
+    assert sent["error"]["code"] == "bad_request"
+    assert [f for f in bob.frames("message:new") if f["data"].get("attachments")] == []
+    # And once she has announced another 1.5 s, the same 2 s recording is hers to post
+    announce_recording(alice, call_id, monkeypatch, now + 1000, 1500)
+    done = upload(alice, stack, RECORDING, contentType="video/webm", **start)
+    assert (done["type"], done["durationMs"]) == ("upload:complete", 1981), done

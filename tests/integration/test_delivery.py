@@ -130,3 +130,38 @@ def test_gone_is_forgotten_and_throttled_is_retried_through_the_queue(
     assert [json.dumps(f["data"], sort_keys=True) for f in delivered] == [
         json.dumps(carol.frames("message:new")[0]["data"], sort_keys=True)
     ]
+
+
+def test_a_retried_push_of_a_message_deleted_meanwhile_arrives_as_a_tombstone(
+    stack: Stack, apps: tuple[ModuleType, ModuleType], failing_posts: Any
+) -> None:
+    app, connect = apps
+    tag = uuid.uuid4().hex[:6]
+    alice = Client(stack, app, connect, f"alice-{tag}")
+    bob = Client(stack, app, connect, f"bob-{tag}")
+    conversation = new_conversation(alice, bob)
+    # Given bob's push of alice's message is throttled and waits on the delivery queue
+    failing_posts({bob.connection_id: 429})
+    send(alice, conversation, "my card number is 4111")
+    (job,) = queued_retries(stack, bob.connection_id)
+    failing_posts({})
+    # When alice deletes it before the retry runs (her delete push reaches bob first)
+    alice.ok("message:delete", {"conversationId": conversation, "seq": 1})
+    retry = stack.handler("DeliveryRetryFunction")
+    record = {
+        "messageId": job.id,
+        "receiptHandle": uuid.uuid4().hex,
+        "body": job.body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:DeliveryQueue",
+        "awsRegion": REGION,
+    }
+    assert retry.lambda_handler({"Records": [record]}, FakeContext()) == {"batchItemFailures": []}
+    # Then the retried push is the message as it is now: a tombstone, no text
+    (late,) = bob.frames("message:new")
+    assert (late["data"]["seq"], late["data"]["body"]) == (1, "")
+    assert late["data"]["deletedAt"] > 0
+    assert "4111" not in json.dumps(bob.frames())

@@ -63,10 +63,39 @@ def people(stack: Stack, apps: tuple[ModuleType, ModuleType]) -> Any:
     return make
 
 
-def new_conversation(owner: Client, *others: Client, **extra: Any) -> str:
+def new_conversation(owner: Client, *others: Client, accept: bool = True, **extra: Any) -> str:
+    """A conversation between contacts: each other member accepts it (it was a message
+    request for them, as everyone is a stranger at first). ``accept=False``: left a
+    request."""
     data = owner.ok("conversation:create", {"members": [o.user_id for o in others], **extra})
     conversation_id: str = data["conversationId"]
+    if accept:
+        for other in others:
+            other.ok("conversation:accept", {"conversationId": conversation_id})
     return conversation_id
+
+
+def befriend(message_app: ModuleType, *clients: Client) -> None:
+    """Makes every pair of ``clients`` contacts (an accepted 1:1 conversation), through
+    the message function whatever function the clients were made for: calls ring only
+    contacts, presence shows only contacts."""
+
+    def call(client: Client, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        event = ws_event(
+            action,
+            body=frame(action, data),
+            connection_id=client.connection_id,
+            user_id=client.user_id,
+        )
+        reply = json.loads(message_app.lambda_handler(event, FakeContext())["body"])
+        assert reply["ok"], reply
+        result: dict[str, Any] = reply["data"]
+        return result
+
+    for i, first in enumerate(clients):
+        for second in clients[i + 1 :]:
+            created = call(first, "conversation:create", {"members": [second.user_id]})
+            call(second, "conversation:accept", {"conversationId": created["conversationId"]})
 
 
 def send(
@@ -359,6 +388,7 @@ def test_preferences_round_trip_and_validation(people: Any) -> None:
         "email": None,
         "emailVerified": False,
         "digestMinutes": 15,
+        "acceptRequests": True,
     }
     assert alice.error("preferences:set", {"emailOnOffline": True}) == "bad_request"
     assert alice.error("preferences:set", {"email": "not-an-email"}) == "bad_request"
@@ -373,6 +403,7 @@ def test_preferences_round_trip_and_validation(people: Any) -> None:
             "email": "a@example.com",
             "emailVerified": False,
             "digestMinutes": 5,
+            "acceptRequests": True,
         }
     )
 

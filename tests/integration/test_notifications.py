@@ -97,11 +97,23 @@ def job(user_id: str, conversation_id: str, seq: int, preview: str = "hi") -> No
     )
 
 
+def message_to(stack: Stack, user_id: str, body: str = "hi") -> str:
+    """A real conversation with one message (seq 1) from a fresh sender to ``user_id``: a
+    message job is checked against the conversation and the message when it runs (muted,
+    left, deleted: nothing is notified; notifier.py)."""
+    (sender,) = _people(stack, "sender")
+    conversation: str = sender.ok("conversation:create", {"members": [user_id]})["conversationId"]
+    sender.ok(
+        "message:send", {"conversationId": conversation, "clientMessageId": "1", "body": body}
+    )
+    return conversation
+
+
 def test_notification_is_recorded_once_and_listed(stack: Stack) -> None:
     consumer = stack.handler("NotificationFunction")
     app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
     bob = Client(stack, app, connect, f"bob-{uuid.uuid4().hex[:6]}")
-    same = job(bob.user_id, "dm_x", 1, "first")
+    same = job(bob.user_id, message_to(stack, bob.user_id, "first"), 1, "first")
     # When the same job is processed twice (SQS is at-least-once)
     for _ in range(2):
         assert consumer.lambda_handler(sqs_event(same), FakeContext()) == {"batchItemFailures": []}
@@ -130,6 +142,9 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
     address = f"bob-{tag}@example.com"
 
     # Given e-mail disabled: no e-mail
+    alice.ok(
+        "message:send", {"conversationId": conversation, "clientMessageId": "c1", "body": "hi"}
+    )
     consumer.lambda_handler(sqs_event(job(bob.user_id, conversation, 1)), FakeContext())
     assert emails_to(address) == []
 
@@ -168,7 +183,7 @@ def test_email_goes_out_only_when_enabled_and_is_digested(stack: Stack) -> None:
     consumer.lambda_handler(sqs_event(digests[0]), FakeContext())
     sent = emails_to(address)[verification_mails:]
     assert len(sent) == 2
-    assert sent[1].subject == "3 unread messages in Bike"
+    assert sent[1].subject == "4 unread messages in Bike"
     assert "msg 4" in sent[1].body
 
 
@@ -191,9 +206,10 @@ def test_an_address_nobody_verified_gets_the_verification_mail_and_nothing_else(
     for pending in queued_jobs(stack, mallory.user_id, "verify_email"):
         consumer.lambda_handler(sqs_event(pending), FakeContext())
     # When five conversations write to her while she is offline (attacker-written text)
-    for n in range(5):
+    for _ in range(5):
+        relay = message_to(stack, mallory.user_id, "BUY CHEAP WATCHES")
         consumer.lambda_handler(
-            sqs_event(job(mallory.user_id, f"dm_relay{n}", 1, "BUY CHEAP WATCHES")), FakeContext()
+            sqs_event(job(mallory.user_id, relay, 1, "BUY CHEAP WATCHES")), FakeContext()
         )
     # Then the stranger got one mail, the code, with none of that text
     mails = emails_to(victim)
@@ -221,6 +237,7 @@ def test_verification_mails_are_capped_per_address_and_a_refused_set_changes_not
         "email": None,
         "emailVerified": False,
         "digestMinutes": 15,
+        "acceptRequests": True,
     }
     assert queued_jobs(stack, accounts[3].user_id, "verify_email") == []
     assert all(len(queued_jobs(stack, a.user_id, "verify_email")) == 1 for a in accounts[:3])
@@ -280,7 +297,9 @@ def test_notification_mail_is_capped_per_day_and_carries_one_click_unsubscribe(
     headers = sent_headers(consumer)
     # When four conversations each have a first message for him (one mail each, at most)
     for n in range(4):
-        consumer.lambda_handler(sqs_event(job(bob.user_id, f"dm_cap{n}", 1)), FakeContext())
+        consumer.lambda_handler(
+            sqs_event(job(bob.user_id, message_to(stack, bob.user_id, f"n{n}"), 1)), FakeContext()
+        )
     # Then the day's cap holds: two more mails, each with List-Unsubscribe
     assert len(emails_to(address)) == 3
     assert len(headers) == 2
@@ -319,3 +338,37 @@ def http_event(module: Any, method: str, query: dict[str, str]) -> dict[str, Any
     }
     response: dict[str, Any] = module.lambda_handler(event, FakeContext())
     return response
+
+
+def test_a_digest_never_mails_what_was_said_after_its_reader_left(stack: Stack) -> None:
+    consumer = stack.handler("NotificationFunction")
+    alice, bob, carol = _people(stack, "alice", "bob", "carol")
+    conversation = alice.ok(
+        "conversation:create", {"members": [bob.user_id, carol.user_id], "title": "Trip"}
+    )["conversationId"]
+    address = f"{bob.user_id}@example.com"
+    bob.ok("preferences:set", {"emailOnOffline": True, "email": address, "digestMinutes": 1})
+    verify_email(stack, consumer, bob, address)
+    mails = len(emails_to(address))
+
+    def say(body: str) -> None:
+        alice.ok(
+            "message:send",
+            {"conversationId": conversation, "clientMessageId": body[:8], "body": body},
+        )
+
+    # Given a digest window open while bob was a member, and bob leaving before it ends
+    say("before bob left")
+    bob.ok("conversation:leave", {"conversationId": conversation})
+    say("SECRET-after-bob-left")
+    digest = NotificationJob(
+        kind="digest",
+        user_id=bob.user_id,
+        created_at=int(time.time() * 1000),
+        source=f"digest#{conversation}",
+        conversation_id=conversation,
+    )
+    # When the digest job runs
+    consumer.lambda_handler(sqs_event(digest), FakeContext())
+    # Then bob is mailed nothing about a conversation he left (least of all what followed)
+    assert emails_to(address)[mails:] == []

@@ -18,6 +18,7 @@ SESSIONS = "tests/integration/test_sessions.py"
 CALLS = ("tests/unit/test_calls.py", "tests/integration/test_calls.py")
 ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATRIX)
 FIDELITY = ("tests/unit/test_moto_fidelity.py",)
+CONSENT = "tests/integration/test_consent.py"
 ANALYTICS = ("tests/unit/test_analytics.py", "tests/integration/test_analytics.py")
 TYPING_CHECK = "    ) -> wire.TypingSent:\n"  # the plant goes first in typing()
 # The state change of call:answer, and upload:complete's ownership check (the planted
@@ -30,6 +31,10 @@ CALL_ANSWER = (
 UPLOAD_COMPLETE = (
     "        record = self._owned(caller, data.uploadId)\n"
     "        if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):"
+)
+MESSAGE_OPS = (
+    "tests/unit/test_message_ops.py",
+    "tests/integration/test_message_ops.py",
 )
 FAN_OUT = (
     "tests/unit/test_gateway.py",
@@ -91,10 +96,9 @@ MUTANTS: list[Mutant] = [
         "non-member-reaches-conversation",
         "router authorization",
         f"{LAYER}/messaging.py",
-        "        if caller.user_id not in conversation.members:\n"
-        '            raise Forbidden("you are not a member of this conversation")',
-        "        if False:\n"
-        '            raise Forbidden("you are not a member of this conversation")',
+        "    if caller.user_id not in conversation.members:\n"
+        '        raise Forbidden("you are not a member of this conversation")',
+        '    if False:\n        raise Forbidden("you are not a member of this conversation")',
         (MATRIX,),
     ),
     Mutant(
@@ -102,17 +106,16 @@ MUTANTS: list[Mutant] = [
         "router authorization",
         f"{LAYER}/messaging.py",
         "            if caller.user_id not in conversation.members:\n"
-        '                raise Forbidden(f"you are not a member of {conversation_id}")',
-        "            if False:\n"
-        '                raise Forbidden(f"you are not a member of {conversation_id}")',
+        "                # A former member reads up to the seq they left at",
+        "            if False:\n                # A former member reads up to the seq they left at",
         (MATRIX,),
     ),
     Mutant(
         "stranger-sees-presence",
         "router authorization",
         f"{LAYER}/messaging.py",
-        "        if strangers:\n            raise Forbidden(",
-        "        if False:\n            raise Forbidden(",
+        "        if wanted - self.consent.contacts(caller.user_id, wanted):\n",
+        "        if False:\n",
         (MATRIX,),
     ),
     Mutant(
@@ -182,11 +185,12 @@ MUTANTS: list[Mutant] = [
         "presence-pushed-before-forbidden",
         "push before refusal",
         f"{LAYER}/messaging.py",
-        "        if strangers:\n            raise Forbidden(\n",
-        "        if strangers:\n"
-        '            self.delivery.to_users(strangers, {"type": "presence", "data": '
+        "        if wanted - self.consent.contacts(caller.user_id, wanted):\n"
+        "            raise refused\n",
+        "        if wanted - self.consent.contacts(caller.user_id, wanted):\n"
+        '            self.delivery.to_users(wanted, {"type": "presence", "data": '
         '{"userId": caller.user_id, "online": True, "lastSeen": None}})\n'
-        "            raise Forbidden(\n",
+        "            raise refused\n",
         (MATRIX,),
     ),
     Mutant(
@@ -233,8 +237,8 @@ MUTANTS: list[Mutant] = [
         "send-without-seq-guard",
         "send transaction",
         f"{LAYER}/dal/conversations.py",
-        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)",',
-        '"ConditionExpression": "contains(members, :sender)",',
+        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)"\n',
+        '"ConditionExpression": "contains(members, :sender)"\n',
         (MESSAGING, SESSIONS),
         accepted="equivalent: the message Put's attribute_not_exists(seq) in the same "
         "transaction refuses a second message with the same seq, so a stale lastSeq still "
@@ -254,11 +258,12 @@ MUTANTS: list[Mutant] = [
         "send-without-membership-guard",
         "send transaction",
         f"{LAYER}/dal/conversations.py",
-        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)",',
-        '"ConditionExpression": "lastSeq = :current",',
+        '"ConditionExpression": "lastSeq = :current AND contains(members, :sender)"\n',
+        '"ConditionExpression": "lastSeq = :current"\n',
         (MESSAGING, SESSIONS, MATRIX),
-        accepted="defence in depth: members never change after create, and the service "
-        "checks membership on the item it just read, so no test can reach this guard",
+        accepted="defence in depth: every membership change moves lastSeq (a system "
+        "entry), and the service checks membership on the item it just read, so the seq "
+        "guard already refuses a send that read the members before a removal",
     ),
     Mutant(
         "send-twice-for-one-client-id",
@@ -281,15 +286,9 @@ MUTANTS: list[Mutant] = [
         "send transaction",
         f"{LAYER}/dal/conversations.py",
         "        for label, guard in guards.items():\n            tx.update(label, guard)\n"
-        "        try:\n            tx.write(self.client)\n        except ClientError as exc:\n"
-        "            reasons = tx.reasons(exc)\n            if not reasons:\n"
-        "                raise\n            refused = tx.refused(exc)\n"
-        '            if "idempotency" in refused:',
+        "        for label, check in checks.items():\n",
         "        for label, guard in []:\n            tx.update(label, guard)\n"
-        "        try:\n            tx.write(self.client)\n        except ClientError as exc:\n"
-        "            reasons = tx.reasons(exc)\n            if not reasons:\n"
-        "                raise\n            refused = tx.refused(exc)\n"
-        '            if "idempotency" in refused:',
+        "        for label, check in checks.items():\n",
         (SESSIONS,),
     ),
     Mutant(
@@ -426,6 +425,124 @@ MUTANTS: list[Mutant] = [
         '"ConditionExpression": "version = :v",',
         '"ConditionExpression": "version = :v OR attribute_exists(pk)",',
         CALLS,
+    ),
+    # ------------------------------------------------------------ message operations
+    Mutant(
+        "anyone-edits-a-message",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "            if message.sender_id != caller.user_id:\n"
+        '                raise Forbidden("only its sender may edit a message")',
+        "            if False:\n"
+        '                raise Forbidden("only its sender may edit a message")',
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "anyone-deletes-a-message",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "            if message.sender_id != caller.user_id:\n"
+        '                raise Forbidden("only its sender may delete a message")',
+        "            if False:\n"
+        '                raise Forbidden("only its sender may delete a message")',
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "edit-window-ignored",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "if now - message.created_at > self.limits.edit_window_seconds * 1000:",
+        "if False:",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "tombstone-keeps-the-text",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        'return replace(message, body="", attachments=[], reactions={}, deleted_at=now)',
+        "return replace(message, deleted_at=now)",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "quote-of-a-deleted-message-keeps-its-text",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "    if message is None or message.deleted_at:\n        return Quote(",
+        "    if message is None:\n        return Quote(",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "list-preview-outlives-a-delete",
+        "message operations",
+        f"{LAYER}/dal/message_changes.py",
+        'if last is not None and int(last.get("seq", 0)) == after.seq:',
+        "if False:",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "reaction-twice-is-two",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "                if me in users:\n                    return None",
+        "                if False:\n                    return None",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "mute-ignored-by-the-notifier",
+        "message operations",
+        f"{LAYER}/notifier.py",
+        "        elif member.muted_until > int(self._clock() * 1000):",
+        "        elif False:",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "blocked-user-edits-and-reacts",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "            checks = self._consent_checks(caller, conversation) if reaches else {}",
+        "            checks = {}",
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "deleted-message-takes-thread-replies",
+        "message operations",
+        f"{LAYER}/dal/message_changes.py",
+        '                " AND attribute_not_exists(deletedAt)"',
+        '                ""',
+        MESSAGE_OPS,
+    ),
+    Mutant(
+        "former-member-sees-later-changes",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "    if left_at is not None:\n        messages = [as_left(m, left_at) for m in messages]",
+        "    if False:\n        messages = [as_left(m, left_at) for m in messages]",
+        MESSAGE_OPS,
+    ),
+    # ------------------------------------------------------------ consent and membership
+    Mutant(
+        "send-ignores-blocks",
+        "consent",
+        f"{LAYER}/messaging.py",
+        '        return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}',
+        "        return {}",
+        (CONSENT,),
+    ),
+    Mutant(
+        "requester-sees-the-recipients-typing",
+        "consent",
+        f"{LAYER}/messaging.py",
+        "        if caller.user_id in conversation.pending or not others:",
+        "        if not others:",
+        (CONSENT,),
+    ),
+    Mutant(
+        "leaver-stays-a-member",
+        "consent",
+        f"{LAYER}/dal/membership.py",
+        'expression += " DELETE members :remove, pending :remove"',
+        'expression += " DELETE pending :remove"',
+        (CONSENT,),
     ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(

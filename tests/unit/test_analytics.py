@@ -177,6 +177,15 @@ def test_message_counts_its_recipients_not_its_sender() -> None:
     assert sent.users == {"a": {"messages": 1}}
 
 
+def test_a_system_entry_is_no_message_sent() -> None:
+    # "bob left" is written in the seq stream (membership.py) but nobody sent it
+    entry = {"conversationId": "cv", "seq": 8, "senderId": "b", "createdAt": 6, "body": ""}
+    lookups = FakeLookups(frozenset({"a", "b"}), [])
+    system = {"kind": "left", "by": "b", "userIds": ["b"]}
+    assert records.messages(change("M", "INSERT", {**entry, "system": system}), lookups) == []
+    assert len(records.messages(change("M", "INSERT", entry), lookups)) == 1
+
+
 def test_ack_counts_the_newly_acked_messages_of_others_with_their_latency() -> None:
     sent = [
         SentMessage(1, "bob", 1_000),

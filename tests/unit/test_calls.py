@@ -20,6 +20,7 @@ from switchboard.calls import (
     PartState,
     Push,
     add_pending_candidate,
+    announced_recording_ms,
     decline,
     invite,
     join,
@@ -214,6 +215,26 @@ def test_group_join_and_leave_tell_the_other_participants() -> None:
     assert types_for(pushes(bob_out, over, "c"), "alice") == ["call:ended"]
 
 
+def test_a_recorder_who_leaves_is_announced_as_stopped() -> None:
+    call = join(join(group(["bob", "carol"]), "bob", "b", T0 + 1), "carol", "c", T0 + 2)
+    recording = set_recording(call, "carol", "started", T0 + 3)
+    # When carol leaves (or her connection closes) while recording
+    out = pushes(recording, leave(recording, "carol", T0 + 4, reason="disconnected"), None)
+    # Then the others are told her recording stopped, as if she had said so
+    for user in ("alice", "bob"):
+        assert types_for(out, user) == ["call:participant-left", "call:recording"]
+    [stopped] = [p for p in out if p.user_id == "alice" and p.frame["type"] == "call:recording"]
+    assert stopped.frame["data"] == {
+        "callId": call.call_id,
+        "userId": "carol",
+        "state": "stopped",
+        "recording": [],
+    }
+    # A participant who was not recording leaves with no such push
+    out = pushes(call, leave(call, "carol", T0 + 4), "c")
+    assert types_for(out, "alice") == ["call:participant-left"]
+
+
 def test_media_state_is_a_joined_participants_own_and_survives_nothing_else() -> None:
     call = join(group(["bob", "carol"]), "bob", "b", T0 + 1)
     muted = set_media(call, "bob", audio=False, screen=True)
@@ -231,26 +252,38 @@ def test_media_state_is_a_joined_participants_own_and_survives_nothing_else() ->
 
 def test_recording_starts_stops_and_ends_with_the_recorders_part() -> None:
     call = join(join(group(["bob", "carol"]), "bob", "b", T0 + 1), "carol", "c", T0 + 2)
-    recording = set_recording(call, "carol", "started")
+    recording = set_recording(call, "carol", "started", T0 + 10)
     assert recording.recording == ("carol",) and recording.recorded_by == ("carol",)
-    assert set_recording(recording, "carol", "started") == recording  # no change, no entry
-    stopped = set_recording(recording, "carol", "stopped")
+    assert set_recording(recording, "carol", "started", T0 + 20) == recording  # no entry
+    assert announced_recording_ms(recording, "carol", T0 + 510) == 500  # running
+    stopped = set_recording(recording, "carol", "stopped", T0 + 1010)
     assert stopped.recording == () and stopped.recorded_by == ("carol",)  # may upload it
-    assert set_recording(stopped, "carol", "stopped") == stopped
-    # Whoever leaves stops recording
-    again = set_recording(stopped, "bob", "started")
-    assert leave(again, "bob", T0 + 3).recording == ()
+    assert set_recording(stopped, "carol", "stopped", T0 + 2000) == stopped
+    # What was announced is what counts: 1 s, however long ago it stopped
+    assert announced_recording_ms(stopped, "carol", T0 + 60_000) == 1000
+    # Whoever leaves stops recording (the time until they left counts)
+    again = set_recording(stopped, "bob", "started", T0 + 3000)
+    left = leave(again, "bob", T0 + 3500)
+    assert left.recording == () and announced_recording_ms(left, "bob", T0 + 9000) == 500
+    # Another start adds to what was announced before
+    more = set_recording(
+        set_recording(stopped, "carol", "started", T0 + 5000), "carol", "stopped", T0 + 5250
+    )
+    assert announced_recording_ms(more, "carol", T0 + 9000) == 1250
+    assert announced_recording_ms(more, "bob", T0 + 9000) == 0  # never recorded
     # A call's recording cannot be toggled forever (each toggle is a system entry)
     for _ in range(30):
         try:
-            again = set_recording(set_recording(again, "bob", "started"), "bob", "stopped")
+            again = set_recording(
+                set_recording(again, "bob", "started", T0 + 4000), "bob", "stopped", T0 + 4000
+            )
         except RateLimited:
             break
     else:
         pytest.fail("recording toggles are not bounded")
     assert again.recording_starts == 20
     with pytest.raises(CallConflict):
-        set_recording(group(["bob"]), "bob", "started")  # not joined
+        set_recording(group(["bob"]), "bob", "started", T0)  # not joined
 
 
 def test_only_a_ringing_invitee_can_decline() -> None:

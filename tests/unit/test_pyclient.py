@@ -86,6 +86,7 @@ class ScriptedServer:
     def __init__(self, *, backlog_on_connect: bool = True) -> None:
         self.messages: dict[str, list[dict[str, Any]]] = {}
         self.acked: dict[str, int] = {}
+        self.request_ids: set[str] = set()  # conversations listed in the requests folder
         self.sends: dict[tuple[str, str], dict[str, Any]] = {}  # (conv, cmid) -> reply
         self.frames: list[dict[str, Any]] = []  # every request received
         self.connections: list[ServerConnection] = []
@@ -188,7 +189,8 @@ class ScriptedServer:
         if action == "ping":
             return wired(wire.Pong(pong=True, serverTime=0, pid=1, connectionId="scripted="))
         if action == "conversation:list":
-            ids = sorted(self.messages)
+            requests = data.get("folder") == "requests"
+            ids = sorted(c for c in self.messages if (c in self.request_ids) == requests)
             start = int(data.get("cursor") or 0)
             page = ids[start : start + int(data.get("limit", 20))]
             following = start + len(page)
@@ -206,6 +208,7 @@ class ScriptedServer:
                             ackedSeq=self.acked.get(c, 0),
                             readSeq=0,
                             unread=len(self.messages[c]),
+                            request=c in self.request_ids,
                         )
                         for c in page
                     ],
@@ -491,6 +494,27 @@ def test_resume_without_a_server_backlog_still_gets_everything_by_sync() -> None
                 got[event.message.conversation_id].append(event.message.seq)
             assert got == {"c1": [1, 2], "c2": list(range(11, 151))}
             await until(lambda: server.acked == {"c1": 2, "c2": 150})
+
+    run(with_server(scenario, backlog_on_connect=False))
+
+
+def test_the_resume_syncs_message_requests_too() -> None:
+    async def scenario(server: ScriptedServer, url: str) -> None:
+        server.store("c1", 1)
+        server.store("r1", 2)  # a stranger's conversation: listed only under "requests"
+        server.request_ids.add("r1")
+        client = client_for(url)
+        async with client.events("message:new") as stream, client:
+            got = set()
+            for _ in range(3):
+                event = await stream.get(timeout=WAIT)
+                assert event.message is not None
+                got.add((event.message.conversation_id, event.message.seq))
+            assert got == {("c1", 1), ("r1", 1), ("r1", 2)}
+        folders = [
+            f["data"].get("folder") for f in server.frames if f["action"] == "conversation:list"
+        ]
+        assert folders == [None, "requests"]
 
     run(with_server(scenario, backlog_on_connect=False))
 

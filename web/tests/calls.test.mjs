@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { SHAPES } from "../protocol.js";
-import { downsample } from "../calls.js";
+import { downsample, GroupCall } from "../calls.js";
 
 test("a waveform keeps at most the wire's points, the loudest of each bucket", () => {
   const levels = Array.from({ length: 200 }, (_, i) => (i % 50 === 7 ? 250 : i % 10));
@@ -22,4 +22,19 @@ test("a voice message's fields are the wire's", () => {
   const shape = SHAPES.MessageAttachment;
   for (const name of ["uploadId"]) assert.ok(shape.required.includes(name), name);
   for (const name of ["kind", "durationMs", "waveform"]) assert.ok(shape.optional.includes(name), name);
+});
+
+test("a recorder who leaves is no longer shown as recording", () => {
+  // (the server drops them from the call's `recording` without a call:recording push)
+  const client = /** @type {any} */ ({ userId: "alice", on: () => () => undefined });
+  const call = new GroupCall(client, { callId: "c1" });
+  call.recording = ["bob", "carol"];
+  /** @type {any[]} */
+  const seen = [];
+  call.on("recording", (e) => seen.push(e));
+  call._drop("bob", "left");
+  assert.deepEqual(call.recording, ["carol"]);
+  assert.deepEqual(seen, [{ userId: "bob", state: "stopped", recording: ["carol"] }]);
+  call._drop("dave", "left"); // not recording: nothing to say
+  assert.equal(seen.length, 1);
 });

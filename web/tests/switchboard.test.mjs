@@ -213,6 +213,33 @@ test("verifyEmail and iceServers send what the server checks", async () => {
   h.client.close();
 });
 
+test("consent and membership actions send what the server checks, replies are typed", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const calls = [
+    [h.client.listRequests(10), "conversation:list", { limit: 10, folder: "requests" }, { conversations: [], cursor: null }],
+    [h.client.acceptConversation("c1"), "conversation:accept", { conversationId: "c1" }, { conversationId: "c1", changed: true }],
+    [h.client.declineConversation("c1"), "conversation:decline", { conversationId: "c1" }, { conversationId: "c1", changed: false }],
+    [h.client.leaveConversation("c2"), "conversation:leave", { conversationId: "c2" }, { conversationId: "c2", seq: 3, members: ["a"] }],
+    [h.client.addMembers("c2", ["d"]), "conversation:add-members", { conversationId: "c2", members: ["d"] }, { conversationId: "c2", seq: 4, members: ["a", "d"] }],
+    [h.client.removeMember("c2", "d"), "conversation:remove-member", { conversationId: "c2", userId: "d" }, { conversationId: "c2", seq: 5, members: ["a"] }],
+    [h.client.setRole("c2", "d", "admin"), "conversation:set-role", { conversationId: "c2", userId: "d", role: "admin" }, { conversationId: "c2", seq: 6, members: ["a"] }],
+    [h.client.setTitle("c2", "sofa"), "conversation:set-title", { conversationId: "c2", title: "sofa" }, { conversationId: "c2", seq: 7, members: ["a"] }],
+    [h.client.block("m"), "user:block", { userId: "m" }, { userId: "m", blocked: true }],
+    [h.client.unblock("m"), "user:unblock", { userId: "m" }, { userId: "m", blocked: false }],
+    [h.client.blocks(), "user:blocks", {}, { userIds: ["m"] }],
+    [h.client.setAcceptRequests(false), "preferences:set", { acceptRequests: false }, { emailOnOffline: false, email: null, emailVerified: false, digestMinutes: 15, acceptRequests: false }],
+  ];
+  await flush();
+  assert.deepEqual(ws.sent.map((f) => [f.action, f.data]), calls.map(([, action, data]) => [action, data]));
+  calls.forEach(([, , , reply], i) => ws.reply(ws.sent[i], reply));
+  const results = await Promise.all(calls.map(([promise]) => promise));
+  assert.deepEqual(results[1], { conversationId: "c1", changed: true });
+  assert.deepEqual(results[10], ["m"]);
+  assert.equal(results[11].acceptRequests, false);
+  h.client.close();
+});
+
 test("duplicates are dropped and what arrived is acked, batched", async () => {
   const h = harness();
   const ws = await connected(h);
@@ -579,4 +606,122 @@ test("highlightParts splits by code points and ignores bad ranges", () => {
     { text: "!", hit: false },
   ]);
   assert.deepEqual(highlightParts("abc", [[2, 9], [1, 0]]), [{ text: "abc", hit: false }]);
+});
+
+test("after a reconnect, only what changed since the change cursor is read", async () => {
+  const h = harness();
+  const first = await connected(h);
+  const changed = [];
+  h.client.on(ClientEvent.MESSAGE_CHANGED, (c) => changed.push(c));
+  // conversation:list seeds the change cursor (c1 at change 2)
+  const list = h.client.listConversations();
+  await flush();
+  first.reply(first.requests("conversation:list")[0], {
+    conversations: [
+      {
+        conversationId: "c1", title: null, listingId: null, members: ["alice", "bob"], lastSeq: 2,
+        lastMessage: null, lastActivityAt: 1, ackedSeq: 2, readSeq: 2, unread: 0, lastChange: 2,
+      },
+    ],
+    cursor: null,
+  });
+  await list;
+  assert.equal(h.client.changeCursor("c1"), 2);
+  // A consecutive change push moves the cursor; one after a gap does not
+  first.push({ type: "message:updated", data: { conversationId: "c1", seq: 1, body: "x", editedAt: 5, version: 1, change: 3 } });
+  assert.equal(h.client.changeCursor("c1"), 3);
+  first.push({ type: "message:deleted", data: { conversationId: "c1", seq: 2, deletedAt: 6, version: 1, change: 5 } });
+  assert.equal(h.client.changeCursor("c1"), 3, "change 4 was not seen: read it on resume");
+  first.drop();
+  await h.clock.advance(250);
+  const second = h.last();
+  second.open();
+  await flush();
+  const [sync] = second.requests("message:sync");
+  second.reply(sync, { conversations: { c1: { messages: [], hasMore: false, lastSeq: 2, lastChange: 6 } } });
+  await flush();
+  const [changes] = second.requests("message:changes");
+  assert.deepEqual(changes.data, { conversationId: "c1", afterChange: 3 });
+  const edited = { ...msg("c1", 1, "edited"), version: 2, editedAt: 9 };
+  second.reply(changes, { conversationId: "c1", messages: [edited], cursor: 5, lastChange: 6, hasMore: true, reset: false });
+  await flush();
+  const [, more] = second.requests("message:changes");
+  assert.deepEqual(more.data, { conversationId: "c1", afterChange: 5 }, "pages while hasMore");
+  const tombstone = { ...msg("c1", 2, ""), version: 1, deletedAt: 6 };
+  second.reply(more, { conversationId: "c1", messages: [tombstone], cursor: 6, lastChange: 6, hasMore: false, reset: false });
+  await flush();
+  assert.deepEqual(changed.map((c) => c.message.seq), [1, 2]);
+  assert.equal(h.client.changeCursor("c1"), 6);
+  assert.equal(second.requests("message:changes").length, 2, "caught up: no more reads");
+  h.client.close();
+});
+
+test("edit, delete, react, thread replies, quotes and mute send what the server checks", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const calls = [
+    h.client.editMessage("c1", 3, "fixed"),
+    h.client.deleteMessage("c1", 4),
+    h.client.react("c1", 3, "👍"),
+    h.client.react("c1", 3, "👍", false),
+    h.client.threadHistory("c1", 3, { afterSeq: 5 }),
+    h.client.mute("c1"),
+    h.client.mute("c1", 1_900_000_000_000),
+    h.client.unmute("c1"),
+    h.client.sendMessage("c1", "in thread", { parentSeq: 3, replyToSeq: 2, clientMessageId: "t1" }),
+  ];
+  await flush();
+  assert.deepEqual(
+    ws.sent.map((f) => [f.action, f.data]),
+    [
+      ["message:edit", { conversationId: "c1", seq: 3, body: "fixed" }],
+      ["message:delete", { conversationId: "c1", seq: 4 }],
+      ["message:react", { conversationId: "c1", seq: 3, emoji: "👍", on: true }],
+      ["message:react", { conversationId: "c1", seq: 3, emoji: "👍", on: false }],
+      ["thread:history", { conversationId: "c1", parentSeq: 3, afterSeq: 5, limit: 50 }],
+      ["conversation:mute", { conversationId: "c1", muted: true }],
+      ["conversation:mute", { conversationId: "c1", muted: true, until: 1_900_000_000_000 }],
+      ["conversation:mute", { conversationId: "c1", muted: false }],
+      ["message:send", { conversationId: "c1", clientMessageId: "t1", body: "in thread", parentSeq: 3, replyToSeq: 2 }],
+    ],
+  );
+  const replies = [
+    { conversationId: "c1", seq: 3, body: "fixed", editedAt: 7, version: 1, change: 1 },
+    { conversationId: "c1", seq: 4, deletedAt: 8, version: 1, change: 2 },
+    { conversationId: "c1", seq: 3, reactions: [{ emoji: "👍", count: 1, userIds: ["alice"] }], userId: "alice", emoji: "👍", on: true, version: 2, change: 3 },
+    { conversationId: "c1", seq: 3, reactions: [], userId: "alice", emoji: "👍", on: false, version: 3, change: 4 },
+    { conversationId: "c1", parent: msg("c1", 3), messages: [msg("c1", 6)], hasMore: false },
+    { conversationId: "c1", mutedUntil: 2 ** 53 },
+    { conversationId: "c1", mutedUntil: 1_900_000_000_000 },
+    { conversationId: "c1", mutedUntil: null },
+    { seq: 9, messageId: "m9", createdAt: 9 },
+  ];
+  ws.sent.forEach((request, i) => ws.reply(request, replies[i]));
+  const results = await Promise.all(calls);
+  assert.equal(results[0].body, "fixed");
+  assert.equal(results[4].messages[0].seq, 6);
+  assert.equal(results[8].parentSeq, 3);
+  h.client.close();
+});
+
+test("a conversation the user left stops being followed; the others' changes are still read", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  h.client.seedChangeCursor("left", 1);
+  h.client.seedChangeCursor("c2", 0);
+  h.client._onChangePush({ conversationId: "left", change: 4 });
+  h.client._onChangePush({ conversationId: "c2", change: 2 });
+  const done = h.client.syncChanges();
+  await flush();
+  const [first] = ws.requests("message:changes");
+  assert.deepEqual(first.data, { conversationId: "left", afterChange: 1 });
+  ws.reply(first, { code: "forbidden", message: "you are not a member of this conversation" }, false);
+  await flush();
+  const [, second] = ws.requests("message:changes");
+  assert.deepEqual(second.data, { conversationId: "c2", afterChange: 0 });
+  ws.reply(second, { conversationId: "c2", messages: [msg("c2", 1)], cursor: 2, lastChange: 2, hasMore: false, reset: false });
+  assert.equal(await done, 1);
+  assert.equal(h.client.changeCursor("left"), undefined);
+  assert.equal(h.client.changeCursor("c2"), 2);
+  h.client.close();
 });

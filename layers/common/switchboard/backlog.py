@@ -18,6 +18,7 @@ from typing import Any
 from switchboard.dal.conversations import RECENT_CONVERSATIONS, ConversationRepository
 from switchboard.delivery import Delivery
 from switchboard.gateway import ConnectionGone, PostRefused
+from switchboard.message_ops import wire_messages
 from switchboard.observability import logger
 from switchboard.protocol import push, to_json
 from switchboard.wire.messaging import Message, MessageBatch
@@ -60,9 +61,14 @@ class Backlog:
 
     def _backlog(self, user_id: str) -> Iterator[Message]:
         # Bounded per connect, whatever others sent: the RECENT_CONVERSATIONS most recently
-        # active conversations, BACKLOG_MAX_MESSAGES messages in all. Clients fetch the
-        # rest with message:sync (conversation:list gives every cursor).
-        recent = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members
+        # active conversations of each folder, BACKLOG_MAX_MESSAGES messages in all.
+        # Clients fetch the rest with message:sync (conversation:list gives every cursor).
+        # A request's messages are delivered as usual, so its folder is read too; after
+        # the inbox, so no number of strangers' requests can crowd out a contact's backlog.
+        recent = [
+            *self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members,
+            *self.conversations.inbox(user_id, RECENT_CONVERSATIONS, requests=True).members,
+        ]
         conversations = self.conversations.get_many(m.conversation_id for m in recent)
         left = BACKLOG_MAX_MESSAGES
         for member in recent:
@@ -76,8 +82,7 @@ class Backlog:
                 )
                 if not page:
                     break
-                for message in page:
-                    yield message.wire()
+                yield from wire_messages(self.conversations, page)  # quotes as now
                 left -= len(page)
                 after = page[-1].seq
 

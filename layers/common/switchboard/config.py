@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from switchboard import limits
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -40,19 +42,31 @@ class DeliverySettings(ConnectionSettings):
     FANOUT_CONCURRENCY: int = 32
 
 
+class DeliveryRetrySettings(DeliverySettings):
+    # A retried message:new is read again before it is posted (message_ops.fresh_retry):
+    # an edit or a delete made while it waited in the queue is what arrives.
+    CONVERSATIONS_TABLE: str
+    MESSAGES_TABLE: str
+
+
 class MessagingSettings(DeliverySettings):
     CONVERSATIONS_TABLE: str
     MESSAGES_TABLE: str
     NOTIFICATIONS_TABLE: str
     RATE_LIMITS_TABLE: str
     UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
-    # A send is one transaction of 3 items, one per member (their activityAt), 2 rate
-    # limits and up to 10 attachments, and DynamoDB allows 100 items per transaction.
-    MAX_MEMBERS: Annotated[int, Field(ge=2, le=85)] = 50
+    # A send is one transaction of 3 items (5 for a thread reply: its parent and the
+    # change-log item), one per member (their activityAt), 2 rate limits and up to 10
+    # attachments, and DynamoDB allows 100 items per transaction.
+    MAX_MEMBERS: Annotated[int, Field(ge=2, le=83)] = 50
     RATE_WINDOW_SECONDS: int = 10
     SEND_LIMIT_PER_USER: int = 100
     SEND_LIMIT_PER_CONNECTION: int = 50
     CREATE_LIMIT_PER_USER: int = 10
+    # Edits, deletes and reactions (message_ops.py): the edit window, and how many of them
+    # one user may make per RATE_WINDOW_SECONDS (each is pushed to every member).
+    EDIT_WINDOW_SECONDS: Annotated[int, Field(ge=0)] = limits.EDIT_WINDOW_SECONDS
+    MESSAGE_OP_LIMIT_PER_USER: int = 60
 
 
 class CallSettings(DeliverySettings):

@@ -74,8 +74,24 @@ class Delivery:
         frame: dict[str, Any],
         *,
         exclude_connection: str | None = None,
+        private_to: str | None = None,
     ) -> DeliveryReport:
-        presence = self.users.presence(user_ids)
+        """``private_to``: the frame reveals that user's activity (presence, typing, a
+        receipt), so it skips whoever they blocked and whoever blocked them: both block
+        lists come in the BatchGetItem that finds the connections (no extra call)."""
+        if private_to is None:
+            presence = self.users.presence(user_ids)
+        else:
+            ids = list(user_ids)
+            read = self.users.presence([*ids, private_to], consent=True)
+            subject = read[private_to]
+            presence = {
+                u: p
+                for u, p in read.items()
+                if u != private_to and u not in subject.blocked and private_to not in p.blocked
+            }
+            if private_to in ids:
+                presence[private_to] = subject
         targets = {
             connection_id: user_id
             for user_id, p in presence.items()

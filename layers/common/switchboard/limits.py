@@ -33,3 +33,13 @@ MAX_TOKEN_CHARS = 8192
 # A frame is at most 32 KB: an SDP has to fit in one with its envelope. SDP and ICE are
 # ASCII (RFC 8839), so their characters are bytes.
 MAX_SDP_CHARS = 24_000
+
+# Message operations (switchboard/message_ops.py). A message may be edited by its sender for
+# EDIT_WINDOW_SECONDS after sending (the deployed value: MessagingSettings, this default);
+# deleting has no window.
+EDIT_WINDOW_SECONDS = 15 * 60
+# Reactions: at most this many distinct emoji on one message, and this many of them by one
+# user; an emoji is at most MAX_EMOJI_CHARS code points (the longest ZWJ sequences are ~10).
+MAX_REACTION_KINDS = 20
+MAX_REACTIONS_PER_USER = 5
+MAX_EMOJI_CHARS = 16

@@ -12,8 +12,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -27,6 +27,8 @@ from switchboard.dal.conversations import (
     direct_id,
     send_digest,
 )
+from switchboard.dal.membership import BlockRepository
+from switchboard.dal.message_changes import MessageChangeRepository
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.uploads import UploadRepository
@@ -38,13 +40,23 @@ from switchboard.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    SwitchboardError,
 )
 from switchboard.limits import MAX_BODY_CHARS
+from switchboard.membership import REFUSED, Consent, request_limit
+from switchboard.message_ops import (
+    as_left,
+    current_previews,
+    quote_of,
+    resolve_quotes,
+    wire_messages,
+)
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
+from switchboard.wire.membership import ConversationAccepted, ConversationRequest
 
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
@@ -64,6 +76,7 @@ class Limits:
     sends_per_user: int = 100
     sends_per_connection: int = 50
     creates_per_user: int = 10
+    requests_per_day: int = 100  # conversations started with strangers (membership.py)
 
 
 class MessagingService:
@@ -82,6 +95,7 @@ class MessagingService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.conversations = conversations
+        self.changes = MessageChangeRepository(conversations)  # threads and quotes
         self.delivery = delivery
         self.users = delivery.users
         self.notification_queue = notification_queue
@@ -92,17 +106,14 @@ class MessagingService:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
+        self.consent = Consent(conversations, delivery)
+        self.blocks = BlockRepository(self.users.table)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     def _conversation_for(self, caller: Caller, conversation_id: str) -> Conversation:
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            raise NotFound("conversation not found")
-        if caller.user_id not in conversation.members:
-            raise Forbidden("you are not a member of this conversation")
-        return conversation
+        return _member_of(caller, self.conversations.get(conversation_id))
 
     # ------------------------------------------------------------------ conversations
     def _send_limits(self, caller: Caller) -> list[RateLimit]:
@@ -122,11 +133,20 @@ class MessagingService:
             raise BadRequest("a conversation needs at least one other member")
         if len(members) > self.limits.max_members:
             raise BadRequest(f"at most {self.limits.max_members} members")
+        # A block, or a stranger who refuses requests, refuses the whole create; for the
+        # other strangers it is a message request (membership.py). A group is an
+        # invitation for everyone in it but its creator, contacts too: accepting it makes
+        # its members one's contacts, so nobody can make strangers one's contacts for them.
+        requests = self.consent.open_to(caller.user_id, members)
+        if len(members) > 2:
+            requests = set(members - {caller.user_id})
         if len(members) == 2:
             # One 1:1 conversation per pair and listing: the id is derived from both.
             conversation_id = direct_id(members, data.listingId)
+            roles: dict[str, str] = {}
         else:
             conversation_id = "cv_" + uuid.uuid4().hex
+            roles = {caller.user_id: "owner"}
         conversation = Conversation(
             conversation_id=conversation_id,
             members=members,
@@ -134,20 +154,49 @@ class MessagingService:
             created_at=self._now_ms(),
             title=data.title,
             listing_id=data.listingId,
+            pending=frozenset(requests),
+            roles=roles,
         )
         # Counted in the create's own transaction: a refused or repeated create (the same
         # 1:1 conversation again) is not counted.
-        rule = RateLimit(
-            f"create#user#{caller.user_id}",
-            self.limits.creates_per_user,
-            self.limits.window_seconds,
-        )
+        rules = {
+            "limit": RateLimit(
+                f"create#user#{caller.user_id}",
+                self.limits.creates_per_user,
+                self.limits.window_seconds,
+            )
+        }
+        if requests:
+            rules["requests"] = request_limit(caller.user_id, self.limits.requests_per_day)
         try:
             created = self.conversations.create(
-                conversation, {"limit": self.counters.update(rule, conversation.created_at)}
+                conversation,
+                {
+                    label: self.counters.update(rule, conversation.created_at)
+                    for label, rule in rules.items()
+                },
             )
-        except GuardRefused:
-            raise _rate_limited(rule, conversation.created_at) from None
+        except GuardRefused as refused:
+            raise _rate_limited(rules[refused.label], conversation.created_at) from None
+        if not created and conversation.direct:
+            # The same 1:1 again: if the other one declined it, this is refused exactly as
+            # a block is (one read more, only on this repeat path).
+            existing = self.conversations.get(conversation_id)
+            if existing is not None and existing.declined_by not in (None, caller.user_id):
+                raise Forbidden(REFUSED)
+        if created and requests:
+            self.delivery.to_users(
+                sorted(requests),
+                push(
+                    ConversationRequest(
+                        conversationId=conversation_id,
+                        fromUserId=caller.user_id,
+                        title=data.title,
+                        listingId=data.listingId,
+                        members=sorted(members),
+                    )
+                ),
+            )
         return wire.ConversationCreated(conversationId=conversation_id, created=created)
 
     def list_conversations(
@@ -156,19 +205,25 @@ class MessagingService:
         # One page of the activity index and one BatchGetItem, however many conversations
         # the caller is in (see dal/conversations.py).
         after = _decode_cursor(data.cursor) if data.cursor else None
-        page = self.conversations.inbox(caller.user_id, data.limit, after)
+        page = self.conversations.inbox(
+            caller.user_id, data.limit, after, requests=data.folder == "requests"
+        )
         found = self.conversations.get_many(m.conversation_id for m in page.members)
+        now = self._now_ms()
         items: list[wire.ConversationSummary] = []
         for member in page.members:
             c = found.get(member.conversation_id)
             if c is None:
                 continue
+            # A declined 1:1 conversation lists as it did before (the decliner still a
+            # member who has not accepted): the requester cannot tell it from a block.
+            declined = {c.declined_by} if c.declined_by else set()
             items.append(
                 wire.ConversationSummary(
                     conversationId=c.conversation_id,
                     title=c.title,
                     listingId=c.listing_id,
-                    members=sorted(c.members),
+                    members=sorted(c.members | declined),
                     lastSeq=c.last_seq,
                     lastMessage=(
                         wire.LastMessage.model_validate(c.last_message) if c.last_message else None
@@ -177,6 +232,11 @@ class MessagingService:
                     ackedSeq=member.acked_seq,
                     readSeq=member.read_seq,
                     unread=max(0, c.last_seq - member.read_seq),
+                    lastChange=c.last_change,
+                    mutedUntil=member.muted_until if member.muted_until > now else None,
+                    request=caller.user_id in c.pending,
+                    roles=dict(c.roles),
+                    pending=sorted(c.pending | declined),
                 )
             )
         next_cursor = None
@@ -198,8 +258,9 @@ class MessagingService:
         if len({a.uploadId for a in data.attachments}) < len(data.attachments):
             raise BadRequest("an upload can be attached once per message")
         rules = self._send_limits(caller)
+        quote: wire.Quote | None = None
         for attempt in range(SEND_ATTEMPTS):
-            conversation = self._conversation_for(caller, data.conversationId)
+            conversation, quote = self._conversation_for_send(caller, data)
             message = StoredMessage(
                 conversation_id=conversation.conversation_id,
                 seq=conversation.last_seq + 1,
@@ -210,6 +271,8 @@ class MessagingService:
                 client_message_id=data.clientMessageId,
                 attachments=[a.model_dump(exclude_none=True) for a in data.attachments],
                 sender_connection_id=caller.connection_id,
+                parent_seq=data.parentSeq,
+                reply_to_seq=data.replyToSeq,
             )
             # The rate limits count in the send's own transaction: no extra call, and a send
             # that is refused, retried or repeated (same clientMessageId) is not counted.
@@ -226,29 +289,86 @@ class MessagingService:
                     kind=a.kind,
                     duration_ms=a.durationMs,
                 )
+            change = self._thread_guards(conversation, message, guards)
+            # A 1:1 recipient's block list, checked in the same transaction (no extra
+            # call); groups are not refused (the blocker's clients hide the messages).
+            checks = self._consent_checks(caller, conversation)
             try:
-                self.conversations.append(conversation, message, guards)
+                self.conversations.append(conversation, message, guards, checks, change=change)
                 break
             except DuplicateSend:
                 return self._repeat_send(caller, conversation, data)
             except GuardRefused as refused:
-                if refused.label == "limit":
-                    raise _rate_limited(rules, message.created_at) from None
-                position = int(refused.label.removeprefix("attachment:"))
-                raise BadRequest(
-                    f"attachments[{position}] is not a completed upload of yours, or its "
-                    "fileName/contentType/size differ from the upload's",
-                    details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
-                ) from None
+                error = _send_refusal(refused.label, rules, message.created_at)
+                if error is not None:
+                    raise error from None
+                # another change took the change number: read again and retry
+                self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
             except SeqConflict:
+                if conversation.declined_by:
+                    raise Forbidden(REFUSED) from None
                 # Another member sent at the same moment: read the new lastSeq and retry.
                 self._sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter
         else:
             raise Conflict("the conversation is too busy right now, retry the send")
-        self._deliver(caller, conversation, message)
+        self._deliver(caller, conversation, message, quote)
+        if caller.user_id in conversation.pending:  # the reply accepted the request
+            self.membership_accepted(caller, conversation, message.seq)
         return wire.MessageSent(
             seq=message.seq, messageId=message.message_id, createdAt=message.created_at
         )
+
+    def _thread_guards(
+        self, conversation: Conversation, message: StoredMessage, guards: dict[str, Any]
+    ) -> int | None:
+        """A thread reply counts itself on its parent, as the conversation's next change
+        (dal/message_changes.py), in the send's own transaction: adds those guards and
+        returns the change number (None: not a thread reply)."""
+        if message.parent_seq is None:
+            return None
+        change = conversation.last_change + 1
+        cid, now = conversation.conversation_id, message.created_at
+        guards["parent"] = self.changes.parent_update(cid, message.parent_seq, now, change)
+        guards["change"] = self.changes.change_entry(cid, change, message.parent_seq, now)
+        return change
+
+    def _conversation_for_send(
+        self, caller: Caller, data: wire.MessageSend
+    ) -> tuple[Conversation, wire.Quote | None]:
+        """The conversation and, for a quote-reply, the quoted message's preview: in the one
+        read a send makes (a BatchGetItem over both tables instead of a GetItem)."""
+        linked = [s for s in (data.parentSeq, data.replyToSeq) if s is not None]
+        if not linked:
+            return self._conversation_for(caller, data.conversationId), None
+        found, messages = self.changes.read(data.conversationId, linked)
+        conversation = _member_of(caller, found)
+        parent = messages.get(data.parentSeq) if data.parentSeq is not None else None
+        if data.parentSeq is not None and (
+            parent is None or parent.parent_seq is not None or parent.system or parent.deleted_at
+        ):
+            raise BadRequest(
+                "parentSeq is not a message of this conversation, is deleted, or is a reply itself",
+                details=[{"field": "data.parentSeq", "message": "no such thread"}],
+            )
+        if data.replyToSeq is None:
+            return conversation, None
+        quoted = messages.get(data.replyToSeq)
+        if quoted is None:
+            raise BadRequest(
+                "replyToSeq is not a message of this conversation",
+                details=[{"field": "data.replyToSeq", "message": "no such message"}],
+            )
+        return conversation, quote_of(quoted, data.replyToSeq)
+
+    def _consent_checks(
+        self, caller: Caller, conversation: Conversation
+    ) -> dict[str, dict[str, Any]]:
+        """A 1:1 recipient's block list, checked in the send's own transaction (no extra
+        call). Groups are not refused: the blocker's clients hide the messages."""
+        other = next(iter(conversation.members - {caller.user_id}), None)
+        if not conversation.direct or other is None:
+            return {}
+        return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}
 
     def _repeat_send(
         self, caller: Caller, conversation: Conversation, data: wire.MessageSend
@@ -273,10 +393,16 @@ class MessagingService:
             self._deliver(caller, conversation, stored[0])
         return wire.MessageSent.model_validate(reply)
 
-    def _deliver(self, caller: Caller, conversation: Conversation, message: StoredMessage) -> None:
+    def _deliver(
+        self,
+        caller: Caller,
+        conversation: Conversation,
+        message: StoredMessage,
+        quote: wire.Quote | None = None,
+    ) -> None:
         report = self.delivery.to_users(
             conversation.members,
-            push(message.wire()),
+            push(message.wire(quote)),
             exclude_connection=caller.connection_id,
         )
         offline = [u for u in report.offline_users if u != caller.user_id]
@@ -309,16 +435,43 @@ class MessagingService:
             },
         )
 
+    def membership_accepted(self, caller: Caller, conversation: Conversation, seq: int) -> None:
+        """A reply accepted the request: the others are told (membership.py), with the
+        replier's cursors (sending is reading: both are at the reply's seq)."""
+        others = conversation.accepted() - {caller.user_id}
+        if others:
+            self.delivery.to_users(
+                others,
+                push(
+                    ConversationAccepted(
+                        conversationId=conversation.conversation_id,
+                        userId=caller.user_id,
+                        ackedSeq=seq,
+                        readSeq=seq,
+                    )
+                ),
+                private_to=caller.user_id,
+            )
+
     def advance(self, caller: Caller, data: wire.Cursor, cursor: str) -> wire.CursorMoved:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
-        conversation = self._conversation_for(caller, data.conversationId)
-        seq = min(data.seq, conversation.last_seq)
+        conversation = self.conversations.get(data.conversationId)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        # A former member acks and reads up to their leave entry (their devices ack the
+        # entry itself), telling nobody; anyone else is refused.
+        bound = self.consent.history_bound(caller, conversation)
+        seq = min(data.seq, bound)
         moved = seq > 0 and self.conversations.advance_cursor(
             conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
         )
-        if moved:
+        # Receipts are for contacts: none while the conversation is a request for the
+        # caller, none to members who have not accepted it, none across a block.
+        others = conversation.accepted() - {caller.user_id}
+        if caller.user_id not in conversation.members:
+            others = frozenset()
+        if moved and caller.user_id not in conversation.pending and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
-            others = conversation.members - {caller.user_id}
             self.delivery.to_users(
                 others,
                 push(
@@ -328,17 +481,22 @@ class MessagingService:
                         userId=caller.user_id,
                     )
                 ),
+                private_to=caller.user_id,
             )
         return wire.CursorMoved(conversationId=conversation.conversation_id, seq=seq, moved=moved)
 
     def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
+        left_at: dict[str, int] = {}  # former members' conversations: when they left
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
             if conversation is None:
                 raise NotFound(f"conversation {conversation_id} not found")
             if caller.user_id not in conversation.members:
-                raise Forbidden(f"you are not a member of {conversation_id}")
+                # A former member reads up to the seq they left at (one GetItem each).
+                bound, left = self.consent.reader(caller, conversation)
+                found[conversation_id] = replace(conversation, last_seq=bound)
+                left_at[conversation_id] = left or 0
         # What one frame may cost is bounded whatever the number of cursors: at most
         # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
         # the reply is full. A conversation left out says hasMore; the client syncs again.
@@ -355,9 +513,10 @@ class MessagingService:
                 messages = self.conversations.messages_after(
                     conversation_id, after, min(data.limit, items_left, fits)
                 )
+                messages = [m for m in messages if m.seq <= conversation.last_seq]
                 items_left -= len(messages)
-                for message in messages:
-                    wired = message.wire()
+                left = left_at.get(conversation_id)
+                for wired in wire_messages(self.conversations, messages, left_at=left):
                     size = len(json.dumps(wired.wire()))
                     if size > budget:
                         budget = 0  # full: no later conversation is queried
@@ -369,23 +528,37 @@ class MessagingService:
                 lastSeq=conversation.last_seq,
                 messages=shown,
                 hasMore=last_shown < conversation.last_seq,
+                # a former member has no change stream (message:changes is for members)
+                lastChange=0 if conversation_id in left_at else conversation.last_change,
             )
         return wire.SyncResult(conversations=result)
 
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
-        conversation = self._conversation_for(caller, data.conversationId)
+        conversation = self.conversations.get(data.conversationId)
+        if conversation is None:
+            raise NotFound("conversation not found")
+        # A former member keeps the history up to the seq they left at.
+        bound, left_at = self.consent.reader(caller, conversation)
+        conversation = replace(conversation, last_seq=bound)
         cid, around = conversation.conversation_id, data.aroundSeq
+        if around is not None and around > bound:
+            around = bound
         if around is None:
-            messages = self.conversations.messages_before(cid, data.beforeSeq, data.limit)
+            before = bound + 1 if data.beforeSeq is None else min(data.beforeSeq, bound + 1)
+            messages = self.conversations.messages_before(cid, before, data.limit)
         else:  # a page around a search hit: half older, the rest from it on
             older = data.limit // 2
             messages = self.conversations.messages_before(cid, around, older) if older else []
             newer = data.limit - len(messages)
             messages += self.conversations.messages_after(cid, around - 1, newer)
+            messages = [m for m in messages if m.seq <= bound]
         wired: list[wire.Message] = []
         budget = REPLY_BUDGET_BYTES
+        if left_at is not None:  # as a former member may see them (message_ops.as_left)
+            messages = [as_left(m, left_at) for m in messages]
+        quotes = resolve_quotes(self.conversations, messages, left_at=left_at)
         for message in reversed(messages):  # keep the newest when the budget runs out
-            item = message.wire()
+            item = message.wire(quotes.get(message.reply_to_seq) if message.reply_to_seq else None)
             budget -= len(json.dumps(item.wire()))
             if budget < 0:
                 break
@@ -397,6 +570,7 @@ class MessagingService:
             messages=wired,
             hasMore=first > 1,
             lastSeq=conversation.last_seq,
+            lastChange=conversation.last_change if left_at is None else 0,
         )
 
     # ------------------------------------------------------------------ typing, presence
@@ -404,6 +578,11 @@ class MessagingService:
         self, caller: Caller, data: wire.Typing, state: Literal["start", "stop"]
     ) -> wire.TypingSent:
         conversation = self._conversation_for(caller, data.conversationId)
+        # Typing is for contacts: none while this is a request for the caller, none to
+        # members who have not accepted it, none across a block (nothing counted either).
+        others = conversation.accepted() - {caller.user_id}
+        if caller.user_id in conversation.pending or not others:
+            return wire.TypingSent(sent=False)
         # Each push costs a presence read and a post per device of every member: both
         # states are limited, each on its own window (a stop right after a start is normal).
         key = "typing" if state == "start" else "typing-stop"
@@ -416,7 +595,7 @@ class MessagingService:
         ):
             raise RateLimited(f"typing:{state} at most once every 2 seconds per conversation")
         self.delivery.to_users(
-            conversation.members - {caller.user_id},
+            others,
             push(
                 wire.TypingPush(
                     conversationId=conversation.conversation_id,
@@ -424,27 +603,32 @@ class MessagingService:
                     state=state,
                 )
             ),
+            private_to=caller.user_id,
         )
         return wire.TypingSent(sent=True)
 
     def presence(self, caller: Caller, data: wire.PresenceQuery) -> wire.PresenceList:
-        # Contacts are the members of the caller's most recently active conversations
-        # (dal RECENT_CONVERSATIONS) and anyone the caller has a 1:1 conversation with (read
-        # by key: groups others put the caller in cannot push those out of the window).
-        # Both reads are bounded, whatever others did to the caller.
-        contacts = set(self.conversations.recent_contacts(caller.user_id)) | {caller.user_id}
-        strangers = set(data.userIds) - contacts
-        if strangers:
-            strangers -= self.conversations.direct_contacts(caller.user_id, strangers)
-        if strangers:
-            raise Forbidden(
-                "presence is visible only for people you share a recent conversation with"
-            )
-        found = self.users.presence(data.userIds)
+        # Contacts (membership.Consent): an accepted 1:1 conversation, read by key, or the
+        # recent page of accepted conversations (requests live in another folder, so no
+        # number of conversations strangers start can hide a contact). Bounded, whatever
+        # others did to the caller. Block lists come with the presence read itself.
+        wanted = set(data.userIds) - {caller.user_id}
+        refused = Forbidden(
+            "presence is visible only for people you share an accepted conversation with"
+        )
+        if wanted - self.consent.contacts(caller.user_id, wanted):
+            raise refused
+        found = self.users.presence([*data.userIds, caller.user_id], consent=True)
+        me = found[caller.user_id]
+        # Across a block (either way) a contact shows as offline with no lastSeen, as
+        # someone who never connected: refusing would tell the blocked one of the block.
         return wire.PresenceList(
             presence=[
-                wire.Presence(userId=p.user_id, online=p.online, lastSeen=p.last_seen or None)
-                for p in found.values()
+                wire.Presence(userId=u, online=False, lastSeen=None)
+                if caller.user_id in p.blocked or u in me.blocked
+                else wire.Presence(userId=u, online=p.online, lastSeen=p.last_seen or None)
+                for u, p in found.items()
+                if u in data.userIds
             ]
         )
 
@@ -454,7 +638,7 @@ class MessagingService:
     ) -> wire.NotificationPage:
         page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
         return wire.NotificationPage(
-            notifications=[n.wire() for n in page],
+            notifications=current_previews(self.conversations, [n.wire() for n in page]),
             cursor=page[-1].notification_id if len(page) == data.limit else None,
         )
 
@@ -464,6 +648,14 @@ class MessagingService:
         return wire.NotificationsMarked(
             marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
         )
+
+
+def _member_of(caller: Caller, conversation: Conversation | None) -> Conversation:
+    if conversation is None:
+        raise NotFound("conversation not found")
+    if caller.user_id not in conversation.members:
+        raise Forbidden("you are not a member of this conversation")
+    return conversation
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:
@@ -485,6 +677,28 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         return _CURSOR.validate_json(base64.urlsafe_b64decode(cursor.encode()), strict=True)
     except (ValueError, TypeError):  # binascii.Error and ValidationError are ValueErrors
         raise BadRequest("invalid cursor") from None
+
+
+def _send_refusal(label: str, rules: list[RateLimit], now_ms: int) -> SwitchboardError | None:
+    """The error for a guard of a send's transaction that refused (nothing was stored);
+    None: a race on the change number (a thread reply's), read again and retry."""
+    if label == "consent":
+        return Forbidden(REFUSED)
+    if label == "limit":
+        return _rate_limited(rules, now_ms)
+    if label == "parent":
+        return BadRequest(
+            "parentSeq is not a message of this conversation, is deleted, or is a reply itself",
+            details=[{"field": "data.parentSeq", "message": "no such thread"}],
+        )
+    if label == "change":
+        return None
+    position = int(label.removeprefix("attachment:"))
+    return BadRequest(
+        f"attachments[{position}] is not a completed upload of yours, or its "
+        "fileName/contentType/size differ from the upload's",
+        details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
+    )
 
 
 def _rate_limited(rules: RateLimit | list[RateLimit], now_ms: int) -> RateLimited:

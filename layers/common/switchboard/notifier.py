@@ -11,6 +11,11 @@ unverified address sends nothing but the verification mail itself. Every user ge
 most ``daily_mail_limit`` mails a day, whatever their conversations do, and every
 notification mail carries ``List-Unsubscribe`` (RFC 2369) with one-click POST (RFC 8058)
 to the unsubscribe endpoint (functions/message/unsubscribe.py).
+
+A message job is checked against the conversation as it is when the job runs (one
+BatchGetItem of the member item and the message): nothing is recorded or mailed for a
+conversation the user muted (until ``mutedUntil``) or left, nor for a message deleted
+meanwhile; an edited one is previewed as edited (message_ops.py).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from switchboard import aws
 from switchboard.dal.conversations import ConversationRepository
+from switchboard.dal.message_changes import MessageChangeRepository
 from switchboard.dal.notifications import Notification, NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
 from switchboard.dal.users import Preferences, UserRepository
@@ -101,6 +108,11 @@ class NotificationService:
         if job.kind == VERIFY_EMAIL:
             self._send_verification(job)
             return
+        if job.kind == "message":
+            current = self._as_of_now(job)
+            if current is None:
+                return
+            job = current
         notification = Notification(
             user_id=job.user_id,
             notification_id=f"{job.created_at:013d}#{job.source}",
@@ -111,6 +123,28 @@ class NotificationService:
         if self.notifications.add(notification):
             self.delivery.to_users([job.user_id], push(notification.wire()))
         self._maybe_email(job)
+
+    def _as_of_now(self, job: NotificationJob) -> NotificationJob | None:
+        """The message job with the message's current preview; None if the user muted or
+        left the conversation, or the message is gone."""
+        seq = job.data.get("seq")
+        if job.conversation_id is None or not isinstance(seq, int):
+            return job
+        member, message = MessageChangeRepository(self.conversations).member_and_message(
+            job.conversation_id, job.user_id, seq
+        )
+        reason = None
+        if member is None:
+            reason = "not a member"
+        elif member.muted_until > int(self._clock() * 1000):
+            reason = "muted"
+        elif message is None or message.deleted_at:
+            reason = "deleted"
+        if reason is not None:
+            logger.info("message notification skipped", extra={"reason": reason})
+            return None
+        assert message is not None
+        return replace(job, data={**job.data, "preview": message.body[:200]})
 
     # ------------------------------------------------------------------ e-mail
     @staticmethod
@@ -199,8 +233,10 @@ class NotificationService:
             return
         conversation = self.conversations.get(job.conversation_id)
         member = self.conversations.member(job.conversation_id, job.user_id)
-        if conversation is None or member is None:
-            return
+        if conversation is None or member is None or member.left_seq is not None:
+            return  # a former member gets nothing more from it, least of all later messages
+        if member.muted_until > int(self._clock() * 1000):
+            return  # muted meanwhile: the window's messages are not mailed either
         unread = conversation.last_seq - member.read_seq
         if unread <= 0:
             return
@@ -209,7 +245,10 @@ class NotificationService:
         # Restart the window: the digest is this window's e-mail.
         self.limiter.force(f"email#{job.user_id}#{thread}", now, prefs.digest_minutes * 60_000)
         title = conversation.title or "a conversation"
-        lines = [f"{m.sender_id}: {m.body[:200]}" for m in recent]
+        lines = [
+            f"{m.sender_id}: {'(message deleted)' if m.deleted_at else m.body[:200]}"
+            for m in recent
+        ]
         if not self._within_daily_cap(job.user_id):
             return
         self._send(

@@ -74,6 +74,9 @@ class PreferencesService:
             digest_minutes=current.digest_minutes
             if data.digestMinutes is None
             else data.digestMinutes,
+            accept_requests=current.accept_requests
+            if data.acceptRequests is None
+            else data.acceptRequests,
         )
         if updated.email_on_offline and not (data.email or updated.email):
             raise BadRequest("emailOnOffline needs an email address")
@@ -157,4 +160,5 @@ def _view(prefs: Preferences) -> wire.PreferencesView:
         email=prefs.email,
         emailVerified=prefs.email_verified,
         digestMinutes=prefs.digest_minutes,
+        acceptRequests=prefs.accept_requests,
     )

@@ -1,5 +1,6 @@
-"""Presence: the members of a user's (most recently active) conversations see them online
-on the first connection and offline (with lastSeen) after the last one."""
+"""Presence: a user's contacts (the members of their most recently active accepted
+conversations who accepted them too; see membership.py) see them online on the first
+connection and offline (with lastSeen) after the last one."""
 
 from __future__ import annotations
 
@@ -36,12 +37,15 @@ class Presence:
             self.announce(user_id, online=False, last_seen=presence.last_seen or now_ms)
 
     def announce(self, user_id: str, *, online: bool, last_seen: int | None) -> None:
-        # The members of the user's most recently active conversations, at most
-        # PRESENCE_AUDIENCE of them: what an announcement costs is bounded, however many
-        # conversations others have put the user in.
+        # The user's contacts: the members who accepted the user's most recently active
+        # accepted conversations, at most PRESENCE_AUDIENCE of them. Requests are another
+        # folder of the activity index, so conversations strangers start can neither
+        # receive this nor push a contact out of the page: the cost is bounded and the
+        # audience is chosen by the user. Blocks are read with the connections.
         contacts = self.conversations.recent_contacts(user_id)[:PRESENCE_AUDIENCE]
         if contacts:
             self.delivery.to_users(
                 contacts,
                 push(PresencePush(userId=user_id, online=online, lastSeen=last_seen)),
+                private_to=user_id,
             )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         AnalyticsApiSettings,
         AuthorizerSettings,
         CallSettings,
+        DeliveryRetrySettings,
         DeliverySettings,
         MessagingSettings,
         NotificationSettings,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from switchboard.dal.conversations import ConversationRepository
     from switchboard.dal.uploads import ObjectStore, UploadRepository
     from switchboard.delivery import Delivery
+    from switchboard.membership import MembershipService
+    from switchboard.message_ops import MessageOpsService
     from switchboard.messaging import MessagingService
     from switchboard.notifier import NotificationService
     from switchboard.preferences import PreferencesService
@@ -62,7 +65,11 @@ def delivery(settings: DeliverySettings) -> Delivery:
 
 
 def conversations(
-    settings: MessagingSettings | CallSettings | UploadSettings | SearchSettings,
+    settings: MessagingSettings
+    | CallSettings
+    | UploadSettings
+    | SearchSettings
+    | DeliveryRetrySettings,
 ) -> ConversationRepository:
     from switchboard.dal.conversations import ConversationRepository
 
@@ -91,6 +98,45 @@ def messaging(settings: MessagingSettings) -> MessagingService:
             window_seconds=settings.RATE_WINDOW_SECONDS,
             sends_per_user=settings.SEND_LIMIT_PER_USER,
             sends_per_connection=settings.SEND_LIMIT_PER_CONNECTION,
+            creates_per_user=settings.CREATE_LIMIT_PER_USER,
+        ),
+    )
+
+
+def message_ops(settings: MessagingSettings, shared: MessagingService) -> MessageOpsService:
+    """Edits, deletes, reactions, threads, mute: on the messaging service's own
+    repositories and delivery (one set of clients per function)."""
+    from switchboard.message_ops import MessageOpsLimits, MessageOpsService
+
+    return MessageOpsService(
+        shared.conversations,
+        shared.delivery,
+        shared.counters,
+        settings.UPLOADS_TABLE,
+        shared.blocks,
+        limits=MessageOpsLimits(
+            edit_window_seconds=settings.EDIT_WINDOW_SECONDS,
+            ops_per_user=settings.MESSAGE_OP_LIMIT_PER_USER,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
+        ),
+    )
+
+
+def membership(settings: MessagingSettings, shared: MessagingService) -> MembershipService:
+    """Requests, blocks, leaving and group roles (membership.py), on the message
+    function's repositories and delivery."""
+    from switchboard.dal.membership import BlockRepository, MembershipRepository
+    from switchboard.membership import ConsentLimits, MembershipService
+
+    return MembershipService(
+        shared.conversations,
+        MembershipRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
+        BlockRepository(settings.USERS_TABLE),
+        shared.delivery,
+        shared.counters,
+        limits=ConsentLimits(
+            max_members=settings.MAX_MEMBERS,
+            window_seconds=settings.RATE_WINDOW_SECONDS,
             creates_per_user=settings.CREATE_LIMIT_PER_USER,
         ),
     )

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from switchboard.calls.model import RECORDING_SLACK_MS, announced_recording_ms
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.dal.uploads import (
@@ -225,8 +226,9 @@ class UploadService:
             createdAt=now_ms,
             updatedAt=now_ms,
             expiresAt=now_ms // 1000 + limits.upload_ttl,
-            conversationId=bound[0],
-            callId=bound[1],
+            conversationId=bound.conversation_id,
+            callId=bound.call_id,
+            maxDurationMs=bound.max_duration_ms,
         )
         if not multipart:
             self.uploads.create(record)
@@ -275,10 +277,8 @@ class UploadService:
             expiresAt=expires_at,
         )
 
-    def _bound_to(
-        self, caller: Caller, data: wire.UploadStart, content_type: str
-    ) -> tuple[str | None, str | None]:
-        """A voice message or a call recording: (conversationId, callId) it is for, once
+    def _bound_to(self, caller: Caller, data: wire.UploadStart, content_type: str) -> _Binding:
+        """A voice message or a call recording: the conversation (and call) it is for, once
         the caller may post it there (checked before any URL is handed out)."""
         if data.purpose == "voice":
             assert data.conversationId is not None  # the wire model requires it
@@ -286,7 +286,7 @@ class UploadService:
                 raise BadRequest(f"a voice message is audio ({sorted(AUDIO_TYPES)})")
             if self.conversations.member(data.conversationId, caller.user_id) is None:
                 raise Forbidden("you are not a member of this conversation")
-            return data.conversationId, None
+            return _Binding(data.conversationId)
         if data.purpose == "recording":
             assert data.callId is not None
             if content_type not in MEDIA_TYPES:
@@ -301,8 +301,12 @@ class UploadService:
                 raise BadRequest("the call has no conversation to post its recording in")
             if self.conversations.member(call.conversation_id, caller.user_id) is None:
                 raise Forbidden("you are not a member of the call's conversation")
-            return call.conversation_id, data.callId
-        return None, None
+            # What everyone was told of: the recording may last as long as the caller was
+            # announced as recording, no longer (a recorder that announced "stopped" and
+            # went on recording cannot post the rest).
+            announced = announced_recording_ms(call, caller.user_id, self._now_ms())
+            return _Binding(call.conversation_id, data.callId, announced + RECORDING_SLACK_MS)
+        return _Binding()
 
     def _count_start(self, caller: Caller, now_ms: int) -> None:
         """One conditional counter write per start: each upload costs a processor run."""
@@ -535,6 +539,15 @@ class UploadBusy(Exception):
     """Another run is checking this upload: the event is retried later (SQS)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    """What a voice message or recording upload is for (none of it for other uploads)."""
+
+    conversation_id: str | None = None
+    call_id: str | None = None
+    max_duration_ms: int | None = None
+
+
 class Rejected(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -721,6 +734,12 @@ class UploadProcessor:
             raise Rejected("invalid_media", f"not a valid recording: {exc}"[:300]) from None
         if record.purpose == "voice" and info.has_video:
             raise Rejected("invalid_media", "a voice message has no video")
+        if record.maxDurationMs is not None and info.duration_ms > record.maxDurationMs:
+            raise Rejected(
+                "invalid_media",
+                f"the recording lasts {info.duration_ms} ms, longer than its recorder was "
+                f"announced as recording in the call ({record.maxDurationMs} ms with margin)",
+            )
         # The bytes that were checked, from memory: what is served cannot be anything else.
         self.store.put(file_key, data, record.contentType)
         return {"durationMs": info.duration_ms}

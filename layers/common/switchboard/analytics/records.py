@@ -147,8 +147,8 @@ def connections(change: StreamChange, _: Lookups) -> list[Contribution]:
 
 # ---------------------------------------------------------------------- messages
 def messages(change: StreamChange, lookups: Lookups) -> list[Contribution]:
-    if change.event_name != "INSERT" or not change.new:
-        return []
+    if change.event_name != "INSERT" or not change.new or change.new.get("system"):
+        return []  # (a system entry - "bob left" - is no message anyone sent)
     item = change.new
     conversation_id, sender = str(item["conversationId"]), str(item["senderId"])
     recipients = len(lookups.members(conversation_id) - {sender})

@@ -26,6 +26,10 @@ MAX_PENDING_ICE_BYTES = 16_384
 # Each recording start and stop writes a system entry into the conversation: a call has at
 # most this many starts, so nobody can flood a conversation by toggling.
 MAX_RECORDING_STARTS = 20
+# A recording upload may last as long as its recorder was announced as recording, plus this
+# (the recorder starts after the "started" reply and stops before "stopped" is sent, so
+# only the container's own rounding and the servers' clocks differ).
+RECORDING_SLACK_MS = 1000
 
 
 class CallState(StrEnum):
@@ -135,6 +139,10 @@ class Call:
     recording: tuple[str, ...] = ()
     recorded_by: tuple[str, ...] = ()
     recording_starts: int = 0
+    # When each current recording was announced, and each user's announced recording time
+    # so far (ms): a recording upload may not last longer (consent covers what was announced).
+    recording_since: dict[str, int] = field(default_factory=dict)
+    recorded_ms: dict[str, int] = field(default_factory=dict)
     version: int = 0
 
     @property
@@ -248,12 +256,15 @@ def join(call: Call, user_id: str, connection_id: str, now: int) -> Call:
         screen=False,
     )
     pending = {k: v for k, v in call.pending_ice.items() if k != user_id}
+    # The 1:1 offer was for the ringing devices: once answered nobody needs it, and every
+    # later write (mute, screen, recording) would carry up to MAX_SDP_CHARS of it again.
     return replace(
         call,
         participants={**call.participants, user_id: joined},
         state=CallState.ACTIVE,
         answered_at=call.answered_at or now,
         pending_ice=pending,
+        offer=None,
     )
 
 
@@ -329,7 +340,7 @@ def set_media(
     return replace(call, participants={**call.participants, user_id: changed})
 
 
-def set_recording(call: Call, user_id: str, state: str) -> Call:
+def set_recording(call: Call, user_id: str, state: str, now: int) -> Call:
     """``call:recording``: a joined participant starts or stops recording (each person's
     recording is their own: two may record at once). Starting twice or stopping what was
     not started is a no-op (the same call back)."""
@@ -344,10 +355,27 @@ def set_recording(call: Call, user_id: str, state: str) -> Call:
             recording=(*call.recording, user_id),
             recorded_by=tuple(dict.fromkeys((*call.recorded_by, user_id))),
             recording_starts=call.recording_starts + 1,
+            recording_since={**call.recording_since, user_id: now},
         )
+    return _stop_recording(call, user_id, now)
+
+
+def _stop_recording(call: Call, user_id: str, now: int) -> Call:
     if user_id not in call.recording:
         return call
-    return replace(call, recording=tuple(u for u in call.recording if u != user_id))
+    return replace(
+        call,
+        recording=tuple(u for u in call.recording if u != user_id),
+        recording_since={u: t for u, t in call.recording_since.items() if u != user_id},
+        recorded_ms={**call.recorded_ms, user_id: announced_recording_ms(call, user_id, now)},
+    )
+
+
+def announced_recording_ms(call: Call, user_id: str, now: int) -> int:
+    """How long ``user_id`` has been announced as recording this call, up to ``now``."""
+    since = call.recording_since.get(user_id) if user_id in call.recording else None
+    running = max(0, now - since) if since is not None else 0
+    return call.recorded_ms.get(user_id, 0) + running
 
 
 def _joined(call: Call, user_id: str) -> Participant:
@@ -374,12 +402,9 @@ def _part_over(call: Call, part: Participant, state: PartState, now: int, reason
     over = replace(part, state=state, left_at=now, reason=reason)
     pending = {k: v for k, v in call.pending_ice.items() if k != part.user_id}
     # Whoever leaves stops recording (their browser's recorder ends with the call).
-    recording = tuple(u for u in call.recording if u != part.user_id)
+    call = _stop_recording(call, part.user_id, now)
     return replace(
-        call,
-        participants={**call.participants, part.user_id: over},
-        pending_ice=pending,
-        recording=recording,
+        call, participants={**call.participants, part.user_id: over}, pending_ice=pending
     )
 
 

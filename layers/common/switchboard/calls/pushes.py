@@ -54,6 +54,8 @@ def pushes(before: Call | None, after: Call, actor_connection: str | None) -> li
             plan.joined(after, now_part)
         elif was.in_call and not now_part.in_call:
             plan.left(after, was, now_part)
+            if before is not None and user_id in before.recording:
+                plan.stopped_recording(after, user_id)
     return plan.out
 
 
@@ -120,3 +122,16 @@ class _PushPlan:
         )
         for other in after.joined():
             self.tell(other, push(left))
+
+    def stopped_recording(self, after: Call, user_id: str) -> None:
+        """Whoever leaves stops recording: the others' indicators must not stay on."""
+        frame = push(
+            wire.CallRecordingPush(
+                callId=self.call_id,
+                userId=user_id,
+                state="stopped",
+                recording=list(after.recording),
+            )
+        )
+        for other in after.joined():
+            self.tell(other, frame)

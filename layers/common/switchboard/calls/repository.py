@@ -240,6 +240,8 @@ def _item(call: Call, expires_at: int) -> dict[str, Any]:
         "recording": list(call.recording) or None,
         "recordedBy": list(call.recorded_by) or None,
         "recordingStarts": call.recording_starts or None,
+        "recordingSince": call.recording_since or None,
+        "recordedMs": call.recorded_ms or None,
         "version": call.version,
         "expiresAt": expires_at,
     }
@@ -286,5 +288,7 @@ def _call(item: dict[str, Any]) -> Call:
         recording=tuple(item.get("recording") or ()),
         recorded_by=tuple(item.get("recordedBy") or ()),
         recording_starts=int(item.get("recordingStarts") or 0),
+        recording_since={u: int(t) for u, t in (item.get("recordingSince") or {}).items()},
+        recorded_ms={u: int(t) for u, t in (item.get("recordedMs") or {}).items()},
         version=int(item["version"]),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from switchboard.wire import calls as wire
 
 if TYPE_CHECKING:
     from switchboard.calls.repository import CallRepository
-    from switchboard.dal.conversations import ConversationRepository
+    from switchboard.dal.conversations import Conversation, ConversationRepository
     from switchboard.delivery import Delivery
     from switchboard.queues import NotificationQueue, RingTimeoutQueue
     from switchboard.router import Caller
@@ -86,6 +86,7 @@ class CallService:
     # ------------------------------------------------------------------ actions
     def initiate(self, caller: Caller, data: wire.CallInitiate) -> wire.CallStarted:
         callees = data.callees
+        conversation = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None or not {caller.user_id, *callees} <= conversation.members:
@@ -103,6 +104,8 @@ class CallService:
             offer=data.offer.model_dump(exclude_none=True) if data.offer else None,
             conversation_id=data.conversationId,
         )
+        # After the call is validated (start() is pure), before anything is written.
+        self._check_consent(caller, callees, conversation)
         # Scheduled before the call is stored: a timeout for a call that was never stored
         # (refused as busy or already in a call, or a write that failed) finds nothing to
         # end, while a stored call whose timeout was lost to a crash or a failed send
@@ -127,6 +130,28 @@ class CallService:
         )
         return _started(call)
 
+    def _check_consent(
+        self, caller: Caller, callees: Sequence[str], conversation: Conversation | None
+    ) -> None:
+        """A call rings only people who accept the caller: contacts, or members who
+        accepted the conversation it is placed in (the caller too), and never someone who
+        blocked the caller. One refusal (membership.REFUSED) for all three, decided on the
+        same reads, so a block cannot be told from a stranger."""
+        from switchboard.membership import REFUSED, Consent
+
+        consent = Consent(self.conversations, self.delivery)
+        if conversation is not None:
+            accepted = conversation.accepted()
+            strangers = {c for c in callees if c not in accepted}
+            if caller.user_id not in accepted:
+                strangers = set(callees)
+        else:
+            strangers = set(callees)
+        states = self.delivery.users.presence(sorted(set(callees)), consent=True)
+        strangers -= consent.contacts(caller.user_id, strangers) if strangers else set()
+        if strangers or any(caller.user_id in states[c].blocked for c in callees):
+            raise Forbidden(REFUSED)
+
     def answer(self, caller: Caller, data: wire.CallAnswer) -> wire.CallAnswerReply:
         answer = wire.Sdp.model_validate(data.answer.model_dump(exclude_none=True))
 
@@ -150,6 +175,7 @@ class CallService:
             me = after.participants[caller.user_id]
             self._push_to(after, me, peer, signal)
         self._flush_pending(before, caller)
+        self._unless_closed(after, caller)
         return wire.CallAnswerReply(callId=after.call_id, state=_state(after))
 
     def join(self, caller: Caller, data: wire.CallRef) -> wire.CallStarted:
@@ -160,6 +186,8 @@ class CallService:
 
         before, after = self.transition(data.callId, change, caller.connection_id)
         self._flush_pending(before, caller)
+        if after != before:
+            self._unless_closed(after, caller)
         return _started(after)
 
     def reject(self, caller: Caller, data: wire.CallReject) -> wire.CallStateReply:
@@ -182,6 +210,7 @@ class CallService:
     def invite(self, caller: Caller, data: wire.CallInvite) -> wire.CallInvited:
         if caller.user_id in data.userIds:
             raise BadRequest("you cannot invite yourself")
+        self._check_consent(caller, data.userIds, None)  # an invite rings too
         before, after = self.transition(
             data.callId,
             lambda call: invite(
@@ -255,7 +284,7 @@ class CallService:
         self._in_call_connection(data.callId, caller)
         before, after = self.transition(
             data.callId,
-            lambda call: set_recording(call, caller.user_id, data.state),
+            lambda call: set_recording(call, caller.user_id, data.state, self.now()),
             caller.connection_id,
         )
         recording = list(after.recording)
@@ -329,11 +358,9 @@ class CallService:
         if data.calleeId is not None:
             if data.calleeId == caller.user_id:
                 raise BadRequest("a call needs someone else")
-            # Not for any id at all (a relay credential for anyone who asks): the callee
-            # must be a member of one of the caller's recent conversations, which is where
-            # a call is placed from (one Query and one BatchGetItem).
-            if data.calleeId not in self.conversations.recent_contacts(caller.user_id):
-                raise Forbidden("credentials are for calling someone you share a conversation with")
+            # Not for any id at all (a relay credential for anyone who asks): only for
+            # someone the caller may ring (the same check as call:initiate).
+            self._check_consent(caller, [data.calleeId], None)
             self.ice_servers.count_issue(caller.user_id)
             return self.ice_servers.for_user(caller.user_id)
         return self.ice_servers.stun_only()
@@ -450,18 +477,33 @@ class CallService:
             )
             self.delivery.to_connections({sender.connection_id: sender.user_id}, push(error))
 
+        if target.connection_id is not None:
+            self._part_gone(call.call_id, target.user_id, target.connection_id)
+
+    def _unless_closed(self, call: Call, caller: Caller) -> None:
+        """A join that landed after its connection closed (its frame was handled late, by
+        a cold start) would hold a participant nobody can reach: the teardown that the
+        connection's removal drives may have read the call before the join was written.
+        Checked after the write, so the teardown or this check always sees the other."""
+        if self.delivery.connections.get(caller.connection_id) is None:
+            self._part_gone(call.call_id, caller.user_id, caller.connection_id)
+
+    def _part_gone(self, call_id: str, user_id: str, connection_id: str) -> None:
+        """The user's part ends as its ``$disconnect`` would end it, if it is still on
+        ``connection_id``."""
+
         def change(current: Call) -> Call:
-            part = current.participants.get(target.user_id)
-            if part is None or part.connection_id != target.connection_id or not part.in_call:
+            part = current.participants.get(user_id)
+            if part is None or part.connection_id != connection_id or not part.in_call:
                 return current  # moved on meanwhile (left, or rejoined elsewhere)
             if not current.live:
                 return current
-            return leave(current, target.user_id, self.now(), reason="disconnected")
+            return leave(current, user_id, self.now(), reason="disconnected")
 
         try:
-            self.transition(call.call_id, change, None)
+            self.transition(call_id, change, None)
         except (NotFound, Conflict):
-            logger.info("gone peer already out", extra={"callId": call.call_id})
+            logger.info("gone participant already out", extra={"callId": call_id})
 
     def _flush_pending(self, before: Call, caller: Caller) -> None:
         """Candidates sent to this user before they joined, to the device that joined."""

@@ -2,9 +2,13 @@
 
 ConversationsTable items, all under PK ``conversationId``:
 - ``#meta``: members (string set), title, listingId, lastSeq, lastMessage, lastActivityAt;
+  ``pending`` (string set: the members for whom the conversation is still a message
+  request) and ``roles`` (owner/admin by user id, groups only): see membership.py;
 - ``member#<userId>``: ackedSeq, readSeq, sentSeq (the member's last send), and the
-  activity index's keys: ``folder`` (``inbox#<userId>``) and ``activityAt`` (the
-  conversation's last activity, epoch ms).
+  activity index's keys: ``folder`` (``inbox#<userId>``, or ``requests#<userId>`` while
+  the conversation is a request for the user) and ``activityAt`` (the conversation's last
+  activity, epoch ms); ``leftSeq`` once the user left, declined or was removed (the
+  folder is gone then: history stays readable up to that seq).
 - ``idem#<senderId>#<clientMessageId>``: the reply of an accepted send and a digest of
   what was sent (TTL 24 h): a retry is answered with the reply, a different message
   under the same id with ``conflict`` (as Powertools' idempotency validates payloads).
@@ -22,9 +26,10 @@ The activity index (GSI ``byActivity``: ``folder`` -> ``activityAt``) lists a us
 conversations most recently active first, a bounded page at a time: what one request
 costs never grows with how many conversations others have put the user in
 (``conversation:list``, presence, the reconnect backlog all read a bounded page). The
-partition is a *folder* of the user's, not the user: ``inbox#<userId>`` today; a later
-folder (message requests) is another value of the same attribute, and taking an item out
-of every folder (leaving) is removing the attribute (the index is sparse).
+partition is a *folder* of the user's, not the user: ``inbox#<userId>`` for accepted
+conversations, ``requests#<userId>`` for message requests (so conversations strangers
+start can never push a user's contacts out of the page presence reads), and taking an
+item out of every folder (leaving) is removing the attribute (the index is sparse).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from switchboard.dal.transactions import Transaction
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from switchboard.wire.messaging import Message
+    from switchboard.wire.messaging import Message, Quote
 
 META = "#meta"
 ACTIVITY_INDEX = "byActivity"
@@ -69,6 +74,10 @@ def member_key(user_id: str) -> str:
 
 def inbox(user_id: str) -> str:
     return f"inbox#{user_id}"
+
+
+def requests_folder(user_id: str) -> str:
+    return f"requests#{user_id}"
 
 
 def direct_id(members: Iterable[str], listing_id: str | None = None) -> str:
@@ -89,6 +98,22 @@ class Conversation:
     last_seq: int = 0
     last_message: dict[str, Any] | None = None
     last_activity_at: int = 0
+    last_change: int = 0  # the change stream's cursor (dal/message_changes.py)
+    # Members for whom this is still a message request (they have not accepted).
+    pending: frozenset[str] = frozenset()
+    # "owner" / "admin" by user id (groups); everyone else is a plain member.
+    roles: Mapping[str, str] = field(default_factory=dict)
+    # 1:1: the member who declined it (its sends are refused from then on).
+    declined_by: str | None = None
+
+    @property
+    def direct(self) -> bool:
+        return self.conversation_id.startswith("dm_")
+
+    def accepted(self) -> frozenset[str]:
+        """The members who accepted: the only ones who see each other's presence,
+        typing and receipts here."""
+        return self.members - self.pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +123,11 @@ class Member:
     acked_seq: int = 0
     read_seq: int = 0
     activity_at: int = 0
+    muted_until: int = 0  # epoch ms; notifications are off until then (message_ops.py)
+    folder: str | None = None
+    left_seq: int | None = None  # set once the user left, declined or was removed
+    # When (epoch ms): what changed after it is not theirs to see (message_ops.as_left).
+    left_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +149,25 @@ class StoredMessage:
     # The connection it was sent from: analytics counts messages per session. Stored,
     # never sent on the wire.
     sender_connection_id: str = ""
-    # A system entry (an event the server records in the conversation, e.g. a call's
-    # recording started/stopped): {"event", ...}; None for what a member wrote.
+    # A system entry (an event the server records in the conversation: a membership
+    # change, a call's recording): wire.SystemEntry's fields; None for what a member wrote.
     system: dict[str, Any] | None = None
+    # Threads and quotes, edits, deletion, reactions (message_ops.py): ``version`` counts
+    # the changes, ``change`` is the conversation's change number of the latest one.
+    parent_seq: int | None = None
+    reply_to_seq: int | None = None
+    reply_count: int = 0
+    last_reply_at: int | None = None
+    edited_at: int | None = None
+    deleted_at: int | None = None
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    version: int = 0
+    change: int = 0
 
-    def wire(self) -> Message:
-        from switchboard.wire.messaging import Message, MessageAttachment, SystemEntry
+    def wire(self, quote: Quote | None = None) -> Message:
+        """``quote``: the preview of the message at reply_to_seq, as it is now."""
+        from switchboard.wire.messaging import Message, MessageAttachment, Reaction
+        from switchboard.wire.system import SystemEntry
 
         return Message(
             conversationId=self.conversation_id,
@@ -136,6 +179,18 @@ class StoredMessage:
             clientMessageId=self.client_message_id,
             attachments=[MessageAttachment.model_validate(a) for a in self.attachments] or None,
             system=SystemEntry.model_validate(self.system) if self.system else None,
+            version=self.version or None,
+            editedAt=self.edited_at,
+            deletedAt=self.deleted_at,
+            reactions=[
+                Reaction(emoji=emoji, count=len(users), userIds=list(users))
+                for emoji, users in self.reactions.items()
+            ]
+            or None,
+            parentSeq=self.parent_seq,
+            replyCount=self.reply_count or None,
+            lastReplyAt=self.last_reply_at,
+            replyTo=quote,
         )
 
 
@@ -201,6 +256,8 @@ class ConversationRepository(DynamoRepository):
                 "listingId": conversation.listing_id,
                 "lastSeq": 0,
                 "lastActivityAt": conversation.created_at,
+                "pending": set(conversation.pending) or None,
+                "roles": dict(conversation.roles) or None,
             }
         )
         tx = Transaction()
@@ -224,7 +281,11 @@ class ConversationRepository(DynamoRepository):
                             "memberId": user_id,
                             "ackedSeq": 0,
                             "readSeq": 0,
-                            "folder": inbox(user_id),
+                            "folder": (
+                                requests_folder(user_id)
+                                if user_id in conversation.pending
+                                else inbox(user_id)
+                            ),
                             "activityAt": conversation.created_at,
                         }
                     ),
@@ -273,20 +334,29 @@ class ConversationRepository(DynamoRepository):
                 request = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def inbox(self, user_id: str, limit: int, after: tuple[int, str] | None = None) -> InboxPage:
-        """The user's conversations, most recently active first: ``limit`` of them after
-        ``after`` ((activityAt, conversationId) of the last one seen). One Query."""
+    def inbox(
+        self,
+        user_id: str,
+        limit: int,
+        after: tuple[int, str] | None = None,
+        *,
+        requests: bool = False,
+    ) -> InboxPage:
+        """The user's conversations (``requests``: message requests), most recently active
+        first: ``limit`` of them after ``after`` ((activityAt, conversationId) of the last
+        one seen). One Query."""
+        folder = requests_folder(user_id) if requests else inbox(user_id)
         params: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": ACTIVITY_INDEX,
             "KeyConditionExpression": "folder = :f",
-            "ExpressionAttributeValues": {":f": {"S": inbox(user_id)}},
+            "ExpressionAttributeValues": {":f": {"S": folder}},
             "ScanIndexForward": False,
             "Limit": limit + 1,  # one more: whether another page follows
         }
         if after is not None:
             params["ExclusiveStartKey"] = {
-                "folder": {"S": inbox(user_id)},
+                "folder": {"S": folder},
                 "activityAt": {"N": str(after[0])},
                 "conversationId": {"S": after[1]},
                 "sk": {"S": member_key(user_id)},
@@ -297,40 +367,47 @@ class ConversationRepository(DynamoRepository):
 
     def recent_contacts(self, user_id: str) -> list[str]:
         """The other members of the user's RECENT_CONVERSATIONS most recently active
-        conversations, the most recent first (one Query, one BatchGetItem)."""
+        accepted conversations who accepted them too, the most recent first (one Query,
+        one BatchGetItem). Requests live in another folder: no number of conversations
+        strangers start can push a contact out of this page."""
         page = self.inbox(user_id, RECENT_CONVERSATIONS)
         found = self.get_many(m.conversation_id for m in page.members)
         contacts: dict[str, None] = {}
         for member in page.members:
             conversation = found.get(member.conversation_id)
-            for other in sorted(conversation.members if conversation else ()):
+            for other in sorted(conversation.accepted() if conversation else ()):
                 if other != user_id:
                     contacts.setdefault(other)
         return list(contacts)
 
     def direct_contacts(self, user_id: str, others: Iterable[str]) -> set[str]:
-        """Those of ``others`` the user has a 1:1 conversation (without a listing) with: the
-        user's member items in those conversations, read by key (one BatchGetItem per 100),
-        so no number of other conversations can hide them (unlike recent_contacts)."""
+        """Those of ``others`` the user has an accepted 1:1 conversation (without a
+        listing) with: both member items of each such conversation, read by key (one
+        BatchGetItem per 50 others), so no number of other conversations can hide them
+        (unlike recent_contacts). Accepted on both sides: each item is in its user's
+        inbox folder (not a request, not declined)."""
         by_id = {direct_id([user_id, other]): other for other in others if other != user_id}
-        ids = list(by_id)
-        found: set[str] = set()
-        for start in range(0, len(ids), 100):
+        keys = [(c, u) for c, other in by_id.items() for u in (user_id, other)]
+        accepted: dict[str, int] = {}
+        for start in range(0, len(keys), 100):
             request: dict[str, Any] = {
                 self.table: {
                     "Keys": [
-                        {"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}}
-                        for c in ids[start : start + 100]
+                        {"conversationId": {"S": c}, "sk": {"S": member_key(u)}}
+                        for c, u in keys[start : start + 100]
                     ],
-                    "ProjectionExpression": "conversationId",
+                    "ProjectionExpression": "conversationId, sk, folder",
                 }
             }
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
-                    found.add(by_id[item["conversationId"]["S"]])
+                    owner = item["sk"]["S"].removeprefix("member#")
+                    if item.get("folder", {}).get("S") == inbox(owner):
+                        cid = item["conversationId"]["S"]
+                        accepted[cid] = accepted.get(cid, 0) + 1
                 request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        return {by_id[c] for c, sides in accepted.items() if sides == 2}
 
     def member(self, conversation_id: str, user_id: str) -> Member | None:
         response = self.client.get_item(
@@ -347,12 +424,20 @@ class ConversationRepository(DynamoRepository):
         conversation: Conversation,
         message: StoredMessage,
         guards: Mapping[str, dict[str, Any]] = _NO_GUARDS,
+        checks: Mapping[str, dict[str, Any]] = _NO_GUARDS,
+        *,
+        change: int | None = None,
     ) -> None:
         """Stores ``message`` as seq ``conversation.last_seq + 1`` (see module doc).
 
-        ``guards`` are conditional Updates (rate-limit counters) written in the same
-        transaction, by label: if one refuses, nothing is stored and ``GuardRefused`` tells
-        which."""
+        ``guards`` are conditional Updates (rate-limit counters) and ``checks``
+        ConditionChecks (a 1:1 recipient's block list) written in the same transaction, by
+        label: if one refuses, nothing is stored and ``GuardRefused`` tells which. A
+        sender for whom the conversation was a request accepts it by sending (same items,
+        same call). ``change``: the send also changes another message (a thread reply's
+        parent, among the guards), as change number ``change`` of the conversation:
+        lastChange moves to it from ``conversation.last_change`` (dal/message_changes.py)."""
+        accepting = message.sender_id in conversation.pending
         assert message.seq == conversation.last_seq + 1
         preview = {
             "seq": message.seq,
@@ -376,8 +461,14 @@ class ConversationRepository(DynamoRepository):
                 },
                 "UpdateExpression": (
                     "SET lastSeq = :next, lastMessage = :preview, lastActivityAt = :now"
+                    + (", lastChange = :change" if change is not None else "")
+                    + (" DELETE pending :senders" if accepting else "")
                 ),
-                "ConditionExpression": "lastSeq = :current AND contains(members, :sender)",
+                # A declined 1:1 conversation refuses in the transaction, as a block
+                # does: the requester cannot tell them apart by the path or its timing.
+                "ConditionExpression": "lastSeq = :current AND contains(members, :sender)"
+                + (" AND attribute_not_exists(declinedBy)" if conversation.direct else "")
+                + (f" AND {change_condition(conversation)}" if change is not None else ""),
                 "ExpressionAttributeValues": to_item(
                     {
                         ":next": message.seq,
@@ -385,6 +476,9 @@ class ConversationRepository(DynamoRepository):
                         ":sender": message.sender_id,
                         ":preview": preview,
                         ":now": message.created_at,
+                        ":change": change,
+                        ":lastChange": conversation.last_change if change is not None else None,
+                        **({":senders": {message.sender_id}} if accepting else {}),
                     }
                 ),
             },
@@ -405,6 +499,14 @@ class ConversationRepository(DynamoRepository):
                         "attachments": message.attachments or None,
                         "senderConnectionId": message.sender_connection_id or None,
                         "system": message.system,
+                        "parentSeq": message.parent_seq,
+                        "replyToSeq": message.reply_to_seq,
+                        # the byThread index's key: a thread's replies, by seq
+                        "thread": (
+                            thread_key(message.conversation_id, message.parent_seq)
+                            if message.parent_seq
+                            else None
+                        ),
                     }
                 ),
                 "ConditionExpression": "attribute_not_exists(seq)",
@@ -429,7 +531,7 @@ class ConversationRepository(DynamoRepository):
         for user_id in sorted(conversation.members):
             # Each member's place in the activity index, in the same call.
             expression = "SET activityAt = :now"
-            values = {":now": message.created_at}
+            values: dict[str, Any] = {":now": message.created_at}
             if user_id == message.sender_id:
                 # Sending is reading, in the same item's update (a transaction may touch an
                 # item once). No condition on the cursors: they cannot be past lastSeq
@@ -442,6 +544,9 @@ class ConversationRepository(DynamoRepository):
                     " sentSeq = :seq"
                 )
                 values[":seq"] = message.seq
+                if accepting:  # replying to a request accepts it
+                    expression += ", folder = :inbox"
+                    values[":inbox"] = inbox(user_id)
             tx.update(
                 f"activity:{user_id}",
                 {
@@ -457,6 +562,8 @@ class ConversationRepository(DynamoRepository):
             )
         for label, guard in guards.items():
             tx.update(label, guard)
+        for label, check in checks.items():
+            tx.condition_check(label, check)
         try:
             tx.write(self.client)
         except ClientError as exc:
@@ -466,7 +573,7 @@ class ConversationRepository(DynamoRepository):
             refused = tx.refused(exc)
             if "idempotency" in refused:
                 raise DuplicateSend from None
-            refused_guards = [label for label in refused if label in guards]
+            refused_guards = [label for label in refused if label in guards or label in checks]
             if refused_guards:
                 raise GuardRefused(refused_guards[0]) from None
             if "meta" in refused or "message" in refused or tx.conflicted(exc):
@@ -600,6 +707,17 @@ class ConversationRepository(DynamoRepository):
         return found
 
 
+def thread_key(conversation_id: str, parent_seq: int) -> str:
+    return f"{conversation_id}#{parent_seq}"
+
+
+def change_condition(conversation: Conversation) -> str:
+    """The condition (on ``:lastChange``) that lastChange is still what was read."""
+    if conversation.last_change:
+        return "lastChange = :lastChange"
+    return "(attribute_not_exists(lastChange) OR lastChange = :lastChange)"
+
+
 def _is_transaction_conflict(exc: Exception) -> bool:
     return (
         isinstance(exc, ClientError)
@@ -622,6 +740,10 @@ def _conversation(item: dict[str, Any]) -> Conversation:
         last_seq=int(item.get("lastSeq", 0)),
         last_message=item.get("lastMessage"),
         last_activity_at=int(item.get("lastActivityAt", 0)),
+        last_change=int(item.get("lastChange", 0)),
+        pending=frozenset(item.get("pending", ())),
+        roles=dict(item.get("roles") or {}),
+        declined_by=item.get("declinedBy"),
     )
 
 
@@ -632,6 +754,10 @@ def _member(item: dict[str, Any]) -> Member:
         acked_seq=int(item.get("ackedSeq", 0)),
         read_seq=int(item.get("readSeq", 0)),
         activity_at=int(item.get("activityAt", 0)),
+        muted_until=int(item.get("mutedUntil", 0)),
+        folder=item.get("folder"),
+        left_seq=int(item["leftSeq"]) if "leftSeq" in item else None,
+        left_at=int(item["leftAt"]) if "leftAt" in item else None,
     )
 
 
@@ -646,4 +772,20 @@ def _message(item: dict[str, Any]) -> StoredMessage:
         client_message_id=item.get("clientMessageId", ""),
         attachments=list(item.get("attachments", [])),
         system=item.get("system"),
+        parent_seq=_optional_int(item.get("parentSeq")),
+        reply_to_seq=_optional_int(item.get("replyToSeq")),
+        reply_count=int(item.get("replyCount", 0)),
+        last_reply_at=_optional_int(item.get("lastReplyAt")),
+        edited_at=_optional_int(item.get("editedAt")),
+        deleted_at=_optional_int(item.get("deletedAt")),
+        # a list, not a map: DynamoDB keeps a list's order (first reacted, first shown)
+        reactions={
+            str(r["emoji"]): [str(u) for u in r["userIds"]] for r in item.get("reactions") or []
+        },
+        version=int(item.get("version", 0)),
+        change=int(item.get("changeSeq", 0)),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -42,6 +42,9 @@ class Transaction:
     def delete(self, label: str, delete: dict[str, Any]) -> None:
         self._add(label, {"Delete": delete})
 
+    def condition_check(self, label: str, check: dict[str, Any]) -> None:
+        self._add(label, {"ConditionCheck": check})
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -72,6 +72,9 @@ class UploadRecord:
     conversationId: str | None = None
     callId: str | None = None
     durationMs: int | None = None
+    # A recording: the longest it may last (its recorder's announced recording time, with
+    # margin, when the upload started).
+    maxDurationMs: int | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> UploadRecord:

@@ -23,6 +23,9 @@ class Presence:
     connection_ids: frozenset[str]
     last_seen: int  # epoch ms of the last disconnect, 0 if never
     tokens_valid_after: int = 0  # epoch s: tokens issued before were revoked (admin:revoke)
+    # Read only when asked (presence(..., consent=True)): see dal/blocks.py.
+    blocked: frozenset[str] = frozenset()  # the users this one blocked
+    refuses_requests: bool = False  # the preference: no message requests at all
 
     @property
     def online(self) -> bool:
@@ -38,6 +41,9 @@ class Preferences:
     # code mailed to it. The token makes the mails' one-click unsubscribe link.
     email_verified: bool = False
     unsubscribe_token: str | None = None
+    # False: message requests are refused altogether (kept outside ``prefs``, as
+    # ``refuseRequests``, so the consent checks project it alone).
+    accept_requests: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +107,22 @@ class UserRepository(DynamoRepository):
             raise
         return True
 
-    def presence(self, user_ids: Iterable[str]) -> dict[str, Presence]:
-        """Presence of each user (users never seen are offline), BatchGetItem in 100s."""
+    def presence(self, user_ids: Iterable[str], *, consent: bool = False) -> dict[str, Presence]:
+        """Presence of each user (users never seen are offline), BatchGetItem in 100s.
+        ``consent``: also each one's block list and requests preference (same call)."""
         wanted = list(dict.fromkeys(user_ids))
-        found = {
-            item["userId"]: item
-            for item in self._batch_get(wanted, "userId, connectionIds, lastSeen, tokensValidAfter")
-        }
+        projection = "userId, connectionIds, lastSeen, tokensValidAfter"
+        if consent:
+            projection += ", blocked, refuseRequests"
+        found = {item["userId"]: item for item in self._batch_get(wanted, projection)}
         return {
             user_id: Presence(
                 user_id=user_id,
                 connection_ids=frozenset(found.get(user_id, {}).get("connectionIds", ())),
                 last_seen=int(found.get(user_id, {}).get("lastSeen", 0)),
                 tokens_valid_after=int(found.get(user_id, {}).get("tokensValidAfter", 0)),
+                blocked=frozenset(found.get(user_id, {}).get("blocked", ())),
+                refuses_requests=bool(found.get(user_id, {}).get("refuseRequests", False)),
             )
             for user_id in wanted
         }
@@ -153,15 +162,17 @@ class UserRepository(DynamoRepository):
         response = self.client.get_item(
             TableName=self.table,
             Key={"userId": {"S": user_id}},
-            ProjectionExpression="prefs",
+            ProjectionExpression="prefs, refuseRequests",
         )
-        prefs = from_item(response.get("Item", {})).get("prefs") or {}
+        item = from_item(response.get("Item", {}))
+        prefs = item.get("prefs") or {}
         return Preferences(
             email_on_offline=bool(prefs.get("emailOnOffline", False)),
             email=prefs.get("email"),
             digest_minutes=int(prefs.get("digestMinutes", 15)),
             email_verified=bool(prefs.get("emailVerified", False)),
             unsubscribe_token=prefs.get("unsubscribeToken"),
+            accept_requests=not item.get("refuseRequests", False),
         )
 
     def set_preferences(
@@ -186,8 +197,11 @@ class UserRepository(DynamoRepository):
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"userId": {"S": user_id}},
-            "UpdateExpression": "SET prefs = :p",
-            "ExpressionAttributeValues": {":p": {"M": prefs}},
+            "UpdateExpression": "SET prefs = :p, refuseRequests = :r",
+            "ExpressionAttributeValues": {
+                ":p": {"M": prefs},
+                ":r": {"BOOL": not preferences.accept_requests},
+            },
         }
         if check is not None:
             update["UpdateExpression"] += ", emailCheck = :c"

@@ -112,7 +112,9 @@ class SearchIndexer:
         self.limits = limits
 
     def handle_records(self, records: Iterable[dict[str, Any]]) -> IndexReport:
-        changes = [c for c in (Change.of(r) for r in records) if c is not None]
+        # A MODIFY that leaves the searchable part as it was (a reaction, a thread's reply
+        # count) changes no document: skipped before the batch's members are even read.
+        changes = [c for c in (Change.of(r) for r in records) if c is not None and c.old != c.new]
         return self.apply(changes)
 
     def apply(self, changes: list[Change]) -> IndexReport:

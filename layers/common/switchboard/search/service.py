@@ -4,8 +4,9 @@ message or an edit that dropped the words is never shown, whatever the index sti
 
 Privacy: without ``conversationId`` the search reads only the caller's own scope
 (``u#<userId>``), which holds documents for the conversations the caller was a member of
-when each message was indexed; with it, membership is checked first (as for history),
-then the conversation's scope is read. Nobody's query ever reads another user's scope.
+when each message was indexed; with it, membership is checked first (as for history: a
+former member - left, removed, declined - finds only what came up to the seq they left
+at), then the conversation's scope is read. Nobody's query ever reads another user's scope.
 
 Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
 costs that alone), one rate-limit UpdateItem, one Query per window of documents read
@@ -84,12 +85,18 @@ class SearchService:
         except QueryTooComplex as exc:
             raise BadRequest(str(exc)) from None
         before, offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else (None, 0)
+        # a former member searches up to the seq they left at (the same bound on every
+        # window, so a cursor's position in a ranking holds)
+        max_seq: dict[str, int] | None = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
                 raise NotFound("conversation not found")
             if caller.user_id not in conversation.members:
-                raise Forbidden("you are not a member of this conversation")
+                former = self.conversations.member(data.conversationId, caller.user_id)
+                if former is None or former.left_seq is None:
+                    raise Forbidden("you are not a member of this conversation")
+                max_seq = {data.conversationId: former.left_seq}
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
@@ -101,7 +108,7 @@ class SearchService:
         hits: list[wire.SearchHit] = []
         for _ in range(self.limits.reads_per_search):
             window = self.index.read(scope, self.limits.documents_per_read, before)
-            ranked = rank(query, _clause_reads(query, window.documents))
+            ranked = rank(query, _clause_reads(query, window.documents), max_seq)
             position = self._fill(query, ranked, offset, data.limit, hits)
             if position < len(ranked):  # the page is full within this window
                 return wire.SearchResult(hits=hits, cursor=_encode_cursor(before, position, data))

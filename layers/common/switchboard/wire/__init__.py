@@ -19,15 +19,25 @@ from switchboard.protocol import (
 )
 
 # Feature modules, in the order the docs present them.
-FEATURES = ("sessions", "messaging", "search", "calls", "uploads")
+FEATURES = ("sessions", "messaging", "membership", "message_ops", "search", "calls", "uploads")
 
 
 def _modules() -> dict[str, Any]:
-    from switchboard.wire import calls, messaging, search, sessions, uploads
+    from switchboard.wire import (
+        calls,
+        membership,
+        message_ops,
+        messaging,
+        search,
+        sessions,
+        uploads,
+    )
 
     return {
         "sessions": sessions,
         "messaging": messaging,
+        "membership": membership,
+        "message_ops": message_ops,
         "search": search,
         "calls": calls,
         "uploads": uploads,

@@ -339,7 +339,8 @@ class CallMediaPush(PushData):
 
 class CallRecordingPush(PushData):
     """Someone started or stopped recording: to every joined participant (the recorder's
-    other participants and the recorder's own in-call connection alike)."""
+    other participants and the recorder's own in-call connection alike); ``stopped`` also
+    when a recorder leaves the call or its connection closes (to those still in it)."""
 
     TYPE = "call:recording"
     callId: str

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
+from switchboard.wire.system import SystemEntry
 
 UserId = Annotated[
     str,
@@ -31,6 +32,9 @@ class ConversationCreate(WireModel):
 class ConversationList(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=256)
+    folder: Literal["inbox", "requests"] = Field(
+        default="inbox", description="requests: the conversations strangers started with you"
+    )
 
 
 class Attachment(WireModel):
@@ -67,6 +71,10 @@ class MessageSend(WireModel):
         description="longer than MAX_BODY_CHARS characters: payload_too_large",
     )
     attachments: list[Attachment] = Field(default_factory=list, max_length=limits.MAX_ATTACHMENTS)
+    # Threads and quotes (switchboard/message_ops.py): a reply in the thread of the message
+    # at parentSeq (itself not a reply), and/or a quote of the message at replyToSeq.
+    parentSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
+    replyToSeq: Annotated[int, Field(ge=1, le=2**53)] | None = None
 
 
 class Cursor(WireModel):
@@ -108,6 +116,9 @@ class PreferencesSet(WireModel):
         | None
     ) = None
     digestMinutes: int | None = Field(default=None, ge=1, le=1440)
+    acceptRequests: bool | None = Field(
+        default=None, description="false: nobody new may start a conversation with you"
+    )
 
 
 class PreferencesVerifyEmail(WireModel):
@@ -139,6 +150,7 @@ class LastMessage(WireData):
     senderId: str
     body: str = Field(description="the first 200 characters")
     createdAt: int
+    deleted: Omitted[bool] = Field(default=None, description="true: deleted (body is empty)")
 
 
 class ConversationSummary(WireData):
@@ -152,6 +164,23 @@ class ConversationSummary(WireData):
     ackedSeq: int
     readSeq: int
     unread: int
+    lastChange: int = Field(
+        default=0, description="the conversation's change cursor (message:changes)"
+    )
+    mutedUntil: Omitted[int] = Field(
+        default=None, description="epoch ms; notifications are off until then (2**53: forever)"
+    )
+    # Defaults: a reply from a server before message requests reads the same.
+    request: bool = Field(
+        default=False, description="true: a message request you have not accepted"
+    )
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='groups: "owner" and "admin" by user id (everyone else is a member)',
+    )
+    pending: list[str] = Field(
+        default_factory=list, description="members who have not accepted yet"
+    )
 
 
 class ConversationPage(WireData):
@@ -169,18 +198,25 @@ class MessageAttachment(WireData):
     waveform: Omitted[list[int]] = None
 
 
-class SystemEntry(WireData):
-    """What a system entry records: ``event`` "call:recording" (``state`` started/stopped,
-    ``callId``, ``userId`` who recorded)."""
+class Reaction(WireData):
+    emoji: str
+    count: int
+    userIds: list[str] = Field(description="who reacted, in the order they did")
 
-    event: str
-    callId: Omitted[str] = None
-    userId: Omitted[str] = None
-    state: Omitted[str] = None
+
+class Quote(WireData):
+    """The message a quote-reply quotes, as it is now (a deleted one: ``deleted``, no text)."""
+
+    seq: int
+    senderId: str
+    snippet: str = Field(description="the first 100 characters; empty if deleted")
+    deleted: bool
 
 
 class Message(PushData):
-    """A stored message (``message:new``, and in sync and history replies)."""
+    """A stored message (``message:new``, and in sync and history replies), as it is now:
+    edited (``editedAt``), deleted (``deletedAt``: body empty, no attachments), reacted to,
+    a thread reply (``parentSeq``) or a thread's parent (``replyCount``)."""
 
     TYPE = "message:new"
     conversationId: str
@@ -191,7 +227,17 @@ class Message(PushData):
     createdAt: int
     clientMessageId: str
     attachments: Omitted[list[MessageAttachment]] = None
-    system: Omitted[SystemEntry] = Field(default=None, description="a server's system entry")
+    system: Omitted[SystemEntry] = Field(
+        default=None, description="a system entry (body empty): a membership change, a recording"
+    )
+    version: Omitted[int] = Field(default=None, description="changes so far (absent: none)")
+    editedAt: Omitted[int] = None
+    deletedAt: Omitted[int] = None
+    reactions: Omitted[list[Reaction]] = None
+    parentSeq: Omitted[int] = None
+    replyCount: Omitted[int] = None
+    lastReplyAt: Omitted[int] = None
+    replyTo: Omitted[Quote] = None
 
 
 class MessageBatch(PushData):
@@ -222,6 +268,7 @@ class SyncedConversation(WireData):
     lastSeq: int
     messages: list[Message]
     hasMore: bool
+    lastChange: int = Field(default=0, description="message:changes after your change cursor")
 
 
 class SyncResult(WireData):
@@ -233,6 +280,7 @@ class HistoryPage(WireData):
     messages: list[Message]
     hasMore: bool
     lastSeq: int
+    lastChange: int = Field(default=0, description="the conversation's change cursor")
 
 
 class TypingSent(WireData):
@@ -259,6 +307,10 @@ class PreferencesView(WireData):
     email: str | None
     emailVerified: bool
     digestMinutes: int
+    acceptRequests: bool = Field(
+        default=True,
+        description="false: message requests are refused (starting one is forbidden)",
+    )
 
 
 class Notification(PushData):
