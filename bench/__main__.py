@@ -1,6 +1,10 @@
 """``python -m bench [--quick] [--out FILE] [--docs/--no-docs]``: runs every figure,
 shows progress on stderr, writes the JSON results, prints the table and (by default for
-a full run) writes the table and plots into docs/performance.md and docs/*.png."""
+a full run) writes the table and plots into docs/performance.md and docs/*.png.
+
+``python -m bench --only coldstart [--rounds N] [--profile]`` measures the cold-start
+figure alone (the WebSocket functions with ``--quick``, every function otherwise) and
+prints its table; it never writes the docs."""
 
 from __future__ import annotations
 
@@ -217,6 +221,29 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     }
 
 
+def run_coldstart(
+    plan: Plan, progress: Progress, rounds: int | None, profile: bool
+) -> dict[str, Any]:
+    """The cold-start figure alone (``--only coldstart``): the same measurement as in a
+    whole run, with the import profile of the worst WebSocket function on request."""
+    template = coldstart.load_template(ROOT)
+    progress.begin("cold start per function (fresh processes)")
+    cold = coldstart.measure(
+        template,
+        rounds or plan.coldstart_rounds,
+        progress.say,
+        websocket_only=plan.coldstart_websocket_only,
+    )
+    if profile:
+        worst = cold["worst_websocket_function"]
+        cold["import_profile"] = {worst: coldstart.import_profile(template, worst)}
+    return {
+        "coldstart_ratio": cold["coldstart_ratio"],
+        "coldstart_ratio_per_function": {name: f["ratio"] for name, f in cold["functions"].items()},
+        "coldstart": cold,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the < 60 s run")
@@ -227,11 +254,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write docs/performance.md's table and docs/bench-*.png (default: full runs only)",
     )
+    parser.add_argument(
+        "--only", choices=["coldstart"], help="measure one figure alone (never writes docs)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="with --only coldstart: rounds (default: plan)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="with --only coldstart: the worst's import profile"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    progress = Progress(steps=7)
+    progress = Progress(steps=1 if args.only else 7)
     started = time.perf_counter()
     machine = conditions(plan)
+    if args.only == "coldstart":
+        return _coldstart_only(args, plan, progress, machine, started)
     results = run(plan, progress)
     results["meta"] = {
         "command": "python -m bench" + (" --quick" if args.quick else ""),
@@ -256,6 +294,34 @@ def main(argv: list[str] | None = None) -> int:
     if missed:
         print(f"goals missed: {', '.join(missed)}", file=sys.stderr)
     return 1 if missed else 0
+
+
+def _coldstart_only(
+    args: argparse.Namespace,
+    plan: Plan,
+    progress: Progress,
+    machine: dict[str, Any],
+    started: float,
+) -> int:
+    results = run_coldstart(plan, progress, args.rounds, args.profile)
+    results["meta"] = {
+        "command": "python -m bench --only coldstart"
+        + (" --quick" if args.quick else "")
+        + (f" --rounds {args.rounds}" if args.rounds else ""),
+        "mode": "coldstart only",
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "conditions": machine,
+        "load_average_at_end": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report.coldstart_markdown(results))
+    print(f"\nresults: {args.out} ({results['meta']['seconds']:.0f} s)")
+    met = report.goal_met("coldstart_ratio", results["coldstart_ratio"])
+    if not met:
+        print("goals missed: coldstart_ratio", file=sys.stderr)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

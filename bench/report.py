@@ -212,24 +212,7 @@ def results_markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         "### Cold start per function",
         "",
-        markdown_table(
-            [
-                (
-                    name + (" (WebSocket)" if f["websocket"] else ""),
-                    f"{f['median_ms']:.0f} ms",
-                    f"{f['ratio']:.2f}",
-                )
-                for name, f in results["coldstart"]["functions"].items()
-            ]
-            + [
-                (
-                    "baseline: `import boto3` + one client",
-                    f"{results['coldstart']['baseline_median_ms']:.0f} ms",
-                    "1.00",
-                )
-            ],
-            ("Function", "Import + init, CPU (median)", "Ratio to baseline (median of pairs)"),
-        ),
+        coldstart_table(results["coldstart"]),
         "",
         *import_profile_lines(results["coldstart"]),
         "### AWS calls per operation",
@@ -356,6 +339,52 @@ def all_in_lines(money: dict[str, Any], measured: dict[str, Any]) -> list[str]:
         f"Without search indexing: ${money['per_million_without_search']:.2f} per million.",
         "",
     ]
+
+
+def coldstart_table(cold: dict[str, Any]) -> str:
+    return markdown_table(
+        [
+            (
+                name + (" (WebSocket)" if f["websocket"] else ""),
+                f"{f['median_ms']:.0f} ms",
+                f"{f['ratio']:.2f}",
+            )
+            for name, f in cold["functions"].items()
+        ]
+        + [
+            (
+                "baseline: `import boto3` + one client",
+                f"{cold['baseline_median_ms']:.0f} ms",
+                "1.00",
+            )
+        ],
+        ("Function", "Import + init, CPU (median)", "Ratio to baseline (median of pairs)"),
+    )
+
+
+def coldstart_markdown(results: dict[str, Any]) -> str:
+    """``--only coldstart``: the goal's row, the per-function table, the import profile."""
+    label, op, goal = GOALS["coldstart_ratio"]
+    value = results["coldstart_ratio"]
+    row = (
+        f"{label} [`coldstart_ratio`]",
+        _fmt(value),
+        f"{op} {_fmt(goal)}",
+        "met" if goal_met("coldstart_ratio", value) else "MISSED",
+    )
+    return "\n".join(
+        [
+            f"Run: `{results['meta']['command']}` on {results['meta']['date']}, load average "
+            f"{results['meta']['conditions']['load_average']} at the start, "
+            f"{results['meta']['load_average_at_end']} at the end.",
+            "",
+            markdown_table([row], ("Figure", "Measured", "Goal", "")),
+            "",
+            coldstart_table(results["coldstart"]),
+            "",
+            *import_profile_lines(results["coldstart"]),
+        ]
+    )
 
 
 def import_profile_lines(cold: dict[str, Any]) -> list[str]:
