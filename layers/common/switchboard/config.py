@@ -16,7 +16,9 @@ from switchboard import limits
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built when a function reads its own settings (``from_env``, at cold start), not when
+    # this module defines every function's: one function's import builds one model.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls) -> Self:

@@ -72,9 +72,16 @@ Omitted = Annotated[T | None, Field(exclude_if=_is_none, json_schema_extra=_not_
 
 class WireModel(BaseModel):
     """Base of every client-sent payload: unknown fields are refused, not ignored, so a
-    typo in a field name is a clear ``bad_request`` instead of a silently dropped value."""
+    typo in a field name is a clear ``bad_request`` instead of a silently dropped value.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    ``defer_build``: a model's validator and serialiser are built when it is first used,
+    not when its module is imported. A function imports every model of its features (the
+    reply map needs the classes) but a request uses two or three of them, so a cold start
+    builds only what the first request touches (docs/performance.md, section 1)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True
+    )
 
 
 class RequestFrame(BaseModel):
@@ -116,9 +123,10 @@ class WireData(BaseModel):
     """Base of every reply and push payload the server sends. Built by services, serialised
     by ``wire()``: fields in declaration order (the order clients have always seen),
     ``Omitted`` fields left out when empty, every other field present (``null`` if none).
+    Built on first use (``defer_build``), as WireModel is.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def wire(self) -> dict[str, Any]:
         """The JSON-ready payload, checked: it must validate against its own model again

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import EmptyData, Omitted, PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId, UserId
+from switchboard.wire.ids import ConversationId, UserId
 
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Media = Literal["audio", "video"]

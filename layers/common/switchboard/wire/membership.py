@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from switchboard.protocol import EmptyData, PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId, UserId
+from switchboard.wire.ids import ConversationId, UserId
 from switchboard.wire.system import SystemEvent
 
 __all__ = ["SystemEvent"]

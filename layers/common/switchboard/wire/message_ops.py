@@ -9,7 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from switchboard import limits
 from switchboard.protocol import PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId, Message, Reaction
+from switchboard.wire.ids import ConversationId
+from switchboard.wire.messaging import Message, Reaction
 
 PositiveSeq = Annotated[int, Field(ge=1, le=2**53)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]

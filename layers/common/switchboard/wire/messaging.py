@@ -8,19 +8,8 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
+from switchboard.wire.ids import ConversationId, Seq, UserId
 from switchboard.wire.system import SystemEntry
-
-UserId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=limits.MAX_USER_ID_CHARS, pattern=r"^[^,\s]+$"),
-]
-ConversationId = Annotated[
-    str,
-    StringConstraints(
-        min_length=1, max_length=limits.MAX_CONVERSATION_ID_CHARS, pattern=r"^[A-Za-z0-9_-]+$"
-    ),
-]
-Seq = Annotated[int, Field(ge=0, le=2**53)]
 
 
 class ConversationCreate(WireModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from switchboard.protocol import WireData, WireModel
-from switchboard.wire.messaging import ConversationId, Seq
+from switchboard.wire.ids import ConversationId, Seq
 
 MAX_QUERY_CHARS = 200
 MAX_SEARCH_LIMIT = 50

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from switchboard import limits
 from switchboard.protocol import WireData, WireModel
-from switchboard.wire.messaging import UserId
+from switchboard.wire.ids import UserId
 
 
 class AuthRefresh(WireModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId
+from switchboard.wire.ids import ConversationId
 
 # secrets.token_urlsafe(18): 24 URL-safe characters; a little slack for future formats.
 UploadId = Annotated[
