@@ -92,13 +92,19 @@ class RequestFrame(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+# The reply and push frames are written as dicts (reply_ok, reply_error, push): these
+# models describe them for the generated schema and docs, and are built only there.
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     code: ErrorCode
     message: str
     details: Any = None
 
 
 class ReplyFrame(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     type: Literal["reply"] = "reply"
     id: str | None = None
     ok: bool
@@ -107,6 +113,8 @@ class ReplyFrame(BaseModel):
 
 
 class PushFrame(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     type: str
     data: Any
 
