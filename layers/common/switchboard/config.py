@@ -5,7 +5,9 @@ have no defaults: a function deployed without them fails at cold start, not at t
 first request that happens to need them.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 import os
 from typing import Annotated, Literal, Self

@@ -8,7 +8,9 @@ Every request gets exactly one reply through the route response:
 Server push: ``{"type": "<event>", "data": {...}}``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 import json
 import re

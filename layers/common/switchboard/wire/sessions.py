@@ -1,6 +1,8 @@
 """Session actions: token refresh and (admins) revocation of a user's sessions."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from pydantic import Field
 
