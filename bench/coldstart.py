@@ -261,7 +261,9 @@ def time_first_request(
         timeout=120,
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"{subject.name}: first request failed:\n{completed.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{subject.name}: import + first request failed:\n{completed.stderr[-3000:]}"
+        )
     line = next(x for x in completed.stdout.splitlines() if x.startswith("@@first-request"))
     fields = [float(x) for x in line.split()[1:]]
     return {"import_ms": fields[1], "total_ms": fields[3]}
