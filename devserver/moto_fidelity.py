@@ -31,6 +31,12 @@ def make_dynamodb_writes_atomic() -> None:
     make_queries_read_one_partition()
 
 
+def write_lock() -> threading.RLock:
+    """The lock every DynamoDB write holds: a reader that takes it never sees a
+    transaction half applied (devserver/streams.py reads stream records under it)."""
+    return _lock
+
+
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
