@@ -48,6 +48,10 @@ log = logging.getLogger("devserver.events")
 # A stream reader wakes as soon as a record is appended; this only bounds how long a wait
 # lasts when none is (so a stop is noticed).
 IDLE_WAKE_SECONDS = 1.0
+# Lambda reads a stream's shard at most 4 times a second: records that arrive in between
+# wait for the next read and go out in one batch (as on AWS; one invocation per record
+# would cost more than the records' work).
+STREAM_POLL_SECONDS = 0.25
 
 
 async def _call(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
@@ -310,7 +314,12 @@ class EventSources:
                     return
         pending: list[dict[str, Any]] = []
         gathering_since: float | None = None
+        last_read = 0.0
         while not self._stopping.is_set():
+            early = last_read + STREAM_POLL_SECONDS - time.monotonic()
+            if early > 0 and await self._sleep(early):
+                return
+            last_read = time.monotonic()
             pending += [self._stream_record(r, stream_arn) for r in reader.read(cursor, 1000)]
             if not pending:
                 await reader.wait(IDLE_WAKE_SECONDS)
