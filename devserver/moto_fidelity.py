@@ -39,18 +39,19 @@ def parse_update_expressions_once() -> None:
     and over (measured: a fifth of the transaction's time in moto). The parsed tree is
     never modified (moto's validator works on a deep copy of it), so one tree per
     expression text serves every request."""
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing import expressions
 
-    if getattr(UpdateExpressionParser.make, "_switchboard_cached", False):
+    parser: Any = expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+    if getattr(parser.make, "_switchboard_cached", False):
         return
-    parse = UpdateExpressionParser.make
+    parse = parser.make
 
     @functools.lru_cache(maxsize=4096)
     def make(expression: str) -> Any:
         return parse(expression)
 
     make._switchboard_cached = True  # type: ignore[attr-defined]
-    UpdateExpressionParser.make = make  # type: ignore[method-assign]
+    parser.make = make
 
 
 def write_lock() -> threading.RLock:
