@@ -139,3 +139,47 @@ def test_moto_dispatch_lists_moto_modules_once(monkeypatch: pytest.MonkeyPatch) 
         for name in requests:
             assert service(name) == name
     assert listed == []
+
+
+def test_the_embedded_moto_keeps_connections_alive() -> None:
+    """Several AWS calls on one connection (werkzeug's server closed it after each, so every
+    call of a function opened a new one and the server started a thread for it); a refused
+    request with an unread body does not spill into the next one."""
+    import http.client
+    import json
+
+    from devserver.aws_faults import moto_server
+
+    server = moto_server("127.0.0.1")
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        connection = http.client.HTTPConnection(host, port, timeout=10)
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=t/20261202/us-east-1/dynamodb/"
+            "aws4_request, SignedHeaders=host, Signature=0",
+        }
+        sockets = []
+        for target, body in (
+            ("DynamoDB_20120810.ListTables", {}),
+            ("DynamoDB_20120810.DescribeTable", {"TableName": "none"}),  # a 400, body read
+            ("DynamoDB_20120810.ListTables", {}),
+        ):
+            connection.request(
+                "POST", "/", json.dumps(body), {**headers, "X-Amz-Target": target}
+            )
+            response = connection.getresponse()
+            payload = json.loads(response.read())
+            assert response.getheader("Connection", "").lower() != "close"
+            sockets.append(connection.sock)
+            if target.endswith("ListTables"):
+                assert response.status == 200, payload
+                assert payload == {"TableNames": []}
+            else:
+                assert response.status == 400
+        assert sockets[0] is not None
+        assert all(s is sockets[0] for s in sockets)
+        connection.close()
+    finally:
+        server.stop()
