@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     # Third-party chatter (botocore, werkzeug/moto request logs) stays quiet by default.
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "waitress", "aiohttp.access"):
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(args))

@@ -233,54 +233,28 @@ def list_moto_modules_once() -> None:
     backends.list_of_moto_modules = list_of_moto_modules
 
 
-# moto's request threads: each SQS long poll (the event-source mappings') holds one for up
-# to a second, every function worker may have a call in flight, the rest wait in a queue.
-MOTO_THREADS = 64
-
-
 def moto_server(host: str) -> Any:
-    """The embedded moto: its WSGI app with FaultyApp and the effect log in front, served
-    by waitress with HTTP keep-alive and a pool of threads.
-
-    moto's own ThreadedMotoServer is werkzeug's development server, which answers every
-    request with ``Connection: close``: each AWS call of a function opened a TCP connection
-    and started a thread for it, and after answering waited up to 10 ms for stray request
-    bytes before closing. Measured (a botocore client and the server in one process): 4.2
-    ms of CPU per DynamoDB call with werkzeug, 3.2 with waitress, whose connections the
-    functions' botocore pools keep. One difference: waitress drops request headers whose
-    names contain ``_`` (as most servers do: ``X_Foo`` would pass for ``X-Foo``), where
-    moto's werkzeug handler kept them for S3 user metadata; Switchboard sends none."""
+    """moto's ThreadedMotoServer with FaultyApp and the effect log in front of its WSGI app."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from waitress.server import create_server
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     from devserver.effects import RecordingApp
 
     list_moto_modules_once()
 
-    class KeepAliveMotoServer(ThreadedMotoServer):
+    class FaultInjectingMotoServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
             # Faults first: a request failed `before` never reaches moto, so it is no effect.
             app = FaultyApp(RecordingApp(DomainDispatcherApplication(create_backend_app)))
-            self._waitress = create_server(
-                app,
-                host=self._ip_address,
-                port=self._port,
-                threads=MOTO_THREADS,
-                connection_limit=4096,
-                asyncore_use_poll=True,  # no select() limit on file descriptors
-                ident="moto",
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
             )
             self._server_ready_event.set()
-            self._waitress.run()
+            self._server.serve_forever()
 
-        def get_host_and_port(self) -> tuple[str, int]:
-            return str(self._waitress.effective_host), int(self._waitress.effective_port)
-
-        def stop(self) -> None:
-            self._server_ready_event.clear()
-            self._waitress.close()
-            if self._thread is not None:
-                self._thread.join(10)
-
-    return KeepAliveMotoServer(ip_address=host, port=0, verbose=False)
+    return FaultInjectingMotoServer(ip_address=host, port=0, verbose=False)
