@@ -233,6 +233,28 @@ def list_moto_modules_once() -> None:
     backends.list_of_moto_modules = list_of_moto_modules
 
 
+def name_handler_methods_once() -> None:
+    """moto looks up whether a request's action is a method of the service's response
+    class with ``inspect.getmembers`` over the whole class, on every request; the classes
+    do not change: look each up once."""
+    from moto.core import responses
+
+    module: Any = responses  # moto's own import of the helper, replaced where it is used
+    if getattr(module.method_names_from_class, "_switchboard_once", False):
+        return
+    method_names_from_class = module.method_names_from_class
+    known: dict[object, frozenset[str]] = {}
+
+    def once(clazz: object) -> frozenset[str]:
+        names = known.get(clazz)
+        if names is None:
+            names = known[clazz] = frozenset(method_names_from_class(clazz))
+        return names
+
+    once._switchboard_once = True  # type: ignore[attr-defined]
+    module.method_names_from_class = once
+
+
 def moto_server(host: str) -> Any:
     """moto's ThreadedMotoServer with FaultyApp and the effect log in front of its WSGI app."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -246,6 +268,7 @@ def moto_server(host: str) -> Any:
     from devserver.effects import RecordingApp
 
     list_moto_modules_once()
+    name_handler_methods_once()
 
     class FaultInjectingMotoServer(ThreadedMotoServer):
         def _server_entry(self) -> None:

@@ -139,3 +139,29 @@ def test_moto_dispatch_lists_moto_modules_once(monkeypatch: pytest.MonkeyPatch) 
         for name in requests:
             assert service(name) == name
     assert listed == []
+
+
+def test_moto_names_a_handler_classs_methods_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After name_handler_methods_once, a response class's methods are listed once, not
+    per request, and the answer is the same."""
+    import inspect
+
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    from devserver.aws_faults import name_handler_methods_once
+
+    expected = {c: set(responses.method_names_from_class(c)) for c in (DynamoHandler, SQSResponse)}
+    name_handler_methods_once()
+    for clazz, names in expected.items():
+        assert set(responses.method_names_from_class(clazz)) == names
+    listed: list[object] = []
+    getmembers = inspect.getmembers
+    monkeypatch.setattr(
+        inspect, "getmembers", lambda o, *a, **k: listed.append(o) or getmembers(o, *a, **k)
+    )
+    for _ in range(3):
+        assert "transact_write_items" in responses.method_names_from_class(DynamoHandler)
+        assert "receive_message" in responses.method_names_from_class(SQSResponse)
+    assert listed == []
