@@ -310,10 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = conditions(plan)
     if args.only == "coldstart":
         return _coldstart_only(args, plan, progress, machine, started)
-    if args.only == "e2e":
-        results = run_e2e(plan, progress)
-    else:
-        results = run(plan, progress)
+    single = {"e2e": run_e2e}  # one figure alone: its JSON and table rows
+    results = single[args.only](plan, progress) if args.only else run(plan, progress)
     results["meta"] = {
         "command": "python -m bench"
         + (" --quick" if args.quick else "")
