@@ -1,10 +1,10 @@
-"""``python -m bench [--quick] [--out FILE] [--docs/--no-docs]``: runs every figure,
-shows progress on stderr, writes the JSON results, prints the table and (by default for
-a full run) writes the table and plots into docs/performance.md and docs/*.png.
-
-``python -m bench --only coldstart [--rounds N] [--profile]`` measures the cold-start
-figure alone (the WebSocket functions with ``--quick``, every function otherwise) and
-prints its table; it never writes the docs."""
+"""``python -m bench [--quick] [--out FILE] [--docs/--no-docs] [--only FIGURE]``: runs every
+figure, shows progress on stderr, writes the JSON results, prints the table and (by
+default for a full run) writes the table and plots into docs/performance.md and
+docs/*.png. ``--only`` runs one figure alone and never writes the docs:
+``--only e2e`` figure 4 (devserver throughput, latency, the idle users' connections, CPU
+per message by component); ``--only coldstart [--rounds N] [--profile]`` the cold-start
+figure (the WebSocket functions with ``--quick``, every function otherwise)."""
 
 from __future__ import annotations
 
@@ -196,10 +196,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "ddb_calls_per_message": counted["ddb_calls_per_message"],
         "scan_calls": counted["scan_calls"],
         "fanout_1000_speedup": fan[f"fanout_{largest}_speedup"],
-        "e2e_p99_ms": ends["e2e_p99_ms"],
-        "e2e_msgs_per_s": ends["e2e_msgs_per_s"],
-        "devserver_msgs_per_s": ends["e2e_msgs_per_s"],
-        "load_connect_per_s": ends["idle_users"].get("load_connect_per_s", 0),
+        **e2e_keys(ends),
         "backlog_seconds": backlog["batched"]["delivery_seconds"],
         "backlog_seconds_per_message_posts": backlog["per_message"]["delivery_seconds"],
         "backlog_speedup": backlog["speedup"],
@@ -218,12 +215,36 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "calls": counted,
         "all_in": everything,
         "fanout": fan,
-        "e2e": ends,
         "backlog": backlog,
         "search": searched,
         "signaling": signaled,
         "cost": money,
     }
+
+
+def e2e_keys(ends: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "e2e_p99_ms": ends["e2e_p99_ms"],
+        "e2e_msgs_per_s": ends["e2e_msgs_per_s"],
+        "devserver_msgs_per_s": ends["e2e_msgs_per_s"],
+        "load_connect_per_s": ends["idle_users"].get("load_connect_per_s", 0),
+        "e2e": ends,
+    }
+
+
+def run_e2e(plan: Plan, progress: Progress) -> dict[str, Any]:
+    progress.begin(f"end to end through the devserver ({plan.e2e_pairs} pairs)")
+    with tempfile.TemporaryDirectory(prefix="bench-devserver-") as workdir:
+        ends = e2e.measure_throughput(
+            Path(workdir),
+            pairs=plan.e2e_pairs,
+            load_fraction=plan.e2e_load_fraction,
+            steady_seconds=plan.e2e_steady_seconds,
+            saturate_seconds=plan.e2e_saturate_seconds,
+            idle_users=plan.e2e_idle_users,
+            progress=progress.say,
+        )
+    return e2e_keys(ends)
 
 
 def run_coldstart(
@@ -258,7 +279,11 @@ def run_coldstart(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the < 60 s run")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the JSON results (default bench/results.json; bench/out/<figure>.json with --only)",
+    )
     parser.add_argument(
         "--docs",
         action=argparse.BooleanOptionalAction,
@@ -266,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         help="write docs/performance.md's table and docs/bench-*.png (default: full runs only)",
     )
     parser.add_argument(
-        "--only", choices=["coldstart"], help="measure one figure alone (never writes docs)"
+        "--only",
+        choices=["coldstart", "e2e"],
+        help="run one figure alone: its JSON and table rows (never the docs)",
     )
     parser.add_argument(
         "--rounds", type=int, default=None, help="with --only coldstart: rounds (default: plan)"
@@ -275,15 +302,20 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="with --only coldstart: the worst's import profile"
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "bench" / (f"out/{args.only}.json" if args.only else "results.json")
     plan = QUICK if args.quick else FULL
     progress = Progress(steps=1 if args.only else 7)
     started = time.perf_counter()
     machine = conditions(plan)
     if args.only == "coldstart":
         return _coldstart_only(args, plan, progress, machine, started)
-    results = run(plan, progress)
+    single = {"e2e": run_e2e}  # one figure alone: its JSON and table rows
+    results = single[args.only](plan, progress) if args.only else run(plan, progress)
     results["meta"] = {
-        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "command": "python -m bench"
+        + (" --quick" if args.quick else "")
+        + (f" --only {args.only}" if args.only else ""),
         "mode": "quick" if args.quick else "full",
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": round(time.perf_counter() - started, 1),
@@ -291,8 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(report.markdown_table(report.summary_rows(results), ("Figure", "Measured", "Goal", "")))
+    rows = report.e2e_rows(results) if args.only else report.summary_rows(results)
+    print(report.markdown_table(rows, ("Figure", "Measured", "Goal", "")))
     print(f"\nresults: {args.out} ({results['meta']['seconds']:.0f} s)")
+    if args.only:
+        missed = [k for k in report.GOALS if k in results and not report.goal_met(k, results[k])]
+        if missed:
+            print(f"goals missed: {', '.join(missed)}", file=sys.stderr)
+        return 1 if missed else 0
     if args.docs if args.docs is not None else not args.quick:
         docs = ROOT / "docs"
         plots = report.plot(results, docs)

@@ -303,3 +303,57 @@ def test_a_query_reads_its_partition_only_and_answers_as_before() -> None:
         assert walked == [20, 20, 0]  # one partition's items, never the table's 100
         # Scans still see every item, and the query for "nobody" created no partition.
         assert ddb.scan(TableName="t", Select="COUNT")["Count"] == 100
+
+
+def test_an_update_expression_is_parsed_once_and_each_request_gets_its_own_values(
+    local_stack_ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse cache: one parse per expression text however many UpdateItems and
+    transaction Updates use it, each applied with its own values (the tree is shared,
+    never modified), and a bad expression is refused every time (errors are not cached)."""
+    from moto.dynamodb.parsing.expressions import ExpressionTokenizer
+
+    parsed: list[str] = []
+    tokenize = ExpressionTokenizer.make_list
+    monkeypatch.setattr(
+        ExpressionTokenizer,
+        "make_list",
+        lambda text: parsed.append(text) or tokenize(text),  # type: ignore[func-returns-value]
+    )
+    expression = "SET n = n + :step, tag = :tag"  # a text no other test uses
+    for pk, step in (("a", "2"), ("b", "5"), ("a", "3")):
+        local_stack_ddb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": pk}},
+            UpdateExpression=expression,
+            ExpressionAttributeValues={":step": {"N": step}, ":tag": {"S": f"{pk}{step}"}},
+        )
+    local_stack_ddb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": {"pk": {"S": "c"}},
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeValues": {":step": {"N": "10"}, ":tag": {"S": "c10"}},
+                }
+            }
+        ]
+    )
+    assert parsed.count(expression) == 1
+    now = items(local_stack_ddb)
+    assert {pk: (i["n"]["N"], i["tag"]["S"]) for pk, i in now.items()} == {
+        "a": ("6", "a3"),
+        "b": ("6", "b5"),
+        "c": ("11", "c10"),
+    }
+    for _ in range(2):
+        error = cancelled(
+            lambda: local_stack_ddb.update_item(
+                TableName=TABLE,
+                Key={"pk": {"S": "a"}},
+                UpdateExpression="SET n = = :step",
+                ExpressionAttributeValues={":step": {"N": "1"}},
+            )
+        )
+        assert error.response["Error"]["Code"] == "ValidationException"
