@@ -192,7 +192,7 @@ def connected_users_month(
     operations: Mapping[str, Mapping[str, Any]], users: int, prices: Prices, a: Assumptions
 ) -> dict[str, float]:
     """What ``users`` always-connected users cost in a month without sending anything:
-    connection minutes, keep-alive pings, and a reconnect every 2 hours (authorizer,
+    connection minutes, keep-alives, and a reconnect every 2 hours (authorizer,
     $connect, $disconnect)."""
     minutes = users * a.hours_per_month * 60
     pings = minutes / a.keepalive_minutes
@@ -214,17 +214,19 @@ def connected_users_month(
         read_units=connect["read_units"] + disconnect["read_units"],
         write_units=connect["write_units"] + disconnect["write_units"],
     )
+    # The bundled clients' keep-alive is the `keepalive` route, which API Gateway answers
+    # itself (a MOCK integration with a route response): only its two WebSocket messages
+    # are billed. A `ping` (answered by a Lambda) adds the request and its time; it is
+    # kept beside for comparison.
     parts = {
         "connection_minutes": minutes * prices.connection_minute_per_million / 1e6,
-        "keepalive_pings": pings * ping_cost.dollars(prices),
+        "keepalives": pings * 2 * prices.websocket_message_per_million / 1e6,
         "reconnects": reconnects * reconnect.dollars(prices),
     }
     parts["total"] = sum(parts.values())
-    # The same pings answered by API Gateway itself (a MOCK integration with a route
-    # response, no Lambda): only the two WebSocket messages are billed. See scaling.md.
-    parts["keepalive_pings_mock"] = pings * 2 * prices.websocket_message_per_million / 1e6
-    parts["total_mock"] = (
-        parts["connection_minutes"] + parts["keepalive_pings_mock"] + parts["reconnects"]
+    parts["keepalives_as_lambda_pings"] = pings * ping_cost.dollars(prices)
+    parts["total_with_lambda_pings"] = (
+        parts["connection_minutes"] + parts["keepalives_as_lambda_pings"] + parts["reconnects"]
     )
     return {key: round(value, 2) for key, value in parts.items()}
 

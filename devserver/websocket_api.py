@@ -8,6 +8,10 @@ What is emulated, as API Gateway does it:
   a JSON object whose selected value equals a route key -> that route, else `$default`,
   else API Gateway's `{"message": "Forbidden", ...}` frame.
 - Route responses: only routes that have one send the integration's `body` back.
+- MOCK integrations (the `keepalive` route): no Lambda; the integration response's
+  `$default` template is rendered with the request's `$context` variables and sent if the
+  route has a route response. Only `$context.<name>` references are supported (anything
+  else in a template is refused when the template is loaded, not rendered wrong).
   Integration errors reach the client as `{"message": "Internal server error", ...}`.
 - API Gateway's quotas: a frame over 32 KB or a message over 128 KB (a message larger
   than a frame must be split into several frames) closes the socket with 1009; idle
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 import string
 import time
@@ -104,6 +109,45 @@ class Route:
     has_response: bool = False
     authorizer: str | None = None  # logical id of the authorizer's function
     identity_sources: list[str] = field(default_factory=list)
+    # a MOCK integration's response template (rendered with $context); no function then
+    mock_response: str | None = None
+
+
+# The $context variables a mapping template may use here: those _context() provides.
+_TEMPLATE_REFERENCE = re.compile(r"\$context\.([A-Za-z]+)")
+_TEMPLATE_CONTEXT = frozenset(
+    {
+        "apiId",
+        "connectedAt",
+        "connectionId",
+        "domainName",
+        "eventType",
+        "extendedRequestId",
+        "messageId",
+        "requestId",
+        "requestTimeEpoch",
+        "routeKey",
+        "stage",
+    }
+)
+
+
+def check_mapping_template(template: str) -> str:
+    """A MOCK integration's template, if the devserver renders it as API Gateway would:
+    only ``$context.<name>`` references, no other VTL (``#set``, ``$input``, ``$util``)."""
+    names = _TEMPLATE_REFERENCE.findall(template)
+    rest = _TEMPLATE_REFERENCE.sub("", template)
+    unknown = sorted(set(names) - _TEMPLATE_CONTEXT)
+    if unknown or "$" in rest or "#" in rest:
+        raise TemplateError(
+            f"mapping template {template!r}: the devserver renders only $context.<name> "
+            f"({', '.join(sorted(_TEMPLATE_CONTEXT))})"
+        )
+    return template
+
+
+def render_mapping_template(template: str, context: dict[str, Any]) -> str:
+    return _TEMPLATE_REFERENCE.sub(lambda m: str(context.get(m.group(1), "")), template)
 
 
 @dataclass
@@ -133,8 +177,12 @@ class WebSocketApiConfig:
                 break
 
         integrations: dict[str, str | None] = {}
+        mock_responses: dict[str, str] = {}
         for lid, props in tpl.of_type("AWS::ApiGatewayV2::Integration"):
-            if belongs(props):
+            if belongs(props) and str(tpl.resolve(props.get("IntegrationType"))) == "MOCK":
+                integrations[lid] = None
+                mock_responses[lid] = ""  # no integration response: nothing sent back
+            elif belongs(props):
                 uri = str(tpl.resolve(props.get("IntegrationUri", "")))
                 integrations[lid] = tpl.function_by_arn(uri)
                 if integrations[lid] is None:
@@ -148,6 +196,19 @@ class WebSocketApiConfig:
                 authorizers[lid] = (
                     tpl.function_by_arn(str(resolved.get("AuthorizerUri", ""))),
                     [sources] if isinstance(sources, str) else list(sources),
+                )
+
+        for _, props in tpl.of_type("AWS::ApiGatewayV2::IntegrationResponse"):
+            resolved = tpl.resolve(props)
+            integration_id = str(resolved.get("IntegrationId"))
+            if (
+                belongs(props)
+                and integration_id in mock_responses
+                and resolved.get("IntegrationResponseKey") == "$default"
+            ):
+                templates = resolved.get("ResponseTemplates") or {}
+                mock_responses[integration_id] = check_mapping_template(
+                    str(templates.get("$default", ""))
                 )
 
         with_response = {
@@ -167,6 +228,7 @@ class WebSocketApiConfig:
                 key=str(resolved["RouteKey"]),
                 function=integrations.get(integration),
                 has_response=lid in with_response,
+                mock_response=mock_responses.get(integration),
             )
             if str(resolved.get("AuthorizationType", "NONE")).upper() == "CUSTOM":
                 auth_id = str(resolved.get("AuthorizerId"))
@@ -447,10 +509,15 @@ class WebSocketApi:
                 ),
             )
             return
-        if route.function is None:
-            return
         context["routeKey"] = route.key
         context["messageId"] = new_id()
+        if route.mock_response is not None:  # API Gateway answers itself: no Lambda
+            if route.has_response and route.mock_response:
+                await _safe_send(conn, render_mapping_template(route.mock_response, context))
+            log.info("ROUTE      %s %s -> MOCK", conn.id, route.key)
+            return
+        if route.function is None:
+            return
         if conn.authorizer is not None:
             context["authorizer"] = conn.authorizer
         event = {"requestContext": context, "body": body, "isBase64Encoded": False}

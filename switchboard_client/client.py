@@ -14,9 +14,10 @@ protocol's delivery semantics handled for the application.
   seq)`` and in seq order (see :mod:`~switchboard_client.inbox`); a gap that a late push
   does not fill within ``gap_fill_delay`` is filled by ``message:sync``. Delivered
   messages are acked automatically (coalesced: one ``message:ack`` in flight at a time).
-- Keep-alive: a ``ping`` request after ``keepalive_interval`` without traffic (API
-  Gateway closes idle sockets after 10 minutes); no pong in ``keepalive_timeout`` ->
-  the connection is treated as dead and replaced.
+- Keep-alive: a ``keepalive`` frame after ``keepalive_interval`` without traffic (API
+  Gateway closes idle sockets after 10 minutes). API Gateway answers it itself with a
+  ``pong`` (no Lambda runs); no frame at all in ``keepalive_timeout`` -> the connection
+  is treated as dead and replaced.
 - Typing: ``typing()`` on every keystroke sends ``typing:start`` at most once per
   ``typing_interval`` and ``typing:stop`` after ``typing_idle`` seconds without input.
 """
@@ -57,7 +58,6 @@ from switchboard_client.errors import (
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
-    ServerError,
     SwitchboardClientError,
     TokenExpired,
     UnexpectedReply,
@@ -218,6 +218,7 @@ class Client:
         # (e.g. in the backlog after a reconnect) is our own message, not an incoming one.
         self._sending: set[tuple[str, str]] = set()
         self._last_sent = 0.0
+        self._last_received = 0.0  # loop time of the last frame from the server
 
     # ------------------------------------------------------------------ lifecycle
     async def connect(self, timeout: float | None = None) -> Client:
@@ -720,6 +721,7 @@ class Client:
 
     # ------------------------------------------------------------------ incoming frames
     def _dispatch(self, raw: str | bytes) -> None:
+        self._last_received = asyncio.get_running_loop().time()  # any frame: the link lives
         try:
             frame = json.loads(raw)
         except ValueError:
@@ -741,7 +743,7 @@ class Client:
             else:
                 log.warning("API Gateway error frame with %d requests waiting", len(self._pending))
             return
-        if not isinstance(kind, str):
+        if not isinstance(kind, str) or kind == "pong":  # a pong only proves the link
             return
         data = frame.get("data")
         data = data if isinstance(data, dict) else {}
@@ -904,17 +906,20 @@ class Client:
             if idle_for < self.keepalive_interval:
                 await asyncio.sleep(self.keepalive_interval - idle_for)
                 continue
+            # `keepalive` is answered by API Gateway itself (a MOCK integration): a `pong`
+            # with no request id, so any frame received after it proves the link.
+            sent_at = loop.time()
             try:
-                await self.request("ping", timeout=self.keepalive_timeout)
-                self.stats.pings += 1
-            except RequestTimeout:
-                log.warning("no pong in %ss: reconnecting", self.keepalive_timeout)
-                await self._drop("keepalive timeout", ws)
+                await self._send_frame(ws, {"action": "keepalive"})
+            except ConnectionClosed:
                 return
-            except ServerError:
-                self._last_sent = loop.time()  # it answered: alive
-            except ConnectionLost:
-                return
+            self.stats.pings += 1
+            while self._last_received < sent_at:
+                if loop.time() - sent_at >= self.keepalive_timeout:
+                    log.warning("no pong in %ss: reconnecting", self.keepalive_timeout)
+                    await self._drop("keepalive timeout", ws)
+                    return
+                await asyncio.sleep(min(0.05, self.keepalive_timeout / 10))
 
     async def _drop(self, reason: str, ws: ClientConnection | None = None) -> None:
         """Closes the current connection so that the loop opens a new one."""

@@ -67,6 +67,7 @@ __all__ = [
     "HistoryPage",
     "IceServer",
     "IceServers",
+    "KeepalivePong",
     "LastMessage",
     "MembershipChanged",
     "Message",
@@ -492,6 +493,13 @@ class IceServers(WireModel):
     expiresAt: int
 
 
+class KeepalivePong(WireModel):
+    """API Gateway's own answer to ``{"action": "keepalive"}`` (a MOCK integration in template.yaml: no Lambda runs). It names no request: any frame after a keepalive proves the link."""
+
+    serverTime: int
+    connectionId: str
+
+
 class MembershipChanged(WireModel):
     """A membership change, stored as the system entry ``seq`` of the conversation."""
 
@@ -828,6 +836,7 @@ PUSHES: dict[str, type[WireModel]] = {
     "message:read": MessageRead,
     "message:updated": MessageUpdated,
     "notification:new": Notification,
+    "pong": KeepalivePong,
     "presence": Presence,
     "typing": TypingPush,
     "upload:complete": UploadCompletePush,

@@ -113,6 +113,7 @@ export const PUSHES = Object.freeze({
   "message:read": "MessageRead",
   "message:updated": "MessageUpdated",
   "notification:new": "Notification",
+  "pong": "KeepalivePong",
   "presence": "Presence",
   "typing": "TypingPush",
   "upload:complete": "UploadCompletePush",
@@ -171,6 +172,7 @@ export const SHAPES = Object.freeze({
   HistoryPage: {"required": ["conversationId", "messages", "hasMore", "lastSeq"], "optional": ["lastChange"], "nested": {"messages": "Message[]"}},
   IceServer: {"required": ["urls"], "optional": ["username", "credential"], "nested": {}},
   IceServers: {"required": ["iceServers", "ttl", "expiresAt"], "optional": [], "nested": {"iceServers": "IceServer[]"}},
+  KeepalivePong: {"required": ["serverTime", "connectionId"], "optional": [], "nested": {}},
   MembershipChanged: {"required": ["conversationId", "seq", "members"], "optional": [], "nested": {}},
   MessageBatch: {"required": ["messages"], "optional": [], "nested": {"messages": "Message[]"}},
   MessageDeleted: {"required": ["conversationId", "seq", "deletedAt", "version", "change"], "optional": [], "nested": {}},
@@ -542,6 +544,12 @@ export const SHAPES = Object.freeze({
  * @property {Array<IceServer>} iceServers
  * @property {number} ttl
  * @property {number} expiresAt
+ */
+/**
+ * @typedef {object} KeepalivePong
+ * API Gateway's own answer to ``{"action": "keepalive"}`` (a MOCK integration in template.yaml: no Lambda runs). It names no request: any frame after a keepalive proves the link.
+ * @property {number} serverTime epoch ms at which API Gateway received the keepalive
+ * @property {string} connectionId the caller's own connection
  */
 /**
  * @typedef {object} MembershipChanged

@@ -13,7 +13,8 @@
  * - request/reply with ids and timeouts (promises); failures are `SwitchboardError`s that
  *   carry the protocol's error `code` (plus "timeout" and "disconnected");
  * - reconnects with jittered exponential backoff, asking `token()` for a fresh token each
- *   time, and keeps the connection alive with `ping` (a ping without a reply = dead link);
+ *   time, and keeps the connection alive with `keepalive` (API Gateway answers it with a
+ *   `pong`, no Lambda; nothing received within `pingTimeoutMs` after it = dead link);
  *   an authentication failure (an expired token the provider cannot replace, or a provider
  *   that throws an "unauthorized" SwitchboardError) stops reconnecting: `client:auth-failed`;
  * - server pushes are subscribed by their wire type (`PUSHES` in protocol.js); the client's
@@ -252,6 +253,7 @@ export class SwitchboardClient {
     this._attempt = 0;
     this._reconnectTimer = null;
     this._pingTimer = null;
+    this._framesReceived = 0;
     /** @type {Map<string, number>} */
     this._acked = new Map();
     /** @type {Map<string, any>} */
@@ -557,15 +559,23 @@ export class SwitchboardClient {
 
   _schedulePing() {
     this._clearTimeout(this._pingTimer);
-    this._pingTimer = this._setTimeout(async () => {
+    this._pingTimer = this._setTimeout(() => {
       const ws = this.ws;
+      if (!ws) return;
+      // `keepalive` is answered by API Gateway itself (a MOCK integration: no Lambda runs)
+      // with a `pong` that names no request, so any frame after it proves the link.
+      const seen = this._framesReceived;
       try {
-        await this.request("ping", {}, { timeoutMs: this.options.pingTimeoutMs });
-        if (this.ws === ws) this._schedulePing();
+        ws.send(JSON.stringify({ action: "keepalive" }));
       } catch {
-        // No pong: the link is dead even if the socket has not noticed yet.
-        if (this.ws === ws) ws?.close(4001, "keep-alive timeout");
+        return; // closing already: onclose decides
       }
+      this._pingTimer = this._setTimeout(() => {
+        if (this.ws !== ws) return;
+        // No pong: the link is dead even if the socket has not noticed yet.
+        if (this._framesReceived === seen) ws.close(4001, "keep-alive timeout");
+        else this._schedulePing();
+      }, this.options.pingTimeoutMs);
     }, this.options.pingIntervalMs);
   }
 
@@ -661,6 +671,7 @@ export class SwitchboardClient {
 
   /** @param {string} raw */
   _onFrame(raw) {
+    this._framesReceived += 1; // the keep-alive's proof of life, whatever the frame
     /** @type {Frame} */
     let frame;
     try {

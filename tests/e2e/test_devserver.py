@@ -384,6 +384,33 @@ async def test_ping_tells_the_connection_its_id_which_the_management_api_knows(
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "hello"
 
 
+def _invocations(devserver: RunningDevserver) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{devserver.http}/__devserver/workers", timeout=TIMEOUT) as resp:
+        stats = json.load(resp)
+    # the function behind the WebSocket routes (stream consumers run on their own time)
+    return sum(w["invocations"] for w in stats["ConnectionFunction"]["workers"])
+
+
+async def test_keepalive_is_answered_by_the_gateway_with_a_pong_and_no_lambda(
+    devserver: RunningDevserver,
+) -> None:
+    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+        own = (await _request(ws, {"action": "ping", "id": "who"}))["data"]["connectionId"]
+        before = await asyncio.to_thread(_invocations, devserver)
+        for _ in range(3):
+            await ws.send(json.dumps({"action": "keepalive"}))
+            pong = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert pong["type"] == "pong" and "id" not in pong
+            assert pong["data"]["connectionId"] == own
+            assert isinstance(pong["data"]["serverTime"], int)
+        # the routes' Lambda ran for the sentinel ping only, not for the three keepalives
+        # before it (served in order on this connection: they would be counted by now)
+        await _request(ws, {"action": "ping", "id": "sentinel"})
+        assert await asyncio.to_thread(_invocations, devserver) == before + 1
+
+
 def _is_compact(raw: str) -> bool:
     return raw == json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False)
 

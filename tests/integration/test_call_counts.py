@@ -24,14 +24,21 @@ def calls() -> Iterator[CallCounter]:
         yield counter
 
 
-def test_one_to_one_send_costs_at_most_three_dynamodb_calls(
-    stack: Stack, calls: CallCounter
-) -> None:
+def _one_to_one(stack: Stack) -> tuple[Client, Client, str, str]:
+    """alice and bob, both connected, in a new 1:1 conversation alice started; the tag
+    keeps this test's users apart from every other test's on the shared stack."""
     app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
     tag = uuid.uuid4().hex[:6]
     alice = Client(stack, app, connect, f"alice-{tag}")
     bob = Client(stack, app, connect, f"bob-{tag}")
     conversation = alice.ok("conversation:create", {"members": [bob.user_id]})["conversationId"]
+    return alice, bob, conversation, tag
+
+
+def test_one_to_one_send_costs_at_most_three_dynamodb_calls(
+    stack: Stack, calls: CallCounter
+) -> None:
+    alice, bob, conversation, tag = _one_to_one(stack)
     alice.ok(
         "message:send", {"conversationId": conversation, "clientMessageId": "warm", "body": "warm"}
     )
@@ -46,6 +53,7 @@ def test_one_to_one_send_costs_at_most_three_dynamodb_calls(
 
     # Given nobody else online, then 30 other users online (with conversations of their own)
     alone = send("alone")
+    app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
     crowd = [Client(stack, app, connect, f"crowd{i}-{tag}") for i in range(30)]
     for first, second in zip(crowd[::2], crowd[1::2], strict=True):
         first.ok("conversation:create", {"members": [second.user_id]})
@@ -64,11 +72,7 @@ def test_one_to_one_send_costs_at_most_three_dynamodb_calls(
 
 
 def test_no_request_path_scans(stack: Stack, calls: CallCounter) -> None:
-    app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
-    tag = uuid.uuid4().hex[:6]
-    alice = Client(stack, app, connect, f"alice-{tag}")
-    bob = Client(stack, app, connect, f"bob-{tag}")
-    conversation = alice.ok("conversation:create", {"members": [bob.user_id]})["conversationId"]
+    alice, bob, conversation, _ = _one_to_one(stack)
     alice.ok("message:send", {"conversationId": conversation, "clientMessageId": "1", "body": "x"})
     # Every request action of the message function (the list the bench counts Scans over)
     for action, data in REQUEST_ACTIONS:
@@ -80,11 +84,7 @@ def test_no_request_path_scans(stack: Stack, calls: CallCounter) -> None:
 def test_edit_delete_reaction_and_thread_replies_cost_at_most_three_dynamodb_calls(
     stack: Stack, calls: CallCounter
 ) -> None:
-    app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
-    tag = uuid.uuid4().hex[:6]
-    alice = Client(stack, app, connect, f"alice-{tag}")
-    bob = Client(stack, app, connect, f"bob-{tag}")
-    conversation = alice.ok("conversation:create", {"members": [bob.user_id]})["conversationId"]
+    alice, bob, conversation, _ = _one_to_one(stack)
     for body in ("one", "two"):
         alice.ok(
             "message:send", {"conversationId": conversation, "clientMessageId": body, "body": body}
@@ -127,11 +127,7 @@ def test_edit_delete_reaction_and_thread_replies_cost_at_most_three_dynamodb_cal
 def test_the_block_and_request_checks_ride_on_the_sends_own_transaction(
     stack: Stack, calls: CallCounter
 ) -> None:
-    app, connect = stack.handler("MessageFunction"), stack.handler("ConnectionFunction")
-    tag = uuid.uuid4().hex[:6]
-    alice = Client(stack, app, connect, f"alice-{tag}")
-    bob = Client(stack, app, connect, f"bob-{tag}")
-    conversation = alice.ok("conversation:create", {"members": [bob.user_id]})["conversationId"]
+    alice, bob, conversation, tag = _one_to_one(stack)
     bob.ok("user:block", {"userId": f"someone-else-{tag}"})  # bob has a block list
     alice.ok("message:send", {"conversationId": conversation, "clientMessageId": "w", "body": "w"})
     transactions: list[list[dict[str, Any]]] = []

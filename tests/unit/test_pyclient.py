@@ -143,6 +143,10 @@ class ScriptedServer:
                     return
                 if action in self.silent:
                     continue
+                if action == "keepalive":  # API Gateway's MOCK answer: a pong, no id
+                    pong = {"serverTime": int(time.time() * 1000), "connectionId": "x="}
+                    await ws.send(json.dumps({"type": "pong", "data": pong}))
+                    continue
                 if action in self.gateway_fail:
                     self.gateway_fail.discard(action)
                     self._answer(action, frame.get("data") or {})
@@ -647,12 +651,15 @@ def test_a_token_provider_token_is_refreshed_before_it_expires() -> None:
 
 def test_keepalive_pings_and_a_silent_server_is_replaced_by_a_new_connection() -> None:
     async def scenario(server: ScriptedServer, url: str) -> None:
-        # Pings every 50 ms, but a pong may take its time on a loaded 2-core machine: the
-        # 3 s timeout only decides how long the silent phase below takes to be noticed.
+        # Keep-alives every 50 ms, but a pong may take its time on a loaded 2-core machine:
+        # the 3 s timeout only decides how long the silent phase below takes to be noticed.
         async with client_for(url, keepalive_interval=0.05, keepalive_timeout=3.0) as client:
-            await until(lambda: len(server.requests("ping")) >= 2)
+            await until(lambda: len(server.requests("keepalive")) >= 3)
+            # the id-less pongs kept the connection: no reconnect, no ping (Lambda) request
             assert client.stats.connections == 1
-            server.silent.add("ping")  # a half-dead connection: frames go nowhere
+            assert not server.requests("ping")
+            assert all("id" not in frame for frame in server.requests("keepalive"))
+            server.silent.add("keepalive")  # a half-dead connection: frames go nowhere
             await until(lambda: client.stats.connections >= 2)
 
     run(with_server(scenario))

@@ -366,15 +366,20 @@ test("requests made while offline wait for the connection", async () => {
   h.client.close();
 });
 
-test("keep-alive: a ping without a pong drops the link and reconnects", async () => {
+test("keep-alive: a keepalive without a pong drops the link and reconnects", async () => {
   const h = harness({ pingIntervalMs: 60_000, pingTimeoutMs: 5_000 });
   const ws = await connected(h);
   await h.clock.advance(60_000);
-  const [ping] = ws.requests("ping");
-  ws.reply(ping, PONG);
+  // API Gateway answers `keepalive` itself (MOCK integration): a pong that names no request
+  const [keepalive] = ws.requests("keepalive");
+  assert.equal(keepalive.id, undefined);
+  assert.equal(ws.requests("ping").length, 0); // no Lambda-answered ping
+  ws.push({ type: "pong", data: { serverTime: 1, connectionId: "c=" } });
+  await h.clock.advance(5_000);
+  assert.equal(ws.closed, false); // the pong proved the link
   await h.clock.advance(60_000);
-  assert.equal(ws.requests("ping").length, 2);
-  await h.clock.advance(5_000); // second ping unanswered
+  assert.equal(ws.requests("keepalive").length, 2);
+  await h.clock.advance(5_000); // second keepalive unanswered
   assert.equal(ws.closed, true);
   await h.clock.advance(250);
   assert.equal(h.sockets.length, 2);

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from switchboard import limits
-from switchboard.protocol import WireData, WireModel
+from switchboard.protocol import PushData, WireData, WireModel
 from switchboard.wire.messaging import UserId
 
 
@@ -25,6 +25,16 @@ class Pong(WireData):
         description="the caller's own connection, as API Gateway's management API and the "
         "operators' logs name it"
     )
+
+
+class KeepalivePong(PushData):
+    """API Gateway's own answer to ``{"action": "keepalive"}`` (a MOCK integration in
+    template.yaml: no Lambda runs). It names no request: any frame after a keepalive
+    proves the link."""
+
+    TYPE = "pong"
+    serverTime: int = Field(description="epoch ms at which API Gateway received the keepalive")
+    connectionId: str = Field(description="the caller's own connection")
 
 
 class TokenRefreshed(WireData):
@@ -47,3 +57,4 @@ REPLIES: dict[str, type[WireData]] = {
     "auth:refresh": TokenRefreshed,
     "admin:revoke": SessionsRevoked,
 }
+PUSHES: tuple[type[PushData], ...] = (KeepalivePong,)
