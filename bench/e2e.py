@@ -248,22 +248,67 @@ async def settle(ds: RunningDevserver, timeout: float = 120.0) -> float:
         await asyncio.sleep(0.1)
 
 
+def store_backlog(
+    ds: RunningDevserver, conversation_id: str, sender_id: str, messages: int
+) -> None:
+    """``messages`` messages from ``sender_id`` written straight into the devserver's
+    DynamoDB as the items a send stores (the layout of ConversationRepository.append):
+    the message items, 25 per BatchWriteItem, the conversation's lastSeq, and the sender's
+    cursors moved over her own messages, as a send moves them."""
+    from switchboard.dal.conversations import META, member_key
+    from switchboard.dal.items import to_item
+
+    dynamodb = ds.aws("dynamodb")
+    now = int(time.time() * 1000)
+    items = [
+        to_item(
+            {
+                "conversationId": conversation_id,
+                "seq": seq,
+                "messageId": uuid.uuid4().hex,
+                "senderId": sender_id,
+                "body": f"backlog {seq}",
+                "createdAt": now + seq,
+                "clientMessageId": f"b{seq}",
+            }
+        )
+        for seq in range(1, messages + 1)
+    ]
+    for start in range(0, len(items), 25):
+        pending = {
+            ds.resources["MessagesTable"]: [
+                {"PutRequest": {"Item": item}} for item in items[start : start + 25]
+            ]
+        }
+        while pending:
+            pending = dynamodb.batch_write_item(RequestItems=pending)["UnprocessedItems"]
+    dynamodb.update_item(
+        TableName=ds.resources["ConversationsTable"],
+        Key={"conversationId": {"S": conversation_id}, "sk": {"S": META}},
+        UpdateExpression="SET lastSeq = :last",
+        ExpressionAttributeValues={":last": {"N": str(messages)}},
+    )
+    # Sending is reading: without this the sender's own devices would be owed the same
+    # backlog, and one connecting late would be served first (the stream is in order).
+    dynamodb.update_item(
+        TableName=ds.resources["ConversationsTable"],
+        Key={"conversationId": {"S": conversation_id}, "sk": {"S": member_key(sender_id)}},
+        UpdateExpression="SET ackedSeq = :last, readSeq = :last, sentSeq = :last",
+        ExpressionAttributeValues={":last": {"N": str(messages)}},
+    )
+
+
 async def backlog(
     ds: RunningDevserver, messages: int, progress: Callable[[str], None], *, batch: bool = False
 ) -> dict[str, Any]:
     """The conversation is created through the API; its messages are then written
-    straight into the devserver's DynamoDB as the items a send stores (the layout of
-    ConversationRepository.append: the message items, 25 per BatchWriteItem, the
-    conversation's lastSeq, and the sender's cursors moved over their own messages, as a
-    send moves them) - one conversation's sends are serialised by its seq and 1,000 of
-    them through the wire would take a minute here. Before the user reconnects, the
-    devserver settles: on AWS the stream work those sends set off (search indexing,
-    analytics) was done as they were sent, long before; here it would run during the
-    measurement. What is timed - the user reconnecting and the backlog reaching it - runs
-    entirely through the devserver, from the same point for either kind of client."""
-    from switchboard.dal.conversations import META, member_key
-    from switchboard.dal.items import to_item
-
+    straight into the devserver's DynamoDB as the items a send stores (store_backlog) -
+    one conversation's sends are serialised by its seq and 1,000 of them through the wire
+    would take a minute here. Before the user reconnects, the devserver settles: on AWS
+    the stream work those sends set off (search indexing, analytics) was done as they
+    were sent, long before; here it would run during the measurement. What is timed - the
+    user reconnecting and the backlog reaching it - runs entirely through the devserver,
+    from the same point for either kind of client."""
     tag = uuid.uuid4().hex[:6]
     sender = TimedClient(ds, f"backlog-sender-{tag}")
     await sender.connect()
@@ -271,52 +316,8 @@ async def backlog(
     absent.backlog_batch = batch
     try:
         conversation_id = await sender.create_conversation([absent.user_id])
-        dynamodb = ds.aws("dynamodb")
         fill_start = time.perf_counter()
-
-        def fill() -> None:
-            now = int(time.time() * 1000)
-            items = [
-                to_item(
-                    {
-                        "conversationId": conversation_id,
-                        "seq": seq,
-                        "messageId": uuid.uuid4().hex,
-                        "senderId": sender.user_id,
-                        "body": f"backlog {seq}",
-                        "createdAt": now + seq,
-                        "clientMessageId": f"b{seq}",
-                    }
-                )
-                for seq in range(1, messages + 1)
-            ]
-            for start in range(0, len(items), 25):
-                pending = {
-                    ds.resources["MessagesTable"]: [
-                        {"PutRequest": {"Item": item}} for item in items[start : start + 25]
-                    ]
-                }
-                while pending:
-                    pending = dynamodb.batch_write_item(RequestItems=pending)["UnprocessedItems"]
-            dynamodb.update_item(
-                TableName=ds.resources["ConversationsTable"],
-                Key={"conversationId": {"S": conversation_id}, "sk": {"S": META}},
-                UpdateExpression="SET lastSeq = :last",
-                ExpressionAttributeValues={":last": {"N": str(messages)}},
-            )
-            # Sending is reading: without this the sender's own devices would be owed the
-            # same backlog, and one connecting late would be served first.
-            dynamodb.update_item(
-                TableName=ds.resources["ConversationsTable"],
-                Key={
-                    "conversationId": {"S": conversation_id},
-                    "sk": {"S": member_key(sender.user_id)},
-                },
-                UpdateExpression="SET ackedSeq = :last, readSeq = :last, sentSeq = :last",
-                ExpressionAttributeValues={":last": {"N": str(messages)}},
-            )
-
-        await asyncio.to_thread(fill)
+        await asyncio.to_thread(store_backlog, ds, conversation_id, sender.user_id, messages)
         fill_seconds = time.perf_counter() - fill_start
         settled = await settle(ds)
         progress(f"backlog: {messages} messages stored for an offline user (settled {settled} s)")
@@ -347,20 +348,28 @@ async def backlog(
     }
 
 
+Round = tuple[float, dict[str, Any], dict[str, Any]]  # ratio, per-message, batched
+
+
+def median_round(rounds: list[Round]) -> Round:
+    """The round of the median ratio (of an even number, the lower of the middle two)."""
+    return sorted(rounds, key=lambda r: r[0])[(len(rounds) - 1) // 2]
+
+
 async def backlog_pair(
     ds: RunningDevserver, messages: int, rounds: int, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """``rounds`` rounds of both kinds of client back to back (one post per message, then
     message:batch frames), each round's pair under the same load: ``speedup`` is the
-    median of the rounds' ratios, the figures reported are the median round's."""
-    pairs = []
+    median of the rounds' ratios, the figures reported are that round's."""
+    pairs: list[Round] = []
     for _ in range(rounds):
         one_by_one = await backlog(ds, messages, progress)
         batched = await backlog(ds, messages, progress, batch=True)
         ratio = one_by_one["delivery_seconds"] / batched["delivery_seconds"]
         pairs.append((ratio, one_by_one, batched))
         progress(f"backlog: round speedup {ratio:.2f}")
-    ratio, one_by_one, batched = sorted(pairs, key=lambda p: p[0])[len(pairs) // 2]
+    ratio, one_by_one, batched = median_round(pairs)
     return {
         "per_message": one_by_one,
         "batched": batched,
