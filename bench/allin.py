@@ -341,6 +341,10 @@ def _measure(
         s.ok("conversation:create", {"members": [r.user_id]})["conversationId"]
         for s, r in zip(senders, receivers, strict=True)
     ]
+    # Contacts, as chat is: each recipient accepts (a request's messages are priced the
+    # same on the send, but are indexed in no recipient's own search scope)
+    for receiver, cid in zip(receivers, conversations, strict=True):
+        receiver.ok("conversation:accept", {"conversationId": cid})
 
     def send_round(label: str, tally: Tally) -> int:
         sent = 0

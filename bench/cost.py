@@ -101,7 +101,7 @@ class Assumptions:
     lambda_ms: float = 40  # billed duration of one request-path invocation
     memory_mb: int = 512  # the template's MemorySize
     connection_item_bytes: int = 200  # a Connections item (id, user, times, device)
-    keepalive_minutes: float = 9  # clients ping under the 10-minute idle timeout
+    keepalive_minutes: float = 4  # both clients: a keepalive after 240 s without sending
     max_connection_hours: float = 2  # API Gateway closes every connection after 2 h
     hours_per_month: float = 730
 

@@ -47,7 +47,7 @@ import { LIMITS, PUSHES } from "./protocol.js";
  * @property {string} url WebSocket URL without the token (`ws://127.0.0.1:8080/dev`)
  * @property {string | (() => string | Promise<string>)} token a JWT, or a function giving a fresh one
  * @property {number} [requestTimeoutMs=10000]
- * @property {number} [pingIntervalMs=60000] API Gateway closes idle sockets after 10 min
+ * @property {number} [pingIntervalMs=240000] a `keepalive` after this long without sending (API Gateway closes idle sockets after 10 min; NATs may sooner)
  * @property {number} [pingTimeoutMs=10000]
  * @property {number} [backoffInitialMs=500]
  * @property {number} [backoffMaxMs=30000]
@@ -215,7 +215,7 @@ export class SwitchboardClient {
   constructor(options) {
     this.options = {
       requestTimeoutMs: 10_000,
-      pingIntervalMs: 60_000,
+      pingIntervalMs: 240_000,
       pingTimeoutMs: 10_000,
       backoffInitialMs: 500,
       backoffMaxMs: 30_000,
@@ -254,6 +254,7 @@ export class SwitchboardClient {
     this._reconnectTimer = null;
     this._pingTimer = null;
     this._framesReceived = 0;
+    this._lastSentAt = -Infinity;
     /** @type {Map<string, number>} */
     this._acked = new Map();
     /** @type {Map<string, any>} */
@@ -557,16 +558,23 @@ export class SwitchboardClient {
     ws?.close(1000, "bye");
   }
 
-  _schedulePing() {
+  _schedulePing(delayMs = this.options.pingIntervalMs) {
     this._clearTimeout(this._pingTimer);
     this._pingTimer = this._setTimeout(() => {
       const ws = this.ws;
       if (!ws) return;
+      // Only after `pingIntervalMs` without sending: a busy connection needs no keep-alive.
+      const quietFor = this._now() - this._lastSentAt;
+      if (quietFor < this.options.pingIntervalMs) {
+        this._schedulePing(this.options.pingIntervalMs - quietFor);
+        return;
+      }
       // `keepalive` is answered by API Gateway itself (a MOCK integration: no Lambda runs)
       // with a `pong` that names no request, so any frame after it proves the link.
       const seen = this._framesReceived;
       try {
         ws.send(JSON.stringify({ action: "keepalive" }));
+        this._lastSentAt = this._now();
       } catch {
         return; // closing already: onclose decides
       }
@@ -576,7 +584,7 @@ export class SwitchboardClient {
         if (this._framesReceived === seen) ws.close(4001, "keep-alive timeout");
         else this._schedulePing();
       }, this.options.pingTimeoutMs);
-    }, this.options.pingIntervalMs);
+    }, delayMs);
   }
 
   // ------------------------------------------------------------------ requests
@@ -628,6 +636,7 @@ export class SwitchboardClient {
     try {
       this.ws.send(JSON.stringify({ action: pending.action, id, data: pending.data }));
       pending.sent = true;
+      this._lastSentAt = this._now(); // the keep-alive waits for this much silence
     } catch {
       pending.sent = false; // the socket is closing: onclose handles it
     }

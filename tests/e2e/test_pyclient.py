@@ -394,6 +394,7 @@ async def test_search_finds_a_message_and_history_opens_around_it(
     a, b = _client(devserver, alice), _client(devserver, bob)
     async with _connected(a), _connected(b):
         conversation = (await a.create_conversation([bob])).conversationId
+        await b.membership.accept(conversation)  # a request is in no recipient's own index
         for i in range(1, 6):
             await a.send_message(conversation, f"note {i}")
         sent = await a.send_message(conversation, f"the {word} is BOILING")

@@ -53,6 +53,8 @@ async def test_sent_messages_become_searchable_for_members_only(
         Client(devserver, _user("mallory")) as mallory,
     ):
         conversation = await alice.create_conversation([bob.user_id])
+        # bob accepts: a message request is in no recipient's own index scope
+        await bob.call("conversation:accept", {"conversationId": conversation})
         lags = []
         for i in range(5):
             sent = await alice.send(conversation, f"the {secret} number {i} is Running late")
@@ -85,6 +87,8 @@ async def test_an_edited_message_is_reindexed_and_a_deleted_one_vanishes(
         Client(devserver, _user("bob")) as bob,
     ):
         conversation = await alice.create_conversation([bob.user_id])
+        # bob accepts: a message request is in no recipient's own index scope
+        await bob.call("conversation:accept", {"conversationId": conversation})
         word, edited = f"otter{uuid.uuid4().hex[:6]}", f"beaver{uuid.uuid4().hex[:6]}"
         first = await alice.send(conversation, f"an {word} by the river")
         second = await alice.send(conversation, f"another {word} upstream")

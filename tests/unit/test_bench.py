@@ -244,17 +244,17 @@ def test_cost_of_ten_thousand_connected_users_a_month() -> None:
     month = cost.model(_operations())["per_10k_users_month"]
     # 10,000 users x 730 h x 60 = 438,000,000 connection minutes x $0.25 / million
     assert month["connection_minutes"] == 109.5
-    # 438e6 / 9 = 48,666,666.7 keepalives, answered by API Gateway (MOCK): 2 messages
-    # x 1e-6 each = 97.33
-    assert month["keepalives"] == 97.33
+    # 438e6 / 4 = 109,500,000 keepalives (one per 4 idle minutes, as both clients do),
+    # answered by API Gateway (MOCK): 2 messages x 1e-6 each = 219.00
+    assert month["keepalives"] == 219.0
     # 10,000 x 730 / 2 = 3,650,000 reconnects x (3 requests 0.6e-6 + 3 x 0.04 s x 0.5 GB
     # x 1.33334e-5 = 0.800004e-6 + 1 RRU 0.125e-6 + 8 WRU 5e-6) = 23.817... -> 23.82
     assert month["reconnects"] == 23.82
-    assert month["total"] == pytest.approx(109.5 + 97.33 + 23.82, abs=0.01)
+    assert month["total"] == pytest.approx(109.5 + 219.0 + 23.82, abs=0.01)
     # The same keep-alives as `ping` requests a Lambda answers: x (2 messages 2e-6 +
-    # request 0.2e-6 + 0.01 s x 0.5 GB x 1.33334e-5 = 0.066667e-6) = 110.311... -> 110.31
-    assert month["keepalives_as_lambda_pings"] == 110.31
-    assert month["total_with_lambda_pings"] == pytest.approx(109.5 + 110.31 + 23.82, abs=0.01)
+    # request 0.2e-6 + 0.01 s x 0.5 GB x 1.33334e-5 = 0.066667e-6) = 248.200... -> 248.2
+    assert month["keepalives_as_lambda_pings"] == 248.2
+    assert month["total_with_lambda_pings"] == pytest.approx(109.5 + 248.2 + 23.82, abs=0.01)
 
 
 # ---------------------------------------------------------------------- cold start

@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from switchboard.search.index import IndexDocument, Posting, postings_of, sort_key
+from switchboard.search.index import (
+    MAX_DOCUMENT_BYTES,
+    IndexDocument,
+    Posting,
+    postings_of,
+    sort_key,
+)
 from switchboard.search.ranking import ClauseRead, rank
 from switchboard.search.text import (
     MAX_TERM_CHARS,
@@ -138,14 +144,52 @@ def test_one_document_holds_every_term_of_a_message_and_reads_back() -> None:
     item = document.item("u#alice")
     assert item["pk"]["S"] == "u#alice"
     assert item["sk"]["S"] == "1700000000000#c1#000000000001"
-    # read back with the term as one of its surface forms ...
-    assert postings_of(item) == [replace(p, surfaces=[p.term, *p.surfaces]) for p in postings]
-    assert item["d"]["S"] == "9|bike/2/0,3/bikes;bin/2/0,3/bins"
-    # ... which is not stored when it is one: "bike" written as "bike"
-    plain = replace(_term_posting("bike"), surfaces=["bike"])
+    # read back as written: "bike" only ever appeared as "bikes", so it is marked as no
+    # word of the text (a prefix "bik" matches through "bikes", never through the stem)
+    assert postings_of(item) == list(postings)
+    assert item["d"]["S"] == "9|bike/2/0,3/!,bikes;bin/2/0,3/!,bins"
+    # a term that is one of its words is not stored twice, and reads back as one
+    plain = replace(_term_posting("bike"), surfaces=["bike", "bikes"])
     stored = IndexDocument("c1", 1, 1_700_000_000_000, 9, (plain,)).item("u#alice")
-    assert stored["d"]["S"] == "9|bike/2/0,3/"
+    assert stored["d"]["S"] == "9|bike/2/0,3/bikes"
     assert postings_of(stored) == [plain]
+
+
+def test_a_stem_that_is_no_word_of_the_text_matches_no_prefix_the_text_does_not_have() -> None:
+    # Snowball stems "dying" to "die": the prefix "di" must not find a "dying" message
+    # (the page would be fetched for nothing, candidate after candidate)
+    document = analyse("dying", [], 64)
+    assert list(document.terms) == ["die"]
+    posting = Posting("die", "c1", 1, 1, 1, [0], document.terms["die"].surfaces, 1)
+    item = IndexDocument("c1", 1, 1, 1, (posting,)).item("u#a")
+    (read,) = postings_of(item)
+    assert read.surfaces == ["dying"]
+    assert not any(w.startswith("di") for w in read.surfaces)
+
+
+def test_a_document_never_passes_its_byte_budget() -> None:
+    # 300 long made-up words, each with 4 surface forms and many positions: far over 4 KB
+    postings = tuple(
+        Posting(
+            f"t{n:03d}{'x' * 30}",
+            "c1",
+            1,
+            1,
+            9,
+            list(range(n, n + 40)),
+            [f"s{k}" * 8 for k in range(4)],
+            600,
+        )
+        for n in range(300)
+    )
+    document = IndexDocument("c1", 1, 1, 600, postings)
+    packed = document.item("u#a")["d"]["S"]
+    assert len(packed.encode()) <= MAX_DOCUMENT_BYTES
+    read = postings_of(document.item("u#a"))
+    # the first terms keep everything; later ones lose surface forms, then positions
+    assert read[0].positions == postings[0].positions and len(read[0].surfaces) == 4
+    assert any(not p.positions for p in read)
+    assert 0 < len(read) < len(postings)
 
 
 # ------------------------------------------------------------------ ranking

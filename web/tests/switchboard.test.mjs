@@ -730,3 +730,24 @@ test("a conversation the user left stops being followed; the others' changes are
   assert.equal(h.client.changeCursor("c2"), 2);
   h.client.close();
 });
+
+test("keep-alive: only after pingIntervalMs without sending; a busy connection sends none", async () => {
+  const h = harness({ pingIntervalMs: 60_000, pingTimeoutMs: 5_000 });
+  const ws = await connected(h);
+  // the user is busy: a request every 10 s for 120 s (each answered)
+  for (let i = 0; i < 12; i++) {
+    const asked = h.client.request("conversation:list", {});
+    await flush();
+    const [req] = ws.requests("conversation:list").slice(-1);
+    ws.reply(req, { conversations: [], cursor: null });
+    await asked.catch(() => {});
+    await h.clock.advance(10_000);
+  }
+  assert.equal(ws.requests("keepalive").length, 0, "a keepalive on a busy connection");
+  // then silence: one keepalive 60 s after the last request
+  await h.clock.advance(49_000);
+  assert.equal(ws.requests("keepalive").length, 0);
+  await h.clock.advance(1_000);
+  assert.equal(ws.requests("keepalive").length, 1);
+  h.client.close();
+});

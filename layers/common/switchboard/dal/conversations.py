@@ -418,6 +418,40 @@ class ConversationRepository(DynamoRepository):
         item = response.get("Item")
         return _member(from_item(item)) if item else None
 
+    def memberships(self, user_id: str, conversation_ids: Iterable[str]) -> dict[str, Member]:
+        """The user's member items in these conversations (one BatchGetItem per 100; a
+        conversation the user was never in is left out). Former members have ``left_at``."""
+        ids = list(dict.fromkeys(conversation_ids))
+        found: dict[str, Member] = {}
+        for start in range(0, len(ids), 100):
+            keys = [
+                {"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}}
+                for c in ids[start : start + 100]
+            ]
+            request: dict[str, Any] = {self.table: {"Keys": keys}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    member = _member(from_item(item))
+                    found[member.conversation_id] = member
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def former_members(self, conversation_id: str, limit: int = 1000) -> list[Member]:
+        """Who left, declined or was removed (member items with ``leftSeq``): one Query of
+        the conversation's member items, at most ``limit`` read."""
+        response = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="conversationId = :c AND begins_with(sk, :m)",
+            FilterExpression="attribute_exists(leftSeq)",
+            ExpressionAttributeValues={
+                ":c": {"S": conversation_id},
+                ":m": {"S": member_key("")},
+            },
+            Limit=limit,
+        )
+        return [_member(from_item(item)) for item in response["Items"]]
+
     # ------------------------------------------------------------------ sending
     def append(
         self,

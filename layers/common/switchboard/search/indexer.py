@@ -34,6 +34,7 @@ from switchboard.search.index import (
     Posting,
     SearchIndexRepository,
     conversation_scope,
+    sort_key,
     user_scope,
 )
 from switchboard.search.text import Document, analyse
@@ -118,16 +119,38 @@ class SearchIndexer:
         return self.apply(changes)
 
     def apply(self, changes: list[Change]) -> IndexReport:
-        members = {
-            cid: c.members
+        # Only members who accepted get the document in their own scope: a stranger's
+        # message request reaches nobody's search but the sender's (the conversation's
+        # scope has it, for a search that names it), so no volume of requests can push a
+        # contact's messages out of the newest windows a search reads.
+        accepted = {
+            cid: c.accepted()
             for cid, c in self.conversations.get_many({c.conversation_id for c in changes}).items()
         }
+        # An edit or a delete also takes the message's document from the scopes of former
+        # members who had it (seq up to the one they left at): their history withholds a
+        # late edit and shows a delete, and their index keeps no words they can no longer
+        # see. One Query per conversation that had such a change (edits are rare).
+        former: dict[str, list[tuple[str, int]]] = {}
+        for cid in {c.conversation_id for c in changes if c.old is not None}:
+            former[cid] = [
+                (m.user_id, m.left_seq)
+                for m in self.conversations.former_members(cid)
+                if m.left_seq is not None
+            ]
         # document key (pk, sk) -> the item to put, or None to delete; the last change wins.
         final: dict[tuple[str, str], dict[str, Any] | None] = {}
         for change in changes:
-            people = sorted(members.get(change.conversation_id, ()))
+            people = sorted(accepted.get(change.conversation_id, ()))
             old = self._items(change.old, people)
             new = self._items(change.new, people)
+            if change.old is not None:
+                seq = change.old.seq
+                gone = [
+                    u for u, left_seq in former.get(change.conversation_id, ()) if seq <= left_seq
+                ]
+                for pk in map(user_scope, gone):
+                    final[(pk, sort_key(change.old.created_at, change.conversation_id, seq))] = None
             for key in old.keys() - new.keys():
                 final[key] = None
             for key, item in new.items():

@@ -3,17 +3,23 @@ ranks them, and checks the page of hits against the messages as stored now (a de
 message or an edit that dropped the words is never shown, whatever the index still holds).
 
 Privacy: without ``conversationId`` the search reads only the caller's own scope
-(``u#<userId>``), which holds documents for the conversations the caller was a member of
+(``u#<userId>``), which holds documents for the conversations the caller had accepted
 when each message was indexed; with it, membership is checked first (as for history: a
 former member - left, removed, declined - finds only what came up to the seq they left
-at), then the conversation's scope is read. Nobody's query ever reads another user's scope.
+at, and reads nothing of the conversation's scope newer than their leave), then the
+conversation's scope is read. Nobody's query ever reads another user's scope. A former
+member never sees an edit made after they left (history withholds it too): such a hit
+is dropped, whichever scope found it.
 
 Cost of one search (docs/search.md): one GetItem when a conversation is named (a refusal
 costs that alone), one rate-limit UpdateItem, one Query per window of documents read
-(at most ``reads_per_search``: a window that fills the page ends the reading), one
-BatchGetItem of the page's messages (one more per round of hits found stale). Everything
-is bounded by the limits, never by how many conversations or messages the caller has;
-the cursor goes on into older windows.
+(at most ``reads_per_search``: a window that fills the page ends the reading), and at
+most ``fetch_rounds`` BatchGetItems of candidate messages in the whole request (the
+first fetches the page; a candidate found stale costs a place in a later round, and
+when the rounds are spent the cursor goes on from there); one more BatchGetItem of the
+caller's member items when a hit was edited (to withhold edits made after a leave).
+Everything is bounded by the limits, never by how many conversations or messages the
+caller has; the cursor goes on into older windows.
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import Field, StringConstraints, TypeAdapter
 
-from switchboard.dal.conversations import ConversationRepository, StoredMessage
+from switchboard.dal.conversations import ConversationRepository, Member, StoredMessage
 from switchboard.dal.items import is_condition_failure
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.errors import BadRequest, Forbidden, NotFound, RateLimited
@@ -39,6 +45,8 @@ from switchboard.search.index import (
     Posting,
     SearchIndexRepository,
     conversation_scope,
+    just_above,
+    not_after,
     user_scope,
 )
 from switchboard.search.ranking import Candidate, ClauseRead, rank
@@ -59,6 +67,7 @@ class SearchLimits:
     max_clauses: int = 8  # words (and phrase words) per query
     documents_per_read: int = 500  # newest documents read per window (one Query page)
     reads_per_search: int = 4  # windows read at most before a page is returned
+    fetch_rounds: int = 3  # BatchGetItems of candidate messages per request, at most
     searches_per_user: int = 60
     window_seconds: int = 10
 
@@ -86,8 +95,9 @@ class SearchService:
             raise BadRequest(str(exc)) from None
         before, offset = _decode_cursor(data.cursor, _digest(data)) if data.cursor else (None, 0)
         # a former member searches up to the seq they left at (the same bound on every
-        # window, so a cursor's position in a ranking holds)
+        # window, so a cursor's position in a ranking holds), and reads nothing newer
         max_seq: dict[str, int] | None = None
+        left_at: int | None = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
@@ -97,6 +107,10 @@ class SearchService:
                 if former is None or former.left_seq is None:
                     raise Forbidden("you are not a member of this conversation")
                 max_seq = {data.conversationId: former.left_seq}
+                left_at = former.left_at or 0
+                # not even a cursor (its sort keys are the conversation's) reads past it
+                ceiling = not_after(left_at)
+                before = ceiling if before is None or before > ceiling else before
             scope = conversation_scope(data.conversationId)
         else:
             scope = user_scope(caller.user_id)
@@ -105,42 +119,64 @@ class SearchService:
         self._count(caller)
         if not query.clauses:  # only stop words: nothing to look for
             return wire.SearchResult(hits=[], cursor=None)
-        hits: list[wire.SearchHit] = []
+        page = _Page(caller.user_id, data.limit, left_at, self.limits.fetch_rounds)
         for _ in range(self.limits.reads_per_search):
             window = self.index.read(scope, self.limits.documents_per_read, before)
+            if before is None and window.newest is not None:
+                before = just_above(window.newest)  # a cursor reads this window again
             ranked = rank(query, _clause_reads(query, window.documents), max_seq)
-            position = self._fill(query, ranked, offset, data.limit, hits)
-            if position < len(ranked):  # the page is full within this window
-                return wire.SearchResult(hits=hits, cursor=_encode_cursor(before, position, data))
+            position = self._fill(query, ranked, offset, page)
+            if position < len(ranked):  # the page is full, or the fetches are spent
+                return page.result(_encode_cursor(before, position, data))
             if window.older is None:  # nothing older: the search is complete
-                return wire.SearchResult(hits=hits, cursor=None)
+                return page.result(None)
             before, offset = window.older, 0
-            if len(hits) >= data.limit:
+            if page.full:
                 break
         # The page is full, or the read budget is spent: the cursor reads on from there.
-        return wire.SearchResult(hits=hits, cursor=_encode_cursor(before, 0, data))
+        return page.result(_encode_cursor(before, 0, data))
 
-    def _fill(
-        self,
-        query: Query,
-        ranked: list[Candidate],
-        offset: int,
-        limit: int,
-        hits: list[wire.SearchHit],
-    ) -> int:
-        """Adds the hits of ``ranked`` from ``offset`` to ``hits`` up to ``limit``; returns
-        the position reached. A candidate whose message is gone or no longer matches is
-        skipped (the index will catch up from the stream)."""
+    def _fill(self, query: Query, ranked: list[Candidate], offset: int, page: _Page) -> int:
+        """Adds the hits of ``ranked`` from ``offset`` to the page until it is full or its
+        fetch rounds are spent; returns the position reached. A candidate whose message is
+        gone or no longer matches is skipped (the index will catch up from the stream).
+        A round fetches at least twice the page (at most 100), so stale candidates cost
+        places in a bounded number of BatchGetItems, not one call each."""
         position = offset
-        while len(hits) < limit and position < len(ranked):
-            page = ranked[position : position + limit - len(hits)]
-            position += len(page)
-            stored = self.conversations.messages_at([c.key for c in page])
-            for candidate in page:
+        while not page.full and page.rounds and position < len(ranked):
+            page.rounds -= 1
+            want = min(max(page.limit - len(page.hits), 2 * page.limit), 100)
+            batch = ranked[position : position + want]
+            stored = self.conversations.messages_at([c.key for c in batch])
+            self._withhold_late_edits(page, stored)
+            for candidate in batch:
+                if page.full:
+                    break
+                position += 1
                 hit = _hit(query, candidate, stored.get(candidate.key))
                 if hit is not None:
-                    hits.append(hit)
+                    page.hits.append(hit)
         return position
+
+    def _withhold_late_edits(
+        self, page: _Page, stored: dict[tuple[str, int], StoredMessage]
+    ) -> None:
+        """Drops from ``stored`` what the caller may not see as a former member: an edit
+        made after they left (history withholds it the same way). Only edited messages
+        need the caller's membership, read in one BatchGetItem and kept for the request."""
+        edited = {m.conversation_id for m in stored.values() if m.edited_at is not None}
+        unknown = edited - page.memberships.keys()
+        if unknown and page.left_at is None:
+            page.memberships.update(self.conversations.memberships(page.user_id, unknown))
+        for key, message in list(stored.items()):
+            if message.edited_at is None:
+                continue
+            left_at = page.left_at
+            if left_at is None:
+                member = page.memberships.get(message.conversation_id)
+                left_at = member.left_at if member is not None else None
+            if left_at is not None and message.edited_at > left_at:
+                del stored[key]
 
     def _count(self, caller: Caller) -> None:
         rule = RateLimit(
@@ -158,6 +194,25 @@ class SearchService:
                 f"rate limit reached: at most {rule.limit} searches per {rule.window_seconds} s",
                 details={"retryAfterMs": rule.retry_after_ms(now_ms)},
             ) from None
+
+
+@dataclass(slots=True)
+class _Page:
+    """One request's page of hits and what it may still spend."""
+
+    user_id: str
+    limit: int
+    left_at: int | None  # the named conversation's, for a former member
+    rounds: int  # BatchGetItems of candidates left
+    hits: list[wire.SearchHit] = field(default_factory=list)
+    memberships: dict[str, Member] = field(default_factory=dict)
+
+    @property
+    def full(self) -> bool:
+        return len(self.hits) >= self.limit
+
+    def result(self, cursor: str | None) -> wire.SearchResult:
+        return wire.SearchResult(hits=self.hits, cursor=cursor)
 
 
 def _clause_reads(query: Query, documents: list[list[Posting]]) -> list[ClauseRead]:
