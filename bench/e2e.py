@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -113,6 +114,88 @@ async def _pairs(ds: RunningDevserver, count: int) -> list[tuple[TimedClient, Ti
     return pairs
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# The devserver's components, as the CPU figures name them.
+EVENT_LOOP = "devserver event loop (gateway, worker IPC, stream mappings)"
+MOTO = "devserver threads (moto, SQS pollers)"
+CLIENTS = "bench clients (this process)"
+# An idle devserver uses ~5 % of a core (its eight SQS long polls, one a second each).
+QUIET_CORES = 0.1
+
+
+def _cpu_seconds(stat_path: str) -> float:
+    """user + system CPU seconds of a process or thread (/proc/<pid>[/task/<tid>]/stat);
+    0 when it is gone."""
+    try:
+        with open(stat_path) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_snapshot(ds: RunningDevserver) -> dict[str, float]:
+    """CPU seconds so far per component: the devserver's event loop thread, its other
+    threads (moto serves each request on a thread of its own; the SQS long polls), each
+    function's worker processes (by logical id) and this process (the clients). Linux
+    /proc; empty elsewhere."""
+    root = ds.process.pid
+    if not os.path.exists(f"/proc/{root}/stat"):
+        return {}
+    pools = admin(ds, "GET", "/__devserver/workers")
+    total = _cpu_seconds(f"/proc/{root}/stat")
+    loop = _cpu_seconds(f"/proc/{root}/task/{root}/stat")
+    snapshot = {EVENT_LOOP: loop, MOTO: total - loop}
+    for logical_id, pool in pools.items():
+        snapshot[logical_id] = sum(
+            _cpu_seconds(f"/proc/{w['pid']}/stat") for w in pool["workers"] if w["alive"]
+        )
+    times = os.times()
+    snapshot[CLIENTS] = times.user + times.system
+    return snapshot
+
+
+async def _until_quiet(ds: RunningDevserver, timeout: float = 120.0) -> tuple[float, bool]:
+    """Waits until the devserver and its workers use under QUIET_CORES of a core for a
+    second (the stream consumers have caught up), at most ``timeout`` seconds; returns
+    the seconds waited and whether it got quiet."""
+    start = time.monotonic()
+    before = await asyncio.to_thread(cpu_snapshot, ds)
+    while time.monotonic() - start < timeout:
+        await asyncio.sleep(1.0)
+        now = await asyncio.to_thread(cpu_snapshot, ds)
+        used = sum(now[k] - before.get(k, 0.0) for k in now if k != CLIENTS)
+        if used < QUIET_CORES:
+            return round(time.monotonic() - start, 1), True
+        before = now
+    return round(time.monotonic() - start, 1), False
+
+
+def cpu_per_message(
+    before: dict[str, float], after: dict[str, float], messages: int
+) -> dict[str, Any]:
+    """CPU milliseconds per delivered message by component, and what they cap: the
+    devserver process is one interpreter (one core at most, whatever the machine has),
+    everything together shares the machine's cores."""
+    if not before or not messages:
+        return {}
+    per = {k: round((after[k] - before.get(k, 0.0)) * 1000 / messages, 2) for k in after}
+    per = dict(sorted(((k, v) for k, v in per.items() if v > 0), key=lambda kv: -kv[1]))
+    devserver = per.get(EVENT_LOOP, 0.0) + per.get(MOTO, 0.0)
+    total = sum(per.values())
+    cores = os.cpu_count() or 1
+    return {
+        "ms_per_message": per,
+        "devserver_ms_per_message": round(devserver, 2),
+        "total_ms_per_message": round(total, 2),
+        # Ceilings on an otherwise idle machine: the devserver process saturates one core
+        # at 1000 / its ms; all of it together saturates the cores at cores*1000 / total.
+        "ceiling_msgs_per_s_devserver_process": round(1000 / devserver, 1) if devserver else None,
+        "ceiling_msgs_per_s_all_cores": round(cores * 1000 / total, 1) if total else None,
+        "cores": cores,
+    }
+
+
 async def latency_and_throughput(
     ds: RunningDevserver,
     pairs_count: int,
@@ -131,7 +214,15 @@ async def latency_and_throughput(
         return sum(len(r.latencies_ms) for _, r, _ in pairs)
 
     try:
+        # The warm-ups' stream work and the idle users' connections (each sets off the
+        # connection consumers and the aggregator) are let finish first, up to 2 minutes,
+        # so the CPU counted below is the burst's; if they have not, that is reported.
+        settle_before, quiet_before = await _until_quiet(ds)
         sent = {"count": 0}
+        sends_by = {s.user_id: 0 for s, _, _ in pairs}
+        seen = {r.user_id: (len(r.arrival_order), r.duplicates) for _, r, _ in pairs}
+        cpu_before = await asyncio.to_thread(cpu_snapshot, ds)
+        load_before = os.getloadavg()
         deadline = time.perf_counter() + saturate_seconds
         burst_start = time.perf_counter()
 
@@ -139,12 +230,46 @@ async def latency_and_throughput(
             while time.perf_counter() < deadline:
                 await sender.send(conversation, stamp())
                 sent["count"] += 1
+                sends_by[sender.user_id] += 1
 
         await asyncio.gather(*(saturate(s, c) for s, _, c in pairs for _ in range(in_flight)))
         await _wait_until(lambda: arrived() >= sent["count"], timeout=60)
         last_arrival = max(r.last_arrival for _, r, _ in pairs)
         throughput = sent["count"] / (last_arrival - burst_start)
-        progress(f"e2e: {sent['count']} messages back to back, {throughput:.1f} msg/s")
+        load_after = os.getloadavg()
+        cpu_window = await asyncio.to_thread(cpu_snapshot, ds)
+        # Every message once, in seq order: what each recipient got since the burst began.
+        delivery = {"in_order": True, "delivered_once": True, "duplicates": 0}
+        for sender, recipient, _ in pairs:
+            count, duplicates = seen[recipient.user_id]
+            got = recipient.arrival_order[count:]
+            delivery["duplicates"] += recipient.duplicates - duplicates
+            delivery["in_order"] &= got == sorted(got)
+            delivery["delivered_once"] &= len(got) == len(set(got)) == sends_by[sender.user_id]
+        delivery["delivered_once"] &= delivery["duplicates"] == 0
+        # The consumers' share (search index, analytics...) counts too: until quiet. If
+        # the devserver was still busy with the crowd before the burst, that work would be
+        # counted as the messages': then only the burst's own window is (an upper bound).
+        settled, _ = await _until_quiet(ds)
+        if quiet_before:
+            after = await asyncio.to_thread(cpu_snapshot, ds)
+            cpu = cpu_per_message(cpu_before, after, sent["count"])
+            cpu["counted"] = "the burst and its stream consumers until quiet"
+        else:
+            cpu = cpu_per_message(cpu_before, cpu_window, sent["count"])
+            cpu["counted"] = (
+                "the burst's window only: the idle users' connection work was still running "
+                f"after {settle_before:.0f} s (included: an upper bound)"
+            )
+        progress(
+            f"e2e: {sent['count']} messages back to back, {throughput:.1f} msg/s "
+            f"(load {load_before[0]:.1f}), in order: {delivery['in_order']}, "
+            f"once: {delivery['delivered_once']}; CPU ms/message: "
+            f"devserver {cpu.get('devserver_ms_per_message')}, "
+            f"all {cpu.get('total_ms_per_message')}"
+        )
+        if not delivery["in_order"]:
+            raise RuntimeError("e2e: a recipient got messages out of seq order")
 
         for _, recipient, _ in pairs:
             recipient.latencies_ms.clear()
@@ -181,6 +306,12 @@ async def latency_and_throughput(
         "saturation_seconds": saturate_seconds,
         "saturation_in_flight_per_sender": in_flight,
         "saturation_messages": sent["count"],
+        "saturation_load_average": [round(load_before[0], 1), round(load_after[0], 1)],
+        "saturation_delivery": delivery,
+        "settle_seconds_before_burst": settle_before,
+        "settled_before_burst": quiet_before,
+        "saturation_settle_seconds": settled,
+        "cpu": cpu,
         "load_fraction": load_fraction,
         "offered_msgs_per_s": round(rate_per_sender * pairs_count, 2),
         "steady_seconds": steady_seconds,
@@ -410,18 +541,78 @@ def measure(
             # Connections stream's consumer has thousands of records to work through
             # before it reaches a new connection's (measured: over 120 s here).
             offline = await backlog_pair(ds, backlog_messages, backlog_rounds, progress)
-            crowd, connected = await idle_crowd(ds, idle_users, connect_concurrency, progress)
-            try:
-                figures = await latency_and_throughput(
-                    ds, pairs, load_fraction, steady_seconds, saturate_seconds, in_flight, progress
-                )
-            finally:
-                await asyncio.gather(*(c.close() for c in crowd), return_exceptions=True)
-            figures["idle_users"] = connected
+            figures = await _crowd_and_pairs(
+                ds,
+                pairs=pairs,
+                load_fraction=load_fraction,
+                steady_seconds=steady_seconds,
+                saturate_seconds=saturate_seconds,
+                idle_users=idle_users,
+                connect_concurrency=connect_concurrency,
+                in_flight=in_flight,
+                progress=progress,
+            )
             return figures, offline
 
         figures, offline = asyncio.run(run())
     return {"workers_per_function": workers, **figures, "backlog": offline}
+
+
+async def _crowd_and_pairs(
+    ds: RunningDevserver,
+    *,
+    pairs: int,
+    load_fraction: float,
+    steady_seconds: float,
+    saturate_seconds: float,
+    idle_users: int,
+    connect_concurrency: int,
+    in_flight: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Figure 4: ``idle_users`` connect and stay (silent) while the pairs send."""
+    crowd, connected = await idle_crowd(ds, idle_users, connect_concurrency, progress)
+    try:
+        figures = await latency_and_throughput(
+            ds, pairs, load_fraction, steady_seconds, saturate_seconds, in_flight, progress
+        )
+    finally:
+        await asyncio.gather(*(c.close() for c in crowd), return_exceptions=True)
+    figures["idle_users"] = connected
+    return figures
+
+
+def measure_throughput(
+    workdir: Path,
+    *,
+    pairs: int,
+    load_fraction: float,
+    steady_seconds: float,
+    saturate_seconds: float,
+    idle_users: int,
+    connect_concurrency: int = 20,
+    workers: int = 2,
+    in_flight: int = 1,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Figure 4 alone (``python -m bench --only e2e``), on a devserver of its own."""
+    start = time.perf_counter()
+    with devserver(workdir, workers) as ds:
+        progress(f"e2e: devserver ready in {time.perf_counter() - start:.1f} s")
+        figures = asyncio.run(
+            _crowd_and_pairs(
+                ds,
+                pairs=pairs,
+                load_fraction=load_fraction,
+                steady_seconds=steady_seconds,
+                saturate_seconds=saturate_seconds,
+                idle_users=idle_users,
+                connect_concurrency=connect_concurrency,
+                in_flight=in_flight,
+                progress=progress,
+            )
+        )
+    return {"workers_per_function": workers, **figures}
 
 
 def measure_backlog(

@@ -4,17 +4,17 @@
   it (it comes back after the queue's visibility timeout, moto redrives to the DLQ after
   maxReceiveCount); with `ReportBatchItemFailures` only the reported items stay.
   Several pollers per mapping (as many as the function has workers), like Lambda scaling.
-- `DynamoDB`: polls every shard of the table's stream in order; a failing batch is
+- `DynamoDB`: reads the table's stream in order, in-process from moto and as records are
+  appended (devserver/streams.py), gathering up to MaximumBatchingWindowInSeconds
+  unless a batch fills; a failing batch is
   retried (from the first reported `itemIdentifier` with ReportBatchItemFailures), up to
   MaximumRetryAttempts (-1 = until it succeeds, as on AWS), optionally bisected; then its
   records are skipped and, with `DestinationConfig.OnFailure`, the invocation record that
   locates them goes to that queue (devserver/stream_failures.py).
 - `Schedule`/`ScheduleV2`: `rate(...)` expressions, sped up by a factor for development.
-boto3 is synchronous: each call runs in a thread, never on the event loop. Each SQS poller
-and each shard's poller has a thread of its own: in the shared default pool (6 threads on
-2 cores), 8 SQS long polls of 1 s each kept the stream polls waiting for a thread (a new
-connection's stream record was picked up 0.7-1.2 s late, where Lambda polls a shard 4
-times a second).
+boto3 is synchronous: each call runs in a thread, never on the event loop. The SQS long
+polls have a pool of their own: they block a thread each for up to a second, and in the
+default pool (6 threads on 2 cores) eight of them left every other call queued.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from devserver import ACCOUNT_ID, REGION
 from devserver.aws_faults import STREAM_FAULTS
 from devserver.provision import aws_client
 from devserver.stream_failures import OnFailureDestination
+from devserver.streams import ShardCursor, StreamReader
 from devserver.template import FunctionSpec
 from devserver.workers import InvocationResult, WorkerPools
 
@@ -44,12 +45,17 @@ __all__ = ["EventSources"]
 
 log = logging.getLogger("devserver.events")
 
+# A stream reader wakes as soon as a record is appended; this only bounds how long a wait
+# lasts when none is (so a stop is noticed).
+IDLE_WAKE_SECONDS = 1.0
+# Lambda reads a stream's shard at most 4 times a second: records that arrive in between
+# wait for the next read and go out in one batch (as on AWS; one invocation per record
+# would cost more than the records' work).
+STREAM_POLL_SECONDS = 0.25
 
-async def _call(fn: Callable[..., Any], /, thread: Executor | None = None, **kwargs: Any) -> Any:
-    """``fn(**kwargs)`` in ``thread`` (a poller's own), else in the default pool."""
-    if thread is None:
-        return await asyncio.to_thread(fn, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(thread, functools.partial(fn, **kwargs))
+
+async def _call(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, **kwargs)
 
 
 # Sends the invocation record of skipped records: (records, attempts, last result).
@@ -94,10 +100,19 @@ class EventSources:
         self.moto_url = moto_url
         self.schedule_speedup = max(schedule_speedup, 1e-6)
         self._tasks: list[asyncio.Task[None]] = []
-        self._threads: list[ThreadPoolExecutor] = []
         self._stopping = asyncio.Event()
+        self._sqs_threads: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        pollers = sum(
+            self.pools[spec.logical_id].size
+            for spec in self.functions
+            for event in spec.events.values()
+            if event.get("Type") == "SQS"
+            and (event.get("Properties") or {}).get("Enabled") not in (False, "false")
+        )
+        if pollers:
+            self._sqs_threads = ThreadPoolExecutor(pollers, thread_name_prefix="sqs-poller")
         for spec in self.functions:
             for name, event in spec.events.items():
                 etype = event.get("Type")
@@ -128,14 +143,8 @@ class EventSources:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5.0)
-        for thread in self._threads:
-            thread.shutdown(wait=False, cancel_futures=True)
-
-    def _own_thread(self, name: str) -> Executor:
-        """A thread for one poller's boto3 calls (made when the poller starts)."""
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._threads.append(thread)
-        return thread
+        if self._sqs_threads is not None:
+            self._sqs_threads.shutdown(wait=False, cancel_futures=True)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopping; True if it is time to stop."""
@@ -153,7 +162,6 @@ class EventSources:
         batch_size = int(props.get("BatchSize", 10))
         window = float(props.get("MaximumBatchingWindowInSeconds", 0))
         partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
-        thread = self._own_thread(f"{label}-{index}")
         if index == 0:
             log.info(
                 "mapping  %s: SQS %s -> %s (batch %d)",
@@ -164,7 +172,7 @@ class EventSources:
             )
         while not self._stopping.is_set():
             try:
-                messages = await self._sqs_receive(client, queue_url, batch_size, window, thread)
+                messages = await self._sqs_receive(client, queue_url, batch_size, window)
                 if not messages:
                     continue
                 records = [self._sqs_record(m, queue_arn) for m in messages]
@@ -173,7 +181,6 @@ class EventSources:
                 if to_delete:
                     await _call(
                         client.delete_message_batch,
-                        thread,
                         QueueUrl=queue_url,
                         Entries=[
                             {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
@@ -188,20 +195,22 @@ class EventSources:
                     return
 
     async def _sqs_receive(
-        self, client: Any, queue_url: str, batch_size: int, window: float, thread: Executor
+        self, client: Any, queue_url: str, batch_size: int, window: float
     ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + window
         messages: list[dict[str, Any]] = []
         while len(messages) < batch_size and not self._stopping.is_set():
-            response = await _call(
-                client.receive_message,
-                thread,
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=min(10, batch_size - len(messages)),
-                WaitTimeSeconds=1,
-                AttributeNames=["All"],
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
+            response = await asyncio.get_running_loop().run_in_executor(
+                self._sqs_threads,
+                functools.partial(
+                    client.receive_message,
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ),
             )
             got = response.get("Messages") or []
             messages += got
@@ -268,78 +277,70 @@ class EventSources:
 
     # ------------------------------------------------------------------ DynamoDB Streams
     async def _dynamodb(self, spec: FunctionSpec, props: dict[str, Any], label: str) -> None:
-        client = aws_client("dynamodbstreams", self.moto_url)
+        """One shard (moto's tables have one), read in-process (devserver/streams.py):
+        records are picked up as they are appended; an idle stream costs nothing."""
         stream_arn = str(props["Stream"])
         log.info("mapping  %s: DynamoDB stream -> %s", label, spec.logical_id)
-        shard_tasks: dict[str, asyncio.Task[None]] = {}
+        reader = StreamReader(stream_arn)
         try:
-            while not self._stopping.is_set():
-                try:
-                    desc = (await _call(client.describe_stream, StreamArn=stream_arn))[
-                        "StreamDescription"
-                    ]
-                    for shard in desc.get("Shards") or []:
-                        sid = shard["ShardId"]
-                        if sid not in shard_tasks:
-                            shard_tasks[sid] = asyncio.create_task(
-                                self._shard(client, spec, props, label, stream_arn, sid)
-                            )
-                except Exception:
-                    log.exception("%s: describe_stream failed", label)
-                if await self._sleep(5.0):
-                    return
+            await self._shard(reader, spec, props, label, stream_arn)
         finally:
-            for task in shard_tasks.values():
-                task.cancel()
+            reader.close()
 
     async def _shard(
         self,
-        client: Any,
+        reader: StreamReader,
         spec: FunctionSpec,
         props: dict[str, Any],
         label: str,
         stream_arn: str,
-        shard_id: str,
     ) -> None:
         position = str(props.get("StartingPosition", "LATEST"))
         batch_size = int(props.get("BatchSize", 100))
+        # Lambda gathers records for up to this long before it invokes, unless a batch
+        # fills first (fewer, fuller invocations: the aggregator's is 1 s).
+        window = float(props.get("MaximumBatchingWindowInSeconds", 0))
         max_retries = int(props.get("MaximumRetryAttempts", -1))
         bisect = props.get("BisectBatchOnFunctionError") in (True, "true")
         partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
         destination = OnFailureDestination.of(spec, label, props, self.moto_url)
-        on_failure = (
-            functools.partial(destination.send, stream_arn, shard_id) if destination else None
-        )
-        thread = self._own_thread(f"{label}-{shard_id}")
-        iterator: str | None = (
-            await _call(
-                client.get_shard_iterator,
-                thread,
-                StreamArn=stream_arn,
-                ShardId=shard_id,
-                ShardIteratorType=position if position != "AT_TIMESTAMP" else "TRIM_HORIZON",
-            )
-        )["ShardIterator"]
-        pending: list[dict[str, Any]] = []
-        while iterator and not self._stopping.is_set():
+        cursor: ShardCursor | None = None
+        while cursor is None:
             try:
-                response = await _call(
-                    client.get_records, thread, ShardIterator=iterator, Limit=1000
-                )
-            except Exception:
-                log.exception("%s: get_records failed", label)
-                if await self._sleep(1.0):
+                cursor = reader.cursor(position if position != "AT_TIMESTAMP" else "TRIM_HORIZON")
+            except LookupError:
+                log.exception("%s: no stream yet", label)
+                if await self._sleep(5.0):
                     return
+        pending: list[dict[str, Any]] = []
+        gathering_since: float | None = None
+        last_read = 0.0
+        while not self._stopping.is_set():
+            early = last_read + STREAM_POLL_SECONDS - time.monotonic()
+            if early > 0 and await self._sleep(early):
+                return
+            last_read = time.monotonic()
+            pending += [self._stream_record(r, stream_arn) for r in reader.read(cursor, 1000)]
+            if not pending:
+                await reader.wait(IDLE_WAKE_SECONDS)
                 continue
-            iterator = response.get("NextShardIterator")
-            pending += [self._stream_record(r, stream_arn) for r in response.get("Records", [])]
+            if window > 0 and len(pending) < batch_size:
+                gathering_since = gathering_since or time.monotonic()
+                left = gathering_since + window - time.monotonic()
+                if left > 0:
+                    await reader.wait(left)
+                    continue
+            gathering_since = None
+            on_failure = (
+                functools.partial(destination.send, stream_arn, cursor.shard.id)
+                if destination
+                else None
+            )
             while pending and not self._stopping.is_set():
                 batch, pending = pending[:batch_size], pending[batch_size:]
                 await self._deliver_stream_batch(
                     spec, label, batch, max_retries, bisect, partial, on_failure
                 )
-            if await self._sleep(0.25):
-                return
 
     async def _deliver_stream_batch(
         self,
@@ -409,7 +410,9 @@ class EventSources:
         ddb = dict(record.get("dynamodb") or {})
         created = ddb.get("ApproximateCreationDateTime")
         if isinstance(created, dt.datetime):
-            # boto3 parses it into a datetime; Lambda events carry epoch seconds.
+            # moto keeps a naive UTC datetime; Lambda events carry epoch seconds.
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=dt.UTC)
             ddb["ApproximateCreationDateTime"] = int(created.timestamp())
         return {
             "eventID": record.get("eventID") or uuid.uuid4().hex,

@@ -33,6 +33,7 @@ from devserver.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from devserver.management_api import add_management_routes
 from devserver.moto_fidelity import make_dynamodb_writes_atomic
 from devserver.provision import aws_client, provision
+from devserver.streams import watch_stream_appends
 from devserver.template import Template, load_yaml
 from devserver.turn import INSTALL_HINT, Coturn, coturn_binary, start_coturn
 from devserver.websocket_api import WebSocketApi, WebSocketApiConfig
@@ -98,6 +99,7 @@ class DevServer:
         ws_port, http_port = ws_sock.getsockname()[1], http_sock.getsockname()[1]
 
         make_dynamodb_writes_atomic()
+        watch_stream_appends()  # the stream mappings wake on new records (devserver/streams.py)
         self.moto = moto_server(opts.host)  # ThreadedMotoServer + fault injection
         self.moto.start()
         moto_host, moto_port = self.moto.get_host_and_port()

@@ -17,10 +17,11 @@ from switchboard.wire import membership as membership_wire
 from switchboard.wire import message_ops as ops_wire
 from switchboard.wire import messaging as wire
 
-service = services.messaging(MessagingSettings.from_env())
-preferences = services.preferences(MessagingSettings.from_env())
-membership = services.membership(MessagingSettings.from_env(), service)
-message_ops = services.message_ops(MessagingSettings.from_env(), service)
+settings = MessagingSettings.from_env()
+service = services.messaging(settings)
+preferences = services.preferences(settings)
+membership = services.membership(settings, service)
+message_ops = services.message_ops(settings, service)
 router = WebSocketRouter(
     {**wire.REPLIES, **membership_wire.REPLIES, **ops_wire.REPLIES},
     refreshed_token_exp=service.delivery.connections.refreshed_token_exp,

@@ -5,6 +5,7 @@ wall-clock assertions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -109,6 +110,27 @@ def test_one_cold_start_is_measured_in_a_fresh_process() -> None:
     assert wall > 0 and cpu > 0
     assert min(coldstart.time_import(subject, coldstart.BASELINE)) > 0
     assert "ConnectionFunction" in coldstart.websocket_functions(template)
+
+
+def test_import_and_first_request_are_measured_against_the_stack(stack: Stack) -> None:
+    # The second cold-start figure: a fresh process imports the message function and
+    # sends one message (a failed request would raise, not count as a cheaper sample).
+    events = coldstart.FirstRequests(stack, lambda _: None).events()
+    assert set(events) == coldstart.websocket_functions(stack.template)
+    subject = next(
+        replace(s, env={**s.env, **coldstart._stack_env(stack, s.name)})
+        for s in coldstart.subjects(stack.template)
+        if s.name == "MessageFunction"
+    )
+    measured = coldstart.time_first_request(subject, events["MessageFunction"])
+    assert measured["total_ms"] > measured["import_ms"] > 0
+    baseline = coldstart.time_first_request(
+        subject, {"table": stack.table("UsersTable")}, coldstart.BASELINE
+    )
+    assert baseline["total_ms"] > baseline["import_ms"] > 0
+    refused = {**events["MessageFunction"], "body": "{}"}  # answered bad_request
+    with pytest.raises(RuntimeError, match="the first request failed"):
+        coldstart.time_first_request(subject, refused)
 
 
 def test_search_costs_are_counted_from_the_real_indexer_and_handler(stack: Stack) -> None:

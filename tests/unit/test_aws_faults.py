@@ -99,3 +99,69 @@ def test_stream_replays_follow_the_rate() -> None:
     streams.configure({"replayRate": 1.0})
     assert all(streams.replay() for _ in range(5))
     assert streams.snapshot()["replayed"] == 5
+
+
+def test_moto_dispatch_lists_moto_modules_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After list_moto_modules_once, finding a request's service lists no folder (it did
+    on every request) and still finds the right one."""
+    import os
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from devserver.aws_faults import list_moto_modules_once
+
+    list_moto_modules_once()
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    authorization = "AWS4-HMAC-SHA256 Credential=t/20261202/us-east-1/{}/aws4_request"
+    requests = {
+        "dynamodb": "DynamoDB_20120810.GetItem",
+        "sqs": "AmazonSQS.ReceiveMessage",
+    }
+
+    def service(name: str) -> str:
+        app = dispatcher.get_application(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/",
+                "SERVER_NAME": "127.0.0.1",
+                "HTTP_X_AMZ_TARGET": requests[name],
+                "HTTP_AUTHORIZATION": authorization.format(name),
+            }
+        )
+        return next(key for key, one in dispatcher.app_instances.items() if one is app)
+
+    for name in requests:  # each service's app is built once (botocore loads its model)
+        assert service(name) == name
+    listed: list[str] = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(str(path)) or listdir(path))
+    for _ in range(3):
+        for name in requests:
+            assert service(name) == name
+    assert listed == []
+
+
+def test_moto_names_a_handler_classs_methods_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After name_handler_methods_once, a response class's methods are listed once, not
+    per request, and the answer is the same."""
+    import inspect
+
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    from devserver.aws_faults import name_handler_methods_once
+
+    expected = {c: set(responses.method_names_from_class(c)) for c in (DynamoHandler, SQSResponse)}
+    name_handler_methods_once()
+    for clazz, names in expected.items():
+        assert set(responses.method_names_from_class(clazz)) == names
+    listed: list[object] = []
+    getmembers = inspect.getmembers
+    monkeypatch.setattr(
+        inspect, "getmembers", lambda o, *a, **k: listed.append(o) or getmembers(o, *a, **k)
+    )
+    for _ in range(3):
+        assert "transact_write_items" in responses.method_names_from_class(DynamoHandler)
+        assert "receive_message" in responses.method_names_from_class(SQSResponse)
+    assert listed == []

@@ -409,3 +409,37 @@ def test_the_backlog_alone_reports_its_goal_and_both_sides() -> None:
     assert "message:batch frames (7 frames)" in rows[2][0]
     # In a full run the goal is in the goals' rows already: not twice
     assert len(report.backlog_rows({**results, "e2e": {}})) == 2
+
+
+def test_cpu_per_message_splits_by_component_and_names_the_ceilings() -> None:
+    """Figure 4's CPU accounting: ms per message from two snapshots (CPU seconds), parts
+    that used nothing left out, the devserver process (one interpreter: one core at most)
+    and everything (all cores) turned into the message rates they cap."""
+    from bench import e2e
+
+    before = {e2e.EVENT_LOOP: 1.0, e2e.MOTO: 10.0, "MessageFunction": 2.0, "SearchFunction": 1.0}
+    after = {e2e.EVENT_LOOP: 1.2, e2e.MOTO: 12.0, "MessageFunction": 2.6, "SearchFunction": 1.0}
+    cpu = e2e.cpu_per_message(before, after, 100)
+    assert cpu["ms_per_message"] == {e2e.MOTO: 20.0, "MessageFunction": 6.0, e2e.EVENT_LOOP: 2.0}
+    assert cpu["devserver_ms_per_message"] == 22.0
+    assert cpu["total_ms_per_message"] == 28.0
+    assert cpu["ceiling_msgs_per_s_devserver_process"] == round(1000 / 22, 1)
+    assert cpu["ceiling_msgs_per_s_all_cores"] == round(cpu["cores"] * 1000 / 28, 1)
+    rows = report.e2e_rows(
+        {
+            "devserver_msgs_per_s": 40.0,
+            "e2e_p99_ms": 300.0,
+            "load_connect_per_s": 25.0,
+            "e2e": {
+                "clients": 100,
+                "offered_msgs_per_s": 12.0,
+                "load_fraction": 0.3,
+                "latency_ms": {"p50": 100.0, "p95": 200.0},
+                "idle_users": {"users": 1000, "concurrency": 20},
+                "cpu": cpu,
+            },
+        }
+    )
+    assert rows[0][-1] == "MISSED"  # the goal row: 40 < 100
+    assert "22.0 / 28.0 ms" in rows[-1][1]
+    assert e2e.cpu_per_message({}, after, 100) == {}

@@ -423,3 +423,57 @@ def test_item_reads_answer_exactly_what_motos_serialiser_writes(
     assert item["m"]["M"]["deep"] == {"M": {"l": {"L": [{"N": "1"}, {"NULL": True}]}}}
     assert answered_fast[4][1]["LastEvaluatedKey"] == {"pk": {"S": "p"}, "sk": {"N": "2"}}
     assert answered_fast[5][1] == {"Count": 3, "ScannedCount": 3}
+
+
+def test_an_update_expression_is_parsed_once_and_each_request_gets_its_own_values(
+    local_stack_ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse cache: one parse per expression text however many UpdateItems and
+    transaction Updates use it, each applied with its own values (the tree is shared,
+    never modified), and a bad expression is refused every time (errors are not cached)."""
+    from moto.dynamodb.parsing.expressions import ExpressionTokenizer
+
+    parsed: list[str] = []
+    tokenize = ExpressionTokenizer.make_list
+    monkeypatch.setattr(
+        ExpressionTokenizer,
+        "make_list",
+        lambda text: parsed.append(text) or tokenize(text),  # type: ignore[func-returns-value]
+    )
+    expression = "SET n = n + :step, tag = :tag"  # a text no other test uses
+    for pk, step in (("a", "2"), ("b", "5"), ("a", "3")):
+        local_stack_ddb.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": pk}},
+            UpdateExpression=expression,
+            ExpressionAttributeValues={":step": {"N": step}, ":tag": {"S": f"{pk}{step}"}},
+        )
+    local_stack_ddb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": {"pk": {"S": "c"}},
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeValues": {":step": {"N": "10"}, ":tag": {"S": "c10"}},
+                }
+            }
+        ]
+    )
+    assert parsed.count(expression) == 1
+    now = items(local_stack_ddb)
+    assert {pk: (i["n"]["N"], i["tag"]["S"]) for pk, i in now.items()} == {
+        "a": ("6", "a3"),
+        "b": ("6", "b5"),
+        "c": ("11", "c10"),
+    }
+    for _ in range(2):
+        error = cancelled(
+            lambda: local_stack_ddb.update_item(
+                TableName=TABLE,
+                Key={"pk": {"S": "a"}},
+                UpdateExpression="SET n = = :step",
+                ExpressionAttributeValues={":step": {"N": "1"}},
+            )
+        )
+        assert error.response["Error"]["Code"] == "ValidationException"

@@ -5,7 +5,9 @@ have no defaults: a function deployed without them fails at cold start, not at t
 first request that happens to need them.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 import os
 from typing import Annotated, Literal, Self
@@ -16,7 +18,9 @@ from switchboard import limits
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built when a function reads its own settings (``from_env``, at cold start), not when
+    # this module defines every function's: one function's import builds one model.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls) -> Self:

@@ -13,9 +13,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter
+from pydantic import Field, StringConstraints
 
 from switchboard.dal.conversations import (
     Conversation,
@@ -57,6 +58,9 @@ from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
 from switchboard.wire.membership import ConversationAccepted, ConversationRequest
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
@@ -663,18 +667,23 @@ def _encode_cursor(position: tuple[int, str]) -> str:
 
 
 # A cursor is ours (base64 of [lastActivityAt, conversationId]) but comes back from the
-# client: validated as strictly as any other input.
-_CURSOR = TypeAdapter(
-    tuple[
-        Annotated[int, Field(ge=0, le=2**53)],
-        Annotated[str, StringConstraints(min_length=1, max_length=64)],
-    ]
-)
+# client: validated as strictly as any other input. Built on the first paged
+# conversation:list, off the cold start.
+@cache
+def _cursor() -> TypeAdapter[tuple[int, str]]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(
+        tuple[
+            Annotated[int, Field(ge=0, le=2**53)],
+            Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        ]
+    )
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
     try:
-        return _CURSOR.validate_json(base64.urlsafe_b64decode(cursor.encode()), strict=True)
+        return _cursor().validate_json(base64.urlsafe_b64decode(cursor.encode()), strict=True)
     except (ValueError, TypeError):  # binascii.Error and ValidationError are ValueErrors
         raise BadRequest("invalid cursor") from None
 

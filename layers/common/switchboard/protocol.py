@@ -8,7 +8,9 @@ Every request gets exactly one reply through the route response:
 Server push: ``{"type": "<event>", "data": {...}}``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 import json
 import re
@@ -72,9 +74,16 @@ Omitted = Annotated[T | None, Field(exclude_if=_is_none, json_schema_extra=_not_
 
 class WireModel(BaseModel):
     """Base of every client-sent payload: unknown fields are refused, not ignored, so a
-    typo in a field name is a clear ``bad_request`` instead of a silently dropped value."""
+    typo in a field name is a clear ``bad_request`` instead of a silently dropped value.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    ``defer_build``: a model's validator and serialiser are built when it is first used,
+    not when its module is imported. A function imports every model of its features (the
+    reply map needs the classes) but a request uses two or three of them, so a cold start
+    builds only what the first request touches (docs/performance.md, section 1)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True
+    )
 
 
 class RequestFrame(BaseModel):
@@ -85,13 +94,19 @@ class RequestFrame(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+# The reply and push frames are written as dicts (reply_ok, reply_error, push): these
+# models describe them for the generated schema and docs, and are built only there.
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     code: ErrorCode
     message: str
     details: Any = None
 
 
 class ReplyFrame(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     type: Literal["reply"] = "reply"
     id: str | None = None
     ok: bool
@@ -100,6 +115,8 @@ class ReplyFrame(BaseModel):
 
 
 class PushFrame(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     type: str
     data: Any
 
@@ -116,9 +133,10 @@ class WireData(BaseModel):
     """Base of every reply and push payload the server sends. Built by services, serialised
     by ``wire()``: fields in declaration order (the order clients have always seen),
     ``Omitted`` fields left out when empty, every other field present (``null`` if none).
+    Built on first use (``defer_build``), as WireModel is.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def wire(self) -> dict[str, Any]:
         """The JSON-ready payload, checked: it must validate against its own model again

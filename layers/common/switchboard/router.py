@@ -10,7 +10,9 @@ Each function registers the actions it serves; replies travel back through the r
 response (the Lambda's return value), never through an extra PostToConnection call.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 import json
 import re

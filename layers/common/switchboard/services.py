@@ -7,6 +7,7 @@ services (the authorizer never loads the messaging stack, analytics never loads 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from switchboard.analytics.records import Handler
     from switchboard.analytics.report import AnalyticsReport
     from switchboard.auth import ConnectAuthorizer, TokenVerifier
+    from switchboard.calls.repository import CallRepository
     from switchboard.calls.service import CallService
     from switchboard.config import (
         AggregatorSettings,
@@ -255,11 +257,19 @@ def _upload_parts(settings: UploadSettings) -> tuple[UploadRepository, ObjectSto
 
 
 def uploads(settings: UploadSettings) -> UploadService:
-    from switchboard.calls.repository import CallRepository
     from switchboard.dal.ratelimits import RateLimiter
     from switchboard.uploads import UploadService
 
     repository, store, limits = _upload_parts(settings)
+    calls_table = settings.CALLS_TABLE
+
+    @cache
+    def call_repository() -> CallRepository:
+        # Imported and built on the first recording's upload:start, not at cold start.
+        from switchboard.calls.repository import CallRepository
+
+        return CallRepository(calls_table)
+
     return UploadService(
         repository,
         store,
@@ -267,7 +277,7 @@ def uploads(settings: UploadSettings) -> UploadService:
         limits,
         conversations(settings),
         counters=RateLimiter(settings.RATE_LIMITS_TABLE),
-        calls=CallRepository(settings.CALLS_TABLE) if settings.CALLS_TABLE else None,
+        calls=call_repository if calls_table else None,
     )
 
 

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from switchboard.calls.model import RECORDING_SLACK_MS, announced_recording_ms
 from switchboard.dal.conversations import ConversationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.dal.uploads import (
@@ -48,7 +47,6 @@ from switchboard.observability import logger
 from switchboard.protocol import PushData, push
 from switchboard.router import Caller
 from switchboard.wire import uploads as wire
-from switchboard.wire.calls import CallError
 
 if TYPE_CHECKING:
     from switchboard.calls.repository import CallRepository
@@ -170,7 +168,7 @@ class UploadService:
         conversations: ConversationRepository,
         *,
         counters: RateLimiter | None = None,
-        calls: CallRepository | None = None,
+        calls: Callable[[], CallRepository] | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = new_upload_id,
     ) -> None:
@@ -180,7 +178,9 @@ class UploadService:
         self.limits = limits
         self.conversations = conversations
         self.counters = counters
-        self.calls = calls
+        # Built on the first recording's upload:start: the call code and its wire models
+        # are off the upload function's cold path (recordings are rare).
+        self._calls = calls
         self._clock = clock
         self._new_id = new_id
 
@@ -291,7 +291,9 @@ class UploadService:
             assert data.callId is not None
             if content_type not in MEDIA_TYPES:
                 raise BadRequest(f"a recording is audio or video ({sorted(MEDIA_TYPES)})")
-            call = self.calls.get(data.callId) if self.calls is not None else None
+            from switchboard.calls.model import RECORDING_SLACK_MS, announced_recording_ms
+
+            call = self._calls().get(data.callId) if self._calls is not None else None
             if call is None or caller.user_id not in call.participants:
                 raise Forbidden("you are not a participant of this call")
             if caller.user_id not in call.recorded_by:
@@ -769,6 +771,8 @@ class UploadProcessor:
         if record.callId is not None:
             # The recording of a call: the call's own error push too (the recorder's
             # call UI shows it without tracking the upload).
+            from switchboard.wire.calls import CallError
+
             self._push(
                 record.ownerId,
                 CallError(

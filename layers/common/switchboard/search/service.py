@@ -30,10 +30,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from botocore.exceptions import ClientError
-from pydantic import Field, StringConstraints, TypeAdapter
+from pydantic import Field, StringConstraints
 
 from switchboard.dal.conversations import ConversationRepository, Member, StoredMessage
 from switchboard.dal.items import is_condition_failure
@@ -60,6 +61,9 @@ from switchboard.search.text import (
     snippet,
 )
 from switchboard.wire import search as wire
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,18 +291,23 @@ def _encode_cursor(before: str | None, offset: int, data: wire.MessageSearch) ->
 
 # The cursor is ours but comes back from the client: validated like any input, and only
 # for the query it was made for. It can only move the reading within the caller's scope.
-_CURSOR = TypeAdapter(
-    tuple[
-        Annotated[str, StringConstraints(max_length=200)],
-        Annotated[int, Field(ge=0, le=100_000)],
-        Annotated[str, StringConstraints(min_length=12, max_length=12)],
-    ]
-)
+# Built on the first search that pages on, off the cold start.
+@cache
+def _cursor() -> TypeAdapter[tuple[str, int, str]]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(
+        tuple[
+            Annotated[str, StringConstraints(max_length=200)],
+            Annotated[int, Field(ge=0, le=100_000)],
+            Annotated[str, StringConstraints(min_length=12, max_length=12)],
+        ]
+    )
 
 
 def _decode_cursor(cursor: str, digest: str) -> tuple[str | None, int]:
     try:
-        before, offset, made_for = _CURSOR.validate_json(
+        before, offset, made_for = _cursor().validate_json(
             base64.urlsafe_b64decode(cursor.encode()), strict=True
         )
     except (ValueError, TypeError):

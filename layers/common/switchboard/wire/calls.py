@@ -1,7 +1,9 @@
 """Calls: WebRTC signaling (SDP offers/answers, ICE candidates) and the call state machine's
 actions. See docs/protocol.md, "Calls"."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from typing import Annotated, Literal
 
@@ -9,7 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import EmptyData, Omitted, PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId, UserId
+from switchboard.wire.ids import ConversationId, UserId
 
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Media = Literal["audio", "video"]
@@ -54,7 +56,7 @@ class CallInitiate(WireModel):
     conversationId: ConversationId | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> CallInitiate:
+    def _one_kind(self) -> "CallInitiate":
         if (self.calleeId is None) == (self.calleeIds is None):
             raise ValueError("give either calleeId (1:1) or calleeIds (group)")
         if self.calleeId is not None and self.offer is None:
@@ -82,7 +84,7 @@ class CallAnswer(WireModel):
     toUserId: UserId | None = None
 
     @model_validator(mode="after")
-    def _is_answer(self) -> CallAnswer:
+    def _is_answer(self) -> "CallAnswer":
         if self.answer.type not in ("answer", "pranswer"):
             raise ValueError("answer.type must be 'answer' or 'pranswer'")
         return self
@@ -120,7 +122,7 @@ class CallMedia(WireModel):
     screen: bool | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> CallMedia:
+    def _something(self) -> "CallMedia":
         if self.audio is None and self.video is None and self.screen is None:
             raise ValueError("give at least one of audio, video, screen")
         return self
@@ -142,7 +144,7 @@ class IceServersFor(WireModel):
     calleeId: UserId | None = None
 
     @model_validator(mode="after")
-    def _one_purpose(self) -> IceServersFor:
+    def _one_purpose(self) -> "IceServersFor":
         if self.callId is not None and self.calleeId is not None:
             raise ValueError("give callId or calleeId, not both")
         return self

@@ -4,14 +4,16 @@ A conversation someone starts with a user they share no accepted conversation wi
 *request* for that user until they accept it (or reply); until then neither side's
 presence, typing or receipts reach the other. See switchboard/membership.py."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from typing import Literal
 
 from pydantic import Field
 
 from switchboard.protocol import EmptyData, PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId, UserId
+from switchboard.wire.ids import ConversationId, UserId
 from switchboard.wire.system import SystemEvent
 
 __all__ = ["SystemEvent"]

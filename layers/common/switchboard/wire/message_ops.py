@@ -1,6 +1,8 @@
 """Message operations: edit, delete, reactions, threads, the change stream, mute."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 import unicodedata
 from typing import Annotated
@@ -9,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 
 from switchboard import limits
 from switchboard.protocol import PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId, Message, Reaction
+from switchboard.wire.ids import ConversationId
+from switchboard.wire.messaging import Message, Reaction
 
 PositiveSeq = Annotated[int, Field(ge=1, le=2**53)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
@@ -95,7 +98,7 @@ class ConversationMute(WireModel):
     )
 
     @model_validator(mode="after")
-    def _until_needs_muted(self) -> ConversationMute:
+    def _until_needs_muted(self) -> "ConversationMute":
         if self.until is not None and not self.muted:
             raise ValueError("until is for muting, not for unmuting")
         return self

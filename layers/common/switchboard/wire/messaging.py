@@ -1,6 +1,8 @@
 """Conversations, messages, receipts, typing, presence, preferences, notifications."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from typing import Annotated, Any, Literal
 
@@ -8,19 +10,8 @@ from pydantic import Field, StringConstraints, model_validator
 
 from switchboard import limits
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
+from switchboard.wire.ids import ConversationId, Seq, UserId
 from switchboard.wire.system import SystemEntry
-
-UserId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=limits.MAX_USER_ID_CHARS, pattern=r"^[^,\s]+$"),
-]
-ConversationId = Annotated[
-    str,
-    StringConstraints(
-        min_length=1, max_length=limits.MAX_CONVERSATION_ID_CHARS, pattern=r"^[A-Za-z0-9_-]+$"
-    ),
-]
-Seq = Annotated[int, Field(ge=0, le=2**53)]
 
 
 class ConversationCreate(WireModel):
@@ -53,7 +44,7 @@ class Attachment(WireModel):
     )
 
     @model_validator(mode="after")
-    def _media(self) -> Attachment:
+    def _media(self) -> "Attachment":
         if self.kind in ("voice", "recording") and self.durationMs is None:
             raise ValueError(f"a {self.kind} attachment needs durationMs (from upload:complete)")
         if self.waveform is not None and self.kind != "voice":
@@ -95,7 +86,7 @@ class MessageHistory(WireModel):
     limit: int = Field(default=50, ge=1, le=100)
 
     @model_validator(mode="after")
-    def _one_anchor(self) -> MessageHistory:
+    def _one_anchor(self) -> "MessageHistory":
         if self.beforeSeq is not None and self.aroundSeq is not None:
             raise ValueError("give beforeSeq or aroundSeq, not both")
         return self

@@ -1,13 +1,15 @@
 """Message search: the request, its hits and its reply."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from switchboard.protocol import WireData, WireModel
-from switchboard.wire.messaging import ConversationId, Seq
+from switchboard.wire.ids import ConversationId, Seq
 
 MAX_QUERY_CHARS = 200
 MAX_SEARCH_LIMIT = 50

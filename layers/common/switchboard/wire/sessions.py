@@ -1,12 +1,14 @@
 """Session actions: token refresh and (admins) revocation of a user's sessions."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from pydantic import Field
 
 from switchboard import limits
 from switchboard.protocol import PushData, WireData, WireModel
-from switchboard.wire.messaging import UserId
+from switchboard.wire.ids import UserId
 
 
 class AuthRefresh(WireModel):

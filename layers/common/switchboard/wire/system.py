@@ -1,7 +1,9 @@
 """System entries: an event the server writes into a conversation's seq stream as a
 message with an empty body, so history tells the story ("bob left", a call recorded)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from typing import Literal
 

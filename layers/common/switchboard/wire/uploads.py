@@ -1,13 +1,15 @@
 """Uploads: presigned PUT / multipart uploads straight to S3, tracked and verified."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pydantic would evaluate every field's
+# annotation from its string when the module is imported (a compile() per field),
+# which is a measurable part of a function's cold start (docs/performance.md, 1).
 
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
 from switchboard.protocol import Omitted, PushData, WireData, WireModel
-from switchboard.wire.messaging import ConversationId
+from switchboard.wire.ids import ConversationId
 
 # secrets.token_urlsafe(18): 24 URL-safe characters; a little slack for future formats.
 UploadId = Annotated[
@@ -36,7 +38,7 @@ class UploadStart(WireModel):
     ) = None
 
     @model_validator(mode="after")
-    def _purpose_needs(self) -> UploadStart:
+    def _purpose_needs(self) -> "UploadStart":
         if self.purpose == "voice" and (self.conversationId is None or self.callId is not None):
             raise ValueError("a voice upload needs conversationId (and no callId)")
         if self.purpose == "recording" and (self.callId is None or self.conversationId):
