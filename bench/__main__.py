@@ -4,7 +4,9 @@ default for a full run) writes the table and plots into docs/performance.md and
 docs/*.png. ``--only`` runs one figure alone and never writes the docs:
 ``--only e2e`` figure 4 (devserver throughput, latency, the idle users' connections, CPU
 per message by component); ``--only coldstart [--rounds N] [--profile]`` the cold-start
-figure (the WebSocket functions with ``--quick``, every function otherwise)."""
+figure (the WebSocket functions with ``--quick``, every function otherwise);
+``--only backlog`` figure 5 (the offline backlog, one post per message against
+``message:batch`` frames, in rounds)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ class Plan:
     e2e_steady_seconds: float
     e2e_saturate_seconds: float
     backlog_messages: int = 1000
+    # rounds of (one post per message, message:batch frames): the median round counts
+    backlog_rounds: int = 3
     # connected users who send nothing while the pairs send (devserver_msgs_per_s)
     e2e_idle_users: int = 1000
     search_messages: int = 1_000
@@ -77,6 +81,7 @@ FULL = Plan(
     search_messages=100_000,
     search_conversations=1_000,
     search_rounds=30,
+    backlog_rounds=5,
     search_index_samples=((2, 200), (10, 50), (50, 20)),
     search_calls_corpus=300,
     allin_pairs=10,
@@ -162,6 +167,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
             steady_seconds=plan.e2e_steady_seconds,
             saturate_seconds=plan.e2e_saturate_seconds,
             backlog_messages=plan.backlog_messages,
+            backlog_rounds=plan.backlog_rounds,
             idle_users=plan.e2e_idle_users,
             progress=progress.say,
         )
@@ -190,6 +196,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     money["all_in"] = cost.all_in(everything)
     largest = max(plan.fanout_sizes)
     return {
+        **backlog_keys(backlog),
         "coldstart_ratio": cold["coldstart_ratio"],
         "coldstart_ratio_per_function": {name: f["ratio"] for name, f in cold["functions"].items()},
         "coldstart_first_request_ratio": cold["first_request"]["ratio"],
@@ -197,9 +204,6 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "scan_calls": counted["scan_calls"],
         "fanout_1000_speedup": fan[f"fanout_{largest}_speedup"],
         **e2e_keys(ends),
-        "backlog_seconds": backlog["batched"]["delivery_seconds"],
-        "backlog_seconds_per_message_posts": backlog["per_message"]["delivery_seconds"],
-        "backlog_speedup": backlog["speedup"],
         "cost_per_million_messages": money["per_million_messages"],
         "cost_per_million_all_in": money["all_in"]["per_million"],
         "cost_per_million_all_in_without_search": money["all_in"]["per_million_without_search"],
@@ -215,7 +219,6 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "calls": counted,
         "all_in": everything,
         "fanout": fan,
-        "backlog": backlog,
         "search": searched,
         "signaling": signaled,
         "cost": money,
@@ -230,6 +233,27 @@ def e2e_keys(ends: dict[str, Any]) -> dict[str, Any]:
         "load_connect_per_s": ends["idle_users"].get("load_connect_per_s", 0),
         "e2e": ends,
     }
+
+
+def backlog_keys(backlog: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "backlog_seconds": backlog["batched"]["delivery_seconds"],
+        "backlog_seconds_per_message_posts": backlog["per_message"]["delivery_seconds"],
+        "backlog_speedup": backlog["speedup"],
+        "backlog": backlog,
+    }
+
+
+def run_backlog(plan: Plan, progress: Progress) -> dict[str, Any]:
+    progress.begin(f"offline backlog through the devserver ({plan.backlog_rounds} rounds)")
+    with tempfile.TemporaryDirectory(prefix="bench-backlog-") as workdir:
+        backlog = e2e.measure_backlog(
+            Path(workdir),
+            messages=plan.backlog_messages,
+            rounds=plan.backlog_rounds,
+            progress=progress.say,
+        )
+    return backlog_keys(backlog)
 
 
 def run_e2e(plan: Plan, progress: Progress) -> dict[str, Any]:
@@ -292,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["coldstart", "e2e"],
+        choices=["coldstart", "e2e", "backlog"],
         help="run one figure alone: its JSON and table rows (never the docs)",
     )
     parser.add_argument(
@@ -310,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = conditions(plan)
     if args.only == "coldstart":
         return _coldstart_only(args, plan, progress, machine, started)
-    single = {"e2e": run_e2e}  # one figure alone: its JSON and table rows
+    single = {"e2e": run_e2e, "backlog": run_backlog}  # one figure alone: JSON, table rows
     results = single[args.only](plan, progress) if args.only else run(plan, progress)
     results["meta"] = {
         "command": "python -m bench"
@@ -323,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    rows = report.e2e_rows(results) if args.only else report.summary_rows(results)
+    only_rows = {"e2e": report.e2e_rows, "backlog": report.backlog_rows}
+    rows = only_rows[args.only](results) if args.only else report.summary_rows(results)
     print(report.markdown_table(rows, ("Figure", "Measured", "Goal", "")))
     print(f"\nresults: {args.out} ({results['meta']['seconds']:.0f} s)")
     if args.only:

@@ -236,11 +236,30 @@ function onMessage(message) {
   if (message.senderId !== app.userId) clearTyping(id, message.senderId);
   if (id === app.active) {
     renderMessage(message);
-    markRead();
   } else if (message.senderId !== app.userId && message.seq > conversation.readSeq) {
     conversation.unread = Math.max(0, conversation.lastSeq - conversation.readSeq);
   }
-  renderConversationList();
+  afterMessages(id === app.active);
+}
+
+// A `message:batch` frame (the reconnect backlog, up to 32 KB) and a sync page hand their
+// messages over one by one, in one go: the list is drawn and the read receipt sent once
+// for all of them, when the frame has been handled, not once per message (a 1,000-message
+// catch-up in the open conversation sent 1,000 `message:read` requests).
+const burst = { scheduled: false, read: false };
+
+/** @param {boolean} read a message of the open conversation arrived */
+function afterMessages(read) {
+  burst.read ||= read;
+  if (burst.scheduled) return;
+  burst.scheduled = true;
+  queueMicrotask(() => {
+    const readNow = burst.read;
+    burst.scheduled = false;
+    burst.read = false;
+    if (readNow) markRead();
+    renderConversationList();
+  });
 }
 
 /** @param {any} message */

@@ -133,14 +133,27 @@ def test_dropped_connection_resumes_without_loss_or_duplicates(open_app: OpenApp
     connection = bob.page.get_by_role("status", name="Connection")
     expect(connection).to_have_text("reconnecting…")
     # When alice writes meanwhile
-    later = [f"during the outage {n}" for n in range(1, 4)]
+    later = [f"during the outage {n}" for n in range(1, 7)]
     for text in later:
         send(alice, text)
     # Then bob's browser comes back online and his client reconnects at once: the server's
-    # backlog push and the client's own sync (racing each other: either may bring a message
-    # first, the other is a duplicate) ...
-    bob.eval("() => window.dispatchEvent(new Event('online'))")
+    # backlog push (one message:batch frame) and the client's own sync (racing each other:
+    # either may bring a message first, the other is a duplicate) ...
+    bob.eval(
+        """() => {
+            const client = window.switchboardApp.client;
+            const markRead = client.markRead.bind(client);
+            window.readsSent = [];
+            client.markRead = (id, seq) => (window.readsSent.push(seq), markRead(id, seq));
+            window.dispatchEvent(new Event('online'));
+        }"""
+    )
     expect(connection).to_have_text("online")
     # ... show him each message exactly once, in order
     expect(bob.page.locator(".message .body")).to_have_text(["before the drop", *later])
     expect(alice.page.locator(".message.own .ticks").last).to_have_attribute("aria-label", "read")
+    # And the open conversation was marked read up to the last of them in one or two
+    # message:read requests (the catch-up, the reconnect's own), not one per message
+    reads = bob.eval("() => window.readsSent")
+    assert 1 <= len(reads) <= 2, reads
+    assert max(reads) == 1 + len(later)

@@ -436,7 +436,10 @@ async def test_offline_email_is_sent_once_per_digest_window_and_only_when_enable
         mails = emails_to(devserver, bob_mail)[1:]  # after the verification mail
         assert len(mails) == 1, mails
         assert alice in mails[0]["subject"]
-        assert "are you coming? (0)" in mails[0]["body"]
+        # The message whose job claimed the window first: the notification queue's pollers
+        # work in parallel, as Lambda's do (a standard queue keeps no order), so any one
+        mailed = [i for i in range(3) if f"are you coming? ({i})" in mails[0]["body"]]
+        assert len(mailed) == 1, mails[0]["body"]
         assert mails[0]["from"] == "no-reply@switchboard.local"
         # carol (e-mail off, address never verified) got the code and nothing else
         assert [m["subject"][:21] for m in emails_to(devserver, carol_mail)] == [

@@ -1,20 +1,26 @@
 """The reconnect backlog as ``message:batch`` frames: a connection opened with
 ``backlog=batch`` in its URL gets its catch-up packed into frames of at most 32 KB, in seq
 order, through the real path ($connect -> Connections item -> stream -> connection
-events); a connection without it gets one ``message:new`` per message."""
+events); a connection without it gets one ``message:new`` per message. And what the
+catch-up costs, call by call: the messages of a conversation are read in one Query
+(up to the 1,000 of one connect), each is serialised once, each frame is one post."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from types import ModuleType
 from typing import Any
 
 import pytest
-from switchboard import aws
-from switchboard.backlog import BATCH_FRAME_BYTES
+from switchboard import backlog
+from switchboard.backlog import BACKLOG_MAX_MESSAGES, BATCH_FRAME_BYTES
+from switchboard.dal.conversations import META
+from switchboard.dal.items import to_item
 from switchboard.protocol import to_json
+from switchboard.wire.messaging import MessageBatch
 
-from bench.counting import counting
+from bench.counting import CallCounter, counting_every_client
 from tests.integration.conftest import FakeContext, Stack, pushed_frames
 from tests.integration.test_analytics import StreamTap
 from tests.integration.test_messaging import Client, new_conversation
@@ -36,10 +42,15 @@ def apps(stack: Stack) -> dict[str, ModuleType]:
 
 
 def reconnect(
-    stack: Stack, apps: dict[str, ModuleType], user_id: str, query: dict[str, str]
+    stack: Stack,
+    apps: dict[str, ModuleType],
+    user_id: str,
+    query: dict[str, str],
+    calls: CallCounter | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A new connection of ``user_id`` through $connect (with ``query``), its Connections
-    stream record handed to the connection-events consumer. Returns its id and item."""
+    stream record handed to the connection-events consumer (its AWS calls counted into
+    ``calls``). Returns its id and item."""
     connection_id = f"{user_id}-{uuid.uuid4().hex[:6]}"
     tap = StreamTap(stack, ("ConnectionsTable",))
     event = ws_event("$connect", connection_id=connection_id, user_id=user_id)
@@ -47,10 +58,44 @@ def reconnect(
     assert apps["connect"].lambda_handler(event, FakeContext()) == {"statusCode": 200}
     records = tap.new_records()
     assert len(records) == 1
-    assert apps["events"].lambda_handler({"Records": records}, FakeContext()) == {
-        "batchItemFailures": []
-    }
+    with counting_every_client() as counted:
+        handled = apps["events"].lambda_handler({"Records": records}, FakeContext())
+    assert handled == {"batchItemFailures": []}
+    if calls is not None:
+        calls.calls.update(counted.calls)
     return connection_id, records[0]["dynamodb"]["NewImage"]
+
+
+def store_backlog(stack: Stack, conversation_id: str, sender: str, count: int) -> None:
+    """``count`` messages from ``sender`` written straight into the tables as the items a
+    send stores (as bench/e2e.py does: 1,000 sends one by one would take minutes)."""
+    ddb = stack.client("dynamodb")
+    now = int(time.time() * 1000)
+    items = [
+        to_item(
+            {
+                "conversationId": conversation_id,
+                "seq": seq,
+                "messageId": uuid.uuid4().hex,
+                "senderId": sender,
+                "body": f"backlog {seq} " + "x" * 100,
+                "createdAt": now + seq,
+                "clientMessageId": f"b{seq}",
+            }
+        )
+        for seq in range(1, count + 1)
+    ]
+    for start in range(0, count, 25):
+        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        assert not ddb.batch_write_item(RequestItems={stack.table("MessagesTable"): requests})[
+            "UnprocessedItems"
+        ]
+    ddb.update_item(
+        TableName=stack.table("ConversationsTable"),
+        Key={"conversationId": {"S": conversation_id}, "sk": {"S": META}},
+        UpdateExpression="SET lastSeq = :last",
+        ExpressionAttributeValues={":last": {"N": str(count)}},
+    )
 
 
 def test_a_batch_connection_gets_its_backlog_in_frames_of_at_most_32_kb(
@@ -67,8 +112,8 @@ def test_a_batch_connection_gets_its_backlog_in_frames_of_at_most_32_kb(
             {"conversationId": conversation, "clientMessageId": f"m{seq}", "body": "x" * 1000},
         )
     # When bob connects a device with backlog=batch
-    with counting([aws.dynamodb()]) as calls:
-        batched, item = reconnect(stack, apps, bob, {"backlog": "batch"})
+    calls = CallCounter()
+    batched, item = reconnect(stack, apps, bob, {"backlog": "batch"}, calls)
     assert item["backlogBatch"] == {"BOOL": True}
     frames = pushed_frames(batched)
     # Then every message arrives once, in seq order, in a few message:batch frames that
@@ -79,10 +124,78 @@ def test_a_batch_connection_gets_its_backlog_in_frames_of_at_most_32_kb(
     assert all(len(to_json(f).encode()) <= BATCH_FRAME_BYTES for f in frames)
     total = sum(len(to_json(f).encode()) for f in frames)
     assert len(frames) == -(-total // BATCH_FRAME_BYTES)  # as few frames as fit
-    assert calls.service_calls("dynamodb") >= 1  # the backlog was read, not invented
+    # And it cost: bob's presence (one BatchGetItem), his two folders (a Query each), the
+    # conversations (one BatchGetItem), the messages (one Query), one post per frame
+    assert calls.snapshot() == {
+        "apigatewaymanagementapi.PostToConnection": len(frames),
+        "dynamodb.BatchGetItem": 2,
+        "dynamodb.Query": 3,
+    }
     # And a device without it gets one message:new per message, as before
     single, item = reconnect(stack, apps, bob, {})
     assert "backlogBatch" not in item
     frames = pushed_frames(single)
     assert [f["type"] for f in frames] == ["message:new"] * MESSAGES
     assert [f["data"]["seq"] for f in frames] == list(range(1, MESSAGES + 1))
+
+
+def test_a_full_backlog_is_read_in_one_query_and_serialised_once(
+    stack: Stack, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given more messages to bob than one connect pushes (1,000), none of them acked
+    tag = uuid.uuid4().hex[:6]
+    alice = Client(stack, apps["message"], apps["connect"], f"alice-{tag}")
+    bob = f"bob-{tag}"
+    conversation = new_conversation(alice, Client(stack, apps["message"], apps["connect"], bob))
+    store_backlog(stack, conversation, alice.user_id, BACKLOG_MAX_MESSAGES + 5)
+    serialised: list[int] = []  # seq of each message serialised
+    batches_serialised: list[int] = []
+    wire = backlog.Message.wire
+
+    def counted(message: backlog.Message) -> dict[str, Any]:
+        serialised.append(message.seq)
+        return wire(message)
+
+    def batch_wire(batch: MessageBatch) -> dict[str, Any]:
+        batches_serialised.append(len(batch.messages))
+        raise AssertionError("a frame's messages were serialised again")
+
+    monkeypatch.setattr(backlog.Message, "wire", counted)
+    monkeypatch.setattr(MessageBatch, "wire", batch_wire)
+    queries: list[dict[str, Any]] = []
+
+    def keep(params: dict[str, Any], **_: Any) -> None:
+        if params.get("KeyConditionExpression", "").endswith("seq > :s"):
+            queries.append(params)
+
+    # When bob connects a device with backlog=batch
+    calls = CallCounter()
+    messages_table = apps["events"].events.backlog.conversations.client
+    messages_table.meta.events.register("provide-client-params.dynamodb.Query", keep)
+    try:
+        batched, _ = reconnect(stack, apps, bob, {"backlog": "batch"}, calls)
+    finally:
+        messages_table.meta.events.unregister("provide-client-params.dynamodb.Query", keep)
+    frames = pushed_frames(batched)
+    # Then the 1,000 oldest arrive once, in seq order, in as few frames of at most 32 KB
+    # as hold them, each a valid message:batch
+    seqs = [m["seq"] for f in frames for m in f["data"]["messages"]]
+    assert seqs == list(range(1, BACKLOG_MAX_MESSAGES + 1))
+    sizes = [len(to_json(f).encode()) for f in frames]
+    assert max(sizes) <= BATCH_FRAME_BYTES
+    assert len(frames) == -(-sum(sizes) // BATCH_FRAME_BYTES)
+    for frame in frames:
+        assert frame["type"] == "message:batch"
+        MessageBatch.model_validate(frame["data"])
+    # And they were read in one consistent Query of the 1,000, and each message was
+    # checked and serialised once (not again for its frame)
+    assert len(queries) == 1
+    assert queries[0]["Limit"] == BACKLOG_MAX_MESSAGES
+    assert queries[0]["ConsistentRead"] is True
+    assert serialised == list(range(1, BACKLOG_MAX_MESSAGES + 1))
+    assert batches_serialised == []
+    assert calls.snapshot() == {
+        "apigatewaymanagementapi.PostToConnection": len(frames),
+        "dynamodb.BatchGetItem": 2,
+        "dynamodb.Query": 3,
+    }

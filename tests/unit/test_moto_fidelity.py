@@ -13,14 +13,16 @@ stock moto, against DynamoDB's documented semantics:
   ConditionCheck or a cancelled transaction (Developer Guide, "Change data capture for
   DynamoDB Streams": https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html).
 
-And the Query patch: a table Query reads only its partition (the same answer as moto's
-own walk over the whole table), without creating empty partitions.
+And the speed patches: a table Query reads only its partition (the same answer as moto's
+own walk over the whole table), without creating empty partitions; the item reads'
+answers, written without moto's serialiser, are the same JSON as it writes.
 
 In-process moto (``mock_aws``): no server, no network.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +36,12 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
-from devserver.moto_fidelity import make_dynamodb_writes_atomic, stock_transact_write_items
+from devserver import moto_fidelity
+from devserver.moto_fidelity import (
+    make_dynamodb_writes_atomic,
+    stock_item_reads,
+    stock_transact_write_items,
+)
 
 TABLE = "fidelity"
 
@@ -303,6 +310,119 @@ def test_a_query_reads_its_partition_only_and_answers_as_before() -> None:
         assert walked == [20, 20, 0]  # one partition's items, never the table's 100
         # Scans still see every item, and the query for "nobody" created no partition.
         assert ddb.scan(TableName="t", Select="COUNT")["Count"] == 100
+
+
+# ---------------------------------------------------------------------- fast item reads
+# Every type of attribute value, nested ones and the edge cases of each (DynamoDB API
+# Reference, AttributeValue:
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_AttributeValue.html).
+EVERY_TYPE: dict[str, Any] = {
+    "s": {"S": 'h\u00e9llo "quoted" \u2713 \n'},
+    "empty": {"S": ""},
+    "n": {"N": "-12.50"},
+    "big": {"N": "123456789012345678901234567890"},
+    "b": {"B": b"\x00\xffbin"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": [b"x", b"\x01"]},
+    "m": {
+        "M": {
+            "inner": {"S": "x"},
+            "bin": {"B": b"\x02"},
+            "deep": {"M": {"l": {"L": [{"N": "1"}, {"NULL": True}]}}},
+        }
+    },
+    "l": {"L": [{"S": "a"}, {"BOOL": False}, {"M": {}}, {"L": []}, {"BS": [b"\x03"]}]},
+    "null": {"NULL": True},
+    "yes": {"BOOL": True},
+}
+
+
+def _item_reads(ddb: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every kind of item read the fast path writes, in the forms Switchboard uses:
+    (operation, the answer's JSON as it came over the wire, before botocore parsed it)."""
+    bodies: list[tuple[str, dict[str, Any]]] = []
+
+    def keep(response_dict: dict[str, Any], event_name: str, **_: Any) -> None:
+        bodies.append((event_name.rsplit(".", 1)[-1], json.loads(response_dict["body"])))
+
+    ddb.meta.events.register("before-parse.dynamodb", keep)
+    try:
+        key = {"pk": {"S": "p"}, "sk": {"N": "1"}}
+        ddb.get_item(TableName="reads", Key=key)
+        ddb.get_item(TableName="reads", Key={"pk": {"S": "p"}, "sk": {"N": "404"}})
+        ddb.get_item(TableName="reads", Key=key, ProjectionExpression="m.deep, ss")
+        by_key = {
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": "p"}},
+        }
+        ddb.query(TableName="reads", **by_key)
+        ddb.query(
+            TableName="reads",
+            Limit=2,
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            ReturnConsumedCapacity="INDEXES",
+            **by_key,
+        )
+        ddb.query(TableName="reads", Select="COUNT", **by_key)
+        ddb.scan(TableName="reads", ReturnConsumedCapacity="TOTAL")
+        ddb.batch_get_item(
+            RequestItems={"reads": {"Keys": [key, {"pk": {"S": "p"}, "sk": {"N": "3"}}]}},
+            ReturnConsumedCapacity="TOTAL",
+        )
+    finally:
+        ddb.meta.events.unregister("before-parse.dynamodb", keep)
+    return bodies
+
+
+def test_item_reads_answer_exactly_what_motos_serialiser_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.responses import DynamoResult
+
+    make_dynamodb_writes_atomic()
+    written = moto_fidelity._plain_answer
+    fast: list[dict[str, Any]] = []
+
+    def counting(result: dict[str, Any]) -> dict[str, Any]:
+        fast.append(result)
+        return written(result)
+
+    monkeypatch.setattr(moto_fidelity, "_plain_answer", counting)
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="reads",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for sk in (1, 2, 3):
+            ddb.put_item(
+                TableName="reads", Item={"pk": {"S": "p"}, "sk": {"N": str(sk)}, **EVERY_TYPE}
+            )
+        answered_fast = _item_reads(ddb)
+        assert len(fast) == 8  # each read was written by the fast path
+        monkeypatch.setattr(DynamoResult, "execute_result", stock_item_reads())
+        answered_by_moto = _item_reads(ddb)
+        assert len(fast) == 8  # and these by moto's serialiser alone
+    assert answered_fast == answered_by_moto
+    assert [operation for operation, _ in answered_fast] == (
+        ["GetItem"] * 3 + ["Query"] * 3 + ["Scan", "BatchGetItem"]
+    )
+    # What they read: every value as stored, binaries as base64, the page's last key.
+    item = answered_fast[0][1]["Item"]
+    assert item["b"] == {"B": "AP9iaW4="}
+    assert item["m"]["M"]["deep"] == {"M": {"l": {"L": [{"N": "1"}, {"NULL": True}]}}}
+    assert answered_fast[4][1]["LastEvaluatedKey"] == {"pk": {"S": "p"}, "sk": {"N": "2"}}
+    assert answered_fast[5][1] == {"Count": 3, "ScannedCount": 3}
 
 
 def test_an_update_expression_is_parsed_once_and_each_request_gets_its_own_values(

@@ -27,6 +27,9 @@ BACKLOG_PAGE = 1000  # one Query (up to its 1 MB page) per conversation, usually
 BACKLOG_MAX_MESSAGES = 1000  # pushed on one connect
 BATCH_FRAME_BYTES = 32 * 1024  # one billed WebSocket message (frames may be 128 KB)
 
+# A frame as pushed: a message:new as its dict, a message:batch as its JSON text already
+Frame = dict[str, Any] | str
+
 
 @dataclass(frozen=True, slots=True)
 class BacklogResult:
@@ -86,9 +89,7 @@ class Backlog:
                 left -= len(page)
                 after = page[-1].seq
 
-    def _send(
-        self, connection_id: str, user_id: str, connected_at: int, frame: dict[str, Any]
-    ) -> bool:
+    def _send(self, connection_id: str, user_id: str, connected_at: int, frame: Frame) -> bool:
         """Posts one frame once the connection is ready; False (forgotten) if it is gone."""
         if self.delivery.when_ready(
             connection_id, connected_at, partial(self._post, connection_id, frame)
@@ -97,7 +98,7 @@ class Backlog:
         self.delivery.forget(connection_id, user_id)
         return False
 
-    def _post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+    def _post(self, connection_id: str, frame: Frame) -> bool:
         """False on 410. A post refused for what it is is dropped (never retryable)."""
         try:
             self.delivery.gateway.post(connection_id, frame)
@@ -114,28 +115,32 @@ class Backlog:
 class _Packer:
     """Messages -> frames: one ``message:new`` each (``limit`` 0), or ``message:batch``
     frames of at most ``limit`` bytes of JSON (a message bigger than that alone goes in a
-    batch of one: frames may be 128 KB)."""
+    batch of one: frames may be 128 KB). Each message is checked and serialised once
+    (``Message.wire()``, then its JSON text, whose length is what the limit counts); a
+    batch frame is those texts joined inside MessageBatch's own envelope."""
 
-    # {"type":"message:batch","data":{"messages":[]}}: 46 bytes around the messages
-    _ENVELOPE = len(to_json(push(MessageBatch(messages=[]))))
+    # '{"type":"message:batch","data":{"messages":' + [the messages] + '}}'
+    _OPEN, _CLOSE = to_json(push(MessageBatch(messages=[]))).split("[]")
+    _ENVELOPE = len(_OPEN) + len("[]") + len(_CLOSE)
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.pending: list[Message] = []
+        self.pending: list[str] = []
         self.size = self._ENVELOPE
 
-    def add(self, message: Message) -> list[dict[str, Any]]:
+    def add(self, message: Message) -> list[Frame]:
         if not self.limit:
             return [push(message)]
-        size = len(to_json(message.wire()).encode()) + 1  # and its comma
+        text = to_json(message.wire())
+        size = len(text.encode()) + 1  # and the comma before it (but for the first)
         frames = self.flush() if self.pending and self.size + size > self.limit else []
-        self.pending.append(message)
-        self.size += size
+        self.size += size if self.pending else size - 1
+        self.pending.append(text)
         return frames
 
-    def flush(self) -> list[dict[str, Any]]:
+    def flush(self) -> list[Frame]:
         if not self.pending:
             return []
-        frame = push(MessageBatch(messages=self.pending))
+        frame = f"{self._OPEN}[{','.join(self.pending)}]{self._CLOSE}"
         self.pending, self.size = [], self._ENVELOPE
         return [frame]
