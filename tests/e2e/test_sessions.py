@@ -52,12 +52,11 @@ async def test_admin_revoke_closes_the_users_sockets_and_refuses_old_tokens(
     admin = Client(devserver, "admin", token=devserver.token("admin", admin=True))
     async with admin:
         result = await admin.call("admin:revoke", {"userId": user})
-    assert result == {
-        "userId": user,
-        "closedConnections": 2,
-        "alreadyClosed": 0,
-        "failedConnections": [],
-    }
+    # Both connections are closed: by this DELETE, or already by the connection stream's
+    # consumer, which re-checks each new connection's token against the revocation (a
+    # connect record that reaches it after the revocation's write: the stream lags)
+    assert (result["userId"], result["failedConnections"]) == (user, [])
+    assert result["closedConnections"] + result["alreadyClosed"] == 2, result
     # Both sockets are closed by the server (management API DELETE), items gone
     await asyncio.wait_for(victim_phone.closed.wait(), TIMEOUT)
     await asyncio.wait_for(victim_laptop.closed.wait(), TIMEOUT)
