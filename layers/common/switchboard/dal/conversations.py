@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -317,22 +317,21 @@ class ConversationRepository(DynamoRepository):
     def get_many(self, conversation_ids: Iterable[str]) -> dict[str, Conversation]:
         ids = list(dict.fromkeys(conversation_ids))
         found: dict[str, Conversation] = {}
-        for start in range(0, len(ids), 100):
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [
-                        {"conversationId": {"S": c}, "sk": {"S": META}}
-                        for c in ids[start : start + 100]
-                    ]
-                }
-            }
+        for item in self._batch_get([{"conversationId": {"S": c}, "sk": {"S": META}} for c in ids]):
+            conversation = _conversation(item)
+            found[conversation.conversation_id] = conversation
+        return found
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The items at ``keys`` of this table (BatchGetItem, 100 a call, unprocessed keys
+        asked again); absent ones are left out."""
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100]}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
-                    conversation = _conversation(from_item(item))
-                    found[conversation.conversation_id] = conversation
+                    yield from_item(item)
                 request = dict(response.get("UnprocessedKeys") or {})
-        return found
 
     def inbox(
         self,
@@ -422,20 +421,8 @@ class ConversationRepository(DynamoRepository):
         """The user's member items in these conversations (one BatchGetItem per 100; a
         conversation the user was never in is left out). Former members have ``left_at``."""
         ids = list(dict.fromkeys(conversation_ids))
-        found: dict[str, Member] = {}
-        for start in range(0, len(ids), 100):
-            keys = [
-                {"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}}
-                for c in ids[start : start + 100]
-            ]
-            request: dict[str, Any] = {self.table: {"Keys": keys}}
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    member = _member(from_item(item))
-                    found[member.conversation_id] = member
-                request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        keys = [{"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}} for c in ids]
+        return {m.conversation_id: m for m in map(_member, self._batch_get(keys))}
 
     def former_members(self, conversation_id: str, limit: int = 1000) -> list[Member]:
         """Who left, declined or was removed (member items with ``leftSeq``): one Query of
