@@ -30,7 +30,7 @@ WAIT = 30.0
 
 @contextlib.contextmanager
 def devserver(workdir: Path) -> Iterator[RunningDevserver]:
-    server = _start(workdir, ["--log-level", "WARNING", "--param", "StunUrls="])
+    server = _start(workdir, ["--log-level", "WARNING", "--param", "StunUrls=", "--prewarm"])
     try:
         yield server
     finally:

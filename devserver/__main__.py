@@ -42,7 +42,17 @@ def _server_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--template", type=Path, default=Path("template.yaml"))
-    p.add_argument("--workers", type=int, default=2, help="worker processes per function")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="at most this many worker processes per function, started when needed",
+    )
+    p.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="start every function's workers at once (slower start, no cold starts later)",
+    )
     p.add_argument("--ready-file", type=Path, help="write the URLs here (JSON) once ready")
     p.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS, metavar="S")
     p.add_argument(
@@ -131,6 +141,7 @@ async def _serve(args: argparse.Namespace) -> int:
         ws_port=args.ws_port,
         http_port=args.http_port,
         workers=args.workers,
+        prewarm=args.prewarm,
         idle_timeout=args.idle_timeout,
         max_connection_seconds=args.max_connection_seconds,
         schedule_speedup=args.schedule_speedup,

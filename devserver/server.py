@@ -51,6 +51,7 @@ class DevServerOptions:
     ws_port: int = 8080
     http_port: int = 8081
     workers: int = 2
+    prewarm: bool = False
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
     max_connection_seconds: float = MAX_CONNECTION_SECONDS
     schedule_speedup: float = 1.0
@@ -111,7 +112,9 @@ class DevServer:
 
         functions = self.template.functions()
         self.emf = EmfSink(self.moto_url)
-        self.pools = WorkerPools(functions, self.moto_url, opts.workers, self.emf.offer)
+        self.pools = WorkerPools(
+            functions, self.moto_url, opts.workers, self.emf.offer, prewarm=opts.prewarm
+        )
         await self.pools.start()
 
         ws_app = web.Application(client_max_size=1024 * 1024)

@@ -393,19 +393,21 @@ def test_function_environment_is_exactly_the_templates(mapped: RunningDevserver)
 
 
 def test_crashed_worker_is_replaced(mapped: RunningDevserver) -> None:
+    def workers() -> list[dict[str, Any]]:
+        stats = _get(f"{mapped.http}/__devserver/workers")[2]["CrashFunction"]
+        return list(stats["workers"])
+
+    # Nothing called the function yet: as on Lambda, it has no execution environment.
+    assert workers() == []
     status, _, _ = _get(f"{mapped.http}/api/crash")
     assert status == 500
-    # The pool replaced the dead worker: the function still has 2 live workers.
-    _wait(
-        lambda: (
-            sum(
-                w["alive"]
-                for w in _get(f"{mapped.http}/__devserver/workers")[2]["CrashFunction"]["workers"]
-            )
-            == 2
-        ),
-        timeout=20,
-    )
+    # The invocation started one worker, which died; the pool replaced it.
+    _wait(lambda: sorted(w["alive"] for w in workers()) == [False, True], timeout=20)
+    status, _, _ = _get(f"{mapped.http}/api/crash")
+    assert status == 500
+    # The next invocation found a live worker (and killed it in turn); again replaced.
+    _wait(lambda: sum(not w["alive"] for w in workers()) == 2, timeout=20)
+    _wait(lambda: any(w["alive"] for w in workers()), timeout=20)
 
 
 def test_timeout_kills_worker_and_next_invocation_works(mapped: RunningDevserver) -> None:
