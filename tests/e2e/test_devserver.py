@@ -253,9 +253,7 @@ async def test_two_worker_processes_serve_one_users_traffic(devserver: RunningDe
         for round_ in range(20):
             replies = [
                 r
-                for rs in await asyncio.gather(
-                    burst(ws1, f"a{round_}-"), burst(ws2, f"b{round_}-")
-                )
+                for rs in await asyncio.gather(burst(ws1, f"a{round_}-"), burst(ws2, f"b{round_}-"))
                 for r in rs
             ]
             assert all(r["ok"] for r in replies)
