@@ -404,10 +404,26 @@ function sortedMessages(conversationId) {
   return [...(app.messages.get(conversationId)?.values() ?? [])].sort((a, b) => a.seq - b.seq);
 }
 
-/** History scroll-back: the page of messages before the oldest one shown. */
-async function loadOlder(initial = false) {
+/** @type {Map<string, Promise<void>>} the history page being fetched, per conversation */
+const olderPages = new Map();
+
+/**
+ * History scroll-back: the page of messages before the oldest one shown. Scrolling to the
+ * top and the "Load earlier messages" button both ask for it; one request at a time.
+ */
+function loadOlder(initial = false) {
+  const id = /** @type {string} */ (app.active);
+  let pending = olderPages.get(id);
+  if (!pending) {
+    pending = fetchOlder(id, initial).finally(() => olderPages.delete(id));
+    olderPages.set(id, pending);
+  }
+  return pending;
+}
+
+/** @param {string} id @param {boolean} initial */
+async function fetchOlder(id, initial) {
   const client = /** @type {SwitchboardClient} */ (app.client);
-  const id = app.active;
   const known = sortedMessages(id);
   const before = known.length ? known[0].seq : undefined;
   if (before === 1) {
