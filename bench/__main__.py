@@ -162,13 +162,9 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-devserver-") as workdir:
         ends = e2e.measure(
             Path(workdir),
-            pairs=plan.e2e_pairs,
-            load_fraction=plan.e2e_load_fraction,
-            steady_seconds=plan.e2e_steady_seconds,
-            saturate_seconds=plan.e2e_saturate_seconds,
+            load=_load(plan),
             backlog_messages=plan.backlog_messages,
             backlog_rounds=plan.backlog_rounds,
-            idle_users=plan.e2e_idle_users,
             progress=progress.say,
         )
     backlog = ends.pop("backlog")
@@ -259,16 +255,18 @@ def run_backlog(plan: Plan, progress: Progress) -> dict[str, Any]:
 def run_e2e(plan: Plan, progress: Progress) -> dict[str, Any]:
     progress.begin(f"end to end through the devserver ({plan.e2e_pairs} pairs)")
     with tempfile.TemporaryDirectory(prefix="bench-devserver-") as workdir:
-        ends = e2e.measure_throughput(
-            Path(workdir),
-            pairs=plan.e2e_pairs,
-            load_fraction=plan.e2e_load_fraction,
-            steady_seconds=plan.e2e_steady_seconds,
-            saturate_seconds=plan.e2e_saturate_seconds,
-            idle_users=plan.e2e_idle_users,
-            progress=progress.say,
-        )
+        ends = e2e.measure_throughput(Path(workdir), load=_load(plan), progress=progress.say)
     return e2e_keys(ends)
+
+
+def _load(plan: Plan) -> e2e.Load:
+    return e2e.Load(
+        pairs=plan.e2e_pairs,
+        load_fraction=plan.e2e_load_fraction,
+        steady_seconds=plan.e2e_steady_seconds,
+        saturate_seconds=plan.e2e_saturate_seconds,
+        idle_users=plan.e2e_idle_users,
+    )
 
 
 def run_coldstart(

@@ -24,6 +24,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -520,65 +521,67 @@ async def backlog_pair(
     }
 
 
+@dataclass(frozen=True)
+class Load:
+    """Figure 4's traffic: ``idle_users`` connect and stay (silent) while ``pairs`` send,
+    first at ``load_fraction`` of the saturated rate for ``steady_seconds``."""
+
+    pairs: int
+    load_fraction: float
+    steady_seconds: float
+    saturate_seconds: float
+    idle_users: int = 0
+    connect_concurrency: int = 20
+    in_flight: int = 1
+
+
+@contextlib.contextmanager
+def _ready(
+    workdir: Path, workers: int, label: str, progress: Callable[[str], None]
+) -> Iterator[RunningDevserver]:
+    start = time.perf_counter()
+    with devserver(workdir, workers) as ds:
+        progress(f"{label}: devserver ready in {time.perf_counter() - start:.1f} s")
+        yield ds
+
+
 def measure(
     workdir: Path,
     *,
-    pairs: int,
-    load_fraction: float,
-    steady_seconds: float,
-    saturate_seconds: float,
+    load: Load,
     backlog_messages: int,
     backlog_rounds: int = 1,
-    idle_users: int = 0,
-    connect_concurrency: int = 20,
     workers: int = 2,
-    in_flight: int = 1,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """``idle_users`` stay connected (and silent) while the pairs send."""
-    start = time.perf_counter()
-    with devserver(workdir, workers) as ds:
-        progress(f"e2e: devserver ready in {time.perf_counter() - start:.1f} s")
+    """Figures 4 and 5 on one devserver."""
+    with _ready(workdir, workers, "e2e", progress) as ds:
 
         async def run() -> tuple[dict[str, Any], dict[str, Any]]:
             # The backlog first: after 1,000 users have connected and left, the
             # Connections stream's consumer has thousands of records to work through
             # before it reaches a new connection's (measured: over 120 s here).
             offline = await backlog_pair(ds, backlog_messages, backlog_rounds, progress)
-            figures = await _crowd_and_pairs(
-                ds,
-                pairs=pairs,
-                load_fraction=load_fraction,
-                steady_seconds=steady_seconds,
-                saturate_seconds=saturate_seconds,
-                idle_users=idle_users,
-                connect_concurrency=connect_concurrency,
-                in_flight=in_flight,
-                progress=progress,
-            )
-            return figures, offline
+            return await _crowd_and_pairs(ds, load, progress), offline
 
         figures, offline = asyncio.run(run())
     return {"workers_per_function": workers, **figures, "backlog": offline}
 
 
 async def _crowd_and_pairs(
-    ds: RunningDevserver,
-    *,
-    pairs: int,
-    load_fraction: float,
-    steady_seconds: float,
-    saturate_seconds: float,
-    idle_users: int,
-    connect_concurrency: int,
-    in_flight: int,
-    progress: Callable[[str], None],
+    ds: RunningDevserver, load: Load, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     """Figure 4: ``idle_users`` connect and stay (silent) while the pairs send."""
-    crowd, connected = await idle_crowd(ds, idle_users, connect_concurrency, progress)
+    crowd, connected = await idle_crowd(ds, load.idle_users, load.connect_concurrency, progress)
     try:
         figures = await latency_and_throughput(
-            ds, pairs, load_fraction, steady_seconds, saturate_seconds, in_flight, progress
+            ds,
+            load.pairs,
+            load.load_fraction,
+            load.steady_seconds,
+            load.saturate_seconds,
+            load.in_flight,
+            progress,
         )
     finally:
         await asyncio.gather(*(c.close() for c in crowd), return_exceptions=True)
@@ -589,33 +592,13 @@ async def _crowd_and_pairs(
 def measure_throughput(
     workdir: Path,
     *,
-    pairs: int,
-    load_fraction: float,
-    steady_seconds: float,
-    saturate_seconds: float,
-    idle_users: int,
-    connect_concurrency: int = 20,
+    load: Load,
     workers: int = 2,
-    in_flight: int = 1,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Figure 4 alone (``python -m bench --only e2e``), on a devserver of its own."""
-    start = time.perf_counter()
-    with devserver(workdir, workers) as ds:
-        progress(f"e2e: devserver ready in {time.perf_counter() - start:.1f} s")
-        figures = asyncio.run(
-            _crowd_and_pairs(
-                ds,
-                pairs=pairs,
-                load_fraction=load_fraction,
-                steady_seconds=steady_seconds,
-                saturate_seconds=saturate_seconds,
-                idle_users=idle_users,
-                connect_concurrency=connect_concurrency,
-                in_flight=in_flight,
-                progress=progress,
-            )
-        )
+    with _ready(workdir, workers, "e2e", progress) as ds:
+        figures = asyncio.run(_crowd_and_pairs(ds, load, progress))
     return {"workers_per_function": workers, **figures}
 
 
@@ -628,7 +611,5 @@ def measure_backlog(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Figure 5 alone (``python -m bench --only backlog``), on a devserver of its own."""
-    start = time.perf_counter()
-    with devserver(workdir, workers) as ds:
-        progress(f"backlog: devserver ready in {time.perf_counter() - start:.1f} s")
+    with _ready(workdir, workers, "backlog", progress) as ds:
         return asyncio.run(backlog_pair(ds, messages, rounds, progress))

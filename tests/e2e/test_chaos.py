@@ -76,6 +76,7 @@ MIN_PUSHED_SHARE = 0.95
 # (measured: 1).
 MAX_DLQ = 20
 
+UPLOAD_EVERY_SECONDS = 3.0
 AWS_FAIL_RATE = 0.03  # of the functions' DynamoDB and SQS requests (botocore retries them)
 STREAM_REPLAY_RATE = 0.25
 KILL_EVERY_SECONDS = 6.0
@@ -279,21 +280,25 @@ async def _upload_loop(
 ) -> None:
     """Photos uploaded (presigned PUT), completed and processed while everything fails."""
     photo = png_with_exif(160, 120)
+    loop = asyncio.get_running_loop()
     while not done.is_set():
+        # Paced under the uploads limit (30 upload:start a minute per user), retries of
+        # failed attempts included: a refusal by the limit would be this loop's own doing.
+        next_start = loop.time() + UPLOAD_EVERY_SECONDS
         start = await _call_request(
             client,
             "upload:start",
             {"fileName": "chaos.png", "contentType": "image/png", "size": len(photo)},
             stats,
         )
-        if start is None:
-            await asyncio.sleep(1.0)
-            continue
-        uploads.append(start["uploadId"])
-        status, _, _ = await asyncio.to_thread(http, "PUT", start["url"], photo, start["headers"])
-        assert status == 200, status  # S3 (moto) is not among the failing services
-        await _call_request(client, "upload:complete", {"uploadId": start["uploadId"]}, stats)
-        await asyncio.sleep(0.5)
+        if start is not None:
+            uploads.append(start["uploadId"])
+            status, _, _ = await asyncio.to_thread(
+                http, "PUT", start["url"], photo, start["headers"]
+            )
+            assert status == 200, status  # S3 (moto) is not among the failing services
+            await _call_request(client, "upload:complete", {"uploadId": start["uploadId"]}, stats)
+        await asyncio.sleep(max(0.0, next_start - loop.time()))
 
 
 def _upload_states(ds: RunningDevserver, upload_ids: list[str]) -> dict[str, str]:
