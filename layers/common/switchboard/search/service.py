@@ -39,7 +39,7 @@ from pydantic import Field, StringConstraints
 from switchboard.dal.conversations import ConversationRepository, Member, StoredMessage
 from switchboard.dal.items import is_condition_failure
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
-from switchboard.errors import BadRequest, Forbidden, NotFound, RateLimited
+from switchboard.errors import BadRequest, RateLimited, conversation_not_found
 from switchboard.router import Caller
 from switchboard.search.index import (
     SORT_KEY,
@@ -105,11 +105,12 @@ class SearchService:
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
-                raise NotFound("conversation not found")
+                raise conversation_not_found()
             if caller.user_id not in conversation.members:
                 former = self.conversations.member(data.conversationId, caller.user_id)
                 if former is None or former.left_seq is None:
-                    raise Forbidden("you are not a member of this conversation")
+                    # as for a conversation that does not exist: a stranger learns nothing
+                    raise conversation_not_found()
                 max_seq = {data.conversationId: former.left_seq}
                 left_at = former.left_at or 0
                 # not even a cursor (its sort keys are the conversation's) reads past it
