@@ -61,7 +61,11 @@ export async function loadMembership() {
   const [ids, prefs] = await Promise.all([client.blocks(), client.request("preferences:get", {})]);
   blocked.clear();
   for (const id of ids) blocked.add(id);
-  /** @type {HTMLInputElement} */ ($("accept-requests")).checked = prefs.acceptRequests;
+  // Disabled until the stored preference is known: a click before would be overwritten
+  // by the late answer (the box would show the old choice while the new one is stored).
+  const accept = /** @type {HTMLInputElement} */ ($("accept-requests"));
+  accept.checked = prefs.acceptRequests;
+  accept.disabled = false;
   await loadRequests();
 }
 

@@ -50,6 +50,9 @@ FAIL_RATE = 0.05
 # the cores stay busy (~27 sends/s).
 WORKERS = 4
 REQUEST_TIMEOUT = 15.0
+# The first connects start the workers (a function's start when an invocation needs one):
+# up to WORKERS cold starts per function at once, on a machine the rest of the suite shares.
+FIRST_CONNECT_TIMEOUT = 60.0
 RETRYABLE = {"conflict", "internal", "rate_limited", "gateway_error"}
 # The error codes the injected faults (and the concurrency) explain, per action; any other
 # code is a bug. internal: a DynamoDB/SQS request of the function failed (botocore retries
@@ -406,7 +409,10 @@ async def test_chaos_no_acknowledged_message_is_lost(start_devserver: StartDevse
     stats = Stats()
     try:
         await asyncio.gather(
-            *(c.connect(timeout=REQUEST_TIMEOUT) for c in [*clients.values(), *callers, uploader])
+            *(
+                c.connect(timeout=FIRST_CONNECT_TIMEOUT)
+                for c in [*clients.values(), *callers, uploader]
+            )
         )
         conversations: dict[str, list[str]] = {}
         for members in plan:

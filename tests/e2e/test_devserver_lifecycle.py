@@ -27,7 +27,8 @@ PARENT = """
 import subprocess, sys, time
 child = subprocess.Popen(
     [sys.executable, "-m", "devserver", "--ws-port", "0", "--http-port", "0",
-     "--workers", "1", "--turn", "off", "--exit-with-parent", "--ready-file", sys.argv[1]],
+     "--workers", "1", "--prewarm", "--turn", "off", "--exit-with-parent",
+     "--ready-file", sys.argv[1]],
     stdout=open(sys.argv[2], "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
 )
 print(child.pid, flush=True)
