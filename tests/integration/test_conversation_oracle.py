@@ -9,19 +9,22 @@ marketplace) learns whether a buyer and a seller ever talked, or who is in a gro
 
 Each case sends the same request, as the stranger, to a real conversation of others and
 to one that does not exist (the direct id of two users who never talked; a group id
-nobody created), and compares the replies field for field, the request id aside.
+nobody created), and compares the replies field for field, the request id aside, and the
+DynamoDB calls each made (the same calls on the same tables: the reply's timing is no
+tell either).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
+from switchboard import aws
 from switchboard.dal.conversations import direct_id
 
 from tests.integration.conftest import FakeContext, Stack
@@ -105,6 +108,29 @@ def world(stack: Stack) -> World:
     )
 
 
+@pytest.fixture
+def dynamodb_calls() -> Iterator[list[tuple[str, ...]]]:
+    """Every DynamoDB call the handlers make: its operation and the tables it names, with
+    the number of keys a batch reads in each (botocore's own hook, before it is sent)."""
+    seen: list[tuple[str, ...]] = []
+
+    def record(params: dict[str, Any], event_name: str, **_: Any) -> None:
+        tables = [params["TableName"]] if "TableName" in params else []
+        tables += [
+            f"{table}:{len(request.get('Keys', []))}"
+            for table, request in sorted(params.get("RequestItems", {}).items())
+        ]
+        tables += [
+            next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])
+        ]
+        seen.append((event_name.rsplit(".", 1)[1], *tables))
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    yield seen
+    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
+
+
 def conv(**extra: Any) -> Request:
     return lambda _w, cid: {"conversationId": cid, **extra}
 
@@ -183,7 +209,7 @@ def without_id(reply: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", ["1:1", "group"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_stranger_cannot_tell_a_conversation_of_others_from_none(
-    world: World, case: str, kind: str
+    world: World, dynamodb_calls: list[tuple[str, ...]], case: str, kind: str
 ) -> None:
     action, request = CASES[case]
     real, ghost = (
@@ -192,9 +218,13 @@ def test_a_stranger_cannot_tell_a_conversation_of_others_from_none(
     # Given the same request, as the stranger, to a real conversation and to none
     window = InProcess().window()
     to_real = world.call(world.stranger, action, request(world, real))
+    calls_real = dynamodb_calls[:]
+    del dynamodb_calls[:]
     to_none = world.call(world.stranger, action, request(world, ghost))
     # Then the replies are the same, field for field (the request id aside: each its own)
     assert without_id(to_real) == without_id(to_none), (to_real, to_none)
+    # ... made of the same DynamoDB calls, on the same tables
+    assert calls_real and calls_real == dynamodb_calls
     if case in ANSWERED:
         assert to_real["ok"], to_real
     else:

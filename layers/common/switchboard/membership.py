@@ -119,6 +119,13 @@ class Consent:
             raise conversation_not_found()
         return member.left_seq, member.left_at or 0
 
+    def unknown(self, caller: Caller, conversation_id: str) -> NotFound:
+        """The error for a conversation that does not exist, after the read ``reader``
+        makes to refuse a stranger (their member item), so both take the same DynamoDB
+        calls: not even the reply's timing tells a conversation of others from none."""
+        self.conversations.member(conversation_id, caller.user_id)
+        return conversation_not_found()
+
 
 def member_of(caller: Caller, conversation: Conversation | None) -> Conversation:
     """The conversation, if the caller is a member of it; else not found, whether it
@@ -200,7 +207,7 @@ class MembershipService:
         for _ in range(CHANGE_ATTEMPTS):
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
-                raise conversation_not_found()
+                raise self.consent.unknown(caller, data.conversationId)
             if caller.user_id not in conversation.members:
                 # Declined (or left) already: a retry changes nothing; for anyone else
                 # the conversation does not exist (history_bound raises).

@@ -41,7 +41,6 @@ from switchboard.errors import (
     PayloadTooLarge,
     RateLimited,
     SwitchboardError,
-    conversation_not_found,
 )
 from switchboard.limits import MAX_BODY_CHARS
 from switchboard.membership import REFUSED, Consent, member_of, request_limit
@@ -461,7 +460,7 @@ class MessagingService:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
         conversation = self.conversations.get(data.conversationId)
         if conversation is None:
-            raise conversation_not_found()
+            raise self.consent.unknown(caller, data.conversationId)
         # A former member acks and reads up to their leave entry (their devices ack the
         # entry itself), telling nobody; for anyone else it does not exist.
         bound = self.consent.history_bound(caller, conversation)
@@ -495,7 +494,7 @@ class MessagingService:
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
             if conversation is None:
-                raise conversation_not_found()
+                raise self.consent.unknown(caller, conversation_id)
             if caller.user_id not in conversation.members:
                 # A former member reads up to the seq they left at (one GetItem each).
                 bound, left = self.consent.reader(caller, conversation)
@@ -540,7 +539,7 @@ class MessagingService:
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
         conversation = self.conversations.get(data.conversationId)
         if conversation is None:
-            raise conversation_not_found()
+            raise self.consent.unknown(caller, data.conversationId)
         # A former member keeps the history up to the seq they left at (anyone else: not
         # found, as for a conversation that does not exist).
         bound, left_at = self.consent.reader(caller, conversation)

@@ -104,12 +104,12 @@ class SearchService:
         left_at: int | None = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
-            if conversation is None:
-                raise conversation_not_found()
-            if caller.user_id not in conversation.members:
+            if conversation is None or caller.user_id not in conversation.members:
+                # A former member's item says where they left. For anyone else the
+                # conversation does not exist, with the same reads either way (a stranger
+                # learns nothing, not even from the reply's timing).
                 former = self.conversations.member(data.conversationId, caller.user_id)
-                if former is None or former.left_seq is None:
-                    # as for a conversation that does not exist: a stranger learns nothing
+                if conversation is None or former is None or former.left_seq is None:
                     raise conversation_not_found()
                 max_seq = {data.conversationId: former.left_seq}
                 left_at = former.left_at or 0
