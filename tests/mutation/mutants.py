@@ -126,6 +126,15 @@ MUTANTS: list[Mutant] = [
         (ORACLE, MATRIX),
     ),
     Mutant(
+        "unknown-conversation-answers-faster",
+        "router authorization",
+        f"{LAYER}/membership.py",
+        "        self.conversations.member(conversation_id, caller.user_id)\n"
+        "        return conversation_not_found()",
+        "        return conversation_not_found()",
+        (ORACLE,),
+    ),
+    Mutant(
         "non-member-syncs",
         "router authorization",
         f"{LAYER}/messaging.py",
