@@ -369,7 +369,10 @@ async def settle(ds: RunningDevserver, timeout: float = 120.0) -> float:
     while True:
         pools = await asyncio.to_thread(admin, ds, "GET", "/__devserver/workers")
         invocations = sum(w["invocations"] for p in pools.values() for w in p["workers"])
-        busy = any(p["idle"] < sum(w["alive"] for w in p["workers"]) for p in pools.values())
+        busy = any(
+            p["starting"] or p["idle"] < sum(w["alive"] for w in p["workers"])
+            for p in pools.values()
+        )
         now = time.monotonic()
         if busy or invocations != last:
             quiet_since, last = now, invocations

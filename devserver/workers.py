@@ -249,12 +249,17 @@ class FunctionPool:
 
     async def start(self) -> None:
         if self.prewarm:
-            await asyncio.gather(*(self._spawn() for _ in range(self.size)))
+            await asyncio.gather(*(self._spawn(self._new_worker()) for _ in range(self.size)))
 
-    async def _spawn(self) -> None:
+    def _new_worker(self) -> _Worker:
+        """A worker counted in the pool from now on (it starts in ``_spawn``): invocations
+        arriving in the same instant see it and do not start one each."""
         worker = _Worker(self.spec, self.env, self._next_index, on_output=self.on_output)
         self._next_index += 1
         self._workers.append(worker)
+        return worker
+
+    async def _spawn(self, worker: _Worker) -> None:
         try:
             await worker.start()
         except (TimeoutError, asyncio.IncompleteReadError, OSError) as exc:
@@ -271,7 +276,7 @@ class FunctionPool:
         self._idle.put_nowait(worker)
 
     def _replace(self) -> None:
-        task = asyncio.create_task(self._spawn())
+        task = asyncio.create_task(self._spawn(self._new_worker()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -331,11 +336,13 @@ class FunctionPool:
             self._replace()
 
     def stats(self) -> dict[str, Any]:
-        live = {w.pid: w.invocations for w in self._workers}
+        live = {w.pid: w.invocations for w in self._workers if w.pid}
         return {
             "function": self.spec.name,
             "size": self.size,
             "idle": self._idle.qsize(),
+            # Workers whose process is not up yet (an invocation may be waiting for one).
+            "starting": sum(1 for w in self._workers if not w.pid),
             "workers": [
                 {"pid": pid, "invocations": count, "alive": pid in live}
                 for pid, count in ({**self._history, **live}).items()

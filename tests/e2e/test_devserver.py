@@ -24,6 +24,13 @@ from .conftest import RunningDevserver, StartDevserver
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10.0
+# A connect may start the authorizer's and the connection function's first workers.
+CONNECT_TIMEOUT = 30.0
+
+
+def _connect(uri: str, **kwargs: Any) -> Any:
+    kwargs.setdefault("open_timeout", CONNECT_TIMEOUT)
+    return websockets.connect(uri, **kwargs)
 
 
 def _user() -> str:
@@ -96,7 +103,7 @@ async def test_valid_token_connects_and_writes_connection_item(
     devserver: RunningDevserver,
 ) -> None:
     user = _user()
-    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+    async with _connect(devserver.url(devserver.token(user))) as ws:
         reply = await _request(ws, {"action": "ping", "id": "1"})
         assert reply["type"] == "reply"
         assert reply["id"] == "1"
@@ -113,7 +120,7 @@ async def test_bad_token_is_refused_at_handshake_and_nothing_is_written(
     user = _user()
     token = _bad_tokens(user)[kind]
     with pytest.raises(InvalidStatus) as refused:
-        async with websockets.connect(devserver.url(token), open_timeout=TIMEOUT):
+        async with _connect(devserver.url(token)):
             pass
     expected = {401} if kind == "missing" else {401, 403}
     assert refused.value.response.status_code in expected
@@ -124,7 +131,7 @@ async def test_bad_token_is_refused_at_handshake_and_nothing_is_written(
 async def test_unknown_action_and_bad_json_get_error_replies_and_connection_survives(
     devserver: RunningDevserver,
 ) -> None:
-    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+    async with _connect(devserver.url(devserver.token(_user()))) as ws:
         unknown = await _request(ws, {"action": "no-such-action", "id": "u1"})
         assert unknown["ok"] is False
         assert unknown["error"]["code"] == "unknown_action"
@@ -142,7 +149,7 @@ async def test_unknown_action_and_bad_json_get_error_replies_and_connection_surv
 async def test_deeply_nested_frame_gets_one_bad_request_reply(
     devserver: RunningDevserver,
 ) -> None:
-    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+    async with _connect(devserver.url(devserver.token(_user()))) as ws:
         # Given the reviewer's frame: 50,000 "[" (under 128 KB, so API Gateway passes it on
         # when it comes, as API Gateway requires, in frames of at most 32 KB)
         deep = await _request(ws, _fragments("[" * 50_000, MAX_FRAME_BYTES))
@@ -159,7 +166,7 @@ async def test_deeply_nested_frame_gets_one_bad_request_reply(
 
 
 async def test_message_over_128_kb_closes_with_1009(devserver: RunningDevserver) -> None:
-    async with websockets.connect(devserver.url(devserver.token(_user())), max_size=None) as ws:
+    async with _connect(devserver.url(devserver.token(_user())), max_size=None) as ws:
         await ws.send("x" * (140 * 1024))
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
@@ -169,7 +176,7 @@ async def test_message_over_128_kb_closes_with_1009(devserver: RunningDevserver)
 
 async def test_disconnect_removes_connection_item(devserver: RunningDevserver) -> None:
     user = _user()
-    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+    async with _connect(devserver.url(devserver.token(user))) as ws:
         await _request(ws, {"action": "ping", "id": "1"})
         (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
     await _wait_for(lambda: not _has_item(devserver, conn_id))
@@ -193,7 +200,7 @@ async def test_management_post_and_get_reach_a_live_connection(
 ) -> None:
     user = _user()
     client = devserver.management_client()
-    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+    async with _connect(devserver.url(devserver.token(user))) as ws:
         await _request(ws, {"action": "ping", "id": "1"})
         (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
         frame = {"type": "notification:new", "data": {"n": 1}}
@@ -209,7 +216,7 @@ async def test_management_post_and_get_reach_a_live_connection(
 async def test_management_post_over_128_kb_is_refused(devserver: RunningDevserver) -> None:
     user = _user()
     client = devserver.management_client()
-    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+    async with _connect(devserver.url(devserver.token(user))) as ws:
         await _request(ws, {"action": "ping", "id": "1"})
         (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
         with pytest.raises(client.exceptions.PayloadTooLargeException):
@@ -223,7 +230,7 @@ async def test_management_delete_closes_socket_and_item_goes(
 ) -> None:
     user = _user()
     client = devserver.management_client()
-    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+    async with _connect(devserver.url(devserver.token(user))) as ws:
         await _request(ws, {"action": "ping", "id": "1"})
         (conn_id,) = await asyncio.to_thread(_connection_ids, devserver, user)
         await asyncio.to_thread(client.delete_connection, ConnectionId=conn_id)
@@ -238,8 +245,8 @@ async def test_management_delete_closes_socket_and_item_goes(
 async def test_two_worker_processes_serve_one_users_traffic(devserver: RunningDevserver) -> None:
     token = devserver.token(_user())
     async with (
-        websockets.connect(devserver.url(token)) as ws1,
-        websockets.connect(devserver.url(token)) as ws2,
+        _connect(devserver.url(token)) as ws1,
+        _connect(devserver.url(token)) as ws2,
     ):
 
         async def burst(ws: Any, prefix: str) -> list[dict[str, Any]]:
@@ -279,7 +286,7 @@ async def test_idle_timeout_closes_with_1001_and_disconnect_runs(
 ) -> None:
     ds = start_devserver("--idle-timeout", "1", "--workers", "1")
     user = _user()
-    async with websockets.connect(ds.url(ds.token(user))) as ws:
+    async with _connect(ds.url(ds.token(user))) as ws:
         (conn_id,) = await asyncio.to_thread(_connection_ids, ds, user)
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
@@ -293,7 +300,7 @@ async def test_max_connection_duration_closes_with_1001_despite_traffic(
 ) -> None:
     ds = start_devserver("--max-connection-seconds", "2", "--workers", "1")
     sent = 0
-    async with websockets.connect(ds.url(ds.token(_user()))) as ws:
+    async with _connect(ds.url(ds.token(_user()))) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             # Busy all along (the idle timeout is 600 s, and every frame the client sends
             # counts as activity): only the duration limit can close it, and it must, long
@@ -315,7 +322,7 @@ async def test_shutdown_closes_sockets_with_1001_and_runs_disconnect_first(
 
     ds = start_devserver("--workers", "1")
     user = _user()
-    async with websockets.connect(ds.url(ds.token(user))) as ws:
+    async with _connect(ds.url(ds.token(user))) as ws:
         (conn_id,) = await asyncio.to_thread(_connection_ids, ds, user)
         os.killpg(ds.process.pid, signal.SIGTERM)
         with pytest.raises(ConnectionClosed) as closed:
@@ -363,7 +370,7 @@ async def test_frame_and_message_quotas_are_api_gateways(
     devserver: RunningDevserver, frames: int, size: int, accepted: bool
 ) -> None:
     # Given a client (no compression: API Gateway frames are limited as they travel)
-    async with websockets.connect(
+    async with _connect(
         devserver.url(devserver.token(_user())), max_size=None, compression=None
     ) as ws:
         own = (await _request(ws, {"action": "ping", "id": "who"}))["data"]["connectionId"]
@@ -386,7 +393,7 @@ async def test_frame_and_message_quotas_are_api_gateways(
 async def test_ping_tells_the_connection_its_id_which_the_management_api_knows(
     devserver: RunningDevserver,
 ) -> None:
-    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+    async with _connect(devserver.url(devserver.token(_user()))) as ws:
         pong = await _request(ws, {"action": "ping", "id": "p"})
         own = pong["data"]["connectionId"]
         management = devserver.management_client()
@@ -408,7 +415,7 @@ def _invocations(devserver: RunningDevserver) -> int:
 async def test_keepalive_is_answered_by_the_gateway_with_a_pong_and_no_lambda(
     devserver: RunningDevserver,
 ) -> None:
-    async with websockets.connect(devserver.url(devserver.token(_user()))) as ws:
+    async with _connect(devserver.url(devserver.token(_user()))) as ws:
         own = (await _request(ws, {"action": "ping", "id": "who"}))["data"]["connectionId"]
         before = await asyncio.to_thread(_invocations, devserver)
         for _ in range(3):
@@ -430,8 +437,8 @@ def _is_compact(raw: str) -> bool:
 async def test_replies_and_pushes_are_the_same_compact_json(devserver: RunningDevserver) -> None:
     alice, bob = _user(), _user()
     async with (
-        websockets.connect(devserver.url(devserver.token(alice))) as a,
-        websockets.connect(devserver.url(devserver.token(bob))) as b,
+        _connect(devserver.url(devserver.token(alice))) as a,
+        _connect(devserver.url(devserver.token(bob))) as b,
     ):
         await a.send(
             json.dumps({"action": "conversation:create", "id": "c", "data": {"members": [bob]}})
@@ -455,11 +462,11 @@ async def test_a_refused_token_is_one_log_line_without_a_traceback(
 ) -> None:
     before = devserver.log()
     with pytest.raises(InvalidStatus):
-        async with websockets.connect(devserver.url("not.a.token"), open_timeout=TIMEOUT):
+        async with _connect(devserver.url("not.a.token")):
             pass
     # A sentinel after it: once this connect is logged, the refusal's lines are too.
     user = _user()
-    async with websockets.connect(devserver.url(devserver.token(user))) as ws:
+    async with _connect(devserver.url(devserver.token(user))) as ws:
         await _request(ws, {"action": "ping", "id": "sentinel"})
     await _wait_for(lambda: f"user={user}" in devserver.log())
     new = devserver.log()[len(before) :]
@@ -492,7 +499,7 @@ async def test_devserver_starts_coturn_and_hands_out_its_url(
     # (TURN credentials are issued for a call: here, one about to be placed to a contact,
     # someone who accepted a conversation with the caller)
     await befriend(ds, user, callee)
-    async with websockets.connect(ds.url(ds.token(user))) as ws:
+    async with _connect(ds.url(ds.token(user))) as ws:
         ask = {"action": "call:ice-servers", "id": "i", "data": {"calleeId": callee}}
         reply = await _request(ws, ask)
         while reply["type"] != "reply":  # (a contact's presence may come first)

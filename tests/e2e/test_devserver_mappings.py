@@ -59,7 +59,9 @@ Resources:
   WorkQueue:
     Type: AWS::SQS::Queue
     Properties:
-      VisibilityTimeout: 1
+      # Not below the function's Timeout (AWS refuses such a mapping): the first batch
+      # waits for a cold start, and must not come back while it is being handled.
+      VisibilityTimeout: 5
       RedrivePolicy:
         deadLetterTargetArn: !GetAtt WorkDLQ.Arn
         maxReceiveCount: 2
@@ -410,6 +412,28 @@ def test_crashed_worker_is_replaced(mapped: RunningDevserver) -> None:
     _wait(lambda: any(w["alive"] for w in workers()), timeout=20)
 
 
+async def test_a_burst_starts_no_more_workers_than_the_pool_holds(
+    start_devserver: StartDevserver, tmp_path: Path
+) -> None:
+    """40 frames written at once on one socket reach the devserver together: the pool
+    (--workers 2) starts at most one more worker for them, and every frame is answered."""
+    import asyncio
+
+    import websockets
+
+    template = tmp_path / "template.yaml"
+    template.write_text(TEMPLATE)
+    ds = start_devserver("--template", str(template), "--workers", "2")
+    async with websockets.connect(ds.url("wendy"), open_timeout=30) as ws:
+        frames = [json.dumps({"action": "echo", "n": n}) for n in range(40)]
+        await asyncio.gather(*(ws.send(frame) for frame in frames))
+        replies = [json.loads(await asyncio.wait_for(ws.recv(), WAIT)) for _ in frames]
+        started = _get(f"{ds.http}/__devserver/workers")[2]["WsFunction"]["workers"]
+    assert sorted(json.loads(r["event"]["body"])["n"] for r in replies) == list(range(40))
+    assert 1 <= len(started) <= 2, started
+    assert sum(w["invocations"] for w in started) == 41  # $connect + 40 frames
+
+
 def test_timeout_kills_worker_and_next_invocation_works(mapped: RunningDevserver) -> None:
     def dead_workers() -> int:
         stats = _get(f"{mapped.http}/__devserver/workers")[2]["SlowFunction"]
@@ -457,7 +481,7 @@ async def test_ws_api_from_a_template_authorizer_connect_routes_and_responses(
                 pass
         assert refused.value.response.status_code == status, token
 
-    async with websockets.connect(mapped.url("wendy")) as ws:
+    async with websockets.connect(mapped.url("wendy"), open_timeout=30) as ws:
         # A route without RouteResponse sends nothing back; with one, the body.
         await ws.send(json.dumps({"action": "silent"}))
         await ws.send(json.dumps({"action": "echo", "x": 1}))

@@ -88,7 +88,9 @@ class Devserver:
                 name: pool
                 for name, pool in pools.items()
                 if name in self.functions
-                and pool["idle"] < sum(1 for w in pool["workers"] if w["alive"])
+                and (
+                    pool["starting"] or pool["idle"] < sum(1 for w in pool["workers"] if w["alive"])
+                )
             }
             if not busy:
                 return
