@@ -335,6 +335,9 @@ def test_authorization_cell(world: World, action: str, role: str) -> None:
     else:
         assert not reply["ok"], f"{role} may not {action}: {reply}"
         assert reply["error"]["code"] in DENIED_CODES, reply
+        if role not in PARTICIPANTS and ("conversationId" in request or "cursors" in request):
+            # to anyone not in it, a conversation is one that does not exist
+            assert reply["error"] == {"code": "not_found", "message": "conversation not found"}
         window.assert_nothing_happened(f"{action} by the {role}")
 
 
@@ -351,7 +354,9 @@ def test_a_voice_upload_is_for_members_of_its_conversation(world: World, role: s
         assert reply["ok"], reply
         world.uploads.append(reply["data"]["uploadId"])
     else:
-        assert reply["error"]["code"] == "forbidden", reply
+        # not_found, as for a conversation that does not exist (a non-member learns
+        # nothing of it: tests/integration/test_conversation_oracle.py)
+        assert reply["error"]["code"] == "not_found", reply
         window.assert_nothing_happened(f"a voice upload by the {role}")
 
 
@@ -422,5 +427,27 @@ def test_a_former_member_is_denied_message_operations(
     window = world.window()
     reply = former.call(action, {"conversationId": group, **FORMER_MEMBER_CELLS[action]})
     assert not reply["ok"], f"a former member may not {action}: {reply}"
-    assert reply["error"]["code"] in DENIED_CODES, reply
+    # not_found, as for anyone not in it: these read the conversation alone, and telling
+    # a former member from a stranger would take a read of their member item
+    assert reply["error"] == {"code": "not_found", "message": "conversation not found"}, reply
     window.assert_nothing_happened(f"{action} by a former member")
+
+
+def test_a_former_member_starts_no_voice_upload_there(
+    world: World, former_member: tuple[Client, str]
+) -> None:
+    former, group = former_member
+    upload = Client(
+        world.stack,
+        world.modules["UploadFunction"],
+        world.modules["ConnectionFunction"],
+        former.user_id,
+    )
+    window = world.window()
+    reply = upload.call("upload:start", {**VOICE, "conversationId": group})
+    # forbidden (they know the conversation: it is in their history), and nothing done
+    assert reply["error"] == {
+        "code": "forbidden",
+        "message": "you are no longer a member of this conversation",
+    }, reply
+    window.assert_nothing_happened("a voice upload by a former member")

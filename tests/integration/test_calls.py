@@ -543,6 +543,8 @@ def test_a_call_from_a_conversation_needs_both_to_be_members(
         )
         == "forbidden"
     )
+    # (mallory, no member, is told what she would be of a conversation that does not
+    # exist: tests/integration/test_conversation_oracle.py)
     assert (
         mallory.error(
             "call:initiate",
@@ -553,7 +555,7 @@ def test_a_call_from_a_conversation_needs_both_to_be_members(
                 "conversationId": conversation_id,
             },
         )
-        == "forbidden"
+        == "not_found"
     )
     call_id = initiate(alice, bob, conversationId=conversation_id)
     assert bob.frames("call:incoming")[-1]["data"]["conversationId"] == conversation_id

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 LAYER = "layers/common/switchboard"
 MATRIX = "tests/integration/test_authorization_matrix.py"
 MESSAGING = "tests/integration/test_messaging.py"
+ORACLE = "tests/integration/test_conversation_oracle.py"
 SESSIONS = "tests/integration/test_sessions.py"
 CALLS = ("tests/unit/test_calls.py", "tests/integration/test_calls.py")
 ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATRIX)
@@ -95,11 +96,43 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "non-member-reaches-conversation",
         "router authorization",
-        f"{LAYER}/messaging.py",
+        f"{LAYER}/membership.py",
+        "    if conversation is None or caller.user_id not in conversation.members:\n"
+        "        raise conversation_not_found()",
+        "    if conversation is None:\n        raise conversation_not_found()",
+        (MATRIX,),
+    ),
+    # the "who talks to whom" oracle: a non-member told the conversation exists
+    Mutant(
+        "non-member-told-the-conversation-exists",
+        "router authorization",
+        f"{LAYER}/membership.py",
+        "    if conversation is None or caller.user_id not in conversation.members:\n"
+        "        raise conversation_not_found()",
+        "    if conversation is None:\n"
+        "        raise conversation_not_found()\n"
         "    if caller.user_id not in conversation.members:\n"
         '        raise Forbidden("you are not a member of this conversation")',
-        '    if False:\n        raise Forbidden("you are not a member of this conversation")',
-        (MATRIX,),
+        (ORACLE, MATRIX),
+    ),
+    Mutant(
+        "non-member-told-the-history-exists",
+        "router authorization",
+        f"{LAYER}/membership.py",
+        "        if member is None or member.left_seq is None:\n"
+        "            raise conversation_not_found()",
+        "        if member is None or member.left_seq is None:\n"
+        '            raise Forbidden("you are not a member of this conversation")',
+        (ORACLE, MATRIX),
+    ),
+    Mutant(
+        "unknown-conversation-answers-faster",
+        "router authorization",
+        f"{LAYER}/membership.py",
+        "        self.conversations.member(conversation_id, caller.user_id)\n"
+        "        return conversation_not_found()",
+        "        return conversation_not_found()",
+        (ORACLE,),
     ),
     Mutant(
         "non-member-syncs",

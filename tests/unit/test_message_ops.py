@@ -183,7 +183,7 @@ def test_the_client_reads_changes_only_past_its_cursor_and_only_consecutive_push
 
 
 def test_a_conversation_the_user_left_stops_being_followed_and_the_others_go_on() -> None:
-    from switchboard_client.errors import Forbidden
+    from switchboard_client.errors import NotFound
 
     class LeftOne(Scripted):
         async def call(
@@ -196,7 +196,8 @@ def test_a_conversation_the_user_left_stops_being_followed_and_the_others_go_on(
         ) -> Any:
             if (data or {}).get("conversationId") == "left":
                 self.asked.append(dict(data or {}))
-                raise Forbidden("you are not a member of this conversation")
+                # what the server answers a former member (as anyone not in it)
+                raise NotFound("conversation not found")
             return await super().call(model, action, data, timeout=timeout)
 
     page = {

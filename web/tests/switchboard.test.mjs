@@ -189,9 +189,9 @@ test("request/reply: data, typed error codes, timeouts", async () => {
   const [ping, send] = ws.sent;
   assert.notEqual(ping.id, send.id);
   ws.reply(ping, PONG);
-  ws.reply(send, { code: "forbidden", message: "not a member" }, false);
+  ws.reply(send, { code: "not_found", message: "conversation not found" }, false);
   assert.deepEqual(await ok, PONG);
-  await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === "forbidden" && e.action === "message:send");
+  await assert.rejects(bad, (e) => e instanceof SwitchboardError && e.code === "not_found" && e.action === "message:send");
   await h.clock.advance(1000);
   await assert.rejects(slow, (e) => e.code === "timeout");
   h.client.close();
@@ -720,7 +720,8 @@ test("a conversation the user left stops being followed; the others' changes are
   await flush();
   const [first] = ws.requests("message:changes");
   assert.deepEqual(first.data, { conversationId: "left", afterChange: 1 });
-  ws.reply(first, { code: "forbidden", message: "you are not a member of this conversation" }, false);
+  // what the server answers a former member (as anyone not in the conversation)
+  ws.reply(first, { code: "not_found", message: "conversation not found" }, false);
   await flush();
   const [, second] = ws.requests("message:changes");
   assert.deepEqual(second.data, { conversationId: "c2", afterChange: 0 });

@@ -65,3 +65,13 @@ class RateLimited(SwitchboardError):
 
 class UnknownAction(SwitchboardError):
     code = ErrorCode.UNKNOWN_ACTION
+
+
+def conversation_not_found() -> NotFound:
+    """The one answer for a conversation the caller may not know of: one that does not
+    exist, and one they are not (and never were) a member of. The same code, words and
+    (no) details, so naming a conversation - the 1:1 id anyone can derive from two user
+    ids (dal/conversations.direct_id) included - tells a non-member nothing: not whether
+    it exists, nor who is in it. Nothing of the request is echoed: one reply, byte for
+    byte but the request id, whichever id was named."""
+    return NotFound("conversation not found")

@@ -31,7 +31,14 @@ from switchboard.dal.conversations import (
 from switchboard.dal.membership import BlockListFull, BlockRepository, MembershipRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
 from switchboard.delivery import Delivery
-from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from switchboard.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    conversation_not_found,
+)
 from switchboard.observability import logger
 from switchboard.protocol import push
 from switchboard.router import Caller
@@ -98,7 +105,8 @@ class Consent:
 
     def history_bound(self, caller: Caller, conversation: Conversation) -> int:
         """The last seq the caller may read: lastSeq for a member, the seq they left at
-        for a former member (one GetItem, only then); Forbidden for anyone else."""
+        for a former member (one GetItem, only then); for anyone else the conversation
+        does not exist (``conversation_not_found``: it tells a stranger nothing)."""
         return self.reader(caller, conversation)[0]
 
     def reader(self, caller: Caller, conversation: Conversation) -> tuple[int, int | None]:
@@ -108,8 +116,24 @@ class Consent:
             return conversation.last_seq, None
         member = self.conversations.member(conversation.conversation_id, caller.user_id)
         if member is None or member.left_seq is None:
-            raise Forbidden("you are not a member of this conversation")
+            raise conversation_not_found()
         return member.left_seq, member.left_at or 0
+
+    def unknown(self, caller: Caller, conversation_id: str) -> NotFound:
+        """The error for a conversation that does not exist, after the read ``reader``
+        makes to refuse a stranger (their member item), so both take the same DynamoDB
+        calls: not even the reply's timing tells a conversation of others from none."""
+        self.conversations.member(conversation_id, caller.user_id)
+        return conversation_not_found()
+
+
+def member_of(caller: Caller, conversation: Conversation | None) -> Conversation:
+    """The conversation, if the caller is a member of it; else not found, whether it
+    does not exist or the caller is not in it (a former member too: telling them from a
+    stranger would take a read of their member item, and they know it is gone for them)."""
+    if conversation is None or caller.user_id not in conversation.members:
+        raise conversation_not_found()
+    return conversation
 
 
 def role_of(conversation: Conversation, user_id: str) -> str:
@@ -146,12 +170,7 @@ class MembershipService:
         return int(self._clock() * 1000)
 
     def _conversation_for(self, caller: Caller, conversation_id: str) -> Conversation:
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            raise NotFound("conversation not found")
-        if caller.user_id not in conversation.members:
-            raise Forbidden("you are not a member of this conversation")
-        return conversation
+        return member_of(caller, self.conversations.get(conversation_id))
 
     # ------------------------------------------------------------------ requests
     def accept(self, caller: Caller, data: wire.ConversationRef) -> wire.ConsentChanged:
@@ -188,10 +207,10 @@ class MembershipService:
         for _ in range(CHANGE_ATTEMPTS):
             conversation = self.conversations.get(data.conversationId)
             if conversation is None:
-                raise NotFound("conversation not found")
+                raise self.consent.unknown(caller, data.conversationId)
             if caller.user_id not in conversation.members:
-                # Declined (or left) already: a retry changes nothing; anyone else is
-                # refused (history_bound raises for a non-member).
+                # Declined (or left) already: a retry changes nothing; for anyone else
+                # the conversation does not exist (history_bound raises).
                 self.consent.history_bound(caller, conversation)
                 return wire.ConsentChanged(
                     conversationId=conversation.conversation_id, changed=False

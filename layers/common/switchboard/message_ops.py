@@ -45,9 +45,10 @@ from switchboard.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    conversation_not_found,
 )
 from switchboard.gateway import encode
-from switchboard.membership import REFUSED
+from switchboard.membership import REFUSED, member_of
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
 from switchboard.queues import RetryJob
@@ -283,11 +284,8 @@ class MessageOpsService:
     def _read(
         self, caller: Caller, conversation_id: str, seq: int
     ) -> tuple[Conversation, StoredMessage]:
-        conversation, messages = self.changes.read(conversation_id, [seq])
-        if conversation is None:
-            raise NotFound("conversation not found")
-        if caller.user_id not in conversation.members:
-            raise Forbidden("you are not a member of this conversation")
+        found, messages = self.changes.read(conversation_id, [seq])
+        conversation = member_of(caller, found)
         message = messages.get(seq)
         if message is None:
             raise NotFound("no message at this seq")
@@ -366,25 +364,22 @@ class MessageOpsService:
     # ------------------------------------------------------------------ mute
     def mute(self, caller: Caller, data: wire.ConversationMute) -> wire.MuteState:
         """One conditional write of the caller's own member item (its existence is the
-        membership check): a non-member's mute changes nothing."""
+        membership check): a non-member's mute changes nothing and finds no conversation,
+        a former member's too (the write cannot tell them from a stranger)."""
         until: int | None = None
         if data.muted:
             until = data.until if data.until is not None else wire.FOREVER
             if until <= self._now_ms():
                 raise BadRequest("until is in the past")
         if not self.changes.set_mute(data.conversationId, caller.user_id, until):
-            raise Forbidden("you are not a member of this conversation")
+            raise conversation_not_found()
         return wire.MuteState(conversationId=data.conversationId, mutedUntil=until)
 
     def _read_conversation(
         self, caller: Caller, conversation_id: str, seqs: Iterable[int] = ()
     ) -> tuple[Conversation, dict[int, StoredMessage]]:
-        conversation, messages = self.changes.read(conversation_id, list(seqs))
-        if conversation is None:
-            raise NotFound("conversation not found")
-        if caller.user_id not in conversation.members:
-            raise Forbidden("you are not a member of this conversation")
-        return conversation, messages
+        found, messages = self.changes.read(conversation_id, list(seqs))
+        return member_of(caller, found), messages
 
 
 # ---------------------------------------------------------------------- shared with messaging

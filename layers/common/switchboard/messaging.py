@@ -38,13 +38,12 @@ from switchboard.errors import (
     BadRequest,
     Conflict,
     Forbidden,
-    NotFound,
     PayloadTooLarge,
     RateLimited,
     SwitchboardError,
 )
 from switchboard.limits import MAX_BODY_CHARS
-from switchboard.membership import REFUSED, Consent, request_limit
+from switchboard.membership import REFUSED, Consent, member_of, request_limit
 from switchboard.message_ops import (
     as_left,
     current_previews,
@@ -117,7 +116,7 @@ class MessagingService:
         return int(self._clock() * 1000)
 
     def _conversation_for(self, caller: Caller, conversation_id: str) -> Conversation:
-        return _member_of(caller, self.conversations.get(conversation_id))
+        return member_of(caller, self.conversations.get(conversation_id))
 
     # ------------------------------------------------------------------ conversations
     def _send_limits(self, caller: Caller) -> list[RateLimit]:
@@ -345,7 +344,7 @@ class MessagingService:
         if not linked:
             return self._conversation_for(caller, data.conversationId), None
         found, messages = self.changes.read(data.conversationId, linked)
-        conversation = _member_of(caller, found)
+        conversation = member_of(caller, found)
         parent = messages.get(data.parentSeq) if data.parentSeq is not None else None
         if data.parentSeq is not None and (
             parent is None or parent.parent_seq is not None or parent.system or parent.deleted_at
@@ -461,9 +460,9 @@ class MessagingService:
         """message:ack (cursor ackedSeq) and message:read (readSeq)."""
         conversation = self.conversations.get(data.conversationId)
         if conversation is None:
-            raise NotFound("conversation not found")
+            raise self.consent.unknown(caller, data.conversationId)
         # A former member acks and reads up to their leave entry (their devices ack the
-        # entry itself), telling nobody; anyone else is refused.
+        # entry itself), telling nobody; for anyone else it does not exist.
         bound = self.consent.history_bound(caller, conversation)
         seq = min(data.seq, bound)
         moved = seq > 0 and self.conversations.advance_cursor(
@@ -495,7 +494,7 @@ class MessagingService:
         for conversation_id in data.cursors:
             conversation = found.get(conversation_id)
             if conversation is None:
-                raise NotFound(f"conversation {conversation_id} not found")
+                raise self.consent.unknown(caller, conversation_id)
             if caller.user_id not in conversation.members:
                 # A former member reads up to the seq they left at (one GetItem each).
                 bound, left = self.consent.reader(caller, conversation)
@@ -540,8 +539,9 @@ class MessagingService:
     def history(self, caller: Caller, data: wire.MessageHistory) -> wire.HistoryPage:
         conversation = self.conversations.get(data.conversationId)
         if conversation is None:
-            raise NotFound("conversation not found")
-        # A former member keeps the history up to the seq they left at.
+            raise self.consent.unknown(caller, data.conversationId)
+        # A former member keeps the history up to the seq they left at (anyone else: not
+        # found, as for a conversation that does not exist).
         bound, left_at = self.consent.reader(caller, conversation)
         conversation = replace(conversation, last_seq=bound)
         cid, around = conversation.conversation_id, data.aroundSeq
@@ -652,14 +652,6 @@ class MessagingService:
         return wire.NotificationsMarked(
             marked=self.notifications.mark_read(caller.user_id, list(data.notificationIds))
         )
-
-
-def _member_of(caller: Caller, conversation: Conversation | None) -> Conversation:
-    if conversation is None:
-        raise NotFound("conversation not found")
-    if caller.user_id not in conversation.members:
-        raise Forbidden("you are not a member of this conversation")
-    return conversation
 
 
 def _encode_cursor(position: tuple[int, str]) -> str:

@@ -40,6 +40,7 @@ from switchboard.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    conversation_not_found,
 )
 from switchboard.filetypes import IMAGE_TYPES, SNIFF_BYTES, normalize
 from switchboard.media import AUDIO_TYPES, MEDIA_TYPES
@@ -284,8 +285,11 @@ class UploadService:
             assert data.conversationId is not None  # the wire model requires it
             if content_type not in AUDIO_TYPES:
                 raise BadRequest(f"a voice message is audio ({sorted(AUDIO_TYPES)})")
-            if self.conversations.member(data.conversationId, caller.user_id) is None:
-                raise Forbidden("you are not a member of this conversation")
+            member = self.conversations.member(data.conversationId, caller.user_id)
+            if member is None:  # a stranger learns nothing of the conversation
+                raise conversation_not_found()
+            if member.left_seq is not None:  # a former member posts nothing there
+                raise Forbidden("you are no longer a member of this conversation")
             return _Binding(data.conversationId)
         if data.purpose == "recording":
             assert data.callId is not None

@@ -33,7 +33,7 @@ from switchboard.calls.model import (
 )
 from switchboard.calls.pushes import Push, pushes
 from switchboard.calls.repository import StaleCall
-from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound
+from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, conversation_not_found
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
 from switchboard.queues import NotificationJob, RingTimeout
@@ -89,7 +89,10 @@ class CallService:
         conversation = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
-            if conversation is None or not {caller.user_id, *callees} <= conversation.members:
+            if conversation is None or caller.user_id not in conversation.members:
+                # a non-member learns nothing of it: not whether it exists, nor its members
+                raise conversation_not_found()
+            if not set(callees) <= conversation.members:
                 raise Forbidden("every participant must be a member of the conversation")
         now = self.now()
         call = start(

@@ -39,7 +39,7 @@ from pydantic import Field, StringConstraints
 from switchboard.dal.conversations import ConversationRepository, Member, StoredMessage
 from switchboard.dal.items import is_condition_failure
 from switchboard.dal.ratelimits import RateLimit, RateLimiter
-from switchboard.errors import BadRequest, Forbidden, NotFound, RateLimited
+from switchboard.errors import BadRequest, RateLimited, conversation_not_found
 from switchboard.router import Caller
 from switchboard.search.index import (
     SORT_KEY,
@@ -104,12 +104,13 @@ class SearchService:
         left_at: int | None = None
         if data.conversationId is not None:
             conversation = self.conversations.get(data.conversationId)
-            if conversation is None:
-                raise NotFound("conversation not found")
-            if caller.user_id not in conversation.members:
+            if conversation is None or caller.user_id not in conversation.members:
+                # A former member's item says where they left. For anyone else the
+                # conversation does not exist, with the same reads either way (a stranger
+                # learns nothing, not even from the reply's timing).
                 former = self.conversations.member(data.conversationId, caller.user_id)
-                if former is None or former.left_seq is None:
-                    raise Forbidden("you are not a member of this conversation")
+                if conversation is None or former is None or former.left_seq is None:
+                    raise conversation_not_found()
                 max_seq = {data.conversationId: former.left_seq}
                 left_at = former.left_at or 0
                 # not even a cursor (its sort keys are the conversation's) reads past it

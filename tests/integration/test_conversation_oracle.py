@@ -1,0 +1,239 @@
+"""Who talks to whom: naming a conversation must tell a non-member nothing.
+
+A 1:1 conversation's id derives from its two members (``direct_id``, a plain hash), so
+anyone can compute the id of alice and bob's conversation. Every action that takes a
+conversation id answers a caller who is not (and never was) a member exactly as it
+answers for a conversation that does not exist - the same code, words and details, no
+other field - and does nothing in either case. Otherwise a stranger (a competitor on the
+marketplace) learns whether a buyer and a seller ever talked, or who is in a group.
+
+Each case sends the same request, as the stranger, to a real conversation of others and
+to one that does not exist (the direct id of two users who never talked; a group id
+nobody created), and compares the replies field for field, the request id aside, and the
+DynamoDB calls each made (the same calls on the same tables: the reply's timing is no
+tell either).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from switchboard import aws
+from switchboard.dal.conversations import direct_id
+
+from tests.integration.conftest import FakeContext, Stack
+from tests.integration.test_messaging import Client, new_conversation, send
+from tests.integration.test_routes_match_template import template_routes
+from tests.support.effects import InProcess
+from tests.support.events import frame, ws_event
+
+Request = Callable[["World", str], dict[str, Any]]
+
+
+@dataclass
+class World:
+    modules: dict[str, ModuleType]
+    routes: dict[str, str | None]
+    alice: Client
+    bob: Client
+    carol: Client
+    stranger: Client
+    direct: str  # alice and bob's 1:1 (its id computable from theirs)
+    group: str  # alice, bob and carol
+    never_talked: str  # the direct id of two users who exist but never talked
+    no_group: str  # a group id nobody created
+    stranger_upload: str  # an upload of the stranger's own
+
+    def call(self, client: Client, action: str, data: dict[str, Any]) -> dict[str, Any]:
+        module = self.modules[self.routes[action] or ""]
+        event = ws_event(
+            action,
+            body=frame(action, data),
+            connection_id=client.connection_id,
+            user_id=client.user_id,
+        )
+        reply: dict[str, Any] = json.loads(module.lambda_handler(event, FakeContext())["body"])
+        return reply
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> World:
+    routes = template_routes(stack)
+    modules = {
+        function: stack.handler(function)
+        for function in {f for key, f in routes.items() if f and not key.startswith("$")}
+    }
+    message, connect = modules["MessageFunction"], modules["ConnectionFunction"]
+    tag = uuid.uuid4().hex[:6]
+    alice, bob, carol, stranger, dave, erin = (
+        Client(stack, message, connect, f"{name}-{tag}")
+        for name in ("alice", "bob", "carol", "stranger", "dave", "erin")
+    )
+    direct = new_conversation(alice, bob)
+    assert direct == direct_id({alice.user_id, bob.user_id})  # what the stranger computes
+    send(alice, direct, "hello bob")
+    bob.ok(
+        "message:send",
+        {"conversationId": direct, "clientMessageId": "r1", "body": "in a thread", "parentSeq": 1},
+    )
+    alice.ok("message:react", {"conversationId": direct, "seq": 1, "emoji": "👍"})
+    group = new_conversation(alice, bob, carol)
+    send(alice, group, "hello group")
+    # The stranger is no one's nobody: a user with a conversation and an upload of their own.
+    new_conversation(stranger, dave)
+    upload = Client(stack, modules["UploadFunction"], connect, stranger.user_id)
+    started = upload.ok(
+        "upload:start", {"fileName": "a.pdf", "contentType": "application/pdf", "size": 2048}
+    )
+    # dave and erin exist (connected, with conversations of their own) but never talked
+    never_talked = direct_id({dave.user_id, erin.user_id})
+    return World(
+        modules,
+        routes,
+        alice,
+        bob,
+        carol,
+        stranger,
+        direct,
+        group,
+        never_talked,
+        "cv_" + uuid.uuid4().hex,
+        started["uploadId"],
+    )
+
+
+@pytest.fixture
+def dynamodb_calls() -> Iterator[list[tuple[str, ...]]]:
+    """Every DynamoDB call the handlers make: its operation and the tables it names, with
+    the number of keys a batch reads in each (botocore's own hook, before it is sent)."""
+    seen: list[tuple[str, ...]] = []
+
+    def record(params: dict[str, Any], event_name: str, **_: Any) -> None:
+        tables = [params["TableName"]] if "TableName" in params else []
+        tables += [
+            f"{table}:{len(request.get('Keys', []))}"
+            for table, request in sorted(params.get("RequestItems", {}).items())
+        ]
+        tables += [
+            next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])
+        ]
+        seen.append((event_name.rsplit(".", 1)[1], *tables))
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    yield seen
+    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
+
+
+def conv(**extra: Any) -> Request:
+    return lambda _w, cid: {"conversationId": cid, **extra}
+
+
+# Every request that names a conversation (the thread, quote and around variants too).
+CASES: dict[str, tuple[str, Request]] = {
+    "message:send": ("message:send", conv(clientMessageId="same", body="hi")),
+    "message:send thread reply": (
+        "message:send",
+        conv(clientMessageId="same-thread", body="hi", parentSeq=1),
+    ),
+    "message:send quote": ("message:send", conv(clientMessageId="same-q", body="hi", replyToSeq=1)),
+    "message:ack": ("message:ack", conv(seq=1)),
+    "message:read": ("message:read", conv(seq=1)),
+    "message:sync": ("message:sync", lambda _w, cid: {"cursors": {cid: 0}}),
+    "message:history": ("message:history", conv()),
+    "message:history before": ("message:history", conv(beforeSeq=2)),
+    "message:history around": ("message:history", conv(aroundSeq=1)),
+    "message:search": ("message:search", conv(query="hello")),
+    "message:edit": ("message:edit", conv(seq=1, body="changed")),
+    "message:delete": ("message:delete", conv(seq=1)),
+    "message:react": ("message:react", conv(seq=1, emoji="👍")),
+    "message:changes": ("message:changes", conv(afterChange=0)),
+    "thread:history": ("thread:history", conv(parentSeq=1)),
+    "conversation:mute": ("conversation:mute", conv(until=2**50)),
+    "conversation:unmute": ("conversation:mute", conv(muted=False)),
+    "typing:start": ("typing:start", conv()),
+    "typing:stop": ("typing:stop", conv()),
+    "conversation:accept": ("conversation:accept", conv()),
+    "conversation:decline": ("conversation:decline", conv()),
+    "conversation:leave": ("conversation:leave", conv()),
+    "conversation:add-members": (
+        "conversation:add-members",
+        lambda w, cid: {"conversationId": cid, "members": [w.stranger.user_id]},
+    ),
+    "conversation:remove-member": (
+        "conversation:remove-member",
+        lambda w, cid: {"conversationId": cid, "userId": w.bob.user_id},
+    ),
+    "conversation:set-role": (
+        "conversation:set-role",
+        lambda w, cid: {"conversationId": cid, "userId": w.bob.user_id, "role": "admin"},
+    ),
+    "conversation:set-title": ("conversation:set-title", conv(title="mine now")),
+    "upload:start voice": (
+        "upload:start",
+        conv(fileName="v.webm", contentType="audio/webm", size=2048, purpose="voice"),
+    ),
+    # a download of a shared upload names the conversation it was shared in
+    "upload:get shared": (
+        "upload:get",
+        lambda w, cid: {"uploadId": w.stranger_upload, "conversationId": cid},
+    ),
+    "call:initiate 1:1": (
+        "call:initiate",
+        lambda w, cid: {
+            "calleeId": w.bob.user_id,
+            "media": "audio",
+            "offer": {"type": "offer", "sdp": "v=0\r\n"},
+            "conversationId": cid,
+        },
+    ),
+    "call:initiate group": (
+        "call:initiate",
+        lambda w, cid: {"calleeIds": [w.bob.user_id], "media": "audio", "conversationId": cid},
+    ),
+}
+# the stranger's own upload: answered (no conversation in it), the same either way
+ANSWERED = {"upload:get shared"}
+
+
+def without_id(reply: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in reply.items() if k != "id"}
+
+
+@pytest.mark.parametrize("kind", ["1:1", "group"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_stranger_cannot_tell_a_conversation_of_others_from_none(
+    world: World, dynamodb_calls: list[tuple[str, ...]], case: str, kind: str
+) -> None:
+    action, request = CASES[case]
+    real, ghost = (
+        (world.direct, world.never_talked) if kind == "1:1" else (world.group, world.no_group)
+    )
+    # Given the same request, as the stranger, to a real conversation and to none
+    window = InProcess().window()
+    to_real = world.call(world.stranger, action, request(world, real))
+    calls_real = dynamodb_calls[:]
+    del dynamodb_calls[:]
+    to_none = world.call(world.stranger, action, request(world, ghost))
+    # Then the replies are the same, field for field (the request id aside: each its own)
+    assert without_id(to_real) == without_id(to_none), (to_real, to_none)
+    # ... made of the same DynamoDB calls, on the same tables
+    assert calls_real and calls_real == dynamodb_calls
+    if case in ANSWERED:
+        assert to_real["ok"], to_real
+    else:
+        # ... the answer for a conversation that does not exist, with nothing more
+        assert to_none == {
+            "type": "reply",
+            "id": to_none["id"],
+            "ok": False,
+            "error": {"code": "not_found", "message": "conversation not found"},
+        }, to_none
+        # And neither did anything to anyone: no push, no write, no queue message
+        window.assert_nothing_happened(f"{case} by a stranger")
