@@ -223,6 +223,23 @@ class _Worker:
             self.writer.close()
 
 
+@dataclass(frozen=True)
+class _StartFailed:
+    """What a waiting invocation gets instead of a worker whose process died (or timed
+    out) before it was ready: Lambda's answer when an environment cannot start."""
+
+    message: str
+
+    def result(self) -> InvocationResult:
+        return InvocationResult(
+            False,
+            error={
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: local Error: {self.message}",
+            },
+        )
+
+
 class FunctionPool:
     """N execution environments of one function; invocations go to an idle one."""
 
@@ -240,12 +257,13 @@ class FunctionPool:
         self.size = max(1, size)
         self.prewarm = prewarm
         self.on_output = on_output
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._idle: asyncio.Queue[_Worker | _StartFailed] = asyncio.Queue()
         self._workers: list[_Worker] = []
         self._next_index = 0
         self._history: dict[int, int] = {}  # pid -> invocations, dead workers included
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._waiting = 0  # invocations waiting for an idle worker
 
     async def start(self) -> None:
         if self.prewarm:
@@ -266,14 +284,26 @@ class FunctionPool:
             log.error("%s: worker failed to start: %r", self.spec.logical_id, exc)  # noqa: TRY400
             await worker.kill()
             self._workers.remove(worker)
-            if not self._closing:
-                await asyncio.sleep(1.0)  # do not spin on a worker that dies at import
-                self._replace()
+            # No retry by itself (the next invocation starts one): a retry loop here made
+            # a function that dies at import hang every invocation, and each invocation
+            # that came during a retry's pause started one more loop, past the pool's size.
+            code = worker.process.returncode if worker.process else None
+            self._fail_waiters(f"Runtime exited with error: exit status {code}")
             return
         if self._closing:
             await worker.stop()
+            self._workers.remove(worker)
+            self._fail_waiters("the devserver is shutting down")
             return
         self._idle.put_nowait(worker)
+
+    def _fail_waiters(self, message: str) -> None:
+        """With no worker left to serve them (none busy, none starting), the invocations
+        waiting for one get the error, as Lambda answers when an environment cannot
+        start; while one is left, it serves them in turn."""
+        if not self._workers:
+            for _ in range(self._waiting - self._idle.qsize()):
+                self._idle.put_nowait(_StartFailed(message))
 
     def _replace(self) -> None:
         task = asyncio.create_task(self._spawn(self._new_worker()))
@@ -281,11 +311,21 @@ class FunctionPool:
         task.add_done_callback(self._tasks.discard)
 
     async def invoke(self, event: Any) -> InvocationResult:
-        if self._idle.empty() and len(self._workers) < self.size and not self._closing:
+        if self._closing:
+            return _StartFailed("the devserver is shutting down").result()
+        if len(self._workers) < self.size and (self._idle.empty() or not self._workers):
             # Scale out: a cold start. The invocation takes whichever worker is free first,
-            # this new one or a busy one that finishes before it is ready.
+            # this new one or a busy one that finishes before it is ready (or the error of
+            # failed starts, queued when no worker was left: it starts one all the same,
+            # so an invocation still waiting is never left with none).
             self._replace()
-        worker = await self._idle.get()
+        self._waiting += 1
+        try:
+            worker = await self._idle.get()
+        finally:
+            self._waiting -= 1
+        if isinstance(worker, _StartFailed):
+            return worker.result()
         try:
             result = await worker.invoke(event)
         except TimeoutError:

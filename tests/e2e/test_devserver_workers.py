@@ -1,0 +1,71 @@
+"""A function whose environment dies before it is ready (a handler module that exits or
+crashes at import: not an exception, which the worker reports as Lambda's init error).
+
+Lambda answers the invocation that needed the environment with an error; the devserver
+did not: the invocation waited for a worker forever, the failed start retried itself
+every second for ever, and each invocation that arrived while a retry slept started one
+more such loop, so the pool went past ``--workers`` and kept growing. The pool itself, on
+real worker processes (no moto needed: the handler never runs)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from devserver.template import FunctionSpec
+from devserver.workers import FunctionPool, function_environment
+
+SIZE = 2
+
+
+def _dying_function(tmp_path: Path) -> FunctionSpec:
+    (tmp_path / "dies.py").write_text(
+        "import os, sys\n"
+        "sys.stdout.flush()\n"
+        "os._exit(3)  # dies at import, before the worker says it is ready\n"
+        "def handler(event, context):\n"
+        "    return event\n"
+    )
+    return FunctionSpec(
+        logical_id="DiesFunction",
+        name="dies",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:dies",
+        code_uri=tmp_path,
+        handler="dies.handler",
+        timeout=5.0,
+        memory_size=128,
+        environment={},
+        layer_paths=[],
+    )
+
+
+async def test_a_worker_that_dies_at_import_fails_the_invocation_and_the_pool_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    spec = _dying_function(tmp_path)
+    pool = FunctionPool(spec, function_environment(spec, "http://127.0.0.1:9"), SIZE)
+    sizes: list[int] = []
+
+    async def watch() -> None:  # the pool's size at every turn of the event loop
+        while True:
+            sizes.append(len(pool._workers))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        # When invocations come in waves, each while the previous starts failed
+        for _ in range(4):
+            # Then each invocation is answered (an error, as Lambda's), none waits for ever
+            results = await asyncio.wait_for(
+                asyncio.gather(*(pool.invoke({"n": n}) for n in range(3))), 30
+            )
+            assert [r.ok for r in results] == [False] * 3, results
+            assert all("Runtime.ExitError" in r.error_message for r in results), results
+        # And the pool never held more than its size, and starts nothing by itself once
+        # its failed starts have ended (a new start only for a new invocation)
+        await asyncio.wait_for(asyncio.gather(*list(pool._tasks)), 30)
+        assert sizes and max(sizes) <= SIZE, max(sizes)
+        assert not pool._tasks and not pool._workers, (pool._tasks, pool._workers)
+    finally:
+        watcher.cancel()
+        await asyncio.wait_for(pool.close(), 30)
