@@ -30,8 +30,10 @@ from switchboard.dal.conversations import direct_id
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation, send
 from tests.integration.test_routes_match_template import template_routes
+from tests.integration.test_uploads import run_processor
 from tests.support.effects import InProcess
 from tests.support.events import frame, ws_event
+from tests.support.images import http, pdf_of_size
 
 Request = Callable[["World", str], dict[str, Any]]
 
@@ -237,3 +239,63 @@ def test_a_stranger_cannot_tell_a_conversation_of_others_from_none(
         }, to_none
         # And neither did anything to anyone: no push, no write, no queue message
         window.assert_nothing_happened(f"{case} by a stranger")
+
+
+def test_a_file_shared_with_a_stranger_does_not_tell_where_else_it_was_shared(
+    stack: Stack, world: World, dynamodb_calls: list[tuple[str, ...]]
+) -> None:
+    """A seller sends the same photo to every buyer: each buyer has its upload id (their
+    message carries it), and ``upload:get`` takes any conversation id with it. Whether the
+    id names a conversation the file was shared in must not show, not even in the reads
+    made: else a buyer (a competitor) probes ``direct_id(seller, X)`` for any X and learns
+    whom else the seller sent it to."""
+    alice, bob = world.alice, world.bob
+    connect = world.modules["ConnectionFunction"]
+    upload_app = world.modules["UploadFunction"]
+    tag = uuid.uuid4().hex[:6]
+    buyer = Client(stack, world.modules["MessageFunction"], connect, f"buyer-{tag}")
+    buyer_uploads = Client(stack, upload_app, connect, buyer.user_id)
+    alice_uploads = Client(stack, upload_app, connect, alice.user_id)
+    pdf = pdf_of_size(2048)
+    started = alice_uploads.ok(
+        "upload:start", {"fileName": "offer.pdf", "contentType": "application/pdf", "size": 2048}
+    )
+    assert http("PUT", started["url"], pdf, started["headers"])[0] == 200
+    alice_uploads.ok("upload:complete", {"uploadId": started["uploadId"]})
+    run_processor(stack, stack.handler("UploadProcessorFunction"))
+    attachment = {
+        "uploadId": started["uploadId"],
+        "fileName": "offer.pdf",
+        "contentType": "application/pdf",
+        "size": 2048,
+    }
+    # Given the file sent to bob, and to the buyer
+    with_buyer = new_conversation(alice, buyer)
+    for conversation in (world.direct, with_buyer):
+        alice.ok(
+            "message:send",
+            {
+                "conversationId": conversation,
+                "clientMessageId": uuid.uuid4().hex,
+                "body": "",
+                "attachments": [attachment],
+            },
+        )
+    shared = {"uploadId": started["uploadId"], "conversationId": with_buyer}
+    assert buyer_uploads.ok("upload:get", shared)["fileName"] == "offer.pdf"
+    # When the buyer names alice and bob's conversation, and one alice never had
+    window = InProcess().window()
+    del dynamodb_calls[:]
+    to_real = world.call(buyer_uploads, "upload:get", {**shared, "conversationId": world.direct})
+    calls_real = dynamodb_calls[:]
+    del dynamodb_calls[:]
+    ghost = direct_id({alice.user_id, f"nobody-{tag}"})
+    to_none = world.call(buyer_uploads, "upload:get", {**shared, "conversationId": ghost})
+    # Then both are the same not_found, made of the same DynamoDB calls, and did nothing
+    assert without_id(to_real) == without_id(to_none), (to_real, to_none)
+    assert to_none["error"]["code"] == "not_found", to_none
+    assert calls_real and calls_real == dynamodb_calls, (calls_real, dynamodb_calls)
+    window.assert_nothing_happened("upload:get of another conversation by a buyer")
+    # (bob, a member there, still downloads it through his conversation)
+    bob_uploads = Client(stack, upload_app, connect, bob.user_id)
+    assert bob_uploads.ok("upload:get", {**shared, "conversationId": world.direct})["url"]

@@ -457,11 +457,12 @@ class UploadService:
         return _state_reply(record.uploadId, ABORTED)
 
     def get(self, caller: Caller, data: wire.UploadGet) -> wire.UploadView:
+        found = self.uploads.get(data.uploadId)
         if data.conversationId is not None:
-            shared = self._shared(caller, data.uploadId, data.conversationId)
+            shared = self._shared(caller, found, data.conversationId)
             if shared is not None:
                 return shared
-        record = self._owned(caller, data.uploadId)
+        record = _owner_only(caller, found)
         urls: dict[str, Any] = {}
         if record.state == COMPLETE:
             urls = download_urls(self.store, record, self.limits.download_ttl, self._clock())
@@ -484,14 +485,17 @@ class UploadService:
         )
 
     def _shared(
-        self, caller: Caller, upload_id: str, conversation_id: str
+        self, caller: Caller, record: UploadRecord | None, conversation_id: str
     ) -> wire.UploadView | None:
         """A member's view of an upload a message attached to ``conversation_id``: what a
         recipient needs to show it (None if it is not shared there with the caller)."""
-        record = self.uploads.get(upload_id)
-        if record is None or record.state != COMPLETE or conversation_id not in record.sharedIn:
+        if record is None:
             return None
-        if self.conversations.member(conversation_id, caller.user_id) is None:
+        # The caller's member item is read whatever the upload says of the conversation:
+        # where a file was shared shows in no read (a buyer who has the id of a seller's
+        # photo would probe direct_id(seller, anyone) to learn whom else it went to).
+        member = self.conversations.member(conversation_id, caller.user_id)
+        if member is None or record.state != COMPLETE or conversation_id not in record.sharedIn:
             return None
         return wire.UploadView(
             uploadId=record.uploadId,
@@ -505,12 +509,15 @@ class UploadService:
         )
 
     def _owned(self, caller: Caller, upload_id: str) -> UploadRecord:
-        record = self.uploads.get(upload_id)
-        # Someone else's upload is "not found", not "forbidden": ids are unguessable, and a
-        # different answer would confirm to a stranger that a leaked id is real.
-        if record is None or record.ownerId != caller.user_id:
-            raise NotFound("no such upload")
-        return record
+        return _owner_only(caller, self.uploads.get(upload_id))
+
+
+def _owner_only(caller: Caller, record: UploadRecord | None) -> UploadRecord:
+    # Someone else's upload is "not found", not "forbidden": ids are unguessable, and a
+    # different answer would confirm to a stranger that a leaked id is real.
+    if record is None or record.ownerId != caller.user_id:
+        raise NotFound("no such upload")
+    return record
 
 
 def _length(byte_range: tuple[int, int]) -> int:
