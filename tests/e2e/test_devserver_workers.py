@@ -69,3 +69,41 @@ async def test_a_worker_that_dies_at_import_fails_the_invocation_and_the_pool_st
     finally:
         watcher.cancel()
         await asyncio.wait_for(pool.close(), 30)
+
+
+async def test_an_invocation_waiting_for_a_start_is_answered_when_the_devserver_closes(
+    tmp_path: Path,
+) -> None:
+    """Closing while a worker starts (Ctrl-C during a cold start): the start is stopped,
+    and the invocation waiting for it used to wait for ever."""
+    (tmp_path / "slow.py").write_text(
+        "import time\n"
+        "time.sleep(2)  # a long cold start: the devserver closes meanwhile\n"
+        "def handler(event, context):\n"
+        "    return event\n"
+    )
+    spec = FunctionSpec(
+        logical_id="SlowFunction",
+        name="slow",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:slow",
+        code_uri=tmp_path,
+        handler="slow.handler",
+        timeout=5.0,
+        memory_size=128,
+        environment={},
+        layer_paths=[],
+    )
+    pool = FunctionPool(spec, function_environment(spec, "http://127.0.0.1:9"), SIZE)
+    # Given an invocation waiting for the worker it started
+    waiting = asyncio.create_task(pool.invoke({}))
+    while pool.stats()["starting"] == 0:
+        await asyncio.sleep(0)
+    # When the pool closes before the worker is ready
+    await asyncio.wait_for(pool.close(), 30)
+    # Then the invocation is answered (an error), and no worker is left
+    result = await asyncio.wait_for(waiting, 5)
+    assert not result.ok and "shutting down" in result.error_message, result
+    assert not pool._workers
+    # ... as is one that comes after the close, without starting any
+    late = await asyncio.wait_for(pool.invoke({}), 5)
+    assert not late.ok and not pool._workers and not pool._tasks
