@@ -562,6 +562,40 @@ def test_a_call_from_a_conversation_needs_both_to_be_members(
     assert call_item(stack, call_id)["conversationId"]["S"] == conversation_id
 
 
+def test_a_call_from_a_conversation_rings_in_only_its_members(
+    stack: Stack, apps: dict[str, ModuleType], people: Any
+) -> None:
+    """An attacker's finding: ``call:initiate`` in a conversation refuses a callee who is
+    not a member, but ``call:invite`` let any participant ring in any contact of theirs:
+    the invitee got the group's id and its members' tiles, unasked by the others."""
+    alice, bob, carol, erin = people("alice", "bob", "carol", "erin")
+    messages = stack.handler("MessageFunction")
+    alice_messaging = Client(stack, messages, apps["connect"], alice.user_id)
+    created = alice_messaging.ok("conversation:create", {"members": [bob.user_id, carol.user_id]})
+    group = created["conversationId"]
+    for member in (bob, carol):
+        Client(stack, messages, apps["connect"], member.user_id).ok(
+            "conversation:accept", {"conversationId": group}
+        )
+    call_id = alice.ok(
+        "call:initiate", {"calleeIds": [bob.user_id], "media": "audio", "conversationId": group}
+    )["callId"]
+    bob.ok("call:join", {"callId": call_id})
+    # When bob rings in erin, his contact but no member of the group
+    window = InProcess().window()
+    reply = bob.call("call:invite", {"callId": call_id, "userIds": [erin.user_id]})
+    # Then it is refused as a callee of call:initiate is, and nobody heard of it
+    assert reply["error"] == {
+        "code": "forbidden",
+        "message": "every participant must be a member of the conversation",
+    }, reply
+    window.assert_nothing_happened("call:invite of a non-member into the group's call")
+    assert erin.frames("call:incoming") == []
+    # ... while a member is rung in
+    bob.ok("call:invite", {"callId": call_id, "userIds": [carol.user_id]})
+    assert carol.frames("call:incoming")[-1]["data"]["conversationId"] == group
+
+
 def test_aws_calls_per_call_action(stack: Stack, apps: dict[str, ModuleType], people: Any) -> None:
     # The hot path (ICE during a call) is one GetItem; no call action ever Scans.
     from switchboard import aws

@@ -213,7 +213,16 @@ class CallService:
     def invite(self, caller: Caller, data: wire.CallInvite) -> wire.CallInvited:
         if caller.user_id in data.userIds:
             raise BadRequest("you cannot invite yourself")
-        self._check_consent(caller, data.userIds, None)  # an invite rings too
+        # A call placed in a conversation rings in its members only, as call:initiate
+        # does (asked of a joined participant only: nobody else learns of the conversation).
+        call = self._get(data.callId)
+        conversation = None
+        me = call.participants.get(caller.user_id)
+        if call.conversation_id is not None and me is not None and me.state is PartState.JOINED:
+            conversation = self.conversations.get(call.conversation_id)
+            if conversation is None or not set(data.userIds) <= conversation.members:
+                raise Forbidden("every participant must be a member of the conversation")
+        self._check_consent(caller, data.userIds, conversation)  # an invite rings too
         before, after = self.transition(
             data.callId,
             lambda call: invite(
