@@ -126,6 +126,29 @@ MUTANTS: list[Mutant] = [
         (ORACLE, MATRIX),
     ),
     Mutant(
+        "upload-get-reads-the-member-only-where-shared",
+        "router authorization",
+        f"{LAYER}/uploads.py",
+        "        member = self.conversations.member(conversation_id, caller.user_id)\n"
+        "        if member is None or record.state != COMPLETE"
+        " or conversation_id not in record.sharedIn:\n"
+        "            return None",
+        "        if record.state != COMPLETE or conversation_id not in record.sharedIn:\n"
+        "            return None\n"
+        "        member = self.conversations.member(conversation_id, caller.user_id)\n"
+        "        if member is None:\n"
+        "            return None",
+        (ORACLE,),
+    ),
+    Mutant(
+        "call-invite-rings-in-a-non-member",
+        "router authorization",
+        f"{LAYER}/calls/service.py",
+        "            if conversation is None or not set(data.userIds) <= conversation.members:",
+        "            if conversation is None:",
+        CALLS,
+    ),
+    Mutant(
         "unknown-conversation-answers-faster",
         "router authorization",
         f"{LAYER}/membership.py",
