@@ -6,7 +6,8 @@ docs/*.png. ``--only`` runs one figure alone and never writes the docs:
 per message by component); ``--only coldstart [--rounds N] [--profile]`` the cold-start
 figure (the WebSocket functions with ``--quick``, every function otherwise);
 ``--only backlog`` figure 5 (the offline backlog, one post per message against
-``message:batch`` frames, in rounds)."""
+``message:batch`` frames, in rounds); ``--only devstart`` figure 10 (what starting the
+devserver costs, workers on demand against ``--prewarm``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import ROOT, allin, calls, coldstart, cost, e2e, fanout, report, search, signaling
+from bench import (
+    ROOT,
+    allin,
+    calls,
+    coldstart,
+    cost,
+    devstart,
+    e2e,
+    fanout,
+    report,
+    search,
+    signaling,
+)
 from bench.stack import local_stack
 
 
@@ -187,6 +200,9 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
             progress=progress.say,
         )
 
+    progress.begin("devserver start: workers on demand against --prewarm")
+    started = devstart.measure(progress=progress.say)
+
     progress.begin("cost model")
     money = cost.model(counted["operations"], indexing=search_costs["index_cost"])
     money["all_in"] = cost.all_in(everything)
@@ -211,6 +227,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         "search_wru_per_message": searched["wru_per_indexed_message_1to1"],
         "signaling_ring_p99_ms": signaled["signaling_ring_p99_ms"],
         "signaling_ice_p99_ms": signaled["signaling_ice_p99_ms"],
+        **devstart_keys(started),
         "coldstart": cold,
         "calls": counted,
         "all_in": everything,
@@ -229,6 +246,20 @@ def e2e_keys(ends: dict[str, Any]) -> dict[str, Any]:
         "load_connect_per_s": ends["idle_users"].get("load_connect_per_s", 0),
         "e2e": ends,
     }
+
+
+def devstart_keys(started: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "devserver_start_seconds": started["devserver_start_seconds"],
+        "devserver_start_cpu_seconds": started["devserver_start_cpu_seconds"],
+        "devserver_start_cpu_ratio": started["devserver_start_cpu_ratio"],
+        "devstart": started,
+    }
+
+
+def run_devstart(plan: Plan, progress: Progress) -> dict[str, Any]:
+    progress.begin("devserver start: workers on demand against --prewarm")
+    return devstart_keys(devstart.measure(progress=progress.say))
 
 
 def backlog_keys(backlog: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["coldstart", "e2e", "backlog"],
+        choices=["coldstart", "e2e", "backlog", "devstart"],
         help="run one figure alone: its JSON and table rows (never the docs)",
     )
     parser.add_argument(
@@ -327,12 +358,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         args.out = ROOT / "bench" / (f"out/{args.only}.json" if args.only else "results.json")
     plan = QUICK if args.quick else FULL
-    progress = Progress(steps=1 if args.only else 7)
+    progress = Progress(steps=1 if args.only else 8)
     started = time.perf_counter()
     machine = conditions(plan)
     if args.only == "coldstart":
         return _coldstart_only(args, plan, progress, machine, started)
-    single = {"e2e": run_e2e, "backlog": run_backlog}  # one figure alone: JSON, table rows
+    single = {
+        "e2e": run_e2e,
+        "backlog": run_backlog,
+        "devstart": run_devstart,
+    }  # one figure alone: JSON, table rows
     results = single[args.only](plan, progress) if args.only else run(plan, progress)
     results["meta"] = {
         "command": "python -m bench"
@@ -345,7 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    only_rows = {"e2e": report.e2e_rows, "backlog": report.backlog_rows}
+    only_rows = {
+        "e2e": report.e2e_rows,
+        "backlog": report.backlog_rows,
+        "devstart": report.devstart_rows,
+    }
     rows = only_rows[args.only](results) if args.only else report.summary_rows(results)
     print(report.markdown_table(rows, ("Figure", "Measured", "Goal", "")))
     print(f"\nresults: {args.out} ({results['meta']['seconds']:.0f} s)")

@@ -67,6 +67,31 @@ def backlog_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def devstart_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Figure 10's rows (absent from results written before it existed)."""
+    started = results.get("devstart")
+    if not started:
+        return []
+    on_demand, prewarm = started["on_demand"], started["prewarm"]
+    return [
+        (
+            "Devserver start, workers on demand (default) [`devserver_start_cpu_seconds`]",
+            f"ready in {on_demand['ready_seconds']:.1f} s on {on_demand['cpu_seconds']:.1f} s "
+            f"of CPU, {on_demand['processes']:.0f} processes",
+            "reported",
+            "",
+        ),
+        (
+            "Devserver start, `--prewarm` (every pool full) [`devserver_start_cpu_ratio`]",
+            f"ready in {prewarm['ready_seconds']:.1f} s on {prewarm['cpu_seconds']:.1f} s "
+            f"of CPU, {prewarm['processes']:.0f} processes "
+            f"({started['devserver_start_cpu_ratio']:g}x the CPU)",
+            "reported",
+            "",
+        ),
+    ]
+
+
 def e2e_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """Figure 4's rows: its goal (when it is the only figure run), the latency, the idle
     users' connections and the CPU per message."""
@@ -126,6 +151,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows += first_request_rows(results)
     rows += e2e_rows(results)
     rows += backlog_rows(results)
+    rows += devstart_rows(results)
     searched = results.get("search")
     if searched:
         rows.append(

@@ -4,6 +4,10 @@ expected values worked out by hand in the comments."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bench import ROOT, coldstart, cost, report
+from bench import ROOT, coldstart, cost, devstart, report
 from bench.counting import CallCounter, counting, items_touched
 from bench.stats import median, percentile, summary
 
@@ -443,3 +447,44 @@ def test_cpu_per_message_splits_by_component_and_names_the_ceilings() -> None:
     assert rows[0][-1] == "MISSED"  # the goal row: 40 < 100
     assert "22.0 / 28.0 ms" in rows[-1][1]
     assert e2e.cpu_per_message({}, after, 100) == {}
+
+
+# ---------------------------------------------------------------------- devserver start
+_BURNER = r"""
+import subprocess, sys, time
+if sys.argv[1:] == ["child"]:
+    while time.process_time() < 0.3:  # 0.3 s of CPU in this child
+        pass
+    print("burnt", flush=True)
+    time.sleep(60)
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], "child"], stdout=subprocess.PIPE)
+assert child.stdout is not None and child.stdout.readline() == b"burnt\n"
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_devserver_start_cpu_is_the_process_and_the_processes_it_started() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _BURNER, _BURNER], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"ready\n"
+        cpu, processes = devstart._tree_cpu_seconds(parent.pid)
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+    assert processes == 2  # the parent and the child it started, nothing else
+    assert cpu >= 0.3  # the child's burn is counted
+
+
+def test_devserver_start_rows_compare_both_starts() -> None:
+    started = {
+        "on_demand": {"ready_seconds": 2.0, "cpu_seconds": 1.9, "processes": 1},
+        "prewarm": {"ready_seconds": 11.6, "cpu_seconds": 19.1, "processes": 31},
+        "devserver_start_cpu_ratio": 10.05,
+    }
+    on_demand, prewarm = report.devstart_rows({"devstart": started})
+    assert on_demand[1] == "ready in 2.0 s on 1.9 s of CPU, 1 processes"
+    assert prewarm[1] == "ready in 11.6 s on 19.1 s of CPU, 31 processes (10.05x the CPU)"
+    assert report.devstart_rows({}) == []  # results from before the figure existed

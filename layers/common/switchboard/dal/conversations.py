@@ -322,14 +322,17 @@ class ConversationRepository(DynamoRepository):
             found[conversation.conversation_id] = conversation
         return found
 
-    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """The items at ``keys`` of this table (BatchGetItem, 100 a call, unprocessed keys
-        asked again); absent ones are left out."""
+    def _batch_get(
+        self, keys: list[dict[str, Any]], table: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The items at ``keys`` of ``table`` (default: the conversations table;
+        BatchGetItem, 100 a call, unprocessed keys asked again); absent ones are left out."""
+        table = table or self.table
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100]}}
+            request: dict[str, Any] = {table: {"Keys": keys[start : start + 100]}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
+                for item in response["Responses"].get(table, []):
                     yield from_item(item)
                 request = dict(response.get("UnprocessedKeys") or {})
 
@@ -708,23 +711,14 @@ class ConversationRepository(DynamoRepository):
     def messages_at(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], StoredMessage]:
         """The stored messages at (conversationId, seq) keys (BatchGetItem; absent ones are
         left out). Search shows its hits from here: the current text, not the index's."""
-        found: dict[tuple[str, int], StoredMessage] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 100):
-            request: dict[str, Any] = {
-                self.messages_table: {
-                    "Keys": [
-                        {"conversationId": {"S": c}, "seq": {"N": str(s)}}
-                        for c, s in unique[start : start + 100]
-                    ]
-                }
-            }
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.messages_table, []):
-                    message = _message(from_item(item))
-                    found[(message.conversation_id, message.seq)] = message
-                request = dict(response.get("UnprocessedKeys") or {})
+        items = self._batch_get(
+            [{"conversationId": {"S": c}, "seq": {"N": str(s)}} for c, s in unique],
+            self.messages_table,
+        )
+        found: dict[tuple[str, int], StoredMessage] = {}
+        for message in map(_message, items):
+            found[(message.conversation_id, message.seq)] = message
         return found
 
 
