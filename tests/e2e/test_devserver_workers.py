@@ -18,24 +18,31 @@ from devserver.workers import FunctionPool, function_environment
 SIZE = 2
 
 
-def _dying_function(tmp_path: Path) -> FunctionSpec:
-    (tmp_path / "dies.py").write_text(
-        "import os, sys\n"
-        "sys.stdout.flush()\n"
-        "os._exit(3)  # dies at import, before the worker says it is ready\n"
-        "def handler(event, context):\n"
-        "    return event\n"
+def _function(tmp_path: Path, name: str, source: str) -> FunctionSpec:
+    """A function whose module ``name`` has ``source`` (before its handler)."""
+    (tmp_path / f"{name}.py").write_text(
+        source + "def handler(event, context):\n    return event\n"
     )
     return FunctionSpec(
-        logical_id="DiesFunction",
-        name="dies",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:dies",
+        logical_id=f"{name.title()}Function",
+        name=name,
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
         code_uri=tmp_path,
-        handler="dies.handler",
+        handler=f"{name}.handler",
         timeout=5.0,
         memory_size=128,
         environment={},
         layer_paths=[],
+    )
+
+
+def _dying_function(tmp_path: Path) -> FunctionSpec:
+    return _function(
+        tmp_path,
+        "dies",
+        "import os, sys\n"
+        "sys.stdout.flush()\n"
+        "os._exit(3)  # dies at import, before the worker says it is ready\n",
     )
 
 
@@ -76,22 +83,10 @@ async def test_an_invocation_waiting_for_a_start_is_answered_when_the_devserver_
 ) -> None:
     """Closing while a worker starts (Ctrl-C during a cold start): the start is stopped,
     and the invocation waiting for it used to wait for ever."""
-    (tmp_path / "slow.py").write_text(
-        "import time\n"
-        "time.sleep(2)  # a long cold start: the devserver closes meanwhile\n"
-        "def handler(event, context):\n"
-        "    return event\n"
-    )
-    spec = FunctionSpec(
-        logical_id="SlowFunction",
-        name="slow",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:slow",
-        code_uri=tmp_path,
-        handler="slow.handler",
-        timeout=5.0,
-        memory_size=128,
-        environment={},
-        layer_paths=[],
+    spec = _function(
+        tmp_path,
+        "slow",
+        "import time\ntime.sleep(2)  # a long cold start: the devserver closes meanwhile\n",
     )
     pool = FunctionPool(spec, function_environment(spec, "http://127.0.0.1:9"), SIZE)
     # Given an invocation waiting for the worker it started
