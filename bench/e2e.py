@@ -388,13 +388,35 @@ def store_backlog(
     ds: RunningDevserver, conversation_id: str, sender_id: str, messages: int
 ) -> None:
     """``messages`` messages from ``sender_id`` written straight into the devserver's
-    DynamoDB as the items a send stores (the layout of ConversationRepository.append):
-    the message items, 25 per BatchWriteItem, the conversation's lastSeq, and the sender's
-    cursors moved over her own messages, as a send moves them."""
+    DynamoDB (``write_backlog``)."""
+    write_backlog(
+        ds.aws("dynamodb"),
+        ds.resources["MessagesTable"],
+        ds.resources["ConversationsTable"],
+        conversation_id,
+        sender_id,
+        messages,
+    )
+
+
+def write_backlog(
+    dynamodb: Any,
+    messages_table: str,
+    conversations_table: str,
+    conversation_id: str,
+    sender_id: str,
+    messages: int,
+    *,
+    padding: int = 0,
+) -> None:
+    """``messages`` messages from ``sender_id`` (bodies "backlog N" and ``padding`` more
+    characters) written straight into the tables as the items a send stores (the layout of
+    ConversationRepository.append): the message items, 25 per BatchWriteItem, the
+    conversation's lastSeq, and the sender's cursors moved over her own messages, as a
+    send moves them. 1,000 sends one by one would take minutes."""
     from switchboard.dal.conversations import META, member_key
     from switchboard.dal.items import to_item
 
-    dynamodb = ds.aws("dynamodb")
     now = int(time.time() * 1000)
     items = [
         to_item(
@@ -403,7 +425,7 @@ def store_backlog(
                 "seq": seq,
                 "messageId": uuid.uuid4().hex,
                 "senderId": sender_id,
-                "body": f"backlog {seq}",
+                "body": f"backlog {seq}" + (" " + "x" * padding if padding else ""),
                 "createdAt": now + seq,
                 "clientMessageId": f"b{seq}",
             }
@@ -412,14 +434,12 @@ def store_backlog(
     ]
     for start in range(0, len(items), 25):
         pending = {
-            ds.resources["MessagesTable"]: [
-                {"PutRequest": {"Item": item}} for item in items[start : start + 25]
-            ]
+            messages_table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
         }
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending)["UnprocessedItems"]
     dynamodb.update_item(
-        TableName=ds.resources["ConversationsTable"],
+        TableName=conversations_table,
         Key={"conversationId": {"S": conversation_id}, "sk": {"S": META}},
         UpdateExpression="SET lastSeq = :last",
         ExpressionAttributeValues={":last": {"N": str(messages)}},
@@ -427,7 +447,7 @@ def store_backlog(
     # Sending is reading: without this the sender's own devices would be owed the same
     # backlog, and one connecting late would be served first (the stream is in order).
     dynamodb.update_item(
-        TableName=ds.resources["ConversationsTable"],
+        TableName=conversations_table,
         Key={"conversationId": {"S": conversation_id}, "sk": {"S": member_key(sender_id)}},
         UpdateExpression="SET ackedSeq = :last, readSeq = :last, sentSeq = :last",
         ExpressionAttributeValues={":last": {"N": str(messages)}},

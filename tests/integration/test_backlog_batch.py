@@ -7,7 +7,6 @@ catch-up costs, call by call: the messages of a conversation are read in one Que
 
 from __future__ import annotations
 
-import time
 import uuid
 from types import ModuleType
 from typing import Any
@@ -15,12 +14,11 @@ from typing import Any
 import pytest
 from switchboard import backlog
 from switchboard.backlog import BACKLOG_MAX_MESSAGES, BATCH_FRAME_BYTES
-from switchboard.dal.conversations import META
-from switchboard.dal.items import to_item
 from switchboard.protocol import to_json
 from switchboard.wire.messaging import MessageBatch
 
 from bench.counting import CallCounter, counting_every_client
+from bench.e2e import write_backlog
 from tests.integration.conftest import FakeContext, Stack, pushed_frames
 from tests.integration.test_analytics import StreamTap
 from tests.integration.test_messaging import Client, new_conversation
@@ -67,34 +65,16 @@ def reconnect(
 
 
 def store_backlog(stack: Stack, conversation_id: str, sender: str, count: int) -> None:
-    """``count`` messages from ``sender`` written straight into the tables as the items a
-    send stores (as bench/e2e.py does: 1,000 sends one by one would take minutes)."""
-    ddb = stack.client("dynamodb")
-    now = int(time.time() * 1000)
-    items = [
-        to_item(
-            {
-                "conversationId": conversation_id,
-                "seq": seq,
-                "messageId": uuid.uuid4().hex,
-                "senderId": sender,
-                "body": f"backlog {seq} " + "x" * 100,
-                "createdAt": now + seq,
-                "clientMessageId": f"b{seq}",
-            }
-        )
-        for seq in range(1, count + 1)
-    ]
-    for start in range(0, count, 25):
-        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
-        assert not ddb.batch_write_item(RequestItems={stack.table("MessagesTable"): requests})[
-            "UnprocessedItems"
-        ]
-    ddb.update_item(
-        TableName=stack.table("ConversationsTable"),
-        Key={"conversationId": {"S": conversation_id}, "sk": {"S": META}},
-        UpdateExpression="SET lastSeq = :last",
-        ExpressionAttributeValues={":last": {"N": str(count)}},
+    """``count`` messages of ~110 characters from ``sender``, stored as bench/e2e.py stores
+    its backlog."""
+    write_backlog(
+        stack.client("dynamodb"),
+        stack.table("MessagesTable"),
+        stack.table("ConversationsTable"),
+        conversation_id,
+        sender,
+        count,
+        padding=100,
     )
 
 
