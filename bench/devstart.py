@@ -11,13 +11,14 @@ the medians, in one run. The default start's workers come later, one cold start
 
 from __future__ import annotations
 
-import os
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.e2e import cpu_seconds
 from bench.stats import median
 from tests.e2e.conftest import _start
 
@@ -25,21 +26,14 @@ ROUNDS = 3
 
 
 def _tree_cpu_seconds(root: int) -> tuple[float, int]:
-    """CPU seconds (user + system) of ``root`` and its children, and how many processes."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, count = 0.0, 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:  # it exited while listed
-            continue
-        if int(name) == root or int(fields[1]) == root:  # itself, or its parent is root
-            total += (int(fields[11]) + int(fields[12])) / tick
-            count += 1
-    return total, count
+    """CPU seconds (user + system) of ``root`` and the processes it started (its threads'
+    ``children`` lists), and how many processes that is."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{root}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended while listed
+            children.update(int(pid) for pid in (task / "children").read_text().split())
+    pids = [root, *sorted(children)]
+    return sum(cpu_seconds(f"/proc/{pid}/stat") for pid in pids), len(pids)
 
 
 def _start_once(prewarm: bool) -> dict[str, float]:

@@ -125,7 +125,7 @@ CLIENTS = "bench clients (this process)"
 QUIET_CORES = 0.1
 
 
-def _cpu_seconds(stat_path: str) -> float:
+def cpu_seconds(stat_path: str) -> float:
     """user + system CPU seconds of a process or thread (/proc/<pid>[/task/<tid>]/stat);
     0 when it is gone."""
     try:
@@ -145,12 +145,12 @@ def cpu_snapshot(ds: RunningDevserver) -> dict[str, float]:
     if not os.path.exists(f"/proc/{root}/stat"):
         return {}
     pools = admin(ds, "GET", "/__devserver/workers")
-    total = _cpu_seconds(f"/proc/{root}/stat")
-    loop = _cpu_seconds(f"/proc/{root}/task/{root}/stat")
+    total = cpu_seconds(f"/proc/{root}/stat")
+    loop = cpu_seconds(f"/proc/{root}/task/{root}/stat")
     snapshot = {EVENT_LOOP: loop, MOTO: total - loop}
     for logical_id, pool in pools.items():
         snapshot[logical_id] = sum(
-            _cpu_seconds(f"/proc/{w['pid']}/stat") for w in pool["workers"] if w["alive"]
+            cpu_seconds(f"/proc/{w['pid']}/stat") for w in pool["workers"] if w["alive"]
         )
     times = os.times()
     snapshot[CLIENTS] = times.user + times.system
