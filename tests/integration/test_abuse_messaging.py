@@ -23,6 +23,7 @@ from switchboard.queues import RetryJob
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_calls import sqs_event
 from tests.integration.test_messaging import Client, new_conversation, send
+from tests.support.effects import InProcess
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +226,41 @@ def test_a_read_retried_after_a_partial_failure_lifts_acked_seq(
         ConsistentRead=True,
     )["Item"]
     assert (member["readSeq"]["N"], member["ackedSeq"]["N"]) == ("3", "3")
+
+
+def test_repeating_an_old_send_pushes_nothing_past_a_block(people: Any) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    frame = {"conversationId": conversation, "clientMessageId": "cm-1", "body": "hi"}
+    first = alice.ok("message:send", frame)
+    # Given bob blocked alice after her message
+    bob.ok("user:block", {"userId": alice.user_id})
+    window = InProcess().window()
+    # When alice repeats that send (same clientMessageId and body): an idempotent retry
+    again = alice.ok("message:send", frame)
+    # Then she gets the first reply, but nothing reaches bob: the repeat was a way to push
+    # her old message to his devices (and mail him) for a day after the block
+    assert again == first
+    window.assert_nothing_happened("a repeated send to someone who blocked the sender")
+
+
+def test_repeated_sends_push_no_more_than_the_send_limit(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = stack.handler("MessageFunction", SEND_LIMIT_PER_USER="5")
+    connect = stack.handler("ConnectionFunction")
+    tag = uuid.uuid4().hex[:6]
+    alice, bob = (Client(stack, app, connect, f"{n}-{tag}") for n in ("alice", "bob"))
+    conversation = new_conversation(alice, bob)
+    # The service's clock stands still: every frame falls in one rate window
+    now = time.time()
+    monkeypatch.setattr(app.service, "_clock", lambda: now)
+    frame = {"conversationId": conversation, "clientMessageId": "cm-1", "body": "hi"}
+    first = alice.ok("message:send", frame)
+    # When alice repeats the same send 10 times (each was pushed to every member's devices
+    # again, and queued a notification for every offline member, uncounted)
+    replies = [alice.ok("message:send", frame) for _ in range(10)]
+    # Then every repeat gets the first reply, but only the send window's room is pushed:
+    # the first send and 4 repeats (5 a window)
+    assert all(reply == first for reply in replies)
+    assert len(bob.frames("message:new")) == 5

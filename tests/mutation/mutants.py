@@ -20,6 +20,7 @@ CALLS = ("tests/unit/test_calls.py", "tests/integration/test_calls.py")
 ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATRIX)
 FIDELITY = ("tests/unit/test_moto_fidelity.py",)
 CONSENT = "tests/integration/test_consent.py"
+ABUSE_MESSAGING = "tests/integration/test_abuse_messaging.py"
 ANALYTICS = ("tests/unit/test_analytics.py", "tests/integration/test_analytics.py")
 TYPING_CHECK = "    ) -> wire.TypingSent:\n"  # the plant goes first in typing()
 # The state change of call:answer, and upload:complete's ownership check (the planted
@@ -599,6 +600,22 @@ MUTANTS: list[Mutant] = [
         'expression += " DELETE members :remove, pending :remove"',
         'expression += " DELETE pending :remove"',
         (CONSENT,),
+    ),
+    Mutant(
+        "repeated-send-pushes-past-a-block",
+        "consent",
+        f"{LAYER}/messaging.py",
+        'if not refused & {"consent", "meta"} and self.counters.consume(',
+        "if self.counters.consume(",
+        (ABUSE_MESSAGING,),
+    ),
+    Mutant(
+        "repeated-send-pushes-uncounted",
+        "rate limits",
+        f"{LAYER}/messaging.py",
+        "            self._send_limits(caller)[0], self._now_ms()\n        ):",
+        "            self._send_limits(caller)[0], self._now_ms()\n        ) | True:",
+        (ABUSE_MESSAGING,),
     ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(

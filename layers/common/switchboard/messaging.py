@@ -299,8 +299,8 @@ class MessagingService:
             try:
                 self.conversations.append(conversation, message, guards, checks, change=change)
                 break
-            except DuplicateSend:
-                return self._repeat_send(caller, conversation, data)
+            except DuplicateSend as duplicate:
+                return self._repeat_send(caller, conversation, data, duplicate.refused)
             except GuardRefused as refused:
                 error = _send_refusal(refused.label, rules, message.created_at)
                 if error is not None:
@@ -374,7 +374,11 @@ class MessagingService:
         return {"consent": self.blocks.not_blocked_check(other, caller.user_id)}
 
     def _repeat_send(
-        self, caller: Caller, conversation: Conversation, data: wire.MessageSend
+        self,
+        caller: Caller,
+        conversation: Conversation,
+        data: wire.MessageSend,
+        refused: frozenset[str],
     ) -> wire.MessageSent:
         previous = self.conversations.previous_send(
             conversation.conversation_id, caller.user_id, data.clientMessageId
@@ -389,11 +393,17 @@ class MessagingService:
         reply = previous.reply
         # The first attempt may have died between storing and pushing; push again (clients
         # drop duplicates by seq), so an acknowledged message always reaches online members.
-        stored = self.conversations.messages_after(
-            conversation.conversation_id, int(reply["seq"]) - 1, 1
-        )
-        if stored:
-            self._deliver(caller, conversation, stored[0])
+        # Not where a new send would be refused (a block, a declined 1:1), and a repeat that
+        # pushes takes its room in the user's send window: repeats are answered, never
+        # refused, but cannot push (and queue notifications) more than sends could.
+        if not refused & {"consent", "meta"} and self.counters.consume(
+            self._send_limits(caller)[0], self._now_ms()
+        ):
+            stored = self.conversations.messages_after(
+                conversation.conversation_id, int(reply["seq"]) - 1, 1
+            )
+            if stored:
+                self._deliver(caller, conversation, stored[0])
         return wire.MessageSent.model_validate(reply)
 
     def _deliver(

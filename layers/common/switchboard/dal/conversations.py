@@ -211,7 +211,14 @@ class SeqConflict(Exception):
 
 
 class DuplicateSend(Exception):
-    """This sender already sent this clientMessageId: answer with the stored reply."""
+    """This sender already sent this clientMessageId: answer with the stored reply.
+    ``refused``: every label of the transaction whose condition failed with it (a block's
+    ``consent``, a declined 1:1's ``meta``), so a repeat is not pushed where a new send
+    would be refused."""
+
+    def __init__(self, refused: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.refused = refused
 
 
 class GuardRefused(Exception):
@@ -596,7 +603,7 @@ class ConversationRepository(DynamoRepository):
                 raise
             refused = tx.refused(exc)
             if "idempotency" in refused:
-                raise DuplicateSend from None
+                raise DuplicateSend(frozenset(refused)) from None
             refused_guards = [label for label in refused if label in guards or label in checks]
             if refused_guards:
                 raise GuardRefused(refused_guards[0]) from None
