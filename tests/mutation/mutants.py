@@ -613,8 +613,8 @@ MUTANTS: list[Mutant] = [
         "repeated-send-pushes-uncounted",
         "rate limits",
         f"{LAYER}/messaging.py",
-        "            self._send_limits(caller)[0], self._now_ms()\n        ):",
-        "            self._send_limits(caller)[0], self._now_ms()\n        ) | True:",
+        "self.counters.consume(repeats, self._now_ms()):",
+        "self.counters.consume(repeats, self._now_ms()) | True:",
         (ABUSE_MESSAGING,),
     ),
     # ------------------------------------------------------------ the emulator itself

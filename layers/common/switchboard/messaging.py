@@ -393,12 +393,14 @@ class MessagingService:
         reply = previous.reply
         # The first attempt may have died between storing and pushing; push again (clients
         # drop duplicates by seq), so an acknowledged message always reaches online members.
-        # Not where a new send would be refused (a block, a declined 1:1), and a repeat that
-        # pushes takes its room in the user's send window: repeats are answered, never
-        # refused, but cannot push (and queue notifications) more than sends could.
-        if not refused & {"consent", "meta"} and self.counters.consume(
-            self._send_limits(caller)[0], self._now_ms()
-        ):
+        # Not where a new send would be refused (a block, a declined 1:1), and no more
+        # repeats pushed than sends: a window of their own (a repeat never takes a new
+        # send's room), answered in any case, so repeats cannot push (and queue
+        # notifications) more than sends could.
+        repeats = RateLimit(
+            f"repeat#user#{caller.user_id}", self.limits.sends_per_user, self.limits.window_seconds
+        )
+        if not refused & {"consent", "meta"} and self.counters.consume(repeats, self._now_ms()):
             stored = self.conversations.messages_after(
                 conversation.conversation_id, int(reply["seq"]) - 1, 1
             )
