@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -372,3 +374,89 @@ def test_a_digest_never_mails_what_was_said_after_its_reader_left(stack: Stack) 
     consumer.lambda_handler(sqs_event(digest), FakeContext())
     # Then bob is mailed nothing about a conversation he left (least of all what followed)
     assert emails_to(address)[mails:] == []
+
+
+def _store_notifications(stack: Stack, user_id: str, read: list[bool]) -> list[str]:
+    """Notifications of ``user_id`` written straight into the table (newest last), as the
+    consumer would have recorded them over a month; their ids, oldest first."""
+    client = stack.client("dynamodb")
+    ids = [f"{1_700_000_000_000 + i:013d}#msg#x#{i}" for i in range(len(read))]
+    for start in range(0, len(ids), 25):
+        client.batch_write_item(
+            RequestItems={
+                stack.table("NotificationsTable"): [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "userId": {"S": user_id},
+                                "notificationId": {"S": ids[i]},
+                                "kind": {"S": "call"},
+                                "data": {"M": {}},
+                                "createdAt": {"N": str(1_700_000_000_000 + i)},
+                                "read": {"BOOL": read[i]},
+                            }
+                        }
+                    }
+                    for i in range(start, min(start + 25, len(ids)))
+                ]
+            }
+        )
+    return ids
+
+
+@contextmanager
+def _calls(app: Any, operation: str) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every ``operation`` the message function's DynamoDB client makes
+    meanwhile (botocore's own hook)."""
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params)
+
+    client = app.service.notifications.client
+    event = f"provide-client-params.dynamodb.{operation}"
+    client.meta.events.register(event, record)
+    try:
+        yield seen
+    finally:
+        client.meta.events.unregister(event, record)
+
+
+def test_listing_unread_notifications_reads_a_bounded_amount_per_frame(stack: Stack) -> None:
+    (bob,) = _people(stack, "bob")
+    # Given 700 read notifications above one unread one (a month of them)
+    ids = _store_notifications(stack, bob.user_id, [False] + [True] * 700)
+    # When bob lists his unread ones one at a time (each was a Query of one item: 701
+    # Queries in one frame, until the function's timeout)
+    with _calls(bob.app, "Query") as queries:
+        page = bob.ok("notification:list", {"unreadOnly": True, "limit": 1})
+    # Then the frame reads a bounded number of Queries and says where to go on
+    assert len(queries) <= 3
+    assert page["notifications"] == [] and page["cursor"] is not None
+    found: list[str] = []
+    frames = 1
+    while page["cursor"] is not None and not found:
+        frames += 1
+        page = bob.ok(
+            "notification:list", {"unreadOnly": True, "limit": 1, "before": page["cursor"]}
+        )
+        found = [n["notificationId"] for n in page["notifications"]]
+    # And going on finds the unread one, within a few frames
+    assert found == [ids[0]] and frames <= 3
+
+
+def test_marking_notifications_read_writes_only_unread_ones_of_the_caller(
+    stack: Stack,
+) -> None:
+    bob, mallory = _people(stack, "bob", "mallory")
+    ids = _store_notifications(stack, bob.user_id, [False, True])
+    with _calls(bob.app, "UpdateItem") as updates:
+        # When mallory marks 100 ids, bob's among them (each was a conditional write)
+        assert mallory.ok("notification:read", {"notificationIds": ids * 50}) == {"marked": 0}
+        # And bob marks his read one 99 times and his unread one once
+        marked = bob.ok("notification:read", {"notificationIds": [ids[1]] * 99 + [ids[0]]})
+    assert marked == {"marked": 1}
+    # Then one write was made in all: bob's unread notification
+    assert [u["Key"]["notificationId"]["S"] for u in updates] == [ids[0]]
+    listed = bob.ok("notification:list", {})["notifications"]
+    assert [n["read"] for n in listed] == [True, True]

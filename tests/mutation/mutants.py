@@ -21,6 +21,7 @@ ROUTER = ("tests/unit/test_router.py", "tests/unit/test_auth.py", SESSIONS, MATR
 FIDELITY = ("tests/unit/test_moto_fidelity.py",)
 CONSENT = "tests/integration/test_consent.py"
 ABUSE_MESSAGING = "tests/integration/test_abuse_messaging.py"
+NOTIFICATIONS = "tests/integration/test_notifications.py"
 ANALYTICS = ("tests/unit/test_analytics.py", "tests/integration/test_analytics.py")
 TYPING_CHECK = "    ) -> wire.TypingSent:\n"  # the plant goes first in typing()
 # The state change of call:answer, and upload:complete's ownership check (the planted
@@ -616,6 +617,23 @@ MUTANTS: list[Mutant] = [
         "self.counters.consume(repeats, self._now_ms()):",
         "self.counters.consume(repeats, self._now_ms()) | True:",
         (ABUSE_MESSAGING,),
+    ),
+    # ------------------------------------------------------------ notifications' cost
+    Mutant(
+        "unread-notifications-listed-in-unbounded-queries",
+        "rate limits",
+        f"{LAYER}/dal/notifications.py",
+        "        for _ in range(PAGE_QUERIES):",
+        "        while True:",
+        (NOTIFICATIONS,),
+    ),
+    Mutant(
+        "notification-read-writes-every-id",
+        "rate limits",
+        f"{LAYER}/dal/notifications.py",
+        "        for notification_id in unread:",
+        "        for notification_id in notification_ids:",
+        (NOTIFICATIONS,),
     ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(

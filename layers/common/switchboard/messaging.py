@@ -652,10 +652,12 @@ class MessagingService:
     def list_notifications(
         self, caller: Caller, data: wire.NotificationList
     ) -> wire.NotificationPage:
-        page = self.notifications.page(caller.user_id, data.limit, data.before, data.unreadOnly)
+        page, cursor = self.notifications.page(
+            caller.user_id, data.limit, data.before, data.unreadOnly
+        )
         return wire.NotificationPage(
             notifications=current_previews(self.conversations, [n.wire() for n in page]),
-            cursor=page[-1].notification_id if len(page) == data.limit else None,
+            cursor=cursor,
         )
 
     def read_notifications(

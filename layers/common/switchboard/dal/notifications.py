@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from switchboard.wire import messaging as wire
 
 RETENTION_SECONDS = 30 * 24 * 3600
+# notification:list with unreadOnly: Queries per frame, and items each reads (read ones
+# are read and filtered out).
+PAGE_QUERIES = 3
+UNREAD_READ_AHEAD = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,11 @@ class NotificationRepository(DynamoRepository):
 
     def page(
         self, user_id: str, limit: int, before: str | None = None, unread_only: bool = False
-    ) -> list[Notification]:
+    ) -> tuple[list[Notification], str | None]:
+        """Up to ``limit`` notifications older than ``before``, newest first, and the
+        cursor to go on from (None: no more). ``unread_only`` filters out read ones, which
+        DynamoDB still reads: at most PAGE_QUERIES Queries of UNREAD_READ_AHEAD items, so a
+        page may come back short (even empty) with a cursor past what was read."""
         values: dict[str, Any] = {":u": {"S": user_id}}
         condition = "userId = :u"
         if before:
@@ -77,28 +85,57 @@ class NotificationRepository(DynamoRepository):
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
-            "Limit": limit,
+            "Limit": max(limit, UNREAD_READ_AHEAD) if unread_only else limit,
         }
         if unread_only:
             query["FilterExpression"] = "#r = :false"
             query["ExpressionAttributeNames"] = {"#r": "read"}
             values[":false"] = {"BOOL": False}
-        # DynamoDB applies Limit before the filter: keep reading until the page is full
-        # or the user's notifications are exhausted, so a short page means "no more".
+        # DynamoDB applies Limit before the filter: read on until the page is full, the
+        # user's notifications are exhausted or the frame's Queries are spent (each read
+        # notification costs a read; a user may have thousands in 30 days).
         found: list[Notification] = []
-        while True:
+        resume: str | None = None
+        for _ in range(PAGE_QUERIES):
             response = self.client.query(**query)
             found += [_notification(from_item(i)) for i in response["Items"]]
             last = response.get("LastEvaluatedKey")
-            if len(found) >= limit or not last:
-                return found[:limit]
+            if len(found) >= limit:
+                return found[:limit], found[limit - 1].notification_id
+            if not last:
+                return found, None
             query["ExclusiveStartKey"] = last
-            query["Limit"] = limit - len(found) if not unread_only else limit
+            resume = last["notificationId"]["S"]
+            if not unread_only:
+                query["Limit"] = limit - len(found)
+        return found, resume
 
     def mark_read(self, user_id: str, notification_ids: list[str]) -> int:
-        """Marks the user's own notifications read; ids of others simply do not match."""
+        """Marks the user's own unread notifications read; ids of others simply do not
+        match. One BatchGetItem finds which of them are the user's and unread: only those
+        are written (a frame of 100 made-up or already read ids was 100 writes)."""
+        keys = [
+            {"userId": {"S": user_id}, "notificationId": {"S": n}}
+            for n in dict.fromkeys(notification_ids)  # a BatchGetItem refuses duplicates
+        ]
+        unread: list[str] = []
+        request: dict[str, Any] = {
+            self.table: {
+                "Keys": keys,
+                "ProjectionExpression": "notificationId, #r",
+                "ExpressionAttributeNames": {"#r": "read"},
+            }
+        }
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            unread += [
+                item["notificationId"]["S"]
+                for item in response["Responses"].get(self.table, [])
+                if not item.get("read", {}).get("BOOL", False)
+            ]
+            request = dict(response.get("UnprocessedKeys") or {})
         marked = 0
-        for notification_id in notification_ids:
+        for notification_id in unread:
             try:
                 self.client.update_item(
                     TableName=self.table,
