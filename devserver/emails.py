@@ -79,6 +79,6 @@ def add_email_routes(app: web.Application) -> None:
     """`/__devserver/emails` (GET)."""
 
     async def emails(_: web.Request) -> web.Response:
-        return web.json_response(sent_emails(), headers={"Access-Control-Allow-Origin": "*"})
+        return web.json_response(sent_emails())
 
     app.router.add_get("/__devserver/emails", emails)

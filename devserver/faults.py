@@ -202,8 +202,8 @@ FAULTS = ManagementFaults()
 
 # ---------------------------------------------------------------------- admin routes
 def add_fault_routes(app: web.Application, faults: ManagementFaults = FAULTS) -> None:
-    """`/__devserver/faults` (GET, POST, DELETE)."""
-    cors = {"Access-Control-Allow-Origin": "*"}
+    """`/__devserver/faults` (GET, POST, DELETE): for the devserver's own pages and local
+    tools only (http_api.py refuses other sites)."""
 
     def snapshot() -> dict[str, Any]:
         return {
@@ -213,7 +213,7 @@ def add_fault_routes(app: web.Application, faults: ManagementFaults = FAULTS) ->
         }
 
     async def get_faults(_: web.Request) -> web.Response:
-        return web.json_response(snapshot(), headers=cors)
+        return web.json_response(snapshot())
 
     async def set_faults(request: web.Request) -> web.Response:
         try:
@@ -222,14 +222,14 @@ def add_fault_routes(app: web.Application, faults: ManagementFaults = FAULTS) ->
             AWS_FAULTS.configure(document.get("aws"))
             STREAM_FAULTS.configure(document.get("streams"))
         except (ValueError, FaultConfigError) as exc:
-            return web.json_response({"message": str(exc)}, status=400, headers=cors)
-        return web.json_response(snapshot(), headers=cors)
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response(snapshot())
 
     async def clear_faults(_: web.Request) -> web.Response:
         faults.clear()
         AWS_FAULTS.configure(None)
         STREAM_FAULTS.configure(None)
-        return web.json_response(snapshot(), headers=cors)
+        return web.json_response(snapshot())
 
     app.router.add_get("/__devserver/faults", get_faults)
     app.router.add_post("/__devserver/faults", set_faults)

@@ -15,14 +15,16 @@ everything here.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -45,6 +47,39 @@ _CORS = {
     "Access-Control-Allow-Methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS",
 }
 _DEV_USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_DEV_PREFIX = "/__devserver/"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _names_this_machine(host: str) -> bool:
+    """A Host header naming the devserver by a loopback name or an IP address. A page that
+    rebinds its own domain name to 127.0.0.1 (DNS rebinding) sends that name instead."""
+    name = urlsplit(f"//{host}").hostname or ""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@web.middleware
+async def _this_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`/__devserver/` mints tokens for anyone (the demo admin too), shows every mail and
+    code, and takes fault injection: for the demo page only, never for another site's page
+    in the developer's browser (no CORS; a cross-site request, even a "simple" POST that
+    needs no preflight, carries its Origin and is refused; so is a rebound Host)."""
+    if request.path.startswith(_DEV_PREFIX):
+        origin = request.headers.get("Origin")
+        if not _names_this_machine(request.host) or (
+            origin is not None and urlsplit(origin).netloc != request.host
+        ):
+            return web.json_response(
+                {"message": "the devserver's own endpoints answer its own pages only"},
+                status=403,
+            )
+    return await handler(request)
 
 
 @dataclass
@@ -115,6 +150,7 @@ class HttpApi:
         self.ws_url = "ws://" + endpoint.removeprefix("http://") if endpoint else ""
 
     def add_routes(self, app: web.Application) -> None:
+        app.middlewares.append(_this_origin_only)
         app.router.add_get("/__devserver/workers", self._workers)
         app.router.add_get("/__devserver/users", self._demo_users)
         app.router.add_get("/__devserver/token", self._dev_token)
@@ -125,26 +161,24 @@ class HttpApi:
         app.router.add_route("*", "/{tail:(?s:.*)}", self.handle)
 
     async def _workers(self, _: web.Request) -> web.Response:
-        return web.json_response(self.pools.stats(), headers=_CORS)
+        return web.json_response(self.pools.stats())
 
     async def _effects(self, request: web.Request) -> web.Response:
         after = request.query.get("after", "0")
         if not after.isdigit():
             return web.json_response({"message": "after must be a sequence number"}, status=400)
-        return web.json_response(EFFECTS.after(int(after)), headers=_CORS)
+        return web.json_response(EFFECTS.after(int(after)))
 
     async def _demo_users(self, _: web.Request) -> web.Response:
         users = [{"userId": user, "admin": admin} for user, admin in DEMO_USERS]
-        return web.json_response({"users": users, "ws": self.ws_url}, headers=_CORS)
+        return web.json_response({"users": users, "ws": self.ws_url})
 
     async def _dev_token(self, request: web.Request) -> web.Response:
         """A dev JWT for `?user=` (admin role for the demo admin only) and the WebSocket URL."""
         user = request.query.get("user", "")
         if not _DEV_USER_ID.fullmatch(user):
             return web.json_response(
-                {"message": "give ?user= (1-64 of A-Z a-z 0-9 _ . @ -)"},
-                status=400,
-                headers=_CORS,
+                {"message": "give ?user= (1-64 of A-Z a-z 0-9 _ . @ -)"}, status=400
             )
         admin = dict(DEMO_USERS).get(user, False)
         ttl = 3600
@@ -156,7 +190,7 @@ class HttpApi:
                 "expiresIn": ttl,
                 "ws": self.ws_url,
             },
-            headers={**_CORS, "Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store"},
         )
 
     def match(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:

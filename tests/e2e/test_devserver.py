@@ -7,6 +7,8 @@ import base64
 import json
 import shutil
 import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
@@ -518,3 +520,54 @@ async def test_devserver_starts_coturn_and_hands_out_its_url(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not (ds.log_path.parent / "ready.json").exists()
+
+
+def _dev_request(
+    devserver: RunningDevserver,
+    path: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        devserver.http + path, data=body, method=method, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_dev_endpoints_answer_no_other_site(devserver: RunningDevserver) -> None:
+    """The devserver mints tokens for anyone (the demo admin too), keeps every mail and
+    code, and takes fault injection: a page of any other site the developer visits must
+    reach none of it, neither by CORS nor by rebinding its own name to 127.0.0.1."""
+    port = devserver.http.rsplit(":", 1)[1]
+    evil = {"Origin": "https://evil.example"}
+    rebound = {"Host": f"evil.example:{port}"}
+    faults_before = _dev_request(devserver, "/__devserver/faults")[2]
+    for headers in (evil, rebound):
+        for path in ("/__devserver/token?user=admin", "/__devserver/emails"):
+            status, got, body = _dev_request(devserver, path, headers=headers)
+            assert (
+                status == 403 and b"token" not in body and "Access-Control-Allow-Origin" not in got
+            )
+        # A "simple" cross-site POST needs no preflight: it must change nothing either (a
+        # harmless configuration, so a regression cannot wreck the session's devserver)
+        plain = {**headers, "Content-Type": "text/plain"}
+        injected = json.dumps({"streams": {"replayRate": 0.0, "seed": 4242}}).encode()
+        status, _, _ = _dev_request(devserver, "/__devserver/faults", "POST", plain, injected)
+        assert status == 403
+        status, got, _ = _dev_request(
+            devserver,
+            "/__devserver/faults",
+            "OPTIONS",
+            {**headers, "Access-Control-Request-Method": "DELETE"},
+        )
+        assert "Access-Control-Allow-Origin" not in got
+    assert _dev_request(devserver, "/__devserver/faults")[2] == faults_before
+    # The demo page itself (same origin, by IP or by localhost) still signs in
+    for headers in ({}, {"Origin": devserver.http}, {"Host": f"localhost:{port}"}):
+        status, _, body = _dev_request(devserver, "/__devserver/token?user=alice", headers=headers)
+        assert status == 200 and json.loads(body)["userId"] == "alice"
