@@ -256,7 +256,8 @@ def name_handler_methods_once() -> None:
 
 
 def moto_server(host: str) -> Any:
-    """moto's ThreadedMotoServer with FaultyApp and the effect log in front of its WSGI app."""
+    """moto's ThreadedMotoServer with FaultyApp and the effect log in front of its WSGI app,
+    and in front of all, LocalOnlyApp (no other site's page)."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -266,6 +267,7 @@ def moto_server(host: str) -> Any:
     from werkzeug.serving import make_server
 
     from devserver.effects import RecordingApp
+    from devserver.local_only import LocalOnlyApp
 
     list_moto_modules_once()
     name_handler_methods_once()
@@ -273,7 +275,10 @@ def moto_server(host: str) -> Any:
     class FaultInjectingMotoServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
             # Faults first: a request failed `before` never reaches moto, so it is no effect.
-            app = FaultyApp(RecordingApp(DomainDispatcherApplication(create_backend_app)))
+            # Before them, another site's page is refused (local_only.py).
+            app = LocalOnlyApp(
+                FaultyApp(RecordingApp(DomainDispatcherApplication(create_backend_app)))
+            )
             self._server = make_server(
                 self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
             )

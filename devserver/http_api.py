@@ -15,7 +15,6 @@ everything here.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
 import re
@@ -32,6 +31,7 @@ from devserver import ACCOUNT_ID
 from devserver.effects import EFFECTS
 from devserver.emails import add_email_routes, install_email_log
 from devserver.faults import add_fault_routes
+from devserver.local_only import REFUSED, local_request
 from devserver.template import FunctionSpec
 from devserver.tokens import DEMO_USERS, mint
 from devserver.websocket_api import new_id, now_ms
@@ -51,19 +51,6 @@ _DEV_PREFIX = "/__devserver/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _names_this_machine(host: str) -> bool:
-    """A Host header naming the devserver by a loopback name or an IP address. A page that
-    rebinds its own domain name to 127.0.0.1 (DNS rebinding) sends that name instead."""
-    name = urlsplit(f"//{host}").hostname or ""
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 @web.middleware
 async def _this_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """`/__devserver/` mints tokens for anyone (the demo admin too), shows every mail and
@@ -72,13 +59,12 @@ async def _this_origin_only(request: web.Request, handler: Handler) -> web.Strea
     needs no preflight, carries its Origin and is refused; so is a rebound Host)."""
     if request.path.startswith(_DEV_PREFIX):
         origin = request.headers.get("Origin")
-        if not _names_this_machine(request.host) or (
+        # Only a page of this very origin: the demo app (a page of another port, moto's
+        # S3 for instance, has no business here).
+        if not local_request(request.host, origin) or (
             origin is not None and urlsplit(origin).netloc != request.host
         ):
-            return web.json_response(
-                {"message": "the devserver's own endpoints answer its own pages only"},
-                status=403,
-            )
+            return web.Response(body=REFUSED, status=403, content_type="application/json")
     return await handler(request)
 
 

@@ -571,3 +571,33 @@ def test_dev_endpoints_answer_no_other_site(devserver: RunningDevserver) -> None
     for headers in ({}, {"Origin": devserver.http}, {"Host": f"localhost:{port}"}):
         status, _, body = _dev_request(devserver, "/__devserver/token?user=alice", headers=headers)
         assert status == 200 and json.loads(body)["userId"] == "alice"
+
+
+def test_the_embedded_aws_answers_no_other_site(devserver: RunningDevserver) -> None:
+    """moto holds every table, queue and object of the devserver and checks no signature:
+    a page of another site (which can find its port by trying them) must not read it."""
+    port = devserver.moto.rsplit(":", 1)[1]
+    list_tables = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-1/dynamodb/"
+        "aws4_request, SignedHeaders=host, Signature=0",
+    }
+
+    def ask(headers: dict[str, str]) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            devserver.moto + "/", data=b"{}", method="POST", headers={**list_tables, **headers}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    for refused in ({"Origin": "https://evil.example"}, {"Host": f"evil.example:{port}"}):
+        status, body = ask(refused)
+        assert status == 403 and b"Table" not in body
+    # The devserver's own functions and tools (no Origin) and its demo page still reach it
+    for allowed in ({}, {"Origin": devserver.http}):
+        status, body = ask(allowed)
+        assert status == 200 and b"TableNames" in body

@@ -1,0 +1,53 @@
+"""What keeps another site's page in the developer's browser away from a running devserver.
+
+The devserver listens on 127.0.0.1, but a browser runs every site's scripts on the same
+machine: any page may send requests to 127.0.0.1 (and read the answers where CORS lets
+it), or rebind its own domain name to 127.0.0.1 (DNS rebinding: then it is "same origin"
+and CORS does not matter, but its requests name that domain in `Host`). So the dev
+endpoints (`/__devserver/`: tokens for anyone, every mail, fault injection) and the
+embedded AWS (moto: every table, queue and object, no signature checked) answer only
+requests naming this machine, from no page or from a page this machine served.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+REFUSED = b'{"message": "the devserver answers its own pages and local tools only"}'
+
+
+def names_this_machine(host: str) -> bool:
+    """A `Host` (or an origin's host) that is `localhost` or an IP address: a rebound
+    domain name is neither."""
+    name = urlsplit(f"//{host}").hostname or ""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def local_request(host: str, origin: str | None) -> bool:
+    """``host`` names this machine and ``origin`` (the page's, None: not a page) too."""
+    if not names_this_machine(host):
+        return False
+    return origin is None or names_this_machine(urlsplit(origin).netloc)
+
+
+class LocalOnlyApp:
+    """A WSGI app (moto's) answering 403 to requests ``local_request`` refuses."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        if not local_request(host, environ.get("HTTP_ORIGIN")):
+            start_response("403 Forbidden", [("Content-Type", "application/json")])
+            return [REFUSED]
+        return self.app(environ, start_response)
