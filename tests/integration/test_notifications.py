@@ -460,3 +460,32 @@ def test_marking_notifications_read_writes_only_unread_ones_of_the_caller(
     assert [u["Key"]["notificationId"]["S"] for u in updates] == [ids[0]]
     listed = bob.ok("notification:list", {})["notifications"]
     assert [n["read"] for n in listed] == [True, True]
+
+
+def test_a_removed_member_never_reads_a_later_edit_in_a_notification(stack: Stack) -> None:
+    consumer = stack.handler("NotificationFunction")
+    alice, bob, carol = _people(stack, "alice", "bob", "carol")
+    group = alice.ok("conversation:create", {"members": [bob.user_id, carol.user_id]})
+    conversation = group["conversationId"]
+    for member in (bob, carol):
+        member.ok("conversation:accept", {"conversationId": conversation})
+    sent = alice.ok(
+        "message:send",
+        {"conversationId": conversation, "clientMessageId": "1", "body": "meet at 5"},
+    )
+    # Given bob was notified of it, then removed, and the message edited after that
+    recorded = job(bob.user_id, conversation, sent["seq"], "meet at 5")
+    consumer.lambda_handler(sqs_event(recorded), FakeContext())
+    alice.ok("conversation:remove-member", {"conversationId": conversation, "userId": bob.user_id})
+    edit = {"conversationId": conversation, "seq": sent["seq"], "body": "meet at the old mill"}
+    alice.ok("message:edit", edit)
+    # Then his notification shows the edit as his history does: withheld, not the new text
+    history = bob.ok("message:history", {"conversationId": conversation})["messages"]
+    assert [m["body"] for m in history if m["seq"] == sent["seq"]] == [""]
+    (listed,) = bob.ok("notification:list", {})["notifications"]
+    assert listed["data"]["preview"] == ""
+    # While a member still in the conversation reads the message as it is now
+    carol_job = job(carol.user_id, conversation, sent["seq"], "meet at 5")
+    consumer.lambda_handler(sqs_event(carol_job), FakeContext())
+    (current,) = carol.ok("notification:list", {})["notifications"]
+    assert current["data"]["preview"] == "meet at the old mill"

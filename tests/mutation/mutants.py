@@ -635,6 +635,14 @@ MUTANTS: list[Mutant] = [
         "        for notification_id in notification_ids:",
         (NOTIFICATIONS,),
     ),
+    Mutant(
+        "notification-preview-shows-an-edit-after-the-leave",
+        "consent",
+        f"{LAYER}/message_ops.py",
+        "    left_at = _left_at(conversations, user_id, late) if late else {}",
+        "    left_at: dict[str, int] = {}",
+        (NOTIFICATIONS,),
+    ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(
         "emulator-keeps-a-rolled-back-stream-record",

@@ -455,11 +455,13 @@ def resolve_quotes(
 
 
 def current_previews(
-    conversations: ConversationRepository, notifications: list[Notification]
+    conversations: ConversationRepository, user_id: str, notifications: list[Notification]
 ) -> list[Notification]:
     """Message notifications with the preview of the message as it is now (edited: the
     new text; deleted: none, and ``deleted``): a stored notification never keeps text its
-    sender took back. One BatchGetItem for the page."""
+    sender took back. One BatchGetItem for the page; a second, of the user's member items,
+    only when a message was edited after its notification: for a former member an edit
+    made after they left is withheld (empty, as their history shows it: ``as_left``)."""
     keys: list[tuple[str, int]] = []
     for n in notifications:
         key = _message_key(n)
@@ -468,6 +470,13 @@ def current_previews(
     if not keys:
         return notifications
     found = conversations.messages_at(keys)
+    late: set[str] = set()  # conversations of messages edited after their notification
+    for n in notifications:
+        key = _message_key(n)
+        message = found.get(key) if key is not None else None
+        if key is not None and message is not None and (message.edited_at or 0) > n.createdAt:
+            late.add(key[0])
+    left_at = _left_at(conversations, user_id, late) if late else {}
     shown: list[Notification] = []
     for n in notifications:
         key = _message_key(n)
@@ -479,9 +488,25 @@ def current_previews(
         if message is None or message.deleted_at:
             data["preview"], data["deleted"] = "", True
         else:
+            if key[0] in left_at:
+                message = as_left(message, left_at[key[0]])
             data["preview"] = message.body[:200]
         shown.append(n.model_copy(update={"data": data}))
     return shown
+
+
+def _left_at(
+    conversations: ConversationRepository, user_id: str, conversation_ids: set[str]
+) -> dict[str, int]:
+    """When the user left each of these conversations they are no longer in (epoch ms; 0
+    if not recorded, or no member item at all: everything later is withheld)."""
+    members = conversations.memberships(user_id, sorted(conversation_ids))
+    left: dict[str, int] = {}
+    for cid in conversation_ids:
+        member = members.get(cid)
+        if member is None or member.left_seq is not None:
+            left[cid] = member.left_at or 0 if member is not None else 0
+    return left
 
 
 def _message_key(notification: Notification) -> tuple[str, int] | None:

@@ -656,7 +656,9 @@ class MessagingService:
             caller.user_id, data.limit, data.before, data.unreadOnly
         )
         return wire.NotificationPage(
-            notifications=current_previews(self.conversations, [n.wire() for n in page]),
+            notifications=current_previews(
+                self.conversations, caller.user_id, [n.wire() for n in page]
+            ),
             cursor=cursor,
         )
 
