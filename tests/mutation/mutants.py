@@ -169,6 +169,16 @@ MUTANTS: list[Mutant] = [
         (LEFT_SHARES,),
     ),
     Mutant(
+        "former-member-starts-a-recording-for-the-conversation",
+        "router authorization",
+        f"{LAYER}/uploads.py",
+        "            if member is None or member.left_seq is not None:\n"
+        '                raise Forbidden("you are not a member of the call\'s conversation")',
+        "            if member is None:\n"
+        '                raise Forbidden("you are not a member of the call\'s conversation")',
+        ("tests/integration/test_calls_media.py",),
+    ),
+    Mutant(
         "an-unshare-keeps-the-first-shares-seq",
         "router authorization",
         f"{LAYER}/dal/message_changes.py",

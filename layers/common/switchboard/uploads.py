@@ -305,7 +305,10 @@ class UploadService:
                 raise Forbidden("announce the recording with call:recording first")
             if call.conversation_id is None:
                 raise BadRequest("the call has no conversation to post its recording in")
-            if self.conversations.member(call.conversation_id, caller.user_id) is None:
+            # Leaving the conversation does not end one's part in its call: a former
+            # member records nothing for it either.
+            member = self.conversations.member(call.conversation_id, caller.user_id)
+            if member is None or member.left_seq is not None:
                 raise Forbidden("you are not a member of the call's conversation")
             # What everyone was told of: the recording may last as long as the caller was
             # announced as recording, no longer (a recorder that announced "stopped" and
