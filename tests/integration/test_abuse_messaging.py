@@ -264,3 +264,35 @@ def test_repeated_sends_push_no_more_than_the_send_limit(
     # could be (5 a window): the first send and 5 repeats
     assert all(reply == first for reply in replies)
     assert len(bob.frames("message:new")) == 6
+
+
+def test_sync_reads_a_former_members_leaves_in_one_call(stack: Stack) -> None:
+    app = stack.handler("MessageFunction", CREATE_LIMIT_PER_USER="1000")
+    connect = stack.handler("ConnectionFunction")
+    tag = uuid.uuid4().hex[:6]
+    attacker, bob, carol = (
+        Client(stack, app, connect, f"{n}-{tag}") for n in ("attacker", "bob", "carol")
+    )
+    # Given 30 groups the attacker was invited to and declined (he is a former member of
+    # each: he reads up to his leave; 200 cursors could name 200 of them)
+    groups = []
+    for _ in range(30):
+        created = bob.ok("conversation:create", {"members": [attacker.user_id, carol.user_id]})
+        attacker.ok("conversation:decline", {"conversationId": created["conversationId"]})
+        groups.append(created["conversationId"])
+    operations: list[str] = []
+
+    def record(event_name: str, **_: Any) -> None:
+        operations.append(event_name.rsplit(".", 1)[1])
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    try:
+        # When he syncs them all in one frame (each was a GetItem of his member item)
+        synced = attacker.ok("message:sync", {"cursors": dict.fromkeys(groups, 0)})
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.*", record)
+    # Then the frame reads the conversations and his member items in one call each
+    assert set(synced["conversations"]) == set(groups)
+    assert operations.count("GetItem") == 0
+    assert operations.count("BatchGetItem") == 2

@@ -668,6 +668,14 @@ MUTANTS: list[Mutant] = [
         "self.counters.consume(repeats, self._now_ms()) | True:",
         (ABUSE_MESSAGING,),
     ),
+    Mutant(
+        "sync-reads-each-leave-apart",
+        "rate limits",
+        f"{LAYER}/messaging.py",
+        "        former = self.conversations.memberships(caller.user_id, outside, consistent=True)",
+        "        former = {c: m for c in outside if (m := self.conversations.member(c, caller.user_id))}",  # noqa: E501
+        (ABUSE_MESSAGING,),
+    ),
     # ------------------------------------------------------------ notifications' cost
     Mutant(
         "unread-notifications-listed-in-unbounded-queries",

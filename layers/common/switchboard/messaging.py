@@ -41,6 +41,7 @@ from switchboard.errors import (
     PayloadTooLarge,
     RateLimited,
     SwitchboardError,
+    conversation_not_found,
 )
 from switchboard.limits import MAX_BODY_CHARS
 from switchboard.membership import REFUSED, Consent, member_of, request_limit
@@ -504,15 +505,19 @@ class MessagingService:
     def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)
         left_at: dict[str, int] = {}  # former members' conversations: when they left
-        for conversation_id in data.cursors:
-            conversation = found.get(conversation_id)
-            if conversation is None:
-                raise self.consent.unknown(caller, conversation_id)
-            if caller.user_id not in conversation.members:
-                # A former member reads up to the seq they left at (one GetItem each).
-                bound, left = self.consent.reader(caller, conversation)
-                found[conversation_id] = replace(conversation, last_seq=bound)
-                left_at[conversation_id] = left or 0
+        outside = [
+            c for c in data.cursors if c not in found or caller.user_id not in found[c].members
+        ]
+        # A former member reads up to the seq they left at: the caller's member items where
+        # they are not a member, in one BatchGetItem however many (a stranger's and an
+        # unknown id's absent item are read alike: Consent.unknown).
+        former = self.conversations.memberships(caller.user_id, outside, consistent=True)
+        for conversation_id in outside:
+            conversation, member = found.get(conversation_id), former.get(conversation_id)
+            if conversation is None or member is None or member.left_seq is None:
+                raise conversation_not_found()
+            found[conversation_id] = replace(conversation, last_seq=member.left_seq)
+            left_at[conversation_id] = member.left_at or 0
         # What one frame may cost is bounded whatever the number of cursors: at most
         # SYNC_MAX_QUERIES queries reading SYNC_MAX_ITEMS messages in all, and none once
         # the reply is full. A conversation left out says hasMore; the client syncs again.

@@ -330,13 +330,15 @@ class ConversationRepository(DynamoRepository):
         return found
 
     def _batch_get(
-        self, keys: list[dict[str, Any]], table: str | None = None
+        self, keys: list[dict[str, Any]], table: str | None = None, *, consistent: bool = False
     ) -> Iterator[dict[str, Any]]:
         """The items at ``keys`` of ``table`` (default: the conversations table;
         BatchGetItem, 100 a call, unprocessed keys asked again); absent ones are left out."""
         table = table or self.table
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {table: {"Keys": keys[start : start + 100]}}
+            request: dict[str, Any] = {
+                table: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}
+            }
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(table, []):
@@ -427,12 +429,16 @@ class ConversationRepository(DynamoRepository):
         item = response.get("Item")
         return _member(from_item(item)) if item else None
 
-    def memberships(self, user_id: str, conversation_ids: Iterable[str]) -> dict[str, Member]:
+    def memberships(
+        self, user_id: str, conversation_ids: Iterable[str], *, consistent: bool = False
+    ) -> dict[str, Member]:
         """The user's member items in these conversations (one BatchGetItem per 100; a
-        conversation the user was never in is left out). Former members have ``left_at``."""
+        conversation the user was never in is left out). Former members have ``left_at``.
+        ``consistent``: read as ``member`` does (a leave just made is seen)."""
         ids = list(dict.fromkeys(conversation_ids))
         keys = [{"conversationId": {"S": c}, "sk": {"S": member_key(user_id)}} for c in ids]
-        return {m.conversation_id: m for m in map(_member, self._batch_get(keys))}
+        items = self._batch_get(keys, consistent=consistent)
+        return {m.conversation_id: m for m in map(_member, items)}
 
     def former_members(self, conversation_id: str, limit: int = 1000) -> list[Member]:
         """Who left, declined or was removed (member items with ``leftSeq``): one Query of
