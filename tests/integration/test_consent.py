@@ -5,6 +5,7 @@ are proven by the effect log (tests/support/effects.py): nothing happened, to an
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -554,3 +555,26 @@ def test_title_role_and_remove_changes_are_rate_limited(
     window.assert_nothing_happened("membership changes past the rate limit")
     # Leaving is never limited
     bob.ok("conversation:leave", {"conversationId": group})
+
+
+def test_block_list_changes_are_rate_limited(
+    apps: dict[str, ModuleType], people: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block list lives on its owner's Users item (up to 1,000 ids of up to 128
+    characters): each change rewrites the whole item, ~130 write units when it is full, so
+    toggling one block in a loop was a write amplifier with no limit."""
+    (mallory,) = people("mallory")
+    now = time.time()  # one rate window for the whole test
+    monkeypatch.setattr(apps["message"].membership, "_clock", lambda: now)
+    limit = apps["message"].membership.limits.block_changes_per_minute
+    for i in range(limit // 2):
+        mallory.ok("user:block", {"userId": "x" * 100 + str(i)})
+        mallory.ok("user:unblock", {"userId": "x" * 100 + str(i)})
+    # One more change of either kind is refused with a retry hint, and changes nothing
+    window = InProcess().window()
+    for action in ("user:block", "user:unblock"):
+        reply = mallory.call(action, {"userId": "x" * 100})
+        assert reply["error"]["code"] == "rate_limited", reply
+        assert reply["error"]["details"]["retryAfterMs"] > 0
+    window.assert_nothing_happened("block list changes past the rate limit")
+    assert mallory.ok("user:blocks", {}) == {"userIds": []}

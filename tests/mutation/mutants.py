@@ -676,6 +676,16 @@ MUTANTS: list[Mutant] = [
         "        former = {c: m for c in outside if (m := self.conversations.member(c, caller.user_id))}",  # noqa: E501
         (ABUSE_MESSAGING,),
     ),
+    Mutant(
+        "block-changes-uncounted",
+        "rate limits",
+        f"{LAYER}/membership.py",
+        "        if not self.counters.consume(rule, now):\n            raise RateLimited(\n"
+        '                f"rate limit reached: at most {rule.limit} per {rule.window_seconds} s",\n'
+        '                details={"retryAfterMs": rule.retry_after_ms(now)},\n            )\n',
+        "        pass\n",
+        (CONSENT,),
+    ),
     # ------------------------------------------------------------ notifications' cost
     Mutant(
         "unread-notifications-listed-in-unbounded-queries",

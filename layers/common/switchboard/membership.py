@@ -61,6 +61,9 @@ class ConsentLimits:
     # Title, role and remove changes per user and minute: each is a transaction over
     # every member's item and a push to each member, so a storm of them is capped.
     manages_per_minute: int = 10
+    # Blocks and unblocks per user and minute: a block list lives on its owner's Users
+    # item, so each change rewrites the whole item (~130 write units for a full list).
+    block_changes_per_minute: int = 30
 
 
 class Consent:
@@ -421,6 +424,7 @@ class MembershipService:
     def block(self, caller: Caller, data: wire.UserRef) -> wire.BlockChanged:
         if data.userId == caller.user_id:
             raise BadRequest("you cannot block yourself")
+        self._count_block_change(caller)
         try:
             self.blocks.block(caller.user_id, data.userId)
         except BlockListFull:
@@ -428,8 +432,20 @@ class MembershipService:
         return wire.BlockChanged(userId=data.userId, blocked=True)
 
     def unblock(self, caller: Caller, data: wire.UserRef) -> wire.BlockChanged:
+        self._count_block_change(caller)
         self.blocks.unblock(caller.user_id, data.userId)
         return wire.BlockChanged(userId=data.userId, blocked=False)
+
+    def _count_block_change(self, caller: Caller) -> None:
+        """One conditional counter update before the change (a refused one changes
+        nothing): blocks are rare, the item they rewrite may be large."""
+        rule = RateLimit(f"block#user#{caller.user_id}", self.limits.block_changes_per_minute, 60)
+        now = self._now_ms()
+        if not self.counters.consume(rule, now):
+            raise RateLimited(
+                f"rate limit reached: at most {rule.limit} per {rule.window_seconds} s",
+                details={"retryAfterMs": rule.retry_after_ms(now)},
+            )
 
     def list_blocks(self, caller: Caller) -> wire.BlockList:
         return wire.BlockList(userIds=sorted(self.blocks.blocked(caller.user_id)))
