@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -62,6 +63,20 @@ def _dev_token(user: str, admin: bool) -> str:
     return mint(user, admin=admin)
 
 
+# C0 and C1 controls but the newline (escape sequences, BEL, CR, CSI), and the bidi
+# overrides and isolates: they would reach the terminal as instructions.
+_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` as the terminal may show it: whatever others wrote (a message, a user id)
+    is printed as text, never obeyed (an OSC 52 clipboard write, a title, a carriage
+    return and "erase line" overwriting what is shown), each control shown escaped; a
+    line after a newline is indented, so a message cannot forge another's line."""
+    escaped = _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+    return escaped.replace("\n", "\n    ")
+
+
 class Chat:
     """The terminal session: one client, a current conversation, printed events."""
 
@@ -74,7 +89,7 @@ class Chat:
         self._read_wakeup = asyncio.Event()
 
     def say(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(terminal_safe(text) + "\n")
         self.out.flush()
 
     def on_event(self, event: Event) -> None:
