@@ -711,6 +711,14 @@ MUTANTS: list[Mutant] = [
         "    left_at: dict[str, int] = {}",
         (NOTIFICATIONS,),
     ),
+    Mutant(
+        "terminal-chat-prints-controls",
+        "python client",
+        "switchboard_client/cli.py",
+        '        self.out.write(terminal_safe(text) + "\\n")',
+        '        self.out.write(text + "\\n")',
+        ("tests/unit/test_cli.py",),
+    ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(
         "emulator-keeps-a-rolled-back-stream-record",
