@@ -4,6 +4,7 @@ ASCII (RFC 8839) and bounded in bytes, so a call item cannot be grown toward Dyn
 
 from __future__ import annotations
 
+import time
 import uuid
 from types import ModuleType
 from typing import Any
@@ -14,6 +15,7 @@ from switchboard.wire.calls import MAX_SDP_CHARS
 from tests.integration.conftest import Stack
 from tests.integration.test_calls import ANSWER, OFFER, active_item, call_item, initiate
 from tests.integration.test_messaging import Client, befriend
+from tests.support.effects import InProcess
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +103,28 @@ def test_an_answered_call_carries_its_offer_no_longer(stack: Stack, people: Any)
     assert "offer" not in call_item(stack, call_id)
     caller.ok("call:media", {"callId": call_id, "audio": False})
     assert sum(len(str(v)) for v in call_item(stack, call_id).values()) < 2_000
+
+
+def test_a_contact_cannot_ring_someone_in_a_loop(
+    people: Any, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attacker, victim = people("attacker", "victim")
+    service = apps["signaling"].service
+    now = time.time()  # one rate window for the whole test
+    monkeypatch.setattr(service, "_clock", lambda: now)
+    limit = service.limits.calls_per_minute
+    # Given a contact who rings and hangs up again and again (each a ring on every device
+    # of the victim's and a ring-timeout message)
+    for _ in range(limit):
+        call_id = initiate(attacker, victim)
+        attacker.ok("call:end", {"callId": call_id})
+    rings = len(victim.frames("call:incoming"))
+    # Then the next one is refused, with when to retry, and nothing happens to anyone
+    window = InProcess().window()
+    reply = attacker.call(
+        "call:initiate", {"calleeId": victim.user_id, "media": "video", "offer": OFFER}
+    )
+    assert reply["error"]["code"] == "rate_limited", reply
+    assert reply["error"]["details"]["retryAfterMs"] > 0
+    window.assert_nothing_happened("a call past the rate limit")
+    assert rings == limit and len(victim.frames("call:incoming")) == rings

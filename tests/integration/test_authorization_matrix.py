@@ -278,9 +278,12 @@ MATRIX: dict[str, tuple[frozenset[str], Data]] = {
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> World:
     routes = template_routes(stack)
-    # The membership cells each create a fresh group: no create rate limit in the way.
+    # The membership cells each create a fresh group, the call cells each place a call:
+    # no create or call rate limit in the way.
     modules = {
-        function: stack.handler(function, CREATE_LIMIT_PER_USER="1000")
+        function: stack.handler(
+            function, CREATE_LIMIT_PER_USER="1000", CALL_LIMIT_PER_MINUTE="100000"
+        )
         for function in {f for key, f in routes.items() if f and not key.startswith("$")}
     }
     connect, message = modules["ConnectionFunction"], modules["MessageFunction"]

@@ -219,8 +219,11 @@ def test_busy_callee_and_busy_caller(
     assert reply["error"]["details"] == {"reason": "busy", "userIds": [bob.user_id]}
     assert active_item(stack, carol.user_id) is None
     # ... and that record is all it stored; its ring timeout (scheduled before the store,
-    # so that no stored call can lose it) is the only other effect, and no push to anyone
+    # so that no stored call can lose it) and the caller's call counter (an attempt is a
+    # call placed) are the only other effects, and no push to anyone
+    counter = ("UpdateItem", stack.table("RateLimitsTable"))
     assert [(e["operation"], e["target"]) for e in window.effects()] == [
+        counter,
         ("SendMessage", ring_queue),
         ("PutItem", stack.table("CallsTable")),
     ]
@@ -231,7 +234,8 @@ def test_busy_callee_and_busy_caller(
     )
     assert reply["error"]["details"]["reason"] == "already_in_call"
     assert [(e["operation"], e["target"]) for e in window.effects()] == [
-        ("SendMessage", ring_queue)
+        counter,
+        ("SendMessage", ring_queue),
     ]
     busy = stack.client("dynamodb").scan(
         TableName=stack.table("CallsTable"),
@@ -620,11 +624,13 @@ def test_aws_calls_per_call_action(stack: Stack, apps: dict[str, ModuleType], pe
     for snapshot in (initiate_calls, answer_calls, ice_calls, end_calls):
         assert not any(name.endswith(("Scan", "Query")) for name in snapshot), snapshot
     # Measured: initiate = the consent reads (the callee's block list, the 1:1 conversation
-    # by key: 2 BatchGets) + presence BatchGet + one transaction + the ring-timeout
-    # message; answer = GetItem + one transaction + presence (answered-elsewhere) + the
-    # answering connection read after the write (a join landing after a close); end = 2.
+    # by key: 2 BatchGets) + the call counter (an UpdateItem) + presence BatchGet + one
+    # transaction + the ring-timeout message; answer = GetItem + one transaction +
+    # presence (answered-elsewhere) + the answering connection read after the write (a
+    # join landing after a close); end = 2.
     assert initiate_calls == {
         "dynamodb.BatchGetItem": 3,
+        "dynamodb.UpdateItem": 1,
         "dynamodb.TransactWriteItems": 1,
         "sqs.SendMessage": 1,
     }

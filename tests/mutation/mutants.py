@@ -686,6 +686,14 @@ MUTANTS: list[Mutant] = [
         "        pass\n",
         (CONSENT,),
     ),
+    Mutant(
+        "calls-uncounted",
+        "rate limits",
+        f"{LAYER}/calls/service.py",
+        "        self._count_ring(caller, now)\n",
+        "",
+        ("tests/integration/test_abuse_calls.py",),
+    ),
     # ------------------------------------------------------------ notifications' cost
     Mutant(
         "unread-notifications-listed-in-unbounded-queries",

@@ -93,6 +93,9 @@ class SignalingSettings(CallSettings):
     # for a call of any length, and is what bounds a revoked user's credentials.
     TURN_CREDENTIAL_TTL_SECONDS: int = 120
     TURN_ISSUES_PER_MINUTE: int = 10  # credentials for calls not placed yet (calleeId)
+    # call:initiate and call:invite per user and minute: each rings devices (and queues a
+    # ring timeout), so a loop of calls is capped even between contacts.
+    CALL_LIMIT_PER_MINUTE: int = 10
     RATE_LIMITS_TABLE: str
     TURN_SECRET_MAX_AGE_SECONDS: int = 300
 

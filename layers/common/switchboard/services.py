@@ -199,11 +199,13 @@ def calls(settings: CallSettings) -> CallService:
     from switchboard.config import SignalingSettings
     from switchboard.queues import NotificationQueue, RingTimeoutQueue
 
-    ice_servers = None
+    ice_servers, counters, calls_per_minute = None, None, 0
     if isinstance(settings, SignalingSettings):
         from switchboard.dal.ratelimits import RateLimiter
         from switchboard.turn import IceServers, secrets_manager_secret, split_urls
 
+        counters = RateLimiter(settings.RATE_LIMITS_TABLE)
+        calls_per_minute = settings.CALL_LIMIT_PER_MINUTE
         ice_servers = IceServers(
             stun_urls=split_urls(settings.STUN_URLS),
             turn_urls=split_urls(settings.TURN_URLS),
@@ -211,7 +213,7 @@ def calls(settings: CallSettings) -> CallService:
             secret=secrets_manager_secret(
                 settings.TURN_SECRET_ARN, settings.TURN_SECRET_MAX_AGE_SECONDS
             ),
-            counters=RateLimiter(settings.RATE_LIMITS_TABLE),
+            counters=counters,
             issues_per_minute=settings.TURN_ISSUES_PER_MINUTE,
         )
     return CallService(
@@ -223,8 +225,10 @@ def calls(settings: CallSettings) -> CallService:
         limits=CallLimits(
             ring_timeout_seconds=settings.RING_TIMEOUT_SECONDS,
             max_participants=settings.MAX_CALL_PARTICIPANTS,
+            calls_per_minute=calls_per_minute,
         ),
         ice_servers=ice_servers,
+        counters=counters,
     )
 
 

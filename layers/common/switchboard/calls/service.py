@@ -33,7 +33,14 @@ from switchboard.calls.model import (
 )
 from switchboard.calls.pushes import Push, pushes
 from switchboard.calls.repository import StaleCall
-from switchboard.errors import BadRequest, Conflict, Forbidden, NotFound, conversation_not_found
+from switchboard.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    conversation_not_found,
+)
 from switchboard.observability import logger
 from switchboard.protocol import PushData, push
 from switchboard.queues import NotificationJob, RingTimeout
@@ -42,6 +49,7 @@ from switchboard.wire import calls as wire
 if TYPE_CHECKING:
     from switchboard.calls.repository import CallRepository
     from switchboard.dal.conversations import Conversation, ConversationRepository
+    from switchboard.dal.ratelimits import RateLimiter
     from switchboard.delivery import Delivery
     from switchboard.queues import NotificationQueue, RingTimeoutQueue
     from switchboard.router import Caller
@@ -54,6 +62,9 @@ SAVE_ATTEMPTS = 6
 class CallLimits:
     ring_timeout_seconds: int = 30
     max_participants: int = 4
+    # call:initiate and call:invite per user and minute (0: none; the functions that only
+    # end or time out calls place none)
+    calls_per_minute: int = 0
 
 
 class CallService:
@@ -67,6 +78,7 @@ class CallService:
         *,
         limits: CallLimits,
         ice_servers: IceServers | None = None,
+        counters: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -77,6 +89,7 @@ class CallService:
         self.ring_timeouts = ring_timeouts
         self.limits = limits
         self.ice_servers = ice_servers
+        self.counters = counters
         self._clock = clock
         self._new_id = new_id
 
@@ -109,6 +122,7 @@ class CallService:
         )
         # After the call is validated (start() is pure), before anything is written.
         self._check_consent(caller, callees, conversation)
+        self._count_ring(caller, now)
         # Scheduled before the call is stored: a timeout for a call that was never stored
         # (refused as busy or already in a call, or a write that failed) finds nothing to
         # end, while a stored call whose timeout was lost to a crash or a failed send
@@ -132,6 +146,21 @@ class CallService:
             extra={"callId": call.call_id, "callees": callees, "group": call.group},
         )
         return _started(call)
+
+    def _count_ring(self, caller: Caller, now: int) -> None:
+        """A call placed or an invitation rings devices and queues a ring timeout: at most
+        ``calls_per_minute`` a user (one conditional counter update, after consent, before
+        anything else; a refused one changes nothing), even between contacts."""
+        if self.counters is None or not self.limits.calls_per_minute:
+            return
+        from switchboard.dal.ratelimits import RateLimit
+
+        rule = RateLimit(f"call#user#{caller.user_id}", self.limits.calls_per_minute, 60)
+        if not self.counters.consume(rule, now):
+            raise RateLimited(
+                f"rate limit reached: at most {rule.limit} calls per {rule.window_seconds} s",
+                details={"retryAfterMs": rule.retry_after_ms(now)},
+            )
 
     def _check_consent(
         self, caller: Caller, callees: Sequence[str], conversation: Conversation | None
@@ -223,6 +252,7 @@ class CallService:
             if conversation is None or not set(data.userIds) <= conversation.members:
                 raise Forbidden("every participant must be a member of the conversation")
         self._check_consent(caller, data.userIds, conversation)  # an invite rings too
+        self._count_ring(caller, self.now())
         before, after = self.transition(
             data.callId,
             lambda call: invite(
