@@ -5,6 +5,7 @@ small here, so the test stays quick) and checks what the DynamoDB calls asked fo
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 from switchboard import aws, backlog, presence
 from switchboard.dal import conversations as dal
+from switchboard.limits import MAX_MESSAGE_BYTES
 
-from tests.integration.conftest import Stack
+from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation, send
+from tests.support.events import frame, ws_event
 
 WINDOW = 6  # stands in for RECENT_CONVERSATIONS
 PUT_IN = 15  # conversations the attacker puts the victim in: more than the window
@@ -229,3 +232,45 @@ def test_groups_from_strangers_cannot_hide_a_contact(
 def stack_contacts(apps: dict[str, ModuleType], user_id: str) -> list[str]:
     repository: dal.ConversationRepository = apps["events"].events.presence.conversations
     return repository.recent_contacts(user_id)
+
+
+def test_a_conversation_page_always_fits_in_one_reply(
+    stack: Stack, apps: dict[str, ModuleType]
+) -> None:
+    """A route's reply is one WebSocket message: API Gateway sends none over 128 KB. Group
+    invitations from a stranger, each naming 49 made-up members of 120 characters (all
+    pending) under a title of 200 emoji (12 bytes each in JSON), made the victim's
+    requests folder (the demo asks for 50) a reply of 200 KB, which never arrived: she
+    could not see, accept or decline a request any more."""
+    tag = uuid.uuid4().hex[:6]
+    attacker, victim = (
+        Client(stack, apps["message"], apps["connect"], f"{n}-{tag}") for n in ("a", "v")
+    )
+    made_up = [f"{i:03d}" + "x" * 117 for i in range(48)]
+    invitations = {
+        attacker.ok(
+            "conversation:create",
+            {"members": [victim.user_id, *made_up], "title": "\U0001f600" * 200},
+        )["conversationId"]
+        for _ in range(12)
+    }
+    listed: set[str] = set()
+    cursor = None
+    for _ in range(12):
+        data = {"folder": "requests", "limit": 50, "cursor": cursor}
+        event = ws_event(
+            "conversation:list",
+            body=frame("conversation:list", data),
+            connection_id=victim.connection_id,
+            user_id=victim.user_id,
+        )
+        body = apps["message"].lambda_handler(event, FakeContext())["body"]
+        # Then every page is a reply API Gateway sends ...
+        assert len(body.encode()) <= MAX_MESSAGE_BYTES
+        page = json.loads(body)["data"]
+        listed |= {c["conversationId"] for c in page["conversations"]}
+        cursor = page["cursor"]
+        if cursor is None:
+            break
+    # ... and going on through the cursor lists every invitation
+    assert listed == invitations

@@ -694,6 +694,15 @@ MUTANTS: list[Mutant] = [
         "",
         ("tests/integration/test_abuse_calls.py",),
     ),
+    Mutant(
+        "conversation-page-over-one-message",
+        "rate limits",
+        f"{LAYER}/messaging.py",
+        "            if budget < 0 and len(items) > 1:\n"
+        "                items.pop()\n                break\n",
+        "",
+        ("tests/integration/test_abuse_membership.py",),
+    ),
     # ------------------------------------------------------------ notifications' cost
     Mutant(
         "unread-notifications-listed-in-unbounded-queries",

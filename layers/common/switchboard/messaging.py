@@ -53,7 +53,7 @@ from switchboard.message_ops import (
     wire_messages,
 )
 from switchboard.observability import logger
-from switchboard.protocol import push
+from switchboard.protocol import push, to_json
 from switchboard.queues import NotificationJob, NotificationQueue
 from switchboard.router import Caller
 from switchboard.wire import messaging as wire
@@ -215,9 +215,14 @@ class MessagingService:
         found = self.conversations.get_many(m.conversation_id for m in page.members)
         now = self._now_ms()
         items: list[wire.ConversationSummary] = []
+        # A reply is one WebSocket message (128 KB at most, or API Gateway sends nothing):
+        # a page ends early, with a cursor, when the next summary would not fit (a group's
+        # summary names up to 50 members, and its title and preview may be escaped).
+        budget, shown = REPLY_BUDGET_BYTES, 0
         for member in page.members:
             c = found.get(member.conversation_id)
             if c is None:
+                shown += 1
                 continue
             # A declined 1:1 conversation lists as it did before (the decliner still a
             # member who has not accepted): the requester cannot tell it from a block.
@@ -243,9 +248,14 @@ class MessagingService:
                     pending=sorted(c.pending | declined),
                 )
             )
+            budget -= len(to_json(items[-1].wire()))
+            if budget < 0 and len(items) > 1:
+                items.pop()
+                break
+            shown += 1
         next_cursor = None
-        if page.more:
-            last = page.members[-1]
+        if page.more or shown < len(page.members):
+            last = page.members[shown - 1]
             next_cursor = _encode_cursor((last.activity_at, last.conversation_id))
         return wire.ConversationPage(conversations=items, cursor=next_cursor)
 
