@@ -4,19 +4,22 @@ the effect log: nothing pushed, queued or written, to anyone."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
 import pytest
+from switchboard.limits import MAX_MESSAGE_BYTES
 
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client, new_conversation, send
 from tests.integration.test_notifications import queued_jobs, sqs_event
 from tests.integration.test_search import Index, Searcher
 from tests.support.effects import InProcess
-from tests.support.events import ws_event
+from tests.support.events import frame, ws_event
 
 
 @pytest.fixture(scope="module")
@@ -716,3 +719,67 @@ def test_a_former_member_sees_nothing_that_changed_after_they_left(people: Any) 
     refused_quietly(
         bob, "message:changes", {"conversationId": group, "afterChange": 0}, "not_found"
     )
+
+
+def _raw(client: Client, action: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The reply's size as it leaves (one WebSocket message) and its data."""
+    event = ws_event(
+        action, body=frame(action, data), connection_id=client.connection_id, user_id=client.user_id
+    )
+    body: str = client.app.lambda_handler(event, FakeContext())["body"]
+    reply = json.loads(body)
+    assert reply["ok"], reply
+    return len(body.encode()), reply["data"]
+
+
+def test_thread_and_change_pages_always_fit_in_one_reply(
+    people: Any, monkeypatch: pytest.MonkeyPatch, apps: dict[str, ModuleType]
+) -> None:
+    """API Gateway sends no reply over 128 KB: 40 long replies in a thread (any member may
+    write them) made `thread:history` (default limit 50) a 165 KB reply that never arrived,
+    for every member; a reaction on each made `message:changes` one too."""
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    now = time.time()
+    for service in (apps["message"].service, apps["message"].message_ops):
+        monkeypatch.setattr(service, "_clock", lambda: now)  # one rate window
+    send(alice, conversation, "the thread")
+    for i in range(40):
+        alice.ok(
+            "message:send",
+            {
+                "conversationId": conversation,
+                "clientMessageId": f"long-{i}",
+                "body": f"{i:02d}" + "x" * 3998,
+                "parentSeq": 1,
+            },
+        )
+    replies: list[int] = []
+    after = 0
+    for _ in range(10):
+        size, page = _raw(
+            bob,
+            "thread:history",
+            {"conversationId": conversation, "parentSeq": 1, "afterSeq": after},
+        )
+        assert size <= MAX_MESSAGE_BYTES
+        replies += [m["seq"] for m in page["messages"]]
+        if not page["hasMore"]:
+            break
+        after = replies[-1]
+    assert replies == list(range(2, 42))
+    # A change on each long message: the change pages fit too, and together hold them all
+    for seq in range(2, 42):
+        bob.ok("message:react", ref(conversation, seq, emoji="👍"))
+    changed: list[int] = []
+    cursor = 0
+    for _ in range(10):
+        size, page = _raw(
+            bob, "message:changes", {"conversationId": conversation, "afterChange": cursor}
+        )
+        assert size <= MAX_MESSAGE_BYTES
+        changed += [m["seq"] for m in page["messages"]]
+        cursor = page["cursor"]
+        if not page["hasMore"]:
+            break
+    assert set(range(2, 42)) <= set(changed)

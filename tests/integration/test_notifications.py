@@ -7,17 +7,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from moto.ses.models import ses_backends
 from moto.sqs.models import sqs_backends
+from switchboard.limits import MAX_MESSAGE_BYTES
 from switchboard.queues import NotificationJob
 
 from devserver import ACCOUNT_ID, REGION
 from tests.integration.conftest import FakeContext, Stack
 from tests.integration.test_messaging import Client
 from tests.support.effects import InProcess
+from tests.support.events import frame, ws_event
 
 
 def sqs_event(*jobs: NotificationJob) -> dict[str, Any]:
@@ -489,3 +492,45 @@ def test_a_removed_member_never_reads_a_later_edit_in_a_notification(stack: Stac
     consumer.lambda_handler(sqs_event(carol_job), FakeContext())
     (current,) = carol.ok("notification:list", {})["notifications"]
     assert current["data"]["preview"] == "meet at the old mill"
+
+
+def test_a_notification_page_always_fits_in_one_reply(stack: Stack) -> None:
+    """Message notifications carry the preview (200 characters) and the conversation's
+    title (200): in emoji, 12 bytes each as sent. 45 of them (`limit` is up to 100) made a
+    230 KB reply, which API Gateway never sends (it caps a message at 128 KB)."""
+    consumer = stack.handler("NotificationFunction")
+    sender, bob = _people(stack, "sender", "bob")
+    emoji = "\U0001f600" * 200
+    group = sender.ok(
+        "conversation:create", {"members": [bob.user_id, "someone-else"], "title": emoji}
+    )["conversationId"]
+    bob.ok("conversation:accept", {"conversationId": group})
+    jobs = []
+    for i in range(45):  # within the send limit
+        seq = sender.ok(
+            "message:send", {"conversationId": group, "clientMessageId": f"n{i}", "body": emoji}
+        )["seq"]
+        jobs.append(
+            replace(
+                job(bob.user_id, group, seq, emoji),
+                data={**job(bob.user_id, group, seq).data, "title": emoji},
+            )
+        )
+    consumer.lambda_handler(sqs_event(*jobs), FakeContext())
+    listed: set[str] = set()
+    before = None
+    for _ in range(10):
+        event = ws_event(
+            "notification:list",
+            body=frame("notification:list", {"limit": 100, "before": before}),
+            connection_id=bob.connection_id,
+            user_id=bob.user_id,
+        )
+        body = bob.app.lambda_handler(event, FakeContext())["body"]
+        assert len(body.encode()) <= MAX_MESSAGE_BYTES
+        page = json.loads(body)["data"]
+        listed |= {n["notificationId"] for n in page["notifications"]}
+        before = page["cursor"]
+        if before is None or not page["notifications"]:
+            break
+    assert len(listed) == 45

@@ -703,6 +703,14 @@ MUTANTS: list[Mutant] = [
         "",
         ("tests/integration/test_abuse_membership.py",),
     ),
+    Mutant(
+        "thread-change-and-notification-pages-over-one-message",
+        "rate limits",
+        f"{LAYER}/message_ops.py",
+        "        budget -= len(to_json(item.wire()))\n        if budget < 0:",
+        "        budget -= len(to_json(item.wire()))\n        if False:",
+        (*MESSAGE_OPS, NOTIFICATIONS),
+    ),
     # ------------------------------------------------------------ notifications' cost
     Mutant(
         "unread-notifications-listed-in-unbounded-queries",

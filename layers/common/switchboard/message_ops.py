@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -50,7 +50,7 @@ from switchboard.errors import (
 from switchboard.gateway import encode
 from switchboard.membership import REFUSED, member_of
 from switchboard.observability import logger
-from switchboard.protocol import PushData, push
+from switchboard.protocol import PushData, WireData, push, to_json
 from switchboard.queues import RetryJob
 from switchboard.router import Caller
 from switchboard.wire import message_ops as wire
@@ -332,9 +332,16 @@ class MessageOpsService:
         found = self.conversations.messages_at([(cid, s) for s in seqs])
         stored = [found[(cid, s)] for s in seqs if (cid, s) in found]
         cursor = entries[-1].change
+        wired = wire_messages(self.conversations, stored)
+        fit = fitting(wired)
+        if fit < len(wired):
+            # The rest next time: the cursor stops at the last change of the last message
+            # sent (a later change of one left out is read again, with all of it).
+            cursor = max(e.change for e in entries if e.seq == wired[fit - 1].seq)
+            wired = wired[:fit]
         return wire.ChangesPage(
             conversationId=cid,
-            messages=wire_messages(self.conversations, stored),
+            messages=wired,
             cursor=cursor,
             lastChange=conversation.last_change,
             hasMore=cursor < conversation.last_change,
@@ -354,11 +361,12 @@ class MessageOpsService:
         )
         page = replies[: data.limit]
         wired = wire_messages(self.conversations, [parent, *page])
+        fit = fitting(wired)  # the parent and the replies that fit in one reply
         return wire.ThreadPage(
             conversationId=conversation.conversation_id,
             parent=wired[0],
-            messages=wired[1:],
-            hasMore=len(replies) > data.limit,
+            messages=wired[1:fit],
+            hasMore=len(replies) > data.limit or fit < len(wired),
         )
 
     # ------------------------------------------------------------------ mute
@@ -396,6 +404,21 @@ def quote_of(message: StoredMessage | None, seq: int) -> Quote:
         snippet=message.body[:QUOTE_SNIPPET_CHARS],
         deleted=False,
     )
+
+
+# A route's reply is one WebSocket message: API Gateway sends none over 128 KB.
+REPLY_BUDGET_BYTES = 100_000  # (messaging.py's pages use it too)
+
+
+def fitting(items: Sequence[WireData], budget: int = REPLY_BUDGET_BYTES) -> int:
+    """How many of ``items``, from the first, fit in a reply of ``budget`` bytes (at least
+    one: no single item comes near it). Measured as sent (escaped JSON: an emoji is 12
+    bytes)."""
+    for count, item in enumerate(items):
+        budget -= len(to_json(item.wire()))
+        if budget < 0:
+            return max(count, 1)
+    return len(items)
 
 
 def as_left(message: StoredMessage, left_at: int) -> StoredMessage:

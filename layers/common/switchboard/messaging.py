@@ -46,8 +46,10 @@ from switchboard.errors import (
 from switchboard.limits import MAX_BODY_CHARS
 from switchboard.membership import REFUSED, Consent, member_of, request_limit
 from switchboard.message_ops import (
+    REPLY_BUDGET_BYTES,
     as_left,
     current_previews,
+    fitting,
     quote_of,
     resolve_quotes,
     wire_messages,
@@ -64,7 +66,6 @@ if TYPE_CHECKING:
 
 SEND_ATTEMPTS = 8
 TYPING_WINDOW_MS = 2000
-REPLY_BUDGET_BYTES = 100_000  # route responses are capped at 128 KB by API Gateway
 # message:sync reads at most this much per frame, however many cursors it names.
 SYNC_MAX_QUERIES = 20
 SYNC_MAX_ITEMS = 500
@@ -671,12 +672,11 @@ class MessagingService:
         page, cursor = self.notifications.page(
             caller.user_id, data.limit, data.before, data.unreadOnly
         )
-        return wire.NotificationPage(
-            notifications=current_previews(
-                self.conversations, caller.user_id, [n.wire() for n in page]
-            ),
-            cursor=cursor,
-        )
+        shown = current_previews(self.conversations, caller.user_id, [n.wire() for n in page])
+        fit = fitting(shown)  # one reply (a preview and a title may be escaped emoji)
+        if fit < len(shown):
+            shown, cursor = shown[:fit], shown[fit - 1].notificationId
+        return wire.NotificationPage(notifications=shown, cursor=cursor)
 
     def read_notifications(
         self, caller: Caller, data: wire.NotificationRead
