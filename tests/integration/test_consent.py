@@ -5,6 +5,7 @@ are proven by the effect log (tests/support/effects.py): nothing happened, to an
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -125,6 +126,65 @@ def test_replying_accepts_the_request(people: Any, operations: list[str]) -> Non
     assert alice.frames("conversation:accepted")[-1]["data"]["userId"] == bob.user_id
     assert bob.ok("conversation:list", {"folder": "requests"})["conversations"] == []
     assert alice.ok("presence:query", {"userIds": [bob.user_id]})["presence"]
+
+
+@contextlib.contextmanager
+def accepted_as_the_cursor_moves(who: Client, conversation: str) -> Iterator[list[Any]]:
+    """``who`` accepts ``conversation`` while one of their acks or reads is between its
+    read of the conversation (still a request) and its cursor write: the accept runs just
+    before that UpdateItem is sent (botocore's hook, in the same handler call), as two
+    Lambda invocations can interleave. Yields the accept's replies (one, if it ran)."""
+    accepted: list[Any] = []
+
+    def accept_now(params: Any, **_: Any) -> None:
+        cursor = params.get("ExpressionAttributeNames", {}).get("#c")
+        member = params.get("Key", {}).get("sk", {}).get("S")
+        if not accepted and cursor in ("ackedSeq", "readSeq") and member == f"member#{who.user_id}":
+            accepted.append(who.ok("conversation:accept", {"conversationId": conversation}))
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", accept_now)
+    try:
+        yield accepted
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", accept_now)
+
+
+@pytest.mark.parametrize("action", ["message:ack", "message:read"])
+@pytest.mark.parametrize("accepted", ["before", "while the cursor moves", "after"])
+def test_held_back_receipts_reach_the_sender_however_the_accept_falls(
+    people: Any, action: str, accepted: str
+) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob, accept=False)
+    for n in (1, 2, 3):
+        send(alice, conversation, f"message {n}")
+    accept = {"conversationId": conversation}
+    # Given bob acks (or reads) all three, accepting before, during or after that
+    if accepted == "before":
+        assert bob.ok("conversation:accept", accept)["changed"] is True
+    if accepted == "while the cursor moves":
+        with accepted_as_the_cursor_moves(bob, conversation) as during:
+            moved = bob.ok(action, {"conversationId": conversation, "seq": 3})
+        assert during == [{"conversationId": conversation, "changed": True}]
+    else:
+        moved = bob.ok(action, {"conversationId": conversation, "seq": 3})
+    assert moved["moved"] is True
+    if accepted == "after":
+        assert bob.ok("conversation:accept", accept)["changed"] is True
+    # Then alice holds a receipt up to seq 3: in conversation:accepted or a receipt push
+    receipt, field = {
+        "message:ack": ("message:delivered", "ackedSeq"),
+        "message:read": ("message:read", "readSeq"),
+    }[action]
+    covered = [f["data"]["seq"] for f in alice.frames(receipt)] + [
+        f["data"][field] for f in alice.frames("conversation:accepted")
+    ]
+    assert max(covered) == 3, alice.frames()
+    if accepted == "while the cursor moves":
+        # (the accept read bob's cursor before it moved: the receipt is what carries it)
+        assert [f["data"][field] for f in alice.frames("conversation:accepted")] == [0]
+        assert [f["data"]["seq"] for f in alice.frames(receipt)] == [3]
 
 
 def test_a_declined_request_takes_the_decliner_out(people: Any) -> None:
