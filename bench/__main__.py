@@ -211,6 +211,7 @@ def run(plan: Plan, progress: Progress) -> dict[str, Any]:
         **backlog_keys(backlog),
         "coldstart_ratio": cold["coldstart_ratio"],
         "coldstart_ratio_per_function": {name: f["ratio"] for name, f in cold["functions"].items()},
+        "coldstart_floor_ratio": cold["floor"]["ratio"],
         "coldstart_first_request_ratio": cold["first_request"]["ratio"],
         "ddb_calls_per_message": counted["ddb_calls_per_message"],
         "scan_calls": counted["scan_calls"],
@@ -324,6 +325,7 @@ def run_coldstart(
     return {
         "coldstart_ratio": cold["coldstart_ratio"],
         "coldstart_ratio_per_function": {name: f["ratio"] for name, f in cold["functions"].items()},
+        "coldstart_floor_ratio": cold["floor"]["ratio"],
         "coldstart_first_request_ratio": cold["first_request"]["ratio"],
         "coldstart": cold,
     }

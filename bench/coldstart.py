@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from tests.integration.conftest import Stack
 
 BASELINE = "-"
+# The least a function of this stack imports: boto3 (its clients are created on first
+# use, as Switchboard's are: switchboard/aws.py), a pydantic model validated once (its
+# settings) and a Powertools Logger. Measured in the same rounds as the functions and
+# reported beside them (no goal): what a function that uses them all cannot go below.
+FLOOR = "=floor"
+FLOOR_NAME = "floor: boto3, a pydantic model, a Powertools Logger"
 # Never reached: a handler that calls AWS while it initialises fails loudly here.
 UNREACHABLE_AWS = "http://127.0.0.1:9"
 
@@ -49,6 +55,13 @@ start, cpu = time.perf_counter(), time.process_time()
 if sys.argv[2] == "-":
     import boto3
     boto3.client("dynamodb")
+elif sys.argv[2] == "=floor":
+    import boto3
+    from aws_lambda_powertools import Logger
+    from pydantic import BaseModel
+    class Settings(BaseModel):
+        TABLE: str
+    Settings(TABLE="t"), Logger(service="floor")
 else:
     importlib.import_module(sys.argv[2])
 print((time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000)
@@ -152,6 +165,7 @@ def measure(
     before and after it, so load that changes during the run is in both sides of a ratio."""
     websocket = websocket_functions(template)
     functions = [s for s in subjects(template) if s.name in websocket or not websocket_only]
+    functions.append(replace(functions[0], name=FLOOR_NAME, module=FLOOR))
     cpu: dict[str, list[float]] = {s.name: [] for s in functions}
     wall: dict[str, list[float]] = {s.name: [] for s in functions}
     paired_cpu: dict[str, list[float]] = {s.name: [] for s in functions}
@@ -174,6 +188,8 @@ def measure(
         progress(f"cold start: round {round_index + 1}/{rounds}")
     result = summarise(cpu, paired_cpu, websocket)
     result["wall_clock"] = summarise(wall, paired_wall, websocket)
+    result["floor"] = result["functions"].pop(FLOOR_NAME)
+    result["wall_clock"]["floor"] = result["wall_clock"]["functions"].pop(FLOOR_NAME)
     result["measure"] = (
         "CPU time (process_time) of the import; ratio = median over rounds of the run "
         "divided by the mean of the baseline runs around it"

@@ -5,6 +5,8 @@ wall-clock assertions."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -110,6 +112,25 @@ def test_one_cold_start_is_measured_in_a_fresh_process() -> None:
     assert wall > 0 and cpu > 0
     assert min(coldstart.time_import(subject, coldstart.BASELINE)) > 0
     assert "ConnectionFunction" in coldstart.websocket_functions(template)
+
+
+def test_the_cold_start_floor_imports_what_every_function_uses() -> None:
+    # The floor row is the baseline plus the packages every function imports: a floor that
+    # skipped them would be the baseline under another name.
+    subject = coldstart.subjects(coldstart.load_template(ROOT))[0]
+    child = [sys.executable, "-I", "-X", "importtime", "-c", coldstart._CHILD]
+    traced = subprocess.run(
+        [*child, "\x1f".join(subject.paths), coldstart.FLOOR],
+        env=subject.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
+    assert {"boto3", "pydantic._internal._model_construction"} <= imported
+    assert "aws_lambda_powertools.logging.logger" in imported
+    assert not any(name.startswith("switchboard") for name in imported)
 
 
 def test_import_and_first_request_are_measured_against_the_stack(stack: Stack) -> None:
