@@ -478,9 +478,9 @@ class MessagingService:
         others = conversation.accepted() - {caller.user_id}
         if caller.user_id not in conversation.members:
             others = frozenset()
-        # "Still a request" is the moved item's folder, not the conversation read above:
-        # an accept landing in between read this cursor before it moved (its
-        # conversation:accepted carried the old one), so this receipt must go.
+        # "Still a request" is read off the item this write moved, not the conversation
+        # read above: an accept landing between the two read the cursor before it moved
+        # (its conversation:accepted carried the old one), so this receipt must go.
         if moved is not None and moved.folder != requests_folder(caller.user_id) and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             self.delivery.to_users(
