@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from switchboard import aws
 from switchboard.auth import mint_token
 
 from devserver import ACCOUNT_ID, DEV_JWT_SECRET, REGION
@@ -134,3 +135,26 @@ class FakeContext:
 @pytest.fixture
 def context() -> FakeContext:
     return FakeContext()
+
+
+@pytest.fixture
+def dynamodb_calls() -> Iterator[list[tuple[str, ...]]]:
+    """Every DynamoDB call the handlers make: its operation and the tables it names, with
+    the number of keys a batch reads in each (botocore's own hook, before it is sent)."""
+    seen: list[tuple[str, ...]] = []
+
+    def record(params: dict[str, Any], event_name: str, **_: Any) -> None:
+        tables = [params["TableName"]] if "TableName" in params else []
+        tables += [
+            f"{table}:{len(request.get('Keys', []))}"
+            for table, request in sorted(params.get("RequestItems", {}).items())
+        ]
+        tables += [
+            next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])
+        ]
+        seen.append((event_name.rsplit(".", 1)[1], *tables))
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    yield seen
+    client.meta.events.unregister("provide-client-params.dynamodb.*", record)

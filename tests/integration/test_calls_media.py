@@ -20,6 +20,7 @@ from botocore.awsrequest import AWSResponse
 from tests.integration.conftest import Stack
 from tests.integration.test_messaging import Client, befriend
 from tests.integration.test_uploads import run_processor, upload_record
+from tests.support.effects import InProcess
 from tests.support.images import http
 
 MEDIA = Path(__file__).parent.parent / "support" / "media"
@@ -428,3 +429,32 @@ def test_a_recording_may_not_outlast_what_its_recorder_announced(
     announce_recording(alice, call_id, monkeypatch, now + 1000, 1500)
     done = upload(alice, stack, RECORDING, contentType="video/webm", **start)
     assert (done["type"], done["durationMs"]) == ("upload:complete", 1981), done
+
+
+def test_a_recorder_who_left_the_conversation_starts_no_recording_for_it(
+    stack: Stack, people: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaving a group does not take one out of its call: a former member who announced a
+    recording there may not start the recording's upload, bound to the conversation they
+    left (the same refusal as a participant who never was a member)."""
+    alice, bob, carol = people("alice", "bob", "carol")
+    group = conversation_of(alice, bob, carol)
+    for member in (bob, carol):
+        member.via("message").ok("conversation:accept", {"conversationId": group})
+    call_id = group_call(alice, bob, carol, conversation=group)
+    announce_recording(carol, call_id, monkeypatch, int(time.time() * 1000), 3000)
+    # Given carol left the group, still in its call
+    carol.via("message").ok("conversation:leave", {"conversationId": group})
+    participants = carol.ok("call:get-active")["call"]["participants"]
+    assert {p["userId"]: p["state"] for p in participants}[carol.user_id] == "joined"
+    # When she starts the recording's upload, it is refused and nothing is done
+    window = InProcess().window()
+    start = {"fileName": "call.webm", "purpose": "recording", "callId": call_id}
+    refused = carol.via("upload").call(
+        "upload:start", {**start, "contentType": "video/webm", "size": len(RECORDING)}
+    )
+    assert refused["error"] == {
+        "code": "forbidden",
+        "message": "you are not a member of the call's conversation",
+    }, refused
+    window.assert_nothing_happened("a recording upload by a former member")

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
-from switchboard import aws
 from switchboard.dal.conversations import direct_id
 
 from tests.integration.conftest import FakeContext, Stack
@@ -108,29 +107,6 @@ def world(stack: Stack) -> World:
         "cv_" + uuid.uuid4().hex,
         started["uploadId"],
     )
-
-
-@pytest.fixture
-def dynamodb_calls() -> Iterator[list[tuple[str, ...]]]:
-    """Every DynamoDB call the handlers make: its operation and the tables it names, with
-    the number of keys a batch reads in each (botocore's own hook, before it is sent)."""
-    seen: list[tuple[str, ...]] = []
-
-    def record(params: dict[str, Any], event_name: str, **_: Any) -> None:
-        tables = [params["TableName"]] if "TableName" in params else []
-        tables += [
-            f"{table}:{len(request.get('Keys', []))}"
-            for table, request in sorted(params.get("RequestItems", {}).items())
-        ]
-        tables += [
-            next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])
-        ]
-        seen.append((event_name.rsplit(".", 1)[1], *tables))
-
-    client = aws.dynamodb()
-    client.meta.events.register("provide-client-params.dynamodb.*", record)
-    yield seen
-    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
 
 
 def conv(**extra: Any) -> Request:

@@ -33,6 +33,14 @@ UPLOAD_COMPLETE = (
     "        record = self._owned(caller, data.uploadId)\n"
     "        if record.state in (UPLOADED, PROCESSING, COMPLETE, FAILED):"
 )
+# upload:get reads the caller's member item before deciding anything (the same calls
+# whatever the upload is, or where and when it was shared).
+UPLOAD_GET_MEMBER_READ = (
+    "        member = self.conversations.member(conversation_id, caller.user_id)\n"
+    "        if (\n"
+    "            record is None\n"
+)
+LEFT_SHARES = "tests/integration/test_uploads_former_members.py"
 MESSAGE_OPS = (
     "tests/unit/test_message_ops.py",
     "tests/integration/test_message_ops.py",
@@ -129,16 +137,58 @@ MUTANTS: list[Mutant] = [
         "upload-get-reads-the-member-only-where-shared",
         "router authorization",
         f"{LAYER}/uploads.py",
-        "        member = self.conversations.member(conversation_id, caller.user_id)\n"
-        "        if member is None or record.state != COMPLETE"
+        UPLOAD_GET_MEMBER_READ,
+        "        if record is None or record.state != COMPLETE"
         " or conversation_id not in record.sharedIn:\n"
-        "            return None",
-        "        if record.state != COMPLETE or conversation_id not in record.sharedIn:\n"
-        "            return None\n"
-        "        member = self.conversations.member(conversation_id, caller.user_id)\n"
-        "        if member is None:\n"
-        "            return None",
+        "            return None\n" + UPLOAD_GET_MEMBER_READ,
         (ORACLE,),
+    ),
+    Mutant(
+        "upload-get-reads-no-member-for-an-unknown-upload",
+        "router authorization",
+        f"{LAYER}/uploads.py",
+        UPLOAD_GET_MEMBER_READ,
+        "        if record is None:\n            return None\n" + UPLOAD_GET_MEMBER_READ,
+        (LEFT_SHARES,),
+    ),
+    # ------------------------------------------------------------ files and former members
+    Mutant(
+        "former-member-downloads-what-was-shared-after-they-left",
+        "router authorization",
+        f"{LAYER}/uploads.py",
+        "        if member.left_seq is not None and not _shared_by(",
+        "        if False and member.left_seq is not None and not _shared_by(",
+        (LEFT_SHARES,),
+    ),
+    Mutant(
+        "a-later-share-overwrites-the-first-shares-seq",
+        "router authorization",
+        f"{LAYER}/dal/uploads.py",
+        "SET #first = if_not_exists(#first, :seq)",
+        "SET #first = :seq",
+        (LEFT_SHARES,),
+    ),
+    Mutant(
+        "former-member-starts-a-recording-for-the-conversation",
+        "router authorization",
+        f"{LAYER}/uploads.py",
+        "            if member is None or member.left_seq is not None:\n"
+        '                raise Forbidden("you are not a member of the call\'s conversation")',
+        "            if member is None:\n"
+        '                raise Forbidden("you are not a member of the call\'s conversation")',
+        ("tests/integration/test_calls_media.py",),
+    ),
+    Mutant(
+        "an-unshare-keeps-the-first-shares-seq",
+        "router authorization",
+        f"{LAYER}/dal/message_changes.py",
+        '            "UpdateExpression": "DELETE sharedIn :conversation REMOVE #first",\n'
+        '            "ConditionExpression": "attribute_exists(uploadId)",\n'
+        '            "ExpressionAttributeNames": '
+        '{"#first": shared_seq_attribute(conversation_id)},\n',
+        '            "UpdateExpression": "DELETE sharedIn :conversation",\n'
+        '            "ConditionExpression": "attribute_exists(uploadId)",\n',
+        (LEFT_SHARES,),
     ),
     Mutant(
         "call-invite-rings-in-a-non-member",

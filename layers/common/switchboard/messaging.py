@@ -287,6 +287,7 @@ class MessagingService:
                     a.uploadId,
                     caller.user_id,
                     conversation.conversation_id,
+                    message.seq,
                     file_name=a.fileName,
                     content_type=a.contentType,
                     size=a.size,

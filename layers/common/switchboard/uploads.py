@@ -305,7 +305,10 @@ class UploadService:
                 raise Forbidden("announce the recording with call:recording first")
             if call.conversation_id is None:
                 raise BadRequest("the call has no conversation to post its recording in")
-            if self.conversations.member(call.conversation_id, caller.user_id) is None:
+            # Leaving the conversation does not end one's part in its call: a former
+            # member records nothing for it either.
+            member = self.conversations.member(call.conversation_id, caller.user_id)
+            if member is None or member.left_seq is not None:
                 raise Forbidden("you are not a member of the call's conversation")
             # What everyone was told of: the recording may last as long as the caller was
             # announced as recording, no longer (a recorder that announced "stopped" and
@@ -489,13 +492,20 @@ class UploadService:
     ) -> wire.UploadView | None:
         """A member's view of an upload a message attached to ``conversation_id``: what a
         recipient needs to show it (None if it is not shared there with the caller)."""
-        if record is None:
-            return None
-        # The caller's member item is read whatever the upload says of the conversation:
-        # where a file was shared shows in no read (a buyer who has the id of a seller's
-        # photo would probe direct_id(seller, anyone) to learn whom else it went to).
+        # The caller's member item is read whatever the upload says of the conversation
+        # (and whether there is an upload at all): where a file was shared, or when, shows
+        # in no read (a buyer who has the id of a seller's photo would probe
+        # direct_id(seller, anyone) to learn whom else it went to; a former member would
+        # learn it was shared again after they left).
         member = self.conversations.member(conversation_id, caller.user_id)
-        if member is None or record.state != COMPLETE or conversation_id not in record.sharedIn:
+        if (
+            record is None
+            or member is None
+            or record.state != COMPLETE
+            or conversation_id not in record.sharedIn
+        ):
+            return None
+        if member.left_seq is not None and not _shared_by(record, conversation_id, member.left_seq):
             return None
         return wire.UploadView(
             uploadId=record.uploadId,
@@ -510,6 +520,15 @@ class UploadService:
 
     def _owned(self, caller: Caller, upload_id: str) -> UploadRecord:
         return _owner_only(caller, self.uploads.get(upload_id))
+
+
+def _shared_by(record: UploadRecord, conversation_id: str, left_seq: int) -> bool:
+    """Whether a former member (who left at ``left_seq``) read a message sharing the file:
+    its first share there is at or below their leave. An upload shared before the seq was
+    kept has none: refused (a former member's download of an old share is the one thing
+    lost; finding the share's seq would take reading the conversation's messages)."""
+    first = record.sharedSeq.get(conversation_id)
+    return first is not None and first <= left_seq
 
 
 def _owner_only(caller: Caller, record: UploadRecord | None) -> UploadRecord:

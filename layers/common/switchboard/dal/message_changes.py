@@ -46,6 +46,7 @@ from switchboard.dal.conversations import (
 )
 from switchboard.dal.items import from_item, is_condition_failure, to_item
 from switchboard.dal.transactions import Transaction
+from switchboard.dal.uploads import shared_seq_attribute
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -335,12 +336,15 @@ class MessageChangeRepository:
     def unshare_update(uploads_table: str, upload_id: str, conversation_id: str) -> dict[str, Any]:
         """The Update, in a delete's transaction, that takes a deleted message's attachment
         back from the conversation (its members can no longer download it: uploads.py
-        shares by ``sharedIn``). Refused if the upload item is gone (nothing to revoke)."""
+        shares by ``sharedIn``), with the seq of its first share there: shared again
+        later, the file is a former member's only if that new share is below their
+        leave. Refused if the upload item is gone (nothing to revoke)."""
         return {
             "TableName": uploads_table,
             "Key": {"uploadId": {"S": upload_id}},
-            "UpdateExpression": "DELETE sharedIn :conversation",
+            "UpdateExpression": "DELETE sharedIn :conversation REMOVE #first",
             "ConditionExpression": "attribute_exists(uploadId)",
+            "ExpressionAttributeNames": {"#first": shared_seq_attribute(conversation_id)},
             "ExpressionAttributeValues": {":conversation": {"SS": [conversation_id]}},
         }
 

@@ -9,7 +9,7 @@ timestamps and the failure code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,16 @@ from switchboard.dal.items import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+# An upload's first share in a conversation: the attribute ``sharedSeq#<conversationId>``
+# (top level: a nested map entry cannot be set where the map does not exist yet, as on
+# items written before it was kept, and the send's Update must not fail there).
+SHARED_SEQ = "sharedSeq#"
+
+
+def shared_seq_attribute(conversation_id: str) -> str:
+    return SHARED_SEQ + conversation_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +77,11 @@ class UploadRecord:
     confirmedParts: frozenset[int] = field(default_factory=frozenset)
     # Conversations a message of the owner's attached it to: their members may download it.
     sharedIn: frozenset[str] = field(default_factory=frozenset)
+    # The seq of its first share in each of them (an attribute per conversation, named
+    # SHARED_SEQ + id: kept by the send's own Update, see share_update): a former member
+    # may download it only if that seq is at or below their leave. Shares stored before
+    # there was one have none: for current members only.
+    sharedSeq: Mapping[str, int] = field(default_factory=dict)
     # A voice message or call recording: the conversation it is for (checked when it is
     # started and again when attached), the call, and the duration read from the container.
     conversationId: str | None = None
@@ -83,15 +98,23 @@ class UploadRecord:
         data = {k: v for k, v in values.items() if k in known}
         data["confirmedParts"] = frozenset(int(p) for p in values.get("confirmedParts", ()))
         data["sharedIn"] = frozenset(str(c) for c in values.get("sharedIn", ()))
+        data["sharedSeq"] = {
+            name.removeprefix(SHARED_SEQ): int(seq)
+            for name, seq in values.items()
+            if name.startswith(SHARED_SEQ)
+        }
         return cls(**data)
 
     def to_item(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         parts = values.pop("confirmedParts")
         shared = values.pop("sharedIn")
+        shared_seq = values.pop("sharedSeq")
         item = to_item(values)
         if shared:
             item["sharedIn"] = {"SS": sorted(shared)}
+        for conversation_id, seq in shared_seq.items():
+            item[shared_seq_attribute(conversation_id)] = {"N": str(seq)}
         if parts:
             item["confirmedParts"] = {"NS": [str(p) for p in sorted(parts)]}
         return item
@@ -112,6 +135,7 @@ class UploadRepository(DynamoRepository):
         upload_id: str,
         owner_id: str,
         conversation_id: str,
+        seq: int,
         *,
         file_name: str | None = None,
         content_type: str | None = None,
@@ -123,13 +147,18 @@ class UploadRepository(DynamoRepository):
         (its members may then download it). Its condition is the check: the sender's own,
         complete upload, and what the message says of it (name, type, size) is true; a
         voice message or recording was uploaded as one, for this conversation, and its
-        duration is the one the processor read from the container."""
+        duration is the one the processor read from the container.
+
+        It also keeps ``seq`` (the message's) as the first share there, unless one is
+        kept already: a former member gets the file only if shared at or below their
+        leave (uploads.py). No read, no write more: the same Update."""
         conditions = ["ownerId = :owner", "#state = :complete"]
-        names = {"#state": "state"}
+        names = {"#state": "state", "#first": shared_seq_attribute(conversation_id)}
         values: dict[str, Any] = {
             ":owner": {"S": owner_id},
             ":complete": {"S": "complete"},
             ":conversation": {"SS": [conversation_id]},
+            ":seq": {"N": str(seq)},
         }
         for name, value in (("fileName", file_name), ("contentType", content_type)):
             if value is not None:
@@ -151,7 +180,9 @@ class UploadRepository(DynamoRepository):
         return {
             "TableName": self.table,
             "Key": {"uploadId": {"S": upload_id}},
-            "UpdateExpression": "ADD sharedIn :conversation",
+            "UpdateExpression": (
+                "ADD sharedIn :conversation SET #first = if_not_exists(#first, :seq)"
+            ),
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
