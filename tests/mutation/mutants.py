@@ -650,6 +650,26 @@ MUTANTS: list[Mutant] = [
         'expression += " DELETE pending :remove"',
         (CONSENT,),
     ),
+    Mutant(
+        "receipt-held-back-by-a-stale-request",
+        "consent",
+        f"{LAYER}/messaging.py",
+        "moved.folder != requests_folder(caller.user_id)",
+        "caller.user_id not in conversation.pending",  # the conversation read before the write
+        (CONSENT,),
+    ),
+    Mutant(
+        "backlog-reads-the-inbox-before-the-requests",
+        "consent",
+        f"{LAYER}/backlog.py",
+        "        requests = self.conversations.inbox(user_id, RECENT_CONVERSATIONS,"
+        " requests=True)\n"
+        "        accepted = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members\n",
+        "        accepted = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members\n"
+        "        requests = self.conversations.inbox(user_id, RECENT_CONVERSATIONS,"
+        " requests=True)\n",
+        (CONSENT, "tests/integration/test_abuse_membership.py"),
+    ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(
         "emulator-keeps-a-rolled-back-stream-record",
