@@ -69,7 +69,34 @@ export async function loadMembership() {
   await loadRequests();
 }
 
-export async function loadRequests() {
+/** @type {Promise<void> | null} the requests reload in flight */
+let loading = null;
+/** @type {Promise<void> | null} the one reload queued behind it */
+let queued = null;
+
+/**
+ * Reloads the requests section, one `conversation:list` at a time: the calls made while
+ * one is in flight share a single reload after it (its answer may predate what they
+ * saw). A backlog of 35 messages in a request is then two reads, not 35.
+ * @returns {Promise<void>}
+ */
+export function loadRequests() {
+  if (loading) {
+    queued ??= loading
+      .catch(() => {})
+      .then(() => {
+        queued = null;
+        return loadRequests();
+      });
+    return queued;
+  }
+  loading = fetchRequests().finally(() => {
+    loading = null;
+  });
+  return loading;
+}
+
+async function fetchRequests() {
   const h = /** @type {Host} */ (host);
   const list = await h.app.client.listRequests(50);
   requests.clear();

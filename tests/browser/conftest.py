@@ -122,13 +122,18 @@ OpenPage = Callable[..., AppPage]
 
 @pytest.fixture
 def open_page(browser: Browser, devserver: RunningDevserver) -> Iterator[OpenPage]:
-    """`open_page(path="/", user="-", **context_options)`: a fresh context with `path` open.
+    """`open_page(path="/", user="-", init_script=None, **context_options)`: a fresh
+    context with `path` open (`init_script` runs in the page before its own scripts).
     Uncaught exceptions and client errors in any page fail the test at teardown."""
     opened: list[AppPage] = []
 
-    def open_(path: str = "/", user: str = "-", **context_options: Any) -> AppPage:
+    def open_(
+        path: str = "/", user: str = "-", init_script: str | None = None, **context_options: Any
+    ) -> AppPage:
         context = browser.new_context(**context_options)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        if init_script is not None:
+            context.add_init_script(init_script)
         page = context.new_page()
         app = AppPage(user, context, page)
         page.on("pageerror", lambda exc: app.errors.append(f"{user}: {exc}"))
@@ -157,12 +162,14 @@ def open_page(browser: Browser, devserver: RunningDevserver) -> Iterator[OpenPag
 
 @pytest.fixture
 def open_app(open_page: OpenPage) -> OpenApp:
-    """`open_app("alice", base_query="ice=relay", **context_options)`: the demo app signed
-    in as that user, its WebSocket connected (the status line says so)."""
+    """`open_app("alice", base_query="ice=relay", init_script=None, **context_options)`:
+    the demo app signed in as that user, its WebSocket connected (the status line says so)."""
 
-    def open_(user: str, base_query: str = "", **context_options: Any) -> AppPage:
+    def open_(
+        user: str, base_query: str = "", init_script: str | None = None, **context_options: Any
+    ) -> AppPage:
         query = f"user={user}" + (f"&{base_query}" if base_query else "")
-        app = open_page(f"/?{query}", user=user, **context_options)
+        app = open_page(f"/?{query}", user=user, init_script=init_script, **context_options)
         app.page.get_by_role("status", name="Connection").filter(has_text="online").wait_for()
         return app
 

@@ -115,6 +115,39 @@ def test_history_scroll_back_loads_older_messages(open_app: OpenApp) -> None:
     expect(older).to_be_hidden()
 
 
+def test_load_earlier_messages_button_brings_the_rest(open_app: OpenApp) -> None:
+    alice_id, bob_id = users("alice", "bob")
+    alice = open_app(alice_id)
+    conversation_id = start_conversation(alice, bob_id)
+    alice.eval(
+        """async (id) => {
+            const c = window.switchboardApp.client;
+            for (let i = 1; i <= 35; i++) await c.sendMessage(id, `message ${i}`);
+        }""",
+        conversation_id,
+    )
+    bob = open_app(bob_id)
+    # He accepts at once: before his backlog comes, while it is read, or while his device's
+    # ack of it is in flight (test_consent.py puts the accept exactly there); alice's
+    # receipt follows in every case
+    accept_request(bob, alice_id)
+    expect(alice.page.locator(".message.own .ticks").last).to_have_attribute(
+        "aria-label", "delivered"
+    )
+    bob.close()
+    bob = open_app(bob_id)  # another device: nothing left to deliver, history is paged
+    bob.page.locator(".conversation", has_text=alice_id).click()
+    bodies = bob.page.locator(".message .body")
+    expect(bodies).to_have_count(30)
+    # The button alone (activated where it is: scrolling to it would load the page too)
+    older = bob.page.get_by_role("button", name="Load earlier messages")
+    expect(older).to_be_visible()
+    older.dispatch_event("click")
+    expect(bodies).to_have_count(35)
+    assert bodies.all_inner_texts() == [f"message {i}" for i in range(1, 36)]
+    expect(older).to_be_hidden()
+
+
 def test_dropped_connection_resumes_without_loss_or_duplicates(open_app: OpenApp) -> None:
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id)

@@ -47,6 +47,46 @@ def test_a_strangers_request_is_accepted_then_presence_shows(open_app: OpenApp) 
     expect(alice.page.locator(".message.own .ticks").last).to_have_attribute("aria-label", "read")
 
 
+# Counts, in the page, the frames its sockets send per action (before the app's own
+# scripts run, so nothing is missed).
+COUNT_FRAMES = """
+    window.sentActions = {};
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        const frame = JSON.parse(data);
+        const key = frame.action + (frame.data && frame.data.folder ? ":" + frame.data.folder : "");
+        window.sentActions[key] = (window.sentActions[key] || 0) + 1;
+        return send.call(this, data);
+    };
+"""
+
+
+def test_a_requests_backlog_reloads_the_requests_once_not_per_message(
+    open_app: OpenApp,
+) -> None:
+    alice_id, bob_id = users("alice", "bob")
+    alice = open_app(alice_id)
+    conversation_id = start_conversation(alice, bob_id)
+    # Given 35 messages from a stranger while bob is away
+    alice.eval(
+        """async (id) => {
+            const c = window.switchboardApp.client;
+            for (let i = 1; i <= 35; i++) await c.sendMessage(id, `message ${i}`);
+        }""",
+        conversation_id,
+    )
+    # When bob connects: the backlog brings them (35 messages of a request)
+    bob = open_app(bob_id, init_script=COUNT_FRAMES)
+    bob.page.wait_for_function(
+        "id => window.switchboardApp.client.log.cursor(id) === 35", arg=conversation_id
+    )
+    expect(bob.page.locator(".request", has_text=alice_id)).to_be_visible()
+    # Then the requests section was read again at most twice after its first load (one
+    # reload in flight, one queued behind it), not once per message
+    sent = bob.eval("() => window.sentActions")
+    assert 1 <= sent.get("conversation:list:requests", 0) <= 3, sent
+
+
 def test_a_block_fails_the_strangers_send_like_a_refused_request(open_app: OpenApp) -> None:
     mallory_id, bob_id, carol_id = users("mallory", "bob", "carol")
     mallory, bob, carol = open_app(mallory_id), open_app(bob_id), open_app(carol_id)

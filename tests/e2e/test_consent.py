@@ -1,10 +1,12 @@
 """Consent and membership through the devserver with the Python client: a stranger's
 request arrives, is accepted, presence then flows; a block refuses the stranger's send
 exactly as a refused request does; a leave reaches the others as a system entry and the
-leaver gets nothing after it. Every wait is bounded."""
+leaver gets nothing after it; the receipts held back by a request reach the sender
+however the recipient's ack and accept fall. Every wait is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 
 from switchboard_client import Backoff, Client, ServerError, SwitchboardClientError, wire
 
+from . import clients
 from .conftest import RunningDevserver
 
 pytestmark = pytest.mark.e2e
@@ -100,3 +103,42 @@ async def test_request_accept_presence_block_and_leave(devserver: RunningDevserv
             stream.close()
         for c in (alice, bob, carol, mallory):
             await c.close()
+
+
+@pytest.mark.parametrize("order", ["ack, then accept", "accept, then ack", "both at once"])
+async def test_held_back_receipts_reach_the_sender_after_the_accept(
+    devserver: RunningDevserver, order: str
+) -> None:
+    """The demo's sequence: a stranger writes 35 messages, the recipient connects, acks
+    the backlog it is given and accepts (its device acks on its own timer, so the ack
+    and the accept can be in flight together: "both at once")."""
+    alice_id, bob_id = _users("alice", "bob")
+    async with clients.Session(devserver) as s:
+        alice = await s.connect(alice_id)
+        conversation = await alice.create_conversation([bob_id])
+        for n in range(1, 36):
+            await alice.send(conversation, f"message {n}")
+        bob = await s.connect(bob_id)
+        await bob.wait_for_messages(conversation, range(1, 36))  # the backlog
+        ack = {"conversationId": conversation, "seq": bob.contiguous_seq(conversation)}
+        accept = {"conversationId": conversation}
+        if order == "ack, then accept":
+            assert (await bob.call("message:ack", ack))["moved"] is True
+            await alice.sentinel()  # held back: nothing reached alice yet
+            assert not alice.find("message:delivered")
+            assert (await bob.call("conversation:accept", accept))["changed"] is True
+        elif order == "accept, then ack":
+            assert (await bob.call("conversation:accept", accept))["changed"] is True
+            assert (await bob.call("message:ack", ack))["moved"] is True
+        else:
+            acked, accepted = await asyncio.gather(
+                bob.call("message:ack", ack), bob.call("conversation:accept", accept)
+            )
+            assert acked["moved"] is True and accepted["changed"] is True
+        # Both replies are in, and each push was posted before its reply: after alice's
+        # own round trip she holds all there will be. Delivered up to 35, one way or other.
+        await alice.sentinel()
+        covered = [f["data"]["ackedSeq"] for f in alice.find("conversation:accepted")] + [
+            f["data"]["seq"] for f in alice.find("message:delivered")
+        ]
+        assert max(covered, default=0) == 35, alice.pushes[-5:]

@@ -128,6 +128,91 @@ def test_replying_accepts_the_request(people: Any, operations: list[str]) -> Non
     assert alice.ok("presence:query", {"userIds": [bob.user_id]})["presence"]
 
 
+@pytest.mark.parametrize("action", ["message:ack", "message:read"])
+@pytest.mark.parametrize("accepted", ["before", "between the read and the write", "after"])
+def test_held_back_receipts_reach_the_sender_however_the_accept_falls(
+    people: Any,
+    apps: dict[str, ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    accepted: str,
+) -> None:
+    """Bob acks (or reads) what a stranger's request brought and accepts it: before, after,
+    or exactly between his ack's read of the conversation (still a request) and its cursor
+    write, as two Lambda invocations can interleave (the test puts the accept there). Alice
+    ends up told either way: by conversation:accepted or by the receipt."""
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob, accept=False)
+    for n in (1, 2, 3):
+        send(alice, conversation, f"message {n}")
+    accept = {"conversationId": conversation}
+    repository = apps["message"].service.conversations
+    read = repository.get
+    racing: list[bool] = []
+    raced: list[Any] = []
+
+    def read_then_accept(conversation_id: str) -> Any:
+        found = read(conversation_id)
+        if not racing:  # once, and not for the accept's own read
+            racing.append(True)
+            raced.append(bob.ok("conversation:accept", accept))
+        return found
+
+    if accepted == "before":
+        assert bob.ok("conversation:accept", accept)["changed"] is True
+    if accepted == "between the read and the write":
+        monkeypatch.setattr(repository, "get", read_then_accept)
+    assert bob.ok(action, {"conversationId": conversation, "seq": 3})["moved"] is True
+    monkeypatch.undo()
+    if accepted == "between the read and the write":
+        assert raced == [{"conversationId": conversation, "changed": True}]
+    receipt, field = {
+        "message:ack": ("message:delivered", "ackedSeq"),
+        "message:read": ("message:read", "readSeq"),
+    }[action]
+    if accepted == "after":
+        assert alice.frames(receipt) == []  # held back while it is a request
+        assert bob.ok("conversation:accept", accept)["changed"] is True
+    # Then alice holds a receipt up to seq 3
+    told = [f["data"][field] for f in alice.frames("conversation:accepted")]
+    receipts = [f["data"]["seq"] for f in alice.frames(receipt)]
+    assert max(told + receipts) == 3, alice.frames()
+    if accepted == "between the read and the write":
+        # (the accept read bob's cursor before it moved: the receipt is what carries it)
+        assert (told, receipts) == ([0], [3])
+
+
+def test_a_request_accepted_while_the_backlog_is_read_is_still_in_it(
+    people: Any, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's device connects to a stranger's request and he accepts it at once: the accept
+    lands between the backlog's reads of his two folders (the test puts it there). The
+    conversation moved from one to the other, and its messages are pushed all the same,
+    once each."""
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob, accept=False)
+    for n in (1, 2, 3):
+        send(alice, conversation, f"message {n}")
+    live = len(bob.frames("message:new"))  # pushed as they were sent
+    repository = apps["events"].events.backlog.conversations
+    read = repository.inbox
+    folders: list[bool] = []
+
+    def read_then_accept(user_id: str, limit: int, *args: Any, **kwargs: Any) -> Any:
+        page = read(user_id, limit, *args, **kwargs)
+        folders.append(bool(kwargs.get("requests")))
+        if len(folders) == 1:
+            bob.ok("conversation:accept", {"conversationId": conversation})
+        return page
+
+    monkeypatch.setattr(repository, "inbox", read_then_accept)
+    result = apps["events"].events.backlog.deliver(bob.connection_id, bob.user_id, connected_at=0)
+    assert len(folders) == 2  # (the accept came between the two reads)
+    assert result.pushed == 3
+    backlog = [f["data"]["body"] for f in bob.frames("message:new")[live:]]
+    assert backlog == ["message 1", "message 2", "message 3"]
+
+
 def test_a_declined_request_takes_the_decliner_out(people: Any) -> None:
     alice, bob = people("alice", "bob")
     conversation = new_conversation(alice, bob, accept=False)

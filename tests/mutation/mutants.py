@@ -213,9 +213,8 @@ MUTANTS: list[Mutant] = [
         "non-member-syncs",
         "router authorization",
         f"{LAYER}/messaging.py",
-        "            if caller.user_id not in conversation.members:\n"
-        "                # A former member reads up to the seq they left at",
-        "            if False:\n                # A former member reads up to the seq they left at",
+        "c for c in data.cursors if c not in found or caller.user_id not in found[c].members",
+        "c for c in data.cursors if c not in found",
         (MATRIX,),
     ),
     Mutant(
@@ -743,6 +742,26 @@ MUTANTS: list[Mutant] = [
         '        self.out.write(terminal_safe(text) + "\\n")',
         '        self.out.write(text + "\\n")',
         ("tests/unit/test_cli.py",),
+    ),
+    Mutant(
+        "receipt-held-back-by-a-stale-request",
+        "consent",
+        f"{LAYER}/messaging.py",
+        "moved.folder != requests_folder(caller.user_id)",
+        "caller.user_id not in conversation.pending",  # the conversation read before the write
+        (CONSENT,),
+    ),
+    Mutant(
+        "backlog-reads-the-inbox-before-the-requests",
+        "consent",
+        f"{LAYER}/backlog.py",
+        "        requests = self.conversations.inbox(user_id, RECENT_CONVERSATIONS,"
+        " requests=True)\n"
+        "        accepted = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members\n",
+        "        accepted = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members\n"
+        "        requests = self.conversations.inbox(user_id, RECENT_CONVERSATIONS,"
+        " requests=True)\n",
+        (CONSENT, "tests/integration/test_abuse_membership.py"),
     ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(

@@ -34,9 +34,11 @@ def test_an_ack_meeting_a_send_transaction_is_tried_again(monkeypatch: pytest.Mo
     repo, stub = repository()
     monkeypatch.setattr("switchboard.dal.conversations.time.sleep", lambda _: None)
     conflict(stub)
-    stub.add_response("update_item", {})
+    moved = {"conversationId": {"S": "c1"}, "sk": {"S": "member#bob"}, "ackedSeq": {"N": "3"}}
+    stub.add_response("update_item", {"Attributes": moved})
     with stub:
-        assert repo.advance_cursor("c1", "bob", "ackedSeq", 3, 1) is True
+        member = repo.advance_cursor("c1", "bob", "ackedSeq", 3, 1)
+    assert member is not None and member.acked_seq == 3
     stub.assert_no_pending_responses()
 
 
@@ -47,3 +49,29 @@ def test_it_gives_up_after_a_few_attempts(monkeypatch: pytest.MonkeyPatch) -> No
         conflict(stub)
     with stub, pytest.raises(Exception, match="TransactionConflict"):
         repo.advance_cursor("c1", "bob", "ackedSeq", 3, 1)
+
+
+def test_a_move_whose_answer_was_lost_reads_the_member_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller needs the moved item (its folder says whether a receipt may go): when
+    the write landed but its answer was lost, it is read back, consistently."""
+    repo, stub = repository()
+    monkeypatch.setattr("switchboard.dal.conversations.write_token", lambda: "t1")
+    stub.add_client_error("update_item", "InternalServerError", http_status_code=500)
+    key = {"conversationId": {"S": "c1"}, "sk": {"S": "member#bob"}}
+    stub.add_response(
+        "get_item",
+        {"Item": {"lastOp": {"S": "t1"}}},
+        {"TableName": "conversations", "Key": key, **_READ},
+    )
+    item = {**key, "ackedSeq": {"N": "3"}, "folder": {"S": "inbox#bob"}}
+    stub.add_response(
+        "get_item",
+        {"Item": item},
+        {"TableName": "conversations", "Key": key, "ConsistentRead": True},
+    )
+    with stub:
+        member = repo.advance_cursor("c1", "bob", "ackedSeq", 3, 1)
+    stub.assert_no_pending_responses()
+    assert member is not None and (member.acked_seq, member.folder) == (3, "inbox#bob")

@@ -68,10 +68,14 @@ class Backlog:
         # Clients fetch the rest with message:sync (conversation:list gives every cursor).
         # A request's messages are delivered as usual, so its folder is read too; after
         # the inbox, so no number of strangers' requests can crowd out a contact's backlog.
-        recent = [
-            *self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members,
-            *self.conversations.inbox(user_id, RECENT_CONVERSATIONS, requests=True).members,
-        ]
+        # It is read first, though: accepting moves a conversation from the requests to
+        # the inbox (the only move between folders), and an accept landing between the
+        # two reads would otherwise hide it from both. Read this way round it is in both,
+        # and kept once, where the inbox has it.
+        requests = self.conversations.inbox(user_id, RECENT_CONVERSATIONS, requests=True)
+        accepted = self.conversations.inbox(user_id, RECENT_CONVERSATIONS).members
+        inboxed = {m.conversation_id for m in accepted}
+        recent = [*accepted, *(m for m in requests.members if m.conversation_id not in inboxed)]
         conversations = self.conversations.get_many(m.conversation_id for m in recent)
         left = BACKLOG_MAX_MESSAGES
         for member in recent:

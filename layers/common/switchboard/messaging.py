@@ -26,6 +26,7 @@ from switchboard.dal.conversations import (
     SeqConflict,
     StoredMessage,
     direct_id,
+    requests_folder,
     send_digest,
 )
 from switchboard.dal.membership import BlockRepository
@@ -490,15 +491,22 @@ class MessagingService:
         # entry itself), telling nobody; for anyone else it does not exist.
         bound = self.consent.history_bound(caller, conversation)
         seq = min(data.seq, bound)
-        moved = seq > 0 and self.conversations.advance_cursor(
-            conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
+        moved = (
+            self.conversations.advance_cursor(
+                conversation.conversation_id, caller.user_id, cursor, seq, self._now_ms()
+            )
+            if seq > 0
+            else None
         )
         # Receipts are for contacts: none while the conversation is a request for the
         # caller, none to members who have not accepted it, none across a block.
         others = conversation.accepted() - {caller.user_id}
         if caller.user_id not in conversation.members:
             others = frozenset()
-        if moved and caller.user_id not in conversation.pending and others:
+        # "Still a request" is read off the item this write moved, not the conversation
+        # read above: an accept landing between the two read the cursor before it moved
+        # (its conversation:accepted carried the old one), so this receipt must go.
+        if moved is not None and moved.folder != requests_folder(caller.user_id) and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             self.delivery.to_users(
                 others,
@@ -511,7 +519,9 @@ class MessagingService:
                 ),
                 private_to=caller.user_id,
             )
-        return wire.CursorMoved(conversationId=conversation.conversation_id, seq=seq, moved=moved)
+        return wire.CursorMoved(
+            conversationId=conversation.conversation_id, seq=seq, moved=moved is not None
+        )
 
     def sync(self, caller: Caller, data: wire.MessageSync) -> wire.SyncResult:
         found = self.conversations.get_many(data.cursors)

@@ -637,9 +637,11 @@ class ConversationRepository(DynamoRepository):
     # ------------------------------------------------------------------ cursors
     def advance_cursor(
         self, conversation_id: str, user_id: str, cursor: str, seq: int, now_ms: int = 0
-    ) -> bool:
-        """Moves ackedSeq or readSeq forward to ``seq`` (never back); False if it already
-        was there or beyond. Reading implies delivery, so readSeq also lifts ackedSeq.
+    ) -> Member | None:
+        """Moves ackedSeq or readSeq forward to ``seq`` (never back): the member item as
+        the move left it (its ``folder`` tells whether the conversation was still a
+        request for them at that moment), or None if it already was there or beyond.
+        Reading implies delivery, so readSeq also lifts ackedSeq.
         ``ackedAt``/``readAt`` keep when (epoch ms): analytics' delivery latency."""
         assert cursor in ("ackedSeq", "readSeq")
         at = {"ackedSeq": "ackedAt", "readSeq": "readAt"}[cursor]
@@ -650,11 +652,13 @@ class ConversationRepository(DynamoRepository):
         if cursor == "readSeq":
             expression += ", ackedSeq = if_not_exists(ackedSeq, :zero)"
         key = {"conversationId": {"S": conversation_id}, "sk": {"S": member_key(user_id)}}
-        moved = True
+        moved: Member | None = None
         request: dict[str, Any] = {
             "TableName": self.table,
             "Key": key,
             "UpdateExpression": expression,
+            # Free with the write: the caller reads the folder off the item it moved.
+            "ReturnValues": "ALL_NEW",
             "ConditionExpression": (
                 "attribute_exists(sk) AND (attribute_not_exists(#c) OR #c < :seq)"
             ),
@@ -670,9 +674,11 @@ class ConversationRepository(DynamoRepository):
         }
         for attempt in range(CURSOR_ATTEMPTS):
             try:
-                self.client.update_item(**request)
+                moved = _member(from_item(self.client.update_item(**request)["Attributes"]))
             except (ClientError, BotoCoreError) as exc:
                 if self.wrote(key, token):
+                    # It moved, its answer was lost: the item as it is now.
+                    moved = self.member(conversation_id, user_id)
                     break
                 if _is_transaction_conflict(exc) and attempt < CURSOR_ATTEMPTS - 1:
                     # A send's transaction was moving this member's activityAt at the
@@ -681,7 +687,6 @@ class ConversationRepository(DynamoRepository):
                     continue
                 if not (isinstance(exc, ClientError) and is_condition_failure(exc)):
                     raise
-                moved = False
             break
         if cursor == "readSeq":
             # Also when readSeq was already there: a retry of a read whose ackedSeq write
