@@ -654,8 +654,16 @@ MUTANTS: list[Mutant] = [
         "receipt-held-back-by-a-stale-request",
         "consent",
         f"{LAYER}/messaging.py",
-        "moved.folder != requests_folder(caller.user_id)",
+        "moved.folder == inbox(caller.user_id)",
         "caller.user_id not in conversation.pending",  # the conversation read before the write
+        (CONSENT,),
+    ),
+    Mutant(
+        "receipt-from-someone-declined-or-removed-meanwhile",
+        "consent",
+        f"{LAYER}/messaging.py",
+        "moved.folder == inbox(caller.user_id)",
+        'moved.folder != f"requests#{caller.user_id}"',  # any item but a request's
         (CONSENT,),
     ),
     Mutant(

@@ -26,7 +26,7 @@ from switchboard.dal.conversations import (
     SeqConflict,
     StoredMessage,
     direct_id,
-    requests_folder,
+    inbox,
     send_digest,
 )
 from switchboard.dal.membership import BlockRepository
@@ -479,10 +479,12 @@ class MessagingService:
         others = conversation.accepted() - {caller.user_id}
         if caller.user_id not in conversation.members:
             others = frozenset()
-        # "Still a request" is read off the item this write moved, not the conversation
-        # read above: an accept landing between the two read the cursor before it moved
-        # (its conversation:accepted carried the old one), so this receipt must go.
-        if moved is not None and moved.folder != requests_folder(caller.user_id) and others:
+        # "Accepted and still a member" is read off the item this write moved (its folder:
+        # the inbox), not the conversation read above: an accept landing between the two
+        # read the cursor before it moved (its conversation:accepted carried the old one),
+        # so this receipt must go; a decline or removal landing there took the item out of
+        # every folder (a declined requester is never told anything), so it must not.
+        if moved is not None and moved.folder == inbox(caller.user_id) and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             self.delivery.to_users(
                 others,
