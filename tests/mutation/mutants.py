@@ -169,6 +169,15 @@ MUTANTS: list[Mutant] = [
         (LEFT_SHARES,),
     ),
     Mutant(
+        "an-upload-is-shared-in-any-number-of-conversations",
+        "router authorization",
+        f"{LAYER}/dal/uploads.py",
+        '            "(attribute_not_exists(sharedIn) OR size(sharedIn) < :most"\n',
+        '            "(attribute_not_exists(sharedIn) OR size(sharedIn) < :most"'
+        ' " OR size(sharedIn) >= :most"\n',  # always true
+        (LEFT_SHARES,),
+    ),
+    Mutant(
         "former-member-starts-a-recording-for-the-conversation",
         "router authorization",
         f"{LAYER}/uploads.py",

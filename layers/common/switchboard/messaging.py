@@ -33,7 +33,7 @@ from switchboard.dal.membership import BlockRepository
 from switchboard.dal.message_changes import MessageChangeRepository
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
-from switchboard.dal.uploads import UploadRepository
+from switchboard.dal.uploads import MAX_SHARES, UploadRepository
 from switchboard.delivery import Delivery
 from switchboard.errors import (
     BadRequest,
@@ -710,7 +710,8 @@ def _send_refusal(label: str, rules: list[RateLimit], now_ms: int) -> Switchboar
     position = int(label.removeprefix("attachment:"))
     return BadRequest(
         f"attachments[{position}] is not a completed upload of yours, or its "
-        "fileName/contentType/size differ from the upload's",
+        "fileName/contentType/size differ from the upload's, or it is shared in "
+        f"{MAX_SHARES} conversations already (upload the file again)",
         details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
     )
 
