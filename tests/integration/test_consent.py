@@ -182,6 +182,56 @@ def test_held_back_receipts_reach_the_sender_however_the_accept_falls(
         assert (told, receipts) == ([0], [3])
 
 
+@pytest.mark.parametrize("action", ["message:ack", "message:read"])
+@pytest.mark.parametrize("went", ["declined", "removed"])
+def test_no_receipt_from_someone_who_went_while_their_ack_was_in_flight(
+    people: Any,
+    apps: dict[str, ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    went: str,
+) -> None:
+    """Bob's device acks (or reads) as he declines a stranger's request, or as a group's
+    owner removes him: the decline or removal lands between his ack's read of the
+    conversation (bob still a member there) and its cursor write (the test puts it
+    there). The cursor moves, on an item that is in no folder any more: no receipt goes.
+    A declined requester is never told anything of bob (a decline is silent), and members
+    hear nothing more from someone already gone."""
+    alice, bob, carol = people("alice", "bob", "carol")
+    if went == "declined":
+        conversation = new_conversation(alice, bob, accept=False)
+    else:
+        conversation = new_conversation(alice, bob, carol)
+    for n in (1, 2, 3):
+        send(alice, conversation, f"message {n}")
+    repository = apps["message"].service.conversations
+    read = repository.get
+    racing: list[bool] = []
+
+    def read_then_go(conversation_id: str) -> Any:
+        found = read(conversation_id)
+        if not racing:  # once, and not for the decline's or removal's own read
+            racing.append(True)
+            if went == "declined":
+                bob.ok("conversation:decline", {"conversationId": conversation})
+            else:
+                alice.ok(
+                    "conversation:remove-member",
+                    {"conversationId": conversation, "userId": bob.user_id},
+                )
+        return found
+
+    monkeypatch.setattr(repository, "get", read_then_go)
+    bob.call(action, {"conversationId": conversation, "seq": 3})
+    monkeypatch.undo()
+    assert racing == [True]
+    # Then nobody hears a receipt from bob (sentinels: pushes are in order per connection)
+    sentinel(carol, alice)
+    sentinel(alice, carol, "sentinel 2")
+    receipt = {"message:ack": "message:delivered", "message:read": "message:read"}[action]
+    assert alice.frames(receipt) == [] and carol.frames(receipt) == []
+
+
 def test_a_request_accepted_while_the_backlog_is_read_is_still_in_it(
     people: Any, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
 ) -> None:

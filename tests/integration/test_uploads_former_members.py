@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from switchboard.dal.uploads import MAX_SHARES
 
 from tests.integration.conftest import Stack
 from tests.integration.test_messaging import Client, new_conversation
@@ -291,3 +292,62 @@ def test_a_member_added_again_gets_what_the_groups_history_shows_them(
     attach(alice, group, later)
     assert download(carol, upload["uploadId"], group)["ok"]
     assert download(carol, later["uploadId"], group)["error"]["code"] == "not_found"
+
+
+# ---------------------------------------------------------------------- how far a file goes
+
+
+def test_an_upload_is_shared_in_a_bounded_number_of_conversations(
+    stack: Stack, apps: dict[str, ModuleType], people: Any
+) -> None:
+    """Every share stays on the upload's item (``sharedIn`` and the first share's seq, about
+    85 bytes): a seller sending one photo to buyer after buyer grew it until the send's
+    transaction failed on DynamoDB's 400 KB item limit (about 4,800 conversations), an
+    ``internal`` error, every share's write and every download's read charged by the size
+    on the way. A file shared in MAX_SHARES conversations is refused for one more, with the
+    attachment's ``bad_request``, and nothing stored; where it is shared it still goes."""
+    alice, bob, carol = people("alice", "bob", "carol")
+    direct = new_conversation(alice.chat, bob.chat)
+    upload = a_pdf(stack, apps, alice, "photo.pdf")
+    seq = attach(alice, direct, upload)
+    # Given the photo shared in MAX_SHARES conversations (this one and others, as stored)
+    dynamodb = stack.client("dynamodb")
+    table = stack.table("UploadsTable")
+    key = {"uploadId": {"S": upload["uploadId"]}}
+    others = [f"dm_{n:032x}" for n in range(MAX_SHARES - 1)]
+    dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="ADD sharedIn :others",
+        ExpressionAttributeValues={":others": {"SS": others}},
+    )
+    stored = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert len(stored["sharedIn"]["SS"]) == MAX_SHARES
+    # When alice sends it to one buyer more
+    buyer = new_conversation(alice.chat, carol.chat)
+    window = InProcess().window()
+    reply = alice.chat.call(
+        "message:send",
+        {
+            "conversationId": buyer,
+            "clientMessageId": uuid.uuid4().hex,
+            "body": "",
+            "attachments": [upload],
+        },
+    )
+    # Then it is refused as an attachment she cannot use, and nothing happened
+    assert not reply["ok"] and reply["error"]["code"] == "bad_request", reply
+    assert reply["error"]["details"] == [
+        {"field": "data.attachments.0", "message": "not usable"}
+    ], reply
+    assert f"shared in {MAX_SHARES} conversations" in reply["error"]["message"]
+    window.assert_nothing_happened("a send sharing a file in one conversation too many")
+    assert dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"] == stored
+    assert download(carol, upload["uploadId"], buyer)["error"]["code"] == "not_found"
+    # ... while sending it again where it is shared is accepted
+    attach(alice, direct, upload)
+    # And once a share is taken back (alice deletes her messages in the 1:1), one more goes
+    alice.chat.ok("message:delete", {"conversationId": direct, "seq": seq})
+    alice.chat.ok("message:delete", {"conversationId": direct, "seq": seq + 1})
+    attach(alice, buyer, upload)
+    assert download(carol, upload["uploadId"], buyer)["data"]["fileName"] == "photo.pdf"

@@ -171,6 +171,15 @@ MUTANTS: list[Mutant] = [
         (LEFT_SHARES,),
     ),
     Mutant(
+        "an-upload-is-shared-in-any-number-of-conversations",
+        "router authorization",
+        f"{LAYER}/dal/uploads.py",
+        '            "(attribute_not_exists(sharedIn) OR size(sharedIn) < :most"\n',
+        '            "(attribute_not_exists(sharedIn) OR size(sharedIn) < :most"'
+        ' " OR size(sharedIn) >= :most"\n',  # always true
+        (LEFT_SHARES,),
+    ),
+    Mutant(
         "former-member-starts-a-recording-for-the-conversation",
         "router authorization",
         f"{LAYER}/uploads.py",
@@ -747,8 +756,16 @@ MUTANTS: list[Mutant] = [
         "receipt-held-back-by-a-stale-request",
         "consent",
         f"{LAYER}/messaging.py",
-        "moved.folder != requests_folder(caller.user_id)",
+        "moved.folder == inbox(caller.user_id)",
         "caller.user_id not in conversation.pending",  # the conversation read before the write
+        (CONSENT,),
+    ),
+    Mutant(
+        "receipt-from-someone-declined-or-removed-meanwhile",
+        "consent",
+        f"{LAYER}/messaging.py",
+        "moved.folder == inbox(caller.user_id)",
+        'moved.folder != f"requests#{caller.user_id}"',  # any item but a request's
         (CONSENT,),
     ),
     Mutant(

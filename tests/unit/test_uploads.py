@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydantic import ValidationError
 from switchboard import images
+from switchboard.dal.uploads import MAX_SHARES, UploadRecord
 from switchboard.errors import BadRequest
 from switchboard.filetypes import normalize, sniff
 from switchboard.uploads import (
@@ -145,6 +146,48 @@ def test_keys_are_per_user_and_lead_back_to_the_upload() -> None:
     assert upload_id_from_key(key) == "AbC_123-xyzAbC_123-xyz12"
     assert upload_id_from_key("thumbnails/x/AbC_123-xyzAbC_123-xyz12") is None
     assert upload_id_from_key("uploads/only-two") is None
+
+
+def _dynamodb_size(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it against its 400 KB: names and values (a number
+    at most 21 bytes, a set the sum of its members)."""
+
+    def value(v: dict[str, Any]) -> int:
+        ((kind, inner),) = v.items()
+        if kind == "S":
+            return len(inner.encode())
+        if kind == "N":
+            return min(21, len(inner.lstrip("-").replace(".", "")) // 2 + 2)
+        if kind in ("SS", "NS"):
+            return sum(value({kind[0]: x}) for x in inner)
+        return len(str(inner))
+
+    return sum(len(name.encode()) + value(v) for name, v in item.items())
+
+
+def test_an_upload_shared_as_often_as_it_may_stays_far_below_the_item_limit() -> None:
+    """MAX_SHARES conversations (ids as long as they come: ``dm_``/``cv_`` and 32 hex),
+    each with the seq of its first share (as high as seqs get): a quarter of 400 KB at
+    most, so the ``ops`` tokens and every other field keep their room."""
+    ids = [f"cv_{n:032x}" for n in range(MAX_SHARES)]
+    record = UploadRecord(
+        uploadId="u" * 24,
+        ownerId="o" * 64,
+        key="uploads/" + "k" * 80,
+        fileName="f" * 255,
+        contentType="application/pdf",
+        size=64 * 1024 * 1024,
+        purpose="file",
+        method="multipart",
+        state="complete",
+        createdAt=2**41,
+        updatedAt=2**41,
+        sharedIn=frozenset(ids),
+        sharedSeq={c: 2**53 for c in ids},
+    )
+    item = record.to_item()
+    assert len(item["sharedIn"]["SS"]) == MAX_SHARES
+    assert _dynamodb_size(item) < 400 * 1024 // 4, _dynamodb_size(item)
 
 
 def test_wire_models_refuse_bad_input() -> None:

@@ -26,14 +26,14 @@ from switchboard.dal.conversations import (
     SeqConflict,
     StoredMessage,
     direct_id,
-    requests_folder,
+    inbox,
     send_digest,
 )
 from switchboard.dal.membership import BlockRepository
 from switchboard.dal.message_changes import MessageChangeRepository
 from switchboard.dal.notifications import NotificationRepository
 from switchboard.dal.ratelimits import RateLimit, RateLimiter, WindowLimiter
-from switchboard.dal.uploads import UploadRepository
+from switchboard.dal.uploads import MAX_SHARES, UploadRepository
 from switchboard.delivery import Delivery
 from switchboard.errors import (
     BadRequest,
@@ -503,10 +503,12 @@ class MessagingService:
         others = conversation.accepted() - {caller.user_id}
         if caller.user_id not in conversation.members:
             others = frozenset()
-        # "Still a request" is read off the item this write moved, not the conversation
-        # read above: an accept landing between the two read the cursor before it moved
-        # (its conversation:accepted carried the old one), so this receipt must go.
-        if moved is not None and moved.folder != requests_folder(caller.user_id) and others:
+        # "Accepted and still a member" is read off the item this write moved (its folder:
+        # the inbox), not the conversation read above: an accept landing between the two
+        # read the cursor before it moved (its conversation:accepted carried the old one),
+        # so this receipt must go; a decline or removal landing there took the item out of
+        # every folder (a declined requester is never told anything), so it must not.
+        if moved is not None and moved.folder == inbox(caller.user_id) and others:
             receipt = wire.MessageDelivered if cursor == "ackedSeq" else wire.MessageRead
             self.delivery.to_users(
                 others,
@@ -739,7 +741,8 @@ def _send_refusal(label: str, rules: list[RateLimit], now_ms: int) -> Switchboar
     position = int(label.removeprefix("attachment:"))
     return BadRequest(
         f"attachments[{position}] is not a completed upload of yours, or its "
-        "fileName/contentType/size differ from the upload's",
+        "fileName/contentType/size differ from the upload's, or it is shared in "
+        f"{MAX_SHARES} conversations already (upload the file again)",
         details=[{"field": f"data.attachments.{position}", "message": "not usable"}],
     )
 

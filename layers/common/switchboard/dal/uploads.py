@@ -36,6 +36,14 @@ if TYPE_CHECKING:
 # (top level: a nested map entry cannot be set where the map does not exist yet, as on
 # items written before it was kept, and the send's Update must not fail there).
 SHARED_SEQ = "sharedSeq#"
+# How many conversations one upload may be shared in. Each share stays on the upload's
+# item (its id in ``sharedIn``, its first seq as an attribute: about 85 bytes), and the item
+# must stay far below DynamoDB's 400 KB: past it the send's transaction fails (about 4,800
+# conversations), and well before, every share's Update is charged by the item's size (2
+# write units per KB in a transaction) and every download's read by it too. Shared in as
+# many already, the file is refused for a new conversation (the sender uploads it again);
+# sending it again where it is shared changes nothing and is accepted.
+MAX_SHARES = 1000
 
 
 def shared_seq_attribute(conversation_id: str) -> str:
@@ -147,18 +155,27 @@ class UploadRepository(DynamoRepository):
         (its members may then download it). Its condition is the check: the sender's own,
         complete upload, and what the message says of it (name, type, size) is true; a
         voice message or recording was uploaded as one, for this conversation, and its
-        duration is the one the processor read from the container.
+        duration is the one the processor read from the container; a conversation more
+        only while it is shared in fewer than MAX_SHARES.
 
         It also keeps ``seq`` (the message's) as the first share there, unless one is
         kept already: a former member gets the file only if shared at or below their
         leave (uploads.py). No read, no write more: the same Update."""
-        conditions = ["ownerId = :owner", "#state = :complete"]
+        conditions = [
+            "ownerId = :owner",
+            "#state = :complete",
+            # (free: the same condition) the item's growth is bounded, see MAX_SHARES
+            "(attribute_not_exists(sharedIn) OR size(sharedIn) < :most"
+            " OR contains(sharedIn, :here))",
+        ]
         names = {"#state": "state", "#first": shared_seq_attribute(conversation_id)}
         values: dict[str, Any] = {
             ":owner": {"S": owner_id},
             ":complete": {"S": "complete"},
             ":conversation": {"SS": [conversation_id]},
             ":seq": {"N": str(seq)},
+            ":most": {"N": str(MAX_SHARES)},
+            ":here": {"S": conversation_id},
         }
         for name, value in (("fileName", file_name), ("contentType", content_type)):
             if value is not None:
