@@ -499,10 +499,11 @@ def test_a_notification_page_always_fits_in_one_reply(stack: Stack) -> None:
     title (200): in emoji, 12 bytes each as sent. 45 of them (`limit` is up to 100) made a
     230 KB reply, which API Gateway never sends (it caps a message at 128 KB)."""
     consumer = stack.handler("NotificationFunction")
-    sender, bob = _people(stack, "sender", "bob")
+    # (a third member who is online: nobody offline, so no job lands on the shared queue)
+    sender, bob, carol = _people(stack, "sender", "bob", "carol")
     emoji = "\U0001f600" * 200
     group = sender.ok(
-        "conversation:create", {"members": [bob.user_id, "someone-else"], "title": emoji}
+        "conversation:create", {"members": [bob.user_id, carol.user_id], "title": emoji}
     )["conversationId"]
     bob.ok("conversation:accept", {"conversationId": group})
     jobs = []
