@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -121,7 +121,7 @@ class CallService:
             conversation_id=data.conversationId,
         )
         # After the call is validated (start() is pure), before anything is written.
-        self._check_consent(caller, callees, conversation)
+        self._check_consent(caller, callees, conversation, present=[caller.user_id])
         self._count_ring(caller, now)
         # Scheduled before the call is stored: a timeout for a call that was never stored
         # (refused as busy or already in a call, or a write that failed) finds nothing to
@@ -163,12 +163,22 @@ class CallService:
             )
 
     def _check_consent(
-        self, caller: Caller, callees: Sequence[str], conversation: Conversation | None
+        self,
+        caller: Caller,
+        callees: Sequence[str],
+        conversation: Conversation | None,
+        *,
+        present: Collection[str],
     ) -> None:
         """A call rings only people who accept the caller: contacts, or members who
         accepted the conversation it is placed in (the caller too), and never someone who
-        blocked the caller. One refusal (membership.REFUSED) for all three, decided on the
-        same reads, so a block cannot be told from a stranger."""
+        blocked the caller. Nor does it put two people with a block between them (either
+        way) in one call: a call is a mesh, its participants exchange SDP and ICE
+        candidates, so IP addresses, pairwise; ``present`` are who is in the call besides
+        the callees (the caller; for an invite, everyone still in it). One refusal
+        (membership.REFUSED) for all, decided on the same reads (one BatchGetItem of
+        everyone's block list), so a block cannot be told from a stranger, and the inviter
+        does not learn who blocked whom."""
         from switchboard.membership import REFUSED, Consent
 
         consent = Consent(self.conversations, self.delivery)
@@ -179,9 +189,14 @@ class CallService:
                 strangers = set(callees)
         else:
             strangers = set(callees)
-        states = self.delivery.users.presence(sorted(set(callees)), consent=True)
+        everyone = sorted({*callees, *present, caller.user_id})
+        states = self.delivery.users.presence(everyone, consent=True)
         strangers -= consent.contacts(caller.user_id, strangers) if strangers else set()
-        if strangers or any(caller.user_id in states[c].blocked for c in callees):
+        if strangers or any(
+            other != callee and (other in states[callee].blocked or callee in states[other].blocked)
+            for callee in callees
+            for other in everyone
+        ):
             raise Forbidden(REFUSED)
 
     def answer(self, caller: Caller, data: wire.CallAnswer) -> wire.CallAnswerReply:
@@ -247,19 +262,27 @@ class CallService:
         call = self._get(data.callId)
         conversation = None
         me = call.participants.get(caller.user_id)
-        if call.conversation_id is not None and me is not None and me.state is PartState.JOINED:
+        joined = me is not None and me.state is PartState.JOINED
+        if call.conversation_id is not None and joined:
             conversation = self.conversations.get(call.conversation_id)
             if conversation is None or not set(data.userIds) <= conversation.members:
                 raise Forbidden("every participant must be a member of the conversation")
-        self._check_consent(caller, data.userIds, conversation)  # an invite rings too
+        # Blocks are checked against everyone in the call (asked of a joined participant
+        # only: nobody else learns anything of who is in it).
+        present = {p.user_id for p in call.in_call()} if joined else {caller.user_id}
+        self._check_consent(caller, data.userIds, conversation, present=present)
         self._count_ring(caller, self.now())
-        before, after = self.transition(
-            data.callId,
-            lambda call: invite(
-                call, caller.user_id, data.userIds, self.now(), self.limits.max_participants
-            ),
-            caller.connection_id,
-        )
+
+        def change(current: Call) -> Call:
+            # Someone who came in since the check (another member's invite, concurrent
+            # with this one) was not checked against these invitees: the inviter retries.
+            if joined and {p.user_id for p in current.in_call()} - present - set(data.userIds):
+                raise Conflict("the call changed; retry")
+            return invite(
+                current, caller.user_id, data.userIds, self.now(), self.limits.max_participants
+            )
+
+        before, after = self.transition(data.callId, change, caller.connection_id)
         new = [
             u
             for u, p in after.participants.items()
@@ -402,7 +425,7 @@ class CallService:
                 raise BadRequest("a call needs someone else")
             # Not for any id at all (a relay credential for anyone who asks): only for
             # someone the caller may ring (the same check as call:initiate).
-            self._check_consent(caller, [data.calleeId], None)
+            self._check_consent(caller, [data.calleeId], None, present=[caller.user_id])
             self.ice_servers.count_issue(caller.user_id)
             return self.ice_servers.for_user(caller.user_id)
         return self.ice_servers.stun_only()

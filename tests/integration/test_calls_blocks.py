@@ -1,0 +1,153 @@
+"""Calls across a block: a call is a mesh (each pair exchanges SDP and ICE candidates, so
+IP addresses, through the signaling function), so two people with a block between them,
+either way, are never put in one call, whoever rings or invites them; the inviter gets
+the one refusal a stranger or a block of the inviter gets. "Nothing arrived" is proven
+by a sentinel ring on the same connection (pushes are in order per connection)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import FakeContext, Stack
+from tests.integration.test_calls import ANSWER, OFFER
+from tests.integration.test_messaging import Client, befriend
+from tests.support.effects import InProcess
+from tests.support.events import frame, ws_event
+
+# What carries SDP or ICE between two participants, or rings one of them.
+SIGNALING = {"call:offer", "call:answered", "call:ice-candidate", "call:incoming"}
+CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.7 5000 typ host", "sdpMid": "0"}
+
+
+@pytest.fixture(scope="module")
+def apps(stack: Stack) -> dict[str, ModuleType]:
+    return {
+        "signaling": stack.handler("SignalingFunction"),
+        "connect": stack.handler("ConnectionFunction"),
+        "message": stack.handler("MessageFunction"),
+    }
+
+
+@pytest.fixture
+def people(stack: Stack, apps: dict[str, ModuleType]) -> Any:
+    """Connected users, all contacts of each other (so only a block stands between two
+    of them) - except mallory, nobody's contact."""
+
+    def make(*names: str) -> list[Client]:
+        tag = uuid.uuid4().hex[:6]
+        made = [Client(stack, apps["signaling"], apps["connect"], f"{n}-{tag}") for n in names]
+        befriend(apps["message"], *(c for c in made if not c.user_id.startswith("mallory-")))
+        return made
+
+    return make
+
+
+def block(apps: dict[str, ModuleType], blocker: Client, blocked: Client) -> None:
+    event = ws_event(
+        "user:block",
+        body=frame("user:block", {"userId": blocked.user_id}),
+        connection_id=blocker.connection_id,
+        user_id=blocker.user_id,
+    )
+    reply = json.loads(apps["message"].lambda_handler(event, FakeContext())["body"])
+    assert reply["ok"], reply
+
+
+def ring_sentinel(ringer: Client, to: Client) -> None:
+    """A 1:1 call from ``ringer`` to ``to``: its ring is the last frame ``to`` gets."""
+    ringer.ok("call:initiate", {"calleeId": to.user_id, "media": "audio", "offer": OFFER})
+    assert to.frames()[-1]["type"] == "call:incoming"
+    assert to.frames()[-1]["data"]["callerId"] == ringer.user_id
+
+
+def ice_sentinel(sender: Client, to: Client, call_id: str) -> None:
+    """A candidate from ``sender`` to ``to`` in the call they are both in: the last frame
+    ``to`` gets."""
+    ice = {"callId": call_id, "candidate": CANDIDATE, "toUserId": to.user_id}
+    assert sender.ok("call:ice-candidate", ice)["sent"] is True
+    assert to.frames()[-1]["type"] == "call:ice-candidate"
+    assert to.frames()[-1]["data"]["fromUserId"] == sender.user_id
+
+
+def signaling(client: Client, call_id: str, from_user: str | None = None) -> list[str]:
+    """The SDP, ICE and rings ``client`` got in the call (from ``from_user`` only)."""
+    return [
+        f["type"]
+        for f in client.frames()
+        if f["type"] in SIGNALING
+        and f["data"].get("callId") == call_id
+        and from_user in (None, f["data"].get("fromUserId"))
+    ]
+
+
+def try_to_connect(a: Client, b: Client, call_id: str) -> None:
+    """Whatever the server lets them: ``b`` joins, both send candidates, ``a`` offers and
+    ``b`` answers (each may be refused)."""
+    b.call("call:join", {"callId": call_id})
+    ice = {"callId": call_id, "candidate": CANDIDATE}
+    a.call("call:ice-candidate", {**ice, "toUserId": b.user_id})
+    b.call("call:ice-candidate", {**ice, "toUserId": a.user_id})
+    a.call("call:offer", {"callId": call_id, "toUserId": b.user_id, "offer": OFFER})
+    b.call("call:answer", {"callId": call_id, "toUserId": a.user_id, "answer": ANSWER})
+
+
+@pytest.mark.parametrize("blocker", ["victim", "stalker"])
+@pytest.mark.parametrize("first_in", ["victim", "stalker"])
+def test_a_third_member_cannot_bring_a_blocked_pair_into_one_call(
+    people: Any, apps: dict[str, ModuleType], blocker: str, first_in: str
+) -> None:
+    victim, stalker, bob, carol, mallory = people("victim", "stalker", "bob", "carol", "mallory")
+    if blocker == "victim":
+        block(apps, victim, stalker)
+    else:
+        block(apps, stalker, victim)
+    first, second = (victim, stalker) if first_in == "victim" else (stalker, victim)
+    # Given bob's group call, joined by one of the pair
+    call_id = bob.ok("call:initiate", {"calleeIds": [first.user_id], "media": "audio"})["callId"]
+    first.ok("call:join", {"callId": call_id})
+    # When bob, who knows them both, invites the other one
+    window = InProcess().window()
+    reply = bob.call("call:invite", {"callId": call_id, "userIds": [second.user_id]})
+    # Then it is refused as an invite of a stranger is (no word of who blocked whom), and
+    # nothing is written, rung or queued
+    stranger = bob.call("call:invite", {"callId": call_id, "userIds": [mallory.user_id]})
+    assert not reply["ok"] and reply["error"] == stranger["error"], (reply, stranger)
+    window.assert_nothing_happened("an invite across a block")
+    # And whatever either of them then tries, no SDP or ICE, nor a ring, crosses
+    try_to_connect(first, second, call_id)
+    try_to_connect(second, first, call_id)
+    ring_sentinel(carol, second)
+    ice_sentinel(bob, first, call_id)
+    assert signaling(second, call_id) == []
+    assert signaling(first, call_id, from_user=second.user_id) == []
+    # While the call goes on for the others
+    assert bob.ok("call:get-active", {})["call"]["callId"] == call_id
+
+
+@pytest.mark.parametrize("callees", ["both", "the_blocked_one"])
+def test_a_call_placed_never_rings_a_blocked_pair_together(
+    people: Any, apps: dict[str, ModuleType], callees: str
+) -> None:
+    victim, stalker, bob, carol, mallory = people("victim", "stalker", "bob", "carol", "mallory")
+    block(apps, victim, stalker)
+    # When bob rings both of them at once, or the victim rings the one she blocked
+    caller, ids = (
+        (bob, [victim.user_id, stalker.user_id])
+        if callees == "both"
+        else (victim, [stalker.user_id])
+    )
+    window = InProcess().window()
+    reply = caller.call("call:initiate", {"calleeIds": ids, "media": "audio"})
+    # Then it is refused as a call to a stranger is, and nothing rings, is stored or queued
+    stranger = caller.call("call:initiate", {"calleeIds": [mallory.user_id], "media": "audio"})
+    assert not reply["ok"] and reply["error"] == stranger["error"], (reply, stranger)
+    window.assert_nothing_happened("a call across a block")
+    ring_sentinel(carol, stalker)
+    assert [f["type"] for f in stalker.frames() if f["type"].startswith("call:")] == [
+        "call:incoming"
+    ]
