@@ -151,3 +151,43 @@ def test_a_call_placed_never_rings_a_blocked_pair_together(
     assert [f["type"] for f in stalker.frames() if f["type"].startswith("call:")] == [
         "call:incoming"
     ]
+
+
+@pytest.mark.parametrize("blocker", ["victim", "stalker"])
+def test_a_block_made_during_a_call_stops_the_relay_between_the_pair(
+    stack: Stack, people: Any, apps: dict[str, ModuleType], blocker: str
+) -> None:
+    victim, stalker, bob = people("victim", "stalker", "bob")
+    # Given bob's group call: the stalker joined, the victim still ringing, and candidates
+    # the stalker sent her kept for when she joins
+    call_id = bob.ok(
+        "call:initiate", {"calleeIds": [victim.user_id, stalker.user_id], "media": "audio"}
+    )["callId"]
+    stalker.ok("call:join", {"callId": call_id})
+    ice = {"callId": call_id, "candidate": CANDIDATE}
+    kept = stalker.ok("call:ice-candidate", {**ice, "toUserId": victim.user_id})
+    assert kept["sent"] is False
+    # When one of them blocks the other, and she joins for bob
+    if blocker == "victim":
+        block(apps, victim, stalker)
+    else:
+        block(apps, stalker, victim)
+    victim.ok("call:join", {"callId": call_id})
+    # Then whatever they send each other is answered as if relayed, and never arrives
+    relayed = [
+        stalker.ok("call:ice-candidate", {**ice, "toUserId": victim.user_id}),
+        victim.ok("call:ice-candidate", {**ice, "toUserId": stalker.user_id}),
+        stalker.ok("call:offer", {"callId": call_id, "toUserId": victim.user_id, "offer": OFFER}),
+        victim.ok("call:offer", {"callId": call_id, "toUserId": stalker.user_id, "offer": OFFER}),
+        victim.ok(
+            "call:answer", {"callId": call_id, "toUserId": stalker.user_id, "answer": ANSWER}
+        ),
+    ]
+    assert [r["sent"] for r in relayed] == [True] * 5
+    ice_sentinel(bob, victim, call_id)
+    ice_sentinel(bob, stalker, call_id)
+    assert signaling(victim, call_id, from_user=stalker.user_id) == []
+    assert signaling(stalker, call_id, from_user=victim.user_id) == []
+    # While each still talks with bob
+    victim.ok("call:offer", {"callId": call_id, "toUserId": bob.user_id, "offer": OFFER})
+    assert signaling(bob, call_id, from_user=victim.user_id)[-1] == "call:offer"

@@ -59,6 +59,7 @@ class MessagingSettings(DeliverySettings):
     NOTIFICATIONS_TABLE: str
     RATE_LIMITS_TABLE: str
     UPLOADS_TABLE: str  # attachments: a message may attach the sender's completed uploads
+    CALLS_TABLE: str = ""  # user:block stops the relay between a pair in one call
     # A send is one transaction of 3 items (5 for a thread reply: its parent and the
     # change-log item), one per member (their activityAt), 2 rate limits and up to 10
     # attachments, and DynamoDB allows 100 items per transaction.

@@ -159,10 +159,14 @@ class MembershipService:
         *,
         limits: ConsentLimits = ConsentLimits(),
         clock: Callable[[], float] = time.time,
+        on_block: Callable[[str, str, int], object] | None = None,
     ) -> None:
         self.conversations = conversations
         self.membership = membership
         self.blocks = blocks
+        # (blocker, blocked, now ms) after a block is written: a call both are in stops
+        # relaying between them (calls/blocks.py)
+        self.on_block = on_block
         self.delivery = delivery
         self.counters = counters
         self.consent = Consent(conversations, delivery)
@@ -429,6 +433,8 @@ class MembershipService:
             self.blocks.block(caller.user_id, data.userId)
         except BlockListFull:
             raise BadRequest("your block list is full: unblock someone first") from None
+        if self.on_block is not None:
+            self.on_block(caller.user_id, data.userId, self._now_ms())
         return wire.BlockChanged(userId=data.userId, blocked=True)
 
     def unblock(self, caller: Caller, data: wire.UserRef) -> wire.BlockChanged:

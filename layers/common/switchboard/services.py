@@ -130,6 +130,20 @@ def membership(settings: MessagingSettings, shared: MessagingService) -> Members
     from switchboard.dal.membership import BlockRepository, MembershipRepository
     from switchboard.membership import ConsentLimits, MembershipService
 
+    calls_table = settings.CALLS_TABLE
+
+    @cache
+    def call_repository() -> CallRepository:
+        # Imported and built on the first block, not at cold start.
+        from switchboard.calls.repository import CallRepository
+
+        return CallRepository(calls_table)
+
+    def keep_apart(blocker: str, blocked: str, now_ms: int) -> bool:
+        from switchboard.calls.blocks import keep_apart
+
+        return keep_apart(call_repository(), blocker, blocked, now_ms)
+
     return MembershipService(
         shared.conversations,
         MembershipRepository(settings.CONVERSATIONS_TABLE, settings.MESSAGES_TABLE),
@@ -141,6 +155,7 @@ def membership(settings: MessagingSettings, shared: MessagingService) -> Members
             window_seconds=settings.RATE_WINDOW_SECONDS,
             creates_per_user=settings.CREATE_LIMIT_PER_USER,
         ),
+        on_block=keep_apart if calls_table else None,
     )
 
 

@@ -143,6 +143,9 @@ class Call:
     # so far (ms): a recording upload may not last longer (consent covers what was announced).
     recording_since: dict[str, int] = field(default_factory=dict)
     recorded_ms: dict[str, int] = field(default_factory=dict)
+    # Pairs (sorted) of participants with a block between them made during the call: no
+    # SDP or ICE candidate is relayed between them any more (see ``separate``).
+    apart: tuple[tuple[str, str], ...] = ()
     version: int = 0
 
     @property
@@ -167,6 +170,9 @@ class Call:
         if found is None:
             raise Forbidden("you are not a participant of this call")
         return found
+
+    def is_apart(self, first: str, second: str) -> bool:
+        return _pair(first, second) in self.apart
 
     def participants_wire(self) -> list[wire.CallParticipant]:
         return [p.wire() for p in self.participants.values()]
@@ -396,6 +402,24 @@ def add_pending_candidate(
     ):
         raise RateLimited("too many ICE candidates before the peer answered")
     return replace(call, pending_ice={**call.pending_ice, to_user: [*queued, entry]})
+
+
+def separate(call: Call, first: str, second: str) -> Call:
+    """A block made between two participants during the call: nothing is relayed between
+    them any more, and the candidates one kept for the other (still ringing) are dropped."""
+    pair = _pair(first, second)
+    if pair in call.apart:
+        return call
+    pending = {
+        to: kept
+        for to, queued in call.pending_ice.items()
+        if (kept := [e for e in queued if to not in pair or e["fromUserId"] not in pair])
+    }
+    return replace(call, apart=(*call.apart, pair), pending_ice=pending)
+
+
+def _pair(first: str, second: str) -> tuple[str, str]:
+    return (first, second) if first < second else (second, first)
 
 
 def _part_over(call: Call, part: Participant, state: PartState, now: int, reason: str) -> Call:

@@ -3,7 +3,8 @@
 - ``call#<callId>``  (``kind: "call"``): state, media, callerId, group, conversationId,
   participants (userId -> role, state, in-call connectionId, timestamps, reason),
   participantIds, createdAt/answeredAt/endedAt, endReason, durationMs, the 1:1 offer and
-  the ICE candidates kept for a participant who has not answered yet, and ``version``.
+  the ICE candidates kept for a participant who has not answered yet, the pairs a block
+  made during the call keeps apart (``apart``), and ``version``.
   Every transition is a write conditioned on the version it read, so concurrent
   transitions (two devices answering) cannot both win. The table's stream
   (NEW_AND_OLD_IMAGES) feeds the analytics: attempts, answered, missed, rejected, busy,
@@ -237,6 +238,7 @@ def _item(call: Call, expires_at: int) -> dict[str, Any]:
         "durationMs": call.duration_ms,
         "offer": json.dumps(call.offer) if call.offer is not None else None,
         "pendingIce": json.dumps(call.pending_ice) if call.pending_ice else None,
+        "apart": json.dumps(call.apart) if call.apart else None,
         "recording": list(call.recording) or None,
         "recordedBy": list(call.recorded_by) or None,
         "recordingStarts": call.recording_starts or None,
@@ -285,6 +287,7 @@ def _call(item: dict[str, Any]) -> Call:
         ended_at=item.get("endedAt"),
         end_reason=item.get("endReason"),
         pending_ice=json.loads(item["pendingIce"]) if item.get("pendingIce") else {},
+        apart=tuple((a, b) for a, b in json.loads(item["apart"])) if item.get("apart") else (),
         recording=tuple(item.get("recording") or ()),
         recorded_by=tuple(item.get("recordedBy") or ()),
         recording_starts=int(item.get("recordingStarts") or 0),

@@ -220,7 +220,7 @@ class CallService:
         peer = after.participants[after.caller_id]
         if peer.connection_id:
             me = after.participants[caller.user_id]
-            self._push_to(after, me, peer, signal)
+            self._push_to(after, me, peer, signal)  # dropped if a block keeps them apart
         self._flush_pending(before, caller)
         self._unless_closed(after, caller)
         return wire.CallAnswerReply(callId=after.call_id, state=_state(after))
@@ -307,6 +307,8 @@ class CallService:
             _, now_target = self._pair(current, caller, target.user_id)
             if now_target.state is not PartState.INVITED:
                 raise _PeerAnswered()  # it answered meanwhile: send it directly instead
+            if current.is_apart(sender.user_id, target.user_id):
+                return current  # a block between them: not kept (the reply is the same)
             return add_pending_candidate(current, sender.user_id, target.user_id, candidate)
 
         try:
@@ -521,8 +523,10 @@ class CallService:
         signal: Signal,
     ) -> None:
         """A signaling frame to the target's in-call connection only (never its other
-        devices: they are not in the call)."""
-        if target.connection_id is None:
+        devices: they are not in the call). Nothing between a pair that a block made
+        during the call keeps apart (``calls/blocks.py``): the sender's reply is the same,
+        so the blocked one is not told."""
+        if target.connection_id is None or call.is_apart(sender.user_id, target.user_id):
             return
         frame = push(signal(call.call_id, sender.user_id))
         report = self.delivery.to_connections({target.connection_id: target.user_id}, frame)
@@ -572,7 +576,11 @@ class CallService:
 
     def _flush_pending(self, before: Call, caller: Caller) -> None:
         """Candidates sent to this user before they joined, to the device that joined."""
-        queued = before.pending_ice.get(caller.user_id) or []
+        queued = [
+            entry
+            for entry in before.pending_ice.get(caller.user_id) or []
+            if not before.is_apart(entry["fromUserId"], caller.user_id)
+        ]
         if not queued:
             return
         frames = [
