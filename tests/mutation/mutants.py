@@ -702,6 +702,23 @@ MUTANTS: list[Mutant] = [
         "",
         ("tests/integration/test_abuse_calls.py",),
     ),
+    # ------------------------------------------------------------ calls across a block
+    Mutant(
+        "calls-pair-a-blocked-stalker",
+        "calls across a block",
+        f"{LAYER}/calls/service.py",
+        "            other != callee and (other in states[callee].blocked or callee in states[other].blocked)",
+        "            other == caller.user_id and other in states[callee].blocked",
+        ("tests/integration/test_calls_blocks.py",),
+    ),
+    Mutant(
+        "calls-relay-across-a-block-made-in-the-call",
+        "calls across a block",
+        f"{LAYER}/calls/service.py",
+        "        if target.connection_id is None or call.is_apart(sender.user_id, target.user_id):",
+        "        if target.connection_id is None:",
+        ("tests/integration/test_calls_blocks.py",),
+    ),
     Mutant(
         "conversation-page-over-one-message",
         "rate limits",
