@@ -707,7 +707,8 @@ MUTANTS: list[Mutant] = [
         "calls-pair-a-blocked-stalker",
         "calls across a block",
         f"{LAYER}/calls/service.py",
-        "            other != callee and (other in states[callee].blocked or callee in states[other].blocked)",
+        "            other != callee and (other in states[callee].blocked"
+        " or callee in states[other].blocked)",
         "            other == caller.user_id and other in states[callee].blocked",
         ("tests/integration/test_calls_blocks.py",),
     ),
