@@ -27,6 +27,7 @@ from switchboard.calls import (
     leave,
     miss,
     pushes,
+    separate,
     set_media,
     set_recording,
     start,
@@ -191,6 +192,23 @@ def test_pending_candidates_are_bounded() -> None:
         add_pending_candidate(call, "alice", "bob", {"candidate": "one too many"})
     # The device that answers takes them (they leave the stored call)
     assert join(call, "bob", "b", T0).pending_ice == {}
+
+
+def test_a_pair_kept_apart_loses_only_the_candidates_between_them() -> None:
+    # Given a group call where alice and carol queued candidates for the ringing bob and
+    # dave, and bob blocks alice
+    call = group(["bob", "carol", "dave"])
+    call = join(call, "carol", "c", T0)
+    for sender, target in (("alice", "bob"), ("carol", "bob"), ("alice", "dave")):
+        call = add_pending_candidate(call, sender, target, {"candidate": f"{sender}>{target}"})
+    apart = separate(call, "bob", "alice")
+    # Then alice's candidates for bob are gone, the others are kept, either way round
+    assert apart.is_apart("alice", "bob") and apart.is_apart("bob", "alice")
+    assert not apart.is_apart("alice", "dave") and not apart.is_apart("carol", "bob")
+    assert [e["fromUserId"] for e in apart.pending_ice["bob"]] == ["carol"]
+    assert apart.pending_ice["dave"] == call.pending_ice["dave"]
+    # And marking it again changes nothing
+    assert separate(apart, "alice", "bob") == apart
 
 
 # ---------------------------------------------------------------------- group calls
