@@ -635,6 +635,14 @@ MUTANTS: list[Mutant] = [
         "    if False:\n        messages = [as_left(m, left_at) for m in messages]",
         MESSAGE_OPS,
     ),
+    Mutant(
+        "thread-page-without-a-reply",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "        fit = fitting(wired[1:], rest)\n",
+        "        fit = fitting(wired) - 1\n",
+        MESSAGE_OPS,
+    ),
     # ------------------------------------------------------------ consent and membership
     Mutant(
         "send-ignores-blocks",
