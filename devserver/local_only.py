@@ -32,11 +32,33 @@ def names_this_machine(host: str) -> bool:
     return True
 
 
+def _hostname(netloc: str) -> str:
+    return urlsplit(f"//{netloc}").hostname or ""
+
+
+def local_page(origin: str, host: str) -> bool:
+    """A page's ``origin`` is one this machine may have served: ``localhost``, a loopback
+    or private-network address (the demo opened from a phone, `--host 0.0.0.0`), or the
+    very name the request was sent to (`Host`). Not any IP address: a site served from a
+    public one (no name to rebind, no certificate needed) is another site."""
+    name = _hostname(urlsplit(origin).netloc)
+    if name and name == _hostname(host):
+        return True
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
 def local_request(host: str, origin: str | None) -> bool:
-    """``host`` names this machine and ``origin`` (the page's, None: not a page) too."""
+    """``host`` names this machine and ``origin`` (the page's, None: not a page) is one of
+    its pages."""
     if not names_this_machine(host):
         return False
-    return origin is None or names_this_machine(urlsplit(origin).netloc)
+    return origin is None or local_page(origin, host)
 
 
 class LocalOnlyApp:
