@@ -19,10 +19,15 @@ from urllib.parse import urlsplit
 REFUSED = b'{"message": "the devserver answers its own pages and local tools only"}'
 
 
+def _hostname(netloc: str) -> str:
+    return urlsplit(f"//{netloc}").hostname or ""
+
+
 def names_this_machine(host: str) -> bool:
-    """A `Host` (or an origin's host) that is `localhost` or an IP address: a rebound
-    domain name is neither."""
-    name = urlsplit(f"//{host}").hostname or ""
+    """A `Host` that is `localhost` or an IP address: a rebound domain name is neither
+    (any address: a browser names in `Host` the address it connected to, so a remote page
+    cannot make it name another one)."""
+    name = _hostname(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -30,10 +35,6 @@ def names_this_machine(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _hostname(netloc: str) -> str:
-    return urlsplit(f"//{netloc}").hostname or ""
 
 
 def local_page(origin: str, host: str) -> bool:
