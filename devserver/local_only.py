@@ -51,7 +51,26 @@ def local_page(origin: str, host: str) -> bool:
         address = ipaddress.ip_address(name)
     except ValueError:
         return False
-    return address.is_loopback or address.is_private or address.is_link_local
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    # Named ranges, not `is_private`: that takes in IPv6 blocks that reach public hosts
+    # (6to4's 2002::/16, Teredo's 2001::/32).
+    return any(address in network for network in _LOCAL_NETWORKS)
+
+
+_LOCAL_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",  # loopback
+        "10.0.0.0/8",  # private networks (RFC 1918)
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",  # link-local
+        "::1/128",
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+    )
+]
 
 
 def local_request(host: str, origin: str | None) -> bool:

@@ -35,6 +35,9 @@ def _ask(host: str, origin: str | None) -> tuple[str, list[bytes], int]:
         # purged queues with "simple" form POSTs.
         "http://93.184.216.34",
         "http://[2606:2800:220:1:248:1893:25c8:1946]:8080",
+        "http://[::ffff:93.184.216.34]",
+        "http://[2002:5db8:d822::1]",  # 6to4: 93.184.216.34 again
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]",  # Teredo
         "https://evil.example",
         "null",  # a sandboxed frame or a file
     ],
@@ -60,6 +63,10 @@ def test_a_request_naming_another_machine_is_refused(host: str) -> None:
         ("127.0.0.1:4566", "http://127.0.0.1:8081"),  # the demo page
         ("localhost:4566", "http://localhost:8081"),
         ("[::1]:4566", "http://[::1]:8081"),
+        ("127.0.0.1:4566", "http://[::ffff:127.0.0.1]:8081"),
+        ("127.0.0.1:4566", "http://bucket.localhost:8081"),
+        ("127.0.0.1:4566", "http://10.1.2.3:8081"),
+        ("127.0.0.1:4566", "http://[fd00::5]:8081"),
         # `--host 0.0.0.0`: the demo opened from a phone on the developer's network
         ("192.168.1.20:4566", "http://192.168.1.20:8081"),
         # ... or from a cloud machine's public address: the page names the same machine
