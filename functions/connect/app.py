@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from switchboard import services
 from switchboard.config import SessionSettings
 from switchboard.connections import close_connection, open_connection
-from switchboard.dal.connections import TokenRevoked, TooManyConnections
+from switchboard.dal.connections import TokenRevoked, TooManyConnections, TooManyConnects
 from switchboard.observability import logger
 from switchboard.protocol import EmptyData
 from switchboard.router import Request, WebSocketEvent, WebSocketRouter
@@ -26,6 +26,9 @@ router = WebSocketRouter(wire.REPLIES, refreshed_token_exp=connections.refreshed
 def on_connect(event: WebSocketEvent) -> dict[str, Any] | None:
     try:
         open_connection(connections, event)
+    except TooManyConnects:
+        logger.info("connection refused: too many connects for the user this minute")
+        return {"statusCode": 429}
     except TooManyConnections:
         logger.info("connection refused: too many connections for the user")
         return {"statusCode": 429}

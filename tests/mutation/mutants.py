@@ -804,6 +804,24 @@ MUTANTS: list[Mutant] = [
         " requests=True)\n",
         (CONSENT, "tests/integration/test_abuse_membership.py"),
     ),
+    # ------------------------------------------------------------ connecting in a loop
+    Mutant(
+        "connects-unlimited",
+        "abuse limits",
+        f"{LAYER}/dal/connections.py",
+        "            if self._connect_limit is not None:",
+        "            if False:",
+        (SESSIONS,),
+    ),
+    Mutant(
+        "connect-counted-outside-its-transaction",
+        "abuse limits",
+        f"{LAYER}/dal/connections.py",
+        '                tx.update("rate", limiter.update(rule, connection.connected_at))',
+        "                if not limiter.consume(rule, connection.connected_at):\n"
+        "                    raise TooManyConnects(connection.user_id)",
+        (SESSIONS,),
+    ),
     # ------------------------------------------------------------ the emulator itself
     Mutant(
         "emulator-keeps-a-rolled-back-stream-record",

@@ -201,6 +201,9 @@ class SessionSettings(ConnectionSettings, AuthSettings):
     """The connect function: $connect/$disconnect, ping, ``auth:refresh``, ``admin:revoke``."""
 
     WEBSOCKET_ENDPOINT: str
+    RATE_LIMITS_TABLE: str
+    # Connections a user may open a minute, all devices together (ConnectRateLimitPerUser).
+    CONNECT_LIMIT_PER_MINUTE: int = 30
 
 
 class AuthorizerSettings(AuthSettings):

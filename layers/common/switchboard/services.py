@@ -346,6 +346,7 @@ def authorizer(settings: AuthorizerSettings) -> ConnectAuthorizer:
 
 def sessions(settings: SessionSettings) -> SessionService:
     from switchboard.dal.connections import ConnectionRepository
+    from switchboard.dal.ratelimits import RateLimiter
     from switchboard.dal.users import UserRepository
     from switchboard.gateway import ManagementApi
     from switchboard.sessions import SessionService
@@ -367,6 +368,10 @@ def sessions(settings: SessionSettings) -> SessionService:
             users,
             ttl_seconds=settings.CONNECTION_TTL_SECONDS,
             max_per_user=settings.MAX_CONNECTIONS_PER_USER,
+            connect_limit=(
+                RateLimiter(settings.RATE_LIMITS_TABLE),
+                settings.CONNECT_LIMIT_PER_MINUTE,
+            ),
         ),
         users,
         lazy_verifier,

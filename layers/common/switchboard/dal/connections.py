@@ -13,11 +13,14 @@ from botocore.exceptions import ClientError
 
 from switchboard.dal.base import DynamoRepository
 from switchboard.dal.items import is_condition_failure
+from switchboard.dal.ratelimits import RateLimit
 from switchboard.dal.transactions import Transaction
 from switchboard.dal.users import UserRepository
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from switchboard.dal.ratelimits import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,10 @@ class TooManyConnections(Exception):
     """The user already holds the most connections a user may hold."""
 
 
+class TooManyConnects(TooManyConnections):
+    """The user opened the most connections a user may open in a minute."""
+
+
 class TokenRevoked(Exception):
     """The token was issued before the user's sessions were revoked."""
 
@@ -49,12 +56,17 @@ class ConnectionRepository(DynamoRepository):
         *,
         ttl_seconds: int = 7800,
         max_per_user: int = 0,
+        connect_limit: tuple[RateLimiter, int] | None = None,
         client: DynamoDBClient | None = None,
     ) -> None:
         super().__init__(table_name, client=client)
         self._users = users
         self._ttl = ttl_seconds
         self._max_per_user = max_per_user
+        # (limiter, connects a user may open a minute): each first connection of a user
+        # sets off presence to all their contacts and the backlog, so connecting and
+        # disconnecting in a loop would be an amplifier (one handshake, up to 500 pushes).
+        self._connect_limit = connect_limit
 
     def put(self, connection: Connection) -> None:
         item: dict[str, Any] = {
@@ -86,10 +98,18 @@ class ConnectionRepository(DynamoRepository):
                     issued_at=connection.token_iat,
                 ),
             )
+            if self._connect_limit is not None:
+                # Counted in the connect's own transaction: a refused connect counts nothing.
+                limiter, per_minute = self._connect_limit
+                rule = RateLimit(f"connect#user#{connection.user_id}", per_minute, 60)
+                tx.update("rate", limiter.update(rule, connection.connected_at))
             try:
                 tx.write(self.client)
             except ClientError as exc:
-                if "user" not in tx.refused(exc):
+                refused = tx.refused(exc)
+                if "rate" in refused:
+                    raise TooManyConnects(connection.user_id) from None
+                if "user" not in refused:
                     raise
                 # The user's item refused: revoked after the authorizer looked (a race
                 # the condition closes), or full - perhaps of ids whose $disconnect never
