@@ -19,10 +19,15 @@ from urllib.parse import urlsplit
 REFUSED = b'{"message": "the devserver answers its own pages and local tools only"}'
 
 
+def _hostname(netloc: str) -> str:
+    return urlsplit(f"//{netloc}").hostname or ""
+
+
 def names_this_machine(host: str) -> bool:
-    """A `Host` (or an origin's host) that is `localhost` or an IP address: a rebound
-    domain name is neither."""
-    name = urlsplit(f"//{host}").hostname or ""
+    """A `Host` that is `localhost` or an IP address: a rebound domain name is neither
+    (any address: a browser names in `Host` the address it connected to, so a remote page
+    cannot make it name another one)."""
+    name = _hostname(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -32,11 +37,48 @@ def names_this_machine(host: str) -> bool:
     return True
 
 
+def local_page(origin: str, host: str) -> bool:
+    """A page's ``origin`` is one this machine may have served: ``localhost``, a loopback
+    or private-network address (the demo opened from a phone, `--host 0.0.0.0`), or the
+    very name the request was sent to (`Host`). Not any IP address: a site served from a
+    public one (no name to rebind, no certificate needed) is another site."""
+    name = _hostname(urlsplit(origin).netloc)
+    if name and name == _hostname(host):
+        return True
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    # Named ranges, not `is_private`: that takes in IPv6 blocks that reach public hosts
+    # (6to4's 2002::/16, Teredo's 2001::/32).
+    return any(address in network for network in _LOCAL_NETWORKS)
+
+
+_LOCAL_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",  # loopback
+        "10.0.0.0/8",  # private networks (RFC 1918)
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",  # link-local
+        "::1/128",
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+    )
+]
+
+
 def local_request(host: str, origin: str | None) -> bool:
-    """``host`` names this machine and ``origin`` (the page's, None: not a page) too."""
+    """``host`` names this machine and ``origin`` (the page's, None: not a page) is one of
+    its pages."""
     if not names_this_machine(host):
         return False
-    return origin is None or names_this_machine(urlsplit(origin).netloc)
+    return origin is None or local_page(origin, host)
 
 
 class LocalOnlyApp:

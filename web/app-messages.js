@@ -352,7 +352,7 @@ export function initMessageOps(host) {
     panel.hidden = false;
     document.body.classList.add("thread-open");
     $("thread-messages").replaceChildren();
-    const page = await app.client.threadHistory(conversationId, parentSeq);
+    const page = await app.client.wholeThread(conversationId, parentSeq);
     if (threadParent !== parentSeq || app.active !== conversationId) return;
     // The thread's read may be newer than what the timeline shows (an edit whose reply is
     // still on its way): keep the newer version, and redraw the timeline with it.

@@ -924,6 +924,26 @@ export class SwitchboardClient {
   }
 
   /**
+   * A thread's parent and its replies, following `hasMore` from the last seq read (a page
+   * may hold fewer than asked: the server stops one before 100 KB), at most `maxPages`
+   * pages (`hasMore` still true if there were more).
+   * @param {string} conversationId
+   * @param {number} parentSeq
+   * @param {number} [maxPages]
+   * @returns {Promise<import("./protocol.js").ThreadPage>}
+   */
+  async wholeThread(conversationId, parentSeq, maxPages = 20) {
+    let page = await this.threadHistory(conversationId, parentSeq);
+    const messages = [...page.messages];
+    for (let n = 1; n < maxPages && page.hasMore && page.messages.length; n++) {
+      const afterSeq = messages[messages.length - 1].seq;
+      page = await this.threadHistory(conversationId, parentSeq, { afterSeq });
+      messages.push(...page.messages);
+    }
+    return { ...page, messages };
+  }
+
+  /**
    * Mutes a conversation's notifications and e-mail until `until` (epoch ms), or until
    * unmuted if omitted.
    * @param {string} conversationId
@@ -1042,12 +1062,37 @@ export class SwitchboardClient {
    * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
    */
   async listConversations(limit = 50) {
-    const reply = await this.request("conversation:list", { limit });
-    for (const c of reply.conversations ?? []) {
+    const conversations = await this._listPages({ limit }, limit);
+    for (const c of conversations) {
       this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
       this.seedChangeCursor(c.conversationId, c.lastChange ?? 0);
     }
-    return reply.conversations ?? [];
+    return conversations;
+  }
+
+  /**
+   * Up to `limit` summaries of `conversation:list`, following its cursor: a page may hold
+   * fewer than asked (the server stops one before 100 KB), so one page is not the list.
+   * @param {Record<string, unknown>} data
+   * @param {number} limit
+   * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
+   */
+  async _listPages(data, limit) {
+    /** @type {import("./protocol.js").ConversationSummary[]} */
+    const found = [];
+    /** @type {string | null} */
+    let cursor = null;
+    // Bounded: each page but the last holds one summary at least.
+    for (let page = 0; page < limit && found.length < limit; page++) {
+      /** @type {Record<string, unknown>} */
+      const ask = { ...data, limit: limit - found.length };
+      if (cursor) ask.cursor = cursor;
+      const reply = await this.request("conversation:list", ask);
+      found.push(...(reply.conversations ?? []));
+      cursor = reply.cursor ?? null;
+      if (!cursor) break;
+    }
+    return found;
   }
 
   /**
@@ -1078,9 +1123,9 @@ export class SwitchboardClient {
    * @returns {Promise<import("./protocol.js").ConversationSummary[]>}
    */
   async listRequests(limit = 50) {
-    const reply = await this.request("conversation:list", { limit, folder: "requests" });
-    for (const c of reply.conversations ?? []) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
-    return reply.conversations ?? [];
+    const conversations = await this._listPages({ folder: "requests" }, limit);
+    for (const c of conversations) this.seedCursor(c.conversationId, c.ackedSeq ?? 0);
+    return conversations;
   }
 
   /**

@@ -594,7 +594,11 @@ def test_the_embedded_aws_answers_no_other_site(devserver: RunningDevserver) -> 
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
-    for refused in ({"Origin": "https://evil.example"}, {"Host": f"evil.example:{port}"}):
+    for refused in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://93.184.216.34"},  # a site served from a public address
+        {"Host": f"evil.example:{port}"},
+    ):
         status, body = ask(refused)
         assert status == 403 and b"Table" not in body
     # The devserver's own functions and tools (no Origin) and its demo page still reach it

@@ -244,6 +244,18 @@ def test_repeating_an_old_send_pushes_nothing_past_a_block(people: Any) -> None:
     window.assert_nothing_happened("a repeated send to someone who blocked the sender")
 
 
+def test_repeating_a_request_pushes_nothing_after_a_decline(people: Any) -> None:
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob, accept=False)  # a message request
+    frame = {"conversationId": conversation, "clientMessageId": "cm-1", "body": "hi"}
+    first = alice.ok("message:send", frame)
+    bob.ok("conversation:decline", {"conversationId": conversation})
+    window = InProcess().window()
+    # When alice repeats her request's message: the same first reply, nothing to bob
+    assert alice.ok("message:send", frame) == first
+    window.assert_nothing_happened("a repeated send to someone who declined")
+
+
 def test_repeated_sends_push_no_more_than_the_send_limit(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,3 +308,50 @@ def test_sync_reads_a_former_members_leaves_in_one_call(stack: Stack) -> None:
     assert set(synced["conversations"]) == set(groups)
     assert operations.count("GetItem") == 0
     assert operations.count("BatchGetItem") == 2
+
+
+def test_a_retried_send_racing_another_members_send_is_still_pushed(
+    people: Any, apps: tuple[ModuleType, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat of an accepted send is pushed again because the first attempt may have
+    died between storing and pushing. It was skipped whenever the repeat's transaction
+    found the conversation's lastSeq moved (the "meta" condition, shared with a decline):
+    an honest retry racing any other member's send never reached anyone live."""
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    service = apps[0].service
+    frame = {"conversationId": conversation, "clientMessageId": "cm-1", "body": "hi"}
+
+    # Given alice's send was stored, and her function died before pushing it
+    def died(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the function died before pushing")
+
+    with monkeypatch.context() as m:
+        m.setattr(service, "_deliver", died)
+        assert alice.error("message:send", frame) == "internal"
+    assert not [f for f in bob.frames("message:new") if f["data"]["senderId"] == alice.user_id]
+    # When she retries it while bob sends at the same moment (after her read of the
+    # conversation, before her transaction)
+    read = service._conversation_for_send
+    raced: list[bool] = []
+
+    def racing(caller: Any, data: Any) -> Any:
+        found = read(caller, data)
+        if caller.user_id == alice.user_id and not raced:
+            raced.append(True)
+            bob.ok(
+                "message:send",
+                {"conversationId": conversation, "clientMessageId": "b", "body": "yo"},
+            )
+        return found
+
+    monkeypatch.setattr(service, "_conversation_for_send", racing)
+    again = alice.ok("message:send", frame)
+    # Then her message reaches bob live, once
+    assert raced and again["seq"] == 1
+    pushed = [
+        f["data"]["seq"]
+        for f in bob.frames("message:new")
+        if f["data"]["senderId"] == alice.user_id
+    ]
+    assert pushed == [1]

@@ -783,3 +783,38 @@ def test_thread_and_change_pages_always_fit_in_one_reply(
         if not page["hasMore"]:
             break
     assert set(range(2, 42)) <= set(changed)
+
+
+def test_a_thread_page_always_holds_a_reply_while_there_are_more(people: Any) -> None:
+    """A parent and its first reply that together pass the 100 KB budget (each near the
+    most one message may weigh: 4000 escaped emoji, a 64-emoji clientMessageId, a quote)
+    made a page with no reply and `hasMore: true`: no seq to go on from, so the reply was
+    unreachable and a client paging "while hasMore" asked the same page forever."""
+    alice, bob = people("alice", "bob")
+    conversation = new_conversation(alice, bob)
+    send(alice, conversation, "😀" * 4000)
+    for cmid, parent in (("p", None), ("r", 2)):
+        data: dict[str, Any] = {
+            "conversationId": conversation,
+            "clientMessageId": cmid + "😀" * 63,
+            "body": "😀" * 4000,
+            "replyToSeq": 1,
+        }
+        if parent is not None:
+            data["parentSeq"] = parent
+        alice.ok("message:send", data)
+    replies: list[int] = []
+    after = 0
+    for _ in range(3):
+        size, page = _raw(
+            bob,
+            "thread:history",
+            {"conversationId": conversation, "parentSeq": 2, "afterSeq": after},
+        )
+        assert size <= MAX_MESSAGE_BYTES
+        assert page["messages"] or not page["hasMore"], "a page with no reply said hasMore"
+        replies += [m["seq"] for m in page["messages"]]
+        if not page["hasMore"]:
+            break
+        after = replies[-1]
+    assert replies == [3]

@@ -635,6 +635,14 @@ MUTANTS: list[Mutant] = [
         "    if False:\n        messages = [as_left(m, left_at) for m in messages]",
         MESSAGE_OPS,
     ),
+    Mutant(
+        "thread-page-without-a-reply",
+        "message operations",
+        f"{LAYER}/message_ops.py",
+        "        fit = fitting(wired[1:], rest)\n",
+        "        fit = fitting(wired) - 1\n",
+        MESSAGE_OPS,
+    ),
     # ------------------------------------------------------------ consent and membership
     Mutant(
         "send-ignores-blocks",
@@ -664,8 +672,24 @@ MUTANTS: list[Mutant] = [
         "repeated-send-pushes-past-a-block",
         "consent",
         f"{LAYER}/messaging.py",
-        'if not refused & {"consent", "meta"} and self.counters.consume(',
+        "if not refused_here and self.counters.consume(",
         "if self.counters.consume(",
+        (ABUSE_MESSAGING,),
+    ),
+    Mutant(
+        "repeated-send-pushes-past-a-decline",
+        "consent",
+        f"{LAYER}/messaging.py",
+        'refused_here = "consent" in refused or conversation.declined_by is not None',
+        'refused_here = "consent" in refused',
+        (ABUSE_MESSAGING,),
+    ),
+    Mutant(
+        "repeated-send-racing-a-send-not-pushed",
+        "consent",
+        f"{LAYER}/messaging.py",
+        'refused_here = "consent" in refused or conversation.declined_by is not None',
+        'refused_here = bool(refused & {"consent", "meta"})',
         (ABUSE_MESSAGING,),
     ),
     Mutant(

@@ -752,3 +752,49 @@ test("keep-alive: only after pingIntervalMs without sending; a busy connection s
   assert.equal(ws.requests("keepalive").length, 1);
   h.client.close();
 });
+
+test("conversation lists and threads follow cursors and hasMore: a page may be cut at 100 KB", async () => {
+  const h = harness();
+  const ws = await connected(h);
+  const summary = (conversationId) => ({
+    conversationId, title: null, listingId: null, members: ["alice", "bob"], lastSeq: 1,
+    lastMessage: null, lastActivityAt: 1, ackedSeq: 1, readSeq: 1, unread: 0, lastChange: 0,
+  });
+  // A page stopped early (its summaries near 100 KB): the rest is asked from its cursor
+  const listed = h.client.listConversations(5);
+  await flush();
+  const [first] = ws.requests("conversation:list");
+  assert.deepEqual(first.data, { limit: 5 });
+  ws.reply(first, { conversations: [summary("c1"), summary("c2")], cursor: "k2" });
+  await flush();
+  const [, second] = ws.requests("conversation:list");
+  assert.deepEqual(second.data, { limit: 3, cursor: "k2" });
+  ws.reply(second, { conversations: [summary("c3")], cursor: null });
+  assert.deepEqual((await listed).map((c) => c.conversationId), ["c1", "c2", "c3"]);
+  assert.equal(ws.requests("conversation:list").length, 2, "no cursor: no more reads");
+  // The requests folder alike
+  const requested = h.client.listRequests(2);
+  await flush();
+  const [, , third] = ws.requests("conversation:list");
+  assert.deepEqual(third.data, { limit: 2, folder: "requests" });
+  ws.reply(third, { conversations: [{ ...summary("r1"), request: true }], cursor: "k3" });
+  await flush();
+  const [, , , fourth] = ws.requests("conversation:list");
+  assert.deepEqual(fourth.data, { limit: 1, folder: "requests", cursor: "k3" });
+  ws.reply(fourth, { conversations: [{ ...summary("r2"), request: true }], cursor: "k4" });
+  assert.deepEqual((await requested).map((c) => c.conversationId), ["r1", "r2"]);
+  assert.equal(ws.requests("conversation:list").length, 4, "the limit reached: no more reads");
+  // A thread: its replies after the last seq while hasMore
+  const thread = h.client.wholeThread("c1", 3);
+  await flush();
+  const [t1] = ws.requests("thread:history");
+  assert.deepEqual(t1.data, { conversationId: "c1", parentSeq: 3, afterSeq: 0, limit: 50 });
+  ws.reply(t1, { conversationId: "c1", parent: msg("c1", 3), messages: [msg("c1", 4)], hasMore: true });
+  await flush();
+  const [, t2] = ws.requests("thread:history");
+  assert.deepEqual(t2.data, { conversationId: "c1", parentSeq: 3, afterSeq: 4, limit: 50 });
+  ws.reply(t2, { conversationId: "c1", parent: msg("c1", 3), messages: [msg("c1", 6)], hasMore: false });
+  const whole = await thread;
+  assert.deepEqual([whole.parent.seq, whole.messages.map((m) => m.seq), whole.hasMore], [3, [4, 6], false]);
+  h.client.close();
+});

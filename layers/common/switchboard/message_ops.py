@@ -361,12 +361,16 @@ class MessageOpsService:
         )
         page = replies[: data.limit]
         wired = wire_messages(self.conversations, [parent, *page])
-        fit = fitting(wired)  # the parent and the replies that fit in one reply
+        # The parent and the replies that fit beside it in one reply, but always one reply
+        # at least: a page without one has no seq to go on from (the client would ask the
+        # same page forever). Two messages of the longest body, escaped, fit in 128 KB.
+        rest = REPLY_BUDGET_BYTES - len(to_json(wired[0].wire()))
+        fit = fitting(wired[1:], rest)
         return wire.ThreadPage(
             conversationId=conversation.conversation_id,
             parent=wired[0],
-            messages=wired[1:fit],
-            hasMore=len(replies) > data.limit or fit < len(wired),
+            messages=wired[1 : 1 + fit],
+            hasMore=len(replies) > data.limit or fit < len(wired) - 1,
         )
 
     # ------------------------------------------------------------------ mute

@@ -407,14 +407,17 @@ class MessagingService:
         reply = previous.reply
         # The first attempt may have died between storing and pushing; push again (clients
         # drop duplicates by seq), so an acknowledged message always reaches online members.
-        # Not where a new send would be refused (a block, a declined 1:1), and no more
-        # repeats pushed than sends: a window of their own (a repeat never takes a new
-        # send's room), answered in any case, so repeats cannot push (and queue
-        # notifications) more than sends could.
+        # Not where a new send would be refused (a block: the transaction's check; a
+        # declined 1:1: the read, as for a new send's SeqConflict - the "meta" condition
+        # also fails when another member's send moved lastSeq, and an honest retry racing
+        # one must still be pushed), and no more repeats pushed than sends: a window of
+        # their own (a repeat never takes a new send's room), answered in any case, so
+        # repeats cannot push (and queue notifications) more than sends could.
         repeats = RateLimit(
             f"repeat#user#{caller.user_id}", self.limits.sends_per_user, self.limits.window_seconds
         )
-        if not refused & {"consent", "meta"} and self.counters.consume(repeats, self._now_ms()):
+        refused_here = "consent" in refused or conversation.declined_by is not None
+        if not refused_here and self.counters.consume(repeats, self._now_ms()):
             stored = self.conversations.messages_after(
                 conversation.conversation_id, int(reply["seq"]) - 1, 1
             )
