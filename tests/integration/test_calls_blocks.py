@@ -191,3 +191,38 @@ def test_a_block_made_during_a_call_stops_the_relay_between_the_pair(
     # While each still talks with bob
     victim.ok("call:offer", {"callId": call_id, "toUserId": bob.user_id, "offer": OFFER})
     assert signaling(bob, call_id, from_user=victim.user_id)[-1] == "call:offer"
+
+
+def test_an_invite_sent_while_joining_is_checked_against_everyone_in_the_call(
+    people: Any, apps: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker's finding (review of the block check): an invite read while its sender
+    was still ringing was checked against the sender only (a ringing participant is not
+    told who is in the call), and if the sender's own ``call:join`` landed before the
+    invite's write, the invite went through unchecked against the call."""
+    victim, stalker, bob, alice, carol = people("victim", "stalker", "bob", "alice", "carol")
+    block(apps, victim, stalker)
+    # Given bob's group call: the victim joined, alice (who knows the stalker) ringing
+    call_id = bob.ok(
+        "call:initiate", {"calleeIds": [victim.user_id, alice.user_id], "media": "audio"}
+    )["callId"]
+    victim.ok("call:join", {"callId": call_id})
+    # When alice sends call:invite and call:join together, and her join lands between the
+    # invite's read of the call and its write (the invite counts its ring in between)
+    service = apps["signaling"].service
+    count_ring = service._count_ring
+
+    def join_meanwhile(*args: Any) -> None:
+        monkeypatch.setattr(service, "_count_ring", count_ring)
+        alice.ok("call:join", {"callId": call_id})
+        count_ring(*args)
+
+    monkeypatch.setattr(service, "_count_ring", join_meanwhile)
+    reply = alice.call("call:invite", {"callId": call_id, "userIds": [stalker.user_id]})
+    # Then the invite is refused (retry), and the stalker is not rung into her call
+    assert not reply["ok"] and reply["error"]["code"] == "conflict", reply
+    ring_sentinel(carol, stalker)
+    assert signaling(stalker, call_id) == []
+    # And a retry, now that alice is in, is checked against everyone: refused as a stranger
+    again = alice.call("call:invite", {"callId": call_id, "userIds": [stalker.user_id]})
+    assert not again["ok"] and again["error"]["code"] == "forbidden", again

@@ -274,13 +274,17 @@ class CallService:
         self._count_ring(caller, self.now())
 
         def change(current: Call) -> Call:
-            # Someone who came in since the check (another member's invite, concurrent
-            # with this one) was not checked against these invitees: the inviter retries.
-            if joined and {p.user_id for p in current.in_call()} - present - set(data.userIds):
-                raise Conflict("the call changed; retry")
-            return invite(
+            after = invite(
                 current, caller.user_id, data.userIds, self.now(), self.limits.max_participants
             )
+            # Someone in the call who was not checked against these invitees (another
+            # member's concurrent invite came in; or the inviter was still ringing when the
+            # call was read, so only they were checked, and joined since): a retry checks all.
+            if after is not current and (
+                {p.user_id for p in current.in_call()} - present - set(data.userIds)
+            ):
+                raise Conflict("the call changed; retry")
+            return after
 
         before, after = self.transition(data.callId, change, caller.connection_id)
         new = [
