@@ -745,6 +745,14 @@ MUTANTS: list[Mutant] = [
         ("tests/integration/test_calls_blocks.py",),
     ),
     Mutant(
+        "calls-invite-unchecked-after-joining",
+        "calls across a block",
+        f"{LAYER}/calls/service.py",
+        "            if after is not current and (",
+        "            if joined and after is not current and (",
+        ("tests/integration/test_calls_blocks.py",),
+    ),
+    Mutant(
         "conversation-page-over-one-message",
         "rate limits",
         f"{LAYER}/messaging.py",
