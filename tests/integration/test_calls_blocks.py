@@ -226,3 +226,23 @@ def test_an_invite_sent_while_joining_is_checked_against_everyone_in_the_call(
     # And a retry, now that alice is in, is checked against everyone: refused as a stranger
     again = alice.call("call:invite", {"callId": call_id, "userIds": [stalker.user_id]})
     assert not again["ok"] and again["error"]["code"] == "forbidden", again
+
+
+def test_a_block_made_while_a_call_rings_withdraws_the_callers_offer(
+    people: Any, apps: dict[str, ModuleType]
+) -> None:
+    """An attacker's finding (review of the block check): the 1:1 offer (the caller's SDP,
+    which may carry her addresses) stayed on the call item after she blocked the callee
+    while it rang, and ``call:get-active`` gave it to any device of his that asked - one
+    that was offline when the call rang, too."""
+    victim, stalker = people("victim", "stalker")
+    # Given the victim's 1:1 call to the stalker, still ringing, its offer on the item
+    call_id = victim.ok(
+        "call:initiate", {"calleeId": stalker.user_id, "media": "audio", "offer": OFFER}
+    )["callId"]
+    assert stalker.ok("call:get-active", {})["call"].get("offer") is not None
+    # When she blocks him before he answers
+    block(apps, victim, stalker)
+    # Then none of his devices is given her offer any more, while the call still rings
+    active = stalker.ok("call:get-active", {})["call"]
+    assert (active["callId"], active["state"], active.get("offer")) == (call_id, "ringing", None)

@@ -406,7 +406,8 @@ def add_pending_candidate(
 
 def separate(call: Call, first: str, second: str) -> Call:
     """A block made between two participants during the call: nothing is relayed between
-    them any more, and the candidates one kept for the other (still ringing) are dropped."""
+    them any more, and the candidates one kept for the other (still ringing) are dropped,
+    as is a 1:1 call's offer (the caller's SDP, for the ringing callee's devices)."""
     pair = _pair(first, second)
     if pair in call.apart:
         return call
@@ -415,7 +416,8 @@ def separate(call: Call, first: str, second: str) -> Call:
         for to, queued in call.pending_ice.items()
         if (kept := [e for e in queued if to not in pair or e["fromUserId"] not in pair])
     }
-    return replace(call, apart=(*call.apart, pair), pending_ice=pending)
+    offer = None if call.caller_id in pair and not call.group else call.offer
+    return replace(call, apart=(*call.apart, pair), pending_ice=pending, offer=offer)
 
 
 def _pair(first: str, second: str) -> tuple[str, str]:
