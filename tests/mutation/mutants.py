@@ -753,6 +753,14 @@ MUTANTS: list[Mutant] = [
         ("tests/integration/test_calls_blocks.py",),
     ),
     Mutant(
+        "calls-offer-kept-past-a-block",
+        "calls across a block",
+        f"{LAYER}/calls/model.py",
+        "    offer = None if call.caller_id in pair and not call.group else call.offer",
+        "    offer = call.offer",
+        ("tests/integration/test_calls_blocks.py",),
+    ),
+    Mutant(
         "conversation-page-over-one-message",
         "rate limits",
         f"{LAYER}/messaging.py",
