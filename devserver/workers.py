@@ -319,13 +319,25 @@ class FunctionPool:
             # failed starts, queued when no worker was left: it starts one all the same,
             # so an invocation still waiting is never left with none).
             self._replace()
-        self._waiting += 1
-        try:
-            worker = await self._idle.get()
-        finally:
-            self._waiting -= 1
-        if isinstance(worker, _StartFailed):
-            return worker.result()
+        while True:
+            self._waiting += 1
+            try:
+                worker = await self._idle.get()
+            finally:
+                self._waiting -= 1
+            if isinstance(worker, _StartFailed):
+                return worker.result()
+            if worker.alive:
+                break
+            # It died while idle (killed between invocations). On Lambda a dead environment
+            # asks for no invocation: this one waits for a live worker, a new one if need be.
+            log.warning(
+                "%s[%d] died while idle (exit %s): replaced",
+                self.spec.logical_id,
+                worker.pid,
+                worker.process.returncode if worker.process else None,
+            )
+            await self._retire(worker)
         try:
             result = await worker.invoke(event)
         except TimeoutError:

@@ -4,8 +4,9 @@ crashes at import: not an exception, which the worker reports as Lambda's init e
 Lambda answers the invocation that needed the environment with an error; the devserver
 did not: the invocation waited for a worker forever, the failed start retried itself
 every second for ever, and each invocation that arrived while a retry slept started one
-more such loop, so the pool went past ``--workers`` and kept growing. The pool itself, on
-real worker processes (no moto needed: the handler never runs)."""
+more such loop, so the pool went past ``--workers`` and kept growing. And a worker killed
+while idle was handed the next invocation, which failed at once. The pool itself, on real
+worker processes (no moto needed)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,23 @@ async def test_an_invocation_waiting_for_a_start_is_answered_when_the_devserver_
     # ... as is one that comes after the close, without starting any
     late = await asyncio.wait_for(pool.invoke({}), 5)
     assert not late.ok and not pool._workers and not pool._tasks
+
+
+async def test_a_worker_killed_while_idle_is_never_handed_an_invocation(tmp_path: Path) -> None:
+    # Lambda never gives an invocation to an environment that died between invocations
+    # (a dead one asks for none): the devserver gave it one, which failed at once with
+    # Runtime.ExitError (seen in the chaos test, whose killer SIGKILLs workers).
+    spec = _function(tmp_path, "echo", "")
+    pool = FunctionPool(spec, function_environment(spec, "http://127.0.0.1:9"), 1)
+    try:
+        first = await asyncio.wait_for(pool.invoke({"n": 1}), 30)
+        assert first.ok and first.payload == {"n": 1}, first
+        (idle,) = pool._workers
+        assert idle.process is not None
+        idle.process.kill()
+        await asyncio.wait_for(idle.process.wait(), 10)  # dead, still in the idle queue
+        second = await asyncio.wait_for(pool.invoke({"n": 2}), 30)
+        assert second.ok and second.payload == {"n": 2}, second
+        assert second.pid != first.pid  # served by the worker that replaced it
+    finally:
+        await asyncio.wait_for(pool.close(), 30)
