@@ -44,7 +44,7 @@ BASELINE = "-"
 # settings) and a Powertools Logger. Measured in the same rounds as the functions and
 # reported beside them (no goal): what a function that uses them all cannot go below.
 FLOOR = "=floor"
-FLOOR_NAME = "floor: boto3, a pydantic model, a Powertools Logger"
+FLOOR_NAME = "floor: `import boto3` (no client) + a pydantic model + a Powertools Logger"
 # Never reached: a handler that calls AWS while it initialises fails loudly here.
 UNREACHABLE_AWS = "http://127.0.0.1:9"
 

@@ -439,7 +439,7 @@ def coldstart_table(cold: dict[str, Any]) -> str:
         floor = cold["floor"]
         rows.append(
             (
-                "floor: the baseline + a pydantic model + a Powertools Logger",
+                "floor: `import boto3` (no client) + a pydantic model + a Powertools Logger",
                 f"{floor['median_ms']:.0f} ms",
                 f"{floor['ratio']:.2f}",
                 *(("", "") if first["functions"] else ()),
@@ -461,8 +461,8 @@ def first_request_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str
     if "coldstart_floor_ratio" in results:
         rows.append(
             (
-                "Cold start floor: boto3 + one client + a pydantic model + a Powertools Logger "
-                "/ boto3 + one client [`coldstart_floor_ratio`]",
+                "Cold start floor: `import boto3` (no client) + a pydantic model + a Powertools "
+                "Logger / boto3 + one client [`coldstart_floor_ratio`]",
                 _fmt(results["coldstart_floor_ratio"]),
                 "reported",
                 "",
