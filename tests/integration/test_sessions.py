@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -131,31 +132,36 @@ def test_connection_flood_is_refused_with_429_and_nothing_stored(
     assert again == {"statusCode": 200}
 
 
+def _connect_in_this_minute(app: ModuleType, context: FakeContext) -> Callable[[str, int], Any]:
+    """``connect(user, i)``: ``$connect`` of ``<user>-<i>``, stamped ``i`` ms into the
+    current minute, so that every connect of a test falls in one window of the per-minute
+    count whatever the clock says."""
+    now_ms = int(time.time() * 1000)
+    minute = now_ms - now_ms % 60_000
+
+    def connect(user: str, i: int) -> Any:
+        event = ws_event("$connect", connection_id=f"{user}-{i}", user_id=user)
+        event["requestContext"]["connectedAt"] = minute + i
+        return app.lambda_handler(event, context)
+
+    return connect
+
+
 def test_connecting_in_a_loop_is_refused_with_429_and_sets_nothing_off(
     stack: Stack, context: FakeContext
 ) -> None:
     # Each first connection of a user sends presence to all their contacts (and reads the
     # backlog): connecting and disconnecting in a loop would be an amplifier.
     app = stack.handler("ConnectionFunction", CONNECT_LIMIT_PER_MINUTE="3")
+    connect = _connect_in_this_minute(app, context)
     ddb = stack.client("dynamodb")
     user = tag("flapper")
-    now_ms = int(time.time() * 1000)
-    minute = now_ms - now_ms % 60_000  # every connect in one window, whatever the clock
-
-    def connect(i: int) -> dict[str, Any]:
-        event = ws_event("$connect", connection_id=f"{user}-{i}", user_id=user)
-        event["requestContext"]["connectedAt"] = minute + i
-        return app.lambda_handler(event, context)
-
-    def disconnect(i: int) -> None:
+    statuses = []
+    for i in range(4):
+        statuses.append(connect(user, i))
         app.lambda_handler(
             ws_event("$disconnect", connection_id=f"{user}-{i}", user_id=user), context
         )
-
-    statuses = []
-    for i in range(4):
-        statuses.append(connect(i))
-        disconnect(i)
     assert statuses == [{"statusCode": 200}] * 3 + [{"statusCode": 429}]
     refused = ddb.get_item(
         TableName=stack.table("ConnectionsTable"), Key={"connectionId": {"S": f"{user}-3"}}
@@ -164,10 +170,7 @@ def test_connecting_in_a_loop_is_refused_with_429_and_sets_nothing_off(
     users = ddb.get_item(TableName=stack.table("UsersTable"), Key={"userId": {"S": user}})
     assert "connectionIds" not in users["Item"]
     # Another user is not limited by this one's connects
-    other = tag("neighbour")
-    event = ws_event("$connect", connection_id=f"{other}-0", user_id=other)
-    event["requestContext"]["connectedAt"] = minute + 5
-    assert app.lambda_handler(event, context) == {"statusCode": 200}
+    assert connect(tag("neighbour"), 5) == {"statusCode": 200}
 
 
 def test_a_connect_refused_for_a_full_user_counts_no_connect(
@@ -177,19 +180,12 @@ def test_a_connect_refused_for_a_full_user_counts_no_connect(
     app = stack.handler(
         "ConnectionFunction", MAX_CONNECTIONS_PER_USER="1", CONNECT_LIMIT_PER_MINUTE="2"
     )
+    connect = _connect_in_this_minute(app, context)
     user = tag("full")
-    now_ms = int(time.time() * 1000)
-    minute = now_ms - now_ms % 60_000
-
-    def connect(i: int) -> dict[str, Any]:
-        event = ws_event("$connect", connection_id=f"{user}-{i}", user_id=user)
-        event["requestContext"]["connectedAt"] = minute + i
-        return app.lambda_handler(event, context)
-
-    assert connect(0) == {"statusCode": 200}
-    assert [connect(i) for i in (1, 2, 3)] == [{"statusCode": 429}] * 3  # full: not counted
+    assert connect(user, 0) == {"statusCode": 200}
+    assert [connect(user, i) for i in (1, 2, 3)] == [{"statusCode": 429}] * 3  # full: not counted
     app.lambda_handler(ws_event("$disconnect", connection_id=f"{user}-0", user_id=user), context)
-    assert connect(4) == {"statusCode": 200}  # the second connect of the minute
+    assert connect(user, 4) == {"statusCode": 200}  # the second connect of the minute
 
 
 def test_send_rate_limits_per_connection_and_per_user_store_nothing_refused(
