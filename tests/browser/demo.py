@@ -32,6 +32,18 @@ def send(app: AppPage, text: str) -> None:
     expect(app.page.locator(".message.own .body", has_text=text)).to_be_visible()
 
 
+def send_numbered(app: AppPage, conversation_id: str, count: int) -> None:
+    """Sends "message 1" .. "message <count>" through the client, one after the other
+    (each waits for its reply: seqs in order), without the compose box."""
+    app.eval(
+        """async ([id, count]) => {
+            const c = window.switchboardApp.client;
+            for (let i = 1; i <= count; i++) await c.sendMessage(id, `message ${i}`);
+        }""",
+        [conversation_id, count],
+    )
+
+
 def accept_request(app: AppPage, from_user: str) -> None:
     """Accepts, in the requests section, the conversation ``from_user`` started: until
     then it is a message request (no presence, typing or receipts either way)."""

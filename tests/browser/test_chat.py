@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenApp
-from tests.browser.demo import accept_request, send, start_conversation, users
+from tests.browser.demo import accept_request, send, send_numbered, start_conversation, users
 
 
 def test_two_users_chat_with_presence_typing_and_read_ticks(open_app: OpenApp) -> None:
@@ -87,13 +87,7 @@ def test_history_scroll_back_loads_older_messages(open_app: OpenApp) -> None:
     alice = open_app(alice_id)
     conversation_id = start_conversation(alice, bob_id)
     # Given 40 messages (more than the 30 a conversation opens with) that bob's device got
-    alice.eval(
-        """async (id) => {
-            const c = window.switchboardApp.client;
-            for (let i = 1; i <= 40; i++) await c.sendMessage(id, `message ${i}`);
-        }""",
-        conversation_id,
-    )
+    send_numbered(alice, conversation_id, 40)
     bob = open_app(bob_id)
     accept_request(bob, alice_id)  # (the receipts held back until then follow)
     expect(alice.page.locator(".message.own .ticks").last).to_have_attribute(
@@ -119,13 +113,7 @@ def test_load_earlier_messages_button_brings_the_rest(open_app: OpenApp) -> None
     alice_id, bob_id = users("alice", "bob")
     alice = open_app(alice_id)
     conversation_id = start_conversation(alice, bob_id)
-    alice.eval(
-        """async (id) => {
-            const c = window.switchboardApp.client;
-            for (let i = 1; i <= 35; i++) await c.sendMessage(id, `message ${i}`);
-        }""",
-        conversation_id,
-    )
+    send_numbered(alice, conversation_id, 35)
     bob = open_app(bob_id)
     # He accepts at once: before his backlog comes, while it is read, or while his device's
     # ack of it is in flight (test_consent.py puts the accept exactly there); alice's

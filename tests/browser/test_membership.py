@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.browser.conftest import AppPage, OpenApp
-from tests.browser.demo import accept_request, send, start_conversation, users
+from tests.browser.demo import accept_request, send, send_numbered, start_conversation, users
 
 
 def shown_error(app: AppPage) -> str:
@@ -68,13 +68,7 @@ def test_a_requests_backlog_reloads_the_requests_once_not_per_message(
     alice = open_app(alice_id)
     conversation_id = start_conversation(alice, bob_id)
     # Given 35 messages from a stranger while bob is away
-    alice.eval(
-        """async (id) => {
-            const c = window.switchboardApp.client;
-            for (let i = 1; i <= 35; i++) await c.sendMessage(id, `message ${i}`);
-        }""",
-        conversation_id,
-    )
+    send_numbered(alice, conversation_id, 35)
     # When bob connects: the backlog brings them (35 messages of a request)
     bob = open_app(bob_id, init_script=COUNT_FRAMES)
     bob.page.wait_for_function(
