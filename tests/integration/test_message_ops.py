@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -732,6 +733,26 @@ def _raw(client: Client, action: str, data: dict[str, Any]) -> tuple[int, dict[s
     return len(body.encode()), reply["data"]
 
 
+def _thread_pages(
+    client: Client, conversation: str, parent_seq: int, *, most: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``thread:history`` of ``parent_seq`` from its start, at most ``most`` pages, as
+    ``_raw`` gives them: each page asked after the last reply of the one before, until a
+    page says there is no more."""
+    after = 0
+    for _ in range(most):
+        size, page = _raw(
+            client,
+            "thread:history",
+            {"conversationId": conversation, "parentSeq": parent_seq, "afterSeq": after},
+        )
+        yield size, page
+        if not page["hasMore"]:
+            return
+        if page["messages"]:
+            after = page["messages"][-1]["seq"]
+
+
 def test_thread_and_change_pages_always_fit_in_one_reply(
     people: Any, monkeypatch: pytest.MonkeyPatch, apps: dict[str, ModuleType]
 ) -> None:
@@ -755,18 +776,9 @@ def test_thread_and_change_pages_always_fit_in_one_reply(
             },
         )
     replies: list[int] = []
-    after = 0
-    for _ in range(10):
-        size, page = _raw(
-            bob,
-            "thread:history",
-            {"conversationId": conversation, "parentSeq": 1, "afterSeq": after},
-        )
+    for size, page in _thread_pages(bob, conversation, 1, most=10):
         assert size <= MAX_MESSAGE_BYTES
         replies += [m["seq"] for m in page["messages"]]
-        if not page["hasMore"]:
-            break
-        after = replies[-1]
     assert replies == list(range(2, 42))
     # A change on each long message: the change pages fit too, and together hold them all
     for seq in range(2, 42):
@@ -804,17 +816,8 @@ def test_a_thread_page_always_holds_a_reply_while_there_are_more(people: Any) ->
             data["parentSeq"] = parent
         alice.ok("message:send", data)
     replies: list[int] = []
-    after = 0
-    for _ in range(3):
-        size, page = _raw(
-            bob,
-            "thread:history",
-            {"conversationId": conversation, "parentSeq": 2, "afterSeq": after},
-        )
+    for size, page in _thread_pages(bob, conversation, 2, most=3):
         assert size <= MAX_MESSAGE_BYTES
         assert page["messages"] or not page["hasMore"], "a page with no reply said hasMore"
         replies += [m["seq"] for m in page["messages"]]
-        if not page["hasMore"]:
-            break
-        after = replies[-1]
     assert replies == [3]
